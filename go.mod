@@ -1,0 +1,11 @@
+module github.com/paddock-sh/paddock
+
+go 1.26.0
+
+require (
+	github.com/hashicorp/go-multierror v1.1.1
+	go.yaml.in/yaml/v3 v3.0.6
+	golang.org/x/sys v0.50.0
+)
+
+require github.com/hashicorp/errwrap v1.0.0 // indirect

@@ -1,0 +1,520 @@
+package manifest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// MaxInstances bounds `instances` so that a typo (40000 for 4) cannot fork
+// the machine to death.
+const MaxInstances = 10000
+
+// maxDecodeBytes bounds the size of one manifest file.
+const maxDecodeBytes = 8 << 20
+
+var appNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+
+// Decode parses one manifest file: zero or more YAML documents separated by
+// "---", each with an optional `apps:` mapping. file names the file in
+// errors, exactly as given. Defaults are applied to every app; structural
+// validation (Validate) and host checks (CheckHost) are separate steps.
+//
+// Decode is strict: an unknown key, a value of the wrong type or a duplicate
+// key is an error. It returns every app it could decode along with every
+// problem it found, so that a caller can report them all at once. An empty
+// file declares nothing and is valid.
+func Decode(file string, data []byte) ([]*App, error) {
+	var l errorList
+	if len(data) > maxDecodeBytes {
+		l.add(Pos{file, 1, 1}, "", "file is larger than %d bytes", maxDecodeBytes)
+		return nil, l.err()
+	}
+	d := &decoder{file: file, l: &l, merged: map[*yaml.Node][]pair{}}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var apps []*App
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			l.errs = append(l.errs, syntaxError(file, err))
+			break
+		}
+		apps = append(apps, d.document(&doc)...)
+	}
+	return apps, l.err()
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxError turns a YAML parser error into a FieldError. The parser reports
+// a line but no column; the column is then 1.
+func syntaxError(file string, err error) error {
+	msg := err.Error()
+	line := 1
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		if n, convErr := strconv.Atoi(m[1]); convErr == nil && n > 0 {
+			line = n
+		}
+		msg = m[2]
+	} else {
+		msg = strings.TrimPrefix(msg, "yaml: ")
+	}
+	return &FieldError{Pos: Pos{file, line, 1}, Msg: "yaml syntax: " + msg, Err: err}
+}
+
+type decoder struct {
+	file string
+	l    *errorList
+	// merged caches the key/value pairs of each mapping, merge keys
+	// expanded, so that many aliases of one anchor cost one expansion.
+	merged map[*yaml.Node][]pair
+}
+
+type pair struct{ key, val *yaml.Node }
+
+func (d *decoder) pos(n *yaml.Node) Pos { return Pos{d.file, n.Line, n.Column} }
+
+func (d *decoder) errorf(n *yaml.Node, field, format string, args ...any) {
+	d.l.add(d.pos(n), field, format, args...)
+}
+
+// deref follows aliases to the node they name.
+func deref(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 100; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n == nil || (n.Kind == yaml.ScalarNode && n.Tag == "!!null")
+}
+
+// kindName describes a node for "got X" in error messages.
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		switch n.Tag {
+		case "!!null":
+			return "null"
+		case "!!str":
+			return strconv.Quote(n.Value)
+		default:
+			return n.Value
+		}
+	}
+	return "unknown"
+}
+
+// pairs returns the key/value pairs of mapping node m with YAML merge keys
+// ("<<: *base") expanded: explicit keys win over merged ones, and earlier
+// merged mappings win over later ones. A duplicate explicit key is an error.
+func (d *decoder) pairs(m *yaml.Node, field string) []pair {
+	if ps, ok := d.merged[m]; ok {
+		return ps
+	}
+	d.merged[m] = nil // a mapping that merges itself sees nothing
+	var explicit, merged []pair
+	seen := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
+			merged = append(merged, d.mergeSources(v, field)...)
+			continue
+		}
+		if k.Kind != yaml.ScalarNode {
+			d.errorf(k, field, "keys must be strings, got %s", kindName(deref(k)))
+			continue
+		}
+		if prev, dup := seen[k.Value]; dup {
+			d.errorf(k, join(field, k.Value), "duplicate key, first at line %d", prev.Line)
+			continue
+		}
+		seen[k.Value] = k
+		explicit = append(explicit, pair{k, v})
+	}
+	out := explicit
+	for _, p := range merged {
+		if _, ok := seen[p.key.Value]; ok {
+			continue
+		}
+		seen[p.key.Value] = p.key
+		out = append(out, p)
+	}
+	d.merged[m] = out
+	return out
+}
+
+// mergeSources returns the pairs that a merge key's value contributes.
+func (d *decoder) mergeSources(v *yaml.Node, field string) []pair {
+	v = deref(v)
+	switch {
+	case v == nil:
+		return nil
+	case v.Kind == yaml.MappingNode:
+		return d.pairs(v, field)
+	case v.Kind == yaml.SequenceNode:
+		var out []pair
+		for _, item := range v.Content {
+			item = deref(item)
+			if item == nil || item.Kind != yaml.MappingNode {
+				d.errorf(v, field, "a merge key (<<) takes a mapping or a list of mappings")
+				continue
+			}
+			out = append(out, d.pairs(item, field)...)
+		}
+		return out
+	default:
+		d.errorf(v, field, "a merge key (<<) takes a mapping or a list of mappings")
+		return nil
+	}
+}
+
+func join(prefix, key string) string {
+	if prefix == "" {
+		return key
+	}
+	return prefix + "." + key
+}
+
+// document decodes one YAML document.
+func (d *decoder) document(doc *yaml.Node) []*App {
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return nil
+	}
+	root := deref(doc.Content[0])
+	if isNull(root) {
+		return nil
+	}
+	if root.Kind != yaml.MappingNode {
+		d.errorf(root, "", "a manifest must be a mapping with an `apps:` key, got %s", kindName(root))
+		return nil
+	}
+	var apps []*App
+	for _, p := range d.pairs(root, "") {
+		if strings.HasPrefix(p.key.Value, "x-") {
+			continue // extension keys hold YAML anchors for apps to merge
+		}
+		if p.key.Value != "apps" {
+			d.errorf(p.key, p.key.Value, "unknown key (a manifest has `apps:`, and `x-` keys for anchors)")
+			continue
+		}
+		v := deref(p.val)
+		if isNull(v) {
+			continue
+		}
+		if v.Kind != yaml.MappingNode {
+			d.errorf(v, "apps", "must be a mapping of app names to apps, got %s", kindName(v))
+			continue
+		}
+		for _, ap := range d.pairs(v, "apps") {
+			if a := d.app(ap.key, ap.val); a != nil {
+				apps = append(apps, a)
+			}
+		}
+	}
+	return apps
+}
+
+// app decodes one app; it returns nil only when the node cannot be an app at
+// all (then an error was recorded).
+func (d *decoder) app(key, val *yaml.Node) *App {
+	name := key.Value
+	field := "apps." + name
+	a := &App{
+		Name:             name,
+		Source:           d.pos(key),
+		Pos:              map[string]Pos{},
+		Instances:        DefaultInstances,
+		SchedulingPolicy: DefaultSchedulingPolicy,
+		Restart:          DefaultRestart,
+		Backoff:          Backoff{Initial: DefaultBackoffInitial, Max: DefaultBackoffMax},
+		KillSignal:       DefaultKillSignal,
+		KillTimeout:      DefaultKillTimeout,
+	}
+	if !appNameRE.MatchString(name) || len(name) > 63 {
+		d.errorf(key, field, "app names are lower-case letters, digits and '-', start and end with a letter or digit, at most 63 characters")
+	}
+	v := deref(val)
+	if isNull(v) {
+		d.errorf(key, field, "an app needs at least `exec:`")
+		return a
+	}
+	if v.Kind != yaml.MappingNode {
+		d.errorf(v, field, "must be a mapping, got %s", kindName(v))
+		return nil
+	}
+	for _, p := range d.pairs(v, field) {
+		k := p.key.Value
+		set, ok := appFields[k]
+		if !ok {
+			d.errorf(p.key, join(field, k), "unknown field%s", suggest(k))
+			continue
+		}
+		pv := deref(p.val)
+		if pv == nil {
+			continue
+		}
+		a.Pos[k] = d.pos(pv)
+		if isNull(pv) {
+			if k == "exec" {
+				d.errorf(pv, join(field, k), "required")
+			}
+			continue // null leaves the default
+		}
+		set(&fieldDecoder{d: d, app: a, field: join(field, k), key: k}, pv)
+	}
+	if _, ok := a.Pos["exec"]; !ok {
+		d.errorf(key, join(field, "exec"), "required")
+	}
+	return a
+}
+
+// fieldDecoder decodes one field of one app.
+type fieldDecoder struct {
+	d     *decoder
+	app   *App
+	field string // full path, for errors
+	key   string // path relative to the app, for App.Pos
+}
+
+func (f *fieldDecoder) errorf(n *yaml.Node, format string, args ...any) {
+	f.d.errorf(n, f.field, format, args...)
+}
+
+// str accepts any non-null scalar, as written: `user: 1000` and
+// `args: [--port, 8000]` mean the strings "1000" and "8000".
+func (f *fieldDecoder) str(n *yaml.Node) (string, bool) {
+	if n.Kind != yaml.ScalarNode || isNull(n) {
+		f.errorf(n, "must be a string, got %s", kindName(n))
+		return "", false
+	}
+	if strings.IndexByte(n.Value, 0) >= 0 {
+		f.errorf(n, "must not contain a NUL byte")
+		return "", false
+	}
+	return n.Value, true
+}
+
+func (f *fieldDecoder) strList(n *yaml.Node) []string {
+	if n.Kind != yaml.SequenceNode {
+		f.errorf(n, "must be a list of strings, got %s", kindName(n))
+		return nil
+	}
+	out := make([]string, 0, len(n.Content))
+	for i, item := range n.Content {
+		item = deref(item)
+		sub := &fieldDecoder{d: f.d, app: f.app, field: fmt.Sprintf("%s[%d]", f.field, i), key: f.key}
+		if s, ok := sub.str(item); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (f *fieldDecoder) oneOf(n *yaml.Node, allowed []string) string {
+	s, ok := f.str(n)
+	if !ok {
+		return ""
+	}
+	for _, a := range allowed {
+		if s == a {
+			return s
+		}
+	}
+	f.errorf(n, "must be one of %s, got %q", strings.Join(allowed, ", "), s)
+	return ""
+}
+
+func (f *fieldDecoder) duration(n *yaml.Node) (time.Duration, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
+		f.errorf(n, "must be a duration with a unit such as 500ms, 5s or 1m, got %s", kindName(n))
+		return 0, false
+	}
+	dur, err := time.ParseDuration(n.Value)
+	if err != nil {
+		f.errorf(n, "must be a duration with a unit such as 500ms, 5s or 1m, got %q", n.Value)
+		return 0, false
+	}
+	if dur < 0 {
+		f.errorf(n, "must not be negative, got %s", n.Value)
+		return 0, false
+	}
+	return dur, true
+}
+
+// appFields decodes each manifest key of an app. Its keys are exactly the
+// yaml tags of App (a test keeps them, and the JSON schema, in step).
+var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
+	"exec": func(f *fieldDecoder, n *yaml.Node) {
+		if s, ok := f.str(n); ok {
+			if s == "" {
+				f.errorf(n, "must not be empty")
+			}
+			f.app.Exec = s
+		}
+	},
+	"execPath": func(f *fieldDecoder, n *yaml.Node) {
+		if s, ok := f.str(n); ok {
+			f.app.ExecPath = s
+		}
+	},
+	"execArgv": func(f *fieldDecoder, n *yaml.Node) { f.app.ExecArgv = f.strList(n) },
+	"args":     func(f *fieldDecoder, n *yaml.Node) { f.app.Args = f.strList(n) },
+	"cwd": func(f *fieldDecoder, n *yaml.Node) {
+		if s, ok := f.str(n); ok {
+			f.app.Cwd = s
+		}
+	},
+	"env": func(f *fieldDecoder, n *yaml.Node) {
+		if n.Kind != yaml.MappingNode {
+			f.errorf(n, "must be a mapping of variable names to values, got %s", kindName(n))
+			return
+		}
+		f.app.Env = map[string]string{}
+		for _, p := range f.d.pairs(n, f.field) {
+			name := p.key.Value
+			sub := &fieldDecoder{d: f.d, app: f.app, field: join(f.field, name), key: "env." + name}
+			if name == "" || strings.ContainsAny(name, "=\x00") {
+				sub.d.errorf(p.key, sub.field, "variable names must be non-empty and contain no '=' or NUL")
+				continue
+			}
+			v := deref(p.val)
+			f.app.Pos[sub.key] = f.d.pos(v)
+			if s, ok := sub.str(v); ok {
+				f.app.Env[name] = s
+			}
+		}
+	},
+	"silent": func(f *fieldDecoder, n *yaml.Node) {
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+			f.errorf(n, "must be true or false, got %s", kindName(n))
+			return
+		}
+		_ = n.Decode(&f.app.Silent)
+	},
+	"instances": func(f *fieldDecoder, n *yaml.Node) {
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!str" && n.Value == "auto" {
+			f.app.InstancesAuto = true
+			return
+		}
+		var i int
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&i) != nil || i < 0 {
+			f.errorf(n, "must be an integer >= 0 or \"auto\", got %s", kindName(n))
+			return
+		}
+		if i > MaxInstances {
+			f.errorf(n, "must be at most %d, got %d", MaxInstances, i)
+			return
+		}
+		f.app.Instances = i
+	},
+	"schedulingPolicy": func(f *fieldDecoder, n *yaml.Node) {
+		if s := f.oneOf(n, SchedulingPolicies); s != "" {
+			f.app.SchedulingPolicy = s
+		}
+	},
+	"restart": func(f *fieldDecoder, n *yaml.Node) {
+		if s := f.oneOf(n, RestartPolicies); s != "" {
+			f.app.Restart = s
+		}
+	},
+	"backoff": func(f *fieldDecoder, n *yaml.Node) {
+		if n.Kind != yaml.MappingNode {
+			f.errorf(n, "must be a mapping with initial and max, got %s", kindName(n))
+			return
+		}
+		for _, p := range f.d.pairs(n, f.field) {
+			k := p.key.Value
+			sub := &fieldDecoder{d: f.d, app: f.app, field: join(f.field, k), key: "backoff." + k}
+			var dst *time.Duration
+			switch k {
+			case "initial":
+				dst = &f.app.Backoff.Initial
+			case "max":
+				dst = &f.app.Backoff.Max
+			default:
+				sub.d.errorf(p.key, sub.field, "unknown field (backoff has initial and max)")
+				continue
+			}
+			v := deref(p.val)
+			f.app.Pos[sub.key] = f.d.pos(v)
+			if isNull(v) {
+				continue
+			}
+			if dur, ok := sub.duration(v); ok {
+				*dst = dur
+			}
+		}
+	},
+	"killSignal": func(f *fieldDecoder, n *yaml.Node) {
+		if s, ok := f.str(n); ok {
+			f.app.KillSignal = s
+		}
+	},
+	"killTimeout": func(f *fieldDecoder, n *yaml.Node) {
+		if dur, ok := f.duration(n); ok {
+			f.app.KillTimeout = dur
+		}
+	},
+	"user": func(f *fieldDecoder, n *yaml.Node) {
+		if s, ok := f.str(n); ok {
+			f.app.User = s
+		}
+	},
+	"group": func(f *fieldDecoder, n *yaml.Node) {
+		if s, ok := f.str(n); ok {
+			f.app.Group = s
+		}
+	},
+}
+
+// suggest returns ` (did you mean "x"?)` for a misspelt field name.
+func suggest(k string) string {
+	best, bestDist := "", 3
+	for name := range appFields {
+		if dist := editDistance(strings.ToLower(k), strings.ToLower(name)); dist < bestDist || (dist == bestDist && name < best) {
+			best, bestDist = name, dist
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,214 @@
+// Package manifest decodes, defaults and validates paddock manifests: YAML
+// files that declare which apps to run, how many workers each has, and how
+// they are supervised.
+//
+// The order is always the same: Decode (strict, every value keeps its source
+// position) → defaults → Validate (pure) → CheckHost (paths, users). Load does
+// all of it for the paths given on the command line. Errors name the file,
+// line, column and field of the value at fault, and every problem in every
+// file is reported at once.
+package manifest
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"sort"
+	"time"
+)
+
+// Defaults applied to fields a manifest leaves out.
+const (
+	DefaultInstances        = 1
+	DefaultSchedulingPolicy = "rr"
+	DefaultRestart          = RestartAlways
+	DefaultBackoffInitial   = 100 * time.Millisecond
+	DefaultBackoffMax       = 10 * time.Second
+	DefaultKillSignal       = "SIGTERM"
+	DefaultKillTimeout      = 5 * time.Second
+)
+
+// Restart policies.
+const (
+	RestartAlways    = "always"
+	RestartOnFailure = "on-failure"
+	RestartNever     = "never"
+)
+
+// SchedulingPolicies lists the accepted values of App.SchedulingPolicy.
+var SchedulingPolicies = []string{"rr", "none", "reuseport"}
+
+// RestartPolicies lists the accepted values of App.Restart.
+var RestartPolicies = []string{RestartAlways, RestartOnFailure, RestartNever}
+
+// Set is the merged content of every manifest file given to paddock: the apps
+// by name.
+type Set struct {
+	// Apps maps an app name to its spec. Names are unique across all files.
+	Apps map[string]*App
+}
+
+// Names returns the app names in sorted order.
+func (s *Set) Names() []string {
+	names := make([]string, 0, len(s.Apps))
+	for n := range s.Apps {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Workers returns the number of workers the set declares.
+func (s *Set) Workers() int {
+	n := 0
+	for _, a := range s.Apps {
+		n += a.Instances
+	}
+	return n
+}
+
+// App is one app of a manifest: a program run as Instances workers. The yaml
+// tags list the manifest keys; a key not listed here is an error. Unless a
+// field says otherwise, changing it replaces the app's workers (a new
+// generation); changing Instances only scales.
+type App struct {
+	// Name is the app's key under `apps:`.
+	Name string `yaml:"-"`
+
+	// Exec is the program or script to run (required). A relative path is
+	// resolved against the directory of the manifest file; without an
+	// interpreter, a bare name (no slash) is looked up in PATH.
+	Exec string `yaml:"exec"`
+	// ExecPath is the interpreter that runs Exec, looked up in PATH. Default:
+	// node for .js/.mjs/.cjs scripts, none otherwise.
+	ExecPath string `yaml:"execPath"`
+	// ExecArgv are the interpreter's own arguments, placed before Exec.
+	ExecArgv []string `yaml:"execArgv"`
+	// Args are the arguments after Exec.
+	Args []string `yaml:"args"`
+	// Cwd is the workers' working directory. Default: the directory of the
+	// manifest file; a relative path is resolved against it.
+	Cwd string `yaml:"cwd"`
+	// Env is set over the supervisor's own environment. Values are never
+	// logged.
+	Env map[string]string `yaml:"env"`
+	// Silent false: workers inherit the supervisor's stdout and stderr.
+	// Silent true: the supervisor reads both and re-emits every line
+	// prefixed with "app/id | ".
+	Silent bool `yaml:"silent"`
+	// Instances is the number of workers. "auto" in a manifest means the CPUs
+	// this process may use (affinity and cgroup CPU quota). Default 1.
+	// Changing it only scales.
+	Instances int `yaml:"instances"`
+	// InstancesAuto records that Instances came from "auto".
+	InstancesAuto bool `yaml:"-"`
+	// SchedulingPolicy is how workers share listening ports: rr, none or
+	// reuseport. Default rr.
+	SchedulingPolicy string `yaml:"schedulingPolicy"`
+	// Restart says which exits are followed by a new worker: always,
+	// on-failure (exit code other than 0, or a signal) or never. Default
+	// always. A worker retired on purpose is never restarted.
+	Restart string `yaml:"restart"`
+	// Backoff is the delay before consecutive restarts.
+	Backoff Backoff `yaml:"backoff"`
+	// KillSignal begins a graceful stop. Default SIGTERM.
+	KillSignal string `yaml:"killSignal"`
+	// KillTimeout is how long a graceful stop may take before SIGKILL goes to
+	// the worker's whole process group. Default 5s.
+	KillTimeout time.Duration `yaml:"killTimeout"`
+	// User runs the workers as this user (name or uid) and its primary
+	// group. Only when the supervisor runs as root.
+	User string `yaml:"user"`
+	// Group overrides User's primary group (name or gid). Requires User.
+	Group string `yaml:"group"`
+
+	// Resolved holds what CheckHost derived from the fields above: the
+	// program to execute and the credentials. It is zero until CheckHost
+	// succeeds.
+	Resolved Resolved `yaml:"-"`
+
+	// Source is where the app is declared; Pos maps a field path relative to
+	// the app ("instances", "backoff.max", "env.FOO") to where its value is.
+	Source Pos            `yaml:"-"`
+	Pos    map[string]Pos `yaml:"-"`
+}
+
+// Backoff is the delay before the n-th consecutive restart of a worker:
+// min(Initial * 2^(n-1), Max). The count resets once a worker has stayed up
+// for Max.
+type Backoff struct {
+	// Initial is the delay before the first restart. Default 100ms.
+	Initial time.Duration `yaml:"initial"`
+	// Max caps the delay, and is how long a worker must stay up for the
+	// count to reset. Default 10s.
+	Max time.Duration `yaml:"max"`
+}
+
+// Delay returns the delay before the n-th consecutive restart (n >= 1).
+func (b Backoff) Delay(n int) time.Duration {
+	if n < 1 {
+		n = 1
+	}
+	d := b.Initial
+	for i := 1; i < n; i++ {
+		if d >= b.Max/2 {
+			return b.Max
+		}
+		d *= 2
+	}
+	return min(d, b.Max)
+}
+
+// Resolved is the host-specific part of an app, filled in by CheckHost.
+type Resolved struct {
+	// Path is the absolute path of the program to execute: the interpreter
+	// when there is one, else Exec.
+	Path string
+	// Argv is the full argument vector, Argv[0] included.
+	Argv []string
+	// Dir is the absolute working directory.
+	Dir string
+	// Credential is set when User is: the uid, gid and supplementary groups
+	// to run as.
+	Credential *Credential
+}
+
+// Credential is a user identity to run workers as.
+type Credential struct {
+	Uid, Gid uint32
+	Groups   []uint32
+}
+
+// posOf returns the position of field (relative to the app), falling back to
+// the app's own position.
+func (a *App) posOf(field string) Pos {
+	if p, ok := a.Pos[field]; ok {
+		return p
+	}
+	return a.Source
+}
+
+// Generation returns a short hash of everything in the spec that, when
+// changed, requires new workers: every field but Instances. Two apps with the
+// same generation run identical workers.
+func (a *App) Generation() string {
+	h := sha256.New()
+	// json.Marshal sorts map keys, so the encoding is canonical.
+	enc := json.NewEncoder(h)
+	_ = enc.Encode(struct {
+		Exec, ExecPath   string
+		ExecArgv, Args   []string
+		Cwd              string
+		Env              map[string]string
+		Silent           bool
+		SchedulingPolicy string
+		Restart          string
+		Backoff          Backoff
+		KillSignal       string
+		KillTimeout      time.Duration
+		User, Group      string
+		Resolved         Resolved
+	}{a.Exec, a.ExecPath, a.ExecArgv, a.Args, a.Cwd, a.Env, a.Silent, a.SchedulingPolicy,
+		a.Restart, a.Backoff, a.KillSignal, a.KillTimeout, a.User, a.Group, a.Resolved})
+	return hex.EncodeToString(h.Sum(nil))[:8]
+}

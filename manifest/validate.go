@@ -1,0 +1,71 @@
+package manifest
+
+import (
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Validate merges the apps decoded from every file into a Set and checks
+// what a single field cannot tell: names unique across files, a known kill
+// signal, backoff bounds, fields that need each other. It is pure: no file
+// or user is looked up (CheckHost does that). It returns the Set even when
+// there are errors, holding the first declaration of each name.
+func Validate(apps []*App) (*Set, error) {
+	var l errorList
+	set := &Set{Apps: map[string]*App{}}
+	for _, a := range apps {
+		field := "apps." + a.Name
+		if first, dup := set.Apps[a.Name]; dup {
+			l.add(a.Source, field, "duplicate app name, first declared at %s", first.Source)
+			continue
+		}
+		set.Apps[a.Name] = a
+
+		if _, ok := SignalNumber(a.KillSignal); !ok {
+			l.add(a.posOf("killSignal"), field+".killSignal", "unknown signal %q (use a name such as SIGTERM, SIGINT, SIGQUIT, SIGUSR2)", a.KillSignal)
+		}
+		if a.Backoff.Initial <= 0 {
+			l.add(a.posOf("backoff.initial"), field+".backoff.initial", "must be greater than 0")
+		} else if a.Backoff.Max < a.Backoff.Initial {
+			l.add(a.posOf("backoff.max"), field+".backoff.max", "must be at least backoff.initial (%s), got %s", a.Backoff.Initial, a.Backoff.Max)
+		}
+		if a.Group != "" && a.User == "" {
+			l.add(a.posOf("group"), field+".group", "needs `user:` beside it")
+		}
+		if len(a.ExecArgv) > 0 && interpreter(a) == "" {
+			l.add(a.posOf("execArgv"), field+".execArgv", "interpreter arguments need an interpreter: set execPath, or use args")
+		}
+	}
+	return set, l.err()
+}
+
+// SignalNumber returns the number of a signal given by name, "SIGTERM" or
+// "TERM". SIGSTOP is refused: it cannot begin a stop.
+func SignalNumber(name string) (unix.Signal, bool) {
+	if name == "" {
+		return 0, false
+	}
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	sig := unix.SignalNum(name)
+	if sig == 0 || sig == unix.SIGSTOP || sig == unix.SIGTSTP || sig == unix.SIGTTIN || sig == unix.SIGTTOU {
+		return 0, false
+	}
+	return sig, true
+}
+
+// interpreter returns the interpreter an app's Exec runs under, as written
+// (ExecPath, or node for JavaScript files), or "" when Exec runs directly.
+func interpreter(a *App) string {
+	if a.ExecPath != "" {
+		return a.ExecPath
+	}
+	for _, ext := range []string{".js", ".mjs", ".cjs"} {
+		if strings.HasSuffix(a.Exec, ext) {
+			return "node"
+		}
+	}
+	return ""
+}

@@ -1,0 +1,287 @@
+// Package reconcile computes the actions that move the running workers toward
+// the manifests.
+//
+// Plan is a pure function of (desired apps, observed workers, now): no I/O, no
+// clock of its own, no goroutines, deterministic order. It is level-based: it
+// looks at the whole observed state every time, never at the last event, so
+// a lost or doubled event cannot leave the workers wrong. "Come back at T"
+// (a restart delay, a kill deadline) is data in the result.
+package reconcile
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// AppSpec is what Plan needs to know of one desired app.
+type AppSpec struct {
+	Name string
+	// Generation identifies the spec apart from Instances: workers of
+	// another generation are replaced.
+	Generation string
+	// Instances is the number of workers wanted.
+	Instances int
+	// KillSignal and KillTimeout shape a graceful stop.
+	KillSignal  string
+	KillTimeout time.Duration
+}
+
+// Phase is where a worker is in its life, as the supervisor observes it.
+type Phase int
+
+const (
+	// Running: the process is alive and not being stopped.
+	Running Phase = iota
+	// Stopping: the process was asked to stop (KillSignal, or SIGKILL when
+	// Killed) and has not exited yet. It no longer counts toward Instances.
+	Stopping
+	// Backoff: the process exited and its replacement is due at RestartAt.
+	// It still counts toward Instances.
+	Backoff
+	// Done: the process exited and its restart policy says it is not
+	// replaced. It still counts toward Instances until the spec changes.
+	Done
+)
+
+func (p Phase) String() string {
+	switch p {
+	case Running:
+		return "running"
+	case Stopping:
+		return "stopping"
+	case Backoff:
+		return "backoff"
+	case Done:
+		return "done"
+	}
+	return fmt.Sprintf("phase(%d)", int(p))
+}
+
+// Worker is the observed state of one worker.
+type Worker struct {
+	ID         int
+	App        string
+	Generation string
+	Phase      Phase
+	// Restarts is the number of consecutive restarts that led to this
+	// worker; for a worker in Backoff, the number its replacement will have.
+	Restarts int
+	// RestartAt is when a worker in Backoff is replaced.
+	RestartAt time.Time
+	// StopDeadline is when a Stopping worker that has not exited gets
+	// SIGKILL; Killed says it already did.
+	StopDeadline time.Time
+	Killed       bool
+	// KillSignal and KillTimeout are those of the spec the worker was
+	// started with: an app removed from the manifest is still stopped its
+	// own way.
+	KillSignal  string
+	KillTimeout time.Duration
+}
+
+// Name returns "app/id".
+func (w Worker) Name() string { return fmt.Sprintf("%s/%d", w.App, w.ID) }
+
+// Action is one step of a plan.
+type Action interface {
+	fmt.Stringer
+	isAction()
+}
+
+// Start a new worker of App at Generation. Restarts carries the consecutive
+// restart count; Replaces, when not 0, is the worker in Backoff that the new
+// one replaces (and that is forgotten).
+type Start struct {
+	App        string
+	Generation string
+	Restarts   int
+	Replaces   int
+}
+
+// Stop a running worker gracefully: Signal now, SIGKILL to its process group
+// after Timeout.
+type Stop struct {
+	Worker  int
+	App     string
+	Signal  string
+	Timeout time.Duration
+}
+
+// Kill sends SIGKILL to the process group of a worker whose graceful stop
+// timed out.
+type Kill struct {
+	Worker int
+	App    string
+}
+
+// Forget drops a worker that has exited (Backoff or Done) and is no longer
+// wanted.
+type Forget struct {
+	Worker int
+	App    string
+}
+
+func (Start) isAction()  {}
+func (Stop) isAction()   {}
+func (Kill) isAction()   {}
+func (Forget) isAction() {}
+
+func (a Start) String() string {
+	s := fmt.Sprintf("start %s gen=%s", a.App, a.Generation)
+	if a.Replaces != 0 {
+		s += fmt.Sprintf(" replacing %s/%d restart=%d", a.App, a.Replaces, a.Restarts)
+	}
+	return s
+}
+func (a Stop) String() string   { return fmt.Sprintf("stop %s/%d %s %s", a.App, a.Worker, a.Signal, a.Timeout) }
+func (a Kill) String() string   { return fmt.Sprintf("kill %s/%d", a.App, a.Worker) }
+func (a Forget) String() string { return fmt.Sprintf("forget %s/%d", a.App, a.Worker) }
+
+// Result is a plan: the actions to take now, in order, and when to plan
+// again if nothing else happens first (zero: no need).
+type Result struct {
+	Actions   []Action
+	RequeueAt time.Time
+}
+
+func (r *Result) requeue(t time.Time) {
+	if r.RequeueAt.IsZero() || t.Before(r.RequeueAt) {
+		r.RequeueAt = t
+	}
+}
+
+// Plan returns the actions that move observed toward desired at time now.
+//
+// For each app: workers of an app no longer desired are stopped (or
+// forgotten when already exited); workers of another generation are
+// replaced; the workers of the current generation that count (Running,
+// Backoff, Done) are brought to Instances, scale-down dropping exited
+// workers first and then stopping the newest; a worker in Backoff is
+// replaced once its RestartAt has come. Stopping workers past their deadline
+// are killed. Apps are visited in name order and workers in ID order.
+func Plan(desired map[string]AppSpec, observed []Worker, now time.Time) Result {
+	var r Result
+	byApp := map[string][]Worker{}
+	for _, w := range observed {
+		byApp[w.App] = append(byApp[w.App], w)
+	}
+	names := make([]string, 0, len(desired)+len(byApp))
+	for n := range desired {
+		names = append(names, n)
+	}
+	for n := range byApp {
+		if _, ok := desired[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		ws := byApp[name]
+		sort.Slice(ws, func(i, j int) bool { return ws[i].ID < ws[j].ID })
+		spec, wanted := desired[name]
+		planApp(&r, spec, wanted, ws, now)
+	}
+	return r
+}
+
+func planApp(r *Result, spec AppSpec, wanted bool, ws []Worker, now time.Time) {
+	var current []Worker // current generation, counted toward Instances
+	for _, w := range ws {
+		switch {
+		case w.Phase == Stopping:
+			if w.Killed {
+				continue
+			}
+			if !now.Before(w.StopDeadline) {
+				r.Actions = append(r.Actions, Kill{Worker: w.ID, App: w.App})
+			} else {
+				r.requeue(w.StopDeadline)
+			}
+		case !wanted || w.Generation != spec.Generation:
+			retire(r, w)
+		default:
+			current = append(current, w)
+		}
+	}
+	if !wanted {
+		return
+	}
+
+	// Scale down: drop exited workers first (nothing to stop), newest
+	// first, then stop the newest running ones.
+	excess := len(current) - spec.Instances
+	if excess > 0 {
+		var keep []Worker
+		drop := map[int]bool{}
+		for _, phase := range []Phase{Backoff, Done, Running} {
+			for i := len(current) - 1; i >= 0 && excess > 0; i-- {
+				if current[i].Phase == phase {
+					drop[current[i].ID] = true
+					excess--
+				}
+			}
+		}
+		for _, w := range current {
+			if drop[w.ID] {
+				retire(r, w)
+			} else {
+				keep = append(keep, w)
+			}
+		}
+		current = keep
+	}
+
+	for _, w := range current {
+		if w.Phase != Backoff {
+			continue
+		}
+		if now.Before(w.RestartAt) {
+			r.requeue(w.RestartAt)
+			continue
+		}
+		r.Actions = append(r.Actions, Start{App: spec.Name, Generation: spec.Generation, Restarts: w.Restarts, Replaces: w.ID})
+	}
+	for i := len(current); i < spec.Instances; i++ {
+		r.Actions = append(r.Actions, Start{App: spec.Name, Generation: spec.Generation})
+	}
+}
+
+// retire stops a running worker or forgets an exited one.
+func retire(r *Result, w Worker) {
+	if w.Phase == Running {
+		r.Actions = append(r.Actions, Stop{Worker: w.ID, App: w.App, Signal: w.KillSignal, Timeout: w.KillTimeout})
+	} else {
+		r.Actions = append(r.Actions, Forget{Worker: w.ID, App: w.App})
+	}
+}
+
+// ExitPolicy is what AfterExit needs of an app's restart settings.
+type ExitPolicy struct {
+	// Restart is always, on-failure or never.
+	Restart string
+	// Delay returns the delay before the n-th consecutive restart.
+	Delay func(n int) time.Duration
+	// ResetAfter is how long a worker must have stayed up for its restart
+	// count to start again from 1.
+	ResetAfter time.Duration
+}
+
+// AfterExit returns the state of a worker that exited unintentionally (not
+// being stopped) after running for uptime: Done when its restart policy says
+// so, else Backoff with the restart count and time of its replacement.
+// success means exit code 0.
+func AfterExit(w Worker, p ExitPolicy, success bool, uptime time.Duration, now time.Time) Worker {
+	if p.Restart == "never" || (p.Restart == "on-failure" && success) {
+		w.Phase = Done
+		return w
+	}
+	n := w.Restarts + 1
+	if uptime >= p.ResetAfter {
+		n = 1
+	}
+	w.Phase = Backoff
+	w.Restarts = n
+	w.RestartAt = now.Add(p.Delay(n))
+	return w
+}

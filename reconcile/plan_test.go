@@ -1,0 +1,179 @@
+package reconcile
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden plans in testdata/")
+
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// parseCase reads the input half of a golden file:
+//
+//	now 10s
+//	app NAME gen=G instances=N [signal=S] [timeout=D]
+//	worker ID APP gen=G PHASE [restarts=N] [at=D] [deadline=D] [killed]
+//
+// Times are offsets from an arbitrary epoch.
+func parseCase(t *testing.T, input string) (map[string]AppSpec, []Worker, time.Time) {
+	t.Helper()
+	desired := map[string]AppSpec{}
+	var observed []Worker
+	now := epoch
+	at := func(s string) time.Time {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("bad time %q: %v", s, err)
+		}
+		return epoch.Add(d)
+	}
+	sc := bufio.NewScanner(strings.NewReader(input))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		kv := map[string]string{}
+		var flags []string
+		for _, x := range f[1:] {
+			if k, v, ok := strings.Cut(x, "="); ok {
+				kv[k] = v
+			} else {
+				flags = append(flags, x)
+			}
+		}
+		switch f[0] {
+		case "now":
+			now = at(f[1])
+		case "app":
+			n, _ := strconv.Atoi(kv["instances"])
+			s := AppSpec{Name: f[1], Generation: kv["gen"], Instances: n, KillSignal: "SIGTERM", KillTimeout: 5 * time.Second}
+			if v, ok := kv["signal"]; ok {
+				s.KillSignal = v
+			}
+			if v, ok := kv["timeout"]; ok {
+				s.KillTimeout, _ = time.ParseDuration(v)
+			}
+			desired[s.Name] = s
+		case "worker":
+			id, _ := strconv.Atoi(f[1])
+			w := Worker{ID: id, App: f[2], Generation: kv["gen"], KillSignal: "SIGTERM", KillTimeout: 5 * time.Second}
+			for _, fl := range flags[2:] {
+				switch fl {
+				case "running":
+					w.Phase = Running
+				case "stopping":
+					w.Phase = Stopping
+				case "backoff":
+					w.Phase = Backoff
+				case "done":
+					w.Phase = Done
+				case "killed":
+					w.Killed = true
+				default:
+					t.Fatalf("unknown flag %q", fl)
+				}
+			}
+			w.Restarts, _ = strconv.Atoi(kv["restarts"])
+			if v, ok := kv["at"]; ok {
+				w.RestartAt = at(v)
+			}
+			if v, ok := kv["deadline"]; ok {
+				w.StopDeadline = at(v)
+			}
+			observed = append(observed, w)
+		default:
+			t.Fatalf("unknown line %q", sc.Text())
+		}
+	}
+	return desired, observed, now
+}
+
+func format(r Result) string {
+	var b strings.Builder
+	for _, a := range r.Actions {
+		fmt.Fprintln(&b, a)
+	}
+	if !r.RequeueAt.IsZero() {
+		fmt.Fprintf(&b, "requeue %s\n", r.RequeueAt.Sub(epoch))
+	}
+	return b.String()
+}
+
+// TestPlanGolden runs every testdata/*.plan file: desired and observed
+// state, a "---" line, then the expected actions. go test -update rewrites
+// the expectations.
+func TestPlanGolden(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.plan")
+	if len(files) < 10 {
+		t.Fatalf("expected the golden plans in testdata/, found %d", len(files))
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".plan"), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			input, want, ok := strings.Cut(string(data), "---\n")
+			if !ok {
+				t.Fatalf("%s: no --- separator", file)
+			}
+			desired, observed, now := parseCase(t, input)
+			got := format(Plan(desired, observed, now))
+			// Planning twice gives the same plan: no hidden state.
+			if again := format(Plan(desired, observed, now)); again != got {
+				t.Fatalf("plan is not deterministic:\n%s\nthen\n%s", got, again)
+			}
+			if *update {
+				if err := os.WriteFile(file, []byte(input+"---\n"+got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if got != want {
+				t.Errorf("plan mismatch\n got:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestAfterExit(t *testing.T) {
+	delay := func(n int) time.Duration { return time.Duration(100<<(n-1)) * time.Millisecond }
+	now := epoch.Add(time.Minute)
+	base := Worker{ID: 4, App: "web", Generation: "g", Phase: Running, Restarts: 2}
+	tests := []struct {
+		name      string
+		restart   string
+		success   bool
+		uptime    time.Duration
+		wantPhase Phase
+		wantN     int
+	}{
+		{"always after success", "always", true, time.Second, Backoff, 3},
+		{"always after failure", "always", false, time.Second, Backoff, 3},
+		{"on-failure after failure", "on-failure", false, time.Second, Backoff, 3},
+		{"on-failure after success", "on-failure", true, time.Second, Done, 2},
+		{"never after failure", "never", false, time.Second, Done, 2},
+		{"never after success", "never", true, time.Second, Done, 2},
+		{"count resets after a long run", "always", false, 10 * time.Second, Backoff, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := AfterExit(base, ExitPolicy{Restart: tt.restart, Delay: delay, ResetAfter: 10 * time.Second}, tt.success, tt.uptime, now)
+			if got.Phase != tt.wantPhase || got.Restarts != tt.wantN {
+				t.Fatalf("got phase %s restarts %d, want %s %d", got.Phase, got.Restarts, tt.wantPhase, tt.wantN)
+			}
+			if got.Phase == Backoff && !got.RestartAt.Equal(now.Add(delay(tt.wantN))) {
+				t.Fatalf("RestartAt = %s, want now+%s", got.RestartAt.Sub(now), delay(tt.wantN))
+			}
+		})
+	}
+}
