@@ -1,0 +1,34 @@
+// Command heartbeat is the example worker of examples/hello.yaml: it logs a
+// heartbeat line every interval until it receives SIGTERM or SIGINT, then
+// says goodbye and exits 0.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	interval := flag.Duration("interval", 2*time.Second, "time between heartbeats")
+	flag.Parse()
+	id := os.Getenv("PADDOCK_WORKER_ID")
+	app := os.Getenv("PADDOCK_APP")
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	tick := time.NewTicker(*interval)
+	defer tick.Stop()
+	fmt.Printf("worker %s of %s started, pid %d\n", id, app, os.Getpid())
+	for n := 1; ; n++ {
+		select {
+		case <-tick.C:
+			fmt.Printf("heartbeat %d from worker %s (pid %d)\n", n, id, os.Getpid())
+		case sig := <-stop:
+			fmt.Printf("worker %s got %s, exiting\n", id, sig)
+			return
+		}
+	}
+}

@@ -1,0 +1,77 @@
+package procs
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"os"
+	"sync"
+)
+
+// MaxLine is the longest line a LinePrefixer emits whole; a longer line is
+// emitted in pieces of MaxLine bytes.
+const MaxLine = 64 << 10
+
+// SyncWriter serializes writes to W, so that lines written by several
+// goroutines are never interleaved inside a line.
+type SyncWriter struct {
+	mu sync.Mutex
+	W  io.Writer
+}
+
+func (s *SyncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.W.Write(p)
+}
+
+// LinePrefixer reads a worker's output pipe and writes each line to Out with
+// Prefix in front, one Write per line, so one captured line is one emitted
+// line. A last line without a newline is emitted with one.
+type LinePrefixer struct {
+	Prefix string
+	Out    io.Writer
+	r      *os.File
+	done   chan struct{}
+}
+
+// NewOutputPipe returns a pipe whose write end is to be given to a worker
+// (and closed by the caller once the worker started) and a LinePrefixer
+// reading the other end. Run the prefixer with Run.
+func NewOutputPipe(prefix string, out io.Writer) (*LinePrefixer, *os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	return &LinePrefixer{Prefix: prefix, Out: out, r: r, done: make(chan struct{})}, w, nil
+}
+
+// Run copies lines until every writer has closed the pipe, or Close is
+// called.
+func (l *LinePrefixer) Run() {
+	defer close(l.done)
+	defer l.r.Close()
+	br := bufio.NewReaderSize(l.r, MaxLine)
+	buf := make([]byte, 0, MaxLine+len(l.Prefix)+1)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			buf = append(buf[:0], l.Prefix...)
+			buf = append(buf, line...)
+			if buf[len(buf)-1] != '\n' {
+				buf = append(buf, '\n')
+			}
+			_, _ = l.Out.Write(buf)
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return
+		}
+	}
+}
+
+// Done is closed when Run has returned.
+func (l *LinePrefixer) Done() <-chan struct{} { return l.done }
+
+// Close stops Run even if a writer still holds the pipe open (a detached
+// grandchild, say).
+func (l *LinePrefixer) Close() { _ = l.r.Close() }

@@ -1,0 +1,77 @@
+package supervisor
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Event types.
+const (
+	EventFork     = "fork"     // a worker process was created
+	EventOnline   = "online"   // the worker is running (its process started)
+	EventStopping = "stopping" // the worker was asked to stop (killSignal)
+	EventKill     = "kill"     // the worker's process group got SIGKILL
+	EventExit     = "exit"     // the worker exited; Intended tells whether it was asked to
+	EventRestart  = "restart"  // a replacement is scheduled after Delay
+	EventApply    = "apply"    // a manifest set was applied
+)
+
+// Event is something that happened to a worker or to the supervisor. Events
+// never carry environment values.
+type Event struct {
+	Time       time.Time
+	Type       string
+	App        string
+	Worker     int
+	PID        int
+	Generation string
+	// Exit: how the process ended. ExitCode is -1 when a signal ended it.
+	ExitCode int
+	Signal   string
+	Intended bool
+	// Restart: the delay and the consecutive restart count. Stopping: the
+	// killTimeout in Delay and the killSignal in Signal.
+	Delay   time.Duration
+	Attempt int
+	// Detail is a human-readable addition ("restart policy never", an
+	// error).
+	Detail string
+}
+
+// attrs returns the event as slog attributes, leaving out empty ones.
+func (e Event) attrs() []any {
+	var a []any
+	if e.App != "" {
+		a = append(a, slog.String("app", e.App))
+	}
+	if e.Worker != 0 {
+		a = append(a, slog.Int("worker", e.Worker))
+	}
+	if e.PID != 0 {
+		a = append(a, slog.Int("pid", e.PID))
+	}
+	if e.Generation != "" {
+		a = append(a, slog.String("generation", e.Generation))
+	}
+	if e.Type == EventExit {
+		if e.Signal != "" {
+			a = append(a, slog.String("signal", e.Signal))
+		} else {
+			a = append(a, slog.Int("code", e.ExitCode))
+		}
+		a = append(a, slog.Bool("intended", e.Intended))
+	}
+	switch e.Type {
+	case EventRestart:
+		a = append(a, slog.Duration("delay", e.Delay))
+	case EventStopping:
+		a = append(a, slog.String("signal", e.Signal), slog.Duration("timeout", e.Delay))
+	}
+	if e.Attempt != 0 {
+		a = append(a, slog.Int("attempt", e.Attempt))
+	}
+	if e.Detail != "" {
+		a = append(a, slog.String("detail", e.Detail))
+	}
+	return a
+}

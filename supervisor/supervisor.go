@@ -1,0 +1,477 @@
+// Package supervisor runs the reconcile loop: one goroutine owns the apps and
+// workers, plans with reconcile.Plan, and carries the plan out with procs.
+// Process exits, restart timers and requests (apply a new manifest set, list
+// the workers) arrive as messages to that goroutine; nothing else touches its
+// state.
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/paddock-sh/paddock/manifest"
+	"github.com/paddock-sh/paddock/procs"
+	"github.com/paddock-sh/paddock/reconcile"
+	"golang.org/x/sys/unix"
+)
+
+// ErrStopTimeout is returned by Run when the shutdown needed SIGKILL for at
+// least one worker that did not stop within its killTimeout.
+var ErrStopTimeout = errors.New("some workers did not stop within their killTimeout and were killed")
+
+// ErrKilled is returned by Run after Kill.
+var ErrKilled = errors.New("killed every worker at once")
+
+// outputDrain bounds how long Run waits, after the last worker exited, for
+// the output of silent workers to be copied (a detached grandchild may hold
+// a pipe open for ever).
+const outputDrain = 2 * time.Second
+
+// Options configure a Supervisor. The zero value is usable.
+type Options struct {
+	// Logger receives every event and problem. Default: slog.Default().
+	Logger *slog.Logger
+	// OnEvent, when set, is called with every event, from the goroutine
+	// that owns the state: it must not block.
+	OnEvent func(Event)
+	// Stdout and Stderr receive the prefixed output of silent workers; the
+	// workers of non-silent apps inherit them when they are *os.File.
+	// Default: os.Stdout and os.Stderr.
+	Stdout, Stderr io.Writer
+	// Environ is the environment workers inherit, below their app's env.
+	// Default: os.Environ().
+	Environ []string
+}
+
+// Supervisor keeps the workers of a manifest set running. Create it with
+// New, then call Run.
+type Supervisor struct {
+	opts     Options
+	stdout   io.Writer // synchronized, for prefixed lines
+	stderr   io.Writer
+	requests chan func()
+	kill     chan struct{}
+
+	// Owned by the Run goroutine.
+	set       *manifest.Set
+	specs     map[string]reconcile.AppSpec
+	workers   map[int]*worker
+	byPID     map[int]*worker
+	nextID    int
+	shutting  bool // every worker is being stopped
+	forced    bool // a worker needed SIGKILL during shutdown
+	outputs   []*procs.LinePrefixer
+	outputsWG sync.WaitGroup
+}
+
+// worker is the supervisor's record of one worker.
+type worker struct {
+	reconcile.Worker
+	app       *manifest.App // the spec it was started with
+	proc      *procs.Process
+	pid       int // 0 once exited
+	startedAt time.Time
+}
+
+// New returns a Supervisor with opts; it starts nothing.
+func New(opts Options) *Supervisor {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+	if opts.Environ == nil {
+		opts.Environ = os.Environ()
+	}
+	return &Supervisor{
+		opts:     opts,
+		stdout:   &procs.SyncWriter{W: opts.Stdout},
+		stderr:   &procs.SyncWriter{W: opts.Stderr},
+		requests: make(chan func()),
+		kill:     make(chan struct{}, 1),
+		workers:  map[int]*worker{},
+		byPID:    map[int]*worker{},
+		nextID:   1,
+	}
+}
+
+// Run starts the workers of set and keeps them as set says until ctx is
+// done; then it stops every worker gracefully, in parallel, and returns once
+// all have exited: nil when each stopped within its killTimeout, else
+// ErrStopTimeout. After Kill it returns ErrKilled at once.
+//
+// Run reaps every child of the process (see procs.Reap): only one Run may be
+// active in a process, and nothing else in it may wait for children.
+func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
+	reapCtx, stopReap := context.WithCancel(context.Background())
+	exits := make(chan procs.Exit, 64)
+	var reaper sync.WaitGroup
+	reaper.Go(func() { procs.Reap(reapCtx, exits) })
+	defer func() {
+		stopReap()
+		reaper.Wait()
+		s.drainOutputs()
+	}()
+
+	s.applyLocked(set)
+	done := ctx.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := time.Now()
+		desired := s.specs
+		if s.shutting {
+			desired = nil
+		}
+		plan := reconcile.Plan(desired, s.observedLocked(), now)
+		s.executeLocked(plan, now)
+		if s.shutting && len(s.workers) == 0 {
+			if s.forced {
+				return ErrStopTimeout
+			}
+			return nil
+		}
+		if len(plan.Actions) > 0 {
+			// Carrying out a plan changes the state (a start that
+			// failed is now in backoff): plan again before waiting.
+			// This converges: no action repeats on unchanged state.
+			continue
+		}
+		var wake <-chan time.Time
+		if !plan.RequeueAt.IsZero() {
+			timer.Reset(max(time.Until(plan.RequeueAt), 0))
+			wake = timer.C
+		}
+		select {
+		case ex := <-exits:
+			s.handleExitLocked(ex)
+		case <-wake:
+		case <-done:
+			done = nil
+			s.shutting = true
+			s.opts.Logger.Info("stopping all workers")
+		case req := <-s.requests:
+			req()
+		case <-s.kill:
+			s.killAllLocked()
+			return ErrKilled
+		}
+		timer.Stop()
+	}
+}
+
+// Kill makes Run send SIGKILL to the process group of every worker and
+// return at once. It does not block.
+func (s *Supervisor) Kill() {
+	select {
+	case s.kill <- struct{}{}:
+	default:
+	}
+}
+
+// do runs f in the Run goroutine and waits for it to finish.
+func (s *Supervisor) do(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	select {
+	case s.requests <- func() { f(); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Apply makes set the desired state. Workers are started, stopped and
+// replaced by the next plan. It fails only when Run is not running (ctx).
+func (s *Supervisor) Apply(ctx context.Context, set *manifest.Set) error {
+	return s.do(ctx, func() { s.applyLocked(set) })
+}
+
+// WorkerInfo describes one worker, for status listings and tests.
+type WorkerInfo struct {
+	ID         int
+	App        string
+	PID        int // 0 when the worker has exited
+	Phase      reconcile.Phase
+	Generation string
+	Restarts   int
+	StartedAt  time.Time
+}
+
+// Workers lists the workers in ID order.
+func (s *Supervisor) Workers(ctx context.Context) ([]WorkerInfo, error) {
+	var out []WorkerInfo
+	err := s.do(ctx, func() {
+		for _, w := range s.workers {
+			out = append(out, WorkerInfo{ID: w.ID, App: w.App, PID: w.pid, Phase: w.Phase,
+				Generation: w.Generation, Restarts: w.Restarts, StartedAt: w.startedAt})
+		}
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, err
+}
+
+func (s *Supervisor) applyLocked(set *manifest.Set) {
+	s.set = set
+	s.specs = map[string]reconcile.AppSpec{}
+	for name, a := range set.Apps {
+		s.specs[name] = reconcile.AppSpec{
+			Name:        name,
+			Generation:  a.Generation(),
+			Instances:   a.Instances,
+			KillSignal:  a.KillSignal,
+			KillTimeout: a.KillTimeout,
+		}
+	}
+	s.emit(Event{Type: EventApply, Detail: fmt.Sprintf("%d apps, %d workers", len(set.Apps), set.Workers())})
+}
+
+func (s *Supervisor) observedLocked() []reconcile.Worker {
+	out := make([]reconcile.Worker, 0, len(s.workers))
+	for _, w := range s.workers {
+		out = append(out, w.Worker)
+	}
+	return out
+}
+
+func (s *Supervisor) executeLocked(plan reconcile.Result, now time.Time) {
+	for _, a := range plan.Actions {
+		switch a := a.(type) {
+		case reconcile.Start:
+			if a.Replaces != 0 {
+				delete(s.workers, a.Replaces)
+			}
+			s.startLocked(s.set.Apps[a.App], a.Restarts, now)
+		case reconcile.Stop:
+			s.stopLocked(s.workers[a.Worker], now)
+		case reconcile.Kill:
+			w := s.workers[a.Worker]
+			w.Killed = true
+			if err := procs.KillGroup(w.pid); err != nil {
+				s.opts.Logger.Error("kill", "app", w.App, "worker", w.ID, "pid", w.pid, "err", err)
+			}
+			if s.shutting {
+				s.forced = true
+			}
+			s.emit(Event{Type: EventKill, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
+				Detail: fmt.Sprintf("did not stop within killTimeout %s", w.KillTimeout)})
+		case reconcile.Forget:
+			delete(s.workers, a.Worker)
+		}
+	}
+}
+
+// startLocked forks a new worker of app. A fork that fails counts as a
+// failed exit, with the usual restart policy and backoff.
+func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time) {
+	id := s.nextID
+	s.nextID++
+	w := &worker{
+		Worker: reconcile.Worker{
+			ID: id, App: app.Name, Generation: app.Generation(), Phase: reconcile.Running,
+			Restarts: restarts, KillSignal: app.KillSignal, KillTimeout: app.KillTimeout,
+		},
+		app:       app,
+		startedAt: now,
+	}
+	s.workers[id] = w
+
+	spec := procs.Spec{
+		Path: app.Resolved.Path,
+		Argv: app.Resolved.Argv,
+		Dir:  app.Resolved.Dir,
+		Env:  workerEnv(s.opts.Environ, app, id),
+	}
+	if c := app.Resolved.Credential; c != nil {
+		spec.Credential = &syscall.Credential{Uid: c.Uid, Gid: c.Gid, Groups: c.Groups}
+	}
+	var pipes []*os.File
+	var prefixers []*procs.LinePrefixer
+	if app.Silent {
+		prefix := fmt.Sprintf("%s/%d | ", app.Name, id)
+		for _, out := range []io.Writer{s.stdout, s.stderr} {
+			lp, wr, err := procs.NewOutputPipe(prefix, out)
+			if err != nil {
+				s.startFailedLocked(w, err, now)
+				return
+			}
+			pipes = append(pipes, wr)
+			prefixers = append(prefixers, lp)
+		}
+		spec.Stdout, spec.Stderr = pipes[0], pipes[1]
+	} else {
+		spec.Stdout, _ = s.opts.Stdout.(*os.File)
+		spec.Stderr, _ = s.opts.Stderr.(*os.File)
+	}
+	proc, err := procs.Start(spec)
+	for _, p := range pipes {
+		p.Close() // the worker holds its own copies
+	}
+	if err != nil {
+		for _, lp := range prefixers {
+			lp.Close()
+		}
+		s.startFailedLocked(w, err, now)
+		return
+	}
+	for _, lp := range prefixers {
+		s.outputs = append(s.outputs, lp)
+		s.outputsWG.Go(lp.Run)
+	}
+	w.proc, w.pid = proc, proc.Pid
+	w.startedAt = proc.StartedAt
+	s.byPID[proc.Pid] = w
+	s.emit(Event{Type: EventFork, App: w.App, Worker: id, PID: w.pid, Generation: w.Generation, Attempt: restarts})
+	s.emit(Event{Type: EventOnline, App: w.App, Worker: id, PID: w.pid, Generation: w.Generation})
+}
+
+func (s *Supervisor) startFailedLocked(w *worker, err error, now time.Time) {
+	s.opts.Logger.Error("start failed", "app", w.App, "worker", w.ID, "err", err)
+	s.emit(Event{Type: EventExit, App: w.App, Worker: w.ID, Generation: w.Generation, ExitCode: -1, Detail: "start failed: " + err.Error()})
+	s.afterExitLocked(w, false, 0, now)
+}
+
+func (s *Supervisor) stopLocked(w *worker, now time.Time) {
+	w.Phase = reconcile.Stopping
+	w.StopDeadline = now.Add(w.KillTimeout)
+	sig, _ := manifest.SignalNumber(w.KillSignal)
+	s.emit(Event{Type: EventStopping, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
+		Signal: w.KillSignal, Delay: w.KillTimeout})
+	if err := w.proc.Signal(sig); err != nil {
+		s.opts.Logger.Error("signal", "app", w.App, "worker", w.ID, "pid", w.pid, "err", err)
+	}
+}
+
+func (s *Supervisor) handleExitLocked(ex procs.Exit) {
+	w, ok := s.byPID[ex.Pid]
+	if !ok {
+		s.opts.Logger.Debug("reaped orphan", "pid", ex.Pid, "status", ex.String())
+		return
+	}
+	delete(s.byPID, ex.Pid)
+	w.proc.Release()
+	// A worker's process group does not outlive it: whatever it left
+	// behind in its group is killed.
+	if procs.GroupAlive(w.pid) {
+		_ = procs.KillGroup(w.pid)
+		s.opts.Logger.Info("killed leftover processes of exited worker", "app", w.App, "worker", w.ID, "pgid", w.pid)
+	}
+	ev := Event{Type: EventExit, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation, ExitCode: -1,
+		Intended: w.Phase == reconcile.Stopping}
+	if ex.Status.Signaled() {
+		ev.Signal = unix.SignalName(ex.Status.Signal())
+	} else {
+		ev.ExitCode = ex.Status.ExitStatus()
+	}
+	s.emit(ev)
+	w.pid = 0
+	w.proc = nil
+	if w.Phase == reconcile.Stopping {
+		delete(s.workers, w.ID)
+		return
+	}
+	s.afterExitLocked(w, ex.Success(), ex.Time.Sub(w.startedAt), ex.Time)
+}
+
+// afterExitLocked moves a worker that exited on its own to Backoff or Done.
+func (s *Supervisor) afterExitLocked(w *worker, success bool, uptime time.Duration, now time.Time) {
+	w.Worker = reconcile.AfterExit(w.Worker, reconcile.ExitPolicy{
+		Restart:    w.app.Restart,
+		Delay:      w.app.Backoff.Delay,
+		ResetAfter: w.app.Backoff.Max,
+	}, success, uptime, now)
+	if w.Phase == reconcile.Backoff {
+		s.emit(Event{Type: EventRestart, App: w.App, Worker: w.ID, Generation: w.Generation,
+			Delay: w.RestartAt.Sub(now), Attempt: w.Restarts})
+	} else {
+		s.opts.Logger.Info("not restarted", "app", w.App, "worker", w.ID, "restart", w.app.Restart)
+	}
+}
+
+func (s *Supervisor) killAllLocked() {
+	for _, w := range s.workers {
+		if w.pid != 0 {
+			_ = procs.KillGroup(w.pid)
+		}
+	}
+}
+
+// drainOutputs waits a little for silent workers' output to be copied, then
+// closes what is left.
+func (s *Supervisor) drainOutputs() {
+	done := make(chan struct{})
+	go func() { s.outputsWG.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-time.After(outputDrain):
+	}
+	for _, lp := range s.outputs {
+		lp.Close()
+	}
+	<-done
+}
+
+func (s *Supervisor) emit(e Event) {
+	e.Time = time.Now()
+	level := slog.LevelInfo
+	if e.Type == EventExit && !e.Intended {
+		level = slog.LevelWarn
+	}
+	s.opts.Logger.Log(context.Background(), level, e.Type, e.attrs()...)
+	if s.opts.OnEvent != nil {
+		s.opts.OnEvent(e)
+	}
+}
+
+// inheritedForSupervisor are variables addressed to paddock itself by its
+// own parent (systemd socket activation and readiness): workers never
+// inherit them.
+var inheritedForSupervisor = []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET"}
+
+// workerEnv returns the environment of worker id of app: base without the
+// supervisor's own activation variables, then the app's env, then
+// PADDOCK_APP and PADDOCK_WORKER_ID. Each name appears once.
+func workerEnv(base []string, app *manifest.App, id int) []string {
+	drop := map[string]bool{"PADDOCK_APP": true, "PADDOCK_WORKER_ID": true}
+	for _, k := range inheritedForSupervisor {
+		drop[k] = true
+	}
+	for k := range app.Env {
+		drop[k] = true
+	}
+	env := make([]string, 0, len(base)+len(app.Env)+2)
+	for _, kv := range base {
+		k, _, _ := strings.Cut(kv, "=")
+		if !drop[k] {
+			env = append(env, kv)
+		}
+	}
+	keys := make([]string, 0, len(app.Env))
+	for k := range app.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+app.Env[k])
+	}
+	return append(env, "PADDOCK_APP="+app.Name, "PADDOCK_WORKER_ID="+strconv.Itoa(id))
+}
