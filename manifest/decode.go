@@ -47,7 +47,7 @@ func Decode(file string, data []byte) ([]*App, error) {
 			break
 		}
 		if err != nil {
-			l.errs = append(l.errs, syntaxError(file, err))
+			l.errs = append(l.errs, syntaxError(file, data, err))
 			break
 		}
 		apps = append(apps, d.document(&doc)...)
@@ -57,9 +57,15 @@ func Decode(file string, data []byte) ([]*App, error) {
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
+// maxRefineBytes bounds the files whose syntax errors are located by
+// re-parsing (see problemLine).
+const maxRefineBytes = 1 << 20
+
 // syntaxError turns a YAML parser error into a FieldError. The parser reports
-// a line but no column; the column is then 1.
-func syntaxError(file string, err error) error {
+// no column (the column is then 1) and its line is where the enclosing
+// construct begins, often counted from 0, or no line at all; problemLine
+// finds the line of the problem itself.
+func syntaxError(file string, data []byte, err error) error {
 	msg := err.Error()
 	line := 1
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
@@ -70,7 +76,69 @@ func syntaxError(file string, err error) error {
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
+	if len(data) <= maxRefineBytes {
+		line = problemLine(data, line, msg)
+	}
 	return &FieldError{Pos: Pos{file, line, 1}, Msg: "yaml syntax: " + msg, Err: err}
+}
+
+// problemLine returns the first line n, from line `from` on, such that the
+// lines 1 to n of data alone fail to parse with the same problem msg: the
+// line where the parser can tell that something is wrong. The parser reports
+// at most the line where the enclosing mapping or list begins, so the search
+// starts there. It is a binary search (a problem found in the first n lines
+// is found in the first n+1 too), so it costs a few parses.
+func problemLine(data []byte, from int, msg string) int {
+	// ends[i] is the offset just past line i+1.
+	var ends []int
+	for i, c := range data {
+		if c == '\n' {
+			ends = append(ends, i+1)
+		}
+	}
+	if len(ends) == 0 || ends[len(ends)-1] != len(data) {
+		ends = append(ends, len(data))
+	}
+	if from < 1 || from > len(ends) {
+		from = 1
+	}
+	fails := func(n int) bool {
+		err := parseAll(data[:ends[n-1]])
+		if err == nil {
+			return false
+		}
+		m := err.Error()
+		if sub := yamlLineRE.FindStringSubmatch(m); sub != nil {
+			m = sub[2]
+		} else {
+			m = strings.TrimPrefix(m, "yaml: ")
+		}
+		return m == msg
+	}
+	lo, hi := from, len(ends) // fails(hi): the whole file fails so
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if fails(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
+}
+
+// parseAll parses every document of data and returns the first error.
+func parseAll(data []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		if err := dec.Decode(&doc); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
 }
 
 type decoder struct {

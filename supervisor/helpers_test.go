@@ -1,0 +1,389 @@
+package supervisor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/paddock-sh/paddock/manifest"
+	"github.com/paddock-sh/paddock/procs"
+	"go.uber.org/goleak"
+)
+
+// The test binary doubles as the worker program: with PADDOCK_TEST_HELPER
+// set, TestMain runs a helper mode instead of the tests.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("PADDOCK_TEST_HELPER"); mode != "" {
+		helper(mode)
+		os.Exit(0)
+	}
+	// As the paddock binary does: orphans of workers are re-parented to
+	// this process and reaped by the supervisor.
+	if err := procs.SetSubreaper(); err != nil {
+		fmt.Fprintln(os.Stderr, "subreaper:", err)
+		os.Exit(1)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// helper runs one worker behaviour:
+//
+//	serve               exit 0 on SIGTERM, else block
+//	exit:N              exit with code N at once
+//	exit:N:after=D      run for D, then exit with code N
+//	ignore-term         ignore SIGTERM; spawn a grandchild that ignores it too
+//	                    and write the grandchild's pid to $PIDFILE
+//	orphan              start a grandchild in its own session that lives 300ms,
+//	                    write its pid to $PIDFILE, exit 0 at once
+//	print               print two lines on stdout and one on stderr, then serve
+//	grandchild          ignore SIGTERM and block
+//	sleep:D             sleep D, then exit 0
+func helper(mode string) {
+	switch {
+	case mode == "serve":
+		serve()
+	case strings.HasPrefix(mode, "exit:"):
+		parts := strings.Split(mode, ":")
+		code, _ := strconv.Atoi(parts[1])
+		if len(parts) > 2 {
+			d, _ := time.ParseDuration(strings.TrimPrefix(parts[2], "after="))
+			time.Sleep(d)
+		}
+		os.Exit(code)
+	case mode == "ignore-term":
+		signal.Ignore(syscall.SIGTERM)
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "PADDOCK_TEST_HELPER=grandchild")
+		if err := cmd.Start(); err != nil {
+			os.Exit(3)
+		}
+		writePID(cmd.Process.Pid)
+		select {}
+	case mode == "grandchild":
+		signal.Ignore(syscall.SIGTERM)
+		select {}
+	case mode == "orphan":
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "PADDOCK_TEST_HELPER=sleep:300ms")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			os.Exit(3)
+		}
+		writePID(cmd.Process.Pid)
+		os.Exit(0)
+	case strings.HasPrefix(mode, "sleep:"):
+		d, _ := time.ParseDuration(strings.TrimPrefix(mode, "sleep:"))
+		time.Sleep(d)
+	case mode == "print":
+		id := os.Getenv("PADDOCK_WORKER_ID")
+		fmt.Printf("hello from %s\nsecond line from %s\n", id, id)
+		fmt.Fprintf(os.Stderr, "complaint from %s", id) // no final newline
+		serve()
+	default:
+		fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
+		os.Exit(2)
+	}
+}
+
+// serve exits 0 on SIGTERM. Once its handler is in place it creates
+// $READY_DIR/ready.<worker id>, so that a test can wait for it before asking
+// for a graceful stop.
+func serve() {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGTERM)
+	if dir := os.Getenv("READY_DIR"); dir != "" {
+		f, err := os.Create(filepath.Join(dir, "ready."+os.Getenv("PADDOCK_WORKER_ID")))
+		if err != nil {
+			os.Exit(5)
+		}
+		f.Close()
+	}
+	<-c
+	os.Exit(0)
+}
+
+func writePID(pid int) {
+	if err := os.WriteFile(os.Getenv("PIDFILE"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		os.Exit(4)
+	}
+}
+
+// harness runs a Supervisor over manifests written to a temporary directory.
+type harness struct {
+	t      *testing.T
+	dir    string
+	sup    *Supervisor
+	events chan Event
+	out    *syncBuffer
+	cancel context.CancelFunc
+	done   chan error
+	// seen holds every event received so far; claimed marks those a
+	// waitEvent returned.
+	seen    []Event
+	claimed map[int]bool
+}
+
+// self is the absolute path of the test binary, for `exec:` in manifests.
+func self(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.Abs(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// load writes yaml to dir and loads it. $SELF in yaml stands for the test
+// binary, $DIR for dir.
+func load(t *testing.T, dir, yaml string) *manifest.Set {
+	t.Helper()
+	path := filepath.Join(dir, "paddock.yaml")
+	yaml = strings.NewReplacer("$SELF", self(t), "$DIR", dir).Replace(yaml)
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set, err := manifest.Load([]string{path}, manifest.CurrentHost())
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	return set
+}
+
+func start(t *testing.T, yaml string) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: t.TempDir(), events: make(chan Event, 10000), out: &syncBuffer{}, done: make(chan error, 1), claimed: map[int]bool{}}
+	set := load(t, h.dir, yaml)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	h.sup = New(Options{
+		Logger: logger,
+		Stdout: h.out,
+		Stderr: h.out,
+		OnEvent: func(e Event) {
+			select {
+			case h.events <- e:
+			default:
+				t.Error("event buffer full")
+			}
+		},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { h.done <- h.sup.Run(ctx, set) }()
+	t.Cleanup(func() {
+		h.cancel()
+		select {
+		case <-h.done:
+		case <-time.After(30 * time.Second):
+			h.sup.Kill()
+			t.Error("supervisor did not stop")
+			<-h.done
+		}
+	})
+	return h
+}
+
+// apply loads yaml and applies it to the running supervisor.
+func (h *harness) apply(yaml string) {
+	h.t.Helper()
+	set := load(h.t, h.dir, yaml)
+	if err := h.sup.Apply(context.Background(), set); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// stop cancels Run and returns its result.
+func (h *harness) stop() error {
+	h.t.Helper()
+	h.cancel()
+	select {
+	case err := <-h.done:
+		h.done <- err // for Cleanup
+		return err
+	case <-time.After(30 * time.Second):
+		h.t.Fatal("supervisor did not stop")
+		return nil
+	}
+}
+
+// waitEvent returns the earliest event not returned before that matches,
+// waiting for it if need be, and fails the test after a generous deadline.
+func (h *harness) waitEvent(what string, match func(Event) bool) Event {
+	h.t.Helper()
+	for i, e := range h.seen {
+		if !h.claimed[i] && match(e) {
+			h.claimed[i] = true
+			return e
+		}
+	}
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case e := <-h.events:
+			h.seen = append(h.seen, e)
+			if match(e) {
+				h.claimed[len(h.seen)-1] = true
+				return e
+			}
+		case <-deadline:
+			h.t.Fatalf("timed out waiting for %s; events so far: %s", what, describe(h.seen))
+		}
+	}
+}
+
+func describe(es []Event) string {
+	var b strings.Builder
+	for _, e := range es {
+		fmt.Fprintf(&b, "\n  %s %s/%d pid=%d code=%d signal=%s intended=%v delay=%s attempt=%d %s",
+			e.Type, e.App, e.Worker, e.PID, e.ExitCode, e.Signal, e.Intended, e.Delay, e.Attempt, e.Detail)
+	}
+	return b.String()
+}
+
+func isType(typ string) func(Event) bool {
+	return func(e Event) bool { return e.Type == typ }
+}
+
+// waitWorkers polls until the supervisor reports a state that cond accepts.
+func (h *harness) waitWorkers(what string, cond func([]WorkerInfo) bool) []WorkerInfo {
+	h.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ws, err := h.sup.Workers(context.Background())
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if cond(ws) {
+			return ws
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s; workers: %+v", what, ws)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitReady waits until each worker in ws has its signal handler in place
+// (helper mode serve with READY_DIR=$DIR).
+func (h *harness) waitReady(ws []WorkerInfo) {
+	h.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, w := range ws {
+		for {
+			if _, err := os.Stat(filepath.Join(h.dir, "ready."+strconv.Itoa(w.ID))); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				h.t.Fatalf("%s/%d never became ready", w.App, w.ID)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+func running(app string, n int) func([]WorkerInfo) bool {
+	return func(ws []WorkerInfo) bool {
+		c := 0
+		for _, w := range ws {
+			if w.App == app && w.PID != 0 && w.Phase == 0 {
+				c++
+			}
+		}
+		return c == n && len(ws) == n
+	}
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// exists reports whether pid has a /proc entry at all (zombies included).
+func exists(pid int) bool {
+	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+	return !errors.Is(err, os.ErrNotExist)
+}
+
+func waitGone(t *testing.T, pid int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for exists(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s (pid %d) still exists; alive=%v", what, pid, alive(pid))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func readPID(t *testing.T, path string) int {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil && len(b) > 0 {
+			pid, err := strconv.Atoi(string(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return pid
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no pid in %s", path)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func environ(t *testing.T, pid int) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, kv := range bytes.Split(b, []byte{0}) {
+		if k, v, ok := strings.Cut(string(kv), "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
