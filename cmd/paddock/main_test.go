@@ -1,0 +1,458 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/paddock-sh/paddock/procs"
+)
+
+// paddockBin is the paddock binary built for these tests: they run it as a
+// user would, as a separate process, and signal it for real.
+var paddockBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "paddock-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	paddockBin = filepath.Join(dir, "paddock")
+	build := exec.Command("go", "build", "-race", "-o", paddockBin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building paddock:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func writeManifest(t *testing.T, content string) string {
+	t.Helper()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "paddock.yaml")
+	if err := os.WriteFile(p, []byte(strings.ReplaceAll(content, "$DIR", dir)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestValidate(t *testing.T) {
+	good := writeManifest(t, `
+apps:
+  web:
+    exec: /bin/sleep
+    args: [60]
+    instances: 3
+  api:
+    exec: /bin/sleep
+    args: [60]
+`)
+	bad := writeManifest(t, `
+apps:
+  web:
+    exec: /bin/sleep
+    instances: -2
+    restart: sometimes
+`)
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr []string
+	}{
+		{"valid", []string{"validate", good}, 0, "ok: 2 apps, 4 workers\n", nil},
+		{"invalid", []string{"validate", bad}, 1, "", []string{
+			bad + ":5:16: apps.web.instances: must be an integer >= 0 or \"auto\", got -2",
+			bad + ":6:14: apps.web.restart: must be one of always, on-failure, never, got \"sometimes\"",
+		}},
+		{"missing path", []string{"validate", "/nonexistent/paddock.yaml"}, 2, "", []string{"/nonexistent/paddock.yaml"}},
+		{"bad flag", []string{"validate", "--frobnicate", good}, 2, "", []string{"flag provided but not defined"}},
+		{"unknown command", []string{"frobnicate"}, 2, "", []string{"unknown command"}},
+		{"help", []string{"validate", "--help"}, 0, "", []string{"Usage: paddock validate"}},
+		{"version", []string{"version"}, 0, "paddock ", nil},
+		{"run with invalid manifest starts nothing", []string{"run", bad}, 1, "", []string{"apps.web.instances"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(paddockBin, tt.args...)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.wantCode {
+				t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tt.wantCode, stdout.String(), stderr.String())
+			}
+			if !strings.HasPrefix(stdout.String(), tt.wantStdout) || (tt.wantStdout == "" && stdout.Len() > 0 && tt.name != "help") {
+				t.Errorf("stdout %q, want %q", stdout.String(), tt.wantStdout)
+			}
+			for _, want := range tt.wantStderr {
+				if !strings.Contains(stderr.String(), want) {
+					t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+				}
+			}
+			if tt.name == "run with invalid manifest starts nothing" && strings.Contains(stderr.String(), "fork") {
+				t.Errorf("a worker was started:\n%s", stderr.String())
+			}
+		})
+	}
+}
+
+// running is a paddock process under test, with its JSON log parsed.
+type running struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	logs []map[string]any
+	done chan struct{}
+	err  error
+}
+
+func startPaddock(t *testing.T, manifest string, extra ...*os.File) *running {
+	t.Helper()
+	cmd := exec.Command(paddockBin, "run", "--log-format", "json", manifest)
+	cmd.ExtraFiles = extra
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := &running{t: t, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				r.mu.Lock()
+				r.logs = append(r.logs, m)
+				r.mu.Unlock()
+			}
+		}
+		r.err = cmd.Wait()
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-r.done
+	})
+	return r
+}
+
+// workerPIDs waits until n fork events were logged and returns their pids.
+func (r *running) workerPIDs(n int) []int {
+	r.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var pids []int
+		r.mu.Lock()
+		for _, m := range r.logs {
+			if m["msg"] == "fork" {
+				pids = append(pids, int(m["pid"].(float64)))
+			}
+		}
+		r.mu.Unlock()
+		if len(pids) >= n {
+			return pids
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("only %d forks logged, want %d", len(pids), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// wait waits for paddock to exit and returns its exit code.
+func (r *running) wait() int {
+	r.t.Helper()
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		r.t.Fatal("paddock did not exit")
+	}
+	var ee *exec.ExitError
+	if errors.As(r.err, &ee) {
+		return ee.ExitCode()
+	}
+	if r.err != nil {
+		r.t.Fatal(r.err)
+	}
+	return 0
+}
+
+// dead reports whether pid is gone or a zombie.
+func dead(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
+}
+
+func waitDead(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !dead(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d still alive", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestSIGTERMStopsCleanly(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			r := startPaddock(t, writeManifest(t, `
+apps:
+  web:
+    exec: /bin/sleep
+    args: [60]
+    instances: 3
+`))
+			pids := r.workerPIDs(3)
+			if err := r.cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			if code := r.wait(); code != 0 {
+				t.Errorf("exit code %d, want 0", code)
+			}
+			for _, pid := range pids {
+				waitDead(t, pid)
+			}
+		})
+	}
+}
+
+const stubborn = `
+apps:
+  stubborn:
+    exec: /bin/sh
+    args: ["-c", "trap '' TERM; while :; do sleep 0.1; done"]
+    killTimeout: %s
+`
+
+func TestStopTimeoutExitsOne(t *testing.T) {
+	r := startPaddock(t, writeManifest(t, fmt.Sprintf(stubborn, "300ms")))
+	pids := r.workerPIDs(1)
+	time.Sleep(200 * time.Millisecond) // let the shell install its trap
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.wait(); code != 1 {
+		t.Errorf("exit code %d, want 1 (a worker needed SIGKILL)", code)
+	}
+	waitDead(t, pids[0])
+}
+
+func TestSecondSignalKillsAtOnce(t *testing.T) {
+	r := startPaddock(t, writeManifest(t, fmt.Sprintf(stubborn, "1h")))
+	pids := r.workerPIDs(1)
+	time.Sleep(200 * time.Millisecond)
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Wait for the graceful stop to begin, then insist.
+	deadline := time.Now().Add(20 * time.Second)
+	for !r.logged("stopping") {
+		if time.Now().After(deadline) {
+			t.Fatal("no stopping event")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.wait(); code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+	waitDead(t, pids[0])
+}
+
+func (r *running) logged(msg string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range r.logs {
+		if m["msg"] == msg {
+			return true
+		}
+	}
+	return false
+}
+
+func TestSIGKILLOfSupervisorLeavesNoWorker(t *testing.T) {
+	r := startPaddock(t, writeManifest(t, `
+apps:
+  web:
+    exec: /bin/sleep
+    args: [60]
+    instances: 3
+`))
+	pids := r.workerPIDs(3)
+	if err := r.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	r.wait()
+	for _, pid := range pids {
+		waitDead(t, pid)
+	}
+}
+
+func TestInheritedDescriptorDoesNotReachWorkers(t *testing.T) {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// paddock gets f as its descriptor 3, without close-on-exec.
+	r := startPaddock(t, writeManifest(t, `
+apps:
+  web:
+    exec: /bin/sleep
+    args: [60]
+    instances: 2
+    silent: true
+`), f)
+	if fds, err := procs.OpenFDs(r.cmd.Process.Pid); err != nil || !slices.Contains(fds, 3) {
+		t.Fatalf("paddock did not inherit descriptor 3: %v %v", fds, err)
+	}
+	for _, pid := range r.workerPIDs(2) {
+		fds, err := procs.OpenFDs(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(fds, []int{0, 1, 2}) {
+			t.Errorf("worker pid %d has descriptors %v, want [0 1 2]", pid, fds)
+		}
+	}
+}
+
+// TestAsPID1 runs paddock as PID 1 of a new PID namespace, as in a
+// container: it must handle SIGTERM (PID 1 has no default signal actions)
+// and reap the orphans that workers leave.
+func TestAsPID1(t *testing.T) {
+	unshare, err := exec.LookPath("unshare")
+	if err != nil || os.Geteuid() != 0 {
+		t.Skip("needs root and unshare(1) to create a PID namespace")
+	}
+	manifest := writeManifest(t, `
+apps:
+  leaver:
+    exec: /bin/sh
+    # Leaves a background child behind in a new session (so that the
+    # worker's process group kill does not reach it) and exits at once.
+    args: ["-c", "setsid sleep 0.3 & exit 0"]
+    restart: never
+    instances: 3
+`)
+	cmd := exec.Command(unshare, "--pid", "--fork", "--kill-child", paddockBin, "run", manifest)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// unshare forks paddock as its only child.
+	var pid1 int
+	deadline := time.Now().Add(20 * time.Second)
+	for pid1 == 0 {
+		pid1 = childOf(cmd.Process.Pid)
+		if pid1 == 0 && time.Now().After(deadline) {
+			t.Fatalf("paddock did not start:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Wait until the workers exited and their orphans lived and died.
+	for !strings.Contains(stderr.String(), "not restarted") || strings.Count(stderr.String(), "not restarted") < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("workers did not finish:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	if z := zombieChildren(pid1); len(z) > 0 {
+		t.Errorf("zombies left under paddock as PID 1: %v", z)
+	}
+	if err := syscall.Kill(pid1, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("paddock as PID 1 exited with %v after SIGTERM:\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("paddock as PID 1 ignored SIGTERM")
+	}
+}
+
+// childOf returns one child of pid, or 0.
+func childOf(pid int) int {
+	kids := children(pid)
+	if len(kids) == 0 {
+		return 0
+	}
+	return kids[0]
+}
+
+func children(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func zombieChildren(pid int) []int {
+	var z []int
+	for _, c := range children(pid) {
+		if dead(c) {
+			z = append(z, c)
+		}
+	}
+	return z
+}
