@@ -480,3 +480,33 @@ func startSet(t *testing.T, set *manifest.Set) *harness {
 	}
 	return h
 }
+
+func TestRunsAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("running workers as another user needs root")
+	}
+	h := start(t, `
+apps:
+  unprivileged:
+    exec: /bin/sleep
+    args: [60]
+    cwd: /
+    user: nobody
+`)
+	ws := h.waitWorkers("1 worker", running("unprivileged", 1))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", ws[0].PID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uid, gid string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
+			uid = f[1]
+		} else if len(f) > 1 && f[0] == "Gid:" {
+			gid = f[1]
+		}
+	}
+	if uid != "65534" || gid != "65534" {
+		t.Errorf("worker runs as uid %s gid %s, want nobody (65534/65534)", uid, gid)
+	}
+}
