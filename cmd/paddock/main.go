@@ -63,6 +63,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
+		fs := newFlagSet("version", "version", stderr)
+		if code := parse(fs, args[1:]); code >= 0 {
+			return code
+		}
 		fmt.Fprintln(stdout, "paddock", versionString())
 		return exitOK
 	case "help", "-h", "--help", "-help":
