@@ -20,6 +20,16 @@ const MaxInstances = 10000
 // maxDecodeBytes bounds the size of one manifest file.
 const maxDecodeBytes = 8 << 20
 
+// Aliases let a small file name one mapping or list many times over: 1000
+// apps that alias one anchor of 1000 bad env values make a million errors.
+// Decoding stops once it has visited valuesPerByte values per byte of the
+// file (plus minValues), and reports at most maxErrors errors per file.
+const (
+	valuesPerByte = 8
+	minValues     = 1 << 18
+	maxErrors     = 1000
+)
+
 var appNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 
 // Decode parses one manifest file: zero or more YAML documents separated by
@@ -37,7 +47,7 @@ func Decode(file string, data []byte) ([]*App, error) {
 		l.add(Pos{file, 1, 1}, "", "file is larger than %d bytes", maxDecodeBytes)
 		return nil, l.err()
 	}
-	d := &decoder{file: file, l: &l, merged: map[*yaml.Node][]pair{}}
+	d := &decoder{file: file, l: &l, merged: map[*yaml.Node][]pair{}, budget: minValues + valuesPerByte*len(data)}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var apps []*App
 	for {
@@ -51,6 +61,9 @@ func Decode(file string, data []byte) ([]*App, error) {
 			break
 		}
 		apps = append(apps, d.document(&doc)...)
+		if d.budget < 0 {
+			break
+		}
 	}
 	return apps, l.err()
 }
@@ -147,6 +160,10 @@ type decoder struct {
 	// merged caches the key/value pairs of each mapping, merge keys
 	// expanded, so that many aliases of one anchor cost one expansion.
 	merged map[*yaml.Node][]pair
+	// budget is how many more values (mapping pairs, list items) the
+	// decoder may visit; it is -1 once spent. nerrs counts the errors.
+	budget int
+	nerrs  int
 }
 
 type pair struct{ key, val *yaml.Node }
@@ -154,7 +171,27 @@ type pair struct{ key, val *yaml.Node }
 func (d *decoder) pos(n *yaml.Node) Pos { return Pos{d.file, n.Line, n.Column} }
 
 func (d *decoder) errorf(n *yaml.Node, field, format string, args ...any) {
-	d.l.add(d.pos(n), field, format, args...)
+	d.nerrs++
+	switch {
+	case d.nerrs <= maxErrors:
+		d.l.add(d.pos(n), field, format, args...)
+	case d.nerrs == maxErrors+1:
+		d.l.add(d.pos(n), "", "too many errors, the first %d are reported", maxErrors)
+	}
+}
+
+// spend takes one value from the budget. Once it is spent, it records an
+// error at n and returns false: the caller stops.
+func (d *decoder) spend(n *yaml.Node) bool {
+	if d.budget > 0 {
+		d.budget--
+		return true
+	}
+	if d.budget == 0 {
+		d.budget = -1
+		d.l.add(d.pos(n), "", "too many values once aliases are expanded; decoding stopped")
+	}
+	return false
 }
 
 // deref follows aliases to the node they name.
@@ -218,6 +255,9 @@ func (d *decoder) pairs(m *yaml.Node, field string) []pair {
 	}
 	out := explicit
 	for _, p := range merged {
+		if !d.spend(p.key) {
+			break
+		}
 		if _, ok := seen[p.key.Value]; ok {
 			continue
 		}
@@ -239,6 +279,9 @@ func (d *decoder) mergeSources(v *yaml.Node, field string) []pair {
 	case v.Kind == yaml.SequenceNode:
 		var out []pair
 		for _, item := range v.Content {
+			if !d.spend(item) {
+				break
+			}
 			item = deref(item)
 			if item == nil || item.Kind != yaml.MappingNode {
 				d.errorf(v, field, "a merge key (<<) takes a mapping or a list of mappings")
@@ -291,6 +334,9 @@ func (d *decoder) document(doc *yaml.Node) []*App {
 			continue
 		}
 		for _, ap := range d.pairs(v, "apps") {
+			if !d.spend(ap.key) {
+				break
+			}
 			if a := d.app(ap.key, ap.val); a != nil {
 				apps = append(apps, a)
 			}
@@ -328,6 +374,9 @@ func (d *decoder) app(key, val *yaml.Node) *App {
 		return nil
 	}
 	for _, p := range d.pairs(v, field) {
+		if !d.spend(p.key) {
+			break
+		}
 		k := p.key.Value
 		set, ok := appFields[k]
 		if !ok {
@@ -386,6 +435,9 @@ func (f *fieldDecoder) strList(n *yaml.Node) []string {
 	}
 	out := make([]string, 0, len(n.Content))
 	for i, item := range n.Content {
+		if !f.d.spend(item) {
+			break
+		}
 		item = deref(item)
 		sub := &fieldDecoder{d: f.d, app: f.app, field: fmt.Sprintf("%s[%d]", f.field, i), key: f.key}
 		if s, ok := sub.str(item); ok {
@@ -456,6 +508,9 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 		}
 		f.app.Env = map[string]string{}
 		for _, p := range f.d.pairs(n, f.field) {
+			if !f.d.spend(p.key) {
+				break
+			}
 			name := p.key.Value
 			sub := &fieldDecoder{d: f.d, app: f.app, field: join(f.field, name), key: "env." + name}
 			if name == "" || strings.ContainsAny(name, "=\x00") {
@@ -508,6 +563,9 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 			return
 		}
 		for _, p := range f.d.pairs(n, f.field) {
+			if !f.d.spend(p.key) {
+				break
+			}
 			k := p.key.Value
 			sub := &fieldDecoder{d: f.d, app: f.app, field: join(f.field, k), key: "backoff." + k}
 			var dst *time.Duration

@@ -150,6 +150,9 @@ func (b Backoff) Delay(n int) time.Duration {
 		n = 1
 	}
 	d := b.Initial
+	if d <= 0 {
+		return 0 // no growth: do not loop n times
+	}
 	for i := 1; i < n; i++ {
 		if d >= b.Max/2 {
 			return b.Max

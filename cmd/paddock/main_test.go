@@ -371,8 +371,8 @@ apps:
     instances: 3
 `)
 	cmd := exec.Command(unshare, "--pid", "--fork", "--kill-child", paddockBin, "run", manifest)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -455,4 +455,23 @@ func zombieChildren(pid int) []int {
 		}
 	}
 	return z
+}
+
+// lockedBuffer is a bytes.Buffer that a command may write while the test
+// reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
