@@ -177,3 +177,29 @@ func TestAfterExit(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkPlan plans for 1000 running workers over 20 apps, one of which
+// needs one more worker: the steady-state cost of each turn of the loop.
+func BenchmarkPlan(b *testing.B) {
+	desired := map[string]AppSpec{}
+	var observed []Worker
+	id := 1
+	for a := 0; a < 20; a++ {
+		name := fmt.Sprintf("app-%02d", a)
+		desired[name] = AppSpec{Name: name, Generation: "g", Instances: 50, KillSignal: "SIGTERM", KillTimeout: 5 * time.Second}
+		for i := 0; i < 50; i++ {
+			if a == 0 && i == 0 {
+				continue
+			}
+			observed = append(observed, Worker{ID: id, App: name, Generation: "g", Phase: Running})
+			id++
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		r := Plan(desired, observed, epoch)
+		if len(r.Actions) != 1 {
+			b.Fatalf("plan %v", r.Actions)
+		}
+	}
+}
