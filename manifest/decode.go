@@ -360,6 +360,9 @@ func (d *decoder) app(key, val *yaml.Node) *App {
 		Backoff:          Backoff{Initial: DefaultBackoffInitial, Max: DefaultBackoffMax},
 		KillSignal:       DefaultKillSignal,
 		KillTimeout:      DefaultKillTimeout,
+		Readiness:        DefaultReadiness,
+		ReadyTimeout:     DefaultReadyTimeout,
+		Rollout:          Rollout{MaxSurge: DefaultMaxSurge, MaxUnavailable: DefaultMaxUnavailable},
 	}
 	if !appNameRE.MatchString(name) || len(name) > 63 {
 		d.errorf(key, field, "app names are lower-case letters, digits and '-', start and end with a letter or digit, at most 63 characters")
@@ -476,6 +479,16 @@ func (f *fieldDecoder) duration(n *yaml.Node) (time.Duration, bool) {
 		return 0, false
 	}
 	return dur, true
+}
+
+// count accepts an integer from 0 to MaxInstances.
+func (f *fieldDecoder) count(n *yaml.Node) (int, bool) {
+	var i int
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&i) != nil || i < 0 || i > MaxInstances {
+		f.errorf(n, "must be an integer from 0 to %d, got %s", MaxInstances, kindName(n))
+		return 0, false
+	}
+	return i, true
 }
 
 // appFields decodes each manifest key of an app. Its keys are exactly the
@@ -601,6 +614,44 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 	"user": func(f *fieldDecoder, n *yaml.Node) {
 		if s, ok := f.str(n); ok {
 			f.app.User = s
+		}
+	},
+	"readiness": func(f *fieldDecoder, n *yaml.Node) {
+		if s := f.oneOf(n, ReadinessModes); s != "" {
+			f.app.Readiness = s
+		}
+	},
+	"readyTimeout": func(f *fieldDecoder, n *yaml.Node) {
+		if dur, ok := f.duration(n); ok {
+			f.app.ReadyTimeout = dur
+		}
+	},
+	"rollout": func(f *fieldDecoder, n *yaml.Node) {
+		if n.Kind != yaml.MappingNode {
+			f.errorf(n, "must be a mapping with maxSurge and maxUnavailable, got %s", kindName(n))
+			return
+		}
+		for _, p := range f.d.pairs(n, f.field) {
+			k := p.key.Value
+			sub := &fieldDecoder{d: f.d, app: f.app, field: join(f.field, k), key: "rollout." + k}
+			var dst *int
+			switch k {
+			case "maxSurge":
+				dst = &f.app.Rollout.MaxSurge
+			case "maxUnavailable":
+				dst = &f.app.Rollout.MaxUnavailable
+			default:
+				sub.d.errorf(p.key, sub.field, "unknown field (rollout has maxSurge and maxUnavailable)")
+				continue
+			}
+			v := deref(p.val)
+			f.app.Pos[sub.key] = f.d.pos(v)
+			if isNull(v) {
+				continue
+			}
+			if i, ok := sub.count(v); ok {
+				*dst = i
+			}
 		}
 	},
 	"group": func(f *fieldDecoder, n *yaml.Node) {

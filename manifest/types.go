@@ -26,7 +26,25 @@ const (
 	DefaultBackoffMax       = 10 * time.Second
 	DefaultKillSignal       = "SIGTERM"
 	DefaultKillTimeout      = 5 * time.Second
+	DefaultReadiness        = ReadinessOnline
+	DefaultReadyTimeout     = 30 * time.Second
+	DefaultMaxSurge         = 1
+	DefaultMaxUnavailable   = 0
 )
+
+// Readiness modes: when a new worker counts as ready to serve.
+const (
+	// ReadinessOnline: as soon as its process has started.
+	ReadinessOnline = "online"
+	// ReadinessListening: once it reported listening (cluster protocol);
+	// a worker without an IPC channel is ready once started.
+	ReadinessListening = "listening"
+	// ReadinessNotify: once it sent READY=1 to $NOTIFY_SOCKET (sd_notify).
+	ReadinessNotify = "notify"
+)
+
+// ReadinessModes lists the accepted values of App.Readiness.
+var ReadinessModes = []string{ReadinessOnline, ReadinessListening, ReadinessNotify}
 
 // Restart policies.
 const (
@@ -121,6 +139,16 @@ type App struct {
 	User string `yaml:"user"`
 	// Group overrides User's primary group (name or gid). Requires User.
 	Group string `yaml:"group"`
+	// Readiness says when a new worker counts as ready: online (its
+	// process started), listening (it reported listening) or notify (it
+	// sent READY=1 to $NOTIFY_SOCKET). Default online. Rolling updates wait
+	// for readiness before retiring an old worker.
+	Readiness string `yaml:"readiness"`
+	// ReadyTimeout is how long a new worker of a rolling update may take to
+	// become ready before the rollout is reported stalled. Default 30s.
+	ReadyTimeout time.Duration `yaml:"readyTimeout"`
+	// Rollout bounds a rolling update.
+	Rollout Rollout `yaml:"rollout"`
 
 	// Resolved holds what CheckHost derived from the fields above: the
 	// program to execute and the credentials. It is zero until CheckHost
@@ -162,6 +190,17 @@ func (b Backoff) Delay(n int) time.Duration {
 	return min(d, b.Max)
 }
 
+// Rollout bounds a rolling update, with Kubernetes' semantics: during the
+// update there are at most Instances+MaxSurge workers, and at least
+// Instances-MaxUnavailable of them are ready.
+type Rollout struct {
+	// MaxSurge is how many workers may run above Instances. Default 1.
+	MaxSurge int `yaml:"maxSurge"`
+	// MaxUnavailable is how many workers may be missing from Instances
+	// ready ones. Default 0.
+	MaxUnavailable int `yaml:"maxUnavailable"`
+}
+
 // Resolved is the host-specific part of an app, filled in by CheckHost.
 type Resolved struct {
 	// Path is the absolute path of the program to execute: the interpreter
@@ -195,23 +234,12 @@ func (a *App) posOf(field string) Pos {
 // changed, requires new workers: every field but Instances. Two apps with the
 // same generation run identical workers.
 func (a *App) Generation() string {
+	// Everything but the name, the worker count and where it was written.
+	spec := *a
+	spec.Name, spec.Instances, spec.InstancesAuto = "", 0, false
+	spec.Source, spec.Pos = Pos{}, nil
 	h := sha256.New()
-	// json.Marshal sorts map keys, so the encoding is canonical.
-	enc := json.NewEncoder(h)
-	_ = enc.Encode(struct {
-		Exec, ExecPath   string
-		ExecArgv, Args   []string
-		Cwd              string
-		Env              map[string]string
-		Silent           bool
-		SchedulingPolicy string
-		Restart          string
-		Backoff          Backoff
-		KillSignal       string
-		KillTimeout      time.Duration
-		User, Group      string
-		Resolved         Resolved
-	}{a.Exec, a.ExecPath, a.ExecArgv, a.Args, a.Cwd, a.Env, a.Silent, a.SchedulingPolicy,
-		a.Restart, a.Backoff, a.KillSignal, a.KillTimeout, a.User, a.Group, a.Resolved})
+	// encoding/json sorts map keys, so the encoding is canonical.
+	_ = json.NewEncoder(h).Encode(&spec)
 	return hex.EncodeToString(h.Sum(nil))[:8]
 }

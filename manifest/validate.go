@@ -30,6 +30,12 @@ func Validate(apps []*App) (*Set, error) {
 		} else if a.Backoff.Max < a.Backoff.Initial {
 			l.add(a.posOf("backoff.max"), field+".backoff.max", "must be at least backoff.initial (%s), got %s", a.Backoff.Initial, a.Backoff.Max)
 		}
+		if a.ReadyTimeout <= 0 {
+			l.add(a.posOf("readyTimeout"), field+".readyTimeout", "must be greater than 0")
+		}
+		if a.Rollout.MaxSurge == 0 && a.Rollout.MaxUnavailable == 0 {
+			l.add(a.posOf("rollout"), field+".rollout", "maxSurge and maxUnavailable cannot both be 0: a rolling update could never make progress")
+		}
 		if a.Group != "" && a.User == "" {
 			l.add(a.posOf("group"), field+".group", "needs `user:` beside it")
 		}

@@ -190,6 +190,7 @@ func TestFieldsInStep(t *testing.T) {
 	}{
 		{reflect.TypeFor[manifest.App](), []string{"$defs", "app", "properties"}},
 		{reflect.TypeFor[manifest.Backoff](), []string{"$defs", "backoff", "properties"}},
+		{reflect.TypeFor[manifest.Rollout](), []string{"$defs", "rollout", "properties"}},
 	} {
 		goKeys := yamlKeys(c.typ)
 		props, ok := lookup(t, raw, c.path...).(map[string]any)
