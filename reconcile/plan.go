@@ -25,6 +25,9 @@ type AppSpec struct {
 	// KillSignal and KillTimeout shape a graceful stop.
 	KillSignal  string
 	KillTimeout time.Duration
+	// MaxSurge and MaxUnavailable bound a rolling update: at most
+	// Instances+MaxSurge workers, at least Instances-MaxUnavailable ready.
+	MaxSurge, MaxUnavailable int
 }
 
 // Phase is where a worker is in its life, as the supervisor observes it.
@@ -73,6 +76,13 @@ type Worker struct {
 	// SIGKILL; Killed says it already did.
 	StopDeadline time.Time
 	Killed       bool
+	// Ready says a Running worker is ready to serve (see the app's
+	// readiness); until then ReadyDeadline is when a rolling update that
+	// waits for it is reported stalled. FailedUnready marks a worker in
+	// Backoff or Done that exited before it was ever ready.
+	Ready         bool
+	ReadyDeadline time.Time
+	FailedUnready bool
 	// KillSignal and KillTimeout are those of the spec the worker was
 	// started with: an app removed from the manifest is still stopped its
 	// own way.
@@ -134,7 +144,9 @@ func (a Start) String() string {
 	}
 	return s
 }
-func (a Stop) String() string   { return fmt.Sprintf("stop %s/%d %s %s", a.App, a.Worker, a.Signal, a.Timeout) }
+func (a Stop) String() string {
+	return fmt.Sprintf("stop %s/%d %s %s", a.App, a.Worker, a.Signal, a.Timeout)
+}
 func (a Kill) String() string   { return fmt.Sprintf("kill %s/%d", a.App, a.Worker) }
 func (a Forget) String() string { return fmt.Sprintf("forget %s/%d", a.App, a.Worker) }
 
@@ -143,6 +155,32 @@ func (a Forget) String() string { return fmt.Sprintf("forget %s/%d", a.App, a.Wo
 type Result struct {
 	Actions   []Action
 	RequeueAt time.Time
+	// Rollouts holds the apps in a rolling update (workers of an older
+	// generation remain), by name.
+	Rollouts map[string]RolloutStatus
+}
+
+// RolloutStatus describes a rolling update after the plan's actions.
+type RolloutStatus struct {
+	// Instances is the target worker count.
+	Instances int
+	// New counts the workers of the new generation (running or about to
+	// be restarted), NewReady those of them ready; Old the workers of older
+	// generations still serving after this plan.
+	New, NewReady, Old int
+	// Stalled, when not empty, says why the update cannot progress: a new
+	// worker missed its readyTimeout or exited before it was ready. The
+	// old workers keep serving.
+	Stalled string
+}
+
+// String is a one-line summary: "2/3 new ready, 1 old".
+func (s RolloutStatus) String() string {
+	out := fmt.Sprintf("%d/%d new ready, %d old", s.NewReady, s.Instances, s.Old)
+	if s.Stalled != "" {
+		out += ", stalled: " + s.Stalled
+	}
+	return out
 }
 
 func (r *Result) requeue(t time.Time) {
@@ -187,6 +225,7 @@ func Plan(desired map[string]AppSpec, observed []Worker, now time.Time) Result {
 
 func planApp(r *Result, spec AppSpec, wanted bool, ws []Worker, now time.Time) {
 	var current []Worker // current generation, counted toward Instances
+	var old []Worker     // running workers of an older generation
 	for _, w := range ws {
 		switch {
 		case w.Phase == Stopping:
@@ -198,8 +237,14 @@ func planApp(r *Result, spec AppSpec, wanted bool, ws []Worker, now time.Time) {
 			} else {
 				r.requeue(w.StopDeadline)
 			}
-		case !wanted || w.Generation != spec.Generation:
+		case !wanted:
 			retire(r, w)
+		case w.Generation != spec.Generation:
+			if w.Phase == Running {
+				old = append(old, w)
+			} else {
+				retire(r, w) // an exited worker of an old spec is not replaced
+			}
 		default:
 			current = append(current, w)
 		}
@@ -207,31 +252,7 @@ func planApp(r *Result, spec AppSpec, wanted bool, ws []Worker, now time.Time) {
 	if !wanted {
 		return
 	}
-
-	// Scale down: drop exited workers first (nothing to stop), newest
-	// first, then stop the newest running ones.
-	excess := len(current) - spec.Instances
-	if excess > 0 {
-		var keep []Worker
-		drop := map[int]bool{}
-		for _, phase := range []Phase{Backoff, Done, Running} {
-			for i := len(current) - 1; i >= 0 && excess > 0; i-- {
-				if current[i].Phase == phase {
-					drop[current[i].ID] = true
-					excess--
-				}
-			}
-		}
-		for _, w := range current {
-			if drop[w.ID] {
-				retire(r, w)
-			} else {
-				keep = append(keep, w)
-			}
-		}
-		current = keep
-	}
-
+	current = scaleDown(r, spec, current)
 	for _, w := range current {
 		if w.Phase != Backoff {
 			continue
@@ -242,9 +263,92 @@ func planApp(r *Result, spec AppSpec, wanted bool, ws []Worker, now time.Time) {
 		}
 		r.Actions = append(r.Actions, Start{App: spec.Name, Generation: spec.Generation, Restarts: w.Restarts, Replaces: w.ID})
 	}
-	for i := len(current); i < spec.Instances; i++ {
+	if len(old) == 0 {
+		for i := len(current); i < spec.Instances; i++ {
+			r.Actions = append(r.Actions, Start{App: spec.Name, Generation: spec.Generation})
+		}
+		return
+	}
+	rollout(r, spec, current, old, now)
+}
+
+// scaleDown retires the workers of the current generation beyond Instances:
+// exited ones first (nothing to stop), newest first, then the newest
+// running ones. It returns the workers kept.
+func scaleDown(r *Result, spec AppSpec, current []Worker) []Worker {
+	excess := len(current) - spec.Instances
+	if excess <= 0 {
+		return current
+	}
+	drop := map[int]bool{}
+	for _, phase := range []Phase{Backoff, Done, Running} {
+		for i := len(current) - 1; i >= 0 && excess > 0; i-- {
+			if current[i].Phase == phase {
+				drop[current[i].ID] = true
+				excess--
+			}
+		}
+	}
+	var keep []Worker
+	for _, w := range current {
+		if drop[w.ID] {
+			retire(r, w)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	return keep
+}
+
+// rollout moves an app whose old workers remain toward the new generation,
+// within its surge and availability bounds: new workers start while the
+// total stays at most Instances+MaxSurge; old workers that are not ready go
+// at once (they serve nothing); ready old workers go, oldest first, while at
+// least Instances-MaxUnavailable ready workers remain, and the last ready
+// old worker stays until a new worker is ready.
+func rollout(r *Result, spec AppSpec, current, old []Worker, now time.Time) {
+	status := RolloutStatus{Instances: spec.Instances, New: len(current)}
+	for _, w := range current {
+		switch {
+		case w.Phase == Running && w.Ready:
+			status.NewReady++
+		case w.Phase == Running:
+			if now.Before(w.ReadyDeadline) {
+				r.requeue(w.ReadyDeadline)
+			} else if status.Stalled == "" {
+				status.Stalled = w.Name() + " was not ready within its readyTimeout"
+			}
+		case w.FailedUnready && status.Stalled == "":
+			status.Stalled = w.Name() + " exited before it was ready"
+		}
+	}
+
+	var readyOld []Worker
+	for _, w := range old {
+		if w.Ready {
+			readyOld = append(readyOld, w)
+		} else {
+			retire(r, w)
+		}
+	}
+	canRetire := status.NewReady + len(readyOld) - (spec.Instances - spec.MaxUnavailable)
+	if spec.Instances > 0 && status.NewReady == 0 {
+		canRetire = min(canRetire, len(readyOld)-1)
+	}
+	canRetire = max(0, min(canRetire, len(readyOld)))
+	for _, w := range readyOld[:canRetire] {
+		retire(r, w)
+	}
+	// Workers being stopped do not count toward the surge.
+	room := spec.Instances + spec.MaxSurge - (len(readyOld) - canRetire) - len(current)
+	for i := 0; i < min(room, spec.Instances-len(current)); i++ {
 		r.Actions = append(r.Actions, Start{App: spec.Name, Generation: spec.Generation})
 	}
+	status.Old = len(readyOld) - canRetire
+	if r.Rollouts == nil {
+		r.Rollouts = map[string]RolloutStatus{}
+	}
+	r.Rollouts[spec.Name] = status
 }
 
 // retire stops a running worker or forgets an exited one.
@@ -270,8 +374,11 @@ type ExitPolicy struct {
 // AfterExit returns the state of a worker that exited unintentionally (not
 // being stopped) after running for uptime: Done when its restart policy says
 // so, else Backoff with the restart count and time of its replacement.
-// success means exit code 0.
+// success means exit code 0. A worker that was never ready is marked
+// FailedUnready.
 func AfterExit(w Worker, p ExitPolicy, success bool, uptime time.Duration, now time.Time) Worker {
+	w.FailedUnready = !w.Ready
+	w.Ready = false
 	if p.Restart == "never" || (p.Restart == "on-failure" && success) {
 		w.Phase = Done
 		return w

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,7 +21,9 @@ var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 //
 //	now 10s
 //	app NAME gen=G instances=N [signal=S] [timeout=D]
-//	worker ID APP gen=G PHASE [restarts=N] [at=D] [deadline=D] [killed]
+//	worker ID APP gen=G PHASE [restarts=N] [at=D] [deadline=D] [readyby=D] [killed] [ready] [failedunready]
+//
+// app also takes surge=N and unavailable=N (default 1 and 0).
 //
 // Times are offsets from an arbitrary epoch.
 func parseCase(t *testing.T, input string) (map[string]AppSpec, []Worker, time.Time) {
@@ -62,6 +65,13 @@ func parseCase(t *testing.T, input string) (map[string]AppSpec, []Worker, time.T
 			if v, ok := kv["timeout"]; ok {
 				s.KillTimeout, _ = time.ParseDuration(v)
 			}
+			s.MaxSurge, s.MaxUnavailable = 1, 0
+			if v, ok := kv["surge"]; ok {
+				s.MaxSurge, _ = strconv.Atoi(v)
+			}
+			if v, ok := kv["unavailable"]; ok {
+				s.MaxUnavailable, _ = strconv.Atoi(v)
+			}
 			desired[s.Name] = s
 		case "worker":
 			id, _ := strconv.Atoi(f[1])
@@ -78,6 +88,10 @@ func parseCase(t *testing.T, input string) (map[string]AppSpec, []Worker, time.T
 					w.Phase = Done
 				case "killed":
 					w.Killed = true
+				case "ready":
+					w.Ready = true
+				case "failedunready":
+					w.FailedUnready = true
 				default:
 					t.Fatalf("unknown flag %q", fl)
 				}
@@ -88,6 +102,9 @@ func parseCase(t *testing.T, input string) (map[string]AppSpec, []Worker, time.T
 			}
 			if v, ok := kv["deadline"]; ok {
 				w.StopDeadline = at(v)
+			}
+			if v, ok := kv["readyby"]; ok {
+				w.ReadyDeadline = at(v)
 			}
 			observed = append(observed, w)
 		default:
@@ -104,6 +121,14 @@ func format(r Result) string {
 	}
 	if !r.RequeueAt.IsZero() {
 		fmt.Fprintf(&b, "requeue %s\n", r.RequeueAt.Sub(epoch))
+	}
+	names := make([]string, 0, len(r.Rollouts))
+	for n := range r.Rollouts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, "rollout %s: %s\n", n, r.Rollouts[n])
 	}
 	return b.String()
 }
