@@ -13,7 +13,13 @@ const (
 	EventKill     = "kill"     // the worker's process group got SIGKILL
 	EventExit     = "exit"     // the worker exited; Intended tells whether it was asked to
 	EventRestart  = "restart"  // a replacement is scheduled after Delay
-	EventApply    = "apply"    // a manifest set was applied
+	EventApply    = "apply"    // the first manifest set was applied
+	EventReady    = "ready"    // the worker is ready to serve (readiness: notify sent READY=1)
+
+	EventReload          = "reload"           // a changed manifest set was applied; Detail lists the changes
+	EventReloadFailed    = "reload-failed"    // a new manifest set was invalid; the running set is kept
+	EventRolloutProgress = "rollout-progress" // a rolling update moved (Detail: "2/3 new ready, 1 old", or "complete")
+	EventRolloutStalled  = "rollout-stalled"  // a rolling update cannot progress; Detail says why
 )
 
 // Event is something that happened to a worker or to the supervisor. Events

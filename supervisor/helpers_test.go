@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/paddock-sh/paddock/manifest"
+	"github.com/paddock-sh/paddock/notify"
 	"github.com/paddock-sh/paddock/procs"
 	"go.uber.org/goleak"
 )
@@ -51,6 +52,7 @@ func TestMain(m *testing.M) {
 //	print               print two lines on stdout and one on stderr, then serve
 //	grandchild          ignore SIGTERM and block
 //	sleep:D             sleep D, then exit 0
+//	notify-serve:D      after D, send READY=1 to $NOTIFY_SOCKET, then serve
 func helper(mode string) {
 	switch {
 	case mode == "serve":
@@ -87,6 +89,14 @@ func helper(mode string) {
 	case strings.HasPrefix(mode, "sleep:"):
 		d, _ := time.ParseDuration(strings.TrimPrefix(mode, "sleep:"))
 		time.Sleep(d)
+	case strings.HasPrefix(mode, "notify-serve:"):
+		d, _ := time.ParseDuration(strings.TrimPrefix(mode, "notify-serve:"))
+		time.Sleep(d)
+		if sent, err := notify.Send("READY=1\nSTATUS=serving"); !sent || err != nil {
+			fmt.Fprintln(os.Stderr, "notify:", sent, err)
+			os.Exit(6)
+		}
+		serve()
 	case mode == "print":
 		id := os.Getenv("PADDOCK_WORKER_ID")
 		fmt.Printf("hello from %s\nsecond line from %s\n", id, id)
@@ -164,13 +174,44 @@ func load(t *testing.T, dir, yaml string) *manifest.Set {
 
 func start(t *testing.T, yaml string) *harness {
 	t.Helper()
+	return startWith(t, yaml, nil)
+}
+
+// startWatching starts a supervisor that watches its manifest file and
+// reloads it after debounce.
+func startWatching(t *testing.T, yaml string, debounce time.Duration) *harness {
+	t.Helper()
+	return startWith(t, yaml, func(h *harness, o *Options) {
+		path := filepath.Join(h.dir, "paddock.yaml")
+		o.Watch = []string{path}
+		o.ReloadDebounce = debounce
+		o.Load = func() (*manifest.Set, error) { return manifest.Load([]string{path}, manifest.CurrentHost()) }
+	})
+}
+
+// write replaces the manifest atomically, as editors do ($SELF and $DIR
+// expanded as in load).
+func (h *harness) write(yaml string) {
+	h.t.Helper()
+	yaml = strings.NewReplacer("$SELF", self(h.t), "$DIR", h.dir).Replace(yaml)
+	tmp := filepath.Join(h.dir, ".paddock.yaml.tmp")
+	if err := os.WriteFile(tmp, []byte(yaml), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(h.dir, "paddock.yaml")); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func startWith(t *testing.T, yaml string, configure func(*harness, *Options)) *harness {
+	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), events: make(chan Event, 10000), out: &syncBuffer{}, done: make(chan error, 1), claimed: map[int]bool{}}
 	set := load(t, h.dir, yaml)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	h.sup = New(Options{
+	opts := Options{
 		Logger: logger,
 		Stdout: h.out,
 		Stderr: h.out,
@@ -181,7 +222,11 @@ func start(t *testing.T, yaml string) *harness {
 				t.Error("event buffer full")
 			}
 		},
-	})
+	}
+	if configure != nil {
+		configure(h, &opts)
+	}
+	h.sup = New(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() { h.done <- h.sup.Run(ctx, set) }()
@@ -202,7 +247,7 @@ func start(t *testing.T, yaml string) *harness {
 func (h *harness) apply(yaml string) {
 	h.t.Helper()
 	set := load(h.t, h.dir, yaml)
-	if err := h.sup.Apply(context.Background(), set); err != nil {
+	if _, err := h.sup.Apply(context.Background(), set); err != nil {
 		h.t.Fatal(err)
 	}
 }

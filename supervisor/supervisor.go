@@ -20,8 +20,10 @@ import (
 	"time"
 
 	"github.com/paddock-sh/paddock/manifest"
+	"github.com/paddock-sh/paddock/notify"
 	"github.com/paddock-sh/paddock/procs"
 	"github.com/paddock-sh/paddock/reconcile"
+	"github.com/paddock-sh/paddock/watch"
 	"golang.org/x/sys/unix"
 )
 
@@ -51,6 +53,16 @@ type Options struct {
 	// Environ is the environment workers inherit, below their app's env.
 	// Default: os.Environ().
 	Environ []string
+	// Load reads and validates the manifests again; Reload uses it. Nil:
+	// reloading is not possible.
+	Load func() (*manifest.Set, error)
+	// Watch, when not empty, lists manifest paths to watch: a change, once
+	// the files have been quiet for ReloadDebounce, triggers a reload.
+	Watch          []string
+	ReloadDebounce time.Duration
+	// NotifyDir is where the sd_notify socket for `readiness: notify`
+	// workers is created. Default: os.TempDir().
+	NotifyDir string
 }
 
 // Supervisor keeps the workers of a manifest set running. Create it with
@@ -61,6 +73,11 @@ type Supervisor struct {
 	stderr   io.Writer
 	requests chan func()
 	kill     chan struct{}
+	// reloadRequests asks the reloader goroutine for a reload.
+	reloadRequests chan struct{}
+	// reloadMu serializes reloads, so that an older load is never applied
+	// after a newer one.
+	reloadMu sync.Mutex
 
 	// Owned by the Run goroutine.
 	set       *manifest.Set
@@ -72,6 +89,10 @@ type Supervisor struct {
 	forced    bool // a worker needed SIGKILL during shutdown
 	outputs   []*procs.LinePrefixer
 	outputsWG sync.WaitGroup
+	notify    *notify.Socket
+	// rollouts holds the last reported status of each app in a rolling
+	// update.
+	rollouts map[string]reconcile.RolloutStatus
 }
 
 // worker is the supervisor's record of one worker.
@@ -81,6 +102,8 @@ type worker struct {
 	proc      *procs.Process
 	pid       int // 0 once exited
 	startedAt time.Time
+	// status is the last STATUS= the worker sent to $NOTIFY_SOCKET.
+	status string
 }
 
 // New returns a Supervisor with opts; it starts nothing.
@@ -98,14 +121,16 @@ func New(opts Options) *Supervisor {
 		opts.Environ = os.Environ()
 	}
 	return &Supervisor{
-		opts:     opts,
-		stdout:   &procs.SyncWriter{W: opts.Stdout},
-		stderr:   &procs.SyncWriter{W: opts.Stderr},
-		requests: make(chan func()),
-		kill:     make(chan struct{}, 1),
-		workers:  map[int]*worker{},
-		byPID:    map[int]*worker{},
-		nextID:   1,
+		opts:           opts,
+		stdout:         &procs.SyncWriter{W: opts.Stdout},
+		stderr:         &procs.SyncWriter{W: opts.Stderr},
+		requests:       make(chan func()),
+		kill:           make(chan struct{}, 1),
+		reloadRequests: make(chan struct{}, 1),
+		rollouts:       map[string]reconcile.RolloutStatus{},
+		workers:        map[int]*worker{},
+		byPID:          map[int]*worker{},
+		nextID:         1,
 	}
 }
 
@@ -119,13 +144,36 @@ func New(opts Options) *Supervisor {
 func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 	reapCtx, stopReap := context.WithCancel(context.Background())
 	exits := make(chan procs.Exit, 64)
-	var reaper sync.WaitGroup
-	reaper.Go(func() { procs.Reap(reapCtx, exits) })
+	notes := make(chan notify.Message, 64)
+	// The reloader and the watcher stop with ctx (no reload during
+	// shutdown), or when Run returns.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var helpers sync.WaitGroup
+	helpers.Go(func() { procs.Reap(reapCtx, exits) })
 	defer func() {
+		stopWatch()
 		stopReap()
-		reaper.Wait()
+		helpers.Wait()
+		if s.notify != nil {
+			s.notify.Close()
+		}
 		s.drainOutputs()
 	}()
+	sock, err := notify.Listen(s.opts.NotifyDir)
+	if err != nil {
+		return err
+	}
+	s.notify = sock
+	helpers.Go(func() { sock.Run(reapCtx, notes) })
+	helpers.Go(func() { s.reloader(watchCtx) })
+	if len(s.opts.Watch) > 0 {
+		w := &watch.Watcher{Paths: s.opts.Watch, Debounce: s.opts.ReloadDebounce, Logger: s.opts.Logger}
+		helpers.Go(func() {
+			if err := w.Run(watchCtx, s.RequestReload); err != nil {
+				s.opts.Logger.Error("manifests are not watched; reload with SIGHUP", "err", err)
+			}
+		})
+	}
 
 	s.applyLocked(set)
 	done := ctx.Done()
@@ -139,6 +187,7 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 		}
 		plan := reconcile.Plan(desired, s.observedLocked(), now)
 		s.executeLocked(plan, now)
+		s.reportRolloutsLocked(plan.Rollouts)
 		if s.shutting && len(s.workers) == 0 {
 			if s.forced {
 				return ErrStopTimeout
@@ -159,6 +208,8 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 		select {
 		case ex := <-exits:
 			s.handleExitLocked(ex)
+		case m := <-notes:
+			s.handleNotifyLocked(m)
 		case <-wake:
 		case <-done:
 			done = nil
@@ -199,10 +250,59 @@ func (s *Supervisor) do(ctx context.Context, f func()) error {
 	}
 }
 
-// Apply makes set the desired state. Workers are started, stopped and
-// replaced by the next plan. It fails only when Run is not running (ctx).
-func (s *Supervisor) Apply(ctx context.Context, set *manifest.Set) error {
-	return s.do(ctx, func() { s.applyLocked(set) })
+// Apply makes set the desired state and returns how it differs from the
+// previous one. Workers are started, stopped and replaced by the next plan.
+// It fails only when Run is not running (ctx).
+func (s *Supervisor) Apply(ctx context.Context, set *manifest.Set) ([]manifest.Change, error) {
+	var changes []manifest.Change
+	err := s.do(ctx, func() { changes = s.applyLocked(set) })
+	return changes, err
+}
+
+// Reload reads the manifests again (Options.Load) and applies them. An
+// invalid set is reported (every error logged, a reload-failed event) and
+// the running set is kept untouched. It returns the changes applied, none
+// when the manifests did not change. Reloads are serialized.
+func (s *Supervisor) Reload(ctx context.Context) ([]manifest.Change, error) {
+	if s.opts.Load == nil {
+		return nil, errors.New("reload: no manifest loader configured")
+	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	set, err := s.opts.Load()
+	if err != nil {
+		errs := manifest.Errors(err)
+		for _, e := range errs {
+			s.opts.Logger.Error("reload rejected", "err", e.Error())
+		}
+		detail := fmt.Sprintf("%d errors; the running set is kept; first: %v", len(errs), errs[0])
+		if doErr := s.do(ctx, func() { s.emit(Event{Type: EventReloadFailed, Detail: detail}) }); doErr != nil {
+			return nil, doErr
+		}
+		return nil, err
+	}
+	return s.Apply(ctx, set)
+}
+
+// RequestReload asks for a reload without waiting for it; requests made
+// while one is pending are merged. It never blocks.
+func (s *Supervisor) RequestReload() {
+	select {
+	case s.reloadRequests <- struct{}{}:
+	default:
+	}
+}
+
+// reloader carries out reload requests until ctx is done.
+func (s *Supervisor) reloader(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.reloadRequests:
+			_, _ = s.Reload(ctx)
+		}
+	}
 }
 
 // WorkerInfo describes one worker, for status listings and tests.
@@ -211,9 +311,12 @@ type WorkerInfo struct {
 	App        string
 	PID        int // 0 when the worker has exited
 	Phase      reconcile.Phase
+	Ready      bool
 	Generation string
 	Restarts   int
 	StartedAt  time.Time
+	// Status is the last STATUS= the worker sent with sd_notify.
+	Status string
 }
 
 // Workers lists the workers in ID order.
@@ -221,27 +324,101 @@ func (s *Supervisor) Workers(ctx context.Context) ([]WorkerInfo, error) {
 	var out []WorkerInfo
 	err := s.do(ctx, func() {
 		for _, w := range s.workers {
-			out = append(out, WorkerInfo{ID: w.ID, App: w.App, PID: w.pid, Phase: w.Phase,
-				Generation: w.Generation, Restarts: w.Restarts, StartedAt: w.startedAt})
+			out = append(out, WorkerInfo{ID: w.ID, App: w.App, PID: w.pid, Phase: w.Phase, Ready: w.Ready,
+				Generation: w.Generation, Restarts: w.Restarts, StartedAt: w.startedAt, Status: w.status})
 		}
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, err
 }
 
-func (s *Supervisor) applyLocked(set *manifest.Set) {
+func (s *Supervisor) applyLocked(set *manifest.Set) []manifest.Change {
+	first := s.set == nil
+	changes := manifest.Diff(s.set, set)
 	s.set = set
 	s.specs = map[string]reconcile.AppSpec{}
 	for name, a := range set.Apps {
 		s.specs[name] = reconcile.AppSpec{
-			Name:        name,
-			Generation:  a.Generation(),
-			Instances:   a.Instances,
-			KillSignal:  a.KillSignal,
-			KillTimeout: a.KillTimeout,
+			Name:           name,
+			Generation:     a.Generation(),
+			Instances:      a.Instances,
+			KillSignal:     a.KillSignal,
+			KillTimeout:    a.KillTimeout,
+			MaxSurge:       a.Rollout.MaxSurge,
+			MaxUnavailable: a.Rollout.MaxUnavailable,
 		}
 	}
-	s.emit(Event{Type: EventApply, Detail: fmt.Sprintf("%d apps, %d workers", len(set.Apps), set.Workers())})
+	switch {
+	case first:
+		s.emit(Event{Type: EventApply, Detail: fmt.Sprintf("%d apps, %d workers", len(set.Apps), set.Workers())})
+	case len(changes) == 0:
+		s.opts.Logger.Info("reload: manifests unchanged")
+	default:
+		for _, c := range changes {
+			ev := Event{Type: EventReload, App: c.App, Detail: c.String()}
+			if a := set.Apps[c.App]; a != nil {
+				ev.Generation = s.specs[c.App].Generation
+			}
+			s.emit(ev)
+		}
+	}
+	return changes
+}
+
+// reportRolloutsLocked emits rollout-progress when an app's rolling update
+// moved, rollout-stalled when it stalls, and rollout-progress "complete"
+// when it is over.
+func (s *Supervisor) reportRolloutsLocked(now map[string]reconcile.RolloutStatus) {
+	for app, st := range now {
+		prev, was := s.rollouts[app]
+		if was && prev == st {
+			continue
+		}
+		s.rollouts[app] = st
+		gen := s.specs[app].Generation
+		s.emit(Event{Type: EventRolloutProgress, App: app, Generation: gen, Detail: st.String()})
+		if st.Stalled != "" && st.Stalled != prev.Stalled {
+			s.emit(Event{Type: EventRolloutStalled, App: app, Generation: gen,
+				Detail: st.Stalled + "; the old workers keep serving until a later change"})
+		}
+	}
+	for app := range s.rollouts {
+		if _, ok := now[app]; !ok {
+			delete(s.rollouts, app)
+			s.emit(Event{Type: EventRolloutProgress, App: app, Generation: s.specs[app].Generation, Detail: "complete"})
+		}
+	}
+}
+
+// Rollouts returns the status of every app in a rolling update.
+func (s *Supervisor) Rollouts(ctx context.Context) (map[string]reconcile.RolloutStatus, error) {
+	out := map[string]reconcile.RolloutStatus{}
+	err := s.do(ctx, func() {
+		for k, v := range s.rollouts {
+			out[k] = v
+		}
+	})
+	return out, err
+}
+
+// handleNotifyLocked takes an sd_notify message: the sender must be a
+// worker or a process in a worker's process group.
+func (s *Supervisor) handleNotifyLocked(m notify.Message) {
+	w, ok := s.byPID[m.PID]
+	if !ok && m.PGID != 0 {
+		w, ok = s.byPID[m.PGID]
+	}
+	if !ok {
+		s.opts.Logger.Warn("notification from a process that is not a worker, ignored", "pid", m.PID)
+		return
+	}
+	if st, ok := m.Fields["STATUS"]; ok {
+		w.status = st
+	}
+	if m.Ready() && !w.Ready && w.Phase == reconcile.Running && w.app.Readiness == manifest.ReadinessNotify {
+		w.Ready = true
+		s.emit(Event{Type: EventReady, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation})
+	}
 }
 
 func (s *Supervisor) observedLocked() []reconcile.Worker {
@@ -300,6 +477,9 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 		Dir:  app.Resolved.Dir,
 		Env:  workerEnv(s.opts.Environ, app, id),
 	}
+	if app.Readiness == manifest.ReadinessNotify {
+		spec.Env = append(spec.Env, "NOTIFY_SOCKET="+s.notify.Path())
+	}
 	if c := app.Resolved.Credential; c != nil {
 		spec.Credential = &syscall.Credential{Uid: c.Uid, Gid: c.Gid, Groups: c.Groups}
 	}
@@ -338,6 +518,11 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 	}
 	w.proc, w.pid = proc, proc.Pid
 	w.startedAt = proc.StartedAt
+	// online and listening workers are ready once started (listening
+	// waits for the cluster protocol's report where a worker has an IPC
+	// channel); notify workers when they say READY=1.
+	w.Ready = app.Readiness != manifest.ReadinessNotify
+	w.ReadyDeadline = w.startedAt.Add(app.ReadyTimeout)
 	s.byPID[proc.Pid] = w
 	s.emit(Event{Type: EventFork, App: w.App, Worker: id, PID: w.pid, Generation: w.Generation, Attempt: restarts})
 	s.emit(Event{Type: EventOnline, App: w.App, Worker: id, PID: w.pid, Generation: w.Generation})

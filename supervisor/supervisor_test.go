@@ -475,7 +475,7 @@ apps:
 func startSet(t *testing.T, set *manifest.Set) *harness {
 	t.Helper()
 	h := start(t, "")
-	if err := h.sup.Apply(t.Context(), set); err != nil {
+	if _, err := h.sup.Apply(t.Context(), set); err != nil {
 		t.Fatal(err)
 	}
 	return h

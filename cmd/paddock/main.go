@@ -21,6 +21,7 @@ import (
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/procs"
 	"github.com/paddock-sh/paddock/supervisor"
+	"github.com/paddock-sh/paddock/watch"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3";
@@ -159,6 +160,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("run", "run [flags] [PATH...]", stderr)
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	watchFiles := fs.Bool("watch", true, "watch the manifests and apply every change (SIGHUP reloads either way)")
+	debounce := fs.Duration("reload-debounce", watch.DefaultDebounce, "apply a change once the manifest files have been quiet this long")
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
@@ -180,12 +183,25 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	set, code := load(paths(fs), stderr)
+	manifests := paths(fs)
+	set, code := load(manifests, stderr)
 	if set == nil {
 		return code
 	}
 
-	sup := supervisor.New(supervisor.Options{Logger: logger, Stdout: stdout, Stderr: stderr})
+	opts := supervisor.Options{
+		Logger: logger,
+		Stdout: stdout,
+		Stderr: stderr,
+		Load: func() (*manifest.Set, error) {
+			return manifest.Load(manifests, manifest.CurrentHost())
+		},
+		ReloadDebounce: *debounce,
+	}
+	if *watchFiles {
+		opts.Watch = manifests
+	}
+	sup := supervisor.New(opts)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	signals := make(chan os.Signal, 4)
@@ -196,7 +212,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		for sig := range signals {
 			switch {
 			case sig == syscall.SIGHUP:
-				logger.Info("SIGHUP received; reloading manifests is not implemented yet")
+				logger.Info("SIGHUP: reloading manifests")
+				sup.RequestReload()
 			case !stopping:
 				stopping = true
 				logger.Info("graceful shutdown; send the signal again to kill every worker at once", "signal", sig.String())
