@@ -291,6 +291,19 @@ func (h *harness) waitEvent(what string, match func(Event) bool) Event {
 	}
 }
 
+// drain moves the events received so far into h.seen, for tests that
+// check what happened as a whole.
+func (h *harness) drain() []Event {
+	for {
+		select {
+		case e := <-h.events:
+			h.seen = append(h.seen, e)
+		default:
+			return h.seen
+		}
+	}
+}
+
 func describe(es []Event) string {
 	var b strings.Builder
 	for _, e := range es {

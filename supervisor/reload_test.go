@@ -3,13 +3,17 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/reconcile"
+	"github.com/paddock-sh/paddock/watch"
 )
 
 func pids(ws []WorkerInfo, app string) []int {
@@ -58,7 +62,7 @@ apps:
 	if !slices.Equal(pids(after, "web")[:2], pids(before, "web")) {
 		t.Errorf("a scale-up replaced workers: %v, then %v", before, after)
 	}
-	for _, e := range h.seen {
+	for _, e := range h.drain() {
 		if e.Type == EventStopping {
 			t.Errorf("a worker was stopped: %s", describe([]Event{e}))
 		}
@@ -97,7 +101,7 @@ apps:
 			t.Errorf("api worker pid %d runs the old spec", p)
 		}
 	}
-	for _, e := range h.seen {
+	for _, e := range h.drain() {
 		if e.App == "web" && (e.Type == EventStopping || e.Type == EventFork) && e.Time.After(reload.Time) {
 			t.Errorf("web touched by a reload that did not change it: %s", describe([]Event{e}))
 		}
@@ -125,7 +129,7 @@ apps:
 		t.Errorf("the worker runs VERSION %s, want 100", v)
 	}
 	forks, reloads := 0, 0
-	for _, e := range h.seen {
+	for _, e := range h.drain() {
 		switch e.Type {
 		case EventFork:
 			forks++
@@ -310,7 +314,7 @@ apps:
 	h.waitWorkers("2 ready", func(ws []WorkerInfo) bool { return len(ws) == 2 && ws[0].Ready && ws[1].Ready })
 	// B is slow to become ready; C arrives while B's first worker waits.
 	h.write(fmt.Sprintf(manifest, "2s", "B"))
-	forkB := h.waitEvent("fork of B", func(e Event) bool { return e.Type == EventFork && e.Time.After(time.Time{}) && e.Worker > 2 })
+	forkB := h.waitEvent("fork of B", func(e Event) bool { return e.Type == EventFork && e.Worker > 2 })
 	h.write(fmt.Sprintf(manifest, "10ms", "C"))
 	h.waitEvent("B's worker retired", func(e Event) bool { return e.Type == EventExit && e.Worker == forkB.Worker && e.Intended })
 	h.waitEvent("rollout complete", func(e Event) bool { return e.Type == EventRolloutProgress && e.Detail == "complete" })
@@ -320,9 +324,109 @@ apps:
 			t.Errorf("worker %d runs VERSION %s, want C: no worker stays on an intermediate version", w.ID, v)
 		}
 	}
-	for _, e := range h.seen {
+	for _, e := range h.drain() {
 		if e.Type == EventReady && e.Worker == forkB.Worker {
 			t.Errorf("B's worker became ready; the test needs it to be slower")
+		}
+	}
+}
+
+// TestReloadOnEveryKindOfEdit drives a supervisor watching a manifest
+// directory through the ways manifests get changed, each checked by the
+// workers that result.
+func TestReloadOnEveryKindOfEdit(t *testing.T) {
+	app := func(name string, n int) string {
+		return fmt.Sprintf("apps:\n  %s:\n    exec: %s\n    instances: %d\n    env: {PADDOCK_TEST_HELPER: serve}\n", name, self(t), n)
+	}
+	dir := t.TempDir()
+	cm := filepath.Join(dir, "configmap")
+	if err := os.Mkdir(cm, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A ConfigMap volume: web.yaml -> ..data/web.yaml, ..data -> ..v1.
+	version := 0
+	swap := func(content string) {
+		version++
+		v := fmt.Sprintf("..v%d", version)
+		if err := os.Mkdir(filepath.Join(cm, v), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cm, v, "web.yaml"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		old, _ := os.Readlink(filepath.Join(cm, "..data"))
+		if err := os.Symlink(v, filepath.Join(cm, "..data_tmp")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(cm, "..data_tmp"), filepath.Join(cm, "..data")); err != nil {
+			t.Fatal(err)
+		}
+		if old != "" {
+			os.RemoveAll(filepath.Join(cm, old))
+		}
+	}
+	swap(app("web", 1))
+	if err := os.Symlink("..data/web.yaml", filepath.Join(cm, "web.yaml")); err != nil {
+		t.Fatal(err)
+	}
+
+	h := startWith(t, "", func(h *harness, o *Options) {
+		o.Watch = []string{cm}
+		o.ReloadDebounce = watch.DefaultDebounce
+		o.Load = func() (*manifest.Set, error) { return manifest.Load([]string{cm}, manifest.CurrentHost()) }
+	})
+	if _, err := h.sup.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.waitWorkers("web ×1", running("web", 1))
+
+	count := func(app string, n int) func([]WorkerInfo) bool {
+		return func(ws []WorkerInfo) bool { return len(pids(ws, app)) == n }
+	}
+	steps := []struct {
+		name  string
+		edit  func()
+		check func([]WorkerInfo) bool
+	}{
+		{"ConfigMap ..data swap", func() { swap(app("web", 2)) }, count("web", 2)},
+		{"file added", func() {
+			if err := os.WriteFile(filepath.Join(cm, "api.yaml"), []byte(app("api", 1)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, func(ws []WorkerInfo) bool { return count("web", 2)(ws) && count("api", 1)(ws) }},
+		{"atomic rename", func() {
+			tmp := filepath.Join(cm, ".api.yaml.tmp")
+			if err := os.WriteFile(tmp, []byte(app("api", 3)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, filepath.Join(cm, "api.yaml")); err != nil {
+				t.Fatal(err)
+			}
+		}, count("api", 3)},
+		{"truncate and write in two steps", func() {
+			f, err := os.OpenFile(filepath.Join(cm, "api.yaml"), os.O_WRONLY|os.O_TRUNC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			content := app("api", 2)
+			f.WriteString(content[:20]) // an invalid half-written file
+			time.Sleep(20 * time.Millisecond)
+			f.WriteString(content[20:])
+			f.Close()
+		}, count("api", 2)},
+		{"file removed", func() {
+			if err := os.Remove(filepath.Join(cm, "api.yaml")); err != nil {
+				t.Fatal(err)
+			}
+		}, func(ws []WorkerInfo) bool { return count("web", 2)(ws) && count("api", 0)(ws) && len(ws) == 2 }},
+	}
+	for _, step := range steps {
+		step.edit()
+		h.waitWorkers(step.name, step.check)
+	}
+	for _, e := range h.drain() {
+		if e.Type == EventReloadFailed {
+			t.Errorf("a half-written file was read: %s", describe([]Event{e}))
 		}
 	}
 }

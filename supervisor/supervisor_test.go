@@ -402,7 +402,7 @@ apps:
 	// Retired workers are not restarted.
 	h.apply(fmt.Sprintf(manifestFmt, 0))
 	h.waitWorkers("no workers", func(ws []WorkerInfo) bool { return len(ws) == 0 })
-	for _, e := range h.seen {
+	for _, e := range h.drain() {
 		if e.Type == EventRestart {
 			t.Errorf("a retired worker was restarted: %s", describe([]Event{e}))
 		}
@@ -464,7 +464,7 @@ apps:
 	if !slices.Equal(attempts, []int{1, 2, 3}) {
 		t.Errorf("attempts %v, want [1 2 3]", attempts)
 	}
-	for _, e := range h.seen {
+	for _, e := range h.drain() {
 		if e.Type == EventExit && !strings.Contains(e.Detail, "start failed") {
 			t.Errorf("exit without the start error: %s", describe([]Event{e}))
 		}
