@@ -164,9 +164,9 @@ type Result struct {
 type RolloutStatus struct {
 	// Instances is the target worker count.
 	Instances int
-	// New counts the workers of the new generation (running or about to
-	// be restarted), NewReady those of them ready; Old the workers of older
-	// generations still serving after this plan.
+	// New counts the workers of the new generation (running, about to be
+	// restarted, or started by this plan), NewReady those of them ready;
+	// Old the workers of older generations still serving after this plan.
 	New, NewReady, Old int
 	// Stalled, when not empty, says why the update cannot progress: a new
 	// worker missed its readyTimeout or exited before it was ready. The
@@ -174,9 +174,9 @@ type RolloutStatus struct {
 	Stalled string
 }
 
-// String is a one-line summary: "2/3 new ready, 1 old".
+// String is a one-line summary: "2/3 new ready, 1 starting, 1 old".
 func (s RolloutStatus) String() string {
-	out := fmt.Sprintf("%d/%d new ready, %d old", s.NewReady, s.Instances, s.Old)
+	out := fmt.Sprintf("%d/%d new ready, %d starting, %d old", s.NewReady, s.Instances, s.New-s.NewReady, s.Old)
 	if s.Stalled != "" {
 		out += ", stalled: " + s.Stalled
 	}
@@ -343,6 +343,7 @@ func rollout(r *Result, spec AppSpec, current, old []Worker, now time.Time) {
 	room := spec.Instances + spec.MaxSurge - (len(readyOld) - canRetire) - len(current)
 	for i := 0; i < min(room, spec.Instances-len(current)); i++ {
 		r.Actions = append(r.Actions, Start{App: spec.Name, Generation: spec.Generation})
+		status.New++
 	}
 	status.Old = len(readyOld) - canRetire
 	if r.Rollouts == nil {

@@ -133,7 +133,7 @@ func writePID(pid int) {
 
 // harness runs a Supervisor over manifests written to a temporary directory.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	sup    *Supervisor
 	events chan Event
@@ -147,7 +147,7 @@ type harness struct {
 }
 
 // self is the absolute path of the test binary, for `exec:` in manifests.
-func self(t *testing.T) string {
+func self(t testing.TB) string {
 	t.Helper()
 	p, err := filepath.Abs(os.Args[0])
 	if err != nil {
@@ -158,7 +158,7 @@ func self(t *testing.T) string {
 
 // load writes yaml to dir and loads it. $SELF in yaml stands for the test
 // binary, $DIR for dir.
-func load(t *testing.T, dir, yaml string) *manifest.Set {
+func load(t testing.TB, dir, yaml string) *manifest.Set {
 	t.Helper()
 	path := filepath.Join(dir, "paddock.yaml")
 	yaml = strings.NewReplacer("$SELF", self(t), "$DIR", dir).Replace(yaml)
@@ -172,14 +172,14 @@ func load(t *testing.T, dir, yaml string) *manifest.Set {
 	return set
 }
 
-func start(t *testing.T, yaml string) *harness {
+func start(t testing.TB, yaml string) *harness {
 	t.Helper()
 	return startWith(t, yaml, nil)
 }
 
 // startWatching starts a supervisor that watches its manifest file and
 // reloads it after debounce.
-func startWatching(t *testing.T, yaml string, debounce time.Duration) *harness {
+func startWatching(t testing.TB, yaml string, debounce time.Duration) *harness {
 	t.Helper()
 	return startWith(t, yaml, func(h *harness, o *Options) {
 		path := filepath.Join(h.dir, "paddock.yaml")
@@ -203,7 +203,7 @@ func (h *harness) write(yaml string) {
 	}
 }
 
-func startWith(t *testing.T, yaml string, configure func(*harness, *Options)) *harness {
+func startWith(t testing.TB, yaml string, configure func(*harness, *Options)) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), events: make(chan Event, 10000), out: &syncBuffer{}, done: make(chan error, 1), claimed: map[int]bool{}}
 	set := load(t, h.dir, yaml)
@@ -384,7 +384,7 @@ func exists(pid int) bool {
 	return !errors.Is(err, os.ErrNotExist)
 }
 
-func waitGone(t *testing.T, pid int, what string) {
+func waitGone(t testing.TB, pid int, what string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for exists(pid) {
@@ -395,7 +395,7 @@ func waitGone(t *testing.T, pid int, what string) {
 	}
 }
 
-func readPID(t *testing.T, path string) int {
+func readPID(t testing.TB, path string) int {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -414,7 +414,7 @@ func readPID(t *testing.T, path string) int {
 	}
 }
 
-func environ(t *testing.T, pid int) map[string]string {
+func environ(t testing.TB, pid int) map[string]string {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
 	if err != nil {

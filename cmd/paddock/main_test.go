@@ -132,7 +132,16 @@ type running struct {
 
 func startPaddock(t *testing.T, manifest string, extra ...*os.File) *running {
 	t.Helper()
-	cmd := exec.Command(paddockBin, "run", "--log-format", "json", manifest)
+	return startPaddockCmd(t, exec.Command(paddockBin, "run", "--log-format", "json", manifest), extra...)
+}
+
+func startPaddockArgs(t *testing.T, args ...string) *running {
+	t.Helper()
+	return startPaddockCmd(t, exec.Command(paddockBin, args...))
+}
+
+func startPaddockCmd(t *testing.T, cmd *exec.Cmd, extra ...*os.File) *running {
+	t.Helper()
 	cmd.ExtraFiles = extra
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -474,4 +483,45 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+func TestReloadBySIGHUPAndByWatching(t *testing.T) {
+	const manifestFmt = `
+apps:
+  web:
+    exec: /bin/sleep
+    args: [60]
+    instances: %d
+`
+	for _, mode := range []string{"sighup", "watch"} {
+		t.Run(mode, func(t *testing.T) {
+			path := writeManifest(t, fmt.Sprintf(manifestFmt, 1))
+			args := []string{"run", "--log-format", "json", "--reload-debounce", "50ms"}
+			if mode == "sighup" {
+				args = append(args, "--watch=false")
+			}
+			r := startPaddockArgs(t, append(args, path)...)
+			r.workerPIDs(1)
+			if err := os.WriteFile(path, []byte(fmt.Sprintf(manifestFmt, 3)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if mode == "sighup" {
+				// Not watching: nothing happens until SIGHUP.
+				time.Sleep(300 * time.Millisecond)
+				if r.logged("reload") {
+					t.Fatal("reloaded without SIGHUP although --watch=false")
+				}
+				if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.workerPIDs(3)
+			if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if code := r.wait(); code != 0 {
+				t.Errorf("exit code %d", code)
+			}
+		})
+	}
 }

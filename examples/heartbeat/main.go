@@ -1,6 +1,7 @@
 // Command heartbeat is the example worker of examples/hello.yaml: it logs a
 // heartbeat line every interval until it receives SIGTERM or SIGINT, then
-// says goodbye and exits 0.
+// says goodbye and exits 0. Under `readiness: notify` it tells paddock it is
+// ready (READY=1 on $NOTIFY_SOCKET) once its signal handler is in place.
 package main
 
 import (
@@ -10,6 +11,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/paddock-sh/paddock/notify"
 )
 
 func main() {
@@ -21,6 +24,9 @@ func main() {
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	tick := time.NewTicker(*interval)
 	defer tick.Stop()
+	if _, err := notify.Send("READY=1\nSTATUS=beating"); err != nil {
+		fmt.Fprintln(os.Stderr, "telling paddock we are ready:", err)
+	}
 	fmt.Printf("worker %s of %s started, pid %d\n", id, app, os.Getpid())
 	for n := 1; ; n++ {
 		select {
