@@ -654,6 +654,29 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 			}
 		}
 	},
+	"listen": func(f *fieldDecoder, n *yaml.Node) {
+		if n.Kind != yaml.SequenceNode {
+			f.errorf(n, "must be a list of addresses (8000, \"127.0.0.1:8000\", \"[::1]:8000\", \"unix:/run/web.sock\"), got %s", kindName(n))
+			return
+		}
+		for i, item := range n.Content {
+			item = deref(item)
+			key := fmt.Sprintf("listen[%d]", i)
+			sub := &fieldDecoder{d: f.d, app: f.app, field: f.field + fmt.Sprintf("[%d]", i), key: key}
+			f.app.Pos[key] = f.d.pos(item)
+			if item.Kind != yaml.ScalarNode || isNull(item) {
+				sub.errorf(item, "must be an address such as 8000, \"127.0.0.1:8000\" or \"unix:/run/web.sock\", got %s", kindName(item))
+				continue
+			}
+			l, err := ParseListen(item.Value, manifestDirOf(f.d.file))
+			if err != nil {
+				sub.errorf(item, "%v", err)
+				continue
+			}
+			l.Index = i
+			f.app.Listen = append(f.app.Listen, l)
+		}
+	},
 	"group": func(f *fieldDecoder, n *yaml.Node) {
 		if s, ok := f.str(n); ok {
 			f.app.Group = s

@@ -14,6 +14,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -149,6 +151,10 @@ type App struct {
 	ReadyTimeout time.Duration `yaml:"readyTimeout"`
 	// Rollout bounds a rolling update.
 	Rollout Rollout `yaml:"rollout"`
+	// Listen lists the addresses the supervisor listens on for the app's
+	// workers, kept open across restarts and rolling updates and handed to
+	// workers as LISTEN_FDS descriptors (3, 4, ...) in this order.
+	Listen []Listen `yaml:"listen"`
 
 	// Resolved holds what CheckHost derived from the fields above: the
 	// program to execute and the credentials. It is zero until CheckHost
@@ -188,6 +194,41 @@ func (b Backoff) Delay(n int) time.Duration {
 		d *= 2
 	}
 	return min(d, b.Max)
+}
+
+// Listen is one address of `listen:`.
+type Listen struct {
+	// Network is "tcp" or "unix".
+	Network string
+	// Address is "host:port" for tcp, with an empty host for every
+	// interface (IPv4 and IPv6, like Node), or the absolute socket path for
+	// unix.
+	Address string
+	// Mode is the permission of a unix socket file. Default 0660.
+	Mode uint32
+	// Raw is the address as written in the manifest.
+	Raw string
+	// Index is the entry's place in the manifest's list (invalid entries
+	// included), for error positions.
+	Index int `json:"-"`
+}
+
+// DefaultUnixMode is the permission of a unix socket unless `?mode=` says
+// otherwise.
+const DefaultUnixMode = 0o660
+
+// Key identifies the socket: two apps may not share a key, and the same key
+// across reloads is the same socket.
+func (l Listen) Key() string { return l.Network + ":" + l.Address }
+
+// Port returns the TCP port (0 for unix sockets or an ephemeral port).
+func (l Listen) Port() int {
+	if l.Network != "tcp" {
+		return 0
+	}
+	_, p, _ := strings.Cut(l.Address[strings.LastIndexByte(l.Address, ']')+1:], ":")
+	n, _ := strconv.Atoi(p)
+	return n
 }
 
 // Rollout bounds a rolling update, with Kubernetes' semantics: during the

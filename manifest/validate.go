@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"fmt"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -14,6 +15,12 @@ import (
 func Validate(apps []*App) (*Set, error) {
 	var l errorList
 	set := &Set{Apps: map[string]*App{}}
+	// listeners maps a listen key to where it was first declared.
+	type decl struct {
+		app string
+		pos Pos
+	}
+	listeners := map[string]decl{}
 	for _, a := range apps {
 		field := "apps." + a.Name
 		if first, dup := set.Apps[a.Name]; dup {
@@ -38,6 +45,25 @@ func Validate(apps []*App) (*Set, error) {
 		}
 		if a.Group != "" && a.User == "" {
 			l.add(a.posOf("group"), field+".group", "needs `user:` beside it")
+		}
+		for _, ln := range a.Listen {
+			field := fmt.Sprintf("%s.listen[%d]", field, ln.Index)
+			pos := a.posOf(fmt.Sprintf("listen[%d]", ln.Index))
+			if ln.Network == "unix" && a.SchedulingPolicy == "reuseport" {
+				l.add(pos, field, "schedulingPolicy reuseport needs TCP addresses; a unix socket cannot be bound once per worker")
+			}
+			if ln.Port() == 0 && ln.Network == "tcp" {
+				continue // each ephemeral port is its own socket
+			}
+			if first, dup := listeners[ln.Key()]; dup {
+				if first.app == a.Name {
+					l.add(pos, field, "%s is listed twice", ln.Raw)
+				} else {
+					l.add(pos, field, "%s is already the address of app %s at %s", ln.Raw, first.app, first.pos)
+				}
+				continue
+			}
+			listeners[ln.Key()] = decl{a.Name, pos}
 		}
 		if len(a.ExecArgv) > 0 && interpreter(a) == "" {
 			l.add(a.posOf("execArgv"), field+".execArgv", "interpreter arguments need an interpreter: set execPath, or use args")

@@ -1,0 +1,80 @@
+package manifest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// ParseListen parses one `listen:` address: a port ("8000": every
+// interface, IPv4 and IPv6), "host:port" with an IP address as host
+// ("127.0.0.1:8000", "[::1]:8000", ":8000"), or "unix:PATH" with an optional
+// "?mode=0600" (a relative PATH is resolved against base, the manifest's
+// directory).
+func ParseListen(s, base string) (Listen, error) {
+	l := Listen{Raw: s}
+	if rest, ok := strings.CutPrefix(s, "unix:"); ok {
+		path, query, _ := strings.Cut(rest, "?")
+		if path == "" {
+			return l, errors.New("a unix address needs a path: unix:/run/web.sock")
+		}
+		if strings.IndexByte(path, 0) >= 0 {
+			return l, errors.New("a unix socket path must not contain NUL")
+		}
+		l.Network, l.Address, l.Mode = "unix", absFrom(base, path), DefaultUnixMode
+		if len(l.Address) > 107 {
+			return l, fmt.Errorf("unix socket path %s is longer than the 107 bytes the kernel allows", l.Address)
+		}
+		if query != "" {
+			q, err := url.ParseQuery(query)
+			if err != nil {
+				return l, fmt.Errorf("bad options %q: %v", query, err)
+			}
+			for k := range q {
+				if k != "mode" {
+					return l, fmt.Errorf("unknown option %q (a unix address takes ?mode=0600)", k)
+				}
+			}
+			m, err := strconv.ParseUint(q.Get("mode"), 8, 32)
+			if err != nil || m > 0o777 {
+				return l, fmt.Errorf("mode must be octal permissions such as 0600, got %q", q.Get("mode"))
+			}
+			l.Mode = uint32(m)
+		}
+		return l, nil
+	}
+	host, port := "", s
+	if strings.Contains(s, ":") {
+		var err error
+		host, port, err = net.SplitHostPort(s)
+		if err != nil {
+			return l, fmt.Errorf("not an address: %q (write 8000, \"127.0.0.1:8000\", \"[::1]:8000\" or \"unix:/path\")", s)
+		}
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return l, fmt.Errorf("port must be a number from 0 to 65535, got %q", port)
+	}
+	if host != "" {
+		ip := net.ParseIP(host)
+		if ip == nil || strings.Contains(host, "%") {
+			return l, fmt.Errorf("host must be an IP address, got %q (use 127.0.0.1 for localhost)", host)
+		}
+		host = ip.String()
+	}
+	l.Network, l.Address = "tcp", net.JoinHostPort(host, strconv.FormatUint(p, 10))
+	return l, nil
+}
+
+// manifestDirOf is the absolute directory of manifest file file.
+func manifestDirOf(file string) string {
+	dir, err := filepath.Abs(filepath.Dir(file))
+	if err != nil {
+		return filepath.Dir(file)
+	}
+	return dir
+}
