@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -40,6 +41,12 @@ type Spec struct {
 	Stdout, Stderr *os.File
 	// ExtraFiles become descriptors 3, 4, ... in order.
 	ExtraFiles []*os.File
+	// ListenNames, when not empty, says that the first len(ListenNames)
+	// ExtraFiles are listening sockets, handed over as systemd's socket
+	// activation does: LISTEN_FDS, LISTEN_FDNAMES, and LISTEN_PID set to the
+	// worker's own pid by a re-exec of this program (see ExecShim), since
+	// no variable can be set between fork and exec otherwise.
+	ListenNames []string
 	// Credential, when set, is the identity the process runs as.
 	Credential *syscall.Credential
 }
@@ -72,9 +79,17 @@ func Start(s Spec) (*Process, error) {
 		Pdeathsig: syscall.SIGKILL,
 	}
 	attr.Credential = s.Credential
-	p, err := os.StartProcess(s.Path, s.Argv, &os.ProcAttr{
+	path, env := s.Path, s.Env
+	if len(s.ListenNames) > 0 {
+		path = "/proc/self/exe"
+		env = append(env[:len(env):len(env)],
+			"LISTEN_FDS="+strconv.Itoa(len(s.ListenNames)),
+			"LISTEN_FDNAMES="+strings.Join(s.ListenNames, ":"),
+			shimEnv+"="+s.Path)
+	}
+	p, err := os.StartProcess(path, s.Argv, &os.ProcAttr{
 		Dir:   s.Dir,
-		Env:   s.Env,
+		Env:   env,
 		Files: files,
 		Sys:   attr,
 	})
@@ -82,6 +97,34 @@ func Start(s Spec) (*Process, error) {
 		return nil, err
 	}
 	return &Process{Pid: p.Pid, StartedAt: time.Now(), p: p}, nil
+}
+
+// shimEnv carries, to the re-executed supervisor binary, the program it is
+// to become.
+const shimEnv = "PADDOCK_EXEC_SHIM"
+
+// ExecShim turns this process into the program named by PADDOCK_EXEC_SHIM
+// when it was started as a worker's shim, with LISTEN_PID set to its own
+// pid, which execve keeps; otherwise it returns at once. Call it first thing
+// in main (and in TestMain of tests that start workers with listening
+// sockets): it must run before anything opens a descriptor without
+// close-on-exec. On failure it exits 127, as a shell does for a program it
+// cannot run.
+func ExecShim() {
+	target, ok := os.LookupEnv(shimEnv)
+	if !ok {
+		return
+	}
+	env := make([]string, 0, len(os.Environ())+1)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, shimEnv+"=") && !strings.HasPrefix(kv, "LISTEN_PID=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "LISTEN_PID="+strconv.Itoa(os.Getpid()))
+	err := syscall.Exec(target, os.Args, env)
+	fmt.Fprintf(os.Stderr, "paddock: exec %s: %v\n", target, err)
+	os.Exit(127)
 }
 
 // Signal sends sig to the process alone. A process that has already exited

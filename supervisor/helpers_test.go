@@ -27,6 +27,7 @@ import (
 // The test binary doubles as the worker program: with PADDOCK_TEST_HELPER
 // set, TestMain runs a helper mode instead of the tests.
 func TestMain(m *testing.M) {
+	procs.ExecShim()
 	if mode := os.Getenv("PADDOCK_TEST_HELPER"); mode != "" {
 		helper(mode)
 		os.Exit(0)
@@ -178,15 +179,17 @@ func start(t testing.TB, yaml string) *harness {
 }
 
 // startWatching starts a supervisor that watches its manifest file and
-// reloads it after debounce.
+// reloads it after debounce, and waits until it watches.
 func startWatching(t testing.TB, yaml string, debounce time.Duration) *harness {
 	t.Helper()
-	return startWith(t, yaml, func(h *harness, o *Options) {
+	h := startWith(t, yaml, func(h *harness, o *Options) {
 		path := filepath.Join(h.dir, "paddock.yaml")
 		o.Watch = []string{path}
 		o.ReloadDebounce = debounce
 		o.Load = func() (*manifest.Set, error) { return manifest.Load([]string{path}, manifest.CurrentHost()) }
 	})
+	h.waitEvent("watching", isType(EventWatching))
+	return h
 }
 
 // write replaces the manifest atomically, as editors do ($SELF and $DIR

@@ -375,9 +375,8 @@ func TestReloadOnEveryKindOfEdit(t *testing.T) {
 		o.ReloadDebounce = watch.DefaultDebounce
 		o.Load = func() (*manifest.Set, error) { return manifest.Load([]string{cm}, manifest.CurrentHost()) }
 	})
-	if _, err := h.sup.Reload(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	// Watching begins with a reload: the ConfigMap's app starts.
+	h.waitEvent("watching", isType(EventWatching))
 	h.waitWorkers("web ×1", running("web", 1))
 
 	count := func(app string, n int) func([]WorkerInfo) bool {

@@ -19,7 +19,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/go-multierror"
+
 	"github.com/paddock-sh/paddock/manifest"
+	"github.com/paddock-sh/paddock/netshare"
 	"github.com/paddock-sh/paddock/notify"
 	"github.com/paddock-sh/paddock/procs"
 	"github.com/paddock-sh/paddock/reconcile"
@@ -73,8 +76,10 @@ type Supervisor struct {
 	stderr   io.Writer
 	requests chan func()
 	kill     chan struct{}
-	// reloadRequests asks the reloader goroutine for a reload.
+	// reloadRequests asks the reloader goroutine for a reload; watching
+	// tells it the watches are in place.
 	reloadRequests chan struct{}
+	watching       chan struct{}
 	// reloadMu serializes reloads, so that an older load is never applied
 	// after a newer one.
 	reloadMu sync.Mutex
@@ -90,6 +95,11 @@ type Supervisor struct {
 	outputs   []*procs.LinePrefixer
 	outputsWG sync.WaitGroup
 	notify    *notify.Socket
+	// pool holds the listening sockets; appSockets the references that
+	// each app of the current set holds, in `listen:` order.
+	pool       *netshare.Pool
+	appSockets map[string][]*netshare.Socket
+	migration  bool // tcp_migrate_req was checked
 	// rollouts holds the last reported status of each app in a rolling
 	// update.
 	rollouts map[string]reconcile.RolloutStatus
@@ -104,6 +114,22 @@ type worker struct {
 	startedAt time.Time
 	// status is the last STATUS= the worker sent to $NOTIFY_SOCKET.
 	status string
+	// sockets are the shared sockets it holds references to; own its
+	// SO_REUSEPORT sockets, closed once it exited (so that their queues are
+	// migrated, not dropped, while it drains).
+	sockets []*netshare.Socket
+	own     []*os.File
+}
+
+// releaseSockets drops the worker's hold on its sockets.
+func (w *worker) releaseSockets() {
+	for _, f := range w.own {
+		f.Close()
+	}
+	for _, sock := range w.sockets {
+		sock.Release()
+	}
+	w.own, w.sockets = nil, nil
 }
 
 // New returns a Supervisor with opts; it starts nothing.
@@ -127,7 +153,10 @@ func New(opts Options) *Supervisor {
 		requests:       make(chan func()),
 		kill:           make(chan struct{}, 1),
 		reloadRequests: make(chan struct{}, 1),
+		watching:       make(chan struct{}, 1),
 		rollouts:       map[string]reconcile.RolloutStatus{},
+		pool:           netshare.NewPool(),
+		appSockets:     map[string][]*netshare.Socket{},
 		workers:        map[int]*worker{},
 		byPID:          map[int]*worker{},
 		nextID:         1,
@@ -154,6 +183,14 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 		stopWatch()
 		stopReap()
 		helpers.Wait()
+		for _, w := range s.workers {
+			w.releaseSockets()
+		}
+		for _, socks := range s.appSockets {
+			for _, sock := range socks {
+				sock.Release()
+			}
+		}
 		if s.notify != nil {
 			s.notify.Close()
 		}
@@ -167,7 +204,10 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 	helpers.Go(func() { sock.Run(reapCtx, notes) })
 	helpers.Go(func() { s.reloader(watchCtx) })
 	if len(s.opts.Watch) > 0 {
-		w := &watch.Watcher{Paths: s.opts.Watch, Debounce: s.opts.ReloadDebounce, Logger: s.opts.Logger}
+		// Once watching, read the manifests again: an edit made since they
+		// were loaded, before the watches were in place, is not lost.
+		w := &watch.Watcher{Paths: s.opts.Watch, Debounce: s.opts.ReloadDebounce, Logger: s.opts.Logger,
+			Ready: func() { s.watching <- struct{}{} }}
 		helpers.Go(func() {
 			if err := w.Run(watchCtx, s.RequestReload); err != nil {
 				s.opts.Logger.Error("manifests are not watched; reload with SIGHUP", "err", err)
@@ -175,7 +215,9 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 		})
 	}
 
-	s.applyLocked(set)
+	if _, err := s.applyLocked(set); err != nil {
+		return err
+	}
 	done := ctx.Done()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -252,11 +294,16 @@ func (s *Supervisor) do(ctx context.Context, f func()) error {
 
 // Apply makes set the desired state and returns how it differs from the
 // previous one. Workers are started, stopped and replaced by the next plan.
-// It fails only when Run is not running (ctx).
+// It fails when a new listening address cannot be bound (the errors name
+// the manifest lines, see manifest.Errors; nothing is changed then), or
+// when Run is not running (ctx).
 func (s *Supervisor) Apply(ctx context.Context, set *manifest.Set) ([]manifest.Change, error) {
 	var changes []manifest.Change
-	err := s.do(ctx, func() { changes = s.applyLocked(set) })
-	return changes, err
+	var applyErr error
+	if err := s.do(ctx, func() { changes, applyErr = s.applyLocked(set) }); err != nil {
+		return nil, err
+	}
+	return changes, applyErr
 }
 
 // Reload reads the manifests again (Options.Load) and applies them. An
@@ -271,17 +318,25 @@ func (s *Supervisor) Reload(ctx context.Context) ([]manifest.Change, error) {
 	defer s.reloadMu.Unlock()
 	set, err := s.opts.Load()
 	if err != nil {
-		errs := manifest.Errors(err)
-		for _, e := range errs {
-			s.opts.Logger.Error("reload rejected", "err", e.Error())
-		}
-		detail := fmt.Sprintf("%d errors; the running set is kept; first: %v", len(errs), errs[0])
-		if doErr := s.do(ctx, func() { s.emit(Event{Type: EventReloadFailed, Detail: detail}) }); doErr != nil {
-			return nil, doErr
-		}
+		s.reportReloadFailure(ctx, err)
 		return nil, err
 	}
-	return s.Apply(ctx, set)
+	changes, err := s.Apply(ctx, set)
+	if err != nil && ctx.Err() == nil {
+		s.reportReloadFailure(ctx, err)
+	}
+	return changes, err
+}
+
+// reportReloadFailure logs every error of a rejected set and emits
+// reload-failed.
+func (s *Supervisor) reportReloadFailure(ctx context.Context, err error) {
+	errs := manifest.Errors(err)
+	for _, e := range errs {
+		s.opts.Logger.Error("reload rejected", "err", e.Error())
+	}
+	detail := fmt.Sprintf("%d errors; the running set is kept; first: %v", len(errs), errs[0])
+	_ = s.do(ctx, func() { s.emit(Event{Type: EventReloadFailed, Detail: detail}) })
 }
 
 // RequestReload asks for a reload without waiting for it; requests made
@@ -293,7 +348,8 @@ func (s *Supervisor) RequestReload() {
 	}
 }
 
-// reloader carries out reload requests until ctx is done.
+// reloader carries out reload requests until ctx is done. Once the
+// watcher is in place it reloads once, then emits a watching event.
 func (s *Supervisor) reloader(ctx context.Context) {
 	for {
 		select {
@@ -301,6 +357,10 @@ func (s *Supervisor) reloader(ctx context.Context) {
 			return
 		case <-s.reloadRequests:
 			_, _ = s.Reload(ctx)
+		case <-s.watching:
+			_, _ = s.Reload(ctx)
+			detail := strings.Join(s.opts.Watch, ", ")
+			_ = s.do(ctx, func() { s.emit(Event{Type: EventWatching, Detail: detail}) })
 		}
 	}
 }
@@ -332,7 +392,10 @@ func (s *Supervisor) Workers(ctx context.Context) ([]WorkerInfo, error) {
 	return out, err
 }
 
-func (s *Supervisor) applyLocked(set *manifest.Set) []manifest.Change {
+func (s *Supervisor) applyLocked(set *manifest.Set) ([]manifest.Change, error) {
+	if err := s.bindLocked(set); err != nil {
+		return nil, err
+	}
 	first := s.set == nil
 	changes := manifest.Diff(s.set, set)
 	s.set = set
@@ -352,7 +415,7 @@ func (s *Supervisor) applyLocked(set *manifest.Set) []manifest.Change {
 	case first:
 		s.emit(Event{Type: EventApply, Detail: fmt.Sprintf("%d apps, %d workers", len(set.Apps), set.Workers())})
 	case len(changes) == 0:
-		s.opts.Logger.Info("reload: manifests unchanged")
+		s.opts.Logger.Debug("reload: manifests unchanged")
 	default:
 		for _, c := range changes {
 			ev := Event{Type: EventReload, App: c.App, Detail: c.String()}
@@ -362,7 +425,84 @@ func (s *Supervisor) applyLocked(set *manifest.Set) []manifest.Change {
 			s.emit(ev)
 		}
 	}
-	return changes
+	return changes, nil
+}
+
+// bindLocked takes the sockets of every address in set, binding those not
+// bound yet, and drops the previous set's hold on its own. If any address
+// cannot be bound, nothing changes and the errors name the manifest lines.
+// An address no longer listed stays open while workers use it.
+func (s *Supervisor) bindLocked(set *manifest.Set) error {
+	next := map[string][]*netshare.Socket{}
+	var errs []error
+	reuseport := false
+	for _, name := range set.Names() {
+		a := set.Apps[name]
+		for _, ln := range a.Listen {
+			rp := a.SchedulingPolicy == "reuseport"
+			reuseport = reuseport || rp
+			sock, err := s.pool.Acquire(ln, rp, fmt.Sprintf("%s[%d]", name, ln.Index))
+			if err != nil {
+				key := fmt.Sprintf("listen[%d]", ln.Index)
+				pos, ok := a.Pos[key]
+				if !ok {
+					pos = a.Source
+				}
+				errs = append(errs, &manifest.FieldError{Pos: pos, Field: "apps." + name + "." + key, Msg: err.Error(), Err: err})
+				continue
+			}
+			if sock.Listening && sock.Addr != nil {
+				s.opts.Logger.Debug("socket held", "app", name, "listen", ln.Raw, "address", sock.Addr.String())
+			}
+			next[name] = append(next[name], sock)
+		}
+	}
+	if len(errs) > 0 {
+		for _, socks := range next {
+			for _, sock := range socks {
+				sock.Release()
+			}
+		}
+		return &multierror.Error{Errors: errs, ErrorFormat: func(es []error) string {
+			lines := make([]string, len(es))
+			for i, e := range es {
+				lines[i] = e.Error()
+			}
+			return strings.Join(lines, "\n")
+		}}
+	}
+	for _, socks := range s.appSockets {
+		for _, sock := range socks {
+			sock.Release()
+		}
+	}
+	s.appSockets = next
+	for name, socks := range next {
+		for _, sock := range socks {
+			s.opts.Logger.Info("listening", "app", name, "listen", sock.Listen.Raw, "address", sock.Addr.String())
+		}
+	}
+	if reuseport && !s.migration {
+		s.migration = true
+		if _, err := netshare.EnableMigration(); err != nil {
+			s.opts.Logger.Warn("connections queued on a retiring worker's SO_REUSEPORT socket may be reset", "err", err)
+		}
+	}
+	return nil
+}
+
+// Listeners returns the addresses each app listens on, as bound (the port
+// chosen for port 0 included).
+func (s *Supervisor) Listeners(ctx context.Context) (map[string][]string, error) {
+	out := map[string][]string{}
+	err := s.do(ctx, func() {
+		for name, socks := range s.appSockets {
+			for _, sock := range socks {
+				out[name] = append(out[name], sock.Addr.String())
+			}
+		}
+	})
+	return out, err
 }
 
 // reportRolloutsLocked emits rollout-progress when an app's rolling update
@@ -480,6 +620,21 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 	if app.Readiness == manifest.ReadinessNotify {
 		spec.Env = append(spec.Env, "NOTIFY_SOCKET="+s.notify.Path())
 	}
+	for _, sock := range s.appSockets[app.Name] {
+		f := sock.File
+		if !sock.Listening { // a reuseport anchor: the worker gets its own socket
+			var err error
+			if f, err = netshare.BindWorker(sock); err != nil {
+				w.releaseSockets()
+				s.startFailedLocked(w, err, now)
+				return
+			}
+			w.own = append(w.own, f)
+		}
+		w.sockets = append(w.sockets, sock.Ref())
+		spec.ExtraFiles = append(spec.ExtraFiles, f)
+		spec.ListenNames = append(spec.ListenNames, netshare.Name(sock.Listen))
+	}
 	if c := app.Resolved.Credential; c != nil {
 		spec.Credential = &syscall.Credential{Uid: c.Uid, Gid: c.Gid, Groups: c.Groups}
 	}
@@ -490,6 +645,7 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 		for _, out := range []io.Writer{s.stdout, s.stderr} {
 			lp, wr, err := procs.NewOutputPipe(prefix, out)
 			if err != nil {
+				w.releaseSockets()
 				s.startFailedLocked(w, err, now)
 				return
 			}
@@ -509,6 +665,7 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 		for _, lp := range prefixers {
 			lp.Close()
 		}
+		w.releaseSockets()
 		s.startFailedLocked(w, err, now)
 		return
 	}
@@ -526,6 +683,12 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 	s.byPID[proc.Pid] = w
 	s.emit(Event{Type: EventFork, App: w.App, Worker: id, PID: w.pid, Generation: w.Generation, Attempt: restarts})
 	s.emit(Event{Type: EventOnline, App: w.App, Worker: id, PID: w.pid, Generation: w.Generation})
+	if len(w.sockets) > 0 {
+		// A LISTEN_FDS worker is listening as soon as it runs: its
+		// sockets were listening before it started.
+		s.emit(Event{Type: EventListening, App: w.App, Worker: id, PID: w.pid, Generation: w.Generation,
+			Detail: strings.Join(spec.ListenNames, ":")})
+	}
 }
 
 func (s *Supervisor) startFailedLocked(w *worker, err error, now time.Time) {
@@ -553,6 +716,7 @@ func (s *Supervisor) handleExitLocked(ex procs.Exit) {
 	}
 	delete(s.byPID, ex.Pid)
 	w.proc.Release()
+	w.releaseSockets()
 	// A worker's process group does not outlive it: whatever it left
 	// behind in its group is killed.
 	if procs.GroupAlive(w.pid) {

@@ -37,6 +37,10 @@ type Watcher struct {
 	Debounce time.Duration
 	// Logger receives watch problems. Default: slog.Default().
 	Logger *slog.Logger
+	// Ready, when set, is called once the watches are in place: a change
+	// made before then may have been missed, so a caller that read the
+	// files earlier should read them again.
+	Ready func()
 }
 
 // target is one path to watch, made absolute.
@@ -95,6 +99,9 @@ func (w *Watcher) Run(ctx context.Context, changed func()) error {
 	addAll()
 	if len(watched) == 0 && len(targets) > 0 {
 		return errors.New("watch manifests: no directory could be watched")
+	}
+	if w.Ready != nil {
+		w.Ready()
 	}
 
 	timer := time.NewTimer(time.Hour)

@@ -38,6 +38,9 @@ const (
 const defaultManifest = "paddock.yaml"
 
 func main() {
+	// A worker started with listening sockets passes through here first,
+	// to set LISTEN_PID to its own pid; it never returns then.
+	procs.ExecShim()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
