@@ -122,13 +122,13 @@ func BindWorker(anchor *Socket) (*os.File, error) {
 	return f, err
 }
 
-// Name returns the LISTEN_FDNAMES entry for l: the port of a TCP address,
-// the file name of a unix socket (names may not contain ':').
-func Name(l manifest.Listen) string {
-	if l.Network == "unix" {
-		return filepath.Base(l.Address)
+// Name returns the LISTEN_FDNAMES entry for s: the port of a TCP socket
+// (as bound), the file name of a unix socket; names may not contain ':'.
+func (s *Socket) Name() string {
+	if a, ok := s.Addr.(*net.TCPAddr); ok {
+		return strconv.Itoa(a.Port)
 	}
-	return strconv.Itoa(l.Port())
+	return filepath.Base(s.Listen.Address)
 }
 
 // BindError is a socket that could not be bound.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -32,8 +34,13 @@ func TestMain(m *testing.M) {
 		helper(mode)
 		os.Exit(0)
 	}
-	// As the paddock binary does: orphans of workers are re-parented to
-	// this process and reaped by the supervisor.
+	// As the paddock binary does: descriptors inherited from whatever ran
+	// the tests never reach a worker, and orphans of workers are
+	// re-parented to this process and reaped by the supervisor.
+	if err := procs.CloseOnExecInherited(); err != nil {
+		fmt.Fprintln(os.Stderr, "close-on-exec:", err)
+		os.Exit(1)
+	}
 	if err := procs.SetSubreaper(); err != nil {
 		fmt.Fprintln(os.Stderr, "subreaper:", err)
 		os.Exit(1)
@@ -54,6 +61,9 @@ func TestMain(m *testing.M) {
 //	grandchild          ignore SIGTERM and block
 //	sleep:D             sleep D, then exit 0
 //	notify-serve:D      after D, send READY=1 to $NOTIFY_SOCKET, then serve
+//	http                serve HTTP on the LISTEN_FDS sockets, answering
+//	                    "<worker id> <pid> <LISTEN_PID>"; drain and exit 0 on
+//	                    SIGTERM
 func helper(mode string) {
 	switch {
 	case mode == "serve":
@@ -98,6 +108,8 @@ func helper(mode string) {
 			os.Exit(6)
 		}
 		serve()
+	case mode == "http":
+		serveHTTP()
 	case mode == "print":
 		id := os.Getenv("PADDOCK_WORKER_ID")
 		fmt.Printf("hello from %s\nsecond line from %s\n", id, id)
@@ -447,4 +459,67 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// serveHTTP is a worker of the systemd socket-activation kind. On SIGTERM it
+// stops accepting, lets every connection it accepted finish its request,
+// and exits 0. (http.Server.Shutdown is not used: a request whose headers
+// arrive after Shutdown began is dropped unanswered, on a connection that
+// was accepted before.)
+func serveHTTP() {
+	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
+		fmt.Fprintln(os.Stderr, "LISTEN_PID", os.Getenv("LISTEN_PID"), "is not my pid", os.Getpid())
+		os.Exit(7)
+	}
+	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	if err != nil || n < 1 {
+		os.Exit(8)
+	}
+	id := os.Getenv("PADDOCK_WORKER_ID")
+	var conns sync.WaitGroup
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "%s %d %s\n", id, os.Getpid(), os.Getenv("LISTEN_PID"))
+		}),
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				conns.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				conns.Done()
+			}
+		},
+	}
+	var listeners []net.Listener
+	var serving sync.WaitGroup
+	for i := 0; i < n; i++ {
+		f := os.NewFile(uintptr(3+i), "listen")
+		l, err := net.FileListener(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(9)
+		}
+		f.Close()
+		listeners = append(listeners, l)
+		serving.Go(func() { srv.Serve(l) })
+	}
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGTERM)
+	if dir := os.Getenv("READY_DIR"); dir != "" {
+		f, _ := os.Create(filepath.Join(dir, "ready."+id))
+		f.Close()
+	}
+	<-c
+	srv.SetKeepAlivesEnabled(false)
+	for _, l := range listeners {
+		l.Close()
+	}
+	serving.Wait() // no connection is accepted after this
+	drained := make(chan struct{})
+	go func() { conns.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(10 * time.Second):
+	}
+	os.Exit(0)
 }

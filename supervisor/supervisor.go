@@ -115,8 +115,7 @@ type worker struct {
 	// status is the last STATUS= the worker sent to $NOTIFY_SOCKET.
 	status string
 	// sockets are the shared sockets it holds references to; own its
-	// SO_REUSEPORT sockets, closed once it exited (so that their queues are
-	// migrated, not dropped, while it drains).
+	// SO_REUSEPORT sockets until it has started.
 	sockets []*netshare.Socket
 	own     []*os.File
 }
@@ -633,7 +632,7 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 		}
 		w.sockets = append(w.sockets, sock.Ref())
 		spec.ExtraFiles = append(spec.ExtraFiles, f)
-		spec.ListenNames = append(spec.ListenNames, netshare.Name(sock.Listen))
+		spec.ListenNames = append(spec.ListenNames, sock.Name())
 	}
 	if c := app.Resolved.Credential; c != nil {
 		spec.Credential = &syscall.Credential{Uid: c.Uid, Gid: c.Gid, Groups: c.Groups}
@@ -673,6 +672,14 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 		s.outputs = append(s.outputs, lp)
 		s.outputsWG.Go(lp.Run)
 	}
+	// A worker's own SO_REUSEPORT sockets live as long as the worker holds
+	// them: when it closes them (a graceful stop) or dies, the kernel moves
+	// their queued connections to the other sockets of the group
+	// (tcp_migrate_req), and new ones stop coming to it.
+	for _, f := range w.own {
+		f.Close()
+	}
+	w.own = nil
 	w.proc, w.pid = proc, proc.Pid
 	w.startedAt = proc.StartedAt
 	// online and listening workers are ready once started (listening
