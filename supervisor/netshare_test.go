@@ -413,8 +413,22 @@ apps:
 			}
 			inodes := map[string]bool{}
 			for _, w := range ws {
+				// The worker begins as the shim (this binary) and execs
+				// sleep: wait for sleep's environment.
+				var env map[string]string
+				deadline := time.Now().Add(10 * time.Second)
+				for {
+					exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", w.PID))
+					env = environ(t, w.PID)
+					if strings.HasSuffix(exe, "/sleep") && env["LISTEN_FDS"] != "" {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("worker %d is %s with environment %v", w.ID, exe, env)
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
 				waitFDs(t, w.PID, []int{0, 1, 2, 3, 4})
-				env := environ(t, w.PID)
 				if env["LISTEN_PID"] != strconv.Itoa(w.PID) || env["LISTEN_FDS"] != "2" || env["LISTEN_FDNAMES"] != strings.Join(names, ":") {
 					t.Errorf("worker %d: LISTEN_PID=%s LISTEN_FDS=%s LISTEN_FDNAMES=%s; want %d, 2, %s",
 						w.ID, env["LISTEN_PID"], env["LISTEN_FDS"], env["LISTEN_FDNAMES"], w.PID, strings.Join(names, ":"))
