@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,8 @@ import (
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/notify"
 	"github.com/paddock-sh/paddock/procs"
+	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/coreos/go-systemd/v22/daemon"
 	"go.uber.org/goleak"
 )
 
@@ -61,6 +64,9 @@ func TestMain(m *testing.M) {
 //	grandchild          ignore SIGTERM and block
 //	sleep:D             sleep D, then exit 0
 //	notify-serve:D      after D, send READY=1 to $NOTIFY_SOCKET, then serve
+//	go-systemd          take the sockets and report readiness with
+//	                    github.com/coreos/go-systemd (activation, daemon), then
+//	                    answer "<worker id> <pid> <LISTEN_PID> <names>" over HTTP
 //	http                serve HTTP on the LISTEN_FDS sockets, answering
 //	                    "<worker id> <pid> <LISTEN_PID>"; drain and exit 0 on
 //	                    SIGTERM
@@ -110,6 +116,8 @@ func helper(mode string) {
 		serve()
 	case mode == "http":
 		serveHTTP()
+	case mode == "go-systemd":
+		serveGoSystemd()
 	case mode == "print":
 		id := os.Getenv("PADDOCK_WORKER_ID")
 		fmt.Printf("hello from %s\nsecond line from %s\n", id, id)
@@ -521,5 +529,43 @@ func serveHTTP() {
 	case <-drained:
 	case <-time.After(10 * time.Second):
 	}
+	os.Exit(0)
+}
+
+// serveGoSystemd is a worker written against go-systemd, the reference Go
+// implementation of socket activation and sd_notify: paddock must look like
+// systemd to it.
+func serveGoSystemd() {
+	listenPID := os.Getenv("LISTEN_PID")
+	named, err := activation.ListenersWithNames()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(10)
+	}
+	var names []string
+	var ls []net.Listener
+	for name, l := range named {
+		names = append(names, name)
+		ls = append(ls, l...)
+	}
+	sort.Strings(names)
+	if len(ls) == 0 {
+		fmt.Fprintln(os.Stderr, "go-systemd found no sockets")
+		os.Exit(11)
+	}
+	id := os.Getenv("PADDOCK_WORKER_ID")
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %d %s %s\n", id, os.Getpid(), listenPID, strings.Join(names, ","))
+	})}
+	for _, l := range ls {
+		go srv.Serve(l)
+	}
+	if ok, err := daemon.SdNotify(false, daemon.SdNotifyReady); !ok || err != nil {
+		fmt.Fprintln(os.Stderr, "sd_notify:", ok, err)
+		os.Exit(12)
+	}
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGTERM)
+	<-c
 	os.Exit(0)
 }

@@ -449,3 +449,35 @@ apps:
 		})
 	}
 }
+
+// TestGoSystemdWorker runs a worker written against go-systemd's activation
+// and daemon packages: it finds its sockets by name and its readiness
+// reaches paddock.
+func TestGoSystemdWorker(t *testing.T) {
+	h := start(t, `
+apps:
+  web:
+    exec: $SELF
+    instances: 2
+    readiness: notify
+    listen: ["127.0.0.1:0", "unix:$DIR/web.sock"]
+    env: {PADDOCK_TEST_HELPER: go-systemd}
+`)
+	h.waitWorkers("2 ready workers", func(ws []WorkerInfo) bool {
+		return len(ws) == 2 && ws[0].Ready && ws[1].Ready
+	})
+	addr := h.listenAddr("web")
+	_, port, _ := net.SplitHostPort(addr)
+	for _, c := range []*http.Client{client("tcp", addr), client("unix", filepath.Join(h.dir, "web.sock"))} {
+		resp, err := c.Get("http://paddock.test/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		f := strings.Fields(string(b))
+		if len(f) != 4 || f[1] != f[2] || f[3] != port+",web.sock" {
+			t.Errorf("go-systemd worker answered %q; want its pid twice and the names %s,web.sock", b, port)
+		}
+	}
+}

@@ -230,10 +230,18 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 
 	logger.Info("paddock starting", "version", versionString(), "pid", os.Getpid(), "apps", len(set.Apps), "workers", set.Workers())
 	err = sup.Run(ctx, set)
+	var fe *manifest.FieldError
 	switch {
 	case err == nil:
 		logger.Info("all workers stopped")
 		return exitOK
+	case errors.As(err, &fe):
+		// Addresses that could not be bound: reported like validation
+		// errors, one per line, and nothing was started.
+		for _, e := range manifest.Errors(err) {
+			fmt.Fprintln(stderr, e)
+		}
+		return exitFailure
 	default:
 		logger.Error("shutdown", "err", err)
 		return exitFailure

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -532,5 +533,35 @@ apps:
 				t.Errorf("exit code %d", code)
 			}
 		})
+	}
+}
+
+func TestAddressInUseAtStartup(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	path := writeManifest(t, `
+apps:
+  web:
+    exec: /bin/sleep
+    args: [60]
+    listen: ["`+busy.Addr().String()+`"]
+`)
+	cmd := exec.Command(paddockBin, "run", path)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit %v, want code 1", err)
+	}
+	want := path + ":6:14: apps.web.listen[0]: cannot listen on " + busy.Addr().String() + ": address already in use"
+	if !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "msg=fork") {
+		t.Errorf("a worker was started:\n%s", stderr.String())
 	}
 }
