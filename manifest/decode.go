@@ -481,6 +481,30 @@ func (f *fieldDecoder) duration(n *yaml.Node) (time.Duration, bool) {
 	return dur, true
 }
 
+// mapping decodes a field that is a mapping with fixed keys: each value,
+// unless null, goes to the decoder of its key; other keys are errors that
+// say which keys there are (keys).
+func (f *fieldDecoder) mapping(n *yaml.Node, keys string, decoders map[string]func(*fieldDecoder, *yaml.Node)) {
+	if n.Kind != yaml.MappingNode {
+		f.errorf(n, "must be a mapping (%s), got %s", keys, kindName(n))
+		return
+	}
+	for _, p := range f.d.pairs(n, f.field) {
+		k := p.key.Value
+		sub := &fieldDecoder{d: f.d, app: f.app, field: join(f.field, k), key: join(f.key, k)}
+		decode, ok := decoders[k]
+		if !ok {
+			sub.d.errorf(p.key, sub.field, "unknown field (%s)", keys)
+			continue
+		}
+		v := deref(p.val)
+		f.app.Pos[sub.key] = f.d.pos(v)
+		if !isNull(v) {
+			decode(sub, v)
+		}
+	}
+}
+
 // count accepts an integer from 0 to MaxInstances.
 func (f *fieldDecoder) count(n *yaml.Node) (int, bool) {
 	var i int
@@ -571,35 +595,18 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 		}
 	},
 	"backoff": func(f *fieldDecoder, n *yaml.Node) {
-		if n.Kind != yaml.MappingNode {
-			f.errorf(n, "must be a mapping with initial and max, got %s", kindName(n))
-			return
-		}
-		for _, p := range f.d.pairs(n, f.field) {
-			if !f.d.spend(p.key) {
-				break
-			}
-			k := p.key.Value
-			sub := &fieldDecoder{d: f.d, app: f.app, field: join(f.field, k), key: "backoff." + k}
-			var dst *time.Duration
-			switch k {
-			case "initial":
-				dst = &f.app.Backoff.Initial
-			case "max":
-				dst = &f.app.Backoff.Max
-			default:
-				sub.d.errorf(p.key, sub.field, "unknown field (backoff has initial and max)")
-				continue
-			}
-			v := deref(p.val)
-			f.app.Pos[sub.key] = f.d.pos(v)
-			if isNull(v) {
-				continue
-			}
-			if dur, ok := sub.duration(v); ok {
-				*dst = dur
-			}
-		}
+		f.mapping(n, "backoff has initial and max", map[string]func(*fieldDecoder, *yaml.Node){
+			"initial": func(sub *fieldDecoder, v *yaml.Node) {
+				if dur, ok := sub.duration(v); ok {
+					f.app.Backoff.Initial = dur
+				}
+			},
+			"max": func(sub *fieldDecoder, v *yaml.Node) {
+				if dur, ok := sub.duration(v); ok {
+					f.app.Backoff.Max = dur
+				}
+			},
+		})
 	},
 	"killSignal": func(f *fieldDecoder, n *yaml.Node) {
 		if s, ok := f.str(n); ok {
@@ -627,32 +634,18 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 		}
 	},
 	"rollout": func(f *fieldDecoder, n *yaml.Node) {
-		if n.Kind != yaml.MappingNode {
-			f.errorf(n, "must be a mapping with maxSurge and maxUnavailable, got %s", kindName(n))
-			return
-		}
-		for _, p := range f.d.pairs(n, f.field) {
-			k := p.key.Value
-			sub := &fieldDecoder{d: f.d, app: f.app, field: join(f.field, k), key: "rollout." + k}
-			var dst *int
-			switch k {
-			case "maxSurge":
-				dst = &f.app.Rollout.MaxSurge
-			case "maxUnavailable":
-				dst = &f.app.Rollout.MaxUnavailable
-			default:
-				sub.d.errorf(p.key, sub.field, "unknown field (rollout has maxSurge and maxUnavailable)")
-				continue
-			}
-			v := deref(p.val)
-			f.app.Pos[sub.key] = f.d.pos(v)
-			if isNull(v) {
-				continue
-			}
-			if i, ok := sub.count(v); ok {
-				*dst = i
-			}
-		}
+		f.mapping(n, "rollout has maxSurge and maxUnavailable", map[string]func(*fieldDecoder, *yaml.Node){
+			"maxSurge": func(sub *fieldDecoder, v *yaml.Node) {
+				if i, ok := sub.count(v); ok {
+					f.app.Rollout.MaxSurge = i
+				}
+			},
+			"maxUnavailable": func(sub *fieldDecoder, v *yaml.Node) {
+				if i, ok := sub.count(v); ok {
+					f.app.Rollout.MaxUnavailable = i
+				}
+			},
+		})
 	},
 	"listen": func(f *fieldDecoder, n *yaml.Node) {
 		if n.Kind != yaml.SequenceNode {
