@@ -21,11 +21,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/notify"
 	"github.com/paddock-sh/paddock/procs"
-	"github.com/coreos/go-systemd/v22/activation"
-	"github.com/coreos/go-systemd/v22/daemon"
 	"go.uber.org/goleak"
 )
 
