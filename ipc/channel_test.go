@@ -1,0 +1,213 @@
+package ipc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// running runs c until the test ends and returns what it receives.
+func running(t testing.TB, c *Channel) <-chan Message {
+	t.Helper()
+	in := make(chan Message, 64)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { c.Run(ctx, in) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return in
+}
+
+func receive(t *testing.T, in <-chan Message) Message {
+	t.Helper()
+	select {
+	case m := <-in:
+		return m
+	case <-time.After(20 * time.Second):
+		t.Fatal("no message")
+		return Message{}
+	}
+}
+
+// TestNodeRoundTrip talks to a real Node child over the channel, as
+// child_process.fork would: user messages both ways, in order.
+func TestNodeRoundTrip(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed")
+	}
+	c, child, err := Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(node, "-e", `process.on('message', m => process.send({echo: m, pid: process.pid}))`)
+	cmd.ExtraFiles = []*os.File{child}
+	cmd.Env = append(os.Environ(), "NODE_CHANNEL_FD=3", "NODE_CHANNEL_SERIALIZATION_MODE=json")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	child.Close()
+	in := running(t, c)
+	for i := range 50 {
+		if err := c.SendRaw(json.RawMessage(`{"n":` + strconv.Itoa(i) + `,"s":"é\n"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 50 {
+		m := receive(t, in)
+		var got struct {
+			Echo struct {
+				N int
+				S string
+			}
+			PID int
+		}
+		if err := json.Unmarshal(m.Raw, &got); err != nil || got.Echo.N != i || got.Echo.S != "é\n" || got.PID != cmd.Process.Pid || m.Internal() {
+			t.Fatalf("message %d: %s (%v)", i, m.Raw, err)
+		}
+	}
+	c.Close()
+	// The child sees end of file and exits.
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("node did not exit after the channel closed")
+	}
+}
+
+// TestHandleFromWorker: a descriptor the worker sends arrives with its
+// message and is acknowledged.
+func TestHandleFromWorker(t *testing.T) {
+	c, child, err := Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer child.Close()
+	in := running(t, c)
+	r, w, _ := os.Pipe()
+	defer r.Close()
+	line := []byte(`{"cmd":"NODE_HANDLE","type":"net.Native","msg":{"cmd":"NODE_CLUSTER","act":"x"}}` + "\n")
+	if err := unix.Sendmsg(int(child.Fd()), line, unix.UnixRights(int(w.Fd())), nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	m := receive(t, in)
+	if m.Cmd != "NODE_CLUSTER" || m.Handle == nil || !strings.Contains(string(m.Raw), `"act":"x"`) {
+		t.Fatalf("got %+v", m)
+	}
+	m.Handle.Close()
+	ack := make([]byte, 100)
+	n, err := child.Read(ack)
+	if err != nil || string(ack[:n]) != `{"cmd":"NODE_HANDLE_ACK"}`+"\n" {
+		t.Fatalf("ack %q %v", ack[:n], err)
+	}
+}
+
+// TestProtocolViolationsCloseOnlyThatChannel: garbage, an oversized line, or
+// an unsolicited ACK close the channel with an error, promptly.
+func TestProtocolViolationsCloseOnlyThatChannel(t *testing.T) {
+	for name, data := range map[string][]byte{
+		"not json":        []byte("hello there\n"),
+		"half json":       []byte(`{"cmd":` + "\n"),
+		"oversized":       bytes.Repeat([]byte("x"), MaxMessage+10),
+		"unsolicited ack": []byte(`{"cmd":"NODE_HANDLE_ACK"}` + "\n"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, child, err := Pair()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer child.Close()
+			running(t, c)
+			go child.Write(data)
+			select {
+			case <-c.Closed():
+			case <-time.After(20 * time.Second):
+				t.Fatal("channel still open")
+			}
+			if c.Err() == nil {
+				t.Error("closed without an error")
+			}
+			if err := c.SendRaw(json.RawMessage(`1`)); err != ErrClosed {
+				t.Errorf("Send after close: %v", err)
+			}
+		})
+	}
+}
+
+func TestQueueIsBounded(t *testing.T) {
+	c, child, err := Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer child.Close()
+	// Not running: nothing drains the queue.
+	var full error
+	for i := 0; i <= QueueLen; i++ {
+		full = c.SendRaw(json.RawMessage(`1`))
+	}
+	if full != ErrQueueFull {
+		t.Errorf("Send on a full queue: %v", full)
+	}
+	c.Close()
+}
+
+// FuzzChannel feeds arbitrary bytes from a worker: the channel must never
+// panic, and must end (not wedge) once the worker closes its end.
+func FuzzChannel(f *testing.F) {
+	for _, s := range []string{
+		`{"cmd":"NODE_CLUSTER","act":"online","seq":0}` + "\n",
+		`{"cmd":"NODE_HANDLE","type":"net.Native","msg":{"cmd":"NODE_CLUSTER"}}` + "\n",
+		`{"cmd":"NODE_HANDLE_ACK"}` + "\n",
+		"[1,2,3]\n\"x\"\nnull\n",
+		"{\"cmd\":5}\n{}\n",
+		"\n\n\n",
+		"\xff\xfe\n",
+		`{"a":` + strings.Repeat("[", 1000),
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, child, err := Pair()
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := make(chan Message, 16)
+		done := make(chan struct{})
+		go func() { c.Run(context.Background(), in); close(done) }()
+		go func() {
+			child.Write(data)
+			child.Close()
+		}()
+		for {
+			select {
+			case m := <-in:
+				if m.Handle != nil {
+					m.Handle.Close()
+				}
+				if !json.Valid(m.Raw) {
+					t.Fatalf("delivered invalid JSON %q", m.Raw)
+				}
+			case <-done:
+				return
+			case <-time.After(10 * time.Second):
+				t.Fatal("channel wedged")
+			}
+		}
+	})
+}
