@@ -361,6 +361,7 @@ func (d *decoder) app(key, val *yaml.Node) *App {
 		KillSignal:       DefaultKillSignal,
 		KillTimeout:      DefaultKillTimeout,
 		Readiness:        DefaultReadiness,
+		IPC:              DefaultIPC,
 		ReadyTimeout:     DefaultReadyTimeout,
 		Rollout:          Rollout{MaxSurge: DefaultMaxSurge, MaxUnavailable: DefaultMaxUnavailable},
 	}
@@ -626,6 +627,11 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 	"readiness": func(f *fieldDecoder, n *yaml.Node) {
 		if s := f.oneOf(n, ReadinessModes); s != "" {
 			f.app.Readiness = s
+		}
+	},
+	"ipc": func(f *fieldDecoder, n *yaml.Node) {
+		if s := f.oneOf(n, IPCModes); s != "" {
+			f.app.IPC = s
 		}
 	},
 	"readyTimeout": func(f *fieldDecoder, n *yaml.Node) {

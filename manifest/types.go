@@ -32,7 +32,19 @@ const (
 	DefaultReadyTimeout     = 30 * time.Second
 	DefaultMaxSurge         = 1
 	DefaultMaxUnavailable   = 0
+	DefaultIPC              = IPCAuto
 )
+
+// HasChannel reports whether the app's workers get an IPC channel.
+func (a *App) HasChannel() bool {
+	switch a.IPC {
+	case IPCNode:
+		return true
+	case IPCOff:
+		return false
+	}
+	return filepathBase(interpreter(a)) == "node"
+}
 
 // Readiness modes: when a new worker counts as ready to serve.
 const (
@@ -56,7 +68,18 @@ const (
 )
 
 // SchedulingPolicies lists the accepted values of App.SchedulingPolicy.
-var SchedulingPolicies = []string{"rr", "none", "reuseport"}
+var SchedulingPolicies = []string{"rr", "none", "reuseport", "sticky"}
+
+// IPC modes: whether workers get Node's IPC channel (NODE_CHANNEL_FD) and
+// take the cluster worker role (NODE_UNIQUE_ID).
+const (
+	IPCAuto = "auto" // on when the interpreter is node
+	IPCNode = "node" // always
+	IPCOff  = "off"  // never
+)
+
+// IPCModes lists the accepted values of App.IPC.
+var IPCModes = []string{IPCAuto, IPCNode, IPCOff}
 
 // RestartPolicies lists the accepted values of App.Restart.
 var RestartPolicies = []string{RestartAlways, RestartOnFailure, RestartNever}
@@ -151,6 +174,10 @@ type App struct {
 	ReadyTimeout time.Duration `yaml:"readyTimeout"`
 	// Rollout bounds a rolling update.
 	Rollout Rollout `yaml:"rollout"`
+	// IPC says whether workers get Node's IPC channel and speak the cluster
+	// protocol with the supervisor: auto (when the interpreter is node),
+	// node or off. Default auto.
+	IPC string `yaml:"ipc"`
 	// Listen lists the addresses the supervisor listens on for the app's
 	// workers, kept open across restarts and rolling updates and handed to
 	// workers as LISTEN_FDS descriptors (3, 4, ...) in this order.

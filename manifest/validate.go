@@ -101,3 +101,11 @@ func interpreter(a *App) string {
 	}
 	return ""
 }
+
+// filepathBase is the last element of a slash-separated path.
+func filepathBase(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
