@@ -47,6 +47,8 @@ var ErrClosed = errors.New("ipc: channel closed")
 
 // Message is one message received from a worker.
 type Message struct {
+	// From is the ID the channel was created with.
+	From int
 	// Raw is the JSON value as received (for a NODE_HANDLE line, its inner
 	// "msg").
 	Raw json.RawMessage
@@ -72,6 +74,7 @@ type outgoing struct {
 
 // Channel is the supervisor's end of one worker's IPC channel.
 type Channel struct {
+	id        int
 	conn      *net.UnixConn
 	queue     chan outgoing
 	handles   chan struct{} // a token per descriptor sent and not acknowledged
@@ -80,9 +83,10 @@ type Channel struct {
 	err       atomic.Pointer[error]
 }
 
-// Pair creates a channel and returns the child's end, to be passed to the
-// worker (then closed in the supervisor once the worker started).
-func Pair() (*Channel, *os.File, error) {
+// Pair creates a channel, whose messages say they come From id, and
+// returns the child's end, to be passed to the worker (then closed in the
+// supervisor once the worker started).
+func Pair(id int) (*Channel, *os.File, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("ipc socketpair: %w", err)
@@ -96,6 +100,7 @@ func Pair() (*Channel, *os.File, error) {
 		return nil, nil, fmt.Errorf("ipc: %w", err)
 	}
 	return &Channel{
+		id:      id,
 		conn:    c.(*net.UnixConn),
 		queue:   make(chan outgoing, QueueLen),
 		handles: make(chan struct{}, HandlesInFlight),
@@ -356,6 +361,7 @@ func (c *Channel) handleLine(line []byte, fds []int, in chan<- Message) ([]int, 
 }
 
 func (c *Channel) deliver(in chan<- Message, m Message) error {
+	m.From = c.id
 	select {
 	case in <- m:
 		return nil

@@ -47,7 +47,7 @@ func TestNodeRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Skip("node is not installed")
 	}
-	c, child, err := Pair()
+	c, child, err := Pair(7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestNodeRoundTrip(t *testing.T) {
 // TestHandleFromWorker: a descriptor the worker sends arrives with its
 // message and is acknowledged.
 func TestHandleFromWorker(t *testing.T) {
-	c, child, err := Pair()
+	c, child, err := Pair(7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestHandleFromWorker(t *testing.T) {
 	}
 	w.Close()
 	m := receive(t, in)
-	if m.Cmd != "NODE_CLUSTER" || m.Handle == nil || !strings.Contains(string(m.Raw), `"act":"x"`) {
+	if m.Cmd != "NODE_CLUSTER" || m.Handle == nil || m.From != 7 || !strings.Contains(string(m.Raw), `"act":"x"`) {
 		t.Fatalf("got %+v", m)
 	}
 	m.Handle.Close()
@@ -128,7 +128,7 @@ func TestProtocolViolationsCloseOnlyThatChannel(t *testing.T) {
 		"unsolicited ack": []byte(`{"cmd":"NODE_HANDLE_ACK"}` + "\n"),
 	} {
 		t.Run(name, func(t *testing.T) {
-			c, child, err := Pair()
+			c, child, err := Pair(7)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -151,7 +151,7 @@ func TestProtocolViolationsCloseOnlyThatChannel(t *testing.T) {
 }
 
 func TestQueueIsBounded(t *testing.T) {
-	c, child, err := Pair()
+	c, child, err := Pair(7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func FuzzChannel(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, child, err := Pair()
+		c, child, err := Pair(7)
 		if err != nil {
 			t.Fatal(err)
 		}

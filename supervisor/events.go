@@ -7,15 +7,17 @@ import (
 
 // Event types.
 const (
-	EventFork      = "fork"      // a worker process was created
-	EventOnline    = "online"    // the worker is running (its process started)
-	EventListening = "listening" // the worker listens (LISTEN_FDS workers: at once; Detail: LISTEN_FDNAMES)
-	EventStopping  = "stopping"  // the worker was asked to stop (killSignal)
-	EventKill      = "kill"      // the worker's process group got SIGKILL
-	EventExit      = "exit"      // the worker exited; Intended tells whether it was asked to
-	EventRestart   = "restart"   // a replacement is scheduled after Delay
-	EventApply     = "apply"     // the first manifest set was applied
-	EventReady     = "ready"     // the worker is ready to serve (readiness: notify sent READY=1)
+	EventFork       = "fork"       // a worker process was created
+	EventOnline     = "online"     // the worker is running (its process started)
+	EventListening  = "listening"  // the worker listens (LISTEN_FDS workers: at once; Detail: LISTEN_FDNAMES)
+	EventStopping   = "stopping"   // the worker was asked to stop (killSignal)
+	EventDisconnect = "disconnect" // a cluster worker was asked to disconnect (graceful retirement)
+	EventMessage    = "message"    // a worker sent a message with process.send (Detail: the JSON)
+	EventKill       = "kill"       // the worker's process group got SIGKILL
+	EventExit       = "exit"       // the worker exited; Intended tells whether it was asked to
+	EventRestart    = "restart"    // a replacement is scheduled after Delay
+	EventApply      = "apply"      // the first manifest set was applied
+	EventReady      = "ready"      // the worker is ready to serve (readiness: notify sent READY=1)
 
 	EventWatching        = "watching"         // the manifests are watched from now on (Detail: the paths)
 	EventReload          = "reload"           // a changed manifest set was applied; Detail lists the changes

@@ -7,6 +7,7 @@ package supervisor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 
+	"github.com/paddock-sh/paddock/ipc"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/netshare"
 	"github.com/paddock-sh/paddock/notify"
@@ -100,6 +102,17 @@ type Supervisor struct {
 	pool       *netshare.Pool
 	appSockets map[string][]*netshare.Socket
 	migration  bool // tcp_migrate_req was checked
+	// ipcIn receives the messages of every worker's IPC channel;
+	// channelsWG waits for the channels' goroutines.
+	ipcIn      chan ipc.Message
+	channelsWG sync.WaitGroup
+	// dispatchers hand out the connections of rr and sticky sockets;
+	// onDemand holds the sockets workers asked for that `listen:` does not
+	// list, by app and listen key; clusterData the first worker's server
+	// data per socket, echoed to the others.
+	dispatchers map[*netshare.Socket]*dispatcher
+	onDemand    map[string]map[string]*netshare.Socket
+	clusterData map[*netshare.Socket]json.RawMessage
 	// rollouts holds the last reported status of each app in a rolling
 	// update.
 	rollouts map[string]reconcile.RolloutStatus
@@ -118,6 +131,14 @@ type worker struct {
 	// SO_REUSEPORT sockets until it has started.
 	sockets []*netshare.Socket
 	own     []*os.File
+	// cl is the worker's cluster IPC channel (nil without one); subs the
+	// dispatchers that hand it connections, with its key for each.
+	cl   *channel
+	subs map[*dispatcher]string
+	// signaled: a disconnected worker was also sent killSignal;
+	// exitedAfterDisconnect: the worker said it is leaving on purpose.
+	signaled              bool
+	exitedAfterDisconnect bool
 }
 
 // releaseSockets drops the worker's hold on its sockets.
@@ -155,6 +176,10 @@ func New(opts Options) *Supervisor {
 		watching:       make(chan struct{}, 1),
 		rollouts:       map[string]reconcile.RolloutStatus{},
 		pool:           netshare.NewPool(),
+		ipcIn:          make(chan ipc.Message, 256),
+		dispatchers:    map[*netshare.Socket]*dispatcher{},
+		onDemand:       map[string]map[string]*netshare.Socket{},
+		clusterData:    map[*netshare.Socket]json.RawMessage{},
 		appSockets:     map[string][]*netshare.Socket{},
 		workers:        map[int]*worker{},
 		byPID:          map[int]*worker{},
@@ -183,7 +208,21 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 		stopReap()
 		helpers.Wait()
 		for _, w := range s.workers {
+			if w.cl != nil {
+				w.cl.ch.Close()
+			}
+		}
+		s.channelsWG.Wait()
+		for _, d := range s.dispatchers {
+			d.close()
+		}
+		for _, w := range s.workers {
 			w.releaseSockets()
+		}
+		for _, socks := range s.onDemand {
+			for _, sock := range socks {
+				sock.Release()
+			}
 		}
 		for _, socks := range s.appSockets {
 			for _, sock := range socks {
@@ -251,6 +290,8 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 			s.handleExitLocked(ex)
 		case m := <-notes:
 			s.handleNotifyLocked(m)
+		case m := <-s.ipcIn:
+			s.handleIPCLocked(m, time.Now())
 		case <-wake:
 		case <-done:
 			done = nil
@@ -580,6 +621,13 @@ func (s *Supervisor) executeLocked(plan reconcile.Result, now time.Time) {
 			s.stopLocked(s.workers[a.Worker], now)
 		case reconcile.Kill:
 			w := s.workers[a.Worker]
+			if !w.signaled {
+				// A disconnected worker still running at killTimeout:
+				// killSignal now, SIGKILL after another killTimeout.
+				s.signalStopLocked(w)
+				w.StopDeadline = now.Add(w.KillTimeout)
+				continue
+			}
 			w.Killed = true
 			if err := procs.KillGroup(w.pid); err != nil {
 				s.opts.Logger.Error("kill", "app", w.App, "worker", w.ID, "pid", w.pid, "err", err)
@@ -621,7 +669,7 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 	}
 	for _, sock := range s.appSockets[app.Name] {
 		f := sock.File
-		if !sock.Listening { // a reuseport anchor: the worker gets its own socket
+		if !sock.Listening && !app.HasChannel() { // a reuseport anchor: the worker gets its own socket
 			var err error
 			if f, err = netshare.BindWorker(sock); err != nil {
 				w.releaseSockets()
@@ -637,6 +685,29 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 	if c := app.Resolved.Credential; c != nil {
 		spec.Credential = &syscall.Credential{Uid: c.Uid, Gid: c.Gid, Groups: c.Groups}
 	}
+	var child *os.File
+	if app.HasChannel() {
+		ch, c, err := ipc.Pair(id)
+		if err != nil {
+			w.releaseSockets()
+			s.startFailedLocked(w, err, now)
+			return
+		}
+		child = c
+		w.cl = &channel{worker: id, ch: ch}
+		spec.ExtraFiles = append(spec.ExtraFiles, child)
+		spec.Env = append(spec.Env,
+			"NODE_CHANNEL_FD="+strconv.Itoa(2+len(spec.ExtraFiles)),
+			"NODE_CHANNEL_SERIALIZATION_MODE=json",
+			"NODE_UNIQUE_ID="+strconv.Itoa(id))
+	}
+	failChannel := func() {
+		if child != nil {
+			child.Close()
+			w.cl.ch.Close()
+			w.cl = nil
+		}
+	}
 	var pipes []*os.File
 	var prefixers []*procs.LinePrefixer
 	if app.Silent {
@@ -644,6 +715,7 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 		for _, out := range []io.Writer{s.stdout, s.stderr} {
 			lp, wr, err := procs.NewOutputPipe(prefix, out)
 			if err != nil {
+				failChannel()
 				w.releaseSockets()
 				s.startFailedLocked(w, err, now)
 				return
@@ -664,9 +736,15 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 		for _, lp := range prefixers {
 			lp.Close()
 		}
+		failChannel()
 		w.releaseSockets()
 		s.startFailedLocked(w, err, now)
 		return
+	}
+	if child != nil {
+		child.Close() // the worker holds its end; ours sees EOF when it dies
+		ch := w.cl.ch
+		s.channelsWG.Go(func() { ch.Run(context.Background(), s.ipcIn) })
 	}
 	for _, lp := range prefixers {
 		s.outputs = append(s.outputs, lp)
@@ -685,14 +763,16 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 	// online and listening workers are ready once started (listening
 	// waits for the cluster protocol's report where a worker has an IPC
 	// channel); notify workers when they say READY=1.
-	w.Ready = app.Readiness != manifest.ReadinessNotify
+	w.Ready = app.Readiness == manifest.ReadinessOnline ||
+		(app.Readiness == manifest.ReadinessListening && w.cl == nil)
 	w.ReadyDeadline = w.startedAt.Add(app.ReadyTimeout)
 	s.byPID[proc.Pid] = w
 	s.emit(Event{Type: EventFork, App: w.App, Worker: id, PID: w.pid, Generation: w.Generation, Attempt: restarts})
 	s.emit(Event{Type: EventOnline, App: w.App, Worker: id, PID: w.pid, Generation: w.Generation})
-	if len(w.sockets) > 0 {
+	if len(w.sockets) > 0 && w.cl == nil {
 		// A LISTEN_FDS worker is listening as soon as it runs: its
-		// sockets were listening before it started.
+		// sockets were listening before it started. A cluster worker
+		// reports it.
 		s.emit(Event{Type: EventListening, App: w.App, Worker: id, PID: w.pid, Generation: w.Generation,
 			Detail: strings.Join(spec.ListenNames, ":")})
 	}
@@ -707,6 +787,23 @@ func (s *Supervisor) startFailedLocked(w *worker, err error, now time.Time) {
 func (s *Supervisor) stopLocked(w *worker, now time.Time) {
 	w.Phase = reconcile.Stopping
 	w.StopDeadline = now.Add(w.KillTimeout)
+	if w.cl != nil {
+		// Cluster's own graceful path: no new connection from now on,
+		// then disconnect (the worker closes its servers and exits);
+		// killSignal after killTimeout, SIGKILL after another.
+		s.unsubscribeLocked(w)
+		if err := w.cl.send(map[string]any{"act": "disconnect"}, -1, nil); err == nil {
+			s.emit(Event{Type: EventDisconnect, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
+				Delay: w.KillTimeout})
+			return
+		}
+	}
+	s.signalStopLocked(w)
+}
+
+// signalStopLocked sends the worker its killSignal.
+func (s *Supervisor) signalStopLocked(w *worker) {
+	w.signaled = true
 	sig, _ := manifest.SignalNumber(w.KillSignal)
 	s.emit(Event{Type: EventStopping, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
 		Signal: w.KillSignal, Delay: w.KillTimeout})
@@ -724,6 +821,15 @@ func (s *Supervisor) handleExitLocked(ex procs.Exit) {
 	delete(s.byPID, ex.Pid)
 	w.proc.Release()
 	w.releaseSockets()
+	if w.cl != nil {
+		s.unsubscribeLocked(w)
+		for _, pc := range w.cl.drainPending() {
+			if !pc.disp.offer(pc.conn, map[int]bool{w.ID: true}) {
+				pc.conn.Close()
+			}
+		}
+		w.cl.ch.Close()
+	}
 	// A worker's process group does not outlive it: whatever it left
 	// behind in its group is killed.
 	if procs.GroupAlive(w.pid) {
@@ -742,6 +848,13 @@ func (s *Supervisor) handleExitLocked(ex procs.Exit) {
 	w.proc = nil
 	if w.Phase == reconcile.Stopping {
 		delete(s.workers, w.ID)
+		return
+	}
+	if w.exitedAfterDisconnect {
+		// cluster.worker.disconnect() in the worker: it left on purpose,
+		// as Node's primary sees it; it is not replaced.
+		w.Phase = reconcile.Done
+		s.opts.Logger.Info("not restarted: the worker disconnected itself", "app", w.App, "worker", w.ID)
 		return
 	}
 	s.afterExitLocked(w, ex.Success(), ex.Time.Sub(w.startedAt), ex.Time)

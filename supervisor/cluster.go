@@ -1,0 +1,657 @@
+package supervisor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/paddock-sh/paddock/ipc"
+	"github.com/paddock-sh/paddock/manifest"
+	"github.com/paddock-sh/paddock/netshare"
+	"github.com/paddock-sh/paddock/reconcile"
+)
+
+// This file is the primary's side of Node's cluster protocol
+// (docs/protocol.md): the supervisor answers queryServer with a shared
+// socket (none, reuseport) or takes the connections itself and hands them to
+// the workers in turn (rr, sticky), and retires channel workers with
+// cluster's own disconnect.
+
+// Errno values the worker turns into Node errors.
+const (
+	errnoAddrInUse = -98 // EADDRINUSE
+	errnoNoSupport = -97 // EAFNOSUPPORT: UDP is not shared by paddock
+	errnoBadFD     = -9  // EBADF
+)
+
+// clusterIn is a NODE_CLUSTER message from a worker.
+type clusterIn struct {
+	Act         string          `json:"act"`
+	Seq         *int            `json:"seq"`
+	Ack         *int            `json:"ack"`
+	Accepted    *bool           `json:"accepted"`
+	Index       json.RawMessage `json:"index"`
+	Data        json.RawMessage `json:"data"`
+	Address     *string         `json:"address"`
+	Port        int             `json:"port"`
+	AddressType json.RawMessage `json:"addressType"`
+	FD          json.RawMessage `json:"fd"`
+	Key         string          `json:"key"`
+}
+
+// channel is a worker's cluster IPC state, shared between the state-owning
+// goroutine and the dispatchers that hand it connections.
+type channel struct {
+	worker int
+	ch     *ipc.Channel
+	seq    atomic.Int64
+	mu     sync.Mutex
+	// pending holds the connections sent and not yet answered, by seq.
+	pending map[int]pendingConn
+	// handedOut counts the connections handed to the worker.
+	handedOut atomic.Int64
+}
+
+type pendingConn struct {
+	conn net.Conn
+	disp *dispatcher
+}
+
+func (c *channel) nextSeq() int { return int(c.seq.Add(1) - 1) }
+
+// send sends a cluster message (cmd NODE_CLUSTER is added) with a seq.
+func (c *channel) send(fields map[string]any, fd int, done func(error)) error {
+	fields["cmd"] = "NODE_CLUSTER"
+	fields["seq"] = c.nextSeq()
+	err := c.ch.Send(fields, fd, done)
+	if err != nil && done != nil {
+		done(err)
+	}
+	return err
+}
+
+// takePending removes and returns the connection sent with seq.
+func (c *channel) takePending(seq int) (pendingConn, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.pending[seq]
+	delete(c.pending, seq)
+	return p, ok
+}
+
+// drainPending removes and returns every unanswered connection.
+func (c *channel) drainPending() []pendingConn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]pendingConn, 0, len(c.pending))
+	for seq, p := range c.pending {
+		out = append(out, p)
+		delete(c.pending, seq)
+	}
+	return out
+}
+
+// subscriber is a worker that listens on a dispatcher's socket, with the
+// key it knows that server by.
+type subscriber struct {
+	c   *channel
+	key string
+}
+
+// dispatcher accepts the connections of one socket and hands each to a
+// worker: the next in turn (rr), or the one a client's address hashes to
+// (sticky). It accepts only while some worker can take a connection, so
+// that while none can, connections wait in the kernel's queue.
+type dispatcher struct {
+	app    string
+	sticky bool
+	sock   *netshare.Socket
+	ln     net.Listener
+	subs   atomic.Pointer[[]subscriber]
+	next   atomic.Uint64
+	wake   chan struct{} // signalled when subscribers appear
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// lingerWithoutWorkers bounds how long an accepted connection waits for a
+// worker when every worker went away at once.
+const lingerWithoutWorkers = 10 * time.Second
+
+func newDispatcher(app string, sticky bool, sock *netshare.Socket) (*dispatcher, error) {
+	// A listener of our own on the socket (a duplicate descriptor).
+	ln, err := net.FileListener(sock.File)
+	if err != nil {
+		return nil, err
+	}
+	d := &dispatcher{app: app, sticky: sticky, sock: sock.Ref(), ln: ln,
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	empty := []subscriber{}
+	d.subs.Store(&empty)
+	go d.run()
+	return d, nil
+}
+
+// setSubscribers replaces the workers that take connections.
+func (d *dispatcher) setSubscribers(subs []subscriber) {
+	d.subs.Store(&subs)
+	if len(subs) > 0 {
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// close stops accepting and waits for the accept loop to end.
+func (d *dispatcher) close() {
+	close(d.stop)
+	d.ln.Close()
+	<-d.done
+	d.sock.Release()
+}
+
+// waitForSubscribers waits until some worker takes connections; it returns
+// false when the dispatcher stops or timeout (if not zero) passes.
+func (d *dispatcher) waitForSubscribers(timeout time.Duration) bool {
+	var expire <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expire = t.C
+	}
+	for len(*d.subs.Load()) == 0 {
+		select {
+		case <-d.wake:
+		case <-d.stop:
+			return false
+		case <-expire:
+			return false
+		}
+	}
+	return true
+}
+
+func (d *dispatcher) run() {
+	defer close(d.done)
+	for {
+		if !d.waitForSubscribers(0) {
+			return
+		}
+		conn, err := d.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		for !d.offer(conn, nil) {
+			// Every worker went away between accept and handoff.
+			if !d.waitForSubscribers(lingerWithoutWorkers) {
+				conn.Close()
+				break
+			}
+		}
+	}
+}
+
+// offer hands conn to a worker not in tried, choosing by policy; it
+// reports whether some worker took it.
+func (d *dispatcher) offer(conn net.Conn, tried map[int]bool) bool {
+	subs := *d.subs.Load()
+	for _, i := range d.order(conn, subs) {
+		s := subs[i]
+		if tried[s.c.worker] {
+			continue
+		}
+		if d.handTo(s, conn) {
+			return true
+		}
+	}
+	return false
+}
+
+// order returns the indexes of subs in the order to try them.
+func (d *dispatcher) order(conn net.Conn, subs []subscriber) []int {
+	n := len(subs)
+	order := make([]int, n)
+	if n == 0 {
+		return order
+	}
+	if !d.sticky {
+		start := int(d.next.Add(1) % uint64(n))
+		for i := range order {
+			order[i] = (start + i) % n
+		}
+		return order
+	}
+	// Rendezvous hashing on the client's IP address: each address goes to
+	// the worker with the highest score, so removing a worker moves only
+	// its own clients, and adding one takes about 1/n of them.
+	ip := ""
+	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		ip = a.IP.String()
+	}
+	scores := make([]uint64, n)
+	for i, s := range subs {
+		h := fnv.New64a()
+		h.Write([]byte(ip))
+		h.Write([]byte{0})
+		h.Write([]byte(strconv.Itoa(s.c.worker)))
+		scores[i] = h.Sum64()
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return scores[order[a]] > scores[order[b]] })
+	return order
+}
+
+// handTo sends conn to subscriber s as a newconn; it reports whether the
+// message was queued. The connection stays open until the worker answers.
+func (d *dispatcher) handTo(s subscriber, conn net.Conn) bool {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var fd int
+	if raw.Control(func(f uintptr) { fd = int(f) }) != nil {
+		return false
+	}
+	seq := s.c.nextSeq()
+	s.c.mu.Lock()
+	if s.c.pending == nil {
+		s.c.pending = map[int]pendingConn{}
+	}
+	s.c.pending[seq] = pendingConn{conn: conn, disp: d}
+	s.c.mu.Unlock()
+	msg := map[string]any{"cmd": "NODE_CLUSTER", "act": "newconn", "key": s.key, "seq": seq}
+	if err := s.c.ch.Send(msg, fd, nil); err != nil {
+		s.c.takePending(seq)
+		return false
+	}
+	s.c.handedOut.Add(1)
+	return true
+}
+
+// clusterKey builds the key a worker knows a server by, as Node's primary
+// does: address:port:addressType:fd:index.
+func clusterKey(m clusterIn) string {
+	addr := "null"
+	if m.Address != nil {
+		addr = *m.Address
+	}
+	return fmt.Sprintf("%s:%d:%s:%s:%s", addr, m.Port, rawOr(m.AddressType, "undefined"), rawOr(m.FD, "undefined"), rawOr(m.Index, "0"))
+}
+
+func rawOr(r json.RawMessage, def string) string {
+	if len(r) == 0 {
+		return def
+	}
+	var s string
+	if json.Unmarshal(r, &s) == nil {
+		return s
+	}
+	return string(r)
+}
+
+// wantedListen turns a queryServer into the manifest address it asks for.
+func wantedListen(m clusterIn, base string) (manifest.Listen, error) {
+	at := rawOr(m.AddressType, "4")
+	addr := ""
+	if m.Address != nil {
+		addr = *m.Address
+	}
+	switch at {
+	case "udp4", "udp6":
+		return manifest.Listen{}, errors.New("UDP sockets are not shared by paddock")
+	case "-1":
+		return manifest.ParseListen("unix:"+addr, base)
+	}
+	if addr == "0.0.0.0" || addr == "::" {
+		addr = ""
+	}
+	return manifest.ParseListen(net.JoinHostPort(addr, strconv.Itoa(m.Port)), base)
+}
+
+// setNonblock puts a socket in non-blocking mode, which Node requires of
+// every descriptor it receives (it does not set the mode itself). The mode
+// belongs to the socket, shared with every worker that has it.
+func setNonblock(f *os.File) error {
+	return unix.SetNonblock(int(f.Fd()), true)
+}
+
+// maxMessageDetail bounds how much of a worker's message an event carries.
+const maxMessageDetail = 4096
+
+// handleIPCLocked takes one message from a worker's channel.
+func (s *Supervisor) handleIPCLocked(m ipc.Message, now time.Time) {
+	if m.Handle != nil {
+		m.Handle.Close() // paddock keeps no handle a worker sends
+	}
+	w := s.workers[m.From]
+	if w == nil || w.cl == nil {
+		return
+	}
+	switch {
+	case m.Cmd == "NODE_CLUSTER":
+		var cm clusterIn
+		if err := json.Unmarshal(m.Raw, &cm); err != nil {
+			s.opts.Logger.Warn("bad cluster message; closing the channel", "app", w.App, "worker", w.ID, "err", err)
+			w.cl.ch.Close()
+			return
+		}
+		s.handleClusterLocked(w, cm, now)
+	case m.Internal():
+		// Other internal messages (NODE_...) are Node's own business.
+	default:
+		detail := string(m.Raw)
+		if len(detail) > maxMessageDetail {
+			detail = detail[:maxMessageDetail] + "…"
+		}
+		s.emit(Event{Type: EventMessage, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation, Detail: detail})
+	}
+}
+
+func (s *Supervisor) handleClusterLocked(w *worker, m clusterIn, now time.Time) {
+	switch {
+	case m.Act == "" && m.Ack != nil && m.Accepted != nil:
+		// The answer to a newconn.
+		pc, ok := w.cl.takePending(*m.Ack)
+		if !ok {
+			return
+		}
+		if *m.Accepted {
+			pc.conn.Close() // the worker has its own copy now
+			return
+		}
+		if !pc.disp.offer(pc.conn, map[int]bool{w.ID: true}) {
+			pc.conn.Close()
+		}
+	case m.Act == "online":
+		s.opts.Logger.Debug("cluster worker online", "app", w.App, "worker", w.ID)
+	case m.Act == "queryServer" && m.Seq != nil:
+		s.queryServerLocked(w, m)
+	case m.Act == "listening":
+		s.emit(Event{Type: EventListening, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
+			Detail: fmt.Sprintf("%s:%d", rawOr(mustRaw(m.Address), "null"), m.Port)})
+		if w.app.Readiness == manifest.ReadinessListening && !w.Ready && w.Phase == reconcile.Running {
+			w.Ready = true
+			s.emit(Event{Type: EventReady, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation})
+		}
+	case m.Act == "close":
+		for d, key := range w.subs {
+			if key == m.Key {
+				delete(w.subs, d)
+				s.refreshDispatcherLocked(d)
+			}
+		}
+	case m.Act == "exitedAfterDisconnect" && m.Seq != nil:
+		w.exitedAfterDisconnect = true
+		s.unsubscribeLocked(w)
+		_ = w.cl.send(map[string]any{"ack": *m.Seq}, -1, nil)
+	}
+}
+
+func mustRaw(p *string) json.RawMessage {
+	if p == nil {
+		return nil
+	}
+	b, _ := json.Marshal(*p)
+	return b
+}
+
+// queryServerLocked answers a worker's listen(): with the shared socket
+// (none), the worker's own SO_REUSEPORT socket (reuseport), or the
+// address alone while paddock accepts (rr, sticky).
+func (s *Supervisor) queryServerLocked(w *worker, m clusterIn) {
+	key := clusterKey(m)
+	reply := map[string]any{"errno": 0, "key": key, "ack": *m.Seq, "data": json.RawMessage("null")}
+	fail := func(errno int, err error) {
+		reply["errno"] = errno
+		s.opts.Logger.Warn("refused a worker's listen", "app", w.App, "worker", w.ID, "key", key, "err", err)
+		_ = w.cl.send(reply, -1, nil)
+	}
+	var sock *netshare.Socket
+	if fd, err := strconv.Atoi(rawOr(m.FD, "")); err == nil {
+		// listen({fd: N}) in a cluster worker names the primary's
+		// descriptor N; under paddock descriptors 3, 4, ... are the
+		// app's `listen:` sockets, as the worker itself sees them.
+		socks := s.appSockets[w.app.Name]
+		if fd < 3 || fd-3 >= len(socks) {
+			fail(errnoBadFD, fmt.Errorf("descriptor %d is not one of the app's %d listen: sockets", fd, len(socks)))
+			return
+		}
+		sock = socks[fd-3]
+	} else {
+		// Node resolves a relative unix path against its working
+		// directory.
+		ln, err := wantedListen(m, w.app.Resolved.Dir)
+		if err != nil {
+			fail(errnoNoSupport, err)
+			return
+		}
+		if sock, err = s.socketForLocked(w.app, ln); err != nil {
+			fail(errnoAddrInUse, err)
+			return
+		}
+	}
+	// Every worker gets the first worker's server data (TLS ticket keys).
+	if data, ok := s.clusterData[sock]; ok {
+		reply["data"] = data
+	} else if len(m.Data) > 0 {
+		s.clusterData[sock] = m.Data
+		reply["data"] = m.Data
+	}
+	switch w.app.SchedulingPolicy {
+	case "none":
+		if err := setNonblock(sock.File); err != nil {
+			fail(errnoAddrInUse, err)
+			return
+		}
+		// A duplicate, closed once written: the pool's socket may go
+		// meanwhile (a reload), the descriptor number must not.
+		fd, err := unix.FcntlInt(sock.File.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			fail(errnoAddrInUse, err)
+			return
+		}
+		_ = w.cl.send(reply, fd, func(error) { unix.Close(fd) })
+	case "reuseport":
+		f, err := netshare.BindWorker(sock)
+		if err == nil {
+			err = setNonblock(f)
+		}
+		if err != nil {
+			fail(errnoAddrInUse, err)
+			return
+		}
+		// The worker's copy keeps its socket alive; ours goes once sent.
+		_ = w.cl.send(reply, int(f.Fd()), func(error) { f.Close() })
+	default: // rr, sticky
+		d, err := s.dispatcherLocked(w.app, sock)
+		if err != nil {
+			fail(errnoAddrInUse, err)
+			return
+		}
+		reply["sockname"] = sockname(sock.Addr)
+		if err := w.cl.send(reply, -1, nil); err != nil {
+			return
+		}
+		if w.Phase == reconcile.Running {
+			if w.subs == nil {
+				w.subs = map[*dispatcher]string{}
+			}
+			w.subs[d] = key
+			s.refreshDispatcherLocked(d)
+		}
+	}
+}
+
+func sockname(a net.Addr) map[string]any {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		family := "IPv6"
+		if a.IP.To4() != nil {
+			family = "IPv4"
+		}
+		return map[string]any{"address": a.IP.String(), "family": family, "port": a.Port}
+	case *net.UnixAddr:
+		return map[string]any{"address": a.Name}
+	}
+	return nil
+}
+
+// socketForLocked returns the socket for an address a worker of app asked
+// for: one of its `listen:` sockets, or one opened on demand for the app,
+// as Node's primary does. An address of another app is refused.
+func (s *Supervisor) socketForLocked(app *manifest.App, l manifest.Listen) (*netshare.Socket, error) {
+	rp := app.SchedulingPolicy == "reuseport"
+	for name, socks := range s.appSockets {
+		for _, sock := range socks {
+			if !sameAddress(sock, l) {
+				continue
+			}
+			if name != app.Name {
+				return nil, fmt.Errorf("%s belongs to app %s", l.Raw, name)
+			}
+			return sock, nil
+		}
+	}
+	if sock, ok := s.onDemand[app.Name][l.Key()]; ok {
+		return sock, nil
+	}
+	sock, err := s.pool.Acquire(l, rp, app.Name+"[on demand "+l.Key()+"]")
+	if err != nil {
+		return nil, err
+	}
+	if s.onDemand[app.Name] == nil {
+		s.onDemand[app.Name] = map[string]*netshare.Socket{}
+	}
+	s.onDemand[app.Name][l.Key()] = sock
+	s.opts.Logger.Info("listening on demand", "app", app.Name, "address", sock.Addr.String())
+	return sock, nil
+}
+
+// sameAddress reports whether sock serves what l asks for: the same unix
+// path, or the same port and host (port 0 matches the port bound).
+func sameAddress(sock *netshare.Socket, l manifest.Listen) bool {
+	if sock.Listen.Network != l.Network {
+		return false
+	}
+	if l.Network == "unix" {
+		return sock.Listen.Address == l.Address
+	}
+	if sock.Listen.Key() == l.Key() {
+		return true
+	}
+	a, ok := sock.Addr.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	host, port, _ := net.SplitHostPort(l.Address)
+	sh, _, _ := net.SplitHostPort(sock.Listen.Address)
+	return port == strconv.Itoa(a.Port) && host == sh
+}
+
+// dispatcherLocked returns the dispatcher of sock, starting it if need be.
+func (s *Supervisor) dispatcherLocked(app *manifest.App, sock *netshare.Socket) (*dispatcher, error) {
+	if d, ok := s.dispatchers[sock]; ok {
+		return d, nil
+	}
+	if err := setNonblock(sock.File); err != nil {
+		return nil, err
+	}
+	d, err := newDispatcher(app.Name, app.SchedulingPolicy == "sticky", sock)
+	if err != nil {
+		return nil, err
+	}
+	s.dispatchers[sock] = d
+	return d, nil
+}
+
+// refreshDispatcherLocked gives d the running workers subscribed to it. A
+// dispatcher no worker uses, for a socket its app no longer lists, is
+// closed, so that the address closes too.
+func (s *Supervisor) refreshDispatcherLocked(d *dispatcher) {
+	var subs []subscriber
+	for _, w := range s.workers {
+		if key, ok := w.subs[d]; ok && w.cl != nil && w.Phase == reconcile.Running {
+			subs = append(subs, subscriber{c: w.cl, key: key})
+		}
+	}
+	sort.Slice(subs, func(i, j int) bool { return subs[i].c.worker < subs[j].c.worker })
+	d.setSubscribers(subs)
+	if len(subs) > 0 || s.appListsLocked(d.app, d.sock) {
+		return
+	}
+	delete(s.dispatchers, d.sock)
+	delete(s.clusterData, d.sock)
+	d.close()
+}
+
+func (s *Supervisor) appListsLocked(app string, sock *netshare.Socket) bool {
+	for _, x := range s.appSockets[app] {
+		if x == sock {
+			return true
+		}
+	}
+	for _, x := range s.onDemand[app] {
+		if x == sock {
+			return true
+		}
+	}
+	return false
+}
+
+// unsubscribeLocked stops handing connections to w.
+func (s *Supervisor) unsubscribeLocked(w *worker) {
+	subs := w.subs
+	w.subs = nil
+	for d := range subs {
+		s.refreshDispatcherLocked(d)
+	}
+}
+
+// Send delivers a JSON message to workers of app with an IPC channel: one
+// worker when id is not 0, else all of them. It returns how many got it.
+func (s *Supervisor) Send(ctx context.Context, app string, id int, msg json.RawMessage) (int, error) {
+	if !json.Valid(msg) {
+		return 0, errors.New("not a JSON value")
+	}
+	n := 0
+	var sendErr error
+	err := s.do(ctx, func() {
+		for _, w := range s.workers {
+			if w.App != app || (id != 0 && w.ID != id) || w.cl == nil || w.pid == 0 {
+				continue
+			}
+			if err := w.cl.ch.SendRaw(msg); err != nil {
+				sendErr = fmt.Errorf("%s/%d: %w", w.App, w.ID, err)
+				continue
+			}
+			n++
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 && sendErr == nil {
+		sendErr = fmt.Errorf("no running worker of %s has an IPC channel", app)
+	}
+	return n, sendErr
+}

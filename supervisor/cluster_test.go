@@ -1,0 +1,299 @@
+package supervisor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// helloWorld is the cluster example of Node's documentation, unchanged.
+const helloWorld = `const cluster = require('node:cluster');
+const http = require('node:http');
+const numCPUs = require('node:os').availableParallelism();
+const process = require('node:process');
+
+if (cluster.isPrimary) {
+  console.log(` + "`Primary ${process.pid} is running`" + `);
+
+  // Fork workers.
+  for (let i = 0; i < numCPUs; i++) {
+    cluster.fork();
+  }
+
+  cluster.on('exit', (worker, code, signal) => {
+    console.log(` + "`worker ${worker.process.pid} died`" + `);
+  });
+} else {
+  // Workers can share any TCP connection
+  // In this case it is an HTTP server
+  http.createServer((req, res) => {
+    res.writeHead(200);
+    res.end('hello world\n');
+  }).listen(8000);
+
+  console.log(` + "`Worker ${process.pid} started`" + `);
+}
+`
+
+// pidWorker is the same program answering with its pid, on $PORT, and
+// talking to its primary: it reports its cluster id, and echoes messages.
+const pidWorker = `const cluster = require('node:cluster');
+const http = require('node:http');
+if (cluster.isPrimary) {
+  for (let i = 0; i < 2; i++) cluster.fork();
+} else {
+  http.createServer((req, res) => {
+    res.writeHead(200);
+    res.end(cluster.worker.id + ' ' + process.pid + ' ' + (process.env.VERSION || '') + '\n');
+  }).listen(+process.env.PORT);
+  process.send({clusterId: cluster.worker.id, paddockId: process.env.PADDOCK_WORKER_ID});
+  process.on('message', (m) => process.send({echo: m}));
+}
+`
+
+func needNode(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed")
+	}
+}
+
+// freePort returns a TCP port free on 127.0.0.1 at the time of the call.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startNode writes script as server.js beside the manifest and starts it.
+func startNode(t *testing.T, script, manifest string) *harness {
+	t.Helper()
+	needNode(t)
+	h := startWith(t, "", nil)
+	if err := os.WriteFile(filepath.Join(h.dir, "server.js"), []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.sup.Apply(context.Background(), load(t, h.dir, manifest)); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestNodeClusterHelloWorldUnchanged(t *testing.T) {
+	if c, err := net.Dial("tcp", "127.0.0.1:8000"); err == nil {
+		c.Close()
+		t.Skip("port 8000 is in use on this machine")
+	}
+	h := startNode(t, helloWorld, `
+apps:
+  hello:
+    exec: ./server.js
+    instances: 2
+    readiness: listening
+`)
+	for range 2 {
+		e := h.waitEvent("listening", isType(EventListening))
+		if !strings.HasSuffix(e.Detail, ":8000") {
+			t.Errorf("listening on %q", e.Detail)
+		}
+	}
+	h.waitWorkers("2 ready workers", func(ws []WorkerInfo) bool { return len(ws) == 2 && ws[0].Ready && ws[1].Ready })
+	resp, err := http.Get("http://127.0.0.1:8000/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "hello world\n" {
+		t.Errorf("answer %q", b)
+	}
+}
+
+func pidApp(policy string, port, instances int, version string) string {
+	return fmt.Sprintf(`
+apps:
+  web:
+    exec: ./server.js
+    instances: %d
+    schedulingPolicy: %s
+    readiness: listening
+    env: {PORT: "%d", VERSION: "%s"}
+`, instances, policy, port, version)
+}
+
+// nodeGet asks a pid worker for "id pid version", one connection each.
+func nodeGet(c *http.Client, addr string) ([]string, error) {
+	resp, err := c.Get("http://" + addr + "/")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(string(b)), nil
+}
+
+func TestNodeClusterDistribution(t *testing.T) {
+	for _, policy := range []string{"rr", "none"} {
+		t.Run(policy, func(t *testing.T) {
+			port := freePort(t)
+			h := startNode(t, pidWorker, pidApp(policy, port, 2, "1"))
+			ws := h.waitWorkers("2 ready", func(ws []WorkerInfo) bool { return len(ws) == 2 && ws[0].Ready && ws[1].Ready })
+			addr := fmt.Sprintf("127.0.0.1:%d", port)
+			c := client("tcp", addr)
+			counts := map[string]int{}
+			const n = 200
+			for range n {
+				f, err := nodeGet(c, addr)
+				if err != nil || len(f) < 2 {
+					t.Fatalf("%v %v", f, err)
+				}
+				counts[f[0]]++
+			}
+			lo, hi := n, 0
+			for _, w := range ws {
+				c := counts[strconv.Itoa(w.ID)]
+				lo, hi = min(lo, c), max(hi, c)
+			}
+			t.Logf("%s: %d connections: %v", policy, n, counts)
+			if policy == "rr" && (lo == 0 || float64(hi)/float64(lo) > 1.2) {
+				t.Errorf("rr spread %v: max/min %d/%d above 1.2", counts, hi, lo)
+			}
+			if counts[strconv.Itoa(ws[0].ID)]+counts[strconv.Itoa(ws[1].ID)] != n {
+				t.Errorf("answers from unknown workers: %v", counts)
+			}
+		})
+	}
+}
+
+func TestNodeClusterMessagesAndIDs(t *testing.T) {
+	port := freePort(t)
+	h := startNode(t, pidWorker, pidApp("rr", port, 1, "1"))
+	m := h.waitEvent("message", isType(EventMessage))
+	var got struct {
+		ClusterID int    `json:"clusterId"`
+		PaddockID string `json:"paddockId"`
+	}
+	if err := json.Unmarshal([]byte(m.Detail), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.ClusterID != m.Worker || got.PaddockID != strconv.Itoa(m.Worker) {
+		t.Errorf("cluster.worker.id %d, PADDOCK_WORKER_ID %s, paddock's id %d: want all equal", got.ClusterID, got.PaddockID, m.Worker)
+	}
+	n, err := h.sup.Send(context.Background(), "web", m.Worker, json.RawMessage(`{"ping":[1,"two"]}`))
+	if err != nil || n != 1 {
+		t.Fatalf("Send: %d %v", n, err)
+	}
+	echo := h.waitEvent("echo", func(e Event) bool { return e.Type == EventMessage && strings.Contains(e.Detail, "echo") })
+	if echo.Detail != `{"echo":{"ping":[1,"two"]}}` {
+		t.Errorf("echo %s", echo.Detail)
+	}
+}
+
+func TestNodeClusterScaleDownDisconnects(t *testing.T) {
+	port := freePort(t)
+	h := startNode(t, pidWorker, pidApp("rr", port, 2, "1"))
+	ws := h.waitWorkers("2 ready", func(ws []WorkerInfo) bool { return len(ws) == 2 && ws[0].Ready && ws[1].Ready })
+	h.apply(pidApp("rr", port, 1, "1"))
+	d := h.waitEvent("disconnect", isType(EventDisconnect))
+	if d.Worker != ws[1].ID {
+		t.Errorf("disconnected worker %d, want the newest, %d", d.Worker, ws[1].ID)
+	}
+	ex := h.waitEvent("exit", isType(EventExit))
+	if ex.Worker != ws[1].ID || ex.ExitCode != 0 || !ex.Intended || ex.Signal != "" {
+		t.Errorf("exit %+v, want worker %d exiting 0 on its own after disconnect", ex, ws[1].ID)
+	}
+	for _, e := range h.drain() {
+		if e.Type == EventStopping || e.Type == EventKill {
+			t.Errorf("a signal was needed: %s", describe([]Event{e}))
+		}
+	}
+}
+
+func TestNodeClusterRollingUpdateUnderLoad(t *testing.T) {
+	port := freePort(t)
+	h := startNode(t, pidWorker, pidApp("rr", port, 2, "1"))
+	h.waitWorkers("2 ready", func(ws []WorkerInfo) bool { return len(ws) == 2 && ws[0].Ready && ws[1].Ready })
+	stop := make(chan struct{})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	res, wait := runLoad("tcp", addr, 4, 100000, stop)
+	time.Sleep(300 * time.Millisecond)
+	h.apply(pidApp("rr", port, 2, "2"))
+	h.waitEvent("rollout complete", func(e Event) bool { return e.Type == EventRolloutProgress && e.Detail == "complete" })
+	h.waitWorkers("old workers gone", func(ws []WorkerInfo) bool { return len(ws) == 2 })
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wait()
+	t.Logf("rr rolling update of Node workers under load: %s", res)
+	if res.refused.Load() != 0 || res.failed.Load() != 0 || res.ok.Load() == 0 {
+		t.Errorf("requests failed: %s", res)
+	}
+	f, err := nodeGet(client("tcp", addr), addr)
+	if err != nil || len(f) != 3 || f[2] != "2" {
+		t.Errorf("after the rollout: %v %v", f, err)
+	}
+}
+
+func TestStickySessions(t *testing.T) {
+	port := freePort(t)
+	h := startNode(t, pidWorker, pidApp("sticky", port, 3, "1"))
+	ws := h.waitWorkers("3 ready", func(ws []WorkerInfo) bool {
+		return len(ws) == 3 && ws[0].Ready && ws[1].Ready && ws[2].Ready
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	from := func(ip string) *http.Client {
+		d := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}}
+	}
+	clients := []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"}
+	mapping := func() map[string]string {
+		m := map[string]string{}
+		for _, ip := range clients {
+			c := from(ip)
+			for range 100 {
+				f, err := nodeGet(c, addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if prev, ok := m[ip]; ok && prev != f[0] {
+					t.Fatalf("client %s went to workers %s and %s", ip, prev, f[0])
+				}
+				m[ip] = f[0]
+			}
+		}
+		return m
+	}
+	before := mapping()
+	t.Logf("300 connections from 3 addresses: %v", before)
+	// Retire the newest worker: only its clients move.
+	h.apply(pidApp("sticky", port, 2, "1"))
+	retired := strconv.Itoa(ws[2].ID)
+	h.waitEvent("exit of the retired worker", func(e Event) bool { return e.Type == EventExit && e.Worker == ws[2].ID })
+	after := mapping()
+	t.Logf("after retiring worker %s: %v", retired, after)
+	for ip, w := range before {
+		if w != retired && after[ip] != w {
+			t.Errorf("client %s moved from worker %s to %s although %s stayed", ip, w, after[ip], w)
+		}
+		if after[ip] == retired {
+			t.Errorf("client %s still goes to the retired worker", ip)
+		}
+	}
+}
