@@ -64,6 +64,8 @@ func TestMain(m *testing.M) {
 //	grandchild          ignore SIGTERM and block
 //	sleep:D             sleep D, then exit 0
 //	notify-serve:D      after D, send READY=1 to $NOTIFY_SOCKET, then serve
+//	garbage             write a cluster message then garbage on the IPC
+//	                    channel, then serve
 //	go-systemd          take the sockets and report readiness with
 //	                    github.com/coreos/go-systemd (activation, daemon), then
 //	                    answer "<worker id> <pid> <LISTEN_PID> <names>" over HTTP
@@ -116,6 +118,11 @@ func helper(mode string) {
 		serve()
 	case mode == "http":
 		serveHTTP()
+	case mode == "garbage":
+		fd, _ := strconv.Atoi(os.Getenv("NODE_CHANNEL_FD"))
+		ch := os.NewFile(uintptr(fd), "channel")
+		ch.Write([]byte("{\"cmd\":\"NODE_CLUSTER\",\"act\":\"online\",\"seq\":0}\n\x00\xff garbage {{{\n"))
+		serve()
 	case mode == "go-systemd":
 		serveGoSystemd()
 	case mode == "print":
