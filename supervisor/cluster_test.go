@@ -123,16 +123,31 @@ apps:
 	}
 }
 
-func pidApp(policy string, port, instances int, version string) string {
+// kinds are the two implementations of a cluster worker: Node's cluster
+// module, and package worker.
+var kinds = []string{"node", "go"}
+
+func pidApp(kind, policy string, port, instances int, version string) string {
+	exec, extra := "./server.js", ""
+	if kind == "go" {
+		exec, extra = "$SELF\n    ipc: node", ", PADDOCK_TEST_HELPER: go-worker"
+	}
 	return fmt.Sprintf(`
 apps:
   web:
-    exec: ./server.js
+    exec: %s
     instances: %d
     schedulingPolicy: %s
     readiness: listening
-    env: {PORT: "%d", VERSION: "%s"}
-`, instances, policy, port, version)
+    env: {PORT: "%d", VERSION: "%s"%s}
+`, exec, instances, policy, port, version, extra)
+}
+
+// forKinds runs f as a subtest for each kind of cluster worker.
+func forKinds(t *testing.T, f func(t *testing.T, kind string)) {
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) { f(t, kind) })
+	}
 }
 
 // nodeGet asks a pid worker for "id pid version", one connection each.
@@ -150,10 +165,14 @@ func nodeGet(c *http.Client, addr string) ([]string, error) {
 }
 
 func TestNodeClusterDistribution(t *testing.T) {
+	forKinds(t, testDistribution)
+}
+
+func testDistribution(t *testing.T, kind string) {
 	for _, policy := range []string{"rr", "none"} {
 		t.Run(policy, func(t *testing.T) {
 			port := freePort(t)
-			h := startNode(t, pidWorker, pidApp(policy, port, 2, "1"))
+			h := startNode(t, pidWorker, pidApp(kind, policy, port, 2, "1"))
 			ws := h.waitWorkers("2 ready", func(ws []WorkerInfo) bool { return len(ws) == 2 && ws[0].Ready && ws[1].Ready })
 			addr := fmt.Sprintf("127.0.0.1:%d", port)
 			c := client("tcp", addr)
@@ -182,9 +201,11 @@ func TestNodeClusterDistribution(t *testing.T) {
 	}
 }
 
-func TestNodeClusterMessagesAndIDs(t *testing.T) {
+func TestNodeClusterMessagesAndIDs(t *testing.T) { forKinds(t, testMessagesAndIDs) }
+
+func testMessagesAndIDs(t *testing.T, kind string) {
 	port := freePort(t)
-	h := startNode(t, pidWorker, pidApp("rr", port, 1, "1"))
+	h := startNode(t, pidWorker, pidApp(kind, "rr", port, 1, "1"))
 	m := h.waitEvent("message", isType(EventMessage))
 	var got struct {
 		ClusterID int    `json:"clusterId"`
@@ -206,11 +227,13 @@ func TestNodeClusterMessagesAndIDs(t *testing.T) {
 	}
 }
 
-func TestNodeClusterScaleDownDisconnects(t *testing.T) {
+func TestNodeClusterScaleDownDisconnects(t *testing.T) { forKinds(t, testScaleDownDisconnects) }
+
+func testScaleDownDisconnects(t *testing.T, kind string) {
 	port := freePort(t)
-	h := startNode(t, pidWorker, pidApp("rr", port, 2, "1"))
+	h := startNode(t, pidWorker, pidApp(kind, "rr", port, 2, "1"))
 	ws := h.waitWorkers("2 ready", func(ws []WorkerInfo) bool { return len(ws) == 2 && ws[0].Ready && ws[1].Ready })
-	h.apply(pidApp("rr", port, 1, "1"))
+	h.apply(pidApp(kind, "rr", port, 1, "1"))
 	d := h.waitEvent("disconnect", isType(EventDisconnect))
 	if d.Worker != ws[1].ID {
 		t.Errorf("disconnected worker %d, want the newest, %d", d.Worker, ws[1].ID)
@@ -226,21 +249,23 @@ func TestNodeClusterScaleDownDisconnects(t *testing.T) {
 	}
 }
 
-func TestNodeClusterRollingUpdateUnderLoad(t *testing.T) {
+func TestNodeClusterRollingUpdateUnderLoad(t *testing.T) { forKinds(t, testRollingUpdateUnderLoad) }
+
+func testRollingUpdateUnderLoad(t *testing.T, kind string) {
 	port := freePort(t)
-	h := startNode(t, pidWorker, pidApp("rr", port, 2, "1"))
+	h := startNode(t, pidWorker, pidApp(kind, "rr", port, 2, "1"))
 	h.waitWorkers("2 ready", func(ws []WorkerInfo) bool { return len(ws) == 2 && ws[0].Ready && ws[1].Ready })
 	stop := make(chan struct{})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	res, wait := runLoad("tcp", addr, 4, 100000, stop)
 	time.Sleep(300 * time.Millisecond)
-	h.apply(pidApp("rr", port, 2, "2"))
+	h.apply(pidApp(kind, "rr", port, 2, "2"))
 	h.waitEvent("rollout complete", func(e Event) bool { return e.Type == EventRolloutProgress && e.Detail == "complete" })
 	h.waitWorkers("old workers gone", func(ws []WorkerInfo) bool { return len(ws) == 2 })
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	wait()
-	t.Logf("rr rolling update of Node workers under load: %s", res)
+	t.Logf("rr rolling update of %s workers under load: %s", kind, res)
 	if res.refused.Load() != 0 || res.failed.Load() != 0 || res.ok.Load() == 0 {
 		t.Errorf("requests failed: %s", res)
 	}
@@ -250,9 +275,11 @@ func TestNodeClusterRollingUpdateUnderLoad(t *testing.T) {
 	}
 }
 
-func TestStickySessions(t *testing.T) {
+func TestStickySessions(t *testing.T) { forKinds(t, testStickySessions) }
+
+func testStickySessions(t *testing.T, kind string) {
 	port := freePort(t)
-	h := startNode(t, pidWorker, pidApp("sticky", port, 3, "1"))
+	h := startNode(t, pidWorker, pidApp(kind, "sticky", port, 3, "1"))
 	ws := h.waitWorkers("3 ready", func(ws []WorkerInfo) bool {
 		return len(ws) == 3 && ws[0].Ready && ws[1].Ready && ws[2].Ready
 	})
@@ -283,7 +310,7 @@ func TestStickySessions(t *testing.T) {
 	before := mapping()
 	t.Logf("300 connections from 3 addresses: %v", before)
 	// Retire the newest worker: only its clients move.
-	h.apply(pidApp("sticky", port, 2, "1"))
+	h.apply(pidApp(kind, "sticky", port, 2, "1"))
 	retired := strconv.Itoa(ws[2].ID)
 	h.waitEvent("exit of the retired worker", func(e Event) bool { return e.Type == EventExit && e.Worker == ws[2].ID })
 	after := mapping()

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ import (
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/notify"
 	"github.com/paddock-sh/paddock/procs"
+	gworker "github.com/paddock-sh/paddock/worker"
 	"go.uber.org/goleak"
 )
 
@@ -64,6 +66,10 @@ func TestMain(m *testing.M) {
 //	grandchild          ignore SIGTERM and block
 //	sleep:D             sleep D, then exit 0
 //	notify-serve:D      after D, send READY=1 to $NOTIFY_SOCKET, then serve
+//	go-worker           a worker built on package worker: HTTP on
+//	                    worker.Listen("tcp", "127.0.0.1:$PORT") answering
+//	                    "<id> <pid> <VERSION>", reporting its ids and echoing
+//	                    messages, leaving on disconnect
 //	garbage             write a cluster message then garbage on the IPC
 //	                    channel, then serve
 //	go-systemd          take the sockets and report readiness with
@@ -125,6 +131,8 @@ func helper(mode string) {
 		serve()
 	case mode == "go-systemd":
 		serveGoSystemd()
+	case mode == "go-worker":
+		serveGoWorker()
 	case mode == "print":
 		id := os.Getenv("PADDOCK_WORKER_ID")
 		fmt.Printf("hello from %s\nsecond line from %s\n", id, id)
@@ -574,5 +582,43 @@ func serveGoSystemd() {
 	c := make(chan os.Signal, 1)
 	signal.Notify(c, syscall.SIGTERM)
 	<-c
+	os.Exit(0)
+}
+
+// serveGoWorker is pidWorker (cluster_test.go) written in Go with package
+// worker.
+func serveGoWorker() {
+	l, err := gworker.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(13)
+	}
+	var conns sync.WaitGroup
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "%d %d %s\n", gworker.ID(), os.Getpid(), os.Getenv("VERSION"))
+		}),
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				conns.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				conns.Done()
+			}
+		},
+	}
+	srv.SetKeepAlivesEnabled(true)
+	served := make(chan struct{})
+	go func() { srv.Serve(l); close(served) }()
+	gworker.Send(map[string]any{"clusterId": gworker.ID(), "paddockId": os.Getenv("PADDOCK_WORKER_ID")})
+	go func() {
+		for m := range gworker.Messages() {
+			gworker.Send(map[string]json.RawMessage{"echo": m})
+		}
+	}()
+	<-gworker.Disconnecting()
+	srv.SetKeepAlivesEnabled(false)
+	<-served
+	conns.Wait()
 	os.Exit(0)
 }
