@@ -324,3 +324,29 @@ func testStickySessions(t *testing.T, kind string) {
 		}
 	}
 }
+
+// TestOnDemandSocketClosesWithItsApp: the port a cluster worker asked for
+// (not in listen:) closes once its app is removed and its workers are gone.
+func TestOnDemandSocketClosesWithItsApp(t *testing.T) {
+	port := freePort(t)
+	h := startNode(t, pidWorker, pidApp("go", "rr", port, 2, "1"))
+	h.waitWorkers("2 ready", func(ws []WorkerInfo) bool { return len(ws) == 2 && ws[0].Ready && ws[1].Ready })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if _, err := nodeGet(client("tcp", addr), addr); err != nil {
+		t.Fatal(err)
+	}
+	h.apply("apps: {}\n")
+	h.waitWorkers("no workers", func(ws []WorkerInfo) bool { return len(ws) == 0 })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the on-demand port is still open after its app was removed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

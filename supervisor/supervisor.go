@@ -517,6 +517,18 @@ func (s *Supervisor) bindLocked(set *manifest.Set) error {
 		}
 	}
 	s.appSockets = next
+	// Sockets opened on demand for an app that is gone close once the
+	// workers using them are gone too.
+	for name, socks := range s.onDemand {
+		if _, ok := set.Apps[name]; ok {
+			continue
+		}
+		for _, sock := range socks {
+			sock.Release()
+			delete(s.clusterData, sock)
+		}
+		delete(s.onDemand, name)
+	}
 	for name, socks := range next {
 		for _, sock := range socks {
 			s.opts.Logger.Info("listening", "app", name, "listen", sock.Listen.Raw, "address", sock.Addr.String())
