@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 10s
 
-.PHONY: all build run test vet race fuzz-smoke fuzz bench clean
+.PHONY: all build run test vet race fuzz-smoke fuzz bench bench-go bench-http clean
 
 all: build
 
@@ -30,8 +30,25 @@ fuzz-smoke:
 ## fuzz: a longer fuzzing session, by hand: make fuzz FUZZTIME=10m
 fuzz: fuzz-smoke
 
+## bench: the Go benchmarks, then the HTTP benchmark against Node's cluster
+## primary; one after the other even under make -j, so neither disturbs the other.
 bench:
+	$(MAKE) --no-print-directory bench-go
+	$(MAKE) --no-print-directory bench-http
+
+bench-go:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+## bench-http: paddock none/reuseport vs Node's cluster rr/none with wrk (installed
+## with apt-get if missing); prints a markdown report. About 80 s per round:
+## make bench-http ROUNDS=4 for medians; HTTPBENCH_FLAGS for any other flag
+## (go run ./bench/httpbench -help).
+ROUNDS ?= 1
+HTTPBENCH_FLAGS ?=
+bench-http:
+	$(GO) build -o $(BIN)/paddock ./cmd/paddock
+	$(GO) build -o $(BIN)/httpbench ./bench/httpbench
+	$(BIN)/httpbench -paddock $(BIN)/paddock -dir bench -rounds $(ROUNDS) $(HTTPBENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN)
