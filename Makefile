@@ -19,13 +19,18 @@ run: build
 test: vet race fuzz-smoke
 
 vet:
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 
 race:
 	$(GO) test -race -count=1 ./...
 
+## fuzz-smoke: each fuzzer for FUZZTIME: the manifest decoder, a worker's IPC
+## channel, the cluster protocol handler.
 fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./manifest
+	$(GO) test -run='^$$' -fuzz='^FuzzChannel$$' -fuzztime=$(FUZZTIME) ./ipc
+	$(GO) test -run='^$$' -fuzz='^FuzzClusterMessage$$' -fuzztime=$(FUZZTIME) ./supervisor
 
 ## fuzz: a longer fuzzing session, by hand: make fuzz FUZZTIME=10m
 fuzz: fuzz-smoke

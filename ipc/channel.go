@@ -74,7 +74,11 @@ type outgoing struct {
 
 // Channel is the supervisor's end of one worker's IPC channel.
 type Channel struct {
-	id        int
+	id int
+	// Intercept, when set before Run, sees every message first, in the
+	// reading goroutine; a message for which it returns true is consumed
+	// there and not delivered. It must not block.
+	Intercept func(Message) bool
 	conn      *net.UnixConn
 	queue     chan outgoing
 	handles   chan struct{} // a token per descriptor sent and not acknowledged
@@ -127,6 +131,13 @@ func (c *Channel) Send(v any, fd int, done func(error)) error {
 		return fmt.Errorf("ipc: %w", err)
 	}
 	return c.enqueue(outgoing{line: append(line, '\n'), fd: fd, done: done})
+}
+
+// SendLine queues line, one complete JSON value followed by "\n" that the
+// caller encoded itself (a NODE_HANDLE line when fd >= 0), as Send does.
+// It is the fast path for messages sent very often.
+func (c *Channel) SendLine(line []byte, fd int, done func(error)) error {
+	return c.enqueue(outgoing{line: line, fd: fd, done: done})
 }
 
 // SendRaw queues one JSON value as it is (a user message).
@@ -362,6 +373,9 @@ func (c *Channel) handleLine(line []byte, fds []int, in chan<- Message) ([]int, 
 
 func (c *Channel) deliver(in chan<- Message, m Message) error {
 	m.From = c.id
+	if c.Intercept != nil && c.Intercept(m) {
+		return nil
+	}
 	select {
 	case in <- m:
 		return nil

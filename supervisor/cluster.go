@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -71,6 +72,32 @@ type pendingConn struct {
 
 func (c *channel) nextSeq() int { return int(c.seq.Add(1) - 1) }
 
+// interceptAnswer takes a worker's answer to a newconn in the channel's
+// reading goroutine, without a trip through the state-owning goroutine:
+// accepted, the connection is the worker's and paddock's copy is closed;
+// refused, it is offered to another worker.
+func (c *channel) interceptAnswer(m ipc.Message) bool {
+	if m.Cmd != "NODE_CLUSTER" || m.Handle != nil || !bytes.Contains(m.Raw, []byte(`"accepted"`)) {
+		return false
+	}
+	var a struct {
+		Act      string `json:"act"`
+		Ack      *int   `json:"ack"`
+		Accepted *bool  `json:"accepted"`
+	}
+	if json.Unmarshal(m.Raw, &a) != nil || a.Act != "" || a.Ack == nil || a.Accepted == nil {
+		return false
+	}
+	pc, ok := c.takePending(*a.Ack)
+	if !ok {
+		return true
+	}
+	if *a.Accepted || !pc.disp.offer(pc.conn, map[int]bool{c.worker: true}) {
+		pc.conn.Close()
+	}
+	return true
+}
+
 // send sends a cluster message (cmd NODE_CLUSTER is added) with a seq.
 func (c *channel) send(fields map[string]any, fd int, done func(error)) error {
 	fields["cmd"] = "NODE_CLUSTER"
@@ -108,6 +135,14 @@ func (c *channel) drainPending() []pendingConn {
 type subscriber struct {
 	c   *channel
 	key string
+	// prefix is the newconn line up to its seq, encoded once.
+	prefix []byte
+}
+
+func newSubscriber(c *channel, key string) subscriber {
+	k, _ := json.Marshal(key)
+	prefix := append([]byte(`{"cmd":"NODE_HANDLE","type":"net.Native","msg":{"cmd":"NODE_CLUSTER","act":"newconn","key":`), k...)
+	return subscriber{c: c, key: key, prefix: append(prefix, `,"seq":`...)}
 }
 
 // dispatcher accepts the connections of one socket and hands each to a
@@ -279,8 +314,11 @@ func (d *dispatcher) handTo(s subscriber, conn net.Conn) bool {
 	}
 	s.c.pending[seq] = pendingConn{conn: conn, disp: d}
 	s.c.mu.Unlock()
-	msg := map[string]any{"cmd": "NODE_CLUSTER", "act": "newconn", "key": s.key, "seq": seq}
-	if err := s.c.ch.Send(msg, fd, nil); err != nil {
+	line := make([]byte, 0, len(s.prefix)+16)
+	line = append(line, s.prefix...)
+	line = strconv.AppendInt(line, int64(seq), 10)
+	line = append(line, "}}\n"...)
+	if err := s.c.ch.SendLine(line, fd, nil); err != nil {
 		s.c.takePending(seq)
 		return false
 	}
@@ -591,7 +629,7 @@ func (s *Supervisor) refreshDispatcherLocked(d *dispatcher) {
 	var subs []subscriber
 	for _, w := range s.workers {
 		if key, ok := w.subs[d]; ok && w.cl != nil && w.Phase == reconcile.Running {
-			subs = append(subs, subscriber{c: w.cl, key: key})
+			subs = append(subs, newSubscriber(w.cl, key))
 		}
 	}
 	sort.Slice(subs, func(i, j int) bool { return subs[i].c.worker < subs[j].c.worker })

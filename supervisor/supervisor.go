@@ -491,9 +491,6 @@ func (s *Supervisor) bindLocked(set *manifest.Set) error {
 				errs = append(errs, &manifest.FieldError{Pos: pos, Field: "apps." + name + "." + key, Msg: err.Error(), Err: err})
 				continue
 			}
-			if sock.Listening && sock.Addr != nil {
-				s.opts.Logger.Debug("socket held", "app", name, "listen", ln.Raw, "address", sock.Addr.String())
-			}
 			next[name] = append(next[name], sock)
 		}
 	}
@@ -511,8 +508,10 @@ func (s *Supervisor) bindLocked(set *manifest.Set) error {
 			return strings.Join(lines, "\n")
 		}}
 	}
+	held := map[*netshare.Socket]bool{}
 	for _, socks := range s.appSockets {
 		for _, sock := range socks {
+			held[sock] = true
 			sock.Release()
 		}
 	}
@@ -531,7 +530,9 @@ func (s *Supervisor) bindLocked(set *manifest.Set) error {
 	}
 	for name, socks := range next {
 		for _, sock := range socks {
-			s.opts.Logger.Info("listening", "app", name, "listen", sock.Listen.Raw, "address", sock.Addr.String())
+			if !held[sock] { // newly bound
+				s.opts.Logger.Info("listening", "app", name, "listen", sock.Listen.Raw, "address", sock.Addr.String())
+			}
 		}
 	}
 	if reuseport && !s.migration {
@@ -707,6 +708,7 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 		}
 		child = c
 		w.cl = &channel{worker: id, ch: ch}
+		ch.Intercept = w.cl.interceptAnswer
 		spec.ExtraFiles = append(spec.ExtraFiles, child)
 		spec.Env = append(spec.Env,
 			"NODE_CHANNEL_FD="+strconv.Itoa(2+len(spec.ExtraFiles)),
@@ -755,8 +757,13 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 	}
 	if child != nil {
 		child.Close() // the worker holds its end; ours sees EOF when it dies
-		ch := w.cl.ch
-		s.channelsWG.Go(func() { ch.Run(context.Background(), s.ipcIn) })
+		ch, logger, name := w.cl.ch, s.opts.Logger, w.Name()
+		s.channelsWG.Go(func() {
+			ch.Run(context.Background(), s.ipcIn)
+			if err := ch.Err(); err != nil {
+				logger.Warn("IPC channel closed", "worker", name, "err", err)
+			}
+		})
 	}
 	for _, lp := range prefixers {
 		s.outputs = append(s.outputs, lp)
