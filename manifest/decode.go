@@ -516,6 +516,40 @@ func (f *fieldDecoder) count(n *yaml.Node) (int, bool) {
 	return i, true
 }
 
+// setString, setEnum, setDuration and setCount make the decoder of a field
+// of that kind, stored where dst points.
+func setString(dst func(*App) *string) func(*fieldDecoder, *yaml.Node) {
+	return func(f *fieldDecoder, n *yaml.Node) {
+		if s, ok := f.str(n); ok {
+			*dst(f.app) = s
+		}
+	}
+}
+
+func setEnum(allowed []string, dst func(*App) *string) func(*fieldDecoder, *yaml.Node) {
+	return func(f *fieldDecoder, n *yaml.Node) {
+		if s := f.oneOf(n, allowed); s != "" {
+			*dst(f.app) = s
+		}
+	}
+}
+
+func setDuration(dst func(*App) *time.Duration) func(*fieldDecoder, *yaml.Node) {
+	return func(f *fieldDecoder, n *yaml.Node) {
+		if d, ok := f.duration(n); ok {
+			*dst(f.app) = d
+		}
+	}
+}
+
+func setCount(dst func(*App) *int) func(*fieldDecoder, *yaml.Node) {
+	return func(f *fieldDecoder, n *yaml.Node) {
+		if i, ok := f.count(n); ok {
+			*dst(f.app) = i
+		}
+	}
+}
+
 // appFields decodes each manifest key of an app. Its keys are exactly the
 // yaml tags of App (a test keeps them, and the JSON schema, in step).
 var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
@@ -527,18 +561,10 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 			f.app.Exec = s
 		}
 	},
-	"execPath": func(f *fieldDecoder, n *yaml.Node) {
-		if s, ok := f.str(n); ok {
-			f.app.ExecPath = s
-		}
-	},
+	"execPath": setString(func(a *App) *string { return &a.ExecPath }),
 	"execArgv": func(f *fieldDecoder, n *yaml.Node) { f.app.ExecArgv = f.strList(n) },
 	"args":     func(f *fieldDecoder, n *yaml.Node) { f.app.Args = f.strList(n) },
-	"cwd": func(f *fieldDecoder, n *yaml.Node) {
-		if s, ok := f.str(n); ok {
-			f.app.Cwd = s
-		}
-	},
+	"cwd":      setString(func(a *App) *string { return &a.Cwd }),
 	"env": func(f *fieldDecoder, n *yaml.Node) {
 		if n.Kind != yaml.MappingNode {
 			f.errorf(n, "must be a mapping of variable names to values, got %s", kindName(n))
@@ -585,72 +611,24 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 		}
 		f.app.Instances = i
 	},
-	"schedulingPolicy": func(f *fieldDecoder, n *yaml.Node) {
-		if s := f.oneOf(n, SchedulingPolicies); s != "" {
-			f.app.SchedulingPolicy = s
-		}
-	},
-	"restart": func(f *fieldDecoder, n *yaml.Node) {
-		if s := f.oneOf(n, RestartPolicies); s != "" {
-			f.app.Restart = s
-		}
-	},
+	"schedulingPolicy": setEnum(SchedulingPolicies, func(a *App) *string { return &a.SchedulingPolicy }),
+	"restart":          setEnum(RestartPolicies, func(a *App) *string { return &a.Restart }),
 	"backoff": func(f *fieldDecoder, n *yaml.Node) {
 		f.mapping(n, "backoff has initial and max", map[string]func(*fieldDecoder, *yaml.Node){
-			"initial": func(sub *fieldDecoder, v *yaml.Node) {
-				if dur, ok := sub.duration(v); ok {
-					f.app.Backoff.Initial = dur
-				}
-			},
-			"max": func(sub *fieldDecoder, v *yaml.Node) {
-				if dur, ok := sub.duration(v); ok {
-					f.app.Backoff.Max = dur
-				}
-			},
+			"initial": setDuration(func(a *App) *time.Duration { return &a.Backoff.Initial }),
+			"max":     setDuration(func(a *App) *time.Duration { return &a.Backoff.Max }),
 		})
 	},
-	"killSignal": func(f *fieldDecoder, n *yaml.Node) {
-		if s, ok := f.str(n); ok {
-			f.app.KillSignal = s
-		}
-	},
-	"killTimeout": func(f *fieldDecoder, n *yaml.Node) {
-		if dur, ok := f.duration(n); ok {
-			f.app.KillTimeout = dur
-		}
-	},
-	"user": func(f *fieldDecoder, n *yaml.Node) {
-		if s, ok := f.str(n); ok {
-			f.app.User = s
-		}
-	},
-	"readiness": func(f *fieldDecoder, n *yaml.Node) {
-		if s := f.oneOf(n, ReadinessModes); s != "" {
-			f.app.Readiness = s
-		}
-	},
-	"ipc": func(f *fieldDecoder, n *yaml.Node) {
-		if s := f.oneOf(n, IPCModes); s != "" {
-			f.app.IPC = s
-		}
-	},
-	"readyTimeout": func(f *fieldDecoder, n *yaml.Node) {
-		if dur, ok := f.duration(n); ok {
-			f.app.ReadyTimeout = dur
-		}
-	},
+	"killSignal":   setString(func(a *App) *string { return &a.KillSignal }),
+	"killTimeout":  setDuration(func(a *App) *time.Duration { return &a.KillTimeout }),
+	"user":         setString(func(a *App) *string { return &a.User }),
+	"readiness":    setEnum(ReadinessModes, func(a *App) *string { return &a.Readiness }),
+	"ipc":          setEnum(IPCModes, func(a *App) *string { return &a.IPC }),
+	"readyTimeout": setDuration(func(a *App) *time.Duration { return &a.ReadyTimeout }),
 	"rollout": func(f *fieldDecoder, n *yaml.Node) {
 		f.mapping(n, "rollout has maxSurge and maxUnavailable", map[string]func(*fieldDecoder, *yaml.Node){
-			"maxSurge": func(sub *fieldDecoder, v *yaml.Node) {
-				if i, ok := sub.count(v); ok {
-					f.app.Rollout.MaxSurge = i
-				}
-			},
-			"maxUnavailable": func(sub *fieldDecoder, v *yaml.Node) {
-				if i, ok := sub.count(v); ok {
-					f.app.Rollout.MaxUnavailable = i
-				}
-			},
+			"maxSurge":       setCount(func(a *App) *int { return &a.Rollout.MaxSurge }),
+			"maxUnavailable": setCount(func(a *App) *int { return &a.Rollout.MaxUnavailable }),
 		})
 	},
 	"listen": func(f *fieldDecoder, n *yaml.Node) {
@@ -676,11 +654,7 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 			f.app.Listen = append(f.app.Listen, l)
 		}
 	},
-	"group": func(f *fieldDecoder, n *yaml.Node) {
-		if s, ok := f.str(n); ok {
-			f.app.Group = s
-		}
-	},
+	"group": setString(func(a *App) *string { return &a.Group }),
 }
 
 // suggest returns ` (did you mean "x"?)` for a misspelt field name.
