@@ -110,6 +110,15 @@ func sortErrors(errs []error) {
 	})
 }
 
+// Join returns nil, or one error holding errs sorted by file, line and
+// column, one per line: the form Load returns. Callers that find problems
+// of their own with manifest values (a listen address that cannot be bound)
+// report them the same way.
+func Join(errs []error) error {
+	l := errorList{errs: errs}
+	return l.err()
+}
+
 // Errors returns the individual errors inside err as Load, Decode and
 // Validate return it: one element per problem.
 func Errors(err error) []error {

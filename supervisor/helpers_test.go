@@ -504,14 +504,7 @@ func serveHTTP() {
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "%s %d %s\n", id, os.Getpid(), os.Getenv("LISTEN_PID"))
 		}),
-		ConnState: func(_ net.Conn, st http.ConnState) {
-			switch st {
-			case http.StateNew:
-				conns.Add(1)
-			case http.StateClosed, http.StateHijacked:
-				conns.Done()
-			}
-		},
+		ConnState: trackConns(&conns),
 	}
 	var listeners []net.Listener
 	var serving sync.WaitGroup
@@ -598,14 +591,7 @@ func serveGoWorker() {
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "%d %d %s\n", gworker.ID(), os.Getpid(), os.Getenv("VERSION"))
 		}),
-		ConnState: func(_ net.Conn, st http.ConnState) {
-			switch st {
-			case http.StateNew:
-				conns.Add(1)
-			case http.StateClosed, http.StateHijacked:
-				conns.Done()
-			}
-		},
+		ConnState: trackConns(&conns),
 	}
 	srv.SetKeepAlivesEnabled(true)
 	served := make(chan struct{})
@@ -621,4 +607,17 @@ func serveGoWorker() {
 	<-served
 	conns.Wait()
 	os.Exit(0)
+}
+
+// trackConns returns a ConnState hook that counts the server's open
+// connections in conns, so that a worker leaving can wait for them.
+func trackConns(conns *sync.WaitGroup) func(net.Conn, http.ConnState) {
+	return func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			conns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			conns.Done()
+		}
+	}
 }

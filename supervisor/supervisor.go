@@ -20,8 +20,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hashicorp/go-multierror"
-
 	"github.com/paddock-sh/paddock/ipc"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/netshare"
@@ -500,13 +498,7 @@ func (s *Supervisor) bindLocked(set *manifest.Set) error {
 				sock.Release()
 			}
 		}
-		return &multierror.Error{Errors: errs, ErrorFormat: func(es []error) string {
-			lines := make([]string, len(es))
-			for i, e := range es {
-				lines[i] = e.Error()
-			}
-			return strings.Join(lines, "\n")
-		}}
+		return manifest.Join(errs)
 	}
 	held := map[*netshare.Socket]bool{}
 	for _, socks := range s.appSockets {
@@ -663,7 +655,7 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 	s.nextID++
 	w := &worker{
 		Worker: reconcile.Worker{
-			ID: id, App: app.Name, Generation: app.Generation(), Phase: reconcile.Running,
+			ID: id, App: app.Name, Generation: s.specs[app.Name].Generation, Phase: reconcile.Running,
 			Restarts: restarts, KillSignal: app.KillSignal, KillTimeout: app.KillTimeout,
 		},
 		app:       app,
