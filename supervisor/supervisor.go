@@ -322,12 +322,10 @@ func (s *Supervisor) do(ctx context.Context, f func()) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	// Run calls f as soon as it receives it: wait for it whatever ctx
+	// says, since the caller reads what f writes.
+	<-done
+	return nil
 }
 
 // Apply makes set the desired state and returns how it differs from the

@@ -421,12 +421,8 @@ func (c *channel) newconn(m clusterMsg, handle *os.File) {
 	accepted := false
 	if l != nil && handle != nil {
 		if nc, err := net.FileConn(handle); err == nil {
-			select {
-			case l.conns <- nc:
-				accepted = true
-			case <-l.done:
-				nc.Close()
-			default: // a full queue: let another worker have it
+			accepted = l.enqueue(nc)
+			if !accepted { // closed, or a full queue: let another worker have it
 				nc.Close()
 			}
 		}
@@ -475,6 +471,9 @@ func (c *channel) close() {
 
 // rrListener is a listener whose connections the supervisor hands over.
 type rrListener struct {
+	// mu orders enqueue against Close, so that every connection accepted
+	// before Close is in conns when done closes.
+	mu    sync.Mutex
 	c     *channel
 	key   string
 	addr  net.Addr
@@ -483,18 +482,46 @@ type rrListener struct {
 	once  sync.Once
 }
 
+// Accept returns the next connection handed over. Connections the worker
+// already accepted (answered accepted:true) are returned even after Close,
+// before it reports the listener closed: the supervisor no longer has them.
 func (l *rrListener) Accept() (net.Conn, error) {
 	select {
 	case nc := <-l.conns:
 		return nc, nil
 	case <-l.done:
-		return nil, net.ErrClosed
+		select {
+		case nc := <-l.conns:
+			return nc, nil
+		default:
+			return nil, net.ErrClosed
+		}
+	}
+}
+
+// enqueue queues a handed-over connection unless the listener is closed or
+// its queue is full; it reports whether it did.
+func (l *rrListener) enqueue(nc net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case <-l.done:
+		return false
+	default:
+	}
+	select {
+	case l.conns <- nc:
+		return true
+	default:
+		return false
 	}
 }
 
 func (l *rrListener) Close() error {
 	l.once.Do(func() {
+		l.mu.Lock()
 		close(l.done)
+		l.mu.Unlock()
 		l.c.mu.Lock()
 		delete(l.c.servers, l.key)
 		l.c.mu.Unlock()
