@@ -14,5 +14,6 @@ require (
 
 require (
 	github.com/hashicorp/errwrap v1.0.0 // indirect
-	golang.org/x/text v0.14.0 // indirect
+	github.com/prometheus/client_golang v1.23.2 // indirect
+	golang.org/x/text v0.28.0 // indirect
 )

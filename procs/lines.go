@@ -31,8 +31,11 @@ func (s *SyncWriter) Write(p []byte) (int, error) {
 type LinePrefixer struct {
 	Prefix string
 	Out    io.Writer
-	r      *os.File
-	done   chan struct{}
+	// Tap, when set before Run, also receives each line, without prefix
+	// and newline; it must not keep the slice.
+	Tap  func(line []byte)
+	r    *os.File
+	done chan struct{}
 }
 
 // NewOutputPipe returns a pipe whose write end is to be given to a worker
@@ -62,6 +65,9 @@ func (l *LinePrefixer) Run() {
 				buf = append(buf, '\n')
 			}
 			_, _ = l.Out.Write(buf)
+			if l.Tap != nil {
+				l.Tap(buf[len(l.Prefix) : len(buf)-1])
+			}
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return

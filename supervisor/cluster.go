@@ -428,8 +428,7 @@ func (s *Supervisor) handleClusterLocked(w *worker, m clusterIn, now time.Time) 
 		s.emit(Event{Type: EventListening, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
 			Detail: fmt.Sprintf("%s:%d", rawOr(mustRaw(m.Address), "null"), m.Port)})
 		if w.app.Readiness == manifest.ReadinessListening && !w.Ready && w.Phase == reconcile.Running {
-			w.Ready = true
-			s.emit(Event{Type: EventReady, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation})
+			s.markReadyLocked(w)
 		}
 	case m.Act == "close":
 		for d, key := range w.subs {

@@ -17,7 +17,12 @@ const (
 	EventExit       = "exit"       // the worker exited; Intended tells whether it was asked to
 	EventRestart    = "restart"    // a replacement is scheduled after Delay
 	EventApply      = "apply"      // the first manifest set was applied
-	EventReady      = "ready"      // the worker is ready to serve (readiness: notify sent READY=1)
+	EventReady      = "ready"      // the worker is ready to serve (as its readiness: says); Delay: time since its start
+	EventScale      = "scale"      // instances changed at run time (paddock scale); Detail: "2→4 (…)"
+
+	// EventRestartRequested: a rolling restart was asked for (paddock
+	// restart); rollout-progress events follow.
+	EventRestartRequested = "restart-requested"
 
 	EventWatching        = "watching"         // the manifests are watched from now on (Detail: the paths)
 	EventReload          = "reload"           // a changed manifest set was applied; Detail lists the changes
@@ -74,6 +79,8 @@ func (e Event) attrs() []any {
 	switch e.Type {
 	case EventRestart:
 		a = append(a, slog.Duration("delay", e.Delay))
+	case EventReady:
+		a = append(a, slog.Duration("after", e.Delay))
 	case EventStopping:
 		a = append(a, slog.String("signal", e.Signal), slog.Duration("timeout", e.Delay))
 	}

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -66,6 +67,16 @@ type Options struct {
 	// NotifyDir is where the sd_notify socket for `readiness: notify`
 	// workers is created. Default: os.TempDir().
 	NotifyDir string
+	// OnOutput, when set, receives every line a silent worker writes
+	// (without its newline), from the goroutine copying that stream
+	// (stream is "stdout" or "stderr"). It must not keep line.
+	OnOutput func(app string, worker int, stream string, line []byte)
+	// Notify, when set, receives paddock's own sd_notify states:
+	// "READY=1" once the first manifest set converged, "RELOADING=1" and
+	// "READY=1" around reloads, "STOPPING=1" at shutdown and "STATUS=…"
+	// with a one-line summary when it changes. From the state-owning
+	// goroutine or the reloader: it must not block for long.
+	Notify func(state string)
 }
 
 // Supervisor keeps the workers of a manifest set running. Create it with
@@ -114,6 +125,13 @@ type Supervisor struct {
 	// rollouts holds the last reported status of each app in a rolling
 	// update.
 	rollouts map[string]reconcile.RolloutStatus
+	// scale holds the runtime `instances` overrides (Scale);
+	// restartCount the rolling restarts asked for per app (Restart).
+	scale        map[string]scaleOverride
+	restartCount map[string]int
+	// notifiedReady: READY=1 was sent; statusLine the last STATUS=.
+	notifiedReady atomic.Bool
+	statusLine    string
 }
 
 // worker is the supervisor's record of one worker.
@@ -173,6 +191,8 @@ func New(opts Options) *Supervisor {
 		reloadRequests: make(chan struct{}, 1),
 		watching:       make(chan struct{}, 1),
 		rollouts:       map[string]reconcile.RolloutStatus{},
+		scale:          map[string]scaleOverride{},
+		restartCount:   map[string]int{},
 		pool:           netshare.NewPool(),
 		ipcIn:          make(chan ipc.Message, 256),
 		dispatchers:    map[*netshare.Socket]*dispatcher{},
@@ -278,6 +298,7 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 			// This converges: no action repeats on unchanged state.
 			continue
 		}
+		s.notifyLocked(now)
 		var wake <-chan time.Time
 		if !plan.RequeueAt.IsZero() {
 			timer.Reset(max(time.Until(plan.RequeueAt), 0))
@@ -294,6 +315,7 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 		case <-done:
 			done = nil
 			s.shutting = true
+			s.sdNotify("STOPPING=1")
 			s.opts.Logger.Info("stopping all workers")
 		case req := <-s.requests:
 			req()
@@ -352,6 +374,12 @@ func (s *Supervisor) Reload(ctx context.Context) ([]manifest.Change, error) {
 	}
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	if s.notifiedReady.Load() {
+		// Before the first READY=1, systemd is still waiting for the
+		// start to finish: a reload then is part of it.
+		s.sdNotify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
+		defer s.sdNotify("READY=1")
+	}
 	set, err := s.opts.Load()
 	if err != nil {
 		s.reportReloadFailure(ctx, err)
@@ -411,20 +439,22 @@ type WorkerInfo struct {
 	Generation string
 	Restarts   int
 	StartedAt  time.Time
+	// RestartAt is when a worker in backoff is replaced.
+	RestartAt time.Time
 	// Status is the last STATUS= the worker sent with sd_notify.
 	Status string
+	// Listen holds the addresses the live worker serves: sockets it was
+	// given and rr/sticky sockets it takes connections from.
+	Listen []string
+	// HandedOut counts the connections paddock handed to the worker
+	// (rr, sticky).
+	HandedOut int64
 }
 
 // Workers lists the workers in ID order.
 func (s *Supervisor) Workers(ctx context.Context) ([]WorkerInfo, error) {
 	var out []WorkerInfo
-	err := s.do(ctx, func() {
-		for _, w := range s.workers {
-			out = append(out, WorkerInfo{ID: w.ID, App: w.App, PID: w.pid, Phase: w.Phase, Ready: w.Ready,
-				Generation: w.Generation, Restarts: w.Restarts, StartedAt: w.startedAt, Status: w.status})
-		}
-	})
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	err := s.do(ctx, func() { out = s.workersLocked() })
 	return out, err
 }
 
@@ -433,19 +463,14 @@ func (s *Supervisor) applyLocked(set *manifest.Set) ([]manifest.Change, error) {
 		return nil, err
 	}
 	first := s.set == nil
-	changes := manifest.Diff(s.set, set)
+	changes := s.effectiveChangesLocked(set)
+	for _, name := range s.dropStaleOverridesLocked(set) {
+		s.opts.Logger.Info("the manifest's instances changed: the runtime scale override is dropped", "app", name)
+	}
 	s.set = set
 	s.specs = map[string]reconcile.AppSpec{}
 	for name, a := range set.Apps {
-		s.specs[name] = reconcile.AppSpec{
-			Name:           name,
-			Generation:     a.Generation(),
-			Instances:      a.Instances,
-			KillSignal:     a.KillSignal,
-			KillTimeout:    a.KillTimeout,
-			MaxSurge:       a.Rollout.MaxSurge,
-			MaxUnavailable: a.Rollout.MaxUnavailable,
-		}
+		s.specs[name] = s.specLocked(a)
 	}
 	switch {
 	case first:
@@ -599,8 +624,7 @@ func (s *Supervisor) handleNotifyLocked(m notify.Message) {
 		w.status = st
 	}
 	if m.Ready() && !w.Ready && w.Phase == reconcile.Running && w.app.Readiness == manifest.ReadinessNotify {
-		w.Ready = true
-		s.emit(Event{Type: EventReady, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation})
+		s.markReadyLocked(w)
 	}
 }
 
@@ -716,13 +740,17 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 	var prefixers []*procs.LinePrefixer
 	if app.Silent {
 		prefix := fmt.Sprintf("%s/%d | ", app.Name, id)
-		for _, out := range []io.Writer{s.stdout, s.stderr} {
+		for i, out := range []io.Writer{s.stdout, s.stderr} {
 			lp, wr, err := procs.NewOutputPipe(prefix, out)
 			if err != nil {
 				failChannel()
 				w.releaseSockets()
 				s.startFailedLocked(w, err, now)
 				return
+			}
+			if tap := s.opts.OnOutput; tap != nil {
+				stream, name := [2]string{"stdout", "stderr"}[i], app.Name
+				lp.Tap = func(line []byte) { tap(name, id, stream, line) }
 			}
 			pipes = append(pipes, wr)
 			prefixers = append(prefixers, lp)
@@ -772,8 +800,6 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 	// online and listening workers are ready once started (listening
 	// waits for the cluster protocol's report where a worker has an IPC
 	// channel); notify workers when they say READY=1.
-	w.Ready = app.Readiness == manifest.ReadinessOnline ||
-		(app.Readiness == manifest.ReadinessListening && w.cl == nil)
 	w.ReadyDeadline = w.startedAt.Add(app.ReadyTimeout)
 	s.byPID[proc.Pid] = w
 	s.emit(Event{Type: EventFork, App: w.App, Worker: id, PID: w.pid, Generation: w.Generation, Attempt: restarts})
@@ -785,6 +811,65 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 		s.emit(Event{Type: EventListening, App: w.App, Worker: id, PID: w.pid, Generation: w.Generation,
 			Detail: strings.Join(spec.ListenNames, ":")})
 	}
+	if app.Readiness == manifest.ReadinessOnline || (app.Readiness == manifest.ReadinessListening && w.cl == nil) {
+		s.markReadyLocked(w)
+	}
+}
+
+// markReadyLocked records that w is ready to serve.
+func (s *Supervisor) markReadyLocked(w *worker) {
+	w.Ready = true
+	s.emit(Event{Type: EventReady, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
+		Delay: time.Since(w.startedAt)})
+}
+
+// notifyLocked tells systemd (Options.Notify) that paddock is ready, the
+// first time the running set converged, and keeps STATUS= up to date.
+func (s *Supervisor) notifyLocked(now time.Time) {
+	if s.opts.Notify == nil {
+		return
+	}
+	if !s.notifiedReady.Load() && !s.shutting && s.convergedLocked(now) {
+		s.notifiedReady.Store(true)
+		s.sdNotify("READY=1")
+	}
+	want, ready := 0, 0
+	for _, spec := range s.specs {
+		want += spec.Instances
+	}
+	for _, w := range s.workers {
+		if w.Phase == reconcile.Running && w.Ready {
+			ready++
+		}
+	}
+	line := fmt.Sprintf("%d apps, %d/%d workers ready", len(s.specs), ready, want)
+	if len(s.rollouts) > 0 {
+		line += fmt.Sprintf(", %d rolling out", len(s.rollouts))
+	}
+	if s.shutting {
+		line = fmt.Sprintf("stopping, %d workers left", len(s.workers))
+	}
+	if line != s.statusLine {
+		s.statusLine = line
+		s.sdNotify("STATUS=" + line)
+	}
+}
+
+// sdNotify passes state to Options.Notify, if set.
+func (s *Supervisor) sdNotify(state string) {
+	if s.opts.Notify != nil {
+		s.opts.Notify(state)
+	}
+}
+
+// monotonicUsec is CLOCK_MONOTONIC in microseconds, as systemd wants it
+// with RELOADING=1.
+func monotonicUsec() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return ts.Nano() / 1000
 }
 
 func (s *Supervisor) startFailedLocked(w *worker, err error, now time.Time) {

@@ -1,0 +1,338 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/paddock-sh/paddock/manifest"
+	"github.com/paddock-sh/paddock/reconcile"
+)
+
+// This file holds what the control API asks of a running supervisor: a
+// status snapshot, runtime scaling, rolling restarts, signals and diffs.
+// Every method goes through the goroutine that owns the state.
+
+// ErrUnknownApp is returned for an app the running manifests do not declare.
+var ErrUnknownApp = errors.New("no such app in the running manifests")
+
+// scaleOverride is a runtime `instances` set by Scale. It lasts until the
+// manifest's own `instances` for the app changes: manifestInstances is the
+// value it overrides.
+type scaleOverride struct {
+	instances         int
+	manifestInstances int
+}
+
+// AppStatus describes one app of the running set.
+type AppStatus struct {
+	Name string
+	// Instances is the desired worker count: ManifestInstances, or the
+	// runtime override when Override is true.
+	Instances         int
+	ManifestInstances int
+	Override          bool
+	// Running counts live processes (stopping ones aside), Ready those of
+	// them ready to serve.
+	Running, Ready   int
+	Generation       string
+	SchedulingPolicy string
+	// Listen holds the addresses of the app's `listen:` sockets as bound.
+	Listen []string
+	// Rollout is the state of a rolling update in progress, else nil.
+	Rollout *reconcile.RolloutStatus
+}
+
+// Status is a snapshot of the whole supervisor.
+type Status struct {
+	Apps    []AppStatus // in name order
+	Workers []WorkerInfo
+}
+
+// Status returns the apps and workers as they are now.
+func (s *Supervisor) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := s.do(ctx, func() { st = s.statusLocked() })
+	return st, err
+}
+
+func (s *Supervisor) statusLocked() Status {
+	st := Status{Workers: s.workersLocked()}
+	if s.set == nil {
+		return st
+	}
+	byApp := map[string]*AppStatus{}
+	for _, name := range s.set.Names() {
+		a := s.set.Apps[name]
+		spec := s.specs[name]
+		as := AppStatus{Name: name, Instances: spec.Instances, ManifestInstances: a.Instances,
+			Generation: spec.Generation, SchedulingPolicy: a.SchedulingPolicy}
+		_, as.Override = s.scale[name]
+		for _, sock := range s.appSockets[name] {
+			as.Listen = append(as.Listen, sock.Addr.String())
+		}
+		if r, ok := s.rollouts[name]; ok {
+			as.Rollout = &r
+		}
+		st.Apps = append(st.Apps, as)
+	}
+	for i := range st.Apps {
+		byApp[st.Apps[i].Name] = &st.Apps[i]
+	}
+	for _, w := range st.Workers {
+		as := byApp[w.App]
+		if as == nil || w.PID == 0 || w.Phase == reconcile.Stopping {
+			continue
+		}
+		as.Running++
+		if w.Ready {
+			as.Ready++
+		}
+	}
+	return st
+}
+
+func (s *Supervisor) workersLocked() []WorkerInfo {
+	out := make([]WorkerInfo, 0, len(s.workers))
+	for _, w := range s.workers {
+		info := WorkerInfo{ID: w.ID, App: w.App, PID: w.pid, Phase: w.Phase, Ready: w.Ready,
+			Generation: w.Generation, Restarts: w.Restarts, StartedAt: w.startedAt, Status: w.status}
+		if w.Phase == reconcile.Backoff {
+			info.RestartAt = w.RestartAt
+		}
+		if w.pid != 0 {
+			seen := map[string]bool{}
+			for _, sock := range w.sockets {
+				if a := sock.Addr.String(); !seen[a] {
+					seen[a] = true
+					info.Listen = append(info.Listen, a)
+				}
+			}
+			for d := range w.subs {
+				if a := d.sock.Addr.String(); !seen[a] {
+					seen[a] = true
+					info.Listen = append(info.Listen, a)
+				}
+			}
+			sort.Strings(info.Listen)
+			if w.cl != nil {
+				info.HandedOut = w.cl.handedOut.Load()
+			}
+		}
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// specLocked returns the reconcile spec of app a: its manifest, with the
+// runtime scale override and the restart count applied.
+func (s *Supervisor) specLocked(a *manifest.App) reconcile.AppSpec {
+	spec := reconcile.AppSpec{
+		Name:           a.Name,
+		Generation:     a.Generation(),
+		Instances:      a.Instances,
+		KillSignal:     a.KillSignal,
+		KillTimeout:    a.KillTimeout,
+		MaxSurge:       a.Rollout.MaxSurge,
+		MaxUnavailable: a.Rollout.MaxUnavailable,
+	}
+	if o, ok := s.scale[a.Name]; ok {
+		spec.Instances = o.instances
+	}
+	if n := s.restartCount[a.Name]; n > 0 {
+		// A restart is a new generation of the same spec: the rolling
+		// update replaces every worker, with the app's rollout rules.
+		spec.Generation += "-r" + strconv.Itoa(n)
+	}
+	return spec
+}
+
+// dropStaleOverridesLocked forgets the scale overrides of apps that are
+// gone, or whose manifest `instances` changed in set: the manifest speaks
+// again. It returns the apps whose override was dropped.
+func (s *Supervisor) dropStaleOverridesLocked(set *manifest.Set) []string {
+	var dropped []string
+	for name, o := range s.scale {
+		a, ok := set.Apps[name]
+		if ok && a.Instances == o.manifestInstances {
+			continue
+		}
+		delete(s.scale, name)
+		if ok {
+			dropped = append(dropped, name)
+		}
+	}
+	for name := range s.restartCount {
+		if _, ok := set.Apps[name]; !ok {
+			delete(s.restartCount, name)
+		}
+	}
+	sort.Strings(dropped)
+	return dropped
+}
+
+// effectiveChangesLocked returns manifest.Diff(current, next) as the
+// running supervisor sees it: an app scaled at run time counts from its
+// override, and keeps it while next leaves its manifest `instances` alone.
+func (s *Supervisor) effectiveChangesLocked(next *manifest.Set) []manifest.Change {
+	changes := manifest.Diff(s.set, next)
+	out := changes[:0]
+	for _, c := range changes {
+		if o, ok := s.scale[c.App]; ok && c.Kind != manifest.ChangeAdded {
+			c.From = o.instances
+			if a := next.Apps[c.App]; a != nil && a.Instances == o.manifestInstances {
+				c.To = o.instances
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// Diff returns what applying next would change in the running supervisor,
+// app by app, without applying it.
+func (s *Supervisor) Diff(ctx context.Context, next *manifest.Set) ([]manifest.Change, error) {
+	var out []manifest.Change
+	err := s.do(ctx, func() { out = s.effectiveChangesLocked(next) })
+	return out, err
+}
+
+// Scale sets app's worker count to n until the manifest's own `instances`
+// for the app changes (or the app is removed). It returns the count before.
+func (s *Supervisor) Scale(ctx context.Context, app string, n int) (int, error) {
+	if n < 0 || n > manifest.MaxInstances {
+		return 0, fmt.Errorf("instances must be from 0 to %d, got %d", manifest.MaxInstances, n)
+	}
+	var from int
+	var scaleErr error
+	err := s.do(ctx, func() {
+		a := s.appLocked(app)
+		if a == nil {
+			scaleErr = fmt.Errorf("%s: %w", app, ErrUnknownApp)
+			return
+		}
+		from = s.specs[app].Instances
+		if n == a.Instances {
+			delete(s.scale, app) // back to what the manifest says
+		} else {
+			s.scale[app] = scaleOverride{instances: n, manifestInstances: a.Instances}
+		}
+		s.specs[app] = s.specLocked(a)
+		detail := fmt.Sprintf("%d→%d", from, n)
+		if _, ok := s.scale[app]; ok {
+			detail += fmt.Sprintf(" (runtime override of instances: %d, until the manifest's instances change)", a.Instances)
+		}
+		s.emit(Event{Type: EventScale, App: app, Generation: s.specs[app].Generation, Detail: detail})
+	})
+	if err != nil {
+		return 0, err
+	}
+	return from, scaleErr
+}
+
+// RestartInfo is what Restart started.
+type RestartInfo struct {
+	// Generation is the generation the new workers get.
+	Generation string
+	// Workers counts the live workers the rolling update replaces.
+	Workers int
+}
+
+// Restart replaces every worker of app through a rolling update with the
+// app's rollout rules, as a manifest change would.
+func (s *Supervisor) Restart(ctx context.Context, app string) (RestartInfo, error) {
+	var info RestartInfo
+	var restartErr error
+	err := s.do(ctx, func() {
+		a := s.appLocked(app)
+		if a == nil {
+			restartErr = fmt.Errorf("%s: %w", app, ErrUnknownApp)
+			return
+		}
+		s.restartCount[app]++
+		s.specs[app] = s.specLocked(a)
+		info.Generation = s.specs[app].Generation
+		for _, w := range s.workers {
+			if w.App == app && w.Phase != reconcile.Stopping {
+				info.Workers++
+			}
+		}
+		s.emit(Event{Type: EventRestartRequested, App: app, Generation: info.Generation,
+			Detail: fmt.Sprintf("rolling restart of %d workers", info.Workers)})
+	})
+	if err != nil {
+		return info, err
+	}
+	return info, restartErr
+}
+
+// Signal sends sig to the processes of app's live workers: worker id only
+// when id is not 0. It returns the IDs of the workers signalled. The
+// signal goes to the worker process alone, as Node's worker.kill(signal)
+// and supervisorctl's signal do; the worker's restart policy applies if it
+// dies of it.
+func (s *Supervisor) Signal(ctx context.Context, app string, id int, sig syscall.Signal) ([]int, error) {
+	var ids []int
+	var sigErr error
+	err := s.do(ctx, func() {
+		if s.appLocked(app) == nil && !s.hasWorkersLocked(app) {
+			sigErr = fmt.Errorf("%s: %w", app, ErrUnknownApp)
+			return
+		}
+		for _, w := range s.workersLocked() {
+			if w.App != app || (id != 0 && w.ID != id) || w.PID == 0 {
+				continue
+			}
+			if err := s.workers[w.ID].proc.Signal(sig); err != nil {
+				sigErr = errors.Join(sigErr, fmt.Errorf("%s/%d: %w", app, w.ID, err))
+				continue
+			}
+			ids = append(ids, w.ID)
+		}
+		if len(ids) == 0 && sigErr == nil {
+			if id != 0 {
+				sigErr = fmt.Errorf("%s/%d: no such live worker", app, id)
+			} else {
+				sigErr = fmt.Errorf("%s: no live worker", app)
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, sigErr
+}
+
+func (s *Supervisor) appLocked(name string) *manifest.App {
+	if s.set == nil {
+		return nil
+	}
+	return s.set.Apps[name]
+}
+
+func (s *Supervisor) hasWorkersLocked(app string) bool {
+	for _, w := range s.workers {
+		if w.App == app {
+			return true
+		}
+	}
+	return false
+}
+
+// convergedLocked reports whether no worker is still on its way to ready:
+// each is ready, or failed (backoff, done), or missed its readyTimeout.
+// Run asks it once a plan has nothing left to do; the first time it holds,
+// paddock tells systemd it is ready.
+func (s *Supervisor) convergedLocked(now time.Time) bool {
+	for _, w := range s.workers {
+		if w.Phase == reconcile.Running && !w.Ready && now.Before(w.ReadyDeadline) {
+			return false // still starting
+		}
+	}
+	return true
+}
