@@ -35,6 +35,9 @@ import (
 // least one worker that did not stop within its killTimeout.
 var ErrStopTimeout = errors.New("some workers did not stop within their killTimeout and were killed")
 
+// ErrNotRunning is returned by requests made after Run returned.
+var ErrNotRunning = errors.New("the supervisor has stopped")
+
 // ErrKilled is returned by Run after Kill.
 var ErrKilled = errors.New("killed every worker at once")
 
@@ -71,6 +74,9 @@ type Options struct {
 	// (without its newline), from the goroutine copying that stream
 	// (stream is "stdout" or "stderr"). It must not keep line.
 	OnOutput func(app string, worker int, stream string, line []byte)
+	// OnReload, when set, is told the result of every reload: "applied",
+	// "unchanged" or "failed".
+	OnReload func(result string)
 	// Notify, when set, receives paddock's own sd_notify states:
 	// "READY=1" once the first manifest set converged, "RELOADING=1" and
 	// "READY=1" around reloads, "STOPPING=1" at shutdown and "STATUS=…"
@@ -87,6 +93,8 @@ type Supervisor struct {
 	stderr   io.Writer
 	requests chan func()
 	kill     chan struct{}
+	// ended is closed when Run returns: requests fail from then on.
+	ended chan struct{}
 	// reloadRequests asks the reloader goroutine for a reload; watching
 	// tells it the watches are in place.
 	reloadRequests chan struct{}
@@ -187,6 +195,7 @@ func New(opts Options) *Supervisor {
 		stdout:         &procs.SyncWriter{W: opts.Stdout},
 		stderr:         &procs.SyncWriter{W: opts.Stderr},
 		requests:       make(chan func()),
+		ended:          make(chan struct{}),
 		kill:           make(chan struct{}, 1),
 		reloadRequests: make(chan struct{}, 1),
 		watching:       make(chan struct{}, 1),
@@ -221,6 +230,7 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var helpers sync.WaitGroup
 	helpers.Go(func() { procs.Reap(reapCtx, exits) })
+	defer close(s.ended)
 	defer func() {
 		stopWatch()
 		stopReap()
@@ -327,6 +337,9 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 	}
 }
 
+// Done is closed when Run has returned.
+func (s *Supervisor) Done() <-chan struct{} { return s.ended }
+
 // Kill makes Run send SIGKILL to the process group of every worker and
 // return at once. It does not block.
 func (s *Supervisor) Kill() {
@@ -343,6 +356,8 @@ func (s *Supervisor) do(ctx context.Context, f func()) error {
 	case s.requests <- func() { f(); close(done) }:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-s.ended:
+		return ErrNotRunning
 	}
 	// Run calls f as soon as it receives it: wait for it whatever ctx
 	// says, since the caller reads what f writes.
@@ -380,14 +395,27 @@ func (s *Supervisor) Reload(ctx context.Context) ([]manifest.Change, error) {
 		s.sdNotify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
 		defer s.sdNotify("READY=1")
 	}
+	result := func(r string) {
+		if s.opts.OnReload != nil {
+			s.opts.OnReload(r)
+		}
+	}
 	set, err := s.opts.Load()
 	if err != nil {
+		result("failed")
 		s.reportReloadFailure(ctx, err)
 		return nil, err
 	}
 	changes, err := s.Apply(ctx, set)
-	if err != nil && ctx.Err() == nil {
+	switch {
+	case err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotRunning):
+		result("failed")
 		s.reportReloadFailure(ctx, err)
+	case err != nil:
+	case len(changes) == 0:
+		result("unchanged")
+	default:
+		result("applied")
 	}
 	return changes, err
 }

@@ -1,0 +1,211 @@
+// Package control is paddock's control API: HTTP/1.1 with JSON over a Unix
+// socket private to the supervisor's user (see Listen), and the client the
+// CLI uses. docs/api.md documents every endpoint.
+package control
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/paddock-sh/paddock/manifest"
+	"github.com/paddock-sh/paddock/supervisor"
+)
+
+// The types below are the JSON bodies of the API. Field names are part of
+// the API: add, never rename.
+
+// StatusResponse is GET /v1/status.
+type StatusResponse struct {
+	Supervisor SupervisorInfo `json:"supervisor"`
+	Apps       []App          `json:"apps"`
+	Workers    []Worker       `json:"workers"`
+}
+
+// SupervisorInfo describes the supervisor process.
+type SupervisorInfo struct {
+	PID       int       `json:"pid"`
+	Version   string    `json:"version"`
+	StartedAt time.Time `json:"startedAt"`
+	Manifests []string  `json:"manifests"`
+	Socket    string    `json:"socket"`
+}
+
+// App is one app of the running set.
+type App struct {
+	Name string `json:"name"`
+	// Instances is the desired worker count now; ManifestInstances what
+	// the manifest says; Override tells whether `paddock scale` set it.
+	Instances         int      `json:"instances"`
+	ManifestInstances int      `json:"manifestInstances"`
+	Override          bool     `json:"override"`
+	Running           int      `json:"running"`
+	Ready             int      `json:"ready"`
+	Generation        string   `json:"generation"`
+	SchedulingPolicy  string   `json:"schedulingPolicy"`
+	Listen            []string `json:"listen"`
+	Rollout           *Rollout `json:"rollout,omitempty"`
+}
+
+// Rollout is a rolling update in progress.
+type Rollout struct {
+	Instances int    `json:"instances"`
+	New       int    `json:"new"`
+	NewReady  int    `json:"newReady"`
+	Old       int    `json:"old"`
+	Stalled   string `json:"stalled,omitempty"`
+	Summary   string `json:"summary"`
+}
+
+// Worker is one worker.
+type Worker struct {
+	App string `json:"app"`
+	ID  int    `json:"id"`
+	PID int    `json:"pid"` // 0 once exited (backoff, done)
+	// State: running, stopping, backoff or done.
+	State      string     `json:"state"`
+	Ready      bool       `json:"ready"`
+	StartedAt  time.Time  `json:"startedAt"`
+	RestartAt  *time.Time `json:"restartAt,omitempty"`
+	Restarts   int        `json:"restarts"`
+	Generation string     `json:"generation"`
+	Listen     []string   `json:"listen"`
+	// Connections handed to the worker by paddock (rr, sticky).
+	HandedOut int64 `json:"handedOut"`
+	// Status is the worker's last sd_notify STATUS=.
+	Status string `json:"status,omitempty"`
+}
+
+// Event is one line of GET /v1/events.
+type Event struct {
+	Time       time.Time `json:"time"`
+	Type       string    `json:"type"`
+	App        string    `json:"app,omitempty"`
+	Worker     int       `json:"worker,omitempty"`
+	PID        int       `json:"pid,omitempty"`
+	Generation string    `json:"generation,omitempty"`
+	// Exit events: the code (-1 when a signal ended the worker), the
+	// signal, and whether the exit was asked for.
+	ExitCode *int   `json:"exitCode,omitempty"`
+	Signal   string `json:"signal,omitempty"`
+	Intended *bool  `json:"intended,omitempty"`
+	// Delay: restart (backoff), stopping/disconnect (killTimeout), ready
+	// (time since start); a Go duration string.
+	Delay   string `json:"delay,omitempty"`
+	Attempt int    `json:"attempt,omitempty"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// EventLost is the type of the line GET /v1/events sends in place of
+// events a slow reader missed (Detail says how many).
+const EventLost = "events-lost"
+
+// FromEvent converts a supervisor event.
+func FromEvent(e supervisor.Event) Event {
+	out := Event{Time: e.Time, Type: e.Type, App: e.App, Worker: e.Worker, PID: e.PID, Generation: e.Generation,
+		Signal: e.Signal, Attempt: e.Attempt, Detail: e.Detail}
+	if e.Type == supervisor.EventExit {
+		code, intended := e.ExitCode, e.Intended
+		out.ExitCode, out.Intended = &code, &intended
+	}
+	if e.Delay != 0 {
+		out.Delay = e.Delay.String()
+	}
+	return out
+}
+
+// Change is how one app differs: POST /v1/reload and POST /v1/diff.
+type Change struct {
+	App string `json:"app"`
+	// Kind: added, removed, scaled or updated (a rolling update).
+	Kind string `json:"kind"`
+	From int    `json:"from"`
+	To   int    `json:"to"`
+	// Fields names the fields that differ (environment variables by name
+	// only, never their values).
+	Fields  []string `json:"fields,omitempty"`
+	Summary string   `json:"summary"`
+}
+
+func fromChanges(cs []manifest.Change) []Change {
+	out := make([]Change, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, Change{App: c.App, Kind: c.Kind, From: c.From, To: c.To, Fields: c.Fields, Summary: c.String()})
+	}
+	return out
+}
+
+// ChangesResponse answers reload and diff.
+type ChangesResponse struct {
+	Changes []Change `json:"changes"`
+}
+
+// DiffRequest is the body of POST /v1/diff: the manifest paths to compare
+// with the running set (absolute, or relative to the supervisor's working
+// directory); none means the supervisor's own manifests.
+type DiffRequest struct {
+	Paths []string `json:"paths"`
+}
+
+// ScaleRequest is the body of POST /v1/apps/{app}/scale.
+type ScaleRequest struct {
+	Instances *int `json:"instances"`
+}
+
+// ScaleResponse answers it.
+type ScaleResponse struct {
+	App               string `json:"app"`
+	From              int    `json:"from"`
+	Instances         int    `json:"instances"`
+	ManifestInstances int    `json:"manifestInstances"`
+	Override          bool   `json:"override"`
+}
+
+// RestartResponse answers POST /v1/apps/{app}/restart.
+type RestartResponse struct {
+	App        string `json:"app"`
+	Generation string `json:"generation"`
+	Workers    int    `json:"workers"`
+}
+
+// SendRequest is the body of POST /v1/apps/{app}/send; Worker 0 means every
+// worker of the app with an IPC channel.
+type SendRequest struct {
+	Worker  int             `json:"worker"`
+	Message json.RawMessage `json:"message"`
+}
+
+// SendResponse answers it.
+type SendResponse struct {
+	Delivered int `json:"delivered"`
+}
+
+// SignalRequest is the body of POST /v1/apps/{app}/signal: Signal as
+// "HUP", "SIGHUP" or a number; Worker 0 means every live worker.
+type SignalRequest struct {
+	Worker int    `json:"worker"`
+	Signal string `json:"signal"`
+}
+
+// SignalResponse answers it with the workers signalled.
+type SignalResponse struct {
+	Workers []int `json:"workers"`
+}
+
+// LogLine is one line of GET /v1/logs.
+type LogLine struct {
+	Time   time.Time `json:"time"`
+	App    string    `json:"app"`
+	Worker int       `json:"worker"`
+	Stream string    `json:"stream"`
+	Text   string    `json:"text"`
+	// Lost, on a line of its own (Text empty), counts lines a slow
+	// follower missed.
+	Lost int `json:"lost,omitempty"`
+}
+
+// ErrorResponse is the body of every 4xx/5xx answer. Errors lists every
+// manifest error (FILE:LINE:COL: FIELD: message) when there are several.
+type ErrorResponse struct {
+	Error  string   `json:"error"`
+	Errors []string `json:"errors,omitempty"`
+}

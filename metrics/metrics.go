@@ -1,0 +1,188 @@
+// Package metrics exposes a supervisor's state and history as Prometheus
+// metrics (github.com/prometheus/client_golang).
+//
+// Gauges (workers desired, running, ready; connections handed out) are read
+// from the supervisor at each scrape; counters and histograms (exits,
+// restarts, reloads, rollout durations, start latency) are fed by its
+// events through Observe and OnReload.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/paddock-sh/paddock/supervisor"
+)
+
+// Exit causes, the cause label of paddock_worker_exits_total.
+const (
+	CauseStopped     = "stopped"      // paddock asked it to stop (scale down, rollout, shutdown)
+	CauseExited      = "exited"       // exited with status 0 on its own
+	CauseFailed      = "failed"       // exited with a non-zero status
+	CauseSignal      = "signal"       // ended by a signal paddock did not send
+	CauseStartFailed = "start-failed" // could not be started
+)
+
+// StatusFunc returns the supervisor's status (supervisor.Status).
+type StatusFunc func(context.Context) (supervisor.Status, error)
+
+// Metrics holds the registry. Create it with New.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	exits    *prometheus.CounterVec
+	restarts *prometheus.CounterVec
+	reloads  *prometheus.CounterVec
+	rollouts *prometheus.HistogramVec
+	start    *prometheus.HistogramVec
+
+	mu           sync.Mutex
+	rolloutSince map[string]time.Time
+}
+
+// New returns metrics reading the current state with status.
+func New(status StatusFunc) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		exits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "paddock_worker_exits_total",
+			Help: "Worker exits by app and cause (stopped, exited, failed, signal, start-failed).",
+		}, []string{"app", "cause"}),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "paddock_worker_restarts_total",
+			Help: "Replacements scheduled for workers that exited on their own, by app.",
+		}, []string{"app"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "paddock_reloads_total",
+			Help: "Manifest reloads by result (applied, unchanged, failed).",
+		}, []string{"result"}),
+		rollouts: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "paddock_rollout_duration_seconds",
+			Help:    "Time from the start of a rolling update to its completion, by app.",
+			Buckets: []float64{0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800},
+		}, []string{"app"}),
+		start: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "paddock_worker_start_seconds",
+			Help:    "Time from a worker's start to its readiness (as its app's readiness: says), by app.",
+			Buckets: []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
+		}, []string{"app"}),
+		rolloutSince: map[string]time.Time{},
+	}
+	for _, reload := range []string{"applied", "unchanged", "failed"} {
+		m.reloads.WithLabelValues(reload) // present from the start, at 0
+	}
+	m.reg.MustRegister(m.exits, m.restarts, m.reloads, m.rollouts, m.start,
+		&stateCollector{status: status},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Registry returns the registry, for tests and embedding.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// OnReload counts a reload's result (supervisor.Options.OnReload).
+func (m *Metrics) OnReload(result string) { m.reloads.WithLabelValues(result).Inc() }
+
+// Observe takes one supervisor event (supervisor.Options.OnEvent). It does
+// not block.
+func (m *Metrics) Observe(e supervisor.Event) {
+	switch e.Type {
+	case supervisor.EventExit:
+		m.exits.WithLabelValues(e.App, exitCause(e)).Inc()
+	case supervisor.EventRestart:
+		m.restarts.WithLabelValues(e.App).Inc()
+	case supervisor.EventReady:
+		m.start.WithLabelValues(e.App).Observe(e.Delay.Seconds())
+	case supervisor.EventRolloutProgress:
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		since, running := m.rolloutSince[e.App]
+		switch {
+		case e.Detail == "complete" && running:
+			m.rollouts.WithLabelValues(e.App).Observe(e.Time.Sub(since).Seconds())
+			delete(m.rolloutSince, e.App)
+		case e.Detail != "complete" && !running:
+			m.rolloutSince[e.App] = e.Time
+		}
+	}
+}
+
+func exitCause(e supervisor.Event) string {
+	switch {
+	case e.Intended:
+		return CauseStopped
+	case e.PID == 0:
+		return CauseStartFailed
+	case e.Signal != "":
+		return CauseSignal
+	case e.ExitCode == 0:
+		return CauseExited
+	}
+	return CauseFailed
+}
+
+// stateCollector reads the gauges from the supervisor at each scrape.
+type stateCollector struct {
+	status StatusFunc
+}
+
+var (
+	descDesired = prometheus.NewDesc("paddock_workers_desired",
+		"Workers the app wants: its manifest's instances, or the runtime override of paddock scale.", []string{"app"}, nil)
+	descRunning = prometheus.NewDesc("paddock_workers_running",
+		"Live worker processes of the app, stopping ones aside.", []string{"app"}, nil)
+	descReady = prometheus.NewDesc("paddock_workers_ready",
+		"Live workers of the app that are ready to serve.", []string{"app"}, nil)
+	descOverride = prometheus.NewDesc("paddock_app_scale_override",
+		"1 while the app runs with a runtime instances override (paddock scale).", []string{"app"}, nil)
+	descHanded = prometheus.NewDesc("paddock_worker_connections_handed_out_total",
+		"Connections paddock accepted and handed to the worker (rr, sticky), by app and worker id.", []string{"app", "worker"}, nil)
+	descUp = prometheus.NewDesc("paddock_up",
+		"1 when the supervisor answered the scrape.", nil, nil)
+)
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descDesired, descRunning, descReady, descOverride, descHanded, descUp} {
+		ch <- d
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.status(ctx)
+	if err != nil {
+		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
+	for _, a := range st.Apps {
+		ch <- prometheus.MustNewConstMetric(descDesired, prometheus.GaugeValue, float64(a.Instances), a.Name)
+		ch <- prometheus.MustNewConstMetric(descRunning, prometheus.GaugeValue, float64(a.Running), a.Name)
+		ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, float64(a.Ready), a.Name)
+		override := 0.0
+		if a.Override {
+			override = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descOverride, prometheus.GaugeValue, override, a.Name)
+	}
+	for _, w := range st.Workers {
+		if w.PID == 0 || w.HandedOut == 0 {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(descHanded, prometheus.CounterValue, float64(w.HandedOut), w.App, strconv.Itoa(w.ID))
+	}
+}
