@@ -88,6 +88,10 @@ func (c *Client) request(ctx context.Context, method, path string, body any) (*h
 		if errors.As(err, &op) && op.Op == "dial" {
 			return nil, &NotRunningError{Path: c.Path, Err: op.Err}
 		}
+		if ctx.Err() == nil {
+			return nil, fmt.Errorf("the supervisor on %s closed the connection without answering "+
+				"(it serves only its own user and root): %w", c.Path, err)
+		}
 		return nil, err
 	}
 	if resp.StatusCode >= 300 {

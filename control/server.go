@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -38,7 +39,9 @@ type Server struct {
 	Info   SupervisorInfo
 	Logger *slog.Logger
 
-	srv *http.Server
+	mu     sync.Mutex
+	srv    *http.Server
+	closed bool
 }
 
 // Handler returns the API's routes.
@@ -60,14 +63,21 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// Serve answers requests on ln until Close.
+// Serve answers requests on ln until Close. Set the fields first.
 func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
 	if s.Logger == nil {
 		s.Logger = slog.Default()
 	}
 	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn)}
-	err := s.srv.Serve(ln)
+	srv := s.srv
+	s.mu.Unlock()
+	err := srv.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -76,6 +86,9 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // Close stops answering, ends the streams, and closes the listener.
 func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
 	if s.srv == nil {
 		return nil
 	}

@@ -140,11 +140,11 @@ func removeStale(path string, logger *slog.Logger) error {
 // credListener accepts only peers with the supervisor's uid or root.
 type credListener struct {
 	*net.UnixListener
-	path     string
-	ino      uint64
-	dev      uint64
-	uid      uint32
-	logger   *slog.Logger
+	path   string
+	ino    uint64
+	dev    uint64
+	uid    uint32
+	logger *slog.Logger
 }
 
 // Accept returns the next connection from an allowed peer; connections

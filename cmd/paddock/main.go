@@ -3,6 +3,9 @@
 //
 //	paddock run [PATH...]       supervise the apps in PATH (default paddock.yaml)
 //	paddock validate [PATH...]  check manifests without running anything
+//	paddock status, events, scale, restart, reload, diff, send, signal, logs, stop
+//	                            steer a running supervisor through its control socket
+//	paddock completion SHELL    print a completion script
 //	paddock version             print the version
 package main
 
@@ -13,12 +16,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
+	"time"
 
+	"github.com/paddock-sh/paddock/control"
+	"github.com/paddock-sh/paddock/logbuf"
 	"github.com/paddock-sh/paddock/manifest"
+	"github.com/paddock-sh/paddock/metrics"
+	"github.com/paddock-sh/paddock/notify"
 	"github.com/paddock-sh/paddock/procs"
 	"github.com/paddock-sh/paddock/supervisor"
 	"github.com/paddock-sh/paddock/watch"
@@ -51,6 +62,23 @@ Usage:
                                       default ` + defaultManifest + `)
   paddock validate [flags] [PATH...]  check manifests; exit 0 when valid, 1 when not,
                                       2 for usage errors or unreadable paths
+
+Steering a running supervisor (through its control socket: --socket, $PADDOCK_SOCKET,
+or the default path; exit 1 when no supervisor answers):
+  paddock status [--json]             apps and workers: state, readiness, uptime, restarts
+  paddock events [--json] [--app APP] follow events live
+  paddock scale APP N                 run N workers of APP until its manifest instances change
+  paddock restart [--wait] APP        rolling restart of APP with its rollout rules
+  paddock reload                      re-read the manifests now and print what changed
+  paddock diff [PATH...]              what applying PATH would change: exit 0 nothing,
+                                      1 something, 2 errors
+  paddock send APP[/WORKER] JSON      deliver a message to workers with an IPC channel
+  paddock signal APP[/WORKER] SIGNAL  send a signal to workers
+  paddock logs [-f] [--lines N] [APP[/WORKER]]
+                                      recent output of silent workers
+  paddock stop                        graceful shutdown, as SIGTERM
+
+  paddock completion bash|zsh|fish    print a shell completion script
   paddock version                     print the version
 
 Run 'paddock COMMAND --help' for a command's flags.
@@ -66,6 +94,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stdout, stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
+	case "status":
+		return cmdStatus(args[1:], stdout, stderr)
+	case "events":
+		return cmdEvents(args[1:], stdout, stderr)
+	case "scale":
+		return cmdScale(args[1:], stdout, stderr)
+	case "restart":
+		return cmdRestart(args[1:], stdout, stderr)
+	case "reload":
+		return cmdReload(args[1:], stdout, stderr)
+	case "diff":
+		return cmdDiff(args[1:], stdout, stderr)
+	case "send":
+		return cmdSend(args[1:], stdout, stderr)
+	case "signal":
+		return cmdSignal(args[1:], stdout, stderr)
+	case "logs":
+		return cmdLogs(args[1:], stdout, stderr)
+	case "stop":
+		return cmdStop(args[1:], stdout, stderr)
+	case "completion":
+		return cmdCompletion(args[1:], stdout, stderr)
+	case "__apps":
+		return cmdApps(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fs := newFlagSet("version", "version", stderr)
 		if code := parse(fs, args[1:]); code >= 0 {
@@ -165,6 +217,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	watchFiles := fs.Bool("watch", true, "watch the manifests and apply every change (SIGHUP reloads either way)")
 	debounce := fs.Duration("reload-debounce", watch.DefaultDebounce, "apply a change once the manifest files have been quiet this long")
+	socketFlag := clientFlags(fs)
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://HOST:PORT/metrics (default: off)")
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
@@ -192,6 +246,28 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 
+	// The control socket, before anything starts: a second supervisor on
+	// the same socket refuses to start here.
+	socketPath := control.SocketPath(*socketFlag)
+	ln, err := control.Listen(socketPath, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "paddock:", err)
+		return exitFailure
+	}
+	defer ln.Close()
+	var metricsLn net.Listener
+	if *metricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", *metricsAddr); err != nil {
+			fmt.Fprintln(stderr, "paddock: --metrics-addr:", err)
+			return exitFailure
+		}
+		defer metricsLn.Close()
+	}
+
+	hub := control.NewHub()
+	logs := logbuf.New(0, 0, 0)
+	var sup *supervisor.Supervisor
+	met := metrics.New(func(ctx context.Context) (supervisor.Status, error) { return sup.Status(ctx) })
 	opts := supervisor.Options{
 		Logger: logger,
 		Stdout: stdout,
@@ -200,13 +276,59 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			return manifest.Load(manifests, manifest.CurrentHost())
 		},
 		ReloadDebounce: *debounce,
+		OnEvent: func(e supervisor.Event) {
+			hub.Publish(e)
+			met.Observe(e)
+		},
+		OnOutput: logs.Add,
+		OnReload: met.OnReload,
+	}
+	if os.Getenv("NOTIFY_SOCKET") != "" {
+		// Under systemd (Type=notify or notify-reload).
+		opts.Notify = func(state string) {
+			if _, err := notify.Send(state); err != nil {
+				logger.Warn("sd_notify", "state", state, "err", err)
+			}
+		}
 	}
 	if *watchFiles {
 		opts.Watch = manifests
 	}
-	sup := supervisor.New(opts)
+	sup = supervisor.New(opts)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
+
+	absManifests := make([]string, len(manifests))
+	for i, p := range manifests {
+		absManifests[i], _ = filepath.Abs(p)
+	}
+	srv := &control.Server{
+		Supervisor: sup,
+		Events:     hub,
+		Logs:       logs,
+		Load: func(paths []string) (*manifest.Set, error) {
+			return manifest.Load(paths, manifest.CurrentHost())
+		},
+		Manifests: manifests,
+		Stop:      stop,
+		Info: control.SupervisorInfo{PID: os.Getpid(), Version: versionString(), StartedAt: time.Now(),
+			Manifests: absManifests, Socket: socketPath},
+		Logger: logger,
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil {
+			logger.Error("control socket", "err", err)
+		}
+	}()
+	defer srv.Close()
+	if metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", met.Handler())
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = msrv.Serve(metricsLn) }()
+		defer msrv.Close()
+		logger.Info("serving metrics", "url", "http://"+metricsLn.Addr().String()+"/metrics")
+	}
 	signals := make(chan os.Signal, 4)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(signals)
@@ -228,7 +350,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
-	logger.Info("paddock starting", "version", versionString(), "pid", os.Getpid(), "apps", len(set.Apps), "workers", set.Workers())
+	logger.Info("paddock starting", "version", versionString(), "pid", os.Getpid(), "apps", len(set.Apps), "workers", set.Workers(),
+		"socket", socketPath)
 	err = sup.Run(ctx, set)
 	var fe *manifest.FieldError
 	switch {

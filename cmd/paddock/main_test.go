@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	paddockBin = filepath.Join(dir, "paddock")
+	// No test may touch the user's own control socket; tests that run
+	// paddock themselves give each its own (startPaddockCmd).
+	os.Setenv("PADDOCK_SOCKET", filepath.Join(dir, "default.sock"))
 	build := exec.Command("go", "build", "-race", "-o", paddockBin, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
@@ -127,8 +130,11 @@ type running struct {
 	cmd  *exec.Cmd
 	mu   sync.Mutex
 	logs []map[string]any
-	done chan struct{}
-	err  error
+	// other holds the stderr lines that are not JSON log records (usage
+	// errors, a race detector report).
+	other []string
+	done  chan struct{}
+	err   error
 }
 
 func startPaddock(t *testing.T, manifest string, extra ...*os.File) *running {
@@ -143,6 +149,9 @@ func startPaddockArgs(t *testing.T, args ...string) *running {
 
 func startPaddockCmd(t *testing.T, cmd *exec.Cmd, extra ...*os.File) *running {
 	t.Helper()
+	if cmd.Env == nil {
+		cmd.Env = append(os.Environ(), "PADDOCK_SOCKET="+socketPath(t))
+	}
 	cmd.ExtraFiles = extra
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -156,11 +165,13 @@ func startPaddockCmd(t *testing.T, cmd *exec.Cmd, extra ...*os.File) *running {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			var m map[string]any
+			r.mu.Lock()
 			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				r.mu.Lock()
 				r.logs = append(r.logs, m)
-				r.mu.Unlock()
+			} else {
+				r.other = append(r.other, sc.Text())
 			}
+			r.mu.Unlock()
 		}
 		r.err = cmd.Wait()
 		close(r.done)
@@ -205,6 +216,9 @@ func (r *running) wait() int {
 	}
 	var ee *exec.ExitError
 	if errors.As(r.err, &ee) {
+		if len(r.other) > 0 {
+			r.t.Logf("paddock exited %d; its stderr beside the log records:\n%s", ee.ExitCode(), strings.Join(r.other, "\n"))
+		}
 		return ee.ExitCode()
 	}
 	if r.err != nil {

@@ -1,0 +1,97 @@
+package metrics
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/paddock-sh/paddock/supervisor"
+)
+
+func TestExitCause(t *testing.T) {
+	for _, tc := range []struct {
+		e    supervisor.Event
+		want string
+	}{
+		{supervisor.Event{Intended: true, PID: 5, Signal: "SIGTERM", ExitCode: -1}, CauseStopped},
+		{supervisor.Event{PID: 0, ExitCode: -1, Detail: "start failed"}, CauseStartFailed},
+		{supervisor.Event{PID: 5, Signal: "SIGKILL", ExitCode: -1}, CauseSignal},
+		{supervisor.Event{PID: 5, ExitCode: 0}, CauseExited},
+		{supervisor.Event{PID: 5, ExitCode: 3}, CauseFailed},
+	} {
+		if got := exitCause(tc.e); got != tc.want {
+			t.Errorf("exitCause(%+v) = %s, want %s", tc.e, got, tc.want)
+		}
+	}
+}
+
+func TestObserveAndCollect(t *testing.T) {
+	m := New(func(context.Context) (supervisor.Status, error) {
+		return supervisor.Status{
+			Apps: []supervisor.AppStatus{{Name: "web", Instances: 3, ManifestInstances: 2, Override: true, Running: 3, Ready: 2}},
+			Workers: []supervisor.WorkerInfo{
+				{ID: 7, App: "web", PID: 100, HandedOut: 42},
+				{ID: 8, App: "web", PID: 0, HandedOut: 5}, // exited: not reported
+			},
+		}, nil
+	})
+	t0 := time.Now()
+	m.Observe(supervisor.Event{Type: supervisor.EventRolloutProgress, App: "web", Time: t0, Detail: "0/3 new ready"})
+	m.Observe(supervisor.Event{Type: supervisor.EventRolloutProgress, App: "web", Time: t0.Add(time.Second), Detail: "1/3 new ready"})
+	m.Observe(supervisor.Event{Type: supervisor.EventRolloutProgress, App: "web", Time: t0.Add(4 * time.Second), Detail: "complete"})
+	m.Observe(supervisor.Event{Type: supervisor.EventReady, App: "web", Delay: 30 * time.Millisecond})
+	m.Observe(supervisor.Event{Type: supervisor.EventExit, App: "web", PID: 9, ExitCode: 1})
+	m.Observe(supervisor.Event{Type: supervisor.EventRestart, App: "web"})
+	m.OnReload("applied")
+
+	want := `
+# HELP paddock_workers_desired Workers the app wants: its manifest's instances, or the runtime override of paddock scale.
+# TYPE paddock_workers_desired gauge
+paddock_workers_desired{app="web"} 3
+# HELP paddock_workers_ready Live workers of the app that are ready to serve.
+# TYPE paddock_workers_ready gauge
+paddock_workers_ready{app="web"} 2
+# HELP paddock_worker_connections_handed_out_total Connections paddock accepted and handed to the worker (rr, sticky), by app and worker id.
+# TYPE paddock_worker_connections_handed_out_total counter
+paddock_worker_connections_handed_out_total{app="web",worker="7"} 42
+# HELP paddock_worker_exits_total Worker exits by app and cause (stopped, exited, failed, signal, start-failed).
+# TYPE paddock_worker_exits_total counter
+paddock_worker_exits_total{app="web",cause="failed"} 1
+# HELP paddock_worker_restarts_total Replacements scheduled for workers that exited on their own, by app.
+# TYPE paddock_worker_restarts_total counter
+paddock_worker_restarts_total{app="web"} 1
+# HELP paddock_reloads_total Manifest reloads by result (applied, unchanged, failed).
+# TYPE paddock_reloads_total counter
+paddock_reloads_total{result="applied"} 1
+paddock_reloads_total{result="failed"} 0
+paddock_reloads_total{result="unchanged"} 0
+`
+	names := []string{"paddock_workers_desired", "paddock_workers_ready", "paddock_worker_connections_handed_out_total",
+		"paddock_worker_exits_total", "paddock_worker_restarts_total", "paddock_reloads_total"}
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+	// One rollout of 4 s; one start of 30 ms.
+	if n := testutil.CollectAndCount(m.rollouts); n != 1 {
+		t.Errorf("%d rollout series", n)
+	}
+	if got := testutil.ToFloat64(m.reloads.WithLabelValues("applied")); got != 1 {
+		t.Errorf("applied reloads %v", got)
+	}
+	mfs, _ := m.Registry().Gather()
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "paddock_rollout_duration_seconds":
+			if s := mf.Metric[0].Histogram.GetSampleSum(); s != 4 {
+				t.Errorf("rollout duration sum %v, want 4", s)
+			}
+		case "paddock_worker_start_seconds":
+			if s := mf.Metric[0].Histogram.GetSampleSum(); s != 0.03 {
+				t.Errorf("start latency sum %v, want 0.03", s)
+			}
+		}
+	}
+}
