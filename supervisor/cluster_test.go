@@ -205,6 +205,21 @@ func testDistribution(t *testing.T, kind string) {
 			if counts[strconv.Itoa(ws[0].ID)]+counts[strconv.Itoa(ws[1].ID)] != n {
 				t.Errorf("answers from unknown workers: %v", counts)
 			}
+			// The status (and the metrics built on it) counts what
+			// paddock handed out: each connection once, in rr only.
+			now, err := h.sup.Workers(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range now {
+				want := int64(counts[strconv.Itoa(w.ID)])
+				if policy == "none" {
+					want = 0
+				}
+				if w.HandedOut != want {
+					t.Errorf("worker %d: %d connections handed out, want %d", w.ID, w.HandedOut, want)
+				}
+			}
 		})
 	}
 }
