@@ -26,11 +26,12 @@ race:
 	$(GO) test -race -count=1 ./...
 
 ## fuzz-smoke: each fuzzer for FUZZTIME: the manifest decoder, a worker's IPC
-## channel, the cluster protocol handler.
+## channel, the cluster protocol handler, the control API.
 fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./manifest
 	$(GO) test -run='^$$' -fuzz='^FuzzChannel$$' -fuzztime=$(FUZZTIME) ./ipc
 	$(GO) test -run='^$$' -fuzz='^FuzzClusterMessage$$' -fuzztime=$(FUZZTIME) ./supervisor
+	$(GO) test -run='^$$' -fuzz='^FuzzControlRequest$$' -fuzztime=$(FUZZTIME) ./control
 
 ## fuzz: a longer fuzzing session, by hand: make fuzz FUZZTIME=10m
 fuzz: fuzz-smoke

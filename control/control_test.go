@@ -103,6 +103,9 @@ func TestListenTwiceAtOnce(t *testing.T) {
 	}
 }
 
+// lastServer is the Server of the last startSupervisor.
+var lastServer *Server
+
 // startSupervisor runs a supervisor of manifest content with the control
 // API on a socket in a temporary directory, until the test ends.
 func startSupervisor(tb testing.TB, content string) (*Client, *supervisor.Supervisor) {
@@ -127,6 +130,7 @@ func startSupervisor(tb testing.TB, content string) (*Client, *supervisor.Superv
 	srv := &Server{Supervisor: sup, Events: hub, Logs: logbuf.New(0, 0, 0), Logger: logger,
 		Load:      func(p []string) (*manifest.Set, error) { return manifest.Load(p, manifest.CurrentHost()) },
 		Manifests: []string{path}, Stop: func() {}}
+	lastServer = srv
 	go srv.Serve(ln)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
