@@ -571,7 +571,9 @@ func (b *bench) start(ctx context.Context, c config) (*server, error) {
 		if err := os.WriteFile(manifest, []byte(b.manifest(c.policy, countDir)), 0o644); err != nil {
 			return nil, err
 		}
-		cmd = exec.Command(b.paddock, "run", "--log-format", "json", manifest)
+		// A control socket of its own: the benchmark never meets an
+		// operator's supervisor.
+		cmd = exec.Command(b.paddock, "run", "--log-format", "json", "--socket", filepath.Join(b.work, name+".sock"), manifest)
 	case "node":
 		cmd = exec.Command(b.node, b.primary)
 		env = append(env, "BENCH_SCHED_POLICY="+c.policy, "BENCH_WORKERS="+strconv.Itoa(b.o.workers),
