@@ -154,7 +154,9 @@ func (s *Supervisor) specLocked(a *manifest.App) reconcile.AppSpec {
 
 // dropStaleOverridesLocked forgets the scale overrides of apps that are
 // gone, or whose manifest `instances` changed in set: the manifest speaks
-// again. It returns the apps whose override was dropped.
+// again. It returns the apps whose override was dropped. It also resets
+// the restart count of apps whose spec changed. Call it before s.set
+// becomes set.
 func (s *Supervisor) dropStaleOverridesLocked(set *manifest.Set) []string {
 	var dropped []string
 	for name, o := range s.scale {
@@ -167,8 +169,10 @@ func (s *Supervisor) dropStaleOverridesLocked(set *manifest.Set) []string {
 			dropped = append(dropped, name)
 		}
 	}
+	// A new spec is a new generation anyway: restarts count from 0 again.
 	for name := range s.restartCount {
-		if _, ok := set.Apps[name]; !ok {
+		if a, ok := set.Apps[name]; !ok || s.set == nil || s.set.Apps[name] == nil ||
+			a.Generation() != s.set.Apps[name].Generation() {
 			delete(s.restartCount, name)
 		}
 	}
