@@ -81,6 +81,11 @@ type Channel struct {
 	Intercept func(Message) bool
 	conn      *net.UnixConn
 	queue     chan outgoing
+	// wmu is held while a message is written; unwritten counts the
+	// messages queued and not yet written, so that SendLineNow writes at
+	// once only when that keeps the order.
+	wmu       sync.Mutex
+	unwritten atomic.Int64
 	handles   chan struct{} // a token per descriptor sent and not acknowledged
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -140,6 +145,37 @@ func (c *Channel) SendLine(line []byte, fd int, done func(error)) error {
 	return c.enqueue(outgoing{line: line, fd: fd, done: done})
 }
 
+// SendLineNow is SendLine for the hottest path (a connection handed to a
+// worker): when nothing is queued before it and a descriptor may be in
+// flight, it writes line in the calling goroutine, sparing a wake-up of
+// the writing goroutine; otherwise it queues line as SendLine does. The
+// caller keeps fd open until the worker acknowledges it.
+func (c *Channel) SendLineNow(line []byte, fd int) error {
+	if c.unwritten.Load() == 0 && c.wmu.TryLock() {
+		if c.unwritten.Load() == 0 {
+			select {
+			case c.handles <- struct{}{}:
+				select {
+				case <-c.closed:
+					c.wmu.Unlock()
+					<-c.handles
+					return ErrClosed
+				default:
+				}
+				err := c.write(outgoing{line: line, fd: fd})
+				c.wmu.Unlock()
+				if err != nil {
+					c.fail(fmt.Errorf("ipc write: %w", err))
+				}
+				return err
+			default: // as many descriptors in flight as allowed: queue it
+			}
+		}
+		c.wmu.Unlock()
+	}
+	return c.SendLine(line, fd, nil)
+}
+
 // SendRaw queues one JSON value as it is (a user message).
 func (c *Channel) SendRaw(v json.RawMessage) error {
 	if !json.Valid(v) {
@@ -159,10 +195,12 @@ func (c *Channel) enqueue(o outgoing) error {
 		return ErrClosed
 	default:
 	}
+	c.unwritten.Add(1)
 	select {
 	case c.queue <- o:
 		return nil
 	default:
+		c.unwritten.Add(-1)
 		return ErrQueueFull
 	}
 }
@@ -233,7 +271,10 @@ func (c *Channel) writeLoop() {
 				return
 			}
 		}
+		c.wmu.Lock()
 		err := c.write(o)
+		c.unwritten.Add(-1)
+		c.wmu.Unlock()
 		if o.done != nil {
 			o.done(err)
 		}
@@ -253,6 +294,9 @@ func (c *Channel) write(o outgoing) error {
 			return err
 		}
 		line = line[n:]
+		if len(line) == 0 {
+			return nil
+		}
 	}
 	_, err := c.conn.Write(line)
 	return err
@@ -316,6 +360,9 @@ func (c *Channel) readLoop(in chan<- Message) {
 	}
 }
 
+// ackLine is NODE_HANDLE_ACK as Node writes it.
+var ackLine = []byte(`{"cmd":"NODE_HANDLE_ACK"}`)
+
 // header is what the channel itself looks at in a message.
 type header struct {
 	Cmd  *string         `json:"cmd"`
@@ -328,6 +375,15 @@ type header struct {
 func (c *Channel) handleLine(line []byte, fds []int, in chan<- Message) ([]int, error) {
 	if len(bytes.TrimSpace(line)) == 0 {
 		return fds, nil
+	}
+	if bytes.Equal(line, ackLine) {
+		// The most frequent message by far: a descriptor arrived.
+		select {
+		case <-c.handles:
+			return fds, nil
+		default:
+			return fds, errors.New("ipc: NODE_HANDLE_ACK without a descriptor sent")
+		}
 	}
 	if !json.Valid(line) {
 		return fds, fmt.Errorf("ipc: a message that is not JSON: %.80q", line)

@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net"
+	"net/netip"
 	"os"
 	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -66,9 +66,18 @@ type channel struct {
 }
 
 type pendingConn struct {
-	conn net.Conn
+	conn acceptedConn
 	disp *dispatcher
 }
+
+// acceptedConn is a connection a dispatcher accepted: paddock's copy of
+// its descriptor, and the client's IP address (sticky).
+type acceptedConn struct {
+	fd int
+	ip netip.Addr // not valid for unix sockets
+}
+
+func (c acceptedConn) Close() { unix.Close(c.fd) }
 
 func (c *channel) nextSeq() int { return int(c.seq.Add(1) - 1) }
 
@@ -153,7 +162,7 @@ type dispatcher struct {
 	app    string
 	sticky bool
 	sock   *netshare.Socket
-	ln     net.Listener
+	ln     *os.File // a non-blocking duplicate of the socket, in the netpoller
 	subs   atomic.Pointer[[]subscriber]
 	next   atomic.Uint64
 	wake   chan struct{} // signalled when subscribers appear
@@ -166,11 +175,18 @@ type dispatcher struct {
 const lingerWithoutWorkers = 10 * time.Second
 
 func newDispatcher(app string, sticky bool, sock *netshare.Socket) (*dispatcher, error) {
-	// A listener of our own on the socket (a duplicate descriptor).
-	ln, err := net.FileListener(sock.File)
+	// A descriptor of our own on the socket, non-blocking, so that
+	// os.NewFile registers it with the netpoller and its RawConn can wait
+	// for connections (a net.Listener's RawConn cannot Read).
+	fd, err := unix.FcntlInt(sock.File.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	ln := os.NewFile(uintptr(fd), "dispatch "+sock.Listen.Raw)
 	d := &dispatcher{app: app, sticky: sticky, sock: sock.Ref(), ln: ln,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	empty := []subscriber{}
@@ -221,30 +237,71 @@ func (d *dispatcher) waitForSubscribers(timeout time.Duration) bool {
 
 func (d *dispatcher) run() {
 	defer close(d.done)
+	rc, err := d.ln.SyscallConn()
+	if err != nil {
+		return
+	}
 	for {
 		if !d.waitForSubscribers(0) {
 			return
 		}
-		conn, err := d.ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
+		// accept4 straight on the listening descriptor, in the netpoller's
+		// read wait: paddock's copy of a connection lives only until the
+		// worker has its own, so it is never registered with the poller
+		// nor wrapped in a net.Conn.
+		var acceptErr error
+		err := rc.Read(func(fd uintptr) bool {
+			for {
+				nfd, sa, err := unix.Accept4(int(fd), unix.SOCK_CLOEXEC)
+				switch err {
+				case nil:
+				case unix.EAGAIN:
+					return false // wait until readable
+				case unix.EINTR, unix.ECONNABORTED:
+					continue
+				default: // EMFILE, ENFILE, ENOBUFS...: back off
+					acceptErr = err
+					return true
+				}
+				conn := acceptedConn{fd: nfd, ip: sockaddrIP(sa)}
+				for !d.offer(conn, nil) {
+					// Every worker went away between accept and handoff.
+					if !d.waitForSubscribers(lingerWithoutWorkers) {
+						conn.Close()
+						return true
+					}
+				}
+				if len(*d.subs.Load()) == 0 {
+					return true // leave the rest in the kernel's queue
+				}
 			}
-			continue
+		})
+		if err != nil {
+			return // the listener was closed
 		}
-		for !d.offer(conn, nil) {
-			// Every worker went away between accept and handoff.
-			if !d.waitForSubscribers(lingerWithoutWorkers) {
-				conn.Close()
-				break
+		if acceptErr != nil {
+			select {
+			case <-d.stop:
+				return
+			case <-time.After(50 * time.Millisecond):
 			}
 		}
 	}
 }
 
+func sockaddrIP(sa unix.Sockaddr) netip.Addr {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrFrom4(sa.Addr)
+	case *unix.SockaddrInet6:
+		return netip.AddrFrom16(sa.Addr).Unmap()
+	}
+	return netip.Addr{}
+}
+
 // offer hands conn to a worker not in tried, choosing by policy; it
 // reports whether some worker took it.
-func (d *dispatcher) offer(conn net.Conn, tried map[int]bool) bool {
+func (d *dispatcher) offer(conn acceptedConn, tried map[int]bool) bool {
 	subs := *d.subs.Load()
 	for _, i := range d.order(conn, subs) {
 		s := subs[i]
@@ -259,7 +316,7 @@ func (d *dispatcher) offer(conn net.Conn, tried map[int]bool) bool {
 }
 
 // order returns the indexes of subs in the order to try them.
-func (d *dispatcher) order(conn net.Conn, subs []subscriber) []int {
+func (d *dispatcher) order(conn acceptedConn, subs []subscriber) []int {
 	n := len(subs)
 	order := make([]int, n)
 	if n == 0 {
@@ -276,8 +333,8 @@ func (d *dispatcher) order(conn net.Conn, subs []subscriber) []int {
 	// the worker with the highest score, so removing a worker moves only
 	// its own clients, and adding one takes about 1/n of them.
 	ip := ""
-	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
-		ip = a.IP.String()
+	if conn.ip.IsValid() {
+		ip = conn.ip.String()
 	}
 	scores := make([]uint64, n)
 	for i, s := range subs {
@@ -294,19 +351,7 @@ func (d *dispatcher) order(conn net.Conn, subs []subscriber) []int {
 
 // handTo sends conn to subscriber s as a newconn; it reports whether the
 // message was queued. The connection stays open until the worker answers.
-func (d *dispatcher) handTo(s subscriber, conn net.Conn) bool {
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var fd int
-	if raw.Control(func(f uintptr) { fd = int(f) }) != nil {
-		return false
-	}
+func (d *dispatcher) handTo(s subscriber, conn acceptedConn) bool {
 	seq := s.c.nextSeq()
 	s.c.mu.Lock()
 	if s.c.pending == nil {
@@ -318,8 +363,12 @@ func (d *dispatcher) handTo(s subscriber, conn net.Conn) bool {
 	line = append(line, s.prefix...)
 	line = strconv.AppendInt(line, int64(seq), 10)
 	line = append(line, "}}\n"...)
-	if err := s.c.ch.SendLine(line, fd, nil); err != nil {
-		s.c.takePending(seq)
+	if err := s.c.ch.SendLineNow(line, conn.fd); err != nil {
+		// Unless the worker's answer already took it (it cannot have: it
+		// never got the line), the connection is still ours to offer.
+		if _, ok := s.c.takePending(seq); !ok {
+			return true
+		}
 		return false
 	}
 	s.c.handedOut.Add(1)
