@@ -459,24 +459,34 @@ func cmdDiff(args []string, stdout, stderr io.Writer) int {
 	return exitDiffChanges
 }
 
-func cmdSend(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("send", "send APP[/WORKER] JSON", stderr)
-	sock := clientFlags(fs)
+// targetArgs parses the flags and the two arguments of a command of the
+// form NAME APP[/WORKER] WHAT; code is -1 to go on.
+func targetArgs(name, what string, args []string, stderr io.Writer) (sock *string, app string, id int, arg string, code int) {
+	fs := newFlagSet(name, name+" APP[/WORKER] "+what, stderr)
+	sock = clientFlags(fs)
 	if code := parse(fs, args); code >= 0 {
-		return code
+		return nil, "", 0, "", code
 	}
 	if fs.NArg() != 2 {
-		fmt.Fprintln(stderr, "paddock send: want APP[/WORKER] JSON")
-		return exitUsage
+		fmt.Fprintf(stderr, "paddock %s: want APP[/WORKER] %s\n", name, what)
+		return nil, "", 0, "", exitUsage
 	}
 	app, id, err := splitTarget(fs.Arg(0))
 	if err != nil {
-		fmt.Fprintln(stderr, "paddock send:", err)
-		return exitUsage
+		fmt.Fprintf(stderr, "paddock %s: %v\n", name, err)
+		return nil, "", 0, "", exitUsage
 	}
-	msg := json.RawMessage(fs.Arg(1))
+	return sock, app, id, fs.Arg(1), -1
+}
+
+func cmdSend(args []string, stdout, stderr io.Writer) int {
+	sock, app, id, arg, code := targetArgs("send", "JSON", args, stderr)
+	if code >= 0 {
+		return code
+	}
+	msg := json.RawMessage(arg)
 	if !json.Valid(msg) {
-		fmt.Fprintf(stderr, "paddock send: the message is not valid JSON: %s (quote strings: '\"hello\"')\n", fs.Arg(1))
+		fmt.Fprintf(stderr, "paddock send: the message is not valid JSON: %s (quote strings: '\"hello\"')\n", arg)
 		return exitUsage
 	}
 	ctx, cancel := clientContext()
@@ -491,21 +501,11 @@ func cmdSend(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdSignal(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("signal", "signal APP[/WORKER] SIGNAL", stderr)
-	sock := clientFlags(fs)
-	if code := parse(fs, args); code >= 0 {
+	sock, app, id, sigName, code := targetArgs("signal", "SIGNAL", args, stderr)
+	if code >= 0 {
 		return code
 	}
-	if fs.NArg() != 2 {
-		fmt.Fprintln(stderr, "paddock signal: want APP[/WORKER] SIGNAL")
-		return exitUsage
-	}
-	app, id, err := splitTarget(fs.Arg(0))
-	if err != nil {
-		fmt.Fprintln(stderr, "paddock signal:", err)
-		return exitUsage
-	}
-	if _, err := control.ParseSignal(fs.Arg(1)); err != nil {
+	if _, err := control.ParseSignal(sigName); err != nil {
 		fmt.Fprintln(stderr, "paddock signal:", err)
 		return exitUsage
 	}
@@ -513,7 +513,7 @@ func cmdSignal(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	var resp control.SignalResponse
 	if err := control.NewClient(control.SocketPath(*sock)).Do(ctx, http.MethodPost, appPath(app)+"/signal",
-		control.SignalRequest{Worker: id, Signal: fs.Arg(1)}, &resp); err != nil {
+		control.SignalRequest{Worker: id, Signal: sigName}, &resp); err != nil {
 		return report(stderr, err)
 	}
 	ids := make([]string, len(resp.Workers))
