@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 )
 
@@ -25,11 +26,43 @@ func NewClient(path string) *Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
+			conn, err := d.DialContext(ctx, "unix", path)
+			if err != nil {
+				return nil, err
+			}
+			if err := checkServer(conn.(*net.UnixConn)); err != nil {
+				conn.Close()
+				return nil, err
+			}
+			return conn, nil
 		},
 		DisableCompression: true,
 	}
 	return &Client{Path: path, http: &http.Client{Transport: tr}}
+}
+
+// ErrUntrustedServer is returned when the process serving the socket runs
+// as another user than the client's own or root.
+var ErrUntrustedServer = errors.New("the control socket is served by another user")
+
+// checkServer makes a client that is not root talk only to a supervisor
+// running as itself or as root: in a shared directory (the default
+// /tmp/paddock-<uid>.sock), another user could have bound the name first
+// and would otherwise be trusted with the client's requests and believed
+// in its answers. root may talk to any user's supervisor.
+func checkServer(conn *net.UnixConn) error {
+	uid := uint32(os.Getuid())
+	if uid == 0 {
+		return nil
+	}
+	cred, err := PeerCred(conn)
+	if err != nil {
+		return fmt.Errorf("control socket: reading the server's credentials: %w", err)
+	}
+	if cred.Uid != uid && cred.Uid != 0 {
+		return fmt.Errorf("%w: uid %d (pid %d) serves it, you are uid %d; refusing to talk to it", ErrUntrustedServer, cred.Uid, cred.Pid, uid)
+	}
+	return nil
 }
 
 // NotRunningError says no supervisor answers on the socket.
@@ -87,6 +120,9 @@ func (c *Client) request(ctx context.Context, method, path string, body any) (*h
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
 			return nil, &NotRunningError{Path: c.Path, Err: op.Err}
+		}
+		if errors.Is(err, ErrUntrustedServer) {
+			return nil, fmt.Errorf("%s: %w", c.Path, errors.Unwrap(err))
 		}
 		if ctx.Err() == nil {
 			return nil, fmt.Errorf("the supervisor on %s closed the connection without answering "+

@@ -122,6 +122,11 @@ func removeStale(path string, logger *slog.Logger) error {
 	if fi.Mode()&os.ModeSocket == 0 {
 		return fmt.Errorf("control socket %s: the path exists and is not a socket; not replacing it", path)
 	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != uint32(os.Getuid()) && st.Uid != 0 {
+		// In a shared directory such as /tmp, someone else may hold the
+		// name: never talk to it, never take it over.
+		return fmt.Errorf("control socket %s belongs to uid %d, not to this user or root; give this supervisor another --socket", path, st.Uid)
+	}
 	conn, err := net.DialTimeout("unix", path, 2*time.Second)
 	if err == nil {
 		conn.Close()
@@ -155,7 +160,7 @@ func (l *credListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		cred, err := peerCred(conn)
+		cred, err := PeerCred(conn)
 		if err != nil {
 			l.logger.Warn("control connection refused: its credentials cannot be read", "err", err)
 			conn.Close()
@@ -181,7 +186,9 @@ func (l *credListener) Close() error {
 	return err
 }
 
-func peerCred(conn *net.UnixConn) (*unix.Ucred, error) {
+// PeerCred returns the credentials of the process at the other end of a
+// Unix socket connection, as the kernel recorded them when it was made.
+func PeerCred(conn *net.UnixConn) (*unix.Ucred, error) {
 	raw, err := conn.SyscallConn()
 	if err != nil {
 		return nil, err

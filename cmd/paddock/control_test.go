@@ -795,3 +795,56 @@ func TestCompletionScripts(t *testing.T) {
 		t.Errorf("completion tcsh: exit %d, want 2", code)
 	}
 }
+
+// TestSocketOfAnotherUser: a socket served by another user is neither
+// trusted by a client that is not root nor taken over by a supervisor.
+func TestSocketOfAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run processes as other users")
+	}
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), filepath.Dir(paddockBin)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(dir, 0o777); err != nil { // like /tmp, minus the sticky bit
+		t.Fatal(err)
+	}
+	manifest := filepath.Join(dir, "paddock.yaml")
+	os.WriteFile(manifest, []byte(fmt.Sprintf(sleepers, 1)), 0o644)
+	sock := filepath.Join(dir, "control.sock")
+
+	// A supervisor run by nobody.
+	cmd := exec.Command(paddockBin, "run", "--log-format", "json", "--socket", sock, manifest)
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	startPaddockCmd(t, cmd)
+	waitFor(t, "nobody's supervisor", func() bool {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	// root may talk to it (and is served: root is always let in).
+	if n := len(waitWorkers(t, sock, "web", 1)); n != 1 {
+		t.Fatalf("%d workers", n)
+	}
+	// A client of uid 1000 refuses to talk to it, even when the mode lets
+	// it connect.
+	os.Chmod(sock, 0o666)
+	client := exec.Command(paddockBin, "status", "--socket", sock)
+	client.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 1000, Gid: 1000}}
+	out, err := client.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "uid 65534") ||
+		!strings.Contains(string(out), "refusing to talk to it") {
+		t.Errorf("status as uid 1000 against nobody's supervisor: %v\n%s", err, out)
+	}
+	// A supervisor of root's does not take the name over.
+	second, err := exec.Command(paddockBin, "run", "--socket", sock, manifest).CombinedOutput()
+	if err == nil || !strings.Contains(string(second), "belongs to uid 65534") {
+		t.Errorf("root's supervisor on nobody's socket: %v\n%s", err, second)
+	}
+}
