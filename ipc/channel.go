@@ -86,6 +86,10 @@ type Channel struct {
 	// once only when that keeps the order.
 	wmu       sync.Mutex
 	unwritten atomic.Int64
+	// partial is the rest of a line SendLineNow could only start (under
+	// wmu); kick wakes the writing goroutine for it.
+	partial   []byte
+	kick      chan struct{}
 	handles   chan struct{} // a token per descriptor sent and not acknowledged
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -113,6 +117,7 @@ func Pair(id int) (*Channel, *os.File, error) {
 		conn:    c.(*net.UnixConn),
 		queue:   make(chan outgoing, QueueLen),
 		handles: make(chan struct{}, HandlesInFlight),
+		kick:    make(chan struct{}, 1),
 		closed:  make(chan struct{}),
 	}, child, nil
 }
@@ -148,32 +153,72 @@ func (c *Channel) SendLine(line []byte, fd int, done func(error)) error {
 // SendLineNow is SendLine for the hottest path (a connection handed to a
 // worker): when nothing is queued before it and a descriptor may be in
 // flight, it writes line in the calling goroutine, sparing a wake-up of
-// the writing goroutine; otherwise it queues line as SendLine does. The
-// caller keeps fd open until the worker acknowledges it.
+// the writing goroutine; otherwise it queues line as SendLine does. It
+// never blocks: the write does not wait for room in the socket (a worker
+// that does not read its channel must not stall the caller), and the part
+// of a line the socket could not take is left to the writing goroutine,
+// ahead of everything else. The caller keeps fd open until the worker
+// acknowledges it.
 func (c *Channel) SendLineNow(line []byte, fd int) error {
 	if c.unwritten.Load() == 0 && c.wmu.TryLock() {
 		if c.unwritten.Load() == 0 {
 			select {
 			case c.handles <- struct{}{}:
-				select {
-				case <-c.closed:
+				sent, err := c.writeNow(line, fd)
+				switch {
+				case err != nil:
 					c.wmu.Unlock()
 					<-c.handles
-					return ErrClosed
-				default:
-				}
-				err := c.write(outgoing{line: line, fd: fd})
-				c.wmu.Unlock()
-				if err != nil {
 					c.fail(fmt.Errorf("ipc write: %w", err))
+					return err
+				case sent == len(line):
+					c.wmu.Unlock()
+					return nil
+				case sent > 0:
+					// The descriptor and the start of the line are in:
+					// the rest goes first, from the writing goroutine.
+					c.partial = line[sent:]
+					c.unwritten.Add(1)
+					c.wmu.Unlock()
+					select {
+					case c.kick <- struct{}{}:
+					default:
+					}
+					return nil
 				}
-				return err
-			default: // as many descriptors in flight as allowed: queue it
+				<-c.handles // nothing written: the socket is full
+			default: // as many descriptors in flight as allowed
 			}
 		}
 		c.wmu.Unlock()
 	}
 	return c.SendLine(line, fd, nil)
+}
+
+// writeNow writes as much of line as the socket takes without waiting,
+// fd riding on its first byte; it returns how many bytes went.
+func (c *Channel) writeNow(line []byte, fd int) (int, error) {
+	raw, err := c.conn.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var werr error
+	err = raw.Write(func(s uintptr) bool {
+		for {
+			n, werr = unix.SendmsgN(int(s), line, unix.UnixRights(fd), nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+			if werr != unix.EINTR {
+				return true
+			}
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	if werr == unix.EAGAIN {
+		return 0, nil
+	}
+	return n, werr
 }
 
 // SendRaw queues one JSON value as it is (a user message).
@@ -259,6 +304,11 @@ func (c *Channel) writeLoop() {
 		select {
 		case <-c.closed:
 			return
+		case <-c.kick:
+			if err := c.flushPartial(); err != nil {
+				return
+			}
+			continue
 		case o = <-c.queue:
 		}
 		if o.fd >= 0 {
@@ -270,6 +320,12 @@ func (c *Channel) writeLoop() {
 				}
 				return
 			}
+		}
+		if err := c.flushPartial(); err != nil {
+			if o.done != nil {
+				o.done(err)
+			}
+			return
 		}
 		c.wmu.Lock()
 		err := c.write(o)
@@ -283,6 +339,22 @@ func (c *Channel) writeLoop() {
 			return
 		}
 	}
+}
+
+// flushPartial writes the rest of a line SendLineNow started, if any.
+func (c *Channel) flushPartial() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.partial == nil {
+		return nil
+	}
+	_, err := c.conn.Write(c.partial)
+	c.partial = nil
+	c.unwritten.Add(-1)
+	if err != nil {
+		c.fail(fmt.Errorf("ipc write: %w", err))
+	}
+	return err
 }
 
 // write sends one line, the descriptor (if any) with its first bytes.

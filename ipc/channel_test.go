@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -210,4 +211,100 @@ func FuzzChannel(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSendLineNowNeverBlocks fills the channel of a worker that does not
+// read: SendLineNow must return at once every time (a line the socket takes
+// only in part is finished by the writing goroutine, the others are
+// queued), and once the worker reads, every line arrives whole, in order,
+// each with its descriptor.
+func TestSendLineNowNeverBlocks(t *testing.T) {
+	c, child, err := Pair(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer child.Close()
+	running(t, c)
+	const n = 6
+	pad := strings.Repeat("x", 150<<10) // larger than half the socket's buffer: partial writes
+	var want []string
+	for i := range n {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		line := `{"cmd":"NODE_HANDLE","type":"net.Native","msg":{"i":` + strconv.Itoa(i) + `,"pad":"` + pad + `"}}` + "\n"
+		want = append(want, strconv.Itoa(i))
+		done := make(chan error, 1)
+		go func() { done <- c.SendLineNow([]byte(line), int(w.Fd())) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("SendLineNow %d: %v", i, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("SendLineNow %d blocked on a worker that does not read", i)
+		}
+		defer r.Close()
+		defer w.Close()
+	}
+	// Now read as a worker would, acknowledging each descriptor.
+	conn, err := unixConn(child)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var buf []byte
+	chunk := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(4*8))
+	fds := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for len(got) < n && time.Now().Before(deadline) {
+		conn.SetReadDeadline(deadline)
+		k, oobn, _, _, err := conn.ReadMsgUnix(chunk, oob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if oobn > 0 {
+			msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+			for _, m := range msgs {
+				rights, _ := unix.ParseUnixRights(&m)
+				for _, fd := range rights {
+					unix.Close(fd)
+					fds++
+					conn.Write([]byte(`{"cmd":"NODE_HANDLE_ACK"}` + "\n"))
+				}
+			}
+		}
+		buf = append(buf, chunk[:k]...)
+		for {
+			i := bytes.IndexByte(buf, '\n')
+			if i < 0 {
+				break
+			}
+			var m struct {
+				Msg struct {
+					I   int    `json:"i"`
+					Pad string `json:"pad"`
+				} `json:"msg"`
+			}
+			if err := json.Unmarshal(buf[:i], &m); err != nil || m.Msg.Pad != pad {
+				t.Fatalf("line %d arrived broken: %v", len(got), err)
+			}
+			got = append(got, strconv.Itoa(m.Msg.I))
+			buf = buf[i+1:]
+		}
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") || fds != n {
+		t.Errorf("got lines %v with %d descriptors, want %v with %d", got, fds, want, n)
+	}
+}
+
+// unixConn wraps the child's end of a pair for the test's own reading.
+func unixConn(f *os.File) (*net.UnixConn, error) {
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.UnixConn), nil
 }

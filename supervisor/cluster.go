@@ -363,7 +363,11 @@ func (d *dispatcher) handTo(s subscriber, conn acceptedConn) bool {
 	line = append(line, s.prefix...)
 	line = strconv.AppendInt(line, int64(seq), 10)
 	line = append(line, "}}\n"...)
+	// Counted before it is sent: the worker may answer, and its client see
+	// the response, before SendLineNow returns.
+	s.c.handedOut.Add(1)
 	if err := s.c.ch.SendLineNow(line, conn.fd); err != nil {
+		s.c.handedOut.Add(-1)
 		// Unless the worker's answer already took it (it cannot have: it
 		// never got the line), the connection is still ours to offer.
 		if _, ok := s.c.takePending(seq); !ok {
@@ -371,7 +375,6 @@ func (d *dispatcher) handTo(s subscriber, conn acceptedConn) bool {
 		}
 		return false
 	}
-	s.c.handedOut.Add(1)
 	return true
 }
 
