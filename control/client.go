@@ -212,3 +212,18 @@ func (c *Client) Logs(ctx context.Context, app string, worker, lines int, follow
 	sc.Buffer(make([]byte, 64<<10), 8<<20)
 	return readLines(sc, f)
 }
+
+// readLines calls f with each line of a JSON-lines stream until it ends,
+// f returns false, or a line is not valid JSON.
+func readLines[T any](sc *bufio.Scanner, f func(T) bool) error {
+	for sc.Scan() {
+		var v T
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			return fmt.Errorf("bad line from the supervisor: %w", err)
+		}
+		if !f(v) {
+			return nil
+		}
+	}
+	return sc.Err()
+}

@@ -1,7 +1,6 @@
 package control
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -450,19 +449,4 @@ func ParseSignal(s string) (syscall.Signal, error) {
 		return sig, nil
 	}
 	return 0, fmt.Errorf("unknown signal %q", s)
-}
-
-// readLines calls f with each line of a JSON-lines stream until it ends,
-// f returns false, or a line is not valid JSON.
-func readLines[T any](sc *bufio.Scanner, f func(T) bool) error {
-	for sc.Scan() {
-		var v T
-		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
-			return fmt.Errorf("bad line from the supervisor: %w", err)
-		}
-		if !f(v) {
-			return nil
-		}
-	}
-	return sc.Err()
 }
