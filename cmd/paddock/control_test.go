@@ -493,7 +493,7 @@ apps:
 	waitFor(t, "2 ready workers", func() bool { return appOf(t, statusOf(t, sock), "web").Ready == 2 })
 	old := waitWorkers(t, sock, "web", 2)
 
-	out, errOut, code := cli(t, sock, "restart", "--wait", "web")
+	out, errOut, code := cli(t, sock, "restart", "web", "--wait")
 	if code != 0 || !strings.Contains(out, "rolling restart of 2 workers") || !strings.Contains(out, "web: complete") {
 		t.Fatalf("restart --wait: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -573,7 +573,8 @@ apps:
 	}
 
 	// logs -f sees what comes next.
-	follow := exec.Command(paddockBin, "logs", "-f", "--lines", "0", "--socket", sock, "web")
+	// Flags after the argument, as operators type them.
+	follow := exec.Command(paddockBin, "logs", "web", "-f", "--lines", "0", "--socket", sock)
 	fout, _ := follow.StdoutPipe()
 	if err := follow.Start(); err != nil {
 		t.Fatal(err)

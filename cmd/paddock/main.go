@@ -164,14 +164,30 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 }
 
 // parse parses args; it returns the exit code to return at once, or -1 to
-// go on.
+// go on. Flags may come after the arguments too (`paddock logs web -f`), as
+// operators type them; everything after "--" is an argument. fs.Args()
+// holds the arguments afterwards.
 func parse(fs *flag.FlagSet, args []string) int {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
+	var positional []string
+	rest := args
+	for {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return exitOK
+			}
+			return exitUsage
 		}
-		return exitUsage
+		consumed := len(rest) - fs.NArg()
+		afterDashes := consumed > 0 && rest[consumed-1] == "--"
+		rest = fs.Args()
+		if len(rest) == 0 || afterDashes {
+			positional = append(positional, rest...)
+			break
+		}
+		positional = append(positional, rest[0])
+		rest = rest[1:]
 	}
+	_ = fs.Parse(append([]string{"--"}, positional...)) // fs.Args() = positional
 	return -1
 }
 
