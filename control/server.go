@@ -346,7 +346,7 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errors.New(`request body: "instances" is required`))
 		return
 	}
-	from, err := s.Supervisor.Scale(r.Context(), app, *req.Instances)
+	info, err := s.Supervisor.Scale(r.Context(), app, *req.Instances)
 	if err != nil {
 		code := errorCode(err)
 		if code == http.StatusConflict {
@@ -355,15 +355,8 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request) {
 		writeError(w, code, err)
 		return
 	}
-	resp := ScaleResponse{App: app, From: from, Instances: *req.Instances}
-	if st, err := s.Supervisor.Status(r.Context()); err == nil {
-		for _, a := range st.Apps {
-			if a.Name == app {
-				resp.ManifestInstances, resp.Override = a.ManifestInstances, a.Override
-			}
-		}
-	}
-	writeJSON(w, http.StatusOK, resp)
+	writeJSON(w, http.StatusOK, ScaleResponse{App: app, From: info.From, Instances: info.Instances,
+		ManifestInstances: info.ManifestInstances, Override: info.Override})
 }
 
 func (s *Server) restart(w http.ResponseWriter, r *http.Request) {
@@ -387,29 +380,12 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errors.New(`request body: "message" is required`))
 		return
 	}
-	if !s.knownApp(r.Context(), app) {
-		writeError(w, http.StatusNotFound, fmt.Errorf("%s: %w", app, supervisor.ErrUnknownApp))
-		return
-	}
 	n, err := s.Supervisor.Send(r.Context(), app, req.Worker, req.Message)
 	if err != nil && n == 0 {
 		writeError(w, errorCode(err), err)
 		return
 	}
 	writeJSON(w, http.StatusOK, SendResponse{Delivered: n})
-}
-
-func (s *Server) knownApp(ctx context.Context, app string) bool {
-	st, err := s.Supervisor.Status(ctx)
-	if err != nil {
-		return true // let the real call report it
-	}
-	for _, a := range st.Apps {
-		if a.Name == app {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *Server) signal(w http.ResponseWriter, r *http.Request) {

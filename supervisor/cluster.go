@@ -725,6 +725,10 @@ func (s *Supervisor) Send(ctx context.Context, app string, id int, msg json.RawM
 	n := 0
 	var sendErr error
 	err := s.do(ctx, func() {
+		if s.appLocked(app) == nil && !s.hasWorkersLocked(app) {
+			sendErr = fmt.Errorf("%s: %w", app, ErrUnknownApp)
+			return
+		}
 		for _, w := range s.workers {
 			if w.App != app || (id != 0 && w.ID != id) || w.cl == nil || w.pid == 0 {
 				continue

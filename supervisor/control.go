@@ -206,13 +206,22 @@ func (s *Supervisor) Diff(ctx context.Context, next *manifest.Set) ([]manifest.C
 	return out, err
 }
 
+// ScaleInfo is what Scale did.
+type ScaleInfo struct {
+	// From is the desired count before, Instances after;
+	// ManifestInstances what the manifest says; Override whether
+	// Instances overrides it.
+	From, Instances, ManifestInstances int
+	Override                           bool
+}
+
 // Scale sets app's worker count to n until the manifest's own `instances`
-// for the app changes (or the app is removed). It returns the count before.
-func (s *Supervisor) Scale(ctx context.Context, app string, n int) (int, error) {
+// for the app changes (or the app is removed).
+func (s *Supervisor) Scale(ctx context.Context, app string, n int) (ScaleInfo, error) {
 	if n < 0 || n > manifest.MaxInstances {
-		return 0, fmt.Errorf("instances must be from 0 to %d, got %d", manifest.MaxInstances, n)
+		return ScaleInfo{}, fmt.Errorf("instances must be from 0 to %d, got %d", manifest.MaxInstances, n)
 	}
-	var from int
+	info := ScaleInfo{Instances: n}
 	var scaleErr error
 	err := s.do(ctx, func() {
 		a := s.appLocked(app)
@@ -220,23 +229,24 @@ func (s *Supervisor) Scale(ctx context.Context, app string, n int) (int, error) 
 			scaleErr = fmt.Errorf("%s: %w", app, ErrUnknownApp)
 			return
 		}
-		from = s.specs[app].Instances
-		if n == a.Instances {
-			delete(s.scale, app) // back to what the manifest says
-		} else {
+		info.From, info.ManifestInstances = s.specs[app].Instances, a.Instances
+		info.Override = n != a.Instances
+		if info.Override {
 			s.scale[app] = scaleOverride{instances: n, manifestInstances: a.Instances}
+		} else {
+			delete(s.scale, app) // back to what the manifest says
 		}
 		s.specs[app] = s.specLocked(a)
-		detail := fmt.Sprintf("%d→%d", from, n)
-		if _, ok := s.scale[app]; ok {
+		detail := fmt.Sprintf("%d→%d", info.From, n)
+		if info.Override {
 			detail += fmt.Sprintf(" (runtime override of instances: %d, until the manifest's instances change)", a.Instances)
 		}
 		s.emit(Event{Type: EventScale, App: app, Generation: s.specs[app].Generation, Detail: detail})
 	})
 	if err != nil {
-		return 0, err
+		return ScaleInfo{}, err
 	}
-	return from, scaleErr
+	return info, scaleErr
 }
 
 // RestartInfo is what Restart started.
@@ -288,16 +298,17 @@ func (s *Supervisor) Signal(ctx context.Context, app string, id int, sig syscall
 			sigErr = fmt.Errorf("%s: %w", app, ErrUnknownApp)
 			return
 		}
-		for _, w := range s.workersLocked() {
-			if w.App != app || (id != 0 && w.ID != id) || w.PID == 0 {
+		for _, w := range s.workers {
+			if w.App != app || (id != 0 && w.ID != id) || w.pid == 0 {
 				continue
 			}
-			if err := s.workers[w.ID].proc.Signal(sig); err != nil {
+			if err := w.proc.Signal(sig); err != nil {
 				sigErr = errors.Join(sigErr, fmt.Errorf("%s/%d: %w", app, w.ID, err))
 				continue
 			}
 			ids = append(ids, w.ID)
 		}
+		sort.Ints(ids)
 		if len(ids) == 0 && sigErr == nil {
 			if id != 0 {
 				sigErr = fmt.Errorf("%s/%d: no such live worker", app, id)
