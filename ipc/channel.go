@@ -22,6 +22,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -80,6 +81,7 @@ type Channel struct {
 	// there and not delivered. It must not block.
 	Intercept func(Message) bool
 	conn      *net.UnixConn
+	raw       syscall.RawConn // conn's, for SendLineNow's non-blocking writes
 	queue     chan outgoing
 	// wmu is held while a message is written; unwritten counts the
 	// messages queued and not yet written, so that SendLineNow writes at
@@ -108,13 +110,21 @@ func Pair(id int) (*Channel, *os.File, error) {
 	child := os.NewFile(uintptr(fds[1]), "ipc-child")
 	c, err := net.FileConn(parent)
 	parent.Close()
+	var raw syscall.RawConn
+	if err == nil {
+		raw, err = c.(*net.UnixConn).SyscallConn()
+	}
 	if err != nil {
+		if c != nil {
+			c.Close()
+		}
 		child.Close()
 		return nil, nil, fmt.Errorf("ipc: %w", err)
 	}
 	return &Channel{
 		id:      id,
 		conn:    c.(*net.UnixConn),
+		raw:     raw,
 		queue:   make(chan outgoing, QueueLen),
 		handles: make(chan struct{}, HandlesInFlight),
 		kick:    make(chan struct{}, 1),
@@ -198,13 +208,9 @@ func (c *Channel) SendLineNow(line []byte, fd int) error {
 // writeNow writes as much of line as the socket takes without waiting,
 // fd riding on its first byte; it returns how many bytes went.
 func (c *Channel) writeNow(line []byte, fd int) (int, error) {
-	raw, err := c.conn.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
 	var n int
 	var werr error
-	err = raw.Write(func(s uintptr) bool {
+	err := c.raw.Write(func(s uintptr) bool {
 		for {
 			n, werr = unix.SendmsgN(int(s), line, unix.UnixRights(fd), nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
 			if werr != unix.EINTR {
