@@ -33,9 +33,14 @@ func clientFlags(fs *flag.FlagSet) *string {
 }
 
 // clientContext is cancelled by SIGINT and SIGTERM, so that following
-// commands end cleanly.
-func clientContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+// commands end cleanly, and after timeout when it is not 0.
+func clientContext(timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if timeout <= 0 {
+		return ctx, stop
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	return ctx, func() { cancel(); stop() }
 }
 
 // report prints err for a client command and returns its exit code:
@@ -81,7 +86,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "paddock status: no arguments expected")
 		return exitUsage
 	}
-	ctx, cancel := clientContext()
+	ctx, cancel := clientContext(0)
 	defer cancel()
 	c := control.NewClient(control.SocketPath(*sock))
 	if *asJSON {
@@ -172,7 +177,7 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
-	ctx, cancel := clientContext()
+	ctx, cancel := clientContext(0)
 	defer cancel()
 	c := control.NewClient(control.SocketPath(*sock))
 	enc := json.NewEncoder(stdout)
@@ -248,7 +253,7 @@ func cmdScale(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "paddock scale: N must be a worker count >= 0, got %q\n", fs.Arg(1))
 		return exitUsage
 	}
-	ctx, cancel := clientContext()
+	ctx, cancel := clientContext(0)
 	defer cancel()
 	var resp control.ScaleResponse
 	if err := control.NewClient(control.SocketPath(*sock)).Do(ctx, http.MethodPost, appPath(app)+"/scale",
@@ -278,12 +283,8 @@ func cmdRestart(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	app := fs.Arg(0)
-	ctx, cancel := clientContext()
+	ctx, cancel := clientContext(*timeout)
 	defer cancel()
-	if *timeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, *timeout)
-		defer cancel()
-	}
 	c := control.NewClient(control.SocketPath(*sock))
 	restart := func() (control.RestartResponse, error) {
 		var resp control.RestartResponse
@@ -361,7 +362,7 @@ func cmdReload(args []string, stdout, stderr io.Writer) int {
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
-	ctx, cancel := clientContext()
+	ctx, cancel := clientContext(0)
 	defer cancel()
 	var resp control.ChangesResponse
 	if err := control.NewClient(control.SocketPath(*sock)).Do(ctx, http.MethodPost, "/v1/reload", nil, &resp); err != nil {
@@ -434,7 +435,7 @@ func cmdDiff(args []string, stdout, stderr io.Writer) int {
 		}
 		req.Paths = append(req.Paths, abs)
 	}
-	ctx, cancel := clientContext()
+	ctx, cancel := clientContext(0)
 	defer cancel()
 	var resp control.ChangesResponse
 	if err := control.NewClient(control.SocketPath(*sock)).Do(ctx, http.MethodPost, "/v1/diff", req, &resp); err != nil {
@@ -489,7 +490,7 @@ func cmdSend(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "paddock send: the message is not valid JSON: %s (quote strings: '\"hello\"')\n", arg)
 		return exitUsage
 	}
-	ctx, cancel := clientContext()
+	ctx, cancel := clientContext(0)
 	defer cancel()
 	var resp control.SendResponse
 	if err := control.NewClient(control.SocketPath(*sock)).Do(ctx, http.MethodPost, appPath(app)+"/send",
@@ -509,7 +510,7 @@ func cmdSignal(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "paddock signal:", err)
 		return exitUsage
 	}
-	ctx, cancel := clientContext()
+	ctx, cancel := clientContext(0)
 	defer cancel()
 	var resp control.SignalResponse
 	if err := control.NewClient(control.SocketPath(*sock)).Do(ctx, http.MethodPost, appPath(app)+"/signal",
@@ -547,7 +548,7 @@ func cmdLogs(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
-	ctx, cancel := clientContext()
+	ctx, cancel := clientContext(0)
 	defer cancel()
 	enc := json.NewEncoder(stdout)
 	err := control.NewClient(control.SocketPath(*sock)).Logs(ctx, app, id, *lines, *follow, func(l control.LogLine) bool {
@@ -575,12 +576,8 @@ func cmdStop(args []string, stdout, stderr io.Writer) int {
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
-	ctx, cancel := clientContext()
+	ctx, cancel := clientContext(*timeout)
 	defer cancel()
-	if *timeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, *timeout)
-		defer cancel()
-	}
 	path := control.SocketPath(*sock)
 	if err := control.NewClient(path).Do(ctx, http.MethodPost, "/v1/stop", nil, nil); err != nil {
 		return report(stderr, err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"time"
@@ -116,7 +115,7 @@ func cmdApps(args []string, stdout, stderr io.Writer) int {
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := clientContext(2 * time.Second)
 	defer cancel()
 	st, err := control.NewClient(control.SocketPath(*sock)).Status(ctx)
 	if err != nil {
