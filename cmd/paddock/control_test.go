@@ -55,17 +55,7 @@ func cli(t *testing.T, sock string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(paddockBin, args...)
 	cmd.Env = append(os.Environ(), control.SocketEnv+"="+sock)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return stdout.String(), stderr.String(), code
+	return runCommand(t, cmd)
 }
 
 // mustCLI runs a client command that must exit 0.

@@ -46,6 +46,23 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// runCommand runs cmd to its end and returns its stdout, stderr and exit
+// code.
+func runCommand(t *testing.T, cmd *exec.Cmd) (string, string, int) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
 func writeManifest(t *testing.T, content string) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -95,30 +112,20 @@ apps:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := exec.Command(paddockBin, tt.args...)
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			err := cmd.Run()
-			code := 0
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
+			stdout, stderr, code := runCommand(t, exec.Command(paddockBin, tt.args...))
 			if code != tt.wantCode {
-				t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tt.wantCode, stdout.String(), stderr.String())
+				t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tt.wantCode, stdout, stderr)
 			}
-			if !strings.HasPrefix(stdout.String(), tt.wantStdout) || (tt.wantStdout == "" && stdout.Len() > 0 && tt.name != "help") {
-				t.Errorf("stdout %q, want %q", stdout.String(), tt.wantStdout)
+			if !strings.HasPrefix(stdout, tt.wantStdout) || (tt.wantStdout == "" && len(stdout) > 0 && tt.name != "help") {
+				t.Errorf("stdout %q, want %q", stdout, tt.wantStdout)
 			}
 			for _, want := range tt.wantStderr {
-				if !strings.Contains(stderr.String(), want) {
-					t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+				if !strings.Contains(stderr, want) {
+					t.Errorf("stderr lacks %q:\n%s", want, stderr)
 				}
 			}
-			if tt.name == "run with invalid manifest starts nothing" && strings.Contains(stderr.String(), "fork") {
-				t.Errorf("a worker was started:\n%s", stderr.String())
+			if tt.name == "run with invalid manifest starts nothing" && strings.Contains(stderr, "fork") {
+				t.Errorf("a worker was started:\n%s", stderr)
 			}
 		})
 	}
