@@ -17,6 +17,9 @@ import (
 // StatusResponse is GET /v1/status.
 type StatusResponse struct {
 	Supervisor SupervisorInfo `json:"supervisor"`
+	// LostOutput counts the lines of silent workers that could not be
+	// written to paddock's stdout and stderr (a broken pipe, a full disk).
+	LostOutput map[string]int64 `json:"lostOutput"`
 	Apps       []App          `json:"apps"`
 	Workers    []Worker       `json:"workers"`
 }
@@ -92,7 +95,11 @@ type Event struct {
 	// (time since start); a Go duration string.
 	Delay   string `json:"delay,omitempty"`
 	Attempt int    `json:"attempt,omitempty"`
-	Detail  string `json:"detail,omitempty"`
+	// Output events: paddock's "stdout" or "stderr", and (output-restored)
+	// how many lines were lost.
+	Stream string `json:"stream,omitempty"`
+	Lost   int64  `json:"lost,omitempty"`
+	Detail string `json:"detail,omitempty"`
 }
 
 // EventLost is the type of the line GET /v1/events sends in place of
@@ -102,7 +109,7 @@ const EventLost = "events-lost"
 // FromEvent converts a supervisor event.
 func FromEvent(e supervisor.Event) Event {
 	out := Event{Time: e.Time, Type: e.Type, App: e.App, Worker: e.Worker, PID: e.PID, Generation: e.Generation,
-		Signal: e.Signal, Attempt: e.Attempt, Detail: e.Detail}
+		Signal: e.Signal, Attempt: e.Attempt, Stream: e.Stream, Lost: e.Lost, Detail: e.Detail}
 	if e.Type == supervisor.EventExit {
 		code, intended := e.ExitCode, e.Intended
 		out.ExitCode, out.Intended = &code, &intended

@@ -150,12 +150,14 @@ var (
 		"1 while the app runs with a runtime instances override (paddock scale).", []string{"app"}, nil)
 	descHanded = prometheus.NewDesc("paddock_worker_connections_handed_out_total",
 		"Connections paddock accepted and handed to the worker (rr, sticky), by app and worker id.", []string{"app", "worker"}, nil)
+	descLostOutput = prometheus.NewDesc("paddock_output_lost_lines_total",
+		"Lines of silent workers that could not be written to paddock's stdout or stderr (a broken pipe, a full disk).", []string{"stream"}, nil)
 	descUp = prometheus.NewDesc("paddock_up",
 		"1 when the supervisor answered the scrape.", nil, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDesired, descRunning, descReady, descOverride, descHanded, descUp} {
+	for _, d := range []*prometheus.Desc{descDesired, descRunning, descReady, descOverride, descHanded, descLostOutput, descUp} {
 		ch <- d
 	}
 }
@@ -169,6 +171,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
+	for stream, n := range st.LostOutput {
+		ch <- prometheus.MustNewConstMetric(descLostOutput, prometheus.CounterValue, float64(n), stream)
+	}
 	for _, a := range st.Apps {
 		ch <- prometheus.MustNewConstMetric(descDesired, prometheus.GaugeValue, float64(a.Instances), a.Name)
 		ch <- prometheus.MustNewConstMetric(descRunning, prometheus.GaugeValue, float64(a.Running), a.Name)

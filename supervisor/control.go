@@ -51,6 +51,9 @@ type AppStatus struct {
 type Status struct {
 	Apps    []AppStatus // in name order
 	Workers []WorkerInfo
+	// LostOutput counts the lines of silent workers that could not be
+	// written to paddock's "stdout" and "stderr" since it started.
+	LostOutput map[string]int64
 }
 
 // Status returns the apps and workers as they are now.
@@ -61,7 +64,10 @@ func (s *Supervisor) Status(ctx context.Context) (Status, error) {
 }
 
 func (s *Supervisor) statusLocked() Status {
-	st := Status{Workers: s.workersLocked()}
+	st := Status{Workers: s.workersLocked(), LostOutput: map[string]int64{}}
+	for _, o := range []*outputStream{s.stdout, s.stderr} {
+		st.LostOutput[o.name] = o.lost.Load()
+	}
 	if s.set == nil {
 		return st
 	}

@@ -29,6 +29,13 @@ const (
 	EventReloadFailed    = "reload-failed"    // a new manifest set was invalid; the running set is kept
 	EventRolloutProgress = "rollout-progress" // a rolling update moved (Detail: "2/3 new ready, 1 old", or "complete")
 	EventRolloutStalled  = "rollout-stalled"  // a rolling update cannot progress; Detail says why
+
+	// EventOutputLost: writing silent workers' lines to paddock's stdout
+	// or stderr (Stream) fails; lines are dropped and counted from now on.
+	EventOutputLost = "output-lost"
+	// EventOutputRestored: writing to Stream works again; Lost lines were
+	// dropped meanwhile.
+	EventOutputRestored = "output-restored"
 )
 
 // Event is something that happened to a worker or to the supervisor. Events
@@ -48,6 +55,9 @@ type Event struct {
 	// killTimeout in Delay and the killSignal in Signal.
 	Delay   time.Duration
 	Attempt int
+	// Output events: paddock's "stdout" or "stderr", and the lines lost.
+	Stream string
+	Lost   int64
 	// Detail is a human-readable addition ("restart policy never", an
 	// error).
 	Detail string
@@ -83,6 +93,12 @@ func (e Event) attrs() []any {
 		a = append(a, slog.Duration("after", e.Delay))
 	case EventStopping:
 		a = append(a, slog.String("signal", e.Signal), slog.Duration("timeout", e.Delay))
+	}
+	if e.Stream != "" {
+		a = append(a, slog.String("stream", e.Stream))
+	}
+	if e.Type == EventOutputRestored {
+		a = append(a, slog.Int64("lost", e.Lost))
 	}
 	if e.Attempt != 0 {
 		a = append(a, slog.Int("attempt", e.Attempt))

@@ -88,11 +88,13 @@ type Options struct {
 // Supervisor keeps the workers of a manifest set running. Create it with
 // New, then call Run.
 type Supervisor struct {
-	opts     Options
-	stdout   io.Writer // synchronized, for prefixed lines
-	stderr   io.Writer
-	requests chan func()
-	kill     chan struct{}
+	opts Options
+	// stdout and stderr receive the prefixed lines of silent workers;
+	// outputChanged is poked when writing to one starts or stops failing.
+	stdout, stderr *outputStream
+	outputChanged  chan struct{}
+	requests       chan func()
+	kill           chan struct{}
 	// ended is closed when Run returns: requests fail from then on.
 	ended chan struct{}
 	// reloadRequests asks the reloader goroutine for a reload; watching
@@ -104,16 +106,17 @@ type Supervisor struct {
 	reloadMu sync.Mutex
 
 	// Owned by the Run goroutine.
-	set       *manifest.Set
-	specs     map[string]reconcile.AppSpec
-	workers   map[int]*worker
-	byPID     map[int]*worker
-	nextID    int
-	shutting  bool // every worker is being stopped
-	forced    bool // a worker needed SIGKILL during shutdown
-	outputs   []*procs.LinePrefixer
-	outputsWG sync.WaitGroup
-	notify    *notify.Socket
+	set      *manifest.Set
+	specs    map[string]reconcile.AppSpec
+	workers  map[int]*worker
+	byPID    map[int]*worker
+	nextID   int
+	shutting bool // every worker is being stopped
+	forced   bool // a worker needed SIGKILL during shutdown
+	copiers  outputCopiers
+	// outputReports is what was last reported of stdout and stderr.
+	outputReports map[string]outputReport
+	notify        *notify.Socket
 	// pool holds the listening sockets; appSockets the references that
 	// each app of the current set holds, in `listen:` order.
 	pool       *netshare.Pool
@@ -190,10 +193,13 @@ func New(opts Options) *Supervisor {
 	if opts.Environ == nil {
 		opts.Environ = os.Environ()
 	}
+	changed := make(chan struct{}, 1)
 	return &Supervisor{
 		opts:           opts,
-		stdout:         &procs.SyncWriter{W: opts.Stdout},
-		stderr:         &procs.SyncWriter{W: opts.Stderr},
+		stdout:         newOutputStream("stdout", opts.Stdout, changed),
+		stderr:         newOutputStream("stderr", opts.Stderr, changed),
+		outputChanged:  changed,
+		outputReports:  map[string]outputReport{},
 		requests:       make(chan func()),
 		ended:          make(chan struct{}),
 		kill:           make(chan struct{}, 1),
@@ -260,7 +266,7 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 		if s.notify != nil {
 			s.notify.Close()
 		}
-		s.drainOutputs()
+		s.copiers.drain(outputDrain)
 	}()
 	sock, err := notify.Listen(s.opts.NotifyDir)
 	if err != nil {
@@ -329,6 +335,8 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 			s.opts.Logger.Info("stopping all workers")
 		case req := <-s.requests:
 			req()
+		case <-s.outputChanged:
+			s.reportOutputLocked()
 		case <-s.kill:
 			s.killAllLocked()
 			return ErrKilled
@@ -812,8 +820,7 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 		})
 	}
 	for _, lp := range prefixers {
-		s.outputs = append(s.outputs, lp)
-		s.outputsWG.Go(lp.Run)
+		s.copiers.start(lp)
 	}
 	// A worker's own SO_REUSEPORT sockets live as long as the worker holds
 	// them: when it closes them (a graceful stop) or dies, the kernel moves
@@ -1005,26 +1012,10 @@ func (s *Supervisor) killAllLocked() {
 	}
 }
 
-// drainOutputs waits a little for silent workers' output to be copied, then
-// closes what is left.
-func (s *Supervisor) drainOutputs() {
-	done := make(chan struct{})
-	go func() { s.outputsWG.Wait(); close(done) }()
-	select {
-	case <-done:
-		return
-	case <-time.After(outputDrain):
-	}
-	for _, lp := range s.outputs {
-		lp.Close()
-	}
-	<-done
-}
-
 func (s *Supervisor) emit(e Event) {
 	e.Time = time.Now()
 	level := slog.LevelInfo
-	if e.Type == EventExit && !e.Intended {
+	if (e.Type == EventExit && !e.Intended) || e.Type == EventOutputLost {
 		level = slog.LevelWarn
 	}
 	s.opts.Logger.Log(context.Background(), level, e.Type, e.attrs()...)

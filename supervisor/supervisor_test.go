@@ -526,3 +526,38 @@ func waitFDs(t testing.TB, pid int, want []int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestOutputCopiersDoNotPileUp: each start of a silent worker copies its
+// output with two copiers; a copier is forgotten once its worker's pipes
+// close, so that a crash-looping silent worker does not grow paddock.
+func TestOutputCopiersDoNotPileUp(t *testing.T) {
+	h := start(t, `
+apps:
+  loud:
+    exec: $SELF
+    env: {PADDOCK_TEST_HELPER: "exit:1"}
+    silent: true
+    backoff: {initial: 10ms, max: 10ms}
+`)
+	for restarts := 0; restarts < 100; {
+		if e := h.waitEvent("restarts", isType(EventRestart)); e.App == "loud" {
+			restarts++
+		}
+	}
+	h.apply("apps: {}")
+	h.waitWorkers("no worker", func(ws []WorkerInfo) bool { return len(ws) == 0 })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		if err := h.sup.do(t.Context(), func() { n = h.sup.copiers.len() }); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d output copiers still held after 100 restarts and the app's removal", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

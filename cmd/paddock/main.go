@@ -244,6 +244,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
+	// A reader of our stdout or stderr that goes away (paddock run | head,
+	// a log shipper restarting) must not end supervision: with SIGPIPE
+	// delivered to a channel, a write to a broken pipe only fails (EPIPE),
+	// and the supervisor counts the lines it could not write. Notify, not
+	// Ignore: an ignored signal would stay ignored in every worker after
+	// exec, a caught one is reset to its default there.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+
 	// Descriptors inherited from our own parent never reach a worker.
 	if err := procs.CloseOnExecInherited(); err != nil {
 		logger.Warn("could not mark inherited descriptors close-on-exec", "err", err)

@@ -1,0 +1,148 @@
+package supervisor
+
+import (
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/paddock-sh/paddock/procs"
+)
+
+// This file holds where the output of silent workers goes: paddock's own
+// stdout and stderr, which may break at any time (the reader of a pipe went
+// away, a log shipper restarts, a disk is full), and the goroutines that
+// copy each worker's pipes there.
+
+// outputStream is paddock's stdout or stderr as the copiers of silent
+// workers write to it: one Write per line, serialized. A line that cannot
+// be written is lost: it is counted, and the goroutine that owns the
+// supervisor's state is poked when writing starts or stops failing, so that
+// it reports it. A broken stream never stops anything else.
+type outputStream struct {
+	name string // "stdout" or "stderr"
+	mu   sync.Mutex
+	w    io.Writer
+	// failing says the last write failed; lastErr is its error.
+	failing bool
+	lastErr error
+	// lost counts every line lost since the supervisor started.
+	lost atomic.Int64
+	// changed is poked (without blocking) when failing flips.
+	changed chan<- struct{}
+}
+
+func newOutputStream(name string, w io.Writer, changed chan<- struct{}) *outputStream {
+	return &outputStream{name: name, w: w, changed: changed}
+}
+
+// Write writes one line. It never returns an error: a line that cannot be
+// written is counted as lost instead.
+func (o *outputStream) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	_, err := o.w.Write(p)
+	flipped := (err != nil) != o.failing
+	o.failing = err != nil
+	if err != nil {
+		o.lastErr = err
+		o.lost.Add(1)
+	}
+	o.mu.Unlock()
+	if flipped {
+		select {
+		case o.changed <- struct{}{}:
+		default:
+		}
+	}
+	return len(p), nil
+}
+
+// state returns whether writes fail now, the last error and the lines lost
+// so far.
+func (o *outputStream) state() (failing bool, lastErr error, lost int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.failing, o.lastErr, o.lost.Load()
+}
+
+// outputReport is what the owner loop last reported of a stream.
+type outputReport struct {
+	failing bool
+	lost    int64 // lines lost when the episode started
+}
+
+// reportOutputLocked emits output-lost when a stream starts failing and
+// output-restored, with the count of lines lost meanwhile, when it works
+// again.
+func (s *Supervisor) reportOutputLocked() {
+	for _, o := range []*outputStream{s.stdout, s.stderr} {
+		failing, err, lost := o.state()
+		prev := s.outputReports[o.name]
+		if failing == prev.failing {
+			continue
+		}
+		if failing {
+			s.outputReports[o.name] = outputReport{failing: true, lost: lost - 1}
+			s.emit(Event{Type: EventOutputLost, Stream: o.name,
+				Detail: "writing to paddock's " + o.name + " failed (" + err.Error() + "): silent workers' lines are dropped and counted until it works again"})
+			continue
+		}
+		s.outputReports[o.name] = outputReport{}
+		s.emit(Event{Type: EventOutputRestored, Stream: o.name, Lost: lost - prev.lost,
+			Detail: "writing to paddock's " + o.name + " works again"})
+	}
+}
+
+// outputCopiers runs the goroutines that copy silent workers' output, and
+// forgets each once its pipe is closed, so that restarts do not pile them
+// up.
+type outputCopiers struct {
+	mu      sync.Mutex
+	running map[*procs.LinePrefixer]struct{}
+	wg      sync.WaitGroup
+}
+
+// start runs lp until every writer closed its pipe (or drain closes it).
+func (c *outputCopiers) start(lp *procs.LinePrefixer) {
+	c.mu.Lock()
+	if c.running == nil {
+		c.running = map[*procs.LinePrefixer]struct{}{}
+	}
+	c.running[lp] = struct{}{}
+	c.mu.Unlock()
+	c.wg.Go(func() {
+		lp.Run()
+		c.mu.Lock()
+		delete(c.running, lp)
+		c.mu.Unlock()
+	})
+}
+
+// len returns how many copiers are running.
+func (c *outputCopiers) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.running)
+}
+
+// drain waits up to timeout for the copiers to finish on their own (the
+// workers are gone; their output is still being copied), then closes the
+// pipes that are still open (a detached grandchild may hold one for ever)
+// and waits for the copiers to end.
+func (c *outputCopiers) drain(timeout time.Duration) {
+	done := make(chan struct{})
+	go func() { c.wg.Wait(); close(done) }()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+	}
+	c.mu.Lock()
+	for lp := range c.running {
+		lp.Close()
+	}
+	c.mu.Unlock()
+	<-done
+}
