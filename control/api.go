@@ -20,8 +20,8 @@ type StatusResponse struct {
 	// LostOutput counts the lines of silent workers that could not be
 	// written to paddock's stdout and stderr (a broken pipe, a full disk).
 	LostOutput map[string]int64 `json:"lostOutput"`
-	Apps       []App          `json:"apps"`
-	Workers    []Worker       `json:"workers"`
+	Apps       []App            `json:"apps"`
+	Workers    []Worker         `json:"workers"`
 }
 
 // SupervisorInfo describes the supervisor process.

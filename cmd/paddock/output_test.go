@@ -52,7 +52,7 @@ func TestBrokenOutputDoesNotStopSupervision(t *testing.T) {
 			cmd := exec.Command(args[0], args[1:]...)
 			cmd.Env = append(os.Environ(), control.SocketEnv+"="+sock)
 			cmd.Stdout = pw
-			var r *running       // paddock, its log read from stderr
+			var r *running        // paddock, its log read from stderr
 			var exited chan error // paddock, its stderr broken too
 			if tc.breakStderr {
 				cmd.Stderr = pw
