@@ -1,68 +1,41 @@
 package control
 
 import (
-	"sync"
-
+	"github.com/paddock-sh/paddock/internal/fanout"
 	"github.com/paddock-sh/paddock/supervisor"
 )
 
-// eventBuffer is how many events a follower may fall behind before events
-// are dropped for it; it then gets an events-lost line.
-const eventBuffer = 4096
+// Limits of the streams (GET /v1/events, GET /v1/logs?follow=1): each
+// allows MaxFollowers followers at once (more are answered 503), and a
+// follower may fall FollowerQueue values behind before values are dropped
+// for it and reported as lost. A follower's queue holds only what waits
+// for it, so idle followers cost next to nothing.
+const (
+	MaxFollowers  = 64
+	FollowerQueue = 1024
+)
 
 // Hub fans the supervisor's events out to the followers of GET /v1/events.
 // Publish never blocks, so it can be the supervisor's OnEvent.
 type Hub struct {
-	mu   sync.Mutex
-	subs map[*eventSub]struct{}
+	hub *fanout.Hub[supervisor.Event]
 }
 
-type eventSub struct {
-	app     string
-	c       chan supervisor.Event
-	dropped int
-}
-
-// NewHub returns an empty Hub.
-func NewHub() *Hub { return &Hub{subs: map[*eventSub]struct{}{}} }
+// NewHub returns a Hub without followers.
+func NewHub() *Hub { return &Hub{hub: fanout.New[supervisor.Event](MaxFollowers, FollowerQueue)} }
 
 // Publish hands e to every follower interested in it.
-func (h *Hub) Publish(e supervisor.Event) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for sub := range h.subs {
-		if sub.app != "" && e.App != sub.app {
-			continue
-		}
-		select {
-		case sub.c <- e:
-		default:
-			sub.dropped++
-		}
+func (h *Hub) Publish(e supervisor.Event) { h.hub.Publish(e) }
+
+// follow returns a follower of app's events (every event when app is ""),
+// or fanout.ErrTooManyFollowers.
+func (h *Hub) follow(app string) (*fanout.Follower[supervisor.Event], error) {
+	var filter func(supervisor.Event) bool
+	if app != "" {
+		filter = func(e supervisor.Event) bool { return e.App == app }
 	}
+	return h.hub.Follow(filter)
 }
 
-// subscribe returns a follower of app's events (every event when app is
-// "").
-func (h *Hub) subscribe(app string) *eventSub {
-	sub := &eventSub{app: app, c: make(chan supervisor.Event, eventBuffer)}
-	h.mu.Lock()
-	h.subs[sub] = struct{}{}
-	h.mu.Unlock()
-	return sub
-}
-
-func (h *Hub) unsubscribe(sub *eventSub) {
-	h.mu.Lock()
-	delete(h.subs, sub)
-	h.mu.Unlock()
-}
-
-// takeDropped returns and resets the count of events sub missed.
-func (h *Hub) takeDropped(sub *eventSub) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := sub.dropped
-	sub.dropped = 0
-	return n
-}
+// Followers returns how many clients follow the events.
+func (h *Hub) Followers() int { return h.hub.Len() }

@@ -178,6 +178,11 @@ func nonNil(s []string) []string {
 	return s
 }
 
+// streamWriteTimeout bounds how long writing one batch to a stream's
+// client may take: a client that stops reading is cut off then, and its
+// follower slot and queue are freed.
+const streamWriteTimeout = 30 * time.Second
+
 // streamer writes JSON lines, flushing once the pending ones are written.
 type streamer struct {
 	w   http.ResponseWriter
@@ -194,12 +199,31 @@ func newStreamer(w http.ResponseWriter) *streamer {
 	return st
 }
 
-func (st *streamer) write(v any) error { return st.enc.Encode(v) }
-func (st *streamer) flush() error      { return st.rc.Flush() }
+// batch writes every value of a batch and flushes, within
+// streamWriteTimeout.
+func (st *streamer) batch(values ...any) error {
+	_ = st.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	for _, v := range values {
+		if err := st.enc.Encode(v); err != nil {
+			return err
+		}
+	}
+	return st.rc.Flush()
+}
+
+// tooManyFollowers answers a stream request the hub has no room for.
+func tooManyFollowers(w http.ResponseWriter, what string) {
+	writeError(w, http.StatusServiceUnavailable,
+		fmt.Errorf("%d clients already follow the %s: close one and try again", MaxFollowers, what))
+}
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	sub := s.Events.subscribe(r.URL.Query().Get("app"))
-	defer s.Events.unsubscribe(sub)
+	sub, err := s.Events.follow(r.URL.Query().Get("app"))
+	if err != nil {
+		tooManyFollowers(w, "events")
+		return
+	}
+	defer sub.Leave()
 	st := newStreamer(w)
 	for {
 		select {
@@ -207,29 +231,19 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-s.Supervisor.Done():
 			return
-		case e := <-sub.c:
-			if n := s.Events.takeDropped(sub); n > 0 {
-				if st.write(Event{Time: time.Now(), Type: EventLost, Detail: fmt.Sprintf("%d events were dropped: this reader fell behind", n)}) != nil {
-					return
-				}
-			}
-			if st.write(FromEvent(e)) != nil {
-				return
-			}
-			// Write what else is pending before flushing.
-			for more := true; more; {
-				select {
-				case e := <-sub.c:
-					if st.write(FromEvent(e)) != nil {
-						return
-					}
-				default:
-					more = false
-				}
-			}
-			if st.flush() != nil {
-				return
-			}
+		case <-sub.Ready():
+		}
+		events, dropped := sub.Take()
+		out := make([]any, 0, len(events)+1)
+		if dropped > 0 {
+			out = append(out, Event{Time: time.Now(), Type: EventLost,
+				Detail: fmt.Sprintf("%d events were dropped: this reader fell %d behind", dropped, FollowerQueue)})
+		}
+		for _, e := range events {
+			out = append(out, FromEvent(e))
+		}
+		if st.batch(out...) != nil {
+			return
 		}
 	}
 }
@@ -254,18 +268,21 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	follow := q.Get("follow") == "1" || q.Get("follow") == "true"
 	var sub *logbuf.Subscription
 	if follow {
-		sub = s.Logs.Subscribe(app, worker)
+		if sub, err = s.Logs.Subscribe(app, worker); err != nil {
+			tooManyFollowers(w, "logs")
+			return
+		}
 		defer sub.Close()
 	}
 	st := newStreamer(w)
 	var last uint64
-	for _, l := range s.Logs.Tail(app, worker, n) {
+	tail := s.Logs.Tail(app, worker, n)
+	out := make([]any, 0, len(tail))
+	for _, l := range tail {
 		last = l.Seq
-		if st.write(logLine(l)) != nil {
-			return
-		}
+		out = append(out, logLine(l))
 	}
-	if st.flush() != nil || !follow {
+	if st.batch(out...) != nil || !follow {
 		return
 	}
 	for {
@@ -274,18 +291,20 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-s.Supervisor.Done():
 			return
-		case l := <-sub.Lines():
-			if l.Seq <= last { // already sent with the tail
-				continue
+		case <-sub.Ready():
+		}
+		lines, lost := sub.Take()
+		out := make([]any, 0, len(lines)+1)
+		if lost > 0 {
+			out = append(out, LogLine{Time: time.Now(), App: app, Worker: worker, Lost: lost})
+		}
+		for _, l := range lines {
+			if l.Seq > last { // else already sent with the tail
+				out = append(out, logLine(l))
 			}
-			if lost := sub.Dropped(); lost > 0 {
-				if st.write(LogLine{Time: time.Now(), App: app, Worker: worker, Lost: lost}) != nil {
-					return
-				}
-			}
-			if st.write(logLine(l)) != nil || st.flush() != nil {
-				return
-			}
+		}
+		if st.batch(out...) != nil {
+			return
 		}
 	}
 }

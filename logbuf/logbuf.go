@@ -12,6 +12,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/paddock-sh/paddock/internal/fanout"
 )
 
 // Default bounds.
@@ -19,9 +21,11 @@ const (
 	DefaultLines   = 1000
 	DefaultBytes   = 256 << 10
 	DefaultWorkers = 256
+	// MaxSubscribers is how many subscriptions may be open at once.
+	MaxSubscribers = 64
 	// SubscriberBuffer is how many lines a subscriber may fall behind
 	// before lines are dropped for it (and counted).
-	SubscriberBuffer = 4096
+	SubscriberBuffer = 1024
 )
 
 // Line is one line of a worker's output.
@@ -53,7 +57,9 @@ type Store struct {
 	mu    sync.Mutex
 	seq   uint64
 	rings map[key]*ring
-	subs  map[*Subscription]struct{}
+	// subs has the subscribers; Add publishes to it under mu, so that a
+	// line reaches subscribers in Seq order.
+	subs *fanout.Hub[Line]
 }
 
 // New returns a Store with the given bounds; zero or negative values take
@@ -69,11 +75,11 @@ func New(linesPerWorker, bytesPerWorker, workers int) *Store {
 		workers = DefaultWorkers
 	}
 	return &Store{maxLines: linesPerWorker, maxBytes: bytesPerWorker, maxWorkers: workers,
-		rings: map[key]*ring{}, subs: map[*Subscription]struct{}{}}
+		rings: map[key]*ring{}, subs: fanout.New[Line](MaxSubscribers, SubscriberBuffer)}
 }
 
 // Add stores a line written by worker of app; text is copied. It never
-// blocks: a subscriber that fell behind loses the line (see Dropped).
+// blocks: a subscriber that fell behind loses the line (see Take).
 func (s *Store) Add(app string, worker int, stream string, text []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -102,16 +108,7 @@ func (s *Store) Add(app string, worker int, stream string, text []byte) {
 		clear(r.lines[n:])
 		r.lines = r.lines[:n]
 	}
-	for sub := range s.subs {
-		if !sub.matches(app, worker) {
-			continue
-		}
-		select {
-		case sub.c <- l:
-		default:
-			sub.dropped++
-		}
-	}
+	s.subs.Publish(l)
 }
 
 // evictLocked forgets the ring written to least recently.
@@ -147,43 +144,33 @@ func (s *Store) Tail(app string, worker, n int) []Line {
 
 // Subscription receives the lines stored after Subscribe.
 type Subscription struct {
-	store   *Store
-	app     string
-	worker  int
-	c       chan Line
-	dropped int
+	f *fanout.Follower[Line]
 }
 
-func (sub *Subscription) matches(app string, worker int) bool {
-	return (sub.app == "" || sub.app == app) && (sub.worker == 0 || sub.worker == worker)
-}
+// ErrTooManySubscribers is returned by Subscribe when MaxSubscribers are
+// open.
+var ErrTooManySubscribers = fanout.ErrTooManyFollowers
 
 // Subscribe returns a subscription to the lines of app (all when "") and
-// worker (all when 0) stored from now on. Close it when done.
-func (s *Store) Subscribe(app string, worker int) *Subscription {
-	sub := &Subscription{store: s, app: app, worker: worker, c: make(chan Line, SubscriberBuffer)}
-	s.mu.Lock()
-	s.subs[sub] = struct{}{}
-	s.mu.Unlock()
-	return sub
+// worker (all when 0) stored from now on, or ErrTooManySubscribers. Close
+// it when done.
+func (s *Store) Subscribe(app string, worker int) (*Subscription, error) {
+	f, err := s.subs.Follow(func(l Line) bool {
+		return (app == "" || l.App == app) && (worker == 0 || l.Worker == worker)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Subscription{f: f}, nil
 }
 
-// Lines delivers the lines.
-func (sub *Subscription) Lines() <-chan Line { return sub.c }
+// Ready receives a value when lines may be waiting: call Take then.
+func (sub *Subscription) Ready() <-chan struct{} { return sub.f.Ready() }
 
-// Dropped returns, and resets, how many lines were lost because the
-// subscriber fell behind.
-func (sub *Subscription) Dropped() int {
-	sub.store.mu.Lock()
-	defer sub.store.mu.Unlock()
-	n := sub.dropped
-	sub.dropped = 0
-	return n
-}
+// Take returns the lines waiting, oldest first, and how many were lost
+// since the last Take because the subscriber fell SubscriberBuffer lines
+// behind.
+func (sub *Subscription) Take() (lines []Line, dropped int) { return sub.f.Take() }
 
 // Close ends the subscription.
-func (sub *Subscription) Close() {
-	sub.store.mu.Lock()
-	delete(sub.store.subs, sub)
-	sub.store.mu.Unlock()
-}
+func (sub *Subscription) Close() { sub.f.Leave() }

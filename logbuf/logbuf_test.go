@@ -64,22 +64,44 @@ func TestBounds(t *testing.T) {
 
 func TestSubscribeFiltersAndCountsDrops(t *testing.T) {
 	s := New(0, 0, 0)
-	sub := s.Subscribe("web", 2)
+	sub, err := s.Subscribe("web", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer sub.Close()
 	s.Add("web", 1, "stdout", []byte("not mine"))
 	s.Add("web", 2, "stdout", []byte("mine"))
-	if l := <-sub.Lines(); l.Text != "mine" || l.Worker != 2 {
-		t.Fatalf("got %+v", l)
+	<-sub.Ready()
+	if ls, d := sub.Take(); len(ls) != 1 || ls[0].Text != "mine" || ls[0].Worker != 2 || d != 0 {
+		t.Fatalf("got %+v, %d dropped", ls, d)
 	}
 	for range SubscriberBuffer + 5 {
 		s.Add("web", 2, "stdout", []byte("x"))
 	}
-	if d := sub.Dropped(); d != 5 {
-		t.Errorf("dropped %d, want 5", d)
+	if ls, d := sub.Take(); len(ls) != SubscriberBuffer || d != 5 {
+		t.Errorf("took %d lines, %d dropped; want %d and 5", len(ls), d, SubscriberBuffer)
 	}
-	if d := sub.Dropped(); d != 0 {
-		t.Errorf("Dropped did not reset: %d", d)
+	if ls, d := sub.Take(); len(ls) != 0 || d != 0 {
+		t.Errorf("Take did not reset: %d lines, %d dropped", len(ls), d)
 	}
 	sub.Close()
 	s.Add("web", 2, "stdout", []byte("after close")) // must not block or panic
+	// Subscriptions are capped; closing one makes room.
+	var subs []*Subscription
+	for range MaxSubscribers {
+		sub, err := s.Subscribe("", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, sub)
+	}
+	if _, err := s.Subscribe("", 0); err != ErrTooManySubscribers {
+		t.Fatalf("subscription %d: %v, want ErrTooManySubscribers", MaxSubscribers+1, err)
+	}
+	subs[0].Close()
+	if sub, err := s.Subscribe("", 0); err != nil {
+		t.Fatalf("after a close: %v", err)
+	} else {
+		sub.Close()
+	}
 }
