@@ -508,6 +508,9 @@ func (s *Supervisor) applyLocked(set *manifest.Set) ([]manifest.Change, error) {
 	for name, a := range set.Apps {
 		s.specs[name] = s.specLocked(a)
 	}
+	if w := DescriptorWarning(set); w != "" && (first || len(changes) > 0) {
+		s.opts.Logger.Warn(w)
+	}
 	switch {
 	case first:
 		s.emit(Event{Type: EventApply, Detail: fmt.Sprintf("%d apps, %d workers", len(set.Apps), set.Workers())})
@@ -908,8 +911,12 @@ func monotonicUsec() int64 {
 }
 
 func (s *Supervisor) startFailedLocked(w *worker, err error, now time.Time) {
+	detail := "start failed: " + err.Error()
+	if hint := startErrorHint(err); hint != "" {
+		detail += "; " + hint
+	}
 	s.opts.Logger.Error("start failed", "app", w.App, "worker", w.ID, "err", err)
-	s.emit(Event{Type: EventExit, App: w.App, Worker: w.ID, Generation: w.Generation, ExitCode: -1, Detail: "start failed: " + err.Error()})
+	s.emit(Event{Type: EventExit, App: w.App, Worker: w.ID, Generation: w.Generation, ExitCode: -1, Detail: detail})
 	s.afterExitLocked(w, false, 0, now)
 }
 

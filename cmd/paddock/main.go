@@ -223,6 +223,11 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if set == nil {
 		return code
 	}
+	if w := supervisor.DescriptorWarning(set); w != "" {
+		// A warning, not an error: the limit where the manifests run
+		// may differ from this one.
+		fmt.Fprintln(stderr, "warning:", w)
+	}
 	fmt.Fprintf(stdout, "ok: %d apps, %d workers\n", len(set.Apps), set.Workers())
 	return exitOK
 }
@@ -374,8 +379,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
+	openFiles, _ := supervisor.OpenFilesLimit()
 	logger.Info("paddock starting", "version", versionString(), "pid", os.Getpid(), "apps", len(set.Apps), "workers", set.Workers(),
-		"socket", socketPath)
+		"socket", socketPath, "openFilesLimit", openFiles)
 	err = sup.Run(ctx, set)
 	var fe *manifest.FieldError
 	switch {
