@@ -39,8 +39,8 @@ const maxSunPath = 107
 
 // Options configure Listen.
 type Options struct {
-	// Mode is the permission of the socket file, whatever the umask.
-	// Zero means 0600.
+	// Mode is the permission of the socket file, whatever the umask (the
+	// zero value, 0000, lets only root connect).
 	Mode os.FileMode
 	// Backlog is the listen(2) backlog; the kernel caps it at
 	// net.core.somaxconn. Zero means 4096.
@@ -86,9 +86,6 @@ type Socket struct {
 // Listen is safe for concurrent use; among concurrent calls for one path
 // at most one succeeds.
 func Listen(path string, opts Options) (*Socket, error) {
-	if opts.Mode == 0 {
-		opts.Mode = 0o600
-	}
 	if opts.Backlog == 0 {
 		opts.Backlog = 4096
 	}

@@ -95,7 +95,7 @@ func TestListenReplacesOnlyStaleSockets(t *testing.T) {
 	t.Run("stale", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "s.sock")
 		staleSocket(t, path)
-		s, err := Listen(path, Options{})
+		s, err := Listen(path, Options{Mode: 0o600})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +112,7 @@ func TestListenReplacesOnlyStaleSockets(t *testing.T) {
 		}
 		defer ln.Close()
 		ino := inode(t, path)
-		_, err = Listen(path, Options{})
+		_, err = Listen(path, Options{Mode: 0o600})
 		if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), path) {
 			t.Fatalf("Listen on a live socket: %v, want ErrInUse naming %s", err, path)
 		}
@@ -124,7 +124,7 @@ func TestListenReplacesOnlyStaleSockets(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "s.sock")
 		busyServer(t, path)
 		ino := inode(t, path)
-		_, err := Listen(path, Options{})
+		_, err := Listen(path, Options{Mode: 0o600})
 		if !errors.Is(err, ErrInUse) || !errors.Is(err, unix.EAGAIN) || !strings.Contains(err.Error(), path) {
 			t.Fatalf("Listen on a busy socket: %v, want ErrInUse (EAGAIN) naming %s", err, path)
 		}
@@ -137,7 +137,7 @@ func TestListenReplacesOnlyStaleSockets(t *testing.T) {
 		if err := os.WriteFile(path, []byte("keep me"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		_, err := Listen(path, Options{})
+		_, err := Listen(path, Options{Mode: 0o600})
 		if !errors.Is(err, ErrNotSocket) || !strings.Contains(err.Error(), path) {
 			t.Fatalf("Listen on a regular file: %v, want ErrNotSocket naming %s", err, path)
 		}
@@ -177,11 +177,11 @@ func TestListenLongPath(t *testing.T) {
 	if err := Probe(path); err != nil {
 		t.Fatalf("probing the live socket: %v", err)
 	}
-	if _, err := Listen(path, Options{}); !errors.Is(err, ErrInUse) {
+	if _, err := Listen(path, Options{Mode: 0o600}); !errors.Is(err, ErrInUse) {
 		t.Fatalf("second Listen: %v, want ErrInUse", err)
 	}
 	s.File.Close()
-	s2, err := Listen(path, Options{})
+	s2, err := Listen(path, Options{Mode: 0o600})
 	if err != nil {
 		t.Fatalf("Listen over the stale long-path socket: %v", err)
 	}
@@ -200,7 +200,7 @@ func TestListenConcurrently(t *testing.T) {
 	socks := make([]*Socket, n)
 	errs := make([]error, n)
 	for i := range n {
-		wg.Go(func() { socks[i], errs[i] = Listen(path, Options{}) })
+		wg.Go(func() { socks[i], errs[i] = Listen(path, Options{Mode: 0o600}) })
 	}
 	wg.Wait()
 	won := 0
@@ -219,14 +219,14 @@ func TestListenConcurrently(t *testing.T) {
 
 func TestUnlinkRemovesOnlyItsOwnSocket(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.sock")
-	s, err := Listen(path, Options{})
+	s, err := Listen(path, Options{Mode: 0o600})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.File.Close()
 	// Another process took the name over meanwhile.
 	os.Remove(path)
-	s2, err := Listen(path, Options{})
+	s2, err := Listen(path, Options{Mode: 0o600})
 	if err != nil {
 		t.Fatal(err)
 	}
