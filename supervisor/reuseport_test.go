@@ -409,3 +409,97 @@ func TestUnixListenLiveSocketIsNotTakenOver(t *testing.T) {
 		t.Fatalf("the socket that replaced the stale one: %v", err)
 	}
 }
+
+// TestClusterReuseport runs cluster workers (Node's, and package worker's)
+// under reuseport: each gets a socket of its own in the group, both serve,
+// and a rolling update under load fails no request.
+func TestClusterReuseport(t *testing.T) {
+	forKinds(t, func(t *testing.T, kind string) {
+		port := freePort(t)
+		h := startNode(t, pidWorker, pidApp(kind, "reuseport", port, 2, "1"))
+		ws := h.waitWorkers("2 ready", func(ws []WorkerInfo) bool { return len(ws) == 2 && ws[0].Ready && ws[1].Ready })
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		c := client("tcp", addr)
+		counts := map[string]int{}
+		for range 200 {
+			f, err := nodeGet(c, addr)
+			if err != nil || len(f) < 2 {
+				t.Fatalf("%v %v", f, err)
+			}
+			counts[f[0]]++
+		}
+		t.Logf("reuseport: 200 connections: %v", counts)
+		for _, w := range ws {
+			if counts[strconv.Itoa(w.ID)] == 0 {
+				t.Errorf("worker %d got no connection: %v", w.ID, counts)
+			}
+		}
+
+		stop := make(chan struct{})
+		res, wait := runLoad("tcp", addr, 4, 100000, stop)
+		time.Sleep(300 * time.Millisecond)
+		h.apply(pidApp(kind, "reuseport", port, 2, "2"))
+		h.waitEvent("rollout complete", func(e Event) bool { return e.Type == EventRolloutProgress && e.Detail == "complete" })
+		h.waitWorkers("old workers gone", func(ws []WorkerInfo) bool { return len(ws) == 2 })
+		time.Sleep(300 * time.Millisecond)
+		close(stop)
+		wait()
+		t.Logf("reuseport rolling update of %s workers under load: %s", kind, res)
+		if res.refused.Load() != 0 || res.failed.Load() != 0 || res.ok.Load() == 0 {
+			t.Errorf("requests failed: %s", res)
+		}
+		for range 20 {
+			if f, err := nodeGet(c, addr); err != nil || len(f) != 3 || f[2] != "2" {
+				t.Fatalf("after the rollout: %v %v", f, err)
+			}
+		}
+	})
+}
+
+// closingWorker serves on $PORT and closes its server when told to,
+// saying so once the server is closed.
+const closingWorker = `const cluster = require('node:cluster');
+const http = require('node:http');
+const srv = http.createServer((req, res) => {
+  res.end(cluster.worker.id + ' ' + process.pid + '\n');
+}).listen(+process.env.PORT);
+process.on('message', (m) => {
+  if (m.close) { srv.close(); process.send({closed: cluster.worker.id}); }
+});
+`
+
+// TestClusterReuseportClosedServerLeavesTheGroup: a Node worker that
+// closes its server (cluster's close) gets no further connection on that
+// address: its socket leaves the group although the worker lives on.
+func TestClusterReuseportClosedServerLeavesTheGroup(t *testing.T) {
+	port := freePort(t)
+	h := startNode(t, closingWorker, fmt.Sprintf(`
+apps:
+  web:
+    exec: ./server.js
+    instances: 2
+    schedulingPolicy: reuseport
+    readiness: listening
+    env: {PORT: "%d"}
+`, port))
+	ws := h.waitWorkers("2 ready", func(ws []WorkerInfo) bool { return len(ws) == 2 && ws[0].Ready && ws[1].Ready })
+	if n, err := h.sup.Send(context.Background(), "web", ws[0].ID, []byte(`{"close":true}`)); err != nil || n != 1 {
+		t.Fatalf("Send: %d %v", n, err)
+	}
+	// The worker's close reached paddock before this message.
+	h.waitEvent("closed", func(e Event) bool { return e.Type == EventMessage && strings.Contains(e.Detail, "closed") })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	c := client("tcp", addr)
+	for range 100 {
+		f, err := nodeGet(c, addr)
+		if err != nil || len(f) < 2 {
+			t.Fatalf("after worker %d closed its server: %v %v", ws[0].ID, f, err)
+		}
+		if f[0] != strconv.Itoa(ws[1].ID) {
+			t.Fatalf("worker %d answered after it closed its server", ws[0].ID)
+		}
+	}
+	if now, _ := h.sup.Workers(context.Background()); len(now) != 2 || now[0].PID != ws[0].PID {
+		t.Fatalf("the closing worker was replaced: %+v", now)
+	}
+}
