@@ -50,7 +50,7 @@ type Socket struct {
 	refs     int
 	pool     *Pool
 	key      string
-	unix     *unixsock.Socket // a unix socket's file, removed at close
+	unixSock *unixsock.Socket // a unix socket's file, removed at close
 	group    *Group           // a reuseport anchor's group, once asked for
 }
 
@@ -92,7 +92,7 @@ func (p *Pool) Acquire(l manifest.Listen, reuseport bool, owner string) (*Socket
 			return nil, &BindError{Listen: l, Err: err}
 		}
 		s = &Socket{Listen: l, File: us.File, Addr: &net.UnixAddr{Name: l.Address, Net: "unix"}, Listening: true,
-			Replaced: us.Replaced, unix: us}
+			Replaced: us.Replaced, unixSock: us}
 	} else {
 		f, addr, err := bind(l, l.Address, reuseport, !reuseport)
 		if err != nil {
@@ -122,10 +122,18 @@ func (s *Socket) Release() {
 	s.close()
 }
 
+// close closes the socket: a unix socket's file is removed (if it is still
+// its own), and a reuseport anchor's members, if any were left, are taken
+// out of the group.
 func (s *Socket) close() {
+	if s.group != nil {
+		for len(s.group.members) > 0 {
+			s.group.members[0].Remove()
+		}
+	}
 	s.File.Close()
-	if s.unix != nil {
-		s.unix.Unlink()
+	if s.unixSock != nil {
+		s.unixSock.Unlink()
 	}
 }
 

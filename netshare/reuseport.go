@@ -132,11 +132,15 @@ func (m *Member) SetReady(ready bool) error {
 // socket: it has exited, or it closed that server.
 //
 // The kernel moves the last socket of its array into m's slot. To keep
-// every connection on a ready member across that swap, Remove first
+// new connections on ready members across that swap, Remove first
 // attaches a program valid before and after it (one that avoids m's index
 // and the last one), then shuts the socket down, then attaches the program
-// for the new layout. Calls after the first do nothing. Its errors are
-// *SteerError: the member is removed whatever they say.
+// for the new layout. When the last member is the only other ready one,
+// the first program names it: valid until the swap, after which the index
+// is out of range and the kernel hashes over every member until the new
+// program is attached, two system calls later. Calls after the first do
+// nothing. Its errors (a *SteerError, a failed shutdown) change nothing:
+// the member is removed whatever they say.
 func (m *Member) Remove() error {
 	g := m.group
 	if m.gone {
@@ -161,12 +165,6 @@ func (m *Member) Remove() error {
 	}
 	return errors.Join(errs...)
 }
-
-// Ready reports whether m is marked ready.
-func (m *Member) Ready() bool { return m.ready && !m.gone }
-
-// Len returns the number of members.
-func (g *Group) Len() int { return len(g.members) }
 
 func (g *Group) index(m *Member) int {
 	for i, x := range g.members {
