@@ -283,9 +283,12 @@ func Migration() (bool, error) {
 // namespace when it is off, so that the connections queued on a retiring
 // worker's SO_REUSEPORT socket are handed to the other workers instead of
 // being reset, and logs at info on logger the value it found, the value it
-// wrote and why. It writes nothing when the setting is already on. It
-// reports whether migration is on.
+// wrote and why (a nil logger is slog.Default()). It writes nothing when
+// the setting is already on. It reports whether migration is on.
 func EnableMigration(logger *slog.Logger) (bool, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
 	b, err := os.ReadFile(MigrationSysctl)
 	if err != nil {
 		return false, fmt.Errorf("read net.ipv4.tcp_migrate_req (Linux 5.14 and later): %w", err)
