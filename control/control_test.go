@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -220,4 +221,54 @@ apps:
 		worst = max(worst, time.Since(start))
 	}
 	b.ReportMetric(float64(worst)/float64(time.Millisecond), "ms-worst")
+}
+
+// TestListenRefusesBusySocket: a live control socket whose accept queue is
+// full (connecting gets EAGAIN) is in use, not stale: it is neither
+// replaced nor removed.
+func TestListenRefusesBusySocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.sock")
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	var queued []int
+	defer func() {
+		for _, c := range queued {
+			syscall.Close(c)
+		}
+	}()
+	for {
+		c, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC|syscall.SOCK_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		queued = append(queued, c)
+		err = syscall.Connect(c, &syscall.SockaddrUnix{Name: path})
+		if err == syscall.EAGAIN {
+			break
+		}
+		if err != nil || len(queued) > 100 {
+			t.Fatalf("filling the backlog: connect #%d: %v", len(queued), err)
+		}
+	}
+	var before syscall.Stat_t
+	if err := syscall.Lstat(path, &before); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Listen(path, slog.New(slog.DiscardHandler))
+	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Listen on a busy socket: %v, want ErrInUse naming %s", err, path)
+	}
+	var after syscall.Stat_t
+	if err := syscall.Lstat(path, &after); err != nil || after.Ino != before.Ino {
+		t.Fatalf("the busy socket was replaced or removed: %v", err)
+	}
 }

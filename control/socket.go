@@ -8,10 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
-	"time"
+	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/paddock-sh/paddock/internal/unixsock"
 )
 
 // SocketEnv names the environment variable that gives the control socket's
@@ -52,104 +53,65 @@ var ErrInUse = errors.New("another paddock supervisor is already serving this co
 // hands out only connections from this process's own uid and root; others
 // are refused, closed and logged with logger.
 //
-// The socket is created with mode 0600 whatever the umask: it is bound in
-// a private temporary directory, given its mode, then linked into place
-// (link fails if the name was taken meanwhile, so two supervisors starting
-// together cannot both win). A socket left by a dead supervisor (nobody
-// accepts on it) is replaced; a live one makes Listen fail with ErrInUse.
-// Anything else at path (a regular file, a directory) is left alone and
-// reported. Closing the listener removes the socket if it is still ours.
+// The socket is created by unixsock.Listen with mode 0600 whatever the
+// umask: bound in a private temporary directory, given its mode, then
+// linked into place (link fails if the name was taken meanwhile, so two
+// supervisors starting together cannot both win). A socket left by a dead
+// supervisor (connecting to it is refused) is replaced, and logged; a live
+// one (it accepts, or its queue is full, or connecting fails otherwise)
+// makes Listen fail with ErrInUse. A socket file of another user (not
+// root) is never talked to nor taken over. Anything else at path (a
+// regular file, a directory) is left alone and reported. Closing the
+// listener removes the socket if it is still ours.
 func Listen(path string, logger *slog.Logger) (net.Listener, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	if err := removeStale(path, logger); err != nil {
-		return nil, err
-	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	tmpDir, err := os.MkdirTemp(dir, ".paddock-sock-")
-	if err != nil {
+	uid := uint32(os.Getuid())
+	sock, err := unixsock.Listen(path, unixsock.Options{
+		Mode: 0o600,
+		CheckOwner: func(owner uint32) error {
+			if owner == uid || owner == 0 {
+				return nil
+			}
+			// In a shared directory such as /tmp, someone else may hold
+			// the name: never talk to it, never take it over.
+			return fmt.Errorf("it belongs to uid %d, not to this user or root; give this supervisor another --socket", owner)
+		},
+	})
+	switch {
+	case errors.Is(err, unixsock.ErrInUse):
+		hint := "stop it first, or give this one another --socket"
+		var inUse *unixsock.InUseError
+		if errors.As(err, &inUse) && inUse.Err != nil {
+			hint = fmt.Sprintf("connecting to it gave %q; %s", inUse.Err, hint)
+		}
+		return nil, fmt.Errorf("control socket %s: %w (%s)", path, ErrInUse, hint)
+	case err != nil:
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	defer os.RemoveAll(tmpDir)
-	tmp := filepath.Join(tmpDir, "s")
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if sock.Replaced {
+		logger.Info("replaced a stale control socket left by a supervisor that is gone", "socket", path)
+	}
+	ln, err := net.FileListener(sock.File)
+	sock.File.Close() // ln has its own descriptor
 	if err != nil {
+		sock.Unlink()
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
-	ln.SetUnlinkOnClose(false)
-	fail := func(err error) (net.Listener, error) {
-		ln.Close()
-		return nil, err
-	}
-	if err := os.Chmod(tmp, 0o600); err != nil {
-		return fail(fmt.Errorf("control socket: %w", err))
-	}
-	for attempt := 0; ; attempt++ {
-		err = os.Link(tmp, path)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, os.ErrExist) || attempt > 0 {
-			return fail(fmt.Errorf("control socket %s: %w", path, err))
-		}
-		// Someone created it since removeStale: look again, once.
-		if err := removeStale(path, logger); err != nil {
-			return fail(err)
-		}
-	}
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return fail(fmt.Errorf("control socket: %w", err))
-	}
-	return &credListener{UnixListener: ln, path: path, ino: st.Ino, dev: st.Dev, logger: logger,
-		uid: uint32(os.Getuid())}, nil
-}
-
-// removeStale removes a socket at path that nobody accepts on, refuses a
-// live one, and leaves anything that is not a socket alone.
-func removeStale(path string, logger *slog.Logger) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("control socket: %w", err)
-	}
-	if fi.Mode()&os.ModeSocket == 0 {
-		return fmt.Errorf("control socket %s: the path exists and is not a socket; not replacing it", path)
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != uint32(os.Getuid()) && st.Uid != 0 {
-		// In a shared directory such as /tmp, someone else may hold the
-		// name: never talk to it, never take it over.
-		return fmt.Errorf("control socket %s belongs to uid %d, not to this user or root; give this supervisor another --socket", path, st.Uid)
-	}
-	conn, err := net.DialTimeout("unix", path, 2*time.Second)
-	if err == nil {
-		conn.Close()
-		return fmt.Errorf("control socket %s: %w (stop it first, or give this one another --socket)", path, ErrInUse)
-	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		return fmt.Errorf("control socket %s exists and cannot be checked: %w", path, err)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("control socket: removing the stale socket: %w", err)
-	}
-	logger.Info("replaced a stale control socket left by a supervisor that is gone", "socket", path)
-	return nil
+	return &credListener{UnixListener: ln.(*net.UnixListener), sock: sock, logger: logger, uid: uid}, nil
 }
 
 // credListener accepts only peers with the supervisor's uid or root.
 type credListener struct {
 	*net.UnixListener
-	path   string
-	ino    uint64
-	dev    uint64
+	sock   *unixsock.Socket
 	uid    uint32
 	logger *slog.Logger
+	closed sync.Once
 }
 
 // Accept returns the next connection from an allowed peer; connections
@@ -179,10 +141,7 @@ func (l *credListener) Accept() (net.Conn, error) {
 // put its own at the path since.
 func (l *credListener) Close() error {
 	err := l.UnixListener.Close()
-	var st unix.Stat_t
-	if unix.Stat(l.path, &st) == nil && st.Ino == l.ino && st.Dev == l.dev {
-		os.Remove(l.path)
-	}
+	l.closed.Do(l.sock.Unlink)
 	return err
 }
 

@@ -10,7 +10,9 @@
 // blocking mode (the worker chooses), close-on-exec in the supervisor
 // (passed to a worker explicitly), SO_REUSEADDR, IPV6_V6ONLY off for "every
 // interface", and SO_REUSEPORT where the scheduling policy wants one socket
-// per worker.
+// per worker. The sockets of one SO_REUSEPORT address form a Group, which
+// steers new connections to the workers that are ready. Unix sockets are
+// bound by internal/unixsock, which never takes over a live one.
 package netshare
 
 import (
@@ -20,10 +22,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/paddock-sh/paddock/internal/unixsock"
 	"github.com/paddock-sh/paddock/manifest"
 )
 
@@ -42,9 +44,14 @@ type Socket struct {
 	// Listening is false for a reuseport anchor: bound to reserve the
 	// address, never accepting.
 	Listening bool
-	refs      int
-	pool      *Pool
-	key       string
+	// Replaced is true when binding a unix socket removed a stale socket
+	// file (nothing listened on it) at its path.
+	Replaced bool
+	refs     int
+	pool     *Pool
+	key      string
+	unixSock *unixsock.Socket // a unix socket's file, removed at close
+	group    *Group           // a reuseport anchor's group, once asked for
 }
 
 // Pool holds the supervisor's sockets by address, with reference counts:
@@ -78,11 +85,22 @@ func (p *Pool) Acquire(l manifest.Listen, reuseport bool, owner string) (*Socket
 		s.refs++
 		return s, nil
 	}
-	f, addr, err := bind(l, l.Address, reuseport, !reuseport)
-	if err != nil {
-		return nil, err
+	var s *Socket
+	if l.Network == "unix" {
+		us, err := unixsock.Listen(l.Address, unixsock.Options{Mode: os.FileMode(l.Mode), Backlog: Backlog})
+		if err != nil {
+			return nil, &BindError{Listen: l, Err: err}
+		}
+		s = &Socket{Listen: l, File: us.File, Addr: &net.UnixAddr{Name: l.Address, Net: "unix"}, Listening: true,
+			Replaced: us.Replaced, unixSock: us}
+	} else {
+		f, addr, err := bind(l, l.Address, reuseport, !reuseport)
+		if err != nil {
+			return nil, err
+		}
+		s = &Socket{Listen: l, File: f, Addr: addr, Listening: !reuseport}
 	}
-	s := &Socket{Listen: l, File: f, Addr: addr, Listening: !reuseport, refs: 1, pool: p, key: key}
+	s.refs, s.pool, s.key = 1, p, key
 	p.socks[key] = s
 	return s, nil
 }
@@ -104,23 +122,23 @@ func (s *Socket) Release() {
 	s.close()
 }
 
+// close closes the socket: a unix socket's file is removed (if it is still
+// its own), and a reuseport anchor's members, if any were left, are taken
+// out of the group.
 func (s *Socket) close() {
+	if s.group != nil {
+		for len(s.group.members) > 0 {
+			s.group.members[0].Remove()
+		}
+	}
 	s.File.Close()
-	if s.Listen.Network == "unix" {
-		os.Remove(s.Listen.Address)
+	if s.unixSock != nil {
+		s.unixSock.Unlink()
 	}
 }
 
 // Len returns the number of sockets held.
 func (p *Pool) Len() int { return len(p.socks) }
-
-// BindWorker binds and listens on a new SO_REUSEPORT socket for one worker,
-// at the address of anchor (a reuseport socket from Acquire). The kernel
-// spreads new connections evenly over the group of such sockets.
-func BindWorker(anchor *Socket) (*os.File, error) {
-	f, _, err := bind(anchor.Listen, anchor.Addr.String(), true, true)
-	return f, err
-}
 
 // Name returns the LISTEN_FDNAMES entry for s: the port of a TCP socket
 // (as bound), the file name of a unix socket; names may not contain ':'.
@@ -143,17 +161,14 @@ func (e *BindError) Error() string {
 
 func (e *BindError) Unwrap() error { return e.Err }
 
-// bind creates a socket bound to address (l's, or the concrete one of an
-// anchor), listening when listen is set.
+// bind creates a TCP socket bound to address (l's, or the concrete one of
+// an anchor), listening when listen is set.
 func bind(l manifest.Listen, address string, reuseport, listen bool) (f *os.File, addr net.Addr, err error) {
 	defer func() {
 		if err != nil {
 			err = &BindError{Listen: l, Err: err}
 		}
 	}()
-	if l.Network == "unix" {
-		return bindUnix(l)
-	}
 	ap, err := resolveTCP(address)
 	if err != nil {
 		return nil, nil, err
@@ -233,74 +248,4 @@ func tcpAddr(sa unix.Sockaddr) net.Addr {
 		return &net.TCPAddr{IP: net.IP(sa.Addr[:]), Port: sa.Port}
 	}
 	return nil
-}
-
-// bindUnix binds a unix socket at l.Address with l.Mode. It is bound under
-// a temporary name, given its mode, then renamed into place, so the socket
-// is never reachable with looser permissions. A stale socket file (nothing
-// accepts on it) is replaced; a live one is EADDRINUSE.
-func bindUnix(l manifest.Listen) (*os.File, net.Addr, error) {
-	path := l.Address
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, nil, fmt.Errorf("%s exists and is not a socket", path)
-		}
-		if c, err := net.Dial("unix", path); err == nil {
-			c.Close()
-			return nil, nil, unix.EADDRINUSE
-		}
-	}
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			unix.Close(fd)
-		}
-	}()
-	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.paddock-%d", filepath.Base(path), os.Getpid()))
-	if len(tmp) > 107 {
-		tmp = path // no room for a temporary name: bind in place
-	}
-	os.Remove(tmp)
-	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: tmp}); err != nil {
-		return nil, nil, err
-	}
-	if err := os.Chmod(tmp, os.FileMode(l.Mode)); err != nil {
-		os.Remove(tmp)
-		return nil, nil, err
-	}
-	if tmp != path {
-		if err := os.Rename(tmp, path); err != nil {
-			os.Remove(tmp)
-			return nil, nil, err
-		}
-	}
-	if err := unix.Listen(fd, Backlog); err != nil {
-		os.Remove(path)
-		return nil, nil, err
-	}
-	ok = true
-	return os.NewFile(uintptr(fd), "listen "+l.Raw), &net.UnixAddr{Name: path, Net: "unix"}, nil
-}
-
-// EnableMigration turns on net.ipv4.tcp_migrate_req in this network
-// namespace when it is off, so that closing one SO_REUSEPORT socket of a
-// group hands the connections in its accept queue to the others instead of
-// resetting them. It reports whether migration is on.
-func EnableMigration() (bool, error) {
-	const path = "/proc/sys/net/ipv4/tcp_migrate_req"
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return false, fmt.Errorf("tcp_migrate_req (Linux 5.14 and later): %w", err)
-	}
-	if strings.TrimSpace(string(b)) == "1" {
-		return true, nil
-	}
-	if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
-		return false, fmt.Errorf("enable %s: %w", path, err)
-	}
-	return true, nil
 }

@@ -489,6 +489,16 @@ func (s *Supervisor) handleClusterLocked(w *worker, m clusterIn, now time.Time) 
 				s.refreshDispatcherLocked(d)
 			}
 		}
+		// The worker no longer accepts on its SO_REUSEPORT socket for
+		// that server: out of the group, its queue to the others.
+		for mb, key := range w.members {
+			if key == m.Key {
+				delete(w.members, mb)
+				if err := mb.Remove(); err != nil {
+					s.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", w.ID, "err", err)
+				}
+			}
+		}
 	case m.Act == "exitedAfterDisconnect" && m.Seq != nil:
 		w.exitedAfterDisconnect = true
 		s.unsubscribeLocked(w)
@@ -561,15 +571,32 @@ func (s *Supervisor) queryServerLocked(w *worker, m clusterIn) {
 		}
 		_ = w.cl.send(reply, fd, func(error) { unix.Close(fd) })
 	case "reuseport":
-		f, err := netshare.BindWorker(sock)
-		if err == nil {
-			err = setNonblock(f)
+		g := sock.Group()
+		if g == nil {
+			fail(errnoAddrInUse, fmt.Errorf("%s: schedulingPolicy reuseport needs a TCP address", sock.Listen.Raw))
+			return
 		}
-		if err != nil {
+		mb, f, err := g.Join()
+		if mb == nil {
 			fail(errnoAddrInUse, err)
 			return
 		}
-		// The worker's copy keeps its socket alive; ours goes once sent.
+		if err != nil {
+			s.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", w.ID, "err", err)
+		}
+		if err := setNonblock(f); err != nil {
+			f.Close()
+			mb.Remove()
+			fail(errnoAddrInUse, err)
+			return
+		}
+		// The group keeps the socket in until the worker exits or closes
+		// that server; it takes new connections while the worker is
+		// ready. The worker's copy goes once sent.
+		w.addMember(mb, key)
+		if w.Ready && w.Phase == reconcile.Running {
+			s.setMembersReadyLocked(w, true)
+		}
 		_ = w.cl.send(reply, int(f.Fd()), func(error) { f.Close() })
 	default: // rr, sticky
 		d, err := s.dispatcherLocked(w.app, sock)
@@ -633,6 +660,9 @@ func (s *Supervisor) socketForLocked(app *manifest.App, l manifest.Listen) (*net
 	}
 	s.onDemand[app.Name][l.Key()] = sock
 	s.opts.Logger.Info("listening on demand", "app", app.Name, "address", sock.Addr.String())
+	if sock.Replaced {
+		s.opts.Logger.Info("replaced a stale socket file nothing listened on", "app", app.Name, "path", l.Address)
+	}
 	return sock, nil
 }
 

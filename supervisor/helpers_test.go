@@ -78,6 +78,9 @@ func TestMain(m *testing.M) {
 //	http                serve HTTP on the LISTEN_FDS sockets, answering
 //	                    "<worker id> <pid> <LISTEN_PID>"; drain and exit 0 on
 //	                    SIGTERM
+//	states              serve HTTP on descriptor 3 at once, answering
+//	                    "<state> <worker id>": unready, then ready from just
+//	                    before it sends READY=1 (see serveStates)
 func helper(mode string) {
 	switch {
 	case mode == "serve":
@@ -124,6 +127,8 @@ func helper(mode string) {
 		serve()
 	case mode == "http":
 		serveHTTP()
+	case mode == "states":
+		serveStates()
 	case mode == "garbage":
 		fd, _ := strconv.Atoi(os.Getenv("NODE_CHANNEL_FD"))
 		ch := os.NewFile(uintptr(fd), "channel")

@@ -83,6 +83,13 @@ type Options struct {
 	// with a one-line summary when it changes. From the state-owning
 	// goroutine or the reloader: it must not block for long.
 	Notify func(state string)
+	// NoSysctl forbids paddock to change any sysctl (`paddock run
+	// --sysctl=false`). By default, when an app uses schedulingPolicy
+	// reuseport, net.ipv4.tcp_migrate_req is turned on (and logged) so that
+	// the connections queued on a retiring worker's socket move to the
+	// other workers; with NoSysctl it is left as it is, and a warning says
+	// when it is off.
+	NoSysctl bool
 }
 
 // Supervisor keeps the workers of a manifest set running. Create it with
@@ -154,10 +161,14 @@ type worker struct {
 	startedAt time.Time
 	// status is the last STATUS= the worker sent to $NOTIFY_SOCKET.
 	status string
-	// sockets are the shared sockets it holds references to; own its
-	// SO_REUSEPORT sockets until it has started.
+	// sockets are the shared sockets it holds references to; own the
+	// copies of its SO_REUSEPORT sockets it is given, until it has
+	// started; members those sockets in their groups, by the cluster key
+	// the worker knows each by ("" for a LISTEN_FDS socket), until it
+	// exits or closes that server.
 	sockets []*netshare.Socket
 	own     []*os.File
+	members map[*netshare.Member]string
 	// cl is the worker's cluster IPC channel (nil without one); subs the
 	// dispatchers that hand it connections, with its key for each.
 	cl   *channel
@@ -168,15 +179,42 @@ type worker struct {
 	exitedAfterDisconnect bool
 }
 
-// releaseSockets drops the worker's hold on its sockets.
-func (w *worker) releaseSockets() {
+// releaseSockets drops the worker's hold on its sockets, and takes its
+// SO_REUSEPORT sockets out of their groups: call it once the worker no
+// longer accepts (it exited, or never started). Its errors are
+// *netshare.SteerError, the sockets are released whatever they say.
+func (w *worker) releaseSockets() error {
+	var errs []error
+	for m := range w.members {
+		errs = append(errs, m.Remove())
+	}
 	for _, f := range w.own {
 		f.Close()
 	}
 	for _, sock := range w.sockets {
 		sock.Release()
 	}
-	w.own, w.sockets = nil, nil
+	w.own, w.sockets, w.members = nil, nil, nil
+	return errors.Join(errs...)
+}
+
+// addMember records m, one of w's SO_REUSEPORT sockets, known to the worker
+// by key.
+func (w *worker) addMember(m *netshare.Member, key string) {
+	if w.members == nil {
+		w.members = map[*netshare.Member]string{}
+	}
+	w.members[m] = key
+}
+
+// setMembersReadyLocked marks w's SO_REUSEPORT sockets ready to take new
+// connections, or not.
+func (s *Supervisor) setMembersReadyLocked(w *worker, ready bool) {
+	for m := range w.members {
+		if err := m.SetReady(ready); err != nil {
+			s.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", w.ID, "err", err)
+		}
+	}
 }
 
 // New returns a Supervisor with opts; it starts nothing.
@@ -586,16 +624,37 @@ func (s *Supervisor) bindLocked(set *manifest.Set) error {
 		for _, sock := range socks {
 			if !held[sock] { // newly bound
 				s.opts.Logger.Info("listening", "app", name, "listen", sock.Listen.Raw, "address", sock.Addr.String())
+				if sock.Replaced {
+					s.opts.Logger.Info("replaced a stale socket file nothing listened on", "app", name, "path", sock.Listen.Address)
+				}
 			}
 		}
 	}
 	if reuseport && !s.migration {
 		s.migration = true
-		if _, err := netshare.EnableMigration(); err != nil {
-			s.opts.Logger.Warn("connections queued on a retiring worker's SO_REUSEPORT socket may be reset", "err", err)
-		}
+		s.enableMigrationLocked()
 	}
 	return nil
+}
+
+// enableMigrationLocked turns net.ipv4.tcp_migrate_req on, unless
+// Options.NoSysctl forbids it, and warns when it stays off.
+func (s *Supervisor) enableMigrationLocked() {
+	const warning = "connections queued on a retiring worker's SO_REUSEPORT socket may be reset"
+	if !s.opts.NoSysctl {
+		if _, err := netshare.EnableMigration(s.opts.Logger); err != nil {
+			s.opts.Logger.Warn(warning, "err", err)
+		}
+		return
+	}
+	on, err := netshare.Migration()
+	switch {
+	case err != nil:
+		s.opts.Logger.Warn(warning, "err", err)
+	case !on:
+		s.opts.Logger.Warn(warning+": net.ipv4.tcp_migrate_req is 0 and --sysctl=false forbids paddock to turn it on",
+			"sysctl", "net.ipv4.tcp_migrate_req")
+	}
 }
 
 // Listeners returns the addresses each app listens on, as bound (the port
@@ -735,14 +794,19 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 	}
 	for _, sock := range s.appSockets[app.Name] {
 		f := sock.File
-		if !sock.Listening && !app.HasChannel() { // a reuseport anchor: the worker gets its own socket
-			var err error
-			if f, err = netshare.BindWorker(sock); err != nil {
+		if g := sock.Group(); g != nil && !app.HasChannel() { // a reuseport anchor: the worker gets its own socket
+			m, wf, err := g.Join()
+			if m == nil {
 				w.releaseSockets()
 				s.startFailedLocked(w, err, now)
 				return
 			}
-			w.own = append(w.own, f)
+			if err != nil {
+				s.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", id, "err", err)
+			}
+			w.addMember(m, "")
+			w.own = append(w.own, wf)
+			f = wf
 		}
 		w.sockets = append(w.sockets, sock.Ref())
 		spec.ExtraFiles = append(spec.ExtraFiles, f)
@@ -825,10 +889,11 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 	for _, lp := range prefixers {
 		s.copiers.start(lp)
 	}
-	// A worker's own SO_REUSEPORT sockets live as long as the worker holds
-	// them: when it closes them (a graceful stop) or dies, the kernel moves
-	// their queued connections to the other sockets of the group
-	// (tcp_migrate_req), and new ones stop coming to it.
+	// The worker holds its own copies of its SO_REUSEPORT sockets now.
+	// The group keeps another until the worker exits, so that the
+	// sockets' order in the kernel's group changes only when paddock says
+	// (netshare.Group); they take new connections once the worker is
+	// ready, and none from the moment it is told to stop.
 	for _, f := range w.own {
 		f.Close()
 	}
@@ -854,9 +919,11 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 	}
 }
 
-// markReadyLocked records that w is ready to serve.
+// markReadyLocked records that w is ready to serve: its SO_REUSEPORT
+// sockets take new connections from now on.
 func (s *Supervisor) markReadyLocked(w *worker) {
 	w.Ready = true
+	s.setMembersReadyLocked(w, true)
 	s.emit(Event{Type: EventReady, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
 		Delay: time.Since(w.startedAt)})
 }
@@ -921,6 +988,10 @@ func (s *Supervisor) startFailedLocked(w *worker, err error, now time.Time) {
 }
 
 func (s *Supervisor) stopLocked(w *worker, now time.Time) {
+	// No new connection reaches its SO_REUSEPORT sockets from before it
+	// is told to stop; those queued there are accepted by it, or moved to
+	// the other workers when it exits.
+	s.setMembersReadyLocked(w, false)
 	w.Phase = reconcile.Stopping
 	w.StopDeadline = now.Add(w.KillTimeout)
 	if w.cl != nil {
@@ -956,7 +1027,9 @@ func (s *Supervisor) handleExitLocked(ex procs.Exit) {
 	}
 	delete(s.byPID, ex.Pid)
 	w.proc.Release()
-	w.releaseSockets()
+	if err := w.releaseSockets(); err != nil {
+		s.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", w.ID, "err", err)
+	}
 	if w.cl != nil {
 		s.unsubscribeLocked(w)
 		for _, pc := range w.cl.drainPending() {

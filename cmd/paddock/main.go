@@ -240,6 +240,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	debounce := fs.Duration("reload-debounce", watch.DefaultDebounce, "apply a change once the manifest files have been quiet this long")
 	socketFlag := clientFlags(fs)
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://HOST:PORT/metrics (default: off)")
+	sysctl := fs.Bool("sysctl", true, "let paddock change sysctls it needs (net.ipv4.tcp_migrate_req for reuseport apps; each change is logged)")
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
@@ -311,6 +312,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		},
 		OnOutput: logs.Add,
 		OnReload: met.OnReload,
+		NoSysctl: !*sysctl,
 	}
 	if os.Getenv("NOTIFY_SOCKET") != "" {
 		// Under systemd (Type=notify or notify-reload).

@@ -1,0 +1,255 @@
+package unixsock
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// inode returns the inode of the file at path.
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// staleSocket leaves a socket file at path that nobody listens on, as a
+// process that died does.
+func staleSocket(t *testing.T, path string) {
+	t.Helper()
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+}
+
+// busyServer listens at path with a backlog of 0 and never accepts, then
+// fills its queue, so that a further non-blocking connect gets EAGAIN.
+func busyServer(t *testing.T, path string) {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		err := Probe(path)
+		if err == unix.EAGAIN {
+			break
+		}
+		if i == 100 || (err != nil && err != unix.EAGAIN) {
+			t.Fatalf("could not fill the backlog of %s: connect #%d: %v", path, i, err)
+		}
+		// Probe closed its end; the connection stays queued. A queue of
+		// closed connections is a full queue all the same.
+	}
+}
+
+func TestListenNewPathHasItsMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.sock")
+	s, err := Listen(path, Options{Mode: 0o640})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.File.Close()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want a socket with 0640", fi.Mode())
+	}
+	if s.Replaced {
+		t.Error("Replaced set on a new path")
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	if len(entries) != 1 {
+		t.Errorf("the temporary directory was left behind: %v", entries)
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("the socket does not accept: %v", err)
+	}
+	c.Close()
+}
+
+func TestListenReplacesOnlyStaleSockets(t *testing.T) {
+	t.Run("stale", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "s.sock")
+		staleSocket(t, path)
+		s, err := Listen(path, Options{Mode: 0o600})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.File.Close()
+		if !s.Replaced {
+			t.Error("Replaced not set after removing a stale socket")
+		}
+	})
+	t.Run("accepting", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "s.sock")
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ino := inode(t, path)
+		_, err = Listen(path, Options{Mode: 0o600})
+		if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), path) {
+			t.Fatalf("Listen on a live socket: %v, want ErrInUse naming %s", err, path)
+		}
+		if inode(t, path) != ino {
+			t.Error("the live socket was replaced")
+		}
+	})
+	t.Run("full backlog", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "s.sock")
+		busyServer(t, path)
+		ino := inode(t, path)
+		_, err := Listen(path, Options{Mode: 0o600})
+		if !errors.Is(err, ErrInUse) || !errors.Is(err, unix.EAGAIN) || !strings.Contains(err.Error(), path) {
+			t.Fatalf("Listen on a busy socket: %v, want ErrInUse (EAGAIN) naming %s", err, path)
+		}
+		if inode(t, path) != ino {
+			t.Error("the busy socket was replaced")
+		}
+	})
+	t.Run("regular file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "s.sock")
+		if err := os.WriteFile(path, []byte("keep me"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Listen(path, Options{Mode: 0o600})
+		if !errors.Is(err, ErrNotSocket) || !strings.Contains(err.Error(), path) {
+			t.Fatalf("Listen on a regular file: %v, want ErrNotSocket naming %s", err, path)
+		}
+		if b, _ := os.ReadFile(path); string(b) != "keep me" {
+			t.Error("the regular file was changed")
+		}
+	})
+	t.Run("owner refused", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "s.sock")
+		staleSocket(t, path)
+		refuse := errors.New("not yours")
+		_, err := Listen(path, Options{CheckOwner: func(uint32) error { return refuse }})
+		if !errors.Is(err, refuse) {
+			t.Fatalf("Listen with CheckOwner refusing: %v", err)
+		}
+		if _, err := os.Lstat(path); err != nil {
+			t.Errorf("the refused socket was removed: %v", err)
+		}
+	})
+}
+
+// TestListenLongPath binds where the temporary name cannot fit a socket
+// address, and probes a stale socket at such a path.
+func TestListenLongPath(t *testing.T) {
+	dir := t.TempDir()
+	for len(dir) < 120 {
+		dir = filepath.Join(dir, strings.Repeat("d", 20))
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "s.sock")
+	s, err := Listen(path, Options{Mode: 0o600})
+	if err != nil {
+		t.Fatalf("Listen on a %d-byte path: %v", len(path), err)
+	}
+	if err := Probe(path); err != nil {
+		t.Fatalf("probing the live socket: %v", err)
+	}
+	if _, err := Listen(path, Options{Mode: 0o600}); !errors.Is(err, ErrInUse) {
+		t.Fatalf("second Listen: %v, want ErrInUse", err)
+	}
+	s.File.Close()
+	s2, err := Listen(path, Options{Mode: 0o600})
+	if err != nil {
+		t.Fatalf("Listen over the stale long-path socket: %v", err)
+	}
+	defer s2.File.Close()
+	if !s2.Replaced {
+		t.Error("the stale socket was not reported replaced")
+	}
+}
+
+// TestListenConcurrently starts many binders on one path at once: exactly
+// one wins.
+func TestListenConcurrently(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.sock")
+	const n = 8
+	var wg sync.WaitGroup
+	socks := make([]*Socket, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { socks[i], errs[i] = Listen(path, Options{Mode: 0o600}) })
+	}
+	wg.Wait()
+	won := 0
+	for i := range n {
+		if errs[i] == nil {
+			won++
+			defer socks[i].File.Close()
+		} else if !errors.Is(errs[i], ErrInUse) {
+			t.Errorf("binder %d: %v, want ErrInUse", i, errs[i])
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d binders won, want 1: %v", won, errs)
+	}
+}
+
+func TestUnlinkRemovesOnlyItsOwnSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.sock")
+	s, err := Listen(path, Options{Mode: 0o600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.File.Close()
+	// Another process took the name over meanwhile.
+	os.Remove(path)
+	s2, err := Listen(path, Options{Mode: 0o600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.File.Close()
+	s.Unlink()
+	if _, err := os.Lstat(path); err != nil {
+		t.Fatalf("Unlink removed another socket: %v", err)
+	}
+	s2.Unlink()
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Unlink left its own socket: %v", err)
+	}
+}
+
+func ExampleListen() {
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("unixsock-example-%d.sock", os.Getpid()))
+	s, err := Listen(path, Options{Mode: 0o660})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer s.Unlink()
+	defer s.File.Close()
+	fmt.Println("replaced a stale socket:", s.Replaced)
+	// Output: replaced a stale socket: false
+}
