@@ -12,7 +12,10 @@ import (
 	"go.uber.org/goleak"
 )
 
+// The test binary doubles as the supervisor binary that Start re-executes
+// (the exec shim, the watchdog, the cgroup probe).
 func TestMain(m *testing.M) {
+	ExecShim()
 	goleak.VerifyTestMain(m)
 }
 
@@ -66,13 +69,13 @@ func TestLinePrefixerCloseUnblocks(t *testing.T) {
 	}
 }
 
-// reapOne starts Reap and returns the first exit of pid.
-func reapUntil(t *testing.T, pid int) Exit {
+// reapUntil runs r and returns the first exit of pid.
+func reapUntil(t *testing.T, r *Reaper, pid int) Exit {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	exits := make(chan Exit, 8)
 	var wg sync.WaitGroup
-	wg.Go(func() { Reap(ctx, exits) })
+	wg.Go(func() { r.Run(ctx, exits) })
 	defer func() { cancel(); wg.Wait() }()
 	deadline := time.After(20 * time.Second)
 	for {
@@ -88,12 +91,13 @@ func reapUntil(t *testing.T, pid int) Exit {
 }
 
 func TestStartAndReap(t *testing.T) {
-	p, err := Start(Spec{Path: "/bin/sh", Argv: []string{"sh", "-c", "exit 7"}, Dir: "/"})
+	r := &Reaper{}
+	p, err := r.Start(Spec{Path: "/bin/sh", Argv: []string{"sh", "-c", "exit 7"}, Dir: "/"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Release()
-	ex := reapUntil(t, p.Pid)
+	ex := reapUntil(t, r, p.Pid)
 	if ex.Success() || !ex.Status.Exited() || ex.Status.ExitStatus() != 7 || ex.String() != "exit code 7" {
 		t.Errorf("exit %v, want exit code 7", ex)
 	}
@@ -104,33 +108,34 @@ func TestStartAndReap(t *testing.T) {
 }
 
 func TestKillGroupReachesGrandchildren(t *testing.T) {
-	r, w, err := os.Pipe()
+	rd, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	defer rd.Close()
 	// The shell starts a sleep in its own group, prints its pid and waits.
-	p, err := Start(Spec{Path: "/bin/sh", Argv: []string{"sh", "-c", "sleep 60 & echo $!; wait"}, Dir: "/", Stdout: w})
+	r := &Reaper{}
+	p, err := r.Start(Spec{Path: "/bin/sh", Argv: []string{"sh", "-c", "sleep 60 & echo $!; wait"}, Dir: "/", Stdout: w})
 	w.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Release()
 	buf := make([]byte, 32)
-	n, err := r.Read(buf)
+	n, err := rd.Read(buf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if pgid, err := syscall.Getpgid(p.Pid); err != nil || pgid != p.Pid {
 		t.Fatalf("worker pgid %d (%v), want %d", pgid, err, p.Pid)
 	}
-	if !GroupAlive(p.Pid) {
+	if !groupAlive(p.Pid) {
 		t.Fatal("group not alive")
 	}
 	if err := p.KillGroup(); err != nil {
 		t.Fatal(err)
 	}
-	ex := reapUntil(t, p.Pid)
+	ex := reapUntil(t, r, p.Pid)
 	if !ex.Status.Signaled() || ex.Status.Signal() != syscall.SIGKILL {
 		t.Errorf("exit %v, want SIGKILL", ex)
 	}
@@ -152,11 +157,11 @@ func TestKillGroupReachesGrandchildren(t *testing.T) {
 
 func TestKillGroupRefusesLowGroups(t *testing.T) {
 	for _, pgid := range []int{-1, 0, 1} {
-		if err := KillGroup(pgid); err == nil {
-			t.Errorf("KillGroup(%d) did not refuse", pgid)
+		if err := killGroup(pgid); err == nil {
+			t.Errorf("killGroup(%d) did not refuse", pgid)
 		}
 	}
-	if GroupAlive(0) {
-		t.Error("GroupAlive(0) = true")
+	if groupAlive(0) {
+		t.Error("groupAlive(0) = true")
 	}
 }
