@@ -78,7 +78,7 @@ func (c *Cgroup) probe() error {
 	}
 	defer devnull.Close()
 	p, err := os.StartProcess("/proc/self/exe", []string{"paddock-cgroup-probe"}, &os.ProcAttr{
-		Env:   []string{probeEnv + "=1"},
+		Env:   []string{probeEnv + "=1", noRaceExitSleep},
 		Files: []*os.File{devnull, devnull, devnull},
 		Sys:   &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: c.fd(), Pdeathsig: unix.SIGKILL},
 	})

@@ -160,7 +160,7 @@ func (r *Reaper) Start(s Spec) (*Process, error) {
 			shimErrFDEnv+"="+strconv.Itoa(len(files)-1),
 			shimParentEnv+"="+strconv.Itoa(os.Getpid()))
 		if c := s.Credential; c != nil {
-			env = append(env, shimCredEnv+"="+formatCredential(c))
+			env = append(env, shimCredEnv+"="+formatCredential(c), shimDirEnv+"="+s.Dir)
 		}
 		path = "/proc/self/exe"
 	} else {
@@ -192,7 +192,7 @@ func (r *Reaper) Start(s Spec) (*Process, error) {
 	}
 	if errPipe != nil {
 		files[len(files)-1].Close() // the shim holds its copy
-		if err := readShimError(errPipe); err != nil {
+		if err := readShimError(errPipe, s.Dir); err != nil {
 			_ = p.Kill()
 			p.Release()
 			return fail("exec", err)
@@ -202,25 +202,18 @@ func (r *Reaper) Start(s Spec) (*Process, error) {
 }
 
 // readShimError waits until the shim executed the program (end of file: the
-// pipe is close-on-exec) or reported why it could not.
-func readShimError(rd *os.File) error {
+// pipe is close-on-exec) or reported why it could not, in one write.
+func readShimError(rd *os.File, dir string) error {
 	_ = rd.SetReadDeadline(time.Now().Add(shimTimeout))
 	buf := make([]byte, 128)
-	n := 0
-	for n < len(buf) {
-		m, err := rd.Read(buf[n:])
-		n += m
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return fmt.Errorf("the exec shim did not execute the program within %s", shimTimeout)
-		}
-		if err != nil {
-			break
-		}
+	n, err := rd.Read(buf)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("the exec shim did not execute the program within %s", shimTimeout)
 	}
 	if n == 0 {
 		return nil
 	}
-	return decodeShimError(string(buf[:n]))
+	return decodeShimError(string(buf[:n]), dir)
 }
 
 // Signal sends sig to the process alone. A process that has already exited

@@ -25,6 +25,10 @@ const (
 	shimParentEnv = "PADDOCK_EXEC_SHIM_PARENT"
 	// shimCredEnv is "uid:gid:group,group...", the identity to drop to.
 	shimCredEnv = "PADDOCK_EXEC_SHIM_CRED"
+	// shimDirEnv is the working directory, entered again once the
+	// identity changed, so that a directory the user may not enter is an
+	// error as it is without the shim.
+	shimDirEnv = "PADDOCK_EXEC_SHIM_DIR"
 	// probeEnv makes the binary exit 0 at once (CreateCgroup's test of
 	// starting a process into the cgroup).
 	probeEnv = "PADDOCK_CGROUP_PROBE"
@@ -142,6 +146,11 @@ func ExecShim() {
 		if err := syscall.Setuid(uid); err != nil {
 			fail("setuid", err)
 		}
+		if dir := os.Getenv(shimDirEnv); dir != "" {
+			if err := syscall.Chdir(dir); err != nil {
+				fail("chdir", err)
+			}
+		}
 	}
 	// Always re-armed on this thread: a credential change clears it, and
 	// only the thread the supervisor forked had it.
@@ -189,16 +198,20 @@ func parseCredential(s string) (uid, gid int, groups []int, err error) {
 	return uid, gid, groups, nil
 }
 
-// decodeShimError turns the shim's report ("setuid 1") into an error.
-func decodeShimError(msg string) error {
+// decodeShimError turns the shim's report ("setuid 1") into an error; dir
+// is the working directory it was to enter.
+func decodeShimError(msg, dir string) error {
 	stage, num, ok := strings.Cut(msg, " ")
 	n, err := strconv.Atoi(num)
 	if !ok || err != nil {
 		return fmt.Errorf("exec shim: %q", msg)
 	}
 	errno := syscall.Errno(n)
-	if stage == "exec" {
+	switch stage {
+	case "exec":
 		return errno
+	case "chdir":
+		return fmt.Errorf("chdir %s: %w", dir, errno)
 	}
 	return fmt.Errorf("%s: %w", stage, errno)
 }
