@@ -210,4 +210,3 @@ func TestReapedSenderNotAttributed(t *testing.T) {
 		t.Errorf("message %+v: want pid %d, pgid 0 (unknown), reaped", m, pid)
 	}
 }
-
