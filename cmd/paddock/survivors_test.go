@@ -163,7 +163,7 @@ func (f family) waitNoSurvivors(t *testing.T) {
 				pgid, _ := syscall.Getpgid(pid)
 				desc = append(desc, fmt.Sprintf("pid %d (%s, pgid %d, sid %d)", pid, helperMode, pgid, sid))
 			}
-			t.Fatalf("survivors of paddock's death: %s", strings.Join(desc, "; "))
+			t.Fatalf("survivors of paddock: %s", strings.Join(desc, "; "))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -366,5 +366,41 @@ func TestWatchdogReplacedKeepsGuarantee(t *testing.T) {
 			fam.waitNoSurvivors(t)
 			bindsAgain(t, port)
 		})
+	}
+}
+
+// TestCleanStopEmptiesCgroup: at a clean stop, what the workers left in
+// their cgroup (here, children that called setsid) is killed, logged, and
+// the cgroup removed.
+func TestCleanStopEmptiesCgroup(t *testing.T) {
+	manifest, pidfile := familyManifest(t, freePort(t))
+	r := startPaddock(t, manifest)
+	fam := readFamily(t, pidfile, familyProcs)
+	cgroup, ok := r.logValue("workers run in a cgroup of their own", "cgroup")
+	if !ok {
+		t.Skip("paddock created no cgroup here")
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.wait(); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	fam.waitNoSurvivors(t)
+	r.mu.Lock()
+	var killed float64
+	for _, m := range r.logs {
+		if m["msg"] == "killed processes left in the workers' cgroup" {
+			killed, _ = m["processes"].(float64)
+		}
+	}
+	r.mu.Unlock()
+	// The holder and the two sleepers that called setsid, and perhaps
+	// the sleepers of the worker's group, killed with it but not yet gone.
+	if killed < 3 || killed > familyProcs-1 {
+		t.Errorf("paddock logged %v processes killed in the cgroup, want 3 to %d", killed, familyProcs-1)
+	}
+	if _, err := os.Stat(cgroup); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("cgroup %s left behind: %v", cgroup, err)
 	}
 }
