@@ -3,10 +3,19 @@
 // process in its process group) sends "READY=1" once it can serve; the
 // kernel-checked sender credentials (SCM_CREDENTIALS) say which worker spoke,
 // so a worker cannot speak for another.
+//
+// A sender's process group is looked up when its message is read, by pid.
+// So that a pid reused after the sender was reaped is never taken for it,
+// the kernel also passes a pidfd of the sender (SCM_PIDFD, Linux 6.5), and
+// the group is kept only if that pidfd shows the sender unreaped after the
+// lookup. Without SCM_PIDFD the lookup is by pid alone, as it was: a
+// message from a sender reaped before it was read may then be attributed
+// to whatever process group the reused pid leads.
 package notify
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -25,9 +34,13 @@ const MaxMessage = 4096
 // Message is one notification.
 type Message struct {
 	// PID is the sender's process id as the kernel reports it; PGID its
-	// process group at the time the message was read (0 if the sender had
-	// already exited).
+	// process group at the time the message was read (0 if unknown: the
+	// sender had been reaped).
 	PID, PGID int
+	// Reaped says that the sender had been reaped before its process
+	// group could be checked (known only with SCM_PIDFD): PID may belong
+	// to another process by now, and PGID is 0.
+	Reaped bool
 	// Fields holds the message's assignments: READY=1, STATUS=..., etc.
 	Fields map[string]string
 	Time   time.Time
@@ -41,6 +54,8 @@ type Socket struct {
 	dir  string
 	path string
 	conn *net.UnixConn
+	// pidfds: the kernel passes the sender's pidfd (SO_PASSPIDFD).
+	pidfds bool
 }
 
 // Listen creates a notification socket in a new private directory under
@@ -82,6 +97,9 @@ func (s *Socket) listen() error {
 	var serr error
 	if err := raw.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
+		// Linux 6.5+; older kernels refuse the option, and senders are
+		// then known by pid alone.
+		s.pidfds = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSPIDFD, 1) == nil
 	}); err != nil {
 		serr = err
 	}
@@ -95,13 +113,21 @@ func (s *Socket) listen() error {
 // Path is the value for NOTIFY_SOCKET.
 func (s *Socket) Path() string { return s.path }
 
+// maxRights is how many descriptors (SCM_RIGHTS) a datagram may carry
+// whole, the kernel's SCM_MAX_FD; the kernel closes any beyond.
+const maxRights = 253
+
 // Run reads notifications and sends them to out until ctx is done or the
 // socket is closed. Datagrams without credentials or too long are dropped.
+// Descriptors that come with a datagram (the sender's pidfd, and those a
+// sender passes, such as the pipe of systemd-notify's BARRIER=1, which
+// waits for it to be closed) are closed once the message was sent to out
+// or dropped.
 func (s *Socket) Run(ctx context.Context, out chan<- Message) {
 	stop := context.AfterFunc(ctx, func() { s.conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	buf := make([]byte, MaxMessage+1)
-	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred))
+	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred)+unix.CmsgSpace(4)+unix.CmsgSpace(4*maxRights))
 	for {
 		n, oobn, flags, _, err := s.conn.ReadMsgUnix(buf, oob)
 		if err != nil {
@@ -110,36 +136,90 @@ func (s *Socket) Run(ctx context.Context, out chan<- Message) {
 			}
 			continue
 		}
-		if n > MaxMessage || flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
+		c := parseControl(oob[:oobn])
+		if n > MaxMessage || flags&unix.MSG_TRUNC != 0 || c.pid <= 0 {
+			c.close()
 			continue
 		}
-		pid := senderPID(oob[:oobn])
-		if pid <= 0 {
-			continue
-		}
-		m := Message{PID: pid, Fields: Parse(buf[:n]), Time: time.Now()}
-		if pgid, err := unix.Getpgid(pid); err == nil {
-			m.PGID = pgid
-		}
+		m := Message{PID: c.pid, Fields: Parse(buf[:n]), Time: time.Now()}
+		m.PGID, m.Reaped = s.senderGroup(c)
 		select {
 		case out <- m:
+			c.close()
 		case <-ctx.Done():
+			c.close()
 			return
 		}
 	}
 }
 
-func senderPID(oob []byte) int {
+// senderGroup returns the process group of the sender of a message with
+// control data c, or 0 and true when the sender was reaped before the
+// lookup could be trusted.
+func (s *Socket) senderGroup(c control) (pgid int, reaped bool) {
+	pgid, err := unix.Getpgid(c.pid)
+	if err != nil {
+		pgid = 0
+	}
+	if !s.pidfds {
+		return pgid, false
+	}
+	if c.pidfd < 0 {
+		// Kernels before pidfs can make no pidfd for a reaped sender
+		// (the datagram comes with MSG_CTRUNC and none).
+		return 0, true
+	}
+	// Signal 0 through the pidfd succeeds while the sender exists, a
+	// zombie included: then the pid did not change hands before the
+	// lookup.
+	if err := unix.PidfdSendSignal(c.pidfd, 0, nil, 0); errors.Is(err, unix.ESRCH) {
+		return 0, true
+	}
+	return pgid, false
+}
+
+// control is what a datagram's control messages carry.
+type control struct {
+	pid   int   // the sender's, from SCM_CREDENTIALS; 0 if none
+	pidfd int   // the sender's pidfd (SCM_PIDFD); -1 if none
+	fds   []int // every descriptor received, pidfd included
+}
+
+// parseControl reads the control messages of a datagram.
+func parseControl(oob []byte) control {
+	c := control{pidfd: -1}
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
-		return 0
+		return c
 	}
 	for _, m := range msgs {
-		if cred, err := unix.ParseUnixCredentials(&m); err == nil {
-			return int(cred.Pid)
+		if m.Header.Level != unix.SOL_SOCKET {
+			continue
+		}
+		switch m.Header.Type {
+		case unix.SCM_CREDENTIALS:
+			if cred, err := unix.ParseUnixCredentials(&m); err == nil {
+				c.pid = int(cred.Pid)
+			}
+		case unix.SCM_PIDFD:
+			if len(m.Data) >= 4 {
+				c.pidfd = int(int32(binary.NativeEndian.Uint32(m.Data)))
+				c.fds = append(c.fds, c.pidfd)
+			}
+		case unix.SCM_RIGHTS:
+			if fds, err := unix.ParseUnixRights(&m); err == nil {
+				c.fds = append(c.fds, fds...)
+			}
 		}
 	}
-	return 0
+	return c
+}
+
+// close closes every descriptor received.
+func (c control) close() {
+	for _, fd := range c.fds {
+		unix.Close(fd)
+	}
 }
 
 // Parse splits a notification into its newline-separated KEY=VALUE

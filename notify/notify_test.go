@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"sync"
@@ -18,6 +19,13 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
+		if os.Getenv("NOTIFY_TEST_HOLD") != "" {
+			_, _ = io.Copy(io.Discard, os.Stdin) // until the test closes it
+		}
+		os.Exit(0)
+	}
+	if os.Getenv("NOTIFY_TEST_BARRIER") != "" {
+		sendBarrier()
 		os.Exit(0)
 	}
 	goleak.VerifyTestMain(m)

@@ -1,14 +1,17 @@
 // Package procs starts worker processes, signals them and their process
-// groups, and reaps every child of the supervisor, its own and re-parented
-// orphans alike.
+// groups, reaps every child of the supervisor, its own and re-parented
+// orphans alike, and sees to it that no worker or descendant outlives a
+// supervisor that is killed (a cgroup of their own, a watchdog process).
 //
 // A worker leads its own process group, so that SIGKILL to the group ends
 // the grandchildren it spawned too, and dies with the supervisor
 // (Pdeathsig). It inherits stdin from /dev/null, the stdout and stderr it is
 // given and the descriptors listed in Spec.ExtraFiles, nothing else.
 //
-// Reap is the one place that waits for children: nothing in the supervisor
-// calls os.Process.Wait, so statuses cannot be stolen between two waiters.
+// A Reaper is the one place that waits for children: nothing in the
+// supervisor calls os.Process.Wait, so statuses cannot be stolen between two
+// waiters, and a process group is signalled only while its leader is known
+// not to have been reaped, so that a reused process group id is never hit.
 package procs
 
 import (
@@ -20,8 +23,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -34,7 +39,8 @@ type Spec struct {
 	Argv []string
 	// Dir is the working directory.
 	Dir string
-	// Env is the complete environment, "KEY=value" entries.
+	// Env is the complete environment, "KEY=value" entries. Start adds
+	// PADDOCK_SUPERVISOR (see SupervisorEnv).
 	Env []string
 	// Stdout and Stderr become the process's descriptors 1 and 2; nil means
 	// /dev/null.
@@ -51,20 +57,71 @@ type Spec struct {
 	Credential *syscall.Credential
 }
 
-// Process is a started process. Signals go through a pidfd where the kernel
-// has them, so a signal never reaches another process that reused the pid.
+// StartError is the error of every failed Start. Path is the program the
+// Spec named, never the re-executed supervisor binary that sets LISTEN_PID.
+type StartError struct {
+	// Op is what failed: "fork/exec" (starting the process), "exec" (the
+	// shim's privilege drop or execve of Path) or "start" (anything
+	// before, such as opening /dev/null).
+	Op   string
+	Path string
+	Err  error
+}
+
+func (e *StartError) Error() string { return e.Op + " " + e.Path + ": " + e.Err.Error() }
+
+// Unwrap returns the underlying error, a syscall.Errno for most failures.
+func (e *StartError) Unwrap() error { return e.Err }
+
+// Process is a started process group leader. Signals to the process go
+// through a pidfd where the kernel has them, and signals to its group only
+// while the leader is not reaped, so neither ever reaches another process
+// that reused the pid.
 type Process struct {
 	Pid       int
 	StartedAt time.Time
 	p         *os.Process
+	r         *Reaper
+	// reaped is set, under r.mu, before the process is reaped.
+	reaped bool
 }
 
-// Start starts the process described by s. The caller must see to it that
-// Reap is running, or the process stays a zombie when it exits.
-func Start(s Spec) (*Process, error) {
+// Reaper starts processes and reaps every child of this process as it
+// exits. It keeps a table of the process group leaders it started: when a
+// leader exits, whatever is left in its process group is killed before the
+// leader is reaped (a worker's group never outlives it), and
+// Process.KillGroup signals a group only while its leader is unreaped.
+//
+// The zero value is usable; set Cgroup and Watchdog before the first Start.
+// Start may be called from any goroutine; Run must run, in one goroutine,
+// while processes are started, or they stay zombies when they exit.
+type Reaper struct {
+	// Cgroup, when set, is the cgroup v2 every process is started in
+	// (clone3 with CLONE_INTO_CGROUP), so that its descendants can be
+	// killed as a whole.
+	Cgroup *Cgroup
+	// Watchdog, when set, is told of every leader Start starts and Run
+	// reaps, and is started anew by Run when it dies.
+	Watchdog *Watchdog
+
+	mu      sync.Mutex
+	leaders map[int]*Process
+}
+
+// shimTimeout bounds how long Start waits for the exec shim to execute the
+// program.
+const shimTimeout = 30 * time.Second
+
+// Start starts the process described by s as the leader of a new process
+// group, in r.Cgroup when set. It returns once the program runs: an error
+// executing it is a *StartError naming s.Path.
+func (r *Reaper) Start(s Spec) (*Process, error) {
+	fail := func(op string, err error) (*Process, error) {
+		return nil, &StartError{Op: op, Path: s.Path, Err: err}
+	}
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
-		return nil, err
+		return fail("start", err)
 	}
 	defer devnull.Close()
 	orNull := func(f *os.File) *os.File {
@@ -78,53 +135,85 @@ func Start(s Spec) (*Process, error) {
 		Setpgid:   true,
 		Pdeathsig: syscall.SIGKILL,
 	}
-	attr.Credential = s.Credential
-	path, env := s.Path, s.Env
+	if r.Cgroup != nil {
+		attr.UseCgroupFD = true
+		attr.CgroupFD = r.Cgroup.fd()
+	}
+	path, env := s.Path, withSupervisorEnv(s.Env)
+	var errPipe *os.File
 	if len(s.ListenNames) > 0 {
-		path = "/proc/self/exe"
-		env = append(env[:len(env):len(env)],
+		// The shim starts with this process's identity and drops to
+		// s.Credential itself, just before it executes s.Path: the user
+		// may not be allowed to execute this binary.
+		rd, wr, err := os.Pipe()
+		if err != nil {
+			return fail("start", err)
+		}
+		defer wr.Close()
+		errPipe = rd
+		defer errPipe.Close()
+		files = append(files, wr)
+		env = append(env,
 			"LISTEN_FDS="+strconv.Itoa(len(s.ListenNames)),
 			"LISTEN_FDNAMES="+strings.Join(s.ListenNames, ":"),
-			shimEnv+"="+s.Path)
+			shimEnv+"="+s.Path,
+			shimErrFDEnv+"="+strconv.Itoa(len(files)-1),
+			shimParentEnv+"="+strconv.Itoa(os.Getpid()))
+		if c := s.Credential; c != nil {
+			env = append(env, shimCredEnv+"="+formatCredential(c), shimDirEnv+"="+s.Dir)
+		}
+		path = "/proc/self/exe"
+	} else {
+		attr.Credential = s.Credential
 	}
-	p, err := os.StartProcess(path, s.Argv, &os.ProcAttr{
-		Dir:   s.Dir,
-		Env:   env,
-		Files: files,
-		Sys:   attr,
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &Process{Pid: p.Pid, StartedAt: time.Now(), p: p}, nil
-}
-
-// shimEnv carries, to the re-executed supervisor binary, the program it is
-// to become.
-const shimEnv = "PADDOCK_EXEC_SHIM"
-
-// ExecShim turns this process into the program named by PADDOCK_EXEC_SHIM
-// when it was started as a worker's shim, with LISTEN_PID set to its own
-// pid, which execve keeps; otherwise it returns at once. Call it first thing
-// in main (and in TestMain of tests that start workers with listening
-// sockets): it must run before anything opens a descriptor without
-// close-on-exec. On failure it exits 127, as a shell does for a program it
-// cannot run.
-func ExecShim() {
-	target, ok := os.LookupEnv(shimEnv)
-	if !ok {
-		return
-	}
-	env := make([]string, 0, len(os.Environ())+1)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, shimEnv+"=") && !strings.HasPrefix(kv, "LISTEN_PID=") {
-			env = append(env, kv)
+	// The table is updated under the same lock as the fork, so that Run,
+	// which takes it before deciding what an exited child is, never
+	// reaps a leader it does not know yet.
+	r.mu.Lock()
+	p, err := os.StartProcess(path, s.Argv, &os.ProcAttr{Dir: s.Dir, Env: env, Files: files, Sys: attr})
+	var proc *Process
+	if err == nil {
+		proc = &Process{Pid: p.Pid, StartedAt: time.Now(), p: p, r: r}
+		if r.leaders == nil {
+			r.leaders = map[int]*Process{}
+		}
+		r.leaders[p.Pid] = proc
+		if r.Watchdog != nil {
+			r.Watchdog.add(p.Pid)
 		}
 	}
-	env = append(env, "LISTEN_PID="+strconv.Itoa(os.Getpid()))
-	err := syscall.Exec(target, os.Args, env)
-	fmt.Fprintf(os.Stderr, "paddock: exec %s: %v\n", target, err)
-	os.Exit(127)
+	r.mu.Unlock()
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fail("fork/exec", err)
+	}
+	if errPipe != nil {
+		files[len(files)-1].Close() // the shim holds its copy
+		if err := readShimError(errPipe, s.Dir); err != nil {
+			_ = p.Kill()
+			p.Release()
+			return fail("exec", err)
+		}
+	}
+	return proc, nil
+}
+
+// readShimError waits until the shim executed the program (end of file: the
+// pipe is close-on-exec) or reported why it could not, in one write.
+func readShimError(rd *os.File, dir string) error {
+	_ = rd.SetReadDeadline(time.Now().Add(shimTimeout))
+	buf := make([]byte, 128)
+	n, err := rd.Read(buf)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("the exec shim did not execute the program within %s", shimTimeout)
+	}
+	if n == 0 {
+		return nil
+	}
+	return decodeShimError(string(buf[:n]), dir)
 }
 
 // Signal sends sig to the process alone. A process that has already exited
@@ -138,14 +227,22 @@ func (p *Process) Signal(sig syscall.Signal) error {
 }
 
 // KillGroup sends SIGKILL to the process's whole process group: the process
-// and every descendant that did not leave the group. A group that no longer
-// exists is not an error.
+// and every descendant that did not leave the group. Once the process has
+// been reaped (or is being reaped) it does nothing and returns nil: its
+// group id may belong to another process by then, and the Reaper has
+// already killed what was left in the group. It is safe for concurrent use.
 func (p *Process) KillGroup() error {
-	return KillGroup(p.Pid)
+	p.r.mu.Lock()
+	defer p.r.mu.Unlock()
+	if p.reaped {
+		return nil
+	}
+	return killGroup(p.Pid)
 }
 
-// KillGroup sends SIGKILL to process group pgid.
-func KillGroup(pgid int) error {
+// killGroup sends SIGKILL to process group pgid; a group that no longer
+// exists is not an error.
+func killGroup(pgid int) error {
 	if pgid <= 1 {
 		return fmt.Errorf("refusing to signal process group %d", pgid)
 	}
@@ -156,8 +253,9 @@ func KillGroup(pgid int) error {
 	return err
 }
 
-// GroupAlive reports whether any process is left in process group pgid.
-func GroupAlive(pgid int) bool {
+// groupAlive reports whether any process, a zombie included, is left in
+// process group pgid.
+func groupAlive(pgid int) bool {
 	if pgid <= 1 {
 		return false
 	}
@@ -176,6 +274,10 @@ type Exit struct {
 	Pid    int
 	Status unix.WaitStatus
 	Time   time.Time
+	// GroupKilled is set when Pid led a process group started by Start
+	// and processes were left in that group when it exited: they were
+	// sent SIGKILL before Pid was reaped.
+	GroupKilled bool
 }
 
 // Success reports whether the child exited with code 0.
@@ -192,11 +294,12 @@ func (e Exit) String() string {
 	return fmt.Sprintf("status %#x", uint32(e.Status))
 }
 
-// Reap waits for every child of this process as it exits, worker or
-// re-parented orphan, and sends each to out. It returns when ctx is done.
-// Only one Reap may run in a process, and nothing else in the process may
-// wait for children while it does.
-func Reap(ctx context.Context, out chan<- Exit) {
+// Run waits for every child of this process as it exits, worker or
+// re-parented orphan, and sends each to out; the watchdog's death is not
+// sent but answered with a new watchdog. It returns when ctx is done. Only
+// one Run may be active in a process, and nothing else in the process may
+// wait for children while it is.
+func (r *Reaper) Run(ctx context.Context, out chan<- Exit) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, unix.SIGCHLD)
 	defer signal.Stop(sigs)
@@ -205,16 +308,15 @@ func Reap(ctx context.Context, out chan<- Exit) {
 	defer tick.Stop()
 	for {
 		for {
-			var st unix.WaitStatus
-			pid, err := unix.Wait4(-1, &st, unix.WNOHANG, nil)
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			if err != nil || pid <= 0 {
+			ex, own, ok := r.reapOne()
+			if !ok {
 				break
 			}
+			if own {
+				continue
+			}
 			select {
-			case out <- Exit{Pid: pid, Status: st, Time: time.Now()}:
+			case out <- ex:
 			case <-ctx.Done():
 				return
 			}
@@ -225,6 +327,68 @@ func Reap(ctx context.Context, out chan<- Exit) {
 		case <-sigs:
 		case <-tick.C:
 		}
+	}
+}
+
+// reapOne reaps one exited child, if there is one. own says it was the
+// watchdog, which has been replaced.
+func (r *Reaper) reapOne() (ex Exit, own, ok bool) {
+	pid, err := exitedChild()
+	if err != nil || pid <= 0 {
+		return Exit{}, false, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	leader := r.leaders[pid]
+	if leader != nil {
+		// The leader is a zombie: its group id cannot have been reused,
+		// so the group is still the worker's.
+		_ = killGroup(pid)
+		leader.reaped = true
+		delete(r.leaders, pid)
+		if r.Watchdog != nil {
+			r.Watchdog.remove(pid)
+		}
+	}
+	var st unix.WaitStatus
+	for {
+		var got int
+		got, err = unix.Wait4(pid, &st, unix.WNOHANG, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil || got != pid {
+			// Someone else reaped it after all; the next peek moves on.
+			return Exit{}, true, true
+		}
+		break
+	}
+	ex = Exit{Pid: pid, Status: st, Time: time.Now()}
+	// What the kill hit dies or waits to be reaped: still in the group.
+	ex.GroupKilled = leader != nil && groupAlive(pid)
+	if r.Watchdog != nil && r.Watchdog.exited(pid) {
+		return ex, true, true
+	}
+	return ex, false, true
+}
+
+// sigchldPidOffset is where si_pid sits in a siginfo_t: the union that
+// follows three ints is pointer-aligned.
+const sigchldPidOffset = (3*4 + unsafe.Alignof(uintptr(0)) - 1) &^ (unsafe.Alignof(uintptr(0)) - 1)
+
+// exitedChild returns the pid of a child that has exited, leaving it
+// unreaped (waitid WNOWAIT), or 0 when none has.
+func exitedChild() (int, error) {
+	for {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		return int(*(*int32)(unsafe.Add(unsafe.Pointer(&info), sigchldPidOffset))), nil
 	}
 }
 

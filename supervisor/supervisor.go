@@ -90,6 +90,11 @@ type Options struct {
 	// other workers; with NoSysctl it is left as it is, and a warning says
 	// when it is off.
 	NoSysctl bool
+	// Reaper starts the workers and reaps every child of the process while
+	// Run runs; its Cgroup and Watchdog, when set, see to it that nothing
+	// the workers started outlives a killed supervisor. Default: a
+	// procs.Reaper without either.
+	Reaper *procs.Reaper
 }
 
 // Supervisor keeps the workers of a manifest set running. Create it with
@@ -232,6 +237,9 @@ func New(opts Options) *Supervisor {
 		opts.Environ = os.Environ()
 	}
 	changed := make(chan struct{}, 1)
+	if opts.Reaper == nil {
+		opts.Reaper = &procs.Reaper{}
+	}
 	return &Supervisor{
 		opts:           opts,
 		stdout:         newOutputStream("stdout", opts.Stdout, changed),
@@ -263,7 +271,7 @@ func New(opts Options) *Supervisor {
 // all have exited: nil when each stopped within its killTimeout, else
 // ErrStopTimeout. After Kill it returns ErrKilled at once.
 //
-// Run reaps every child of the process (see procs.Reap): only one Run may be
+// Run reaps every child of the process (see procs.Reaper.Run): only one Run may be
 // active in a process, and nothing else in it may wait for children.
 func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 	reapCtx, stopReap := context.WithCancel(context.Background())
@@ -273,7 +281,7 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 	// shutdown), or when Run returns.
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var helpers sync.WaitGroup
-	helpers.Go(func() { procs.Reap(reapCtx, exits) })
+	helpers.Go(func() { s.opts.Reaper.Run(reapCtx, exits) })
 	defer close(s.ended)
 	defer func() {
 		stopWatch()
@@ -715,7 +723,7 @@ func (s *Supervisor) handleNotifyLocked(m notify.Message) {
 		w, ok = s.byPID[m.PGID]
 	}
 	if !ok {
-		s.opts.Logger.Warn("notification from a process that is not a worker, ignored", "pid", m.PID)
+		s.opts.Logger.Warn("notification from a process that is not a worker, ignored", "pid", m.PID, "sender_reaped", m.Reaped)
 		return
 	}
 	if st, ok := m.Fields["STATUS"]; ok {
@@ -754,8 +762,10 @@ func (s *Supervisor) executeLocked(plan reconcile.Result, now time.Time) {
 				continue
 			}
 			w.Killed = true
-			if err := procs.KillGroup(w.pid); err != nil {
-				s.opts.Logger.Error("kill", "app", w.App, "worker", w.ID, "pid", w.pid, "err", err)
+			if w.proc != nil {
+				if err := w.proc.KillGroup(); err != nil {
+					s.opts.Logger.Error("kill", "app", w.App, "worker", w.ID, "pid", w.pid, "err", err)
+				}
 			}
 			if s.shutting {
 				s.forced = true
@@ -863,7 +873,7 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 		spec.Stdout, _ = s.opts.Stdout.(*os.File)
 		spec.Stderr, _ = s.opts.Stderr.(*os.File)
 	}
-	proc, err := procs.Start(spec)
+	proc, err := s.opts.Reaper.Start(spec)
 	for _, p := range pipes {
 		p.Close() // the worker holds its own copies
 	}
@@ -1039,10 +1049,9 @@ func (s *Supervisor) handleExitLocked(ex procs.Exit) {
 		}
 		w.cl.ch.Close()
 	}
-	// A worker's process group does not outlive it: whatever it left
-	// behind in its group is killed.
-	if procs.GroupAlive(w.pid) {
-		_ = procs.KillGroup(w.pid)
+	// A worker's process group does not outlive it: the reaper killed
+	// whatever it left behind in its group before reaping it.
+	if ex.GroupKilled {
 		s.opts.Logger.Info("killed leftover processes of exited worker", "app", w.App, "worker", w.ID, "pgid", w.pid)
 	}
 	ev := Event{Type: EventExit, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation, ExitCode: -1,
@@ -1086,8 +1095,8 @@ func (s *Supervisor) afterExitLocked(w *worker, success bool, uptime time.Durati
 
 func (s *Supervisor) killAllLocked() {
 	for _, w := range s.workers {
-		if w.pid != 0 {
-			_ = procs.KillGroup(w.pid)
+		if w.proc != nil {
+			_ = w.proc.KillGroup()
 		}
 	}
 }

@@ -50,7 +50,8 @@ const defaultManifest = "paddock.yaml"
 
 func main() {
 	// A worker started with listening sockets passes through here first,
-	// to set LISTEN_PID to its own pid; it never returns then.
+	// to set LISTEN_PID to its own pid, and so does paddock's watchdog; it
+	// never returns then.
 	procs.ExecShim()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -241,8 +242,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	socketFlag := clientFlags(fs)
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://HOST:PORT/metrics (default: off)")
 	sysctl := fs.Bool("sysctl", true, "let paddock change sysctls it needs (net.ipv4.tcp_migrate_req for reuseport apps; each change is logged)")
+	cgroupMode := fs.String("cgroup", "auto", "auto: start the workers in a cgroup v2 of their own, killed as a whole when paddock stops or dies, when paddock can create one; off: never")
 	if code := parse(fs, args); code >= 0 {
 		return code
+	}
+	if *cgroupMode != "auto" && *cgroupMode != "off" {
+		fmt.Fprintf(stderr, "paddock: --cgroup must be auto or off, got %q\n", *cgroupMode)
+		return exitUsage
 	}
 	logger, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
@@ -294,6 +300,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		defer metricsLn.Close()
 	}
 
+	reaper, stopProcs := startGuards(logger, *cgroupMode == "auto", *logFormat == "json")
+	defer stopProcs()
+
 	hub := control.NewHub()
 	logs := logbuf.New(0, 0, 0)
 	var sup *supervisor.Supervisor
@@ -313,6 +322,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		OnOutput: logs.Add,
 		OnReload: met.OnReload,
 		NoSysctl: !*sysctl,
+		Reaper:   reaper,
 	}
 	if os.Getenv("NOTIFY_SOCKET") != "" {
 		// Under systemd (Type=notify or notify-reload).
@@ -400,6 +410,55 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	default:
 		logger.Error("shutdown", "err", err)
 		return exitFailure
+	}
+}
+
+// startGuards sets up what makes sure that nothing the workers start
+// outlives paddock, even killed with SIGKILL (the workers themselves die
+// with it: Pdeathsig): as PID 1 of a PID namespace, the kernel, which kills
+// the whole namespace with it; otherwise a cgroup v2 of the workers' own
+// (useCgroup, when paddock can create one) and a watchdog process. It
+// returns the reaper to start the workers with, and the function that, once
+// every worker stopped, kills what is left in the cgroup, removes it and
+// tells the watchdog paddock exits cleanly.
+func startGuards(logger *slog.Logger, useCgroup, jsonLog bool) (*procs.Reaper, func()) {
+	reaper := &procs.Reaper{}
+	if os.Getpid() == 1 {
+		logger.Info("running as PID 1: when paddock exits or dies, the kernel ends every process of its PID namespace; no cgroup or watchdog is needed")
+		return reaper, func() {}
+	}
+	if useCgroup {
+		cg, err := procs.CreateCgroup()
+		if err != nil {
+			logger.Info("workers are not placed in a cgroup of their own; the watchdog alone kills what they leave if paddock dies", "reason", err.Error())
+		} else {
+			reaper.Cgroup = cg
+			logger.Info("workers run in a cgroup of their own", "cgroup", cg.Path)
+		}
+	}
+	wd, err := procs.StartWatchdog(procs.WatchdogOptions{Cgroup: reaper.Cgroup, Logger: logger, JSON: jsonLog})
+	if err != nil {
+		logger.Warn("no watchdog: if paddock is killed, processes the workers started may survive it", "err", err)
+	} else {
+		reaper.Watchdog = wd
+		logger.Debug("watchdog started", "pid", wd.Pid())
+	}
+	return reaper, func() {
+		if cg := reaper.Cgroup; cg != nil {
+			n, err := cg.Kill()
+			if n > 0 {
+				logger.Info("killed processes left in the workers' cgroup", "cgroup", cg.Path, "processes", n)
+			}
+			if err != nil {
+				logger.Warn("killing the workers' cgroup", "err", err)
+			}
+			if err := cg.Remove(); err != nil {
+				logger.Warn("removing the workers' cgroup", "err", err)
+			}
+		}
+		if wd != nil {
+			wd.Stop()
+		}
 	}
 }
 

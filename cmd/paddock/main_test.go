@@ -26,6 +26,11 @@ import (
 var paddockBin string
 
 func TestMain(m *testing.M) {
+	// The test binary doubles as a worker program (survivors_test.go).
+	if mode := os.Getenv("PADDOCK_TEST_HELPER"); mode != "" {
+		helper(mode)
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "paddock-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

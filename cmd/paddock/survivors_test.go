@@ -1,0 +1,406 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// helper runs one behaviour of the test binary acting as a worker or one of
+// its descendants (PADDOCK_TEST_HELPER):
+//
+//	family   the worker of the no-survivor tests: records its pid, starts
+//	         two sleepers in its process group, two that call setsid, and a
+//	         wrapper-style child, also in a session of its own, holding the
+//	         listening socket (descriptor 3) it inherited, as a shell's
+//	         server does; then blocks
+//	sleeper  records its pid and blocks
+//	holder   records its pid and blocks, holding descriptor 3
+//
+// Each records its pid as /proc/self names it (the pid outside a PID
+// namespace of paddock's own) on a line of $PIDFILE.
+func helper(mode string) {
+	recordPID := func() {
+		self, err := os.Readlink("/proc/self")
+		if err != nil {
+			os.Exit(20)
+		}
+		f, err := os.OpenFile(os.Getenv("PIDFILE"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			os.Exit(21)
+		}
+		if _, err := f.WriteString(self + "\n"); err != nil {
+			os.Exit(22)
+		}
+		f.Close()
+	}
+	switch mode {
+	case "family":
+		recordPID()
+		spawn := func(mode string, setsid bool, extra ...*os.File) {
+			cmd := exec.Command(os.Args[0])
+			cmd.Env = append(os.Environ(), "PADDOCK_TEST_HELPER="+mode)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: setsid}
+			cmd.ExtraFiles = extra
+			if err := cmd.Start(); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(23)
+			}
+		}
+		spawn("sleeper", false)
+		spawn("sleeper", false)
+		spawn("sleeper", true)
+		spawn("sleeper", true)
+		spawn("holder", true, os.NewFile(3, "listen"))
+		select {}
+	case "sleeper", "holder":
+		recordPID()
+		select {}
+	default:
+		fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
+		os.Exit(2)
+	}
+}
+
+// familyProcs is how many processes a family worker makes, itself included.
+const familyProcs = 6
+
+// procStart returns the start time of pid (field 22 of /proc/PID/stat) and
+// whether it runs (exists and is not a zombie).
+func procStart(pid int) (uint64, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 || f[0] == "Z" {
+		return 0, false
+	}
+	v, _ := strconv.ParseUint(f[19], 10, 64)
+	return v, true
+}
+
+// family is a family worker's processes: pid → start time.
+type family map[int]uint64
+
+// readFamily waits until the family worker(s) recorded n pids in pidfile.
+func readFamily(t *testing.T, pidfile string, n int) family {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		b, _ := os.ReadFile(pidfile)
+		lines := strings.Fields(string(b))
+		if len(lines) >= n {
+			fam := family{}
+			for _, l := range lines {
+				pid, err := strconv.Atoi(l)
+				if err != nil {
+					t.Fatalf("bad pid %q in %s", l, pidfile)
+				}
+				st, ok := procStart(pid)
+				if !ok {
+					t.Fatalf("pid %d recorded but not running", pid)
+				}
+				fam[pid] = st
+			}
+			return fam
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d pids recorded in %s", len(lines), n, pidfile)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// survivors lists the family's processes still running.
+func (f family) survivors() []int {
+	var out []int
+	for pid, st := range f {
+		if now, ok := procStart(pid); ok && now == st {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// waitNoSurvivors polls, with a deadline that only bounds a failure, until
+// none of the family runs.
+func (f family) waitNoSurvivors(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		left := f.survivors()
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			var desc []string
+			for _, pid := range left {
+				cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+				helperMode := ""
+				for _, kv := range strings.Split(string(cmdline), "\x00") {
+					if strings.HasPrefix(kv, "PADDOCK_TEST_HELPER=") {
+						helperMode = kv
+					}
+				}
+				sid, _ := unix.Getsid(pid)
+				pgid, _ := syscall.Getpgid(pid)
+				desc = append(desc, fmt.Sprintf("pid %d (%s, pgid %d, sid %d)", pid, helperMode, pgid, sid))
+			}
+			t.Fatalf("survivors of paddock: %s", strings.Join(desc, "; "))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// freePort returns a TCP port on 127.0.0.1 that nothing listens on.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// familyManifest writes a manifest with one family worker listening on
+// port; it returns the manifest's path and the pid file's.
+func familyManifest(t *testing.T, port int) (string, string) {
+	t.Helper()
+	self, err := filepath.Abs(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := writeManifest(t, fmt.Sprintf(`
+apps:
+  fam:
+    exec: %s
+    env:
+      PADDOCK_TEST_HELPER: family
+      PIDFILE: $DIR/pids
+    listen: ["127.0.0.1:%d"]
+`, self, port))
+	pidfile := filepath.Join(filepath.Dir(path), "pids")
+	// Registered before paddock starts, so run after it was killed: after
+	// a failure, nothing a family worker started outlives the test.
+	t.Cleanup(func() {
+		b, _ := os.ReadFile(pidfile)
+		for _, l := range strings.Fields(string(b)) {
+			pid, _ := strconv.Atoi(l)
+			env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+			if pid > 0 && strings.Contains("\x00"+string(env), "\x00PIDFILE="+pidfile+"\x00") {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	return path, pidfile
+}
+
+// bindsAgain starts a new paddock whose app listens on port, and checks
+// that it binds it: nothing left by the killed one holds it.
+func bindsAgain(t *testing.T, port int) {
+	t.Helper()
+	r := startPaddock(t, writeManifest(t, fmt.Sprintf(`
+apps:
+  web:
+    exec: /bin/sleep
+    args: [60]
+    listen: ["127.0.0.1:%d"]
+`, port)))
+	r.workerPIDs(1)
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.wait(); code != 0 {
+		t.Errorf("the next paddock on port %d exited %d: %v", port, code, r.other)
+	}
+}
+
+// logValue returns the value of key in the first log record with msg, and
+// whether there is one.
+func (r *running) logValue(msg, key string) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range r.logs {
+		if m["msg"] == msg {
+			v, ok := m[key].(string)
+			return v, ok
+		}
+	}
+	return "", false
+}
+
+// TestSIGKILLLeavesNoDescendant: after kill -9 of paddock, nothing its
+// workers started runs any more (plain children in the worker's group,
+// children that called setsid, a wrapper's server holding the listening
+// socket), and the next paddock binds the same port. Each mechanism alone:
+// the workers' cgroup (with the watchdog that kills it), the watchdog
+// without a cgroup (process groups and the PADDOCK_SUPERVISOR marker), and
+// the kernel's rule for PID 1 of a PID namespace (no cgroup, no watchdog).
+func TestSIGKILLLeavesNoDescendant(t *testing.T) {
+	unshare, _ := exec.LookPath("unshare")
+	for _, mode := range []string{"cgroup", "watchdog", "pid1"} {
+		t.Run(mode, func(t *testing.T) {
+			port := freePort(t)
+			manifest, pidfile := familyManifest(t, port)
+			var r *running
+			switch mode {
+			case "cgroup":
+				r = startPaddock(t, manifest)
+			case "watchdog":
+				r = startPaddockArgs(t, "run", "--log-format", "json", "--cgroup", "off", manifest)
+			case "pid1":
+				if unshare == "" || os.Geteuid() != 0 {
+					t.Skip("needs root and unshare(1) to create a PID namespace")
+				}
+				r = startPaddockCmd(t, exec.Command(unshare, "--pid", "--fork", "--kill-child",
+					paddockBin, "run", "--log-format", "json", manifest))
+			}
+			fam := readFamily(t, pidfile, familyProcs)
+			var cgroup string
+			switch mode {
+			case "cgroup":
+				var ok bool
+				if cgroup, ok = r.logValue("workers run in a cgroup of their own", "cgroup"); !ok {
+					r.mu.Lock()
+					t.Skipf("paddock created no cgroup here: %v", r.logs)
+				}
+			case "pid1":
+				if !r.logged("running as PID 1: when paddock exits or dies, the kernel ends every process of its PID namespace; no cgroup or watchdog is needed") {
+					t.Fatal("paddock did not say it runs as PID 1")
+				}
+			default:
+				if r.logged("workers run in a cgroup of their own") {
+					t.Fatal("--cgroup off made a cgroup")
+				}
+			}
+			target := r.cmd.Process.Pid
+			if mode == "pid1" {
+				target = childOf(r.cmd.Process.Pid) // unshare forked paddock
+			}
+			if err := syscall.Kill(target, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			fam.waitNoSurvivors(t)
+			if cgroup != "" {
+				deadline := time.Now().Add(60 * time.Second)
+				for {
+					if _, err := os.Stat(cgroup); errors.Is(err, fs.ErrNotExist) {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("cgroup %s left behind", cgroup)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+			bindsAgain(t, port)
+		})
+	}
+}
+
+// watchdogOf returns the pid of paddock's watchdog, a child of paddock
+// whose environment has PADDOCK_WATCHDOG, other than not; it waits for one.
+func watchdogOf(t *testing.T, paddock, not int) int {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		for _, pid := range children(paddock) {
+			env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+			if pid != not && strings.Contains("\x00"+string(env), "\x00PADDOCK_WATCHDOG=") && !dead(pid) {
+				return pid
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("paddock %d has no watchdog (other than %d)", paddock, not)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestWatchdogReplacedKeepsGuarantee: a watchdog killed is replaced, told
+// the whole table, and nothing survives a kill -9 of paddock afterwards.
+func TestWatchdogReplacedKeepsGuarantee(t *testing.T) {
+	for _, mode := range []string{"cgroup", "watchdog"} {
+		t.Run(mode, func(t *testing.T) {
+			port := freePort(t)
+			manifest, pidfile := familyManifest(t, port)
+			args := []string{"run", "--log-format", "json", manifest}
+			if mode == "watchdog" {
+				args = append(args, "--cgroup", "off")
+			}
+			r := startPaddockArgs(t, args...)
+			fam := readFamily(t, pidfile, familyProcs)
+			first := watchdogOf(t, r.cmd.Process.Pid, 0)
+			if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			watchdogOf(t, r.cmd.Process.Pid, first)
+			deadline := time.Now().Add(60 * time.Second)
+			for !r.logged("the watchdog died; starting a new one") {
+				if time.Now().After(deadline) {
+					t.Fatal("paddock did not log the watchdog's death")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if err := r.cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			fam.waitNoSurvivors(t)
+			bindsAgain(t, port)
+		})
+	}
+}
+
+// TestCleanStopEmptiesCgroup: at a clean stop, what the workers left in
+// their cgroup (here, children that called setsid) is killed, logged, and
+// the cgroup removed.
+func TestCleanStopEmptiesCgroup(t *testing.T) {
+	manifest, pidfile := familyManifest(t, freePort(t))
+	r := startPaddock(t, manifest)
+	fam := readFamily(t, pidfile, familyProcs)
+	cgroup, ok := r.logValue("workers run in a cgroup of their own", "cgroup")
+	if !ok {
+		t.Skip("paddock created no cgroup here")
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.wait(); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	fam.waitNoSurvivors(t)
+	r.mu.Lock()
+	var killed float64
+	for _, m := range r.logs {
+		if m["msg"] == "killed processes left in the workers' cgroup" {
+			killed, _ = m["processes"].(float64)
+		}
+	}
+	r.mu.Unlock()
+	// The holder and the two sleepers that called setsid, and perhaps
+	// the sleepers of the worker's group, killed with it but not yet gone.
+	if killed < 3 || killed > familyProcs-1 {
+		t.Errorf("paddock logged %v processes killed in the cgroup, want 3 to %d", killed, familyProcs-1)
+	}
+	if _, err := os.Stat(cgroup); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("cgroup %s left behind: %v", cgroup, err)
+	}
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestUserWithListenWhenUserCannotExecutePaddock: `user:` with `listen:`
+// works when the worker's user may not execute paddock's own binary (only
+// root may, as `go install` leaves it under umask 077 in /root/go/bin): the
+// worker runs as that user with LISTEN_PID equal to its own pid. A program
+// the user cannot execute is a start error naming that program.
+func TestUserWithListenWhenUserCannotExecutePaddock(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("running workers as another user needs root")
+	}
+	private := filepath.Join(t.TempDir(), "root-only")
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(private, "paddock")
+	b, err := os.ReadFile(paddockBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	prog := filepath.Join(private, "prog")
+	if err := os.WriteFile(prog, []byte("#!/bin/sh\nexec sleep 60\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	manifest := writeManifest(t, fmt.Sprintf(`
+apps:
+  web:
+    exec: /bin/sh
+    args: ["-c", "echo \"worker uid=$(id -u) listen_pid=$LISTEN_PID pid=$$ fds=$LISTEN_FDS\" >&2; exec sleep 60"]
+    cwd: /
+    user: nobody
+    listen: ["127.0.0.1:0"]
+  private:
+    exec: %s
+    cwd: /
+    user: nobody
+    listen: ["127.0.0.1:0"]
+    restart: never
+`, prog))
+	if out, err := exec.Command(bin, "validate", manifest).CombinedOutput(); err != nil {
+		t.Fatalf("validate: %v\n%s", err, out)
+	}
+	r := startPaddockCmd(t, exec.Command(bin, "run", "--log-format", "json", manifest))
+	pid := r.workerPIDs(1)[0]
+	line := regexp.MustCompile(`worker uid=(\d+) listen_pid=(\d*) pid=(\d+) fds=(\d*)`)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		r.mu.Lock()
+		var m []string
+		for _, l := range r.other {
+			if m = line.FindStringSubmatch(l); m != nil {
+				break
+			}
+		}
+		r.mu.Unlock()
+		if m != nil {
+			if want := []string{"65534", strconv.Itoa(pid), strconv.Itoa(pid), "1"}; !slices.Equal(m[1:], want) {
+				t.Errorf("worker says uid=%s listen_pid=%s pid=%s fds=%s; want %v", m[1], m[2], m[3], m[4], want)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			r.mu.Lock()
+			t.Fatalf("the worker never spoke; paddock's log: %v\n%s", r.logs, strings.Join(r.other, "\n"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var status string
+	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, l := range strings.Split(string(st), "\n") {
+			if strings.HasPrefix(l, "Uid:") {
+				status = strings.Fields(l)[1]
+			}
+		}
+	}
+	if status != "65534" {
+		t.Errorf("worker pid %d runs as uid %q, want 65534", pid, status)
+	}
+
+	want := "exec " + prog + ": permission denied"
+	for {
+		errText, ok := r.logValue("start failed", "err")
+		if ok {
+			if errText != want {
+				t.Errorf("start error %q, want %q", errText, want)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no start failure for the private program")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	r.wait()
+}

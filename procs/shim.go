@@ -1,0 +1,217 @@
+package procs
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The variables that carry a shim's instructions from Start to the
+// re-executed supervisor binary; none reaches the program.
+const (
+	// shimEnv names the program the shim is to become.
+	shimEnv = "PADDOCK_EXEC_SHIM"
+	// shimErrFDEnv is the descriptor of the pipe the shim reports a
+	// failure on; it is close-on-exec, so a successful exec closes it.
+	shimErrFDEnv = "PADDOCK_EXEC_SHIM_ERRFD"
+	// shimParentEnv is the supervisor's pid, which the shim checks is
+	// still its parent after re-arming the parent-death signal.
+	shimParentEnv = "PADDOCK_EXEC_SHIM_PARENT"
+	// shimCredEnv is "uid:gid:group,group...", the identity to drop to.
+	shimCredEnv = "PADDOCK_EXEC_SHIM_CRED"
+	// shimDirEnv is the working directory, entered again once the
+	// identity changed, so that a directory the user may not enter is an
+	// error as it is without the shim.
+	shimDirEnv = "PADDOCK_EXEC_SHIM_DIR"
+	// probeEnv makes the binary exit 0 at once (CreateCgroup's test of
+	// starting a process into the cgroup).
+	probeEnv = "PADDOCK_CGROUP_PROBE"
+)
+
+// SupervisorEnvName is the variable Start adds to every process's
+// environment: "<supervisor pid>-<its start time in clock ticks after
+// boot>", unique to this supervisor process on this machine. Descendants
+// inherit it, so that the watchdog can find those that left their worker's
+// process group when the supervisor is killed without a cgroup.
+const SupervisorEnvName = "PADDOCK_SUPERVISOR"
+
+// SupervisorEnv returns this process's PADDOCK_SUPERVISOR value.
+var SupervisorEnv = sync.OnceValue(func() string {
+	pid := os.Getpid()
+	return strconv.Itoa(pid) + "-" + strconv.FormatUint(startTime(pid), 10)
+})
+
+// startTime returns the start time of process pid in clock ticks after boot
+// (field 22 of /proc/PID/stat), or 0 when it cannot be read.
+func startTime(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state); field 22 is f[19].
+	if len(f) < 20 {
+		return 0
+	}
+	v, _ := strconv.ParseUint(f[19], 10, 64)
+	return v
+}
+
+// withSupervisorEnv returns env with PADDOCK_SUPERVISOR set to this
+// supervisor's value (replacing one inherited from an outer supervisor).
+func withSupervisorEnv(env []string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, SupervisorEnvName+"=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, SupervisorEnvName+"="+SupervisorEnv())
+}
+
+// ExecShim runs the roles this binary plays for its own supervisor when it
+// re-executes itself, and otherwise returns at once. Call it first thing in
+// main (and in TestMain of tests that start workers): it must run before
+// anything opens a descriptor without close-on-exec.
+//
+// As a worker's shim (Spec.ListenNames), it drops to the worker's
+// credentials, re-arms the parent-death signal the change cleared, and
+// executes the program with LISTEN_PID set to its own pid, which execve
+// keeps; a failure is reported to Start and the shim exits 127, as a shell
+// does for a program it cannot run. As the watchdog (StartWatchdog) it
+// watches the supervisor until it exits. It never returns in either role.
+func ExecShim() {
+	if _, ok := os.LookupEnv(watchdogEnv); ok {
+		runWatchdog()
+		os.Exit(0)
+	}
+	if _, ok := os.LookupEnv(probeEnv); ok {
+		os.Exit(0)
+	}
+	target, ok := os.LookupEnv(shimEnv)
+	if !ok {
+		return
+	}
+	// The parent-death signal and execve are per thread: arm it on the
+	// thread that executes the program.
+	runtime.LockOSThread()
+	errFD, err := strconv.Atoi(os.Getenv(shimErrFDEnv))
+	if err != nil || errFD < 3 {
+		errFD = -1
+	} else {
+		unix.CloseOnExec(errFD)
+	}
+	fail := func(stage string, err error) {
+		errno, ok := err.(syscall.Errno)
+		if !ok {
+			errno = syscall.EINVAL
+		}
+		if errFD >= 0 {
+			_, _ = unix.Write(errFD, []byte(stage+" "+strconv.Itoa(int(errno))))
+		} else {
+			fmt.Fprintf(os.Stderr, "paddock: %s %s: %v\n", stage, target, err)
+		}
+		os.Exit(127)
+	}
+	parent, _ := strconv.Atoi(os.Getenv(shimParentEnv))
+	env := make([]string, 0, len(os.Environ())+1)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, shimEnv) && !strings.HasPrefix(kv, "LISTEN_PID=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "LISTEN_PID="+strconv.Itoa(os.Getpid()))
+	if v, ok := os.LookupEnv(shimCredEnv); ok {
+		uid, gid, groups, err := parseCredential(v)
+		if err != nil {
+			fail("credential", syscall.EINVAL)
+		}
+		if err := syscall.Setgroups(groups); err != nil {
+			fail("setgroups", err)
+		}
+		if err := syscall.Setgid(gid); err != nil {
+			fail("setgid", err)
+		}
+		if err := syscall.Setuid(uid); err != nil {
+			fail("setuid", err)
+		}
+		if dir := os.Getenv(shimDirEnv); dir != "" {
+			if err := syscall.Chdir(dir); err != nil {
+				fail("chdir", err)
+			}
+		}
+	}
+	// Always re-armed on this thread: a credential change clears it, and
+	// only the thread the supervisor forked had it.
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		fail("prctl", err)
+	}
+	if parent > 0 && os.Getppid() != parent {
+		os.Exit(127) // the supervisor died: nobody is there to run for
+	}
+	err = syscall.Exec(target, os.Args, env)
+	fail("exec", err)
+}
+
+// formatCredential encodes c for shimCredEnv.
+func formatCredential(c *syscall.Credential) string {
+	groups := make([]string, len(c.Groups))
+	for i, g := range c.Groups {
+		groups[i] = strconv.FormatUint(uint64(g), 10)
+	}
+	return fmt.Sprintf("%d:%d:%s", c.Uid, c.Gid, strings.Join(groups, ","))
+}
+
+// parseCredential decodes formatCredential's encoding.
+func parseCredential(s string) (uid, gid int, groups []int, err error) {
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return 0, 0, nil, fmt.Errorf("bad credential %q", s)
+	}
+	if uid, err = strconv.Atoi(parts[0]); err != nil {
+		return 0, 0, nil, err
+	}
+	if gid, err = strconv.Atoi(parts[1]); err != nil {
+		return 0, 0, nil, err
+	}
+	groups = []int{}
+	if parts[2] != "" {
+		for _, g := range strings.Split(parts[2], ",") {
+			n, err := strconv.Atoi(g)
+			if err != nil {
+				return 0, 0, nil, err
+			}
+			groups = append(groups, n)
+		}
+	}
+	return uid, gid, groups, nil
+}
+
+// decodeShimError turns the shim's report ("setuid 1") into an error; dir
+// is the working directory it was to enter.
+func decodeShimError(msg, dir string) error {
+	stage, num, ok := strings.Cut(msg, " ")
+	n, err := strconv.Atoi(num)
+	if !ok || err != nil {
+		return fmt.Errorf("exec shim: %q", msg)
+	}
+	errno := syscall.Errno(n)
+	switch stage {
+	case "exec":
+		return errno
+	case "chdir":
+		return fmt.Errorf("chdir %s: %w", dir, errno)
+	}
+	return fmt.Errorf("%s: %w", stage, errno)
+}
