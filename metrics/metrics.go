@@ -124,7 +124,7 @@ func exitCause(e supervisor.Event) string {
 	switch {
 	case e.Intended:
 		return CauseStopped
-	case e.PID == 0:
+	case e.StartFailed || e.PID == 0:
 		return CauseStartFailed
 	case e.Signal != "":
 		return CauseSignal

@@ -84,6 +84,11 @@ type Process struct {
 	r         *Reaper
 	// reaped is set, under r.mu, before the process is reaped.
 	reaped bool
+	// shimDone is closed, for a process started through the exec shim,
+	// once the shim executed the program or reported why it could not
+	// (shimErr).
+	shimDone chan struct{}
+	shimErr  error
 }
 
 // Reaper starts processes and reaps every child of this process as it
@@ -106,15 +111,17 @@ type Reaper struct {
 
 	mu      sync.Mutex
 	leaders map[int]*Process
+	// shims runs the goroutines that read the exec shims' reports.
+	shims sync.WaitGroup
 }
 
-// shimTimeout bounds how long Start waits for the exec shim to execute the
-// program.
-const shimTimeout = 30 * time.Second
-
 // Start starts the process described by s as the leader of a new process
-// group, in r.Cgroup when set. It returns once the program runs: an error
-// executing it is a *StartError naming s.Path.
+// group, in r.Cgroup when set, and returns once it is forked: it does not
+// wait for the program's own start-up. An error starting it is a
+// *StartError naming s.Path. A process with ListenNames runs the exec shim
+// first (the re-executed supervisor binary, which sets LISTEN_PID); when
+// the shim cannot execute s.Path, the process exits with status 127 and its
+// Exit carries the *StartError that says why (StartErr).
 func (r *Reaper) Start(s Spec) (*Process, error) {
 	fail := func(op string, err error) (*Process, error) {
 		return nil, &StartError{Op: op, Path: s.Path, Err: err}
@@ -149,9 +156,8 @@ func (r *Reaper) Start(s Spec) (*Process, error) {
 		if err != nil {
 			return fail("start", err)
 		}
-		defer wr.Close()
+		defer wr.Close() // the shim holds its copy
 		errPipe = rd
-		defer errPipe.Close()
 		files = append(files, wr)
 		env = append(env,
 			"LISTEN_FDS="+strconv.Itoa(len(s.ListenNames)),
@@ -174,6 +180,9 @@ func (r *Reaper) Start(s Spec) (*Process, error) {
 	var proc *Process
 	if err == nil {
 		proc = &Process{Pid: p.Pid, StartedAt: time.Now(), p: p, r: r}
+		if errPipe != nil {
+			proc.shimDone = make(chan struct{})
+		}
 		if r.leaders == nil {
 			r.leaders = map[int]*Process{}
 		}
@@ -184,6 +193,9 @@ func (r *Reaper) Start(s Spec) (*Process, error) {
 	}
 	r.mu.Unlock()
 	if err != nil {
+		if errPipe != nil {
+			errPipe.Close()
+		}
 		var pe *os.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err
@@ -191,25 +203,27 @@ func (r *Reaper) Start(s Spec) (*Process, error) {
 		return fail("fork/exec", err)
 	}
 	if errPipe != nil {
-		files[len(files)-1].Close() // the shim holds its copy
-		if err := readShimError(errPipe, s.Dir); err != nil {
-			_ = p.Kill()
-			p.Release()
-			return fail("exec", err)
-		}
+		// The shim's report comes after its Go runtime started, some
+		// milliseconds later: Start does not wait for it (a supervisor
+		// starting many workers would stall), the report is read here
+		// and handed over with the process's exit.
+		r.shims.Go(func() {
+			defer close(proc.shimDone)
+			if err := readShimError(errPipe, s.Dir); err != nil {
+				proc.shimErr = &StartError{Op: "exec", Path: s.Path, Err: err}
+			}
+		})
 	}
 	return proc, nil
 }
 
-// readShimError waits until the shim executed the program (end of file: the
-// pipe is close-on-exec) or reported why it could not, in one write.
+// readShimError reads the pipe of an exec shim until it executed the
+// program (end of file: the pipe is close-on-exec) or exited after it
+// reported why it could not, in one write; it closes the pipe.
 func readShimError(rd *os.File, dir string) error {
-	_ = rd.SetReadDeadline(time.Now().Add(shimTimeout))
+	defer rd.Close()
 	buf := make([]byte, 128)
-	n, err := rd.Read(buf)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Errorf("the exec shim did not execute the program within %s", shimTimeout)
-	}
+	n, _ := rd.Read(buf)
 	if n == 0 {
 		return nil
 	}
@@ -278,6 +292,10 @@ type Exit struct {
 	// and processes were left in that group when it exited: they were
 	// sent SIGKILL before Pid was reaped.
 	GroupKilled bool
+	// StartErr, for a process started through the exec shim, is why the
+	// shim could not execute the program (a *StartError naming it); the
+	// process then exited with status 127 without running it.
+	StartErr error
 }
 
 // Success reports whether the child exited with code 0.
@@ -300,6 +318,7 @@ func (e Exit) String() string {
 // one Run may be active in a process, and nothing else in the process may
 // wait for children while it is.
 func (r *Reaper) Run(ctx context.Context, out chan<- Exit) {
+	defer r.shims.Wait()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, unix.SIGCHLD)
 	defer signal.Stop(sigs)
@@ -364,6 +383,12 @@ func (r *Reaper) reapOne() (ex Exit, own, ok bool) {
 		break
 	}
 	ex = Exit{Pid: pid, Status: st, Time: time.Now()}
+	if leader != nil && leader.shimDone != nil {
+		// The process is gone, so is the write end of its shim's pipe:
+		// the report, if any, is read already or about to be.
+		<-leader.shimDone
+		ex.StartErr = leader.shimErr
+	}
 	// What the kill hit dies or waits to be reaped: still in the group.
 	ex.GroupKilled = leader != nil && groupAlive(pid)
 	if r.Watchdog != nil && r.Watchdog.exited(pid) {

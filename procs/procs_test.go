@@ -358,7 +358,20 @@ func TestStartErrorNamesProgram(t *testing.T) {
 			if tt.listen {
 				s.ExtraFiles, s.ListenNames = []*os.File{sock}, []string{"web"}
 			}
-			_, err := (&Reaper{}).Start(s)
+			r := &Reaper{}
+			p, err := r.Start(s)
+			if tt.listen {
+				// The shim reports it with the exit, without holding
+				// Start up.
+				if err != nil {
+					t.Fatalf("Start through the shim = %v, want the error with the exit", err)
+				}
+				ex := reapUntil(t, r, p.Pid)
+				if ex.Status.ExitStatus() != 127 {
+					t.Errorf("the shim exited with %v, want status 127", ex)
+				}
+				err = ex.StartErr
+			}
 			var se *StartError
 			if !errors.As(err, &se) || se.Path != missing || se.Op != tt.op || !errors.Is(err, fs.ErrNotExist) {
 				t.Fatalf("Start = %v (%#v), want a *StartError %q for %s, not found", err, err, tt.op, missing)
@@ -438,7 +451,15 @@ func TestShimDropsPrivileges(t *testing.T) {
 	if err := os.WriteFile(private, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, err = r.Start(Spec{Path: private, Argv: []string{"prog"}, Dir: "/",
+	startErr := func(s Spec) error {
+		t.Helper()
+		p, err := r.Start(s)
+		if err != nil {
+			t.Fatalf("Start through the shim = %v, want the error with the exit", err)
+		}
+		return reapUntil(t, r, p.Pid).StartErr
+	}
+	err = startErr(Spec{Path: private, Argv: []string{"prog"}, Dir: "/",
 		ExtraFiles: []*os.File{sock}, ListenNames: []string{"web"}, Credential: nobody})
 	var se *StartError
 	if !errors.As(err, &se) || se.Path != private || !errors.Is(err, fs.ErrPermission) || strings.Contains(err.Error(), "/proc/self/exe") {
@@ -446,7 +467,7 @@ func TestShimDropsPrivileges(t *testing.T) {
 	}
 
 	closed := t.TempDir() // 0700
-	_, err = r.Start(Spec{Path: "/bin/sh", Argv: []string{"sh", "-c", "exit 0"}, Dir: closed,
+	err = startErr(Spec{Path: "/bin/sh", Argv: []string{"sh", "-c", "exit 0"}, Dir: closed,
 		ExtraFiles: []*os.File{sock}, ListenNames: []string{"web"}, Credential: nobody})
 	if want := "exec /bin/sh: chdir " + closed + ": permission denied"; err == nil || err.Error() != want {
 		t.Errorf("Start = %v, want %q", err, want)

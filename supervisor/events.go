@@ -51,6 +51,9 @@ type Event struct {
 	ExitCode int
 	Signal   string
 	Intended bool
+	// StartFailed: the program could not be started (Detail says why);
+	// PID is 0 when not even a process was created.
+	StartFailed bool
 	// Restart: the delay and the consecutive restart count. Stopping: the
 	// killTimeout in Delay and the killSignal in Signal.
 	Delay   time.Duration

@@ -987,13 +987,19 @@ func monotonicUsec() int64 {
 	return ts.Nano() / 1000
 }
 
-func (s *Supervisor) startFailedLocked(w *worker, err error, now time.Time) {
+// startFailureDetail describes a start failure for an exit event.
+func startFailureDetail(err error) string {
 	detail := "start failed: " + err.Error()
 	if hint := startErrorHint(err); hint != "" {
 		detail += "; " + hint
 	}
+	return detail
+}
+
+func (s *Supervisor) startFailedLocked(w *worker, err error, now time.Time) {
 	s.opts.Logger.Error("start failed", "app", w.App, "worker", w.ID, "err", err)
-	s.emit(Event{Type: EventExit, App: w.App, Worker: w.ID, Generation: w.Generation, ExitCode: -1, Detail: detail})
+	s.emit(Event{Type: EventExit, App: w.App, Worker: w.ID, Generation: w.Generation, ExitCode: -1,
+		StartFailed: true, Detail: startFailureDetail(err)})
 	s.afterExitLocked(w, false, 0, now)
 }
 
@@ -1060,6 +1066,12 @@ func (s *Supervisor) handleExitLocked(ex procs.Exit) {
 		ev.Signal = unix.SignalName(ex.Status.Signal())
 	} else {
 		ev.ExitCode = ex.Status.ExitStatus()
+	}
+	if ex.StartErr != nil {
+		// The exec shim could not execute the program: a start failure,
+		// reported as such, naming the program.
+		s.opts.Logger.Error("start failed", "app", w.App, "worker", w.ID, "err", ex.StartErr)
+		ev.StartFailed, ev.Detail = true, startFailureDetail(ex.StartErr)
 	}
 	s.emit(ev)
 	w.pid = 0

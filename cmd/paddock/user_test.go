@@ -58,7 +58,20 @@ apps:
 		t.Fatalf("validate: %v\n%s", err, out)
 	}
 	r := startPaddockCmd(t, exec.Command(bin, "run", "--log-format", "json", manifest))
-	pid := r.workerPIDs(1)[0]
+	// The first fork of web: the private app's worker is forked too, and
+	// its exec shim fails.
+	var pid int
+	waitFor(t, "web's first fork", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, m := range r.logs {
+			if m["msg"] == "fork" && m["app"] == "web" {
+				pid = int(m["pid"].(float64))
+				return true
+			}
+		}
+		return false
+	})
 	line := regexp.MustCompile(`worker uid=(\d+) listen_pid=(\d*) pid=(\d+) fds=(\d*)`)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
