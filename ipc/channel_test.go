@@ -412,7 +412,7 @@ func TestCloseRace(t *testing.T) {
 	before := openFDs(t)
 	const senders = 8
 	accepted, failed := 0, 0
-	for round := range 100 {
+	for round := range 200 {
 		c, child, err := Pair(1)
 		if err != nil {
 			t.Fatal(err)
@@ -454,7 +454,7 @@ func TestCloseRace(t *testing.T) {
 			})
 		}
 		// Close while the senders send, at a point that varies.
-		for range round * 10 {
+		for range round % 100 * 10 {
 			runtime.Gosched()
 		}
 		c.Close()

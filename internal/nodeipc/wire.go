@@ -236,7 +236,7 @@ func (c *Conn) WriteLineNow(line []byte, fd int) (int, error) {
 // descriptor received and not claimed by a line is closed before it
 // returns. Each descriptor received is close-on-exec.
 func (c *Conn) ReadLines(handle func(Line) error) error {
-	var d Decoder
+	var d decoder
 	defer d.Close()
 	buf := make([]byte, readBuffer)
 	oob := make([]byte, unix.CmsgSpace(4*MaxUnclaimed))
@@ -246,14 +246,13 @@ func (c *Conn) ReadLines(handle func(Line) error) error {
 			closeAll(fds)
 			return err
 		}
-		if n == 0 && len(fds) == 0 {
-			return nil
-		}
-		if err := d.Feed(buf[:n], fds, handle); err != nil {
-			return err
-		}
 		if n == 0 {
-			return nil
+			// End of file: what was begun never ends.
+			closeAll(fds)
+			return d.end()
+		}
+		if err := d.feed(buf[:n], fds, handle); err != nil {
+			return err
 		}
 	}
 }
@@ -323,27 +322,27 @@ func closeAll(fds []int) {
 	}
 }
 
-// Decoder turns what one end reads (bytes and descriptors) into Lines: it
+// decoder turns what one end reads (bytes and descriptors) into Lines: it
 // frames, enforces MaxLine, classifies, assigns descriptors to NODE_HANDLE
 // lines and finds stray ones. Its zero value is ready. Not safe for
 // concurrent use.
-type Decoder struct {
+type decoder struct {
 	pending []byte // the start of a line not yet complete
 	fds     []int  // descriptors received, not yet claimed
 	broken  error  // the violation that ended it
 }
 
-// Feed takes the bytes and descriptors of one read and passes every line
+// feed takes the bytes and descriptors of one read and passes every line
 // they complete to handle, in order; it returns handle's first error, or a
 // *ProtocolError. After an error every unclaimed descriptor is closed and
-// the Decoder refuses more.
-func (d *Decoder) Feed(data []byte, fds []int, handle func(Line) error) error {
+// the decoder refuses more.
+func (d *decoder) feed(data []byte, fds []int, handle func(Line) error) error {
 	if d.broken != nil {
 		closeAll(fds)
 		return d.broken
 	}
 	d.fds = append(d.fds, fds...)
-	if err := d.feed(data, handle); err != nil {
+	if err := d.frame(data, handle); err != nil {
 		d.broken = err
 		d.Close()
 		return err
@@ -351,7 +350,7 @@ func (d *Decoder) Feed(data []byte, fds []int, handle func(Line) error) error {
 	return nil
 }
 
-func (d *Decoder) feed(data []byte, handle func(Line) error) error {
+func (d *decoder) frame(data []byte, handle func(Line) error) error {
 	for len(data) > 0 {
 		i := bytes.IndexByte(data, '\n')
 		if i < 0 {
@@ -393,7 +392,7 @@ type header struct {
 }
 
 // line handles one complete line.
-func (d *Decoder) line(line []byte, handle func(Line) error) error {
+func (d *decoder) line(line []byte, handle func(Line) error) error {
 	if bytes.Equal(line, ackBody) {
 		return handle(Line{Kind: Ack, Raw: line, Cmd: "NODE_HANDLE_ACK"})
 	}
@@ -432,10 +431,24 @@ func (d *Decoder) line(line []byte, handle func(Line) error) error {
 	return handle(l)
 }
 
-// Close closes every descriptor received and not claimed. The Decoder
-// refuses more input afterwards only if it met an error; Close itself may
-// be called any number of times.
-func (d *Decoder) Close() {
+// end is the end of the input: descriptors still unclaimed (their line
+// never completed) are closed and reported as a *ProtocolError; an
+// incomplete line without one is dropped, as Node drops it.
+func (d *decoder) end() error {
+	if d.broken != nil {
+		return d.broken
+	}
+	if len(d.fds) > 0 {
+		d.broken = violation("%d descriptors whose line never ended", len(d.fds))
+		d.Close()
+		return d.broken
+	}
+	return nil
+}
+
+// Close closes every descriptor received and not claimed; it may be
+// called any number of times.
+func (d *decoder) Close() {
 	closeAll(d.fds)
 	d.fds = nil
 }
