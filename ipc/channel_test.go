@@ -103,8 +103,7 @@ func TestHandleFromWorker(t *testing.T) {
 	}
 	defer child.Close()
 	in := running(t, c)
-	r, w, _ := os.Pipe()
-	defer r.Close()
+	w := pipe(t)
 	line := []byte(`{"cmd":"NODE_HANDLE","type":"net.Native","msg":{"cmd":"NODE_CLUSTER","act":"x"}}` + "\n")
 	if err := unix.Sendmsg(int(child.Fd()), line, unix.UnixRights(int(w.Fd())), nil, 0); err != nil {
 		t.Fatal(err)
@@ -256,6 +255,7 @@ func TestSendLineNowNeverBlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer conn.Close()
 	var got []string
 	var buf []byte
 	chunk := make([]byte, 64<<10)
@@ -312,6 +312,18 @@ func unixConn(f *os.File) (*net.UnixConn, error) {
 	return c.(*net.UnixConn), nil
 }
 
+// pipe returns the write end of a pipe that lives as long as the test: a
+// descriptor to send.
+func pipe(t testing.TB) *os.File {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	return w
+}
+
 // openFDs counts this process's open descriptors.
 func openFDs(t testing.TB) int {
 	t.Helper()
@@ -362,12 +374,7 @@ func TestStrayDescriptorsAreClosed(t *testing.T) {
 			}
 		}
 	}()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
+	w := pipe(t)
 	before := openFDs(t)
 	sent := 0
 	for i := range 500 {
@@ -403,12 +410,7 @@ func TestStrayDescriptorsAreClosed(t *testing.T) {
 // the channel closes each get their done called exactly once, by the time
 // Close and Run have returned, and no descriptor leaks.
 func TestCloseRace(t *testing.T) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
+	w := pipe(t)
 	before := openFDs(t)
 	const senders = 8
 	accepted, failed := 0, 0

@@ -25,6 +25,18 @@ func openFDs(t testing.TB) int {
 	return len(ents)
 }
 
+// pipe returns the write end of a pipe that lives as long as the test: a
+// descriptor to send.
+func pipe(t testing.TB) *os.File {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	return w
+}
+
 // write is one sendmsg of the other end: data, with fds copies of a pipe.
 type write struct {
 	data string
@@ -216,12 +228,7 @@ func TestFraming(t *testing.T) {
 		{"half JSON", []write{{`{"cmd":` + "\n", 0}}, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pr, pw, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pr.Close()
-			defer pw.Close()
+			pw := pipe(t)
 			before := openFDs(t)
 			r := startReader(t, pw)
 			r.send(t, pw, tc.writes)
@@ -249,12 +256,7 @@ func TestFraming(t *testing.T) {
 // than the socket takes, whole. The other end gets both lines, each with
 // its descriptor.
 func TestWriteLine(t *testing.T) {
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pr.Close()
-	defer pw.Close()
+	pw := pipe(t)
 	before := openFDs(t)
 	w, peer, err := Pair()
 	if err != nil {
@@ -313,11 +315,7 @@ func FuzzWire(f *testing.F) {
 	} {
 		f.Add([]byte(s.data), []byte(s.plan))
 	}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { pr.Close(); pw.Close() })
+	pw := pipe(f)
 	f.Fuzz(func(t *testing.T, data, plan []byte) {
 		before := openFDs(t)
 		conn, peer, err := Pair()
