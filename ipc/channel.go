@@ -73,7 +73,7 @@ type Message struct {
 // Internal reports whether the message is one of Node's internal ones
 // (cmd "NODE_..."), which user code never sees.
 func (m Message) Internal() bool {
-	return len(m.Cmd) > 5 && m.Cmd[:5] == "NODE_"
+	return nodeipc.Internal(m.Cmd)
 }
 
 type outgoing struct {
@@ -137,19 +137,15 @@ func Pair(id int) (*Channel, *os.File, error) {
 // in another goroutine; the caller keeps fd open until then. When it
 // returns an error (ErrQueueFull, ErrClosed), done is not called.
 func (c *Channel) Send(v any, fd int, done func(error)) error {
-	var msg any = v
-	if fd >= 0 {
-		msg = struct {
-			Cmd  string `json:"cmd"`
-			Type string `json:"type"`
-			Msg  any    `json:"msg"`
-		}{"NODE_HANDLE", "net.Native", v}
-	}
-	line, err := json.Marshal(msg)
+	msg, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("ipc: %w", err)
 	}
-	return c.enqueue(outgoing{line: append(line, '\n'), fd: fd, done: done})
+	line := append(msg, '\n')
+	if fd >= 0 {
+		line = nodeipc.AppendHandle(make([]byte, 0, len(nodeipc.HandlePrefix)+len(msg)+2), msg)
+	}
+	return c.enqueue(outgoing{line: line, fd: fd, done: done})
 }
 
 // SendLine queues line, one complete JSON value followed by "\n" that the

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/paddock-sh/paddock/internal/nodeipc"
 	"github.com/paddock-sh/paddock/ipc"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/netshare"
@@ -150,7 +151,7 @@ type subscriber struct {
 
 func newSubscriber(c *channel, key string) subscriber {
 	k, _ := json.Marshal(key)
-	prefix := append([]byte(`{"cmd":"NODE_HANDLE","type":"net.Native","msg":{"cmd":"NODE_CLUSTER","act":"newconn","key":`), k...)
+	prefix := append([]byte(nodeipc.HandlePrefix+`{"cmd":"NODE_CLUSTER","act":"newconn","key":`), k...)
 	return subscriber{c: c, key: key, prefix: append(prefix, `,"seq":`...)}
 }
 

@@ -54,6 +54,24 @@ var (
 	NackLine = []byte(`{"cmd":"NODE_HANDLE_NACK"}` + "\n")
 )
 
+// HandlePrefix begins every NODE_HANDLE line paddock writes: the message
+// riding with the descriptor follows, then "}\n" (see AppendHandle).
+const HandlePrefix = `{"cmd":"NODE_HANDLE","type":"net.Native","msg":`
+
+// AppendHandle appends to dst the NODE_HANDLE line, "\n" included, that
+// carries msg (one JSON value) with a descriptor, and returns it.
+func AppendHandle(dst, msg []byte) []byte {
+	dst = append(dst, HandlePrefix...)
+	dst = append(dst, msg...)
+	return append(dst, "}\n"...)
+}
+
+// Internal reports whether cmd, a message's "cmd", marks one of Node's
+// internal messages ("NODE_..."), which user code never sees.
+func Internal(cmd string) bool {
+	return len(cmd) > 5 && cmd[:5] == "NODE_"
+}
+
 // ackBody is AckLine without its "\n": the most frequent line by far.
 var ackBody = AckLine[:len(AckLine)-1]
 
@@ -92,9 +110,7 @@ type Line struct {
 
 // Internal reports whether Raw is one of Node's internal messages (cmd
 // "NODE_..."), which user code never sees.
-func (l Line) Internal() bool {
-	return len(l.Cmd) > 5 && l.Cmd[:5] == "NODE_"
-}
+func (l Line) Internal() bool { return Internal(l.Cmd) }
 
 // Reply returns the line that answers l: AckLine for a Handle line with its
 // descriptor, NackLine for one without, nil for any other line.
