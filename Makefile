@@ -25,10 +25,12 @@ vet:
 race:
 	$(GO) test -race -count=1 ./...
 
-## fuzz-smoke: each fuzzer for FUZZTIME: the manifest decoder, a worker's IPC
-## channel, the cluster protocol handler, the control API.
+## fuzz-smoke: each fuzzer for FUZZTIME: the manifest decoder, the IPC wire
+## (framing and descriptors), a worker's IPC channel, the cluster protocol
+## handler, the control API.
 fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./manifest
+	$(GO) test -run='^$$' -fuzz='^FuzzWire$$' -fuzztime=$(FUZZTIME) ./internal/nodeipc
 	$(GO) test -run='^$$' -fuzz='^FuzzChannel$$' -fuzztime=$(FUZZTIME) ./ipc
 	$(GO) test -run='^$$' -fuzz='^FuzzClusterMessage$$' -fuzztime=$(FUZZTIME) ./supervisor
 	$(GO) test -run='^$$' -fuzz='^FuzzControlRequest$$' -fuzztime=$(FUZZTIME) ./control

@@ -5,11 +5,17 @@
 // {"cmd":"NODE_HANDLE",...} lines by SCM_RIGHTS, acknowledged with
 // NODE_HANDLE_ACK.
 //
+// The wire itself (framing, descriptors, ACK/NACK, limits) is package
+// internal/nodeipc, shared with package worker; a Channel adds what the
+// supervisor needs: a bounded write queue, flow control of the descriptors
+// in flight, and delivery of messages to the supervisor.
+//
 // A Channel never lets one worker hold up the supervisor or another worker:
 // one goroutine reads and one writes per channel, the write queue is
 // bounded, a line is at most MaxMessage bytes, and anything that is not the
-// protocol (garbage, an oversized line, a descriptor without a NODE_HANDLE)
-// closes that channel alone.
+// protocol (garbage, an oversized line, a descriptor without a NODE_HANDLE,
+// a reply the worker does not read) closes that channel alone, with every
+// descriptor it held.
 package ipc
 
 import (
@@ -22,15 +28,14 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/paddock-sh/paddock/internal/nodeipc"
 )
 
 // Limits of one channel.
 const (
 	// MaxMessage is the longest line accepted from a worker.
-	MaxMessage = 1 << 20
+	MaxMessage = nodeipc.MaxLine
 	// QueueLen is how many messages may wait to be written to a worker.
 	QueueLen = 1024
 	// HandlesInFlight is how many descriptors may be sent to a worker
@@ -45,6 +50,10 @@ var ErrQueueFull = errors.New("ipc: the worker's queue is full")
 
 // ErrClosed is returned by Send on a closed channel.
 var ErrClosed = errors.New("ipc: channel closed")
+
+// ProtocolError is what Err returns when the worker broke the protocol
+// (garbage, an over-long line, a stray descriptor, an unsolicited ACK).
+type ProtocolError = nodeipc.ProtocolError
 
 // Message is one message received from a worker.
 type Message struct {
@@ -64,7 +73,7 @@ type Message struct {
 // Internal reports whether the message is one of Node's internal ones
 // (cmd "NODE_..."), which user code never sees.
 func (m Message) Internal() bool {
-	return len(m.Cmd) > 5 && m.Cmd[:5] == "NODE_"
+	return nodeipc.Internal(m.Cmd)
 }
 
 type outgoing struct {
@@ -80,9 +89,12 @@ type Channel struct {
 	// reading goroutine; a message for which it returns true is consumed
 	// there and not delivered. It must not block.
 	Intercept func(Message) bool
-	conn      *net.UnixConn
-	raw       syscall.RawConn // conn's, for SendLineNow's non-blocking writes
+	conn      *nodeipc.Conn
 	queue     chan outgoing
+	// qmu orders enqueue against closing: once closing is set, nothing is
+	// queued any more, so the drain at close fails every message queued.
+	qmu     sync.Mutex
+	closing bool
 	// wmu is held while a message is written; unwritten counts the
 	// messages queued and not yet written, so that SendLineNow writes at
 	// once only when that keeps the order.
@@ -95,6 +107,7 @@ type Channel struct {
 	handles   chan struct{} // a token per descriptor sent and not acknowledged
 	closed    chan struct{}
 	closeOnce sync.Once
+	dmu       sync.Mutex // held while the queue is drained at close
 	err       atomic.Pointer[error]
 }
 
@@ -102,29 +115,13 @@ type Channel struct {
 // returns the child's end, to be passed to the worker (then closed in the
 // supervisor once the worker started).
 func Pair(id int) (*Channel, *os.File, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	conn, child, err := nodeipc.Pair()
 	if err != nil {
-		return nil, nil, fmt.Errorf("ipc socketpair: %w", err)
-	}
-	parent := os.NewFile(uintptr(fds[0]), "ipc")
-	child := os.NewFile(uintptr(fds[1]), "ipc-child")
-	c, err := net.FileConn(parent)
-	parent.Close()
-	var raw syscall.RawConn
-	if err == nil {
-		raw, err = c.(*net.UnixConn).SyscallConn()
-	}
-	if err != nil {
-		if c != nil {
-			c.Close()
-		}
-		child.Close()
-		return nil, nil, fmt.Errorf("ipc: %w", err)
+		return nil, nil, err
 	}
 	return &Channel{
 		id:      id,
-		conn:    c.(*net.UnixConn),
-		raw:     raw,
+		conn:    conn,
 		queue:   make(chan outgoing, QueueLen),
 		handles: make(chan struct{}, HandlesInFlight),
 		kick:    make(chan struct{}, 1),
@@ -134,23 +131,21 @@ func Pair(id int) (*Channel, *os.File, error) {
 
 // Send queues v (encoded as JSON) for the worker, with fd riding on it when
 // fd >= 0: the message is then wrapped as {"cmd":"NODE_HANDLE","type":
-// "net.Native","msg":v}. done, if not nil, is called once the message was
-// written or failed; the caller keeps fd open until then. Send never
-// blocks.
+// "net.Native","msg":v}. It never blocks. When it returns nil, done (if
+// not nil) is called exactly once, with nil once the message was written or
+// with why it was not (ErrClosed when the channel closed first), possibly
+// in another goroutine; the caller keeps fd open until then. When it
+// returns an error (ErrQueueFull, ErrClosed), done is not called.
 func (c *Channel) Send(v any, fd int, done func(error)) error {
-	var msg any = v
-	if fd >= 0 {
-		msg = struct {
-			Cmd  string `json:"cmd"`
-			Type string `json:"type"`
-			Msg  any    `json:"msg"`
-		}{"NODE_HANDLE", "net.Native", v}
-	}
-	line, err := json.Marshal(msg)
+	msg, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("ipc: %w", err)
 	}
-	return c.enqueue(outgoing{line: append(line, '\n'), fd: fd, done: done})
+	line := append(msg, '\n')
+	if fd >= 0 {
+		line = nodeipc.AppendHandle(make([]byte, 0, len(nodeipc.HandlePrefix)+len(msg)+2), msg)
+	}
+	return c.enqueue(outgoing{line: line, fd: fd, done: done})
 }
 
 // SendLine queues line, one complete JSON value followed by "\n" that the
@@ -174,7 +169,7 @@ func (c *Channel) SendLineNow(line []byte, fd int) error {
 		if c.unwritten.Load() == 0 {
 			select {
 			case c.handles <- struct{}{}:
-				sent, err := c.writeNow(line, fd)
+				sent, err := c.conn.WriteLineNow(line, fd)
 				switch {
 				case err != nil:
 					c.wmu.Unlock()
@@ -205,28 +200,6 @@ func (c *Channel) SendLineNow(line []byte, fd int) error {
 	return c.SendLine(line, fd, nil)
 }
 
-// writeNow writes as much of line as the socket takes without waiting,
-// fd riding on its first byte; it returns how many bytes went.
-func (c *Channel) writeNow(line []byte, fd int) (int, error) {
-	var n int
-	var werr error
-	err := c.raw.Write(func(s uintptr) bool {
-		for {
-			n, werr = unix.SendmsgN(int(s), line, unix.UnixRights(fd), nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
-			if werr != unix.EINTR {
-				return true
-			}
-		}
-	})
-	if err != nil {
-		return 0, err
-	}
-	if werr == unix.EAGAIN {
-		return 0, nil
-	}
-	return n, werr
-}
-
 // SendRaw queues one JSON value as it is (a user message).
 func (c *Channel) SendRaw(v json.RawMessage) error {
 	if !json.Valid(v) {
@@ -240,11 +213,12 @@ func (c *Channel) SendRaw(v json.RawMessage) error {
 	return c.enqueue(outgoing{line: b.Bytes(), fd: -1})
 }
 
+// enqueue queues o unless the channel is closing or its queue is full.
 func (c *Channel) enqueue(o outgoing) error {
-	select {
-	case <-c.closed:
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.closing {
 		return ErrClosed
-	default:
 	}
 	c.unwritten.Add(1)
 	select {
@@ -256,10 +230,23 @@ func (c *Channel) enqueue(o outgoing) error {
 	}
 }
 
+// reply queues a line the protocol requires of the supervisor (an ACK or
+// NACK); a worker that does not take it loses its channel.
+func (c *Channel) reply(line []byte) error {
+	err := c.enqueue(outgoing{line: line, fd: -1})
+	if errors.Is(err, ErrQueueFull) {
+		err = fmt.Errorf("ipc: %.*s for worker %d not queued: %w", len(line)-1, line, c.id, err)
+	}
+	return err
+}
+
 // Closed is closed once the channel is.
 func (c *Channel) Closed() <-chan struct{} { return c.closed }
 
-// Err returns why the channel closed: nil for a clean end of file.
+// Err returns why the channel closed: nil for a clean end of file or
+// Close; a *ProtocolError when the worker broke the protocol; an error
+// wrapping ErrQueueFull when a reply the protocol requires could not be
+// queued; the error given to CloseWithError.
 func (c *Channel) Err() error {
 	if p := c.err.Load(); p != nil {
 		return *p
@@ -267,34 +254,44 @@ func (c *Channel) Err() error {
 	return nil
 }
 
-// Close closes the channel; the worker sees end of file.
+// Close closes the channel; the worker sees end of file. Every message
+// still queued is failed (its done called with ErrClosed) before Close
+// returns, but for one the writing goroutine may be writing, which Run
+// finishes. done callbacks must not call Close.
 func (c *Channel) Close() { c.fail(nil) }
 
+// CloseWithError closes the channel as Close does and records err as why,
+// for Err, unless it was closed already.
+func (c *Channel) CloseWithError(err error) { c.fail(err) }
+
 func (c *Channel) fail(err error) {
+	first := false
 	c.closeOnce.Do(func() {
+		first = true
 		if err != nil {
 			c.err.Store(&err)
 		}
+		c.qmu.Lock()
+		c.closing = true
+		c.qmu.Unlock()
 		close(c.closed)
 		c.conn.Close()
 	})
+	if first {
+		c.drain()
+	}
 }
 
-// Run reads messages from the worker and delivers them to in, and writes
-// queued messages, until the channel closes (end of file, a protocol
-// violation, Close) or ctx is done. It returns then, after both of its
-// goroutines ended; messages still queued are failed.
-func (c *Channel) Run(ctx context.Context, in chan<- Message) {
-	stop := context.AfterFunc(ctx, c.Close)
-	defer stop()
-	var wg sync.WaitGroup
-	wg.Go(c.writeLoop)
-	c.readLoop(in)
-	c.Close()
-	wg.Wait()
+// drain fails the messages queued. It runs once nothing can be queued any
+// more; the writing goroutine may take some of them meanwhile, and fails
+// them itself.
+func (c *Channel) drain() {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
 	for {
 		select {
 		case o := <-c.queue:
+			c.unwritten.Add(-1)
 			if o.done != nil {
 				o.done(ErrClosed)
 			}
@@ -302,6 +299,24 @@ func (c *Channel) Run(ctx context.Context, in chan<- Message) {
 			return
 		}
 	}
+}
+
+// Run reads messages from the worker and delivers them to in, and writes
+// queued messages, until the channel closes (end of file, a protocol
+// violation, Close) or ctx is done. It returns then, after both of its
+// goroutines ended and every message queued was failed.
+func (c *Channel) Run(ctx context.Context, in chan<- Message) {
+	stop := context.AfterFunc(ctx, c.Close)
+	defer stop()
+	var wg sync.WaitGroup
+	wg.Go(c.writeLoop)
+	err := c.conn.ReadLines(func(l nodeipc.Line) error { return c.handleLine(l, in) })
+	if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, ErrClosed) {
+		c.fail(err)
+	}
+	c.Close()
+	wg.Wait()
+	c.drain() // waits for a Close draining in another goroutine
 }
 
 func (c *Channel) writeLoop() {
@@ -321,6 +336,7 @@ func (c *Channel) writeLoop() {
 			select {
 			case c.handles <- struct{}{}:
 			case <-c.closed:
+				c.unwritten.Add(-1)
 				if o.done != nil {
 					o.done(ErrClosed)
 				}
@@ -328,13 +344,14 @@ func (c *Channel) writeLoop() {
 			}
 		}
 		if err := c.flushPartial(); err != nil {
+			c.unwritten.Add(-1)
 			if o.done != nil {
 				o.done(err)
 			}
 			return
 		}
 		c.wmu.Lock()
-		err := c.write(o)
+		err := c.conn.WriteLine(o.line, o.fd)
 		c.unwritten.Add(-1)
 		c.wmu.Unlock()
 		if o.done != nil {
@@ -354,7 +371,7 @@ func (c *Channel) flushPartial() error {
 	if c.partial == nil {
 		return nil
 	}
-	_, err := c.conn.Write(c.partial)
+	err := c.conn.WriteLine(c.partial, -1)
 	c.partial = nil
 	c.unwritten.Add(-1)
 	if err != nil {
@@ -363,145 +380,29 @@ func (c *Channel) flushPartial() error {
 	return err
 }
 
-// write sends one line, the descriptor (if any) with its first bytes.
-func (c *Channel) write(o outgoing) error {
-	line := o.line
-	if o.fd >= 0 {
-		n, _, err := c.conn.WriteMsgUnix(line, unix.UnixRights(o.fd), nil)
-		if err != nil {
+// handleLine takes one line from the worker.
+func (c *Channel) handleLine(l nodeipc.Line, in chan<- Message) error {
+	switch l.Kind {
+	case nodeipc.Ack, nodeipc.Nack:
+		select {
+		case <-c.handles:
+			return nil
+		default:
+			return &ProtocolError{Reason: l.Cmd + " without a descriptor sent"}
+		}
+	case nodeipc.Handle:
+		if err := c.reply(l.Reply()); err != nil {
+			if l.File != nil {
+				l.File.Close()
+			}
 			return err
 		}
-		line = line[n:]
-		if len(line) == 0 {
-			return nil
+		if l.File == nil {
+			return nil // Node drops a handle message without its handle
 		}
-	}
-	_, err := c.conn.Write(line)
-	return err
-}
-
-func (c *Channel) readLoop(in chan<- Message) {
-	buf := make([]byte, 64<<10)
-	oob := make([]byte, unix.CmsgSpace(4*16))
-	var pending []byte // bytes of a line not yet complete
-	var fds []int      // descriptors received, not yet claimed by a NODE_HANDLE line
-	defer func() {
-		for _, fd := range fds {
-			unix.Close(fd)
-		}
-	}()
-	for {
-		n, oobn, _, _, err := c.conn.ReadMsgUnix(buf, oob)
-		if oobn > 0 {
-			got, perr := parseRights(oob[:oobn])
-			fds = append(fds, got...)
-			if perr != nil {
-				c.fail(perr)
-				return
-			}
-		}
-		if n == 0 || err != nil {
-			if err != nil && !errors.Is(err, net.ErrClosed) {
-				c.fail(fmt.Errorf("ipc read: %w", err))
-			}
-			return
-		}
-		data := buf[:n]
-		for len(data) > 0 {
-			i := bytes.IndexByte(data, '\n')
-			if i < 0 {
-				if len(pending)+len(data) > MaxMessage {
-					c.fail(fmt.Errorf("ipc: a message longer than %d bytes", MaxMessage))
-					return
-				}
-				pending = append(pending, data...)
-				break
-			}
-			line := data[:i]
-			if len(pending) > 0 {
-				pending = append(pending, line...)
-				line = pending
-			}
-			if len(line) > MaxMessage {
-				c.fail(fmt.Errorf("ipc: a message longer than %d bytes", MaxMessage))
-				return
-			}
-			var err error
-			fds, err = c.handleLine(line, fds, in)
-			if err != nil {
-				c.fail(err)
-				return
-			}
-			pending = pending[:0]
-			data = data[i+1:]
-		}
-	}
-}
-
-// ackLine is NODE_HANDLE_ACK as Node writes it.
-var ackLine = []byte(`{"cmd":"NODE_HANDLE_ACK"}`)
-
-// header is what the channel itself looks at in a message.
-type header struct {
-	Cmd  *string         `json:"cmd"`
-	Msg  json.RawMessage `json:"msg"`
-	Type string          `json:"type"`
-}
-
-// handleLine handles one complete line; it returns the descriptors still
-// unclaimed.
-func (c *Channel) handleLine(line []byte, fds []int, in chan<- Message) ([]int, error) {
-	if len(bytes.TrimSpace(line)) == 0 {
-		return fds, nil
-	}
-	if bytes.Equal(line, ackLine) {
-		// The most frequent message by far: a descriptor arrived.
-		select {
-		case <-c.handles:
-			return fds, nil
-		default:
-			return fds, errors.New("ipc: NODE_HANDLE_ACK without a descriptor sent")
-		}
-	}
-	if !json.Valid(line) {
-		return fds, fmt.Errorf("ipc: a message that is not JSON: %.80q", line)
-	}
-	raw := json.RawMessage(bytes.Clone(line))
-	var h header
-	if line[0] != '{' || json.Unmarshal(line, &h) != nil || h.Cmd == nil {
-		return fds, c.deliver(in, Message{Raw: raw})
-	}
-	switch *h.Cmd {
-	case "NODE_HANDLE_ACK", "NODE_HANDLE_NACK":
-		select {
-		case <-c.handles:
-		default:
-			return fds, fmt.Errorf("ipc: %s without a descriptor sent", *h.Cmd)
-		}
-		return fds, nil
-	case "NODE_HANDLE":
-		if len(fds) == 0 {
-			// Node sends NACK for a handle line without a descriptor.
-			return fds, c.enqueue(outgoing{line: []byte(`{"cmd":"NODE_HANDLE_NACK"}` + "\n"), fd: -1})
-		}
-		fd := fds[0]
-		fds = fds[1:]
-		if err := c.enqueue(outgoing{line: []byte(`{"cmd":"NODE_HANDLE_ACK"}` + "\n"), fd: -1}); err != nil {
-			unix.Close(fd)
-			return fds, err
-		}
-		inner := h.Msg
-		if len(inner) == 0 {
-			inner = json.RawMessage("null")
-		}
-		m := Message{Raw: inner, Handle: os.NewFile(uintptr(fd), "ipc handle")}
-		var ih header
-		if json.Unmarshal(inner, &ih) == nil && ih.Cmd != nil {
-			m.Cmd = *ih.Cmd
-		}
-		return fds, c.deliver(in, m)
+		return c.deliver(in, Message{Raw: bytes.Clone(l.Raw), Cmd: l.Cmd, Handle: l.File})
 	default:
-		return fds, c.deliver(in, Message{Raw: raw, Cmd: *h.Cmd})
+		return c.deliver(in, Message{Raw: bytes.Clone(l.Raw), Cmd: l.Cmd})
 	}
 }
 
@@ -519,23 +420,4 @@ func (c *Channel) deliver(in chan<- Message, m Message) error {
 		}
 		return ErrClosed
 	}
-}
-
-func parseRights(oob []byte) ([]int, error) {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return nil, fmt.Errorf("ipc: control message: %w", err)
-	}
-	var fds []int
-	for _, m := range msgs {
-		got, err := unix.ParseUnixRights(&m)
-		if err != nil {
-			continue
-		}
-		for _, fd := range got {
-			unix.CloseOnExec(fd)
-		}
-		fds = append(fds, got...)
-	}
-	return fds, nil
 }

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -100,8 +103,7 @@ func TestHandleFromWorker(t *testing.T) {
 	}
 	defer child.Close()
 	in := running(t, c)
-	r, w, _ := os.Pipe()
-	defer r.Close()
+	w := pipe(t)
 	line := []byte(`{"cmd":"NODE_HANDLE","type":"net.Native","msg":{"cmd":"NODE_CLUSTER","act":"x"}}` + "\n")
 	if err := unix.Sendmsg(int(child.Fd()), line, unix.UnixRights(int(w.Fd())), nil, 0); err != nil {
 		t.Fatal(err)
@@ -253,6 +255,7 @@ func TestSendLineNowNeverBlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer conn.Close()
 	var got []string
 	var buf []byte
 	chunk := make([]byte, 64<<10)
@@ -307,4 +310,174 @@ func unixConn(f *os.File) (*net.UnixConn, error) {
 		return nil, err
 	}
 	return c.(*net.UnixConn), nil
+}
+
+// pipe returns the write end of a pipe that lives as long as the test: a
+// descriptor to send.
+func pipe(t testing.TB) *os.File {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	return w
+}
+
+// openFDs counts this process's open descriptors.
+func openFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// inQueue returns how many bytes wait unread in c's socket.
+func inQueue(t testing.TB, c *Channel) int {
+	t.Helper()
+	n := 0
+	var ierr error
+	if err := c.conn.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }); err != nil {
+		return 0 // closed: nothing waits
+	}
+	if ierr != nil {
+		return 0
+	}
+	return n
+}
+
+// TestStrayDescriptorsAreClosed: descriptors sent on lines that are not
+// NODE_HANDLE messages are closed at once and close the channel; they
+// never pile up in the supervisor.
+func TestStrayDescriptorsAreClosed(t *testing.T) {
+	c, child, err := Pair(7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer child.Close()
+	in := running(t, c)
+	delivered := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case m := <-in:
+				n++
+				if m.Handle != nil {
+					m.Handle.Close()
+				}
+			case <-c.Closed():
+				delivered <- n
+				return
+			}
+		}
+	}()
+	w := pipe(t)
+	before := openFDs(t)
+	sent := 0
+	for i := range 500 {
+		line := []byte(`{"n":` + strconv.Itoa(i) + "}\n")
+		if err := unix.Sendmsg(int(child.Fd()), line, unix.UnixRights(int(w.Fd())), nil, unix.MSG_NOSIGNAL); err != nil {
+			break // the channel closed its end
+		}
+		sent++
+	}
+	// Wait until the channel read everything sent, or closed.
+	deadline := time.Now().Add(30 * time.Second)
+	for inQueue(t, c) > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	after := openFDs(t)
+	t.Logf("%d lines with a descriptor sent: %d open descriptors before, %d after", sent, before, after)
+	if after > before {
+		t.Errorf("%d descriptors leaked", after-before)
+	}
+	select {
+	case n := <-delivered:
+		t.Logf("%d messages delivered before the channel closed: %v", n, c.Err())
+	case <-time.After(30 * time.Second):
+		t.Fatal("the channel is still open")
+	}
+	var pe *ProtocolError
+	if !errors.As(c.Err(), &pe) {
+		t.Errorf("closed with %v, want a protocol violation", c.Err())
+	}
+}
+
+// TestCloseRace: messages sent, with descriptors and done callbacks, while
+// the channel closes each get their done called exactly once, by the time
+// Close and Run have returned, and no descriptor leaks.
+func TestCloseRace(t *testing.T) {
+	w := pipe(t)
+	before := openFDs(t)
+	const senders = 8
+	accepted, failed := 0, 0
+	for round := range 200 {
+		c, child, err := Pair(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ran := make(chan struct{})
+		go func() { c.Run(context.Background(), make(chan Message)); close(ran) }()
+		var calls sync.Map // message number → *atomic.Int32
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for g := range senders {
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					fd := -1
+					if (g+i)%2 == 0 {
+						var err error
+						if fd, err = unix.FcntlInt(w.Fd(), unix.F_DUPFD_CLOEXEC, 0); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+					n := new(atomic.Int32)
+					calls.Store(g<<32|i, n)
+					err := c.Send(map[string]int{"g": g, "i": i}, fd, func(error) {
+						n.Add(1)
+						if fd >= 0 {
+							unix.Close(fd)
+						}
+					})
+					if err != nil {
+						calls.Delete(g<<32 | i)
+						if fd >= 0 {
+							unix.Close(fd)
+						}
+					}
+					if errors.Is(err, ErrClosed) {
+						return
+					}
+				}
+			})
+		}
+		// Close while the senders send, at a point that varies.
+		for range round % 100 * 10 {
+			runtime.Gosched()
+		}
+		c.Close()
+		wg.Wait()
+		<-ran
+		child.Close()
+		calls.Range(func(k, v any) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			accepted++
+			if n := v.(*atomic.Int32).Load(); n != 1 {
+				failed++
+				if failed < 5 {
+					t.Errorf("round %d: message %d/%d: done called %d times", round, k.(int)>>32, k.(int)&(1<<32-1), n)
+				}
+			}
+			return true
+		})
+	}
+	t.Logf("%d messages accepted while closing, %d without exactly one done", accepted, failed)
+	if after := openFDs(t); after != before {
+		t.Errorf("%d open descriptors before, %d after", before, after)
+	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/paddock-sh/paddock/internal/nodeipc"
 	"github.com/paddock-sh/paddock/ipc"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/netshare"
@@ -150,7 +151,7 @@ type subscriber struct {
 
 func newSubscriber(c *channel, key string) subscriber {
 	k, _ := json.Marshal(key)
-	prefix := append([]byte(`{"cmd":"NODE_HANDLE","type":"net.Native","msg":{"cmd":"NODE_CLUSTER","act":"newconn","key":`), k...)
+	prefix := append([]byte(nodeipc.HandlePrefix+`{"cmd":"NODE_CLUSTER","act":"newconn","key":`), k...)
 	return subscriber{c: c, key: key, prefix: append(prefix, `,"seq":`...)}
 }
 
@@ -425,6 +426,166 @@ func setNonblock(f *os.File) error {
 	return unix.SetNonblock(int(f.Fd()), true)
 }
 
+// channelFault records that paddock closed a worker's channel for a fault
+// of the worker's end: a protocol violation, or a reply the protocol
+// requires that the channel could not take. Such a worker is stopped as a
+// retiring one is (killSignal, SIGKILL after killTimeout) but stays
+// counted, and its exit is a failure whatever its code, so that its restart
+// policy replaces it: a Node worker exits 0 at once on end of file.
+type channelFault struct {
+	err error
+	// killAt is when the worker gets SIGKILL if it still runs; timer wakes
+	// Run then; killed says it was sent.
+	killAt time.Time
+	timer  *time.Timer
+	killed bool
+}
+
+// detail describes the fault for events; "" for none.
+func (f *channelFault) detail() string {
+	if f == nil {
+		return ""
+	}
+	return "IPC channel closed by paddock: " + f.err.Error()
+}
+
+// isChannelFault reports whether err, why a channel closed, is a fault of
+// the worker's end.
+func isChannelFault(err error) bool {
+	var pe *ipc.ProtocolError
+	return errors.As(err, &pe) || errors.Is(err, ipc.ErrQueueFull)
+}
+
+// runChannel runs a worker's channel until it closes, in its own
+// goroutine. A channel that closed for a fault wakes Run, which stops the
+// worker; any other error is logged.
+func (s *Supervisor) runChannel(ch *ipc.Channel, name string) {
+	ch.Run(context.Background(), s.ipcIn)
+	err := ch.Err()
+	switch {
+	case isChannelFault(err):
+		s.wakeFaults()
+	case err != nil:
+		s.opts.Logger.Warn("IPC channel closed", "worker", name, "err", err)
+	}
+}
+
+// wakeFaults makes Run call handleChannelFaultsLocked soon. It never
+// blocks.
+func (s *Supervisor) wakeFaults() {
+	select {
+	case s.ipcFaults <- struct{}{}:
+	default:
+	}
+}
+
+// handleChannelFaultsLocked looks at every worker: one whose channel closed
+// for a fault is stopped (channelFaultLocked), and one stopped so that is
+// still running at its deadline gets SIGKILL to its process group.
+func (s *Supervisor) handleChannelFaultsLocked(now time.Time) {
+	for _, w := range s.workers {
+		if w.cl == nil || w.proc == nil {
+			continue
+		}
+		if w.fault == nil {
+			select {
+			case <-w.cl.ch.Closed():
+				if err := w.cl.ch.Err(); isChannelFault(err) {
+					s.channelFaultLocked(w, err)
+				}
+			default:
+			}
+			continue
+		}
+		// A worker being retired meanwhile is the plan's to kill.
+		if w.fault.killed || w.fault.killAt.IsZero() || w.Phase != reconcile.Running || now.Before(w.fault.killAt) {
+			continue
+		}
+		w.fault.killed = true
+		if err := w.proc.KillGroup(); err != nil {
+			s.opts.Logger.Error("kill", "app", w.App, "worker", w.ID, "pid", w.pid, "err", err)
+		}
+		s.emit(Event{Type: EventKill, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
+			Detail: fmt.Sprintf("did not stop within killTimeout %s after its IPC channel closed", w.KillTimeout)})
+	}
+}
+
+// channelFaultLocked closes w's channel for a fault of the worker's end
+// (err says which), hands no more connections to it, and stops it: the
+// killSignal now (a stopping event whose detail names the fault), SIGKILL
+// to its group after killTimeout. Unlike a retirement, the worker keeps
+// its place until it exits, and that exit counts as a failure. A worker
+// already retiring by disconnect gets its killSignal at once instead of
+// after killTimeout. Nothing happens twice.
+func (s *Supervisor) channelFaultLocked(w *worker, err error) {
+	if w.cl == nil || w.fault != nil {
+		return
+	}
+	w.cl.ch.CloseWithError(err)
+	w.fault = &channelFault{err: err}
+	s.opts.Logger.Warn("IPC channel closed for a fault of the worker; stopping it", "app", w.App, "worker", w.ID, "pid", w.pid, "err", err)
+	s.unsubscribeLocked(w)
+	s.setMembersReadyLocked(w, false)
+	// The worker may still read connections already in its socket: no
+	// other worker may get them too.
+	for _, pc := range w.cl.drainPending() {
+		pc.conn.Close()
+	}
+	switch {
+	case w.proc == nil || w.signaled:
+		return // not running, or already signalled
+	case w.Phase == reconcile.Stopping:
+		// Retiring by disconnect, which can no longer end: killSignal
+		// now, and the plan's SIGKILL a killTimeout later.
+		s.signalStopLocked(w)
+		w.StopDeadline = time.Now().Add(w.KillTimeout)
+		return
+	}
+	s.signalStopLocked(w)
+	w.fault.killAt = time.Now().Add(w.KillTimeout)
+	w.fault.timer = time.AfterFunc(w.KillTimeout, s.wakeFaults)
+}
+
+// replyFailedLocked handles a reply the protocol requires (what names it)
+// that w's channel did not take: a channel that cannot take one is closed
+// and its worker stopped, since the worker would wait for it for ever. A
+// channel already closed needs nothing more.
+func (s *Supervisor) replyFailedLocked(w *worker, what string, err error) {
+	if errors.Is(err, ipc.ErrClosed) {
+		return
+	}
+	s.channelFaultLocked(w, fmt.Errorf("ipc: the reply to %s for %s was not queued: %w", what, w.Name(), err))
+}
+
+// closeChannelOnExitLocked closes the channel of a worker that exited,
+// giving the connections it did not answer to other workers, and reports
+// whether it was closed for a fault (then the exit is a failure).
+func (s *Supervisor) closeChannelOnExitLocked(w *worker) bool {
+	if w.cl == nil {
+		return false
+	}
+	s.unsubscribeLocked(w)
+	for _, pc := range w.cl.drainPending() {
+		if !pc.disp.offer(pc.conn, map[int]bool{w.ID: true}) {
+			pc.conn.Close()
+		}
+	}
+	w.cl.ch.Close()
+	if err := w.cl.ch.Err(); w.fault == nil && isChannelFault(err) {
+		// It closed for a fault and the worker exited before Run was
+		// woken for it.
+		w.fault = &channelFault{err: err}
+		s.opts.Logger.Warn("IPC channel closed for a fault of the worker", "app", w.App, "worker", w.ID, "pid", w.pid, "err", err)
+	}
+	if w.fault == nil {
+		return false
+	}
+	if w.fault.timer != nil {
+		w.fault.timer.Stop()
+	}
+	return true
+}
+
 // maxMessageDetail bounds how much of a worker's message an event carries.
 const maxMessageDetail = 4096
 
@@ -441,8 +602,7 @@ func (s *Supervisor) handleIPCLocked(m ipc.Message, now time.Time) {
 	case m.Cmd == "NODE_CLUSTER":
 		var cm clusterIn
 		if err := json.Unmarshal(m.Raw, &cm); err != nil {
-			s.opts.Logger.Warn("bad cluster message; closing the channel", "app", w.App, "worker", w.ID, "err", err)
-			w.cl.ch.Close()
+			s.channelFaultLocked(w, &ipc.ProtocolError{Reason: "bad cluster message: " + err.Error()})
 			return
 		}
 		s.handleClusterLocked(w, cm, now)
@@ -502,7 +662,9 @@ func (s *Supervisor) handleClusterLocked(w *worker, m clusterIn, now time.Time) 
 	case m.Act == "exitedAfterDisconnect" && m.Seq != nil:
 		w.exitedAfterDisconnect = true
 		s.unsubscribeLocked(w)
-		_ = w.cl.send(map[string]any{"ack": *m.Seq}, -1, nil)
+		if err := w.cl.send(map[string]any{"ack": *m.Seq}, -1, nil); err != nil {
+			s.replyFailedLocked(w, "exitedAfterDisconnect", err)
+		}
 	}
 }
 
@@ -520,10 +682,17 @@ func mustRaw(p *string) json.RawMessage {
 func (s *Supervisor) queryServerLocked(w *worker, m clusterIn) {
 	key := clusterKey(m)
 	reply := map[string]any{"errno": 0, "key": key, "ack": *m.Seq, "data": json.RawMessage("null")}
+	answer := func(fd int, done func(error)) bool {
+		if err := w.cl.send(reply, fd, done); err != nil {
+			s.replyFailedLocked(w, "queryServer", err)
+			return false
+		}
+		return true
+	}
 	fail := func(errno int, err error) {
 		reply["errno"] = errno
 		s.opts.Logger.Warn("refused a worker's listen", "app", w.App, "worker", w.ID, "key", key, "err", err)
-		_ = w.cl.send(reply, -1, nil)
+		answer(-1, nil)
 	}
 	var sock *netshare.Socket
 	if fd, err := strconv.Atoi(rawOr(m.FD, "")); err == nil {
@@ -569,7 +738,7 @@ func (s *Supervisor) queryServerLocked(w *worker, m clusterIn) {
 			fail(errnoAddrInUse, err)
 			return
 		}
-		_ = w.cl.send(reply, fd, func(error) { unix.Close(fd) })
+		answer(fd, func(error) { unix.Close(fd) })
 	case "reuseport":
 		g := sock.Group()
 		if g == nil {
@@ -597,7 +766,7 @@ func (s *Supervisor) queryServerLocked(w *worker, m clusterIn) {
 		if w.Ready && w.Phase == reconcile.Running {
 			s.setMembersReadyLocked(w, true)
 		}
-		_ = w.cl.send(reply, int(f.Fd()), func(error) { f.Close() })
+		answer(int(f.Fd()), func(error) { f.Close() })
 	default: // rr, sticky
 		d, err := s.dispatcherLocked(w.app, sock)
 		if err != nil {
@@ -605,7 +774,7 @@ func (s *Supervisor) queryServerLocked(w *worker, m clusterIn) {
 			return
 		}
 		reply["sockname"] = sockname(sock.Addr)
-		if err := w.cl.send(reply, -1, nil); err != nil {
+		if !answer(-1, nil) {
 			return
 		}
 		if w.Phase == reconcile.Running {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,16 +65,17 @@ func FuzzClusterMessage(f *testing.F) {
 }
 
 // TestGarbageFromWorkerClosesOnlyItsChannel: a worker that writes garbage
-// on its IPC channel loses the channel; the supervisor and the other
-// workers go on.
+// on its IPC channel loses the channel, is stopped, and is replaced, its
+// exit 0 counting as a failure; the supervisor and the other workers go on.
 func TestGarbageFromWorkerClosesOnlyItsChannel(t *testing.T) {
 	h := start(t, `
 apps:
   bad:
     exec: $SELF
     ipc: node
+    restart: on-failure
     env: {PADDOCK_TEST_HELPER: garbage, READY_DIR: "$DIR"}
-    killTimeout: 200ms
+    killTimeout: 10s
   good:
     exec: $SELF
     ipc: node
@@ -81,24 +83,25 @@ apps:
     env: {PADDOCK_TEST_HELPER: serve, READY_DIR: "$DIR"}
 `)
 	ws := h.waitWorkers("2 workers", func(ws []WorkerInfo) bool { return len(ws) == 2 && ws[0].PID != 0 && ws[1].PID != 0 })
-	h.waitReady(ws)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		n, err := h.sup.Send(t.Context(), "bad", 0, json.RawMessage(`1`))
-		if n == 0 && err != nil {
-			break // its channel is closed
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the garbage-writing worker's channel is still open")
-		}
-		time.Sleep(10 * time.Millisecond)
+	bad, good := ws[0], ws[1]
+	if bad.App != "bad" {
+		bad, good = good, bad
 	}
+	h.waitReady([]WorkerInfo{good})
+	stop := h.waitEvent("the bad worker stopped", func(e Event) bool { return e.Type == EventStopping && e.Worker == bad.ID })
+	if !strings.Contains(stop.Detail, "IPC channel closed by paddock: ipc protocol violation") {
+		t.Errorf("stopping detail %q", stop.Detail)
+	}
+	ex := h.waitEvent("the bad worker's exit", func(e Event) bool { return e.Type == EventExit && e.Worker == bad.ID })
+	if ex.Intended || ex.Detail != stop.Detail {
+		t.Errorf("exit %s: want an unintended exit naming the fault", describe([]Event{ex}))
+	}
+	h.waitEvent("its restart", func(e Event) bool { return e.Type == EventRestart && e.Worker == bad.ID })
+	h.waitEvent("its replacement", func(e Event) bool { return e.Type == EventFork && e.App == "bad" && e.Worker != bad.ID })
 	if n, err := h.sup.Send(t.Context(), "good", 0, json.RawMessage(`{"still":"here"}`)); n != 1 || err != nil {
 		t.Errorf("the other worker's channel: %d %v", n, err)
 	}
-	for _, w := range ws {
-		if !alive(w.PID) {
-			t.Errorf("worker %s/%d died", w.App, w.ID)
-		}
+	if !alive(good.PID) {
+		t.Errorf("worker %s/%d died", good.App, good.ID)
 	}
 }

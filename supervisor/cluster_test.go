@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -13,8 +14,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/paddock-sh/paddock/ipc"
 )
 
 // helloWorld is the cluster example of Node's documentation, unchanged.
@@ -372,4 +376,58 @@ func TestOnDemandSocketClosesWithItsApp(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestClusterReplyToDeafWorker: a worker whose queue is full (it never reads
+// its channel) asks for a server; the reply cannot be queued, so paddock
+// closes its channel rather than drop the reply (listen() would wait for
+// ever), stops the worker, and replaces it: its exit 0 counts as a failure
+// for restart: on-failure.
+func TestClusterReplyToDeafWorker(t *testing.T) {
+	port := freePort(t)
+	h := start(t, fmt.Sprintf(`
+apps:
+  deaf:
+    exec: $SELF
+    ipc: node
+    restart: on-failure
+    killTimeout: 10s
+    env: {PADDOCK_TEST_HELPER: deaf-query, READY_DIR: "$DIR", PORT: "%d"}
+`, port))
+	ws := h.waitWorkers("the worker", running("deaf", 1))
+	h.waitReady(ws)
+	w := ws[0]
+	big := json.RawMessage(`"` + strings.Repeat("z", 4096) + `"`)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, err := h.sup.Send(t.Context(), "deaf", w.ID, big)
+		if errors.Is(err, ipc.ErrQueueFull) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the worker's queue never filled")
+		}
+	}
+	if err := syscall.Kill(w.PID, syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	stop := h.waitEvent("the worker stopped", func(e Event) bool { return e.Type == EventStopping && e.Worker == w.ID })
+	if !strings.Contains(stop.Detail, "queryServer") || !strings.Contains(stop.Detail, "queue is full") {
+		t.Errorf("stopping detail %q", stop.Detail)
+	}
+	ex := h.waitEvent("its exit", func(e Event) bool { return e.Type == EventExit && e.Worker == w.ID })
+	if ex.Intended || ex.ExitCode != 0 {
+		t.Errorf("exit %s: want exit 0 on SIGTERM, not intended", describe([]Event{ex}))
+	}
+	h.waitEvent("its restart", func(e Event) bool { return e.Type == EventRestart && e.Worker == w.ID })
+	fork := h.waitEvent("its replacement", func(e Event) bool { return e.Type == EventFork && e.App == "deaf" && e.Worker != w.ID })
+	// The replacement does not read its channel either, and would hold up
+	// the shutdown for killTimeout: it leaves by itself, exit 0, not
+	// replaced.
+	h.waitReady([]WorkerInfo{{ID: fork.Worker}})
+	syscall.Kill(fork.PID, syscall.SIGTERM)
+	h.waitEvent("the replacement's exit", func(e Event) bool { return e.Type == EventExit && e.Worker == fork.Worker })
 }

@@ -72,6 +72,8 @@ func TestMain(m *testing.M) {
 //	                    messages, leaving on disconnect
 //	garbage             write a cluster message then garbage on the IPC
 //	                    channel, then serve
+//	deaf-query          never read the IPC channel; on SIGUSR1 send a
+//	                    queryServer for 127.0.0.1:$PORT on it; else serve
 //	go-systemd          take the sockets and report readiness with
 //	                    github.com/coreos/go-systemd (activation, daemon), then
 //	                    answer "<worker id> <pid> <LISTEN_PID> <names>" over HTTP
@@ -133,6 +135,17 @@ func helper(mode string) {
 		fd, _ := strconv.Atoi(os.Getenv("NODE_CHANNEL_FD"))
 		ch := os.NewFile(uintptr(fd), "channel")
 		ch.Write([]byte("{\"cmd\":\"NODE_CLUSTER\",\"act\":\"online\",\"seq\":0}\n\x00\xff garbage {{{\n"))
+		serve()
+	case mode == "deaf-query":
+		fd, _ := strconv.Atoi(os.Getenv("NODE_CHANNEL_FD"))
+		ch := os.NewFile(uintptr(fd), "channel")
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		go func() {
+			<-usr1
+			ch.Write([]byte(`{"cmd":"NODE_CLUSTER","act":"queryServer","index":0,"data":null,"address":"127.0.0.1","port":` +
+				os.Getenv("PORT") + `,"addressType":4,"backlog":511,"seq":0}` + "\n"))
+		}()
 		serve()
 	case mode == "go-systemd":
 		serveGoSystemd()

@@ -138,6 +138,10 @@ type Supervisor struct {
 	// channelsWG waits for the channels' goroutines.
 	ipcIn      chan ipc.Message
 	channelsWG sync.WaitGroup
+	// ipcFaults wakes Run to look for channels closed for a fault of
+	// their worker and for faulted workers due for SIGKILL
+	// (handleChannelFaultsLocked).
+	ipcFaults chan struct{}
 	// dispatchers hand out the connections of rr and sticky sockets;
 	// onDemand holds the sockets workers asked for that `listen:` does not
 	// list, by app and listen key; clusterData the first worker's server
@@ -178,6 +182,9 @@ type worker struct {
 	// dispatchers that hand it connections, with its key for each.
 	cl   *channel
 	subs map[*dispatcher]string
+	// fault is set once paddock closed its channel for a fault of the
+	// worker's end: it is stopped, and its exit counts as a failure.
+	fault *channelFault
 	// signaled: a disconnected worker was also sent killSignal;
 	// exitedAfterDisconnect: the worker said it is leaving on purpose.
 	signaled              bool
@@ -256,6 +263,7 @@ func New(opts Options) *Supervisor {
 		restartCount:   map[string]int{},
 		pool:           netshare.NewPool(),
 		ipcIn:          make(chan ipc.Message, 256),
+		ipcFaults:      make(chan struct{}, 1),
 		dispatchers:    map[*netshare.Socket]*dispatcher{},
 		onDemand:       map[string]map[string]*netshare.Socket{},
 		clusterData:    map[*netshare.Socket]json.RawMessage{},
@@ -373,6 +381,8 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 			s.handleNotifyLocked(m)
 		case m := <-s.ipcIn:
 			s.handleIPCLocked(m, time.Now())
+		case <-s.ipcFaults:
+			s.handleChannelFaultsLocked(time.Now())
 		case <-wake:
 		case <-done:
 			done = nil
@@ -888,13 +898,8 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 	}
 	if child != nil {
 		child.Close() // the worker holds its end; ours sees EOF when it dies
-		ch, logger, name := w.cl.ch, s.opts.Logger, w.Name()
-		s.channelsWG.Go(func() {
-			ch.Run(context.Background(), s.ipcIn)
-			if err := ch.Err(); err != nil {
-				logger.Warn("IPC channel closed", "worker", name, "err", err)
-			}
-		})
+		ch, name := w.cl.ch, w.Name()
+		s.channelsWG.Go(func() { s.runChannel(ch, name) })
 	}
 	for _, lp := range prefixers {
 		s.copiers.start(lp)
@@ -1029,7 +1034,7 @@ func (s *Supervisor) signalStopLocked(w *worker) {
 	w.signaled = true
 	sig, _ := manifest.SignalNumber(w.KillSignal)
 	s.emit(Event{Type: EventStopping, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
-		Signal: w.KillSignal, Delay: w.KillTimeout})
+		Signal: w.KillSignal, Delay: w.KillTimeout, Detail: w.fault.detail()})
 	if err := w.proc.Signal(sig); err != nil {
 		s.opts.Logger.Error("signal", "app", w.App, "worker", w.ID, "pid", w.pid, "err", err)
 	}
@@ -1046,22 +1051,14 @@ func (s *Supervisor) handleExitLocked(ex procs.Exit) {
 	if err := w.releaseSockets(); err != nil {
 		s.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", w.ID, "err", err)
 	}
-	if w.cl != nil {
-		s.unsubscribeLocked(w)
-		for _, pc := range w.cl.drainPending() {
-			if !pc.disp.offer(pc.conn, map[int]bool{w.ID: true}) {
-				pc.conn.Close()
-			}
-		}
-		w.cl.ch.Close()
-	}
+	faulted := s.closeChannelOnExitLocked(w)
 	// A worker's process group does not outlive it: the reaper killed
 	// whatever it left behind in its group before reaping it.
 	if ex.GroupKilled {
 		s.opts.Logger.Info("killed leftover processes of exited worker", "app", w.App, "worker", w.ID, "pgid", w.pid)
 	}
 	ev := Event{Type: EventExit, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation, ExitCode: -1,
-		Intended: w.Phase == reconcile.Stopping}
+		Intended: w.Phase == reconcile.Stopping, Detail: w.fault.detail()}
 	if ex.Status.Signaled() {
 		ev.Signal = unix.SignalName(ex.Status.Signal())
 	} else {
@@ -1080,14 +1077,14 @@ func (s *Supervisor) handleExitLocked(ex procs.Exit) {
 		delete(s.workers, w.ID)
 		return
 	}
-	if w.exitedAfterDisconnect {
+	if w.exitedAfterDisconnect && !faulted {
 		// cluster.worker.disconnect() in the worker: it left on purpose,
 		// as Node's primary sees it; it is not replaced.
 		w.Phase = reconcile.Done
 		s.opts.Logger.Info("not restarted: the worker disconnected itself", "app", w.App, "worker", w.ID)
 		return
 	}
-	s.afterExitLocked(w, ex.Success(), ex.Time.Sub(w.startedAt), ex.Time)
+	s.afterExitLocked(w, ex.Success() && !faulted, ex.Time.Sub(w.startedAt), ex.Time)
 }
 
 // afterExitLocked moves a worker that exited on its own to Backoff or Done.

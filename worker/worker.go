@@ -6,7 +6,9 @@
 // when it is ready. Outside paddock, Listen is net.Listen and the rest does
 // nothing, so the same program runs anywhere.
 //
-// The wire protocol is in docs/protocol.md.
+// The wire protocol is in docs/protocol.md; the wire itself (framing,
+// descriptors, acknowledgements, limits) is package internal/nodeipc, shared
+// with the supervisor's end.
 package worker
 
 import (
@@ -22,6 +24,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/paddock-sh/paddock/internal/nodeipc"
 	"github.com/paddock-sh/paddock/notify"
 )
 
@@ -51,7 +54,7 @@ func Send(v any) error {
 	if err != nil {
 		return err
 	}
-	return c.write(v, -1)
+	return c.write(v)
 }
 
 // Messages returns the channel on which the supervisor's messages arrive
@@ -159,16 +162,16 @@ func conn() (*channel, error) {
 			connErr = ErrNoChannel
 			return
 		}
-		f := os.NewFile(uintptr(fd), "ipc")
 		unix.CloseOnExec(fd)
-		c, err := net.FileConn(f)
+		f := os.NewFile(uintptr(fd), "ipc")
+		c, err := nodeipc.NewConn(f)
 		f.Close()
 		if err != nil {
-			connErr = fmt.Errorf("worker: IPC channel: %w", err)
+			connErr = fmt.Errorf("worker: %w", err)
 			return
 		}
 		theConn = &channel{
-			conn:          c.(*net.UnixConn),
+			conn:          c,
 			messages:      make(chan json.RawMessage, 64),
 			disconnecting: make(chan struct{}),
 			replies:       map[int]chan reply{},
@@ -182,8 +185,8 @@ func conn() (*channel, error) {
 
 // channel is the worker's end of the IPC channel.
 type channel struct {
-	conn          *net.UnixConn
-	wmu           sync.Mutex
+	conn          *nodeipc.Conn
+	wmu           sync.Mutex // one line written at a time
 	messages      chan json.RawMessage
 	disconnecting chan struct{}
 
@@ -193,7 +196,7 @@ type channel struct {
 	servers   map[string]*rrListener // by key, for newconn
 	shared    []net.Listener
 	index     int
-	gone      bool
+	gone      bool // the channel ended: no reply can come any more
 	closeOnce sync.Once
 }
 
@@ -213,29 +216,36 @@ type clusterMsg struct {
 	Sockname json.RawMessage `json:"sockname"`
 }
 
-// write sends one JSON line, with fd when fd >= 0.
-func (c *channel) write(v any, fd int) error {
+// write sends v as one JSON line.
+func (c *channel) write(v any) error {
 	line, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	line = append(line, '\n')
+	return c.writeLine(append(line, '\n'))
+}
+
+// writeLine writes one line. A line that cannot be written (the supervisor
+// is gone, or does not take it) ends the channel: a reply is never dropped
+// while the channel goes on.
+func (c *channel) writeLine(line []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if fd >= 0 {
-		n, _, err := c.conn.WriteMsgUnix(line, unix.UnixRights(fd), nil)
-		if err != nil {
-			return err
-		}
-		line = line[n:]
+	err := c.conn.WriteLine(line, -1)
+	if err != nil {
+		c.conn.Close()
+		return fmt.Errorf("worker: IPC channel: %w", err)
 	}
-	_, err = c.conn.Write(line)
-	return err
+	return nil
 }
 
 // cluster sends a cluster message; with wait set, the reply arrives there.
 func (c *channel) cluster(fields map[string]any, wait chan reply) error {
 	c.mu.Lock()
+	if c.gone {
+		c.mu.Unlock()
+		return errClosed
+	}
 	seq := c.seq
 	c.seq++
 	if wait != nil {
@@ -244,8 +254,10 @@ func (c *channel) cluster(fields map[string]any, wait chan reply) error {
 	c.mu.Unlock()
 	fields["cmd"] = "NODE_CLUSTER"
 	fields["seq"] = seq
-	return c.write(fields, -1)
+	return c.write(fields)
 }
+
+var errClosed = errors.New("worker: the IPC channel closed")
 
 func (c *channel) listen(network, address string) (net.Listener, error) {
 	host, port, addrType := "", 0, 4
@@ -280,7 +292,7 @@ func (c *channel) listen(network, address string) (net.Listener, error) {
 	}
 	r, ok := <-wait
 	if !ok {
-		return nil, errors.New("worker: the IPC channel closed")
+		return nil, errClosed
 	}
 	if r.msg.Errno != 0 {
 		if r.handle != nil {
@@ -323,71 +335,43 @@ func sockAddr(raw json.RawMessage, network string) net.Addr {
 	return &net.TCPAddr{IP: net.ParseIP(s.Address), Port: s.Port}
 }
 
-// read handles everything the supervisor sends.
+// read handles everything the supervisor sends, until the channel ends:
+// the supervisor closed it, or broke the protocol (then every descriptor
+// it sent and no NODE_HANDLE line claimed is closed, and so is the
+// channel).
 func (c *channel) read() {
 	defer c.close()
-	buf := make([]byte, 64<<10)
-	oob := make([]byte, unix.CmsgSpace(4*16))
-	var pending []byte
-	var fds []int
-	for {
-		n, oobn, _, _, err := c.conn.ReadMsgUnix(buf, oob)
-		if oobn > 0 {
-			if msgs, perr := unix.ParseSocketControlMessage(oob[:oobn]); perr == nil {
-				for _, m := range msgs {
-					if got, err := unix.ParseUnixRights(&m); err == nil {
-						fds = append(fds, got...)
-					}
-				}
-			}
-		}
-		if n == 0 || err != nil {
-			return
-		}
-		pending = append(pending, buf[:n]...)
-		for {
-			i := bytes.IndexByte(pending, '\n')
-			if i < 0 {
-				break
-			}
-			line := pending[:i]
-			fds = c.handle(line, fds)
-			pending = pending[i+1:]
-		}
-	}
+	c.conn.ReadLines(c.handle)
+	c.conn.Close()
 }
 
-// handle handles one line; it returns the descriptors still unclaimed.
-func (c *channel) handle(line []byte, fds []int) []int {
-	var h struct {
-		Cmd string          `json:"cmd"`
-		Msg json.RawMessage `json:"msg"`
+// handle takes one line from the supervisor.
+func (c *channel) handle(l nodeipc.Line) error {
+	if r := l.Reply(); r != nil {
+		if err := c.writeLine(r); err != nil {
+			if l.File != nil {
+				l.File.Close()
+			}
+			return err
+		}
+		if l.File == nil {
+			return nil // Node drops a handle message without its handle
+		}
 	}
-	if json.Unmarshal(line, &h) != nil || !strings.HasPrefix(h.Cmd, "NODE_") {
+	if l.Kind == nodeipc.Message && !l.Internal() {
 		select {
-		case c.messages <- json.RawMessage(bytes.Clone(line)):
+		case c.messages <- json.RawMessage(bytes.Clone(l.Raw)):
 		default: // a program that does not read its messages loses them
 		}
-		return fds
+		return nil
 	}
-	var handle *os.File
-	body := line
-	if h.Cmd == "NODE_HANDLE" {
-		if len(fds) == 0 {
-			_ = c.write(map[string]string{"cmd": "NODE_HANDLE_NACK"}, -1)
-			return fds
-		}
-		handle = os.NewFile(uintptr(fds[0]), "handle")
-		fds = fds[1:]
-		_ = c.write(map[string]string{"cmd": "NODE_HANDLE_ACK"}, -1)
-		body = h.Msg
-	}
+	handle := l.File
 	var m clusterMsg
-	if json.Unmarshal(body, &m) != nil || m.Cmd != "NODE_CLUSTER" {
+	if l.Cmd != "NODE_CLUSTER" || json.Unmarshal(l.Raw, &m) != nil {
 		if handle != nil {
 			handle.Close()
 		}
-		return fds
+		return nil
 	}
 	switch {
 	case m.Act == "newconn":
@@ -409,7 +393,7 @@ func (c *channel) handle(line []byte, fds []int) []int {
 			handle.Close()
 		}
 	}
-	return fds
+	return nil
 }
 
 // newconn takes a connection handed over by the supervisor and answers
@@ -430,7 +414,7 @@ func (c *channel) newconn(m clusterMsg, handle *os.File) {
 	if handle != nil {
 		handle.Close()
 	}
-	_ = c.write(map[string]any{"cmd": "NODE_CLUSTER", "ack": m.Seq, "accepted": accepted, "seq": c.nextSeq()}, -1)
+	_ = c.write(map[string]any{"cmd": "NODE_CLUSTER", "ack": m.Seq, "accepted": accepted, "seq": c.nextSeq()})
 }
 
 func (c *channel) nextSeq() int {
