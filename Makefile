@@ -7,8 +7,13 @@ FUZZTIME ?= 10s
 
 all: build
 
+# VERSION is stamped into bin/paddock: the git description of the checkout
+# (tag, commits since, commit, -dirty), or the commit Go records itself.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+LDFLAGS := $(if $(VERSION),-X main.version=$(VERSION))
+
 build:
-	$(GO) build -o $(BIN)/paddock ./cmd/paddock
+	$(GO) build -buildvcs=auto -ldflags "$(LDFLAGS)" -o $(BIN)/paddock ./cmd/paddock
 	$(GO) build -o $(BIN)/heartbeat ./examples/heartbeat
 
 ## run: build, then supervise examples/hello.yaml (Ctrl-C stops it cleanly).

@@ -38,15 +38,19 @@ type App struct {
 	Name string `json:"name"`
 	// Instances is the desired worker count now; ManifestInstances what
 	// the manifest says; Override tells whether `paddock scale` set it.
-	Instances         int      `json:"instances"`
-	ManifestInstances int      `json:"manifestInstances"`
-	Override          bool     `json:"override"`
-	Running           int      `json:"running"`
-	Ready             int      `json:"ready"`
-	Generation        string   `json:"generation"`
-	SchedulingPolicy  string   `json:"schedulingPolicy"`
-	Listen            []string `json:"listen"`
-	Rollout           *Rollout `json:"rollout,omitempty"`
+	Instances         int    `json:"instances"`
+	ManifestInstances int    `json:"manifestInstances"`
+	Override          bool   `json:"override"`
+	Running           int    `json:"running"`
+	Ready             int    `json:"ready"`
+	Generation        string `json:"generation"`
+	SchedulingPolicy  string `json:"schedulingPolicy"`
+	// Silent: paddock keeps the workers' output (paddock logs).
+	Silent bool `json:"silent"`
+	// Listen: the addresses of the app's listen: sockets, then those
+	// opened for its cluster workers on demand.
+	Listen  []string `json:"listen"`
+	Rollout *Rollout `json:"rollout,omitempty"`
 }
 
 // Rollout is a rolling update in progress.

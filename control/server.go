@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/paddock-sh/paddock/internal/plural"
 	"github.com/paddock-sh/paddock/logbuf"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/supervisor"
@@ -105,7 +106,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 func writeError(w http.ResponseWriter, code int, err error) {
 	body := ErrorResponse{Error: err.Error()}
 	if errs := manifest.Errors(err); len(errs) > 1 {
-		body.Error = fmt.Sprintf("%d errors", len(errs))
+		body.Error = plural.Count(len(errs), "error")
 		for _, e := range errs {
 			body.Errors = append(body.Errors, e.Error())
 		}
@@ -151,7 +152,7 @@ func StatusFrom(info SupervisorInfo, st supervisor.Status) StatusResponse {
 	for _, a := range st.Apps {
 		app := App{Name: a.Name, Instances: a.Instances, ManifestInstances: a.ManifestInstances, Override: a.Override,
 			Running: a.Running, Ready: a.Ready, Generation: a.Generation, SchedulingPolicy: a.SchedulingPolicy,
-			Listen: nonNil(a.Listen)}
+			Silent: a.Silent, Listen: nonNil(a.Listen)}
 		if ro := a.Rollout; ro != nil {
 			app.Rollout = &Rollout{Instances: ro.Instances, New: ro.New, NewReady: ro.NewReady, Old: ro.Old,
 				Stalled: ro.Stalled, Summary: ro.String()}
@@ -237,7 +238,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		out := make([]any, 0, len(events)+1)
 		if dropped > 0 {
 			out = append(out, Event{Time: time.Now(), Type: EventLost,
-				Detail: fmt.Sprintf("%d events were dropped: this reader fell %d behind", dropped, FollowerQueue)})
+				Detail: fmt.Sprintf("%s dropped: this reader fell %d behind", plural.Count(dropped, "event")+" were", FollowerQueue)})
 		}
 		for _, e := range events {
 			out = append(out, FromEvent(e))
@@ -266,6 +267,12 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	follow := q.Get("follow") == "1" || q.Get("follow") == "true"
+	if app != "" {
+		if err := s.logsOf(r.Context(), app, worker); err != nil {
+			writeError(w, errorCode(err), err)
+			return
+		}
+	}
 	var sub *logbuf.Subscription
 	if follow {
 		if sub, err = s.Logs.Subscribe(app, worker); err != nil {
@@ -307,6 +314,35 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// ErrNotSilent is returned for the logs of an app whose output paddock
+// does not keep.
+var ErrNotSilent = errors.New("its workers are not silent: they write straight to paddock's own stdout and stderr " +
+	"(the terminal, journal or container log paddock runs with), and paddock keeps no copy; " +
+	"set silent: true for paddock to keep their output for paddock logs")
+
+// logsOf checks that paddock may have output of app (worker 0: any of its
+// workers) to show: an app of the running manifests that is silent, or
+// one whose output is still kept (it was removed, or made not silent,
+// after its workers wrote).
+func (s *Server) logsOf(ctx context.Context, app string, worker int) error {
+	if len(s.Logs.Tail(app, worker, 1)) > 0 {
+		return nil
+	}
+	st, err := s.Supervisor.Status(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range st.Apps {
+		if a.Name == app {
+			if !a.Silent {
+				return fmt.Errorf("%s: %w", app, ErrNotSilent)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: %w", app, supervisor.ErrUnknownApp)
 }
 
 func logLine(l logbuf.Line) LogLine {

@@ -363,6 +363,7 @@ func (d *decoder) app(key, val *yaml.Node) *App {
 		Readiness:        DefaultReadiness,
 		IPC:              DefaultIPC,
 		ReadyTimeout:     DefaultReadyTimeout,
+		MinReadyTime:     DefaultMinReadyTime,
 		Rollout:          Rollout{MaxSurge: DefaultMaxSurge, MaxUnavailable: DefaultMaxUnavailable},
 	}
 	if !appNameRE.MatchString(name) || len(name) > 63 {
@@ -625,6 +626,7 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 	"readiness":    setEnum(ReadinessModes, func(a *App) *string { return &a.Readiness }),
 	"ipc":          setEnum(IPCModes, func(a *App) *string { return &a.IPC }),
 	"readyTimeout": setDuration(func(a *App) *time.Duration { return &a.ReadyTimeout }),
+	"minReadyTime": setDuration(func(a *App) *time.Duration { return &a.MinReadyTime }),
 	"rollout": func(f *fieldDecoder, n *yaml.Node) {
 		f.mapping(n, "rollout has maxSurge and maxUnavailable", map[string]func(*fieldDecoder, *yaml.Node){
 			"maxSurge":       setCount(func(a *App) *int { return &a.Rollout.MaxSurge }),

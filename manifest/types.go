@@ -30,6 +30,7 @@ const (
 	DefaultKillTimeout      = 5 * time.Second
 	DefaultReadiness        = ReadinessOnline
 	DefaultReadyTimeout     = 30 * time.Second
+	DefaultMinReadyTime     = time.Second
 	DefaultMaxSurge         = 1
 	DefaultMaxUnavailable   = 0
 	DefaultIPC              = IPCAuto
@@ -172,6 +173,13 @@ type App struct {
 	// ReadyTimeout is how long a new worker of a rolling update may take to
 	// become ready before the rollout is reported stalled. Default 30s.
 	ReadyTimeout time.Duration `yaml:"readyTimeout"`
+	// MinReadyTime is how long a new worker must stay ready, without
+	// exiting, before it counts as available (Kubernetes' minReadySeconds,
+	// PM2's min_uptime): a rolling update retires old workers only against
+	// available new ones, and a new worker that exits before it is
+	// available stalls the update. Default 1s; 0 makes a worker available
+	// as soon as it is ready.
+	MinReadyTime time.Duration `yaml:"minReadyTime"`
 	// Rollout bounds a rolling update.
 	Rollout Rollout `yaml:"rollout"`
 	// IPC says whether workers get Node's IPC channel and speak the cluster

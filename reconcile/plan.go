@@ -28,6 +28,17 @@ type AppSpec struct {
 	// MaxSurge and MaxUnavailable bound a rolling update: at most
 	// Instances+MaxSurge workers, at least Instances-MaxUnavailable ready.
 	MaxSurge, MaxUnavailable int
+	// MinReadyTime is how long a new worker must stay ready, without
+	// exiting, before it counts as available: a rolling update retires
+	// old workers only against available new ones, and a new worker that
+	// exits before it is available stalls the update.
+	MinReadyTime time.Duration
+	// RollingOut says the app's workers are being replaced by this
+	// generation (its spec changed, or a rolling restart was asked for)
+	// and the rolling update has not completed: its status is reported
+	// even once no old worker is left (they may all have been crashing),
+	// until the new workers are all ready or the update stalls.
+	RollingOut bool
 }
 
 // Phase is where a worker is in its life, as the supervisor observes it.
@@ -77,10 +88,14 @@ type Worker struct {
 	StopDeadline time.Time
 	Killed       bool
 	// Ready says a Running worker is ready to serve (see the app's
-	// readiness); until then ReadyDeadline is when a rolling update that
-	// waits for it is reported stalled. FailedUnready marks a worker in
-	// Backoff or Done that exited before it was ever ready.
+	// readiness), since ReadyAt; until then ReadyDeadline is when a
+	// rolling update that waits for it is reported stalled. A ready worker
+	// is available once it stayed ready for the app's MinReadyTime.
+	// FailedUnready marks a worker in Backoff or Done that exited before
+	// it was ever available: never ready, or ready for less than
+	// MinReadyTime.
 	Ready         bool
+	ReadyAt       time.Time
 	ReadyDeadline time.Time
 	FailedUnready bool
 	// KillSignal and KillTimeout are those of the spec the worker was
@@ -92,6 +107,9 @@ type Worker struct {
 
 // Name returns "app/id".
 func (w Worker) Name() string { return fmt.Sprintf("%s/%d", w.App, w.ID) }
+
+// availableAt returns when a ready worker becomes available.
+func (w Worker) availableAt(minReady time.Duration) time.Time { return w.ReadyAt.Add(minReady) }
 
 // Action is one step of a plan.
 type Action interface {
@@ -165,13 +183,20 @@ type RolloutStatus struct {
 	// Instances is the target worker count.
 	Instances int
 	// New counts the workers of the new generation (running, about to be
-	// restarted, or started by this plan), NewReady those of them ready;
-	// Old the workers of older generations still serving after this plan.
+	// restarted, or started by this plan), NewReady those of them
+	// available (ready for at least MinReadyTime); Old the workers of
+	// older generations still serving after this plan.
 	New, NewReady, Old int
 	// Stalled, when not empty, says why the update cannot progress: a new
-	// worker missed its readyTimeout or exited before it was ready. The
-	// old workers keep serving.
+	// worker missed its readyTimeout, or exited before it was ready, or
+	// exited before the update completed. The old workers keep serving.
 	Stalled string
+}
+
+// Complete reports whether the update is over: every new worker wanted is
+// ready and no old worker serves any more.
+func (s RolloutStatus) Complete() bool {
+	return s.Stalled == "" && s.Old == 0 && s.NewReady >= s.Instances
 }
 
 // String is a one-line summary: "2/3 new ready, 1 starting, 1 old".
@@ -263,7 +288,7 @@ func planApp(r *Result, spec AppSpec, wanted bool, ws []Worker, now time.Time) {
 		}
 		r.Actions = append(r.Actions, Start{App: spec.Name, Generation: spec.Generation, Restarts: w.Restarts, Replaces: w.ID})
 	}
-	if len(old) == 0 {
+	if len(old) == 0 && !spec.RollingOut {
 		for i := len(current); i < spec.Instances; i++ {
 			r.Actions = append(r.Actions, Start{App: spec.Name, Generation: spec.Generation})
 		}
@@ -311,15 +336,24 @@ func rollout(r *Result, spec AppSpec, current, old []Worker, now time.Time) {
 	for _, w := range current {
 		switch {
 		case w.Phase == Running && w.Ready:
-			status.NewReady++
+			if at := w.availableAt(spec.MinReadyTime); now.Before(at) {
+				r.requeue(at)
+			} else {
+				status.NewReady++
+			}
 		case w.Phase == Running:
 			if now.Before(w.ReadyDeadline) {
 				r.requeue(w.ReadyDeadline)
 			} else if status.Stalled == "" {
 				status.Stalled = w.Name() + " was not ready within its readyTimeout"
 			}
-		case w.FailedUnready && status.Stalled == "":
+		case w.FailedUnready && status.Stalled == "" && w.ReadyAt.IsZero():
 			status.Stalled = w.Name() + " exited before it was ready"
+		case w.FailedUnready && status.Stalled == "":
+			status.Stalled = fmt.Sprintf("%s exited within minReadyTime (%s) of becoming ready", w.Name(), spec.MinReadyTime)
+		case status.Stalled == "":
+			// Backoff or Done: it was ready, then exited on its own.
+			status.Stalled = w.Name() + " exited before the rolling update completed"
 		}
 	}
 
@@ -370,15 +404,22 @@ type ExitPolicy struct {
 	// ResetAfter is how long a worker must have stayed up for its restart
 	// count to start again from 1.
 	ResetAfter time.Duration
+	// MinReadyTime is how long a worker must have stayed ready to have
+	// been available (see AppSpec.MinReadyTime).
+	MinReadyTime time.Duration
 }
 
 // AfterExit returns the state of a worker that exited unintentionally (not
 // being stopped) after running for uptime: Done when its restart policy says
 // so, else Backoff with the restart count and time of its replacement.
-// success means exit code 0. A worker that was never ready is marked
-// FailedUnready.
+// success means exit code 0. A worker that was never available (never
+// ready, or ready for less than p.MinReadyTime) is marked FailedUnready;
+// ReadyAt keeps when it became ready, if it did.
 func AfterExit(w Worker, p ExitPolicy, success bool, uptime time.Duration, now time.Time) Worker {
-	w.FailedUnready = !w.Ready
+	w.FailedUnready = !w.Ready || now.Before(w.availableAt(p.MinReadyTime))
+	if !w.Ready {
+		w.ReadyAt = time.Time{}
+	}
 	w.Ready = false
 	if p.Restart == "never" || (p.Restart == "on-failure" && success) {
 		w.Phase = Done

@@ -23,7 +23,8 @@ var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 //	app NAME gen=G instances=N [signal=S] [timeout=D]
 //	worker ID APP gen=G PHASE [restarts=N] [at=D] [deadline=D] [readyby=D] [killed] [ready] [failedunready]
 //
-// app also takes surge=N and unavailable=N (default 1 and 0).
+// app also takes surge=N, unavailable=N (default 1 and 0) and minready=D,
+// and the flag rollingout (AppSpec.RollingOut); worker takes readyat=D.
 //
 // Times are offsets from an arbitrary epoch.
 func parseCase(t *testing.T, input string) (map[string]AppSpec, []Worker, time.Time) {
@@ -72,6 +73,10 @@ func parseCase(t *testing.T, input string) (map[string]AppSpec, []Worker, time.T
 			if v, ok := kv["unavailable"]; ok {
 				s.MaxUnavailable, _ = strconv.Atoi(v)
 			}
+			s.RollingOut = strings.Contains(sc.Text(), " rollingout")
+			if v, ok := kv["minready"]; ok {
+				s.MinReadyTime, _ = time.ParseDuration(v)
+			}
 			desired[s.Name] = s
 		case "worker":
 			id, _ := strconv.Atoi(f[1])
@@ -105,6 +110,9 @@ func parseCase(t *testing.T, input string) (map[string]AppSpec, []Worker, time.T
 			}
 			if v, ok := kv["readyby"]; ok {
 				w.ReadyDeadline = at(v)
+			}
+			if v, ok := kv["readyat"]; ok {
+				w.ReadyAt = at(v)
 			}
 			observed = append(observed, w)
 		default:
@@ -226,5 +234,33 @@ func BenchmarkPlan(b *testing.B) {
 		if len(r.Actions) != 1 {
 			b.Fatalf("plan %v", r.Actions)
 		}
+	}
+}
+
+// TestAfterExitAvailability: a worker that exits is marked FailedUnready
+// unless it was available, that is ready for at least MinReadyTime.
+func TestAfterExitAvailability(t *testing.T) {
+	now := epoch.Add(time.Minute)
+	p := ExitPolicy{Restart: "always", Delay: func(int) time.Duration { return time.Second }, ResetAfter: time.Hour, MinReadyTime: time.Second}
+	tests := []struct {
+		name        string
+		ready       bool
+		readyAt     time.Time
+		wantFailed  bool
+		wantReadyAt time.Time
+	}{
+		{"never ready", false, time.Time{}, true, time.Time{}},
+		{"ready 200ms before it exited", true, now.Add(-200 * time.Millisecond), true, now.Add(-200 * time.Millisecond)},
+		{"ready exactly minReadyTime", true, now.Add(-time.Second), false, now.Add(-time.Second)},
+		{"ready long before", true, now.Add(-time.Hour), false, now.Add(-time.Hour)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := Worker{ID: 1, App: "web", Phase: Running, Ready: tt.ready, ReadyAt: tt.readyAt}
+			got := AfterExit(w, p, false, time.Minute, now)
+			if got.FailedUnready != tt.wantFailed || got.Ready || !got.ReadyAt.Equal(tt.wantReadyAt) {
+				t.Errorf("FailedUnready %t Ready %t ReadyAt %v; want %t false %v", got.FailedUnready, got.Ready, got.ReadyAt, tt.wantFailed, tt.wantReadyAt)
+			}
+		})
 	}
 }

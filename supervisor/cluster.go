@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -465,6 +467,9 @@ func (s *Supervisor) runChannel(ch *ipc.Channel, name string) {
 	switch {
 	case isChannelFault(err):
 		s.wakeFaults()
+	case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE):
+		// The worker closed its end: it exited, or disconnected.
+		s.opts.Logger.Debug("IPC channel closed by the worker", "worker", name, "err", err)
 	case err != nil:
 		s.opts.Logger.Warn("IPC channel closed", "worker", name, "err", err)
 	}
@@ -637,8 +642,13 @@ func (s *Supervisor) handleClusterLocked(w *worker, m clusterIn, now time.Time) 
 	case m.Act == "queryServer" && m.Seq != nil:
 		s.queryServerLocked(w, m)
 	case m.Act == "listening":
-		s.emit(Event{Type: EventListening, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
-			Detail: fmt.Sprintf("%s:%d", rawOr(mustRaw(m.Address), "null"), m.Port)})
+		// The address paddock bound for this server; the request as the
+		// worker wrote it when paddock did not answer it (never expected).
+		addr, ok := w.listening[clusterKey(m)]
+		if !ok {
+			addr = fmt.Sprintf("%s:%d", rawOr(mustRaw(m.Address), "*"), m.Port)
+		}
+		s.emit(Event{Type: EventListening, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation, Detail: addr})
 		if w.app.Readiness == manifest.ReadinessListening && !w.Ready && w.Phase == reconcile.Running {
 			s.markReadyLocked(w)
 		}
@@ -718,6 +728,10 @@ func (s *Supervisor) queryServerLocked(w *worker, m clusterIn) {
 			return
 		}
 	}
+	if w.listening == nil {
+		w.listening = map[string]string{}
+	}
+	w.listening[key] = sock.Addr.String()
 	// Every worker gets the first worker's server data (TLS ticket keys).
 	if data, ok := s.clusterData[sock]; ok {
 		reply["data"] = data

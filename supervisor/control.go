@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/paddock-sh/paddock/internal/plural"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/reconcile"
 )
@@ -41,7 +42,14 @@ type AppStatus struct {
 	Running, Ready   int
 	Generation       string
 	SchedulingPolicy string
-	// Listen holds the addresses of the app's `listen:` sockets as bound.
+	// Silent says the app's output goes through paddock (and is kept for
+	// paddock logs); otherwise its workers write to paddock's own stdout
+	// and stderr themselves.
+	Silent bool
+	// Listen holds the addresses the app's workers listen on: its
+	// `listen:` sockets as bound, then the sockets opened for it on
+	// demand (a cluster worker's listen() of an address `listen:` does
+	// not name).
 	Listen []string
 	// Rollout is the state of a rolling update in progress, else nil.
 	Rollout *reconcile.RolloutStatus
@@ -76,11 +84,17 @@ func (s *Supervisor) statusLocked() Status {
 		a := s.set.Apps[name]
 		spec := s.specs[name]
 		as := AppStatus{Name: name, Instances: spec.Instances, ManifestInstances: a.Instances,
-			Generation: spec.Generation, SchedulingPolicy: a.SchedulingPolicy}
+			Generation: spec.Generation, SchedulingPolicy: a.SchedulingPolicy, Silent: a.Silent}
 		_, as.Override = s.scale[name]
 		for _, sock := range s.appSockets[name] {
 			as.Listen = append(as.Listen, sock.Addr.String())
 		}
+		var onDemand []string
+		for _, sock := range s.onDemand[name] {
+			onDemand = append(onDemand, sock.Addr.String())
+		}
+		sort.Strings(onDemand)
+		as.Listen = append(as.Listen, onDemand...)
 		if r, ok := s.rollouts[name]; ok {
 			as.Rollout = &r
 		}
@@ -146,6 +160,7 @@ func (s *Supervisor) specLocked(a *manifest.App) reconcile.AppSpec {
 		KillTimeout:    a.KillTimeout,
 		MaxSurge:       a.Rollout.MaxSurge,
 		MaxUnavailable: a.Rollout.MaxUnavailable,
+		MinReadyTime:   a.MinReadyTime,
 	}
 	if o, ok := s.scale[a.Name]; ok {
 		spec.Instances = o.instances
@@ -156,6 +171,19 @@ func (s *Supervisor) specLocked(a *manifest.App) reconcile.AppSpec {
 		spec.Generation += "-r" + strconv.Itoa(n)
 	}
 	return spec
+}
+
+// setSpecLocked makes a's spec the desired one. When its generation
+// differs from the spec it replaces and the app has workers, a rolling
+// update to it begins (see reconcile.AppSpec.RollingOut); it lasts until
+// reportRolloutsLocked sees it complete.
+func (s *Supervisor) setSpecLocked(a *manifest.App) {
+	spec := s.specLocked(a)
+	if prev, ok := s.specs[a.Name]; ok && prev.Generation != spec.Generation && s.hasWorkersLocked(a.Name) {
+		s.rollingOut[a.Name] = spec.Generation
+	}
+	spec.RollingOut = s.rollingOut[a.Name] == spec.Generation
+	s.specs[a.Name] = spec
 }
 
 // dropStaleOverridesLocked forgets the scale overrides of apps that are
@@ -242,7 +270,7 @@ func (s *Supervisor) Scale(ctx context.Context, app string, n int) (ScaleInfo, e
 		} else {
 			delete(s.scale, app) // back to what the manifest says
 		}
-		s.specs[app] = s.specLocked(a)
+		s.setSpecLocked(a)
 		detail := fmt.Sprintf("%d→%d", info.From, n)
 		if info.Override {
 			detail += fmt.Sprintf(" (runtime override of instances: %d, until the manifest's instances change)", a.Instances)
@@ -275,7 +303,7 @@ func (s *Supervisor) Restart(ctx context.Context, app string) (RestartInfo, erro
 			return
 		}
 		s.restartCount[app]++
-		s.specs[app] = s.specLocked(a)
+		s.setSpecLocked(a)
 		info.Generation = s.specs[app].Generation
 		for _, w := range s.workers {
 			if w.App == app && w.Phase != reconcile.Stopping {
@@ -283,7 +311,7 @@ func (s *Supervisor) Restart(ctx context.Context, app string) (RestartInfo, erro
 			}
 		}
 		s.emit(Event{Type: EventRestartRequested, App: app, Generation: info.Generation,
-			Detail: fmt.Sprintf("rolling restart of %d workers", info.Workers)})
+			Detail: "rolling restart of " + plural.Count(info.Workers, "worker")})
 	})
 	if err != nil {
 		return info, err

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/paddock-sh/paddock/internal/plural"
 	"github.com/paddock-sh/paddock/manifest"
 )
 
@@ -67,9 +68,9 @@ func DescriptorWarning(set *manifest.Set) string {
 	if uint64(need) <= limit {
 		return ""
 	}
-	return fmt.Sprintf("%d workers need about %d open descriptors in paddock, but its open files limit is %d: "+
+	return fmt.Sprintf("%s need about %d open descriptors in paddock, but its open files limit is %d: "+
 		"some workers will fail to start (too many open files); raise the hard limit (ulimit -Hn, systemd's LimitNOFILE=)",
-		set.Workers(), need, limit)
+		plural.Count(set.Workers(), "worker"), need, limit)
 }
 
 // startErrorHint adds what to do to a start error caused by running out

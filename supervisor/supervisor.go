@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/paddock-sh/paddock/internal/plural"
 	"github.com/paddock-sh/paddock/ipc"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/netshare"
@@ -114,8 +115,10 @@ type Supervisor struct {
 	reloadRequests chan struct{}
 	watching       chan struct{}
 	// reloadMu serializes reloads, so that an older load is never applied
-	// after a newer one.
+	// after a newer one; rejected, under it, says the last reload was
+	// rejected.
 	reloadMu sync.Mutex
+	rejected bool
 
 	// Owned by the Run goroutine.
 	set      *manifest.Set
@@ -156,6 +159,9 @@ type Supervisor struct {
 	// restartCount the rolling restarts asked for per app (Restart).
 	scale        map[string]scaleOverride
 	restartCount map[string]int
+	// rollingOut holds, per app, the generation a rolling update is
+	// replacing its workers with, until the update completes.
+	rollingOut map[string]string
 	// notifiedReady: READY=1 was sent; statusLine the last STATUS=.
 	notifiedReady atomic.Bool
 	statusLine    string
@@ -178,6 +184,9 @@ type worker struct {
 	sockets []*netshare.Socket
 	own     []*os.File
 	members map[*netshare.Member]string
+	// listening holds, by cluster key, the address paddock answered each
+	// of the worker's listen() calls with.
+	listening map[string]string
 	// cl is the worker's cluster IPC channel (nil without one); subs the
 	// dispatchers that hand it connections, with its key for each.
 	cl   *channel
@@ -259,8 +268,10 @@ func New(opts Options) *Supervisor {
 		reloadRequests: make(chan struct{}, 1),
 		watching:       make(chan struct{}, 1),
 		rollouts:       map[string]reconcile.RolloutStatus{},
+		specs:          map[string]reconcile.AppSpec{},
 		scale:          map[string]scaleOverride{},
 		restartCount:   map[string]int{},
+		rollingOut:     map[string]string{},
 		pool:           netshare.NewPool(),
 		ipcIn:          make(chan ipc.Message, 256),
 		ipcFaults:      make(chan struct{}, 1),
@@ -467,6 +478,7 @@ func (s *Supervisor) Reload(ctx context.Context) ([]manifest.Change, error) {
 	set, err := s.opts.Load()
 	if err != nil {
 		result("failed")
+		s.rejected = true
 		s.reportReloadFailure(ctx, err)
 		return nil, err
 	}
@@ -474,6 +486,7 @@ func (s *Supervisor) Reload(ctx context.Context) ([]manifest.Change, error) {
 	switch {
 	case err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotRunning):
 		result("failed")
+		s.rejected = true
 		s.reportReloadFailure(ctx, err)
 	case err != nil:
 	case len(changes) == 0:
@@ -481,7 +494,26 @@ func (s *Supervisor) Reload(ctx context.Context) ([]manifest.Change, error) {
 	default:
 		result("applied")
 	}
+	if err == nil && s.rejected {
+		// The operator fixed what was rejected: say so, and what it did.
+		s.rejected = false
+		applied := "nothing changed from the running set"
+		if len(changes) > 0 {
+			applied = changesSummary(changes)
+		}
+		s.opts.Logger.Info("the manifests are valid again", "applied", applied)
+	}
 	return changes, err
+}
+
+// changesSummary describes changes in one line: "web: updated (args) 2→3;
+// api: added".
+func changesSummary(changes []manifest.Change) string {
+	parts := make([]string, len(changes))
+	for i, c := range changes {
+		parts[i] = c.String()
+	}
+	return strings.Join(parts, "; ")
 }
 
 // reportReloadFailure logs every error of a rejected set and emits
@@ -491,7 +523,7 @@ func (s *Supervisor) reportReloadFailure(ctx context.Context, err error) {
 	for _, e := range errs {
 		s.opts.Logger.Error("reload rejected", "err", e.Error())
 	}
-	detail := fmt.Sprintf("%d errors; the running set is kept; first: %v", len(errs), errs[0])
+	detail := fmt.Sprintf("%s; the running set is kept; first: %v", plural.Count(len(errs), "error"), errs[0])
 	_ = s.do(ctx, func() { s.emit(Event{Type: EventReloadFailed, Detail: detail}) })
 }
 
@@ -560,16 +592,21 @@ func (s *Supervisor) applyLocked(set *manifest.Set) ([]manifest.Change, error) {
 		s.opts.Logger.Info("the manifest's instances changed: the runtime scale override is dropped", "app", name)
 	}
 	s.set = set
-	s.specs = map[string]reconcile.AppSpec{}
-	for name, a := range set.Apps {
-		s.specs[name] = s.specLocked(a)
+	for name := range s.specs {
+		if _, ok := set.Apps[name]; !ok {
+			delete(s.specs, name)
+			delete(s.rollingOut, name)
+		}
+	}
+	for _, a := range set.Apps {
+		s.setSpecLocked(a)
 	}
 	if w := DescriptorWarning(set); w != "" && (first || len(changes) > 0) {
 		s.opts.Logger.Warn(w)
 	}
 	switch {
 	case first:
-		s.emit(Event{Type: EventApply, Detail: fmt.Sprintf("%d apps, %d workers", len(set.Apps), set.Workers())})
+		s.emit(Event{Type: EventApply, Detail: plural.Count(len(set.Apps), "app") + ", " + plural.Count(set.Workers(), "worker")})
 	case len(changes) == 0:
 		s.opts.Logger.Debug("reload: manifests unchanged")
 	default:
@@ -691,27 +728,43 @@ func (s *Supervisor) Listeners(ctx context.Context) (map[string][]string, error)
 
 // reportRolloutsLocked emits rollout-progress when an app's rolling update
 // moved, rollout-stalled when it stalls, and rollout-progress "complete"
-// when it is over.
+// when it is over: its new workers are all ready and no old one serves, or
+// the app has no rolling update any more (it was removed, or its old
+// workers went while nothing was rolling out).
 func (s *Supervisor) reportRolloutsLocked(now map[string]reconcile.RolloutStatus) {
 	for app, st := range now {
-		prev, was := s.rollouts[app]
-		if was && prev == st {
-			continue
+		if prev, was := s.rollouts[app]; !was || prev != st {
+			s.rollouts[app] = st
+			gen := s.specs[app].Generation
+			s.emit(Event{Type: EventRolloutProgress, App: app, Generation: gen, Detail: st.String()})
+			if st.Stalled != "" && st.Stalled != prev.Stalled {
+				keep := "; the old workers keep serving until a later change"
+				if st.Old == 0 {
+					keep = "; no old worker is left to serve"
+				}
+				s.emit(Event{Type: EventRolloutStalled, App: app, Generation: gen, Detail: st.Stalled + keep})
+			}
 		}
-		s.rollouts[app] = st
-		gen := s.specs[app].Generation
-		s.emit(Event{Type: EventRolloutProgress, App: app, Generation: gen, Detail: st.String()})
-		if st.Stalled != "" && st.Stalled != prev.Stalled {
-			s.emit(Event{Type: EventRolloutStalled, App: app, Generation: gen,
-				Detail: st.Stalled + "; the old workers keep serving until a later change"})
+		if st.Complete() {
+			s.finishRolloutLocked(app)
 		}
 	}
 	for app := range s.rollouts {
 		if _, ok := now[app]; !ok {
-			delete(s.rollouts, app)
-			s.emit(Event{Type: EventRolloutProgress, App: app, Generation: s.specs[app].Generation, Detail: "complete"})
+			s.finishRolloutLocked(app)
 		}
 	}
+}
+
+// finishRolloutLocked ends app's rolling update: "complete".
+func (s *Supervisor) finishRolloutLocked(app string) {
+	delete(s.rollouts, app)
+	delete(s.rollingOut, app)
+	if spec, ok := s.specs[app]; ok && spec.RollingOut {
+		spec.RollingOut = false
+		s.specs[app] = spec
+	}
+	s.emit(Event{Type: EventRolloutProgress, App: app, Generation: s.specs[app].Generation, Detail: "complete"})
 }
 
 // Rollouts returns the status of every app in a rolling update.
@@ -937,7 +990,7 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 // markReadyLocked records that w is ready to serve: its SO_REUSEPORT
 // sockets take new connections from now on.
 func (s *Supervisor) markReadyLocked(w *worker) {
-	w.Ready = true
+	w.Ready, w.ReadyAt = true, time.Now()
 	s.setMembersReadyLocked(w, true)
 	s.emit(Event{Type: EventReady, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
 		Delay: time.Since(w.startedAt)})
@@ -962,12 +1015,12 @@ func (s *Supervisor) notifyLocked(now time.Time) {
 			ready++
 		}
 	}
-	line := fmt.Sprintf("%d apps, %d/%d workers ready", len(s.specs), ready, want)
+	line := fmt.Sprintf("%s, %d/%s ready", plural.Count(len(s.specs), "app"), ready, plural.Count(want, "worker"))
 	if len(s.rollouts) > 0 {
 		line += fmt.Sprintf(", %d rolling out", len(s.rollouts))
 	}
 	if s.shutting {
-		line = fmt.Sprintf("stopping, %d workers left", len(s.workers))
+		line = "stopping, " + plural.Count(len(s.workers), "worker") + " left"
 	}
 	if line != s.statusLine {
 		s.statusLine = line
@@ -1090,9 +1143,10 @@ func (s *Supervisor) handleExitLocked(ex procs.Exit) {
 // afterExitLocked moves a worker that exited on its own to Backoff or Done.
 func (s *Supervisor) afterExitLocked(w *worker, success bool, uptime time.Duration, now time.Time) {
 	w.Worker = reconcile.AfterExit(w.Worker, reconcile.ExitPolicy{
-		Restart:    w.app.Restart,
-		Delay:      w.app.Backoff.Delay,
-		ResetAfter: w.app.Backoff.Max,
+		Restart:      w.app.Restart,
+		Delay:        w.app.Backoff.Delay,
+		ResetAfter:   w.app.Backoff.Max,
+		MinReadyTime: w.app.MinReadyTime,
 	}, success, uptime, now)
 	if w.Phase == reconcile.Backoff {
 		s.emit(Event{Type: EventRestart, App: w.App, Worker: w.ID, Generation: w.Generation,

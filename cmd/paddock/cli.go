@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/paddock-sh/paddock/control"
+	"github.com/paddock-sh/paddock/internal/plural"
 	"github.com/paddock-sh/paddock/manifest"
 )
 
@@ -260,7 +261,7 @@ func cmdScale(args []string, stdout, stderr io.Writer) int {
 		control.ScaleRequest{Instances: &n}, &resp); err != nil {
 		return report(stderr, err)
 	}
-	fmt.Fprintf(stdout, "%s: %d → %d workers", app, resp.From, resp.Instances)
+	fmt.Fprintf(stdout, "%s: %d → %s", app, resp.From, plural.Count(resp.Instances, "worker"))
 	if resp.Override {
 		fmt.Fprintf(stdout, " (runtime override; the manifest says %d and wins again when its instances change)", resp.ManifestInstances)
 	} else {
@@ -296,7 +297,7 @@ func cmdRestart(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return report(stderr, err)
 		}
-		fmt.Fprintf(stdout, "%s: rolling restart of %d workers (generation %s)\n", app, resp.Workers, resp.Generation)
+		fmt.Fprintf(stdout, "%s: rolling restart of %s (generation %s)\n", app, plural.Count(resp.Workers, "worker"), resp.Generation)
 		return exitOK
 	}
 	// Follow the app's events from before the restart, so that no
@@ -307,7 +308,7 @@ func cmdRestart(args []string, stdout, stderr io.Writer) int {
 	err := c.Events(ctx, app, func() {
 		resp, restartErr = restart()
 		if restartErr == nil {
-			fmt.Fprintf(stdout, "%s: rolling restart of %d workers (generation %s)\n", app, resp.Workers, resp.Generation)
+			fmt.Fprintf(stdout, "%s: rolling restart of %s (generation %s)\n", app, plural.Count(resp.Workers, "worker"), resp.Generation)
 			if resp.Workers == 0 {
 				code = exitOK
 			}
@@ -390,15 +391,15 @@ func cmdReload(args []string, stdout, stderr io.Writer) int {
 func describeChange(c control.Change) string {
 	switch c.Kind {
 	case manifest.ChangeAdded:
-		return fmt.Sprintf("+ %s: added, %d workers", c.App, c.To)
+		return fmt.Sprintf("+ %s: added, %s", c.App, plural.Count(c.To, "worker"))
 	case manifest.ChangeRemoved:
-		return fmt.Sprintf("- %s: removed, %d workers retired", c.App, c.From)
+		return fmt.Sprintf("- %s: removed, %s retired", c.App, plural.Count(c.From, "worker"))
 	case manifest.ChangeScaled:
-		return fmt.Sprintf("~ %s: scaled %d → %d workers", c.App, c.From, c.To)
+		return fmt.Sprintf("~ %s: scaled %d → %s", c.App, c.From, plural.Count(c.To, "worker"))
 	case manifest.ChangeUpdated:
-		s := fmt.Sprintf("~ %s: rolled (rolling update) for %s", c.App, strings.Join(c.Fields, ", "))
+		s := fmt.Sprintf("~ %s: updated (rolling update) for %s", c.App, strings.Join(c.Fields, ", "))
 		if c.From != c.To {
-			s += fmt.Sprintf("; scaled %d → %d workers", c.From, c.To)
+			s += fmt.Sprintf("; scaled %d → %s", c.From, plural.Count(c.To, "worker"))
 		}
 		return s
 	}
@@ -497,7 +498,7 @@ func cmdSend(args []string, stdout, stderr io.Writer) int {
 		control.SendRequest{Worker: id, Message: msg}, &resp); err != nil {
 		return report(stderr, err)
 	}
-	fmt.Fprintf(stdout, "delivered to %d workers\n", resp.Delivered)
+	fmt.Fprintf(stdout, "delivered to %s\n", plural.Count(resp.Delivered, "worker"))
 	return exitOK
 }
 
@@ -556,7 +557,7 @@ func cmdLogs(args []string, stdout, stderr io.Writer) int {
 			return enc.Encode(l) == nil
 		}
 		if l.Lost > 0 {
-			fmt.Fprintf(stderr, "paddock logs: %d lines lost (this reader fell behind)\n", l.Lost)
+			fmt.Fprintf(stderr, "paddock logs: %s lost (this reader fell behind)\n", plural.Count(l.Lost, "line"))
 			return true
 		}
 		_, err := fmt.Fprintf(stdout, "%s/%d | %s\n", l.App, l.Worker, l.Text)

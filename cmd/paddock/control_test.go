@@ -318,7 +318,7 @@ func TestStatusScaleReloadDiff(t *testing.T) {
 	// A manifest change that leaves instances alone keeps the override.
 	os.WriteFile(manifest, []byte(strings.Replace(fmt.Sprintf(sleepers, 2), "[1000]", "[1001]", 1)), 0o644)
 	out, _, code := cli(t, sock, "diff", manifest)
-	if code != 1 || !strings.Contains(out, "~ web: rolled (rolling update) for args") || strings.Contains(out, "scaled") {
+	if code != 1 || !strings.Contains(out, "~ web: updated (rolling update) for args") || strings.Contains(out, "scaled") {
 		t.Errorf("diff of an args change: exit %d, %q", code, out)
 	}
 	out = mustCLI(t, sock, "reload")
@@ -585,7 +585,7 @@ apps:
 		t.Errorf("send to all: %q", out)
 	}
 	one := ids[0]
-	if out := mustCLI(t, sock, "send", fmt.Sprintf("web/%d", one), `"just you"`); !strings.Contains(out, "delivered to 1 workers") {
+	if out := mustCLI(t, sock, "send", fmt.Sprintf("web/%d", one), `"just you"`); !strings.Contains(out, "delivered to 1 worker") {
 		t.Errorf("send to one: %q", out)
 	}
 	for _, id := range ids {
@@ -749,7 +749,7 @@ func TestSystemdNotifications(t *testing.T) {
 	if n := len(liveWorkers(statusOf(t, sock), "web")); n != 2 {
 		t.Errorf("READY=1 sent with %d workers running, want 2", n)
 	}
-	next("STATUS", func(f map[string]string) bool { return f["STATUS"] == "1 apps, 2/2 workers ready" })
+	next("STATUS", func(f map[string]string) bool { return f["STATUS"] == "1 app, 2/2 workers ready" })
 	r.cmd.Process.Signal(syscall.SIGHUP)
 	f := next("RELOADING=1", func(f map[string]string) bool { return f["RELOADING"] == "1" })
 	if usec, err := strconv.ParseInt(f["MONOTONIC_USEC"], 10, 64); err != nil || usec <= 0 {

@@ -48,7 +48,7 @@ apps:
     instances: 100
 `)
 	stdout, stderr, code := runCommand(t, exec.Command("prlimit", "--nofile=128:128", paddockBin, "validate", many))
-	if code != 0 || stdout != "ok: 1 apps, 100 workers\n" || !strings.Contains(stderr, "open files limit is 128") {
+	if code != 0 || stdout != "ok: 1 app, 100 workers\n" || !strings.Contains(stderr, "open files limit is 128") {
 		t.Errorf("validate under a limit of 128: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
 

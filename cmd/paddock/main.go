@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -26,6 +27,8 @@ import (
 	"time"
 
 	"github.com/paddock-sh/paddock/control"
+	"github.com/paddock-sh/paddock/internal/plural"
+	"github.com/paddock-sh/paddock/internal/suggest"
 	"github.com/paddock-sh/paddock/logbuf"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/metrics"
@@ -85,54 +88,56 @@ or the default path; exit 1 when no supervisor answers):
 Run 'paddock COMMAND --help' for a command's flags.
 `
 
+// dispatch maps each command to what runs it (commands, in completion.go,
+// lists those shown to users).
+var dispatch = map[string]func(args []string, stdout, stderr io.Writer) int{
+	"run":        cmdRun,
+	"validate":   cmdValidate,
+	"status":     cmdStatus,
+	"events":     cmdEvents,
+	"scale":      cmdScale,
+	"restart":    cmdRestart,
+	"reload":     cmdReload,
+	"diff":       cmdDiff,
+	"send":       cmdSend,
+	"signal":     cmdSignal,
+	"logs":       cmdLogs,
+	"stop":       cmdStop,
+	"completion": cmdCompletion,
+	"__apps":     cmdApps,
+	"version":    cmdVersion,
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
 	switch args[0] {
-	case "run":
-		return cmdRun(args[1:], stdout, stderr)
-	case "validate":
-		return cmdValidate(args[1:], stdout, stderr)
-	case "status":
-		return cmdStatus(args[1:], stdout, stderr)
-	case "events":
-		return cmdEvents(args[1:], stdout, stderr)
-	case "scale":
-		return cmdScale(args[1:], stdout, stderr)
-	case "restart":
-		return cmdRestart(args[1:], stdout, stderr)
-	case "reload":
-		return cmdReload(args[1:], stdout, stderr)
-	case "diff":
-		return cmdDiff(args[1:], stdout, stderr)
-	case "send":
-		return cmdSend(args[1:], stdout, stderr)
-	case "signal":
-		return cmdSignal(args[1:], stdout, stderr)
-	case "logs":
-		return cmdLogs(args[1:], stdout, stderr)
-	case "stop":
-		return cmdStop(args[1:], stdout, stderr)
-	case "completion":
-		return cmdCompletion(args[1:], stdout, stderr)
-	case "__apps":
-		return cmdApps(args[1:], stdout, stderr)
-	case "version", "--version", "-version":
-		fs := newFlagSet("version", "version", stderr)
-		if code := parse(fs, args[1:]); code >= 0 {
-			return code
-		}
-		fmt.Fprintln(stdout, "paddock", versionString())
-		return exitOK
+	case "--version", "-version":
+		return cmdVersion(args[1:], stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
-	default:
-		fmt.Fprintf(stderr, "paddock: unknown command %q\n\n%s", args[0], usage)
-		return exitUsage
 	}
+	if cmd, ok := dispatch[args[0]]; ok {
+		return cmd(args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "paddock: unknown command %q", args[0])
+	if near := suggest.Closest(args[0], commands, 2); near != "" {
+		fmt.Fprintf(stderr, " (did you mean %q?)", near)
+	}
+	fmt.Fprint(stderr, "\n\n"+usage)
+	return exitUsage
+}
+
+func cmdVersion(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("version", "version", stderr)
+	if code := parse(fs, args); code >= 0 {
+		return code
+	}
+	fmt.Fprintln(stdout, "paddock", versionString())
+	return exitOK
 }
 
 func versionString() string {
@@ -143,10 +148,23 @@ func versionString() string {
 		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			return bi.Main.Version
 		}
+		// A build from a checkout (make build, or go build with VCS
+		// stamping) carries the commit it was built from.
+		rev, dirty := "", false
 		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				return "devel-" + s.Value[:12]
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
 			}
+		}
+		if len(rev) >= 12 {
+			v := "devel-" + rev[:12]
+			if dirty {
+				v += "-dirty"
+			}
+			return v
 		}
 	}
 	return "devel"
@@ -192,11 +210,21 @@ func parse(fs *flag.FlagSet, args []string) int {
 	return -1
 }
 
-func paths(fs *flag.FlagSet) []string {
-	if fs.NArg() == 0 {
-		return []string{defaultManifest}
+// paths returns the manifest paths given, or the default one. When none was
+// given and the default does not exist, it says how to give one and
+// returns nil.
+func paths(fs *flag.FlagSet, stderr io.Writer) []string {
+	if fs.NArg() > 0 {
+		return fs.Args()
 	}
-	return fs.Args()
+	if _, err := os.Stat(defaultManifest); errors.Is(err, iofs.ErrNotExist) {
+		fmt.Fprintf(stderr, "paddock %s: no manifest given, and there is no %s here.\n"+
+			"Give the manifest files or directories: paddock %s PATH...\n"+
+			"(examples/hello.yaml in paddock's repository is one to start from; `make run` runs it.)\n",
+			fs.Name(), defaultManifest, fs.Name())
+		return nil
+	}
+	return []string{defaultManifest}
 }
 
 // load loads the manifests, printing every error to stderr. It returns the
@@ -220,7 +248,11 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
-	set, code := load(paths(fs), stderr)
+	manifests := paths(fs, stderr)
+	if manifests == nil {
+		return exitUsage
+	}
+	set, code := load(manifests, stderr)
 	if set == nil {
 		return code
 	}
@@ -229,7 +261,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		// may differ from this one.
 		fmt.Fprintln(stderr, "warning:", w)
 	}
-	fmt.Fprintf(stdout, "ok: %d apps, %d workers\n", len(set.Apps), set.Workers())
+	fmt.Fprintf(stdout, "ok: %s, %s\n", plural.Count(len(set.Apps), "app"), plural.Count(set.Workers(), "worker"))
 	return exitOK
 }
 
@@ -276,7 +308,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	manifests := paths(fs)
+	manifests := paths(fs, stderr)
+	if manifests == nil {
+		return exitUsage
+	}
 	set, code := load(manifests, stderr)
 	if set == nil {
 		return code

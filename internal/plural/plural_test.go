@@ -1,0 +1,14 @@
+package plural
+
+import "testing"
+
+func TestCount(t *testing.T) {
+	for _, tt := range []struct {
+		n    int
+		want string
+	}{{0, "0 apps"}, {1, "1 app"}, {2, "2 apps"}, {-1, "-1 apps"}} {
+		if got := Count(tt.n, "app"); got != tt.want {
+			t.Errorf("Count(%d) = %q, want %q", tt.n, got, tt.want)
+		}
+	}
+}
