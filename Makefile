@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 10s
 
-.PHONY: all build run test vet race fuzz-smoke fuzz bench bench-go bench-http clean
+.PHONY: all build run test check-files vet race fuzz-smoke fuzz bench bench-go bench-http clean
 
 all: build
 
@@ -20,8 +20,13 @@ build:
 run: build
 	exec $(BIN)/paddock run examples/hello.yaml
 
-## test: vet, the race-enabled test suite, and a short fuzz of the manifest decoder.
-test: vet race fuzz-smoke
+## test: no build output tracked, gofmt and vet, the race-enabled test suite,
+## and a short run of each fuzzer.
+test: check-files vet race fuzz-smoke
+
+## check-files: fail when git tracks an executable binary or a file over 1 MiB.
+check-files:
+	@./scripts/check-files.sh
 
 vet:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
@@ -52,8 +57,8 @@ bench:
 bench-go:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
-## bench-http: paddock none/reuseport vs Node's cluster rr/none with wrk (installed
-## with apt-get if missing); prints a markdown report. About 80 s per round:
+## bench-http: paddock none/reuseport vs Node's cluster rr/none with wrk (needs
+## wrk: apt-get install wrk); prints a markdown report. About 80 s per round:
 ## make bench-http ROUNDS=4 for medians; HTTPBENCH_FLAGS for any other flag
 ## (go run ./bench/httpbench -help).
 ROUNDS ?= 1

@@ -25,8 +25,8 @@
 //	go build -o bin/paddock ./cmd/paddock
 //	go run ./bench/httpbench -paddock bin/paddock
 //
-// or `make bench-http`. wrk is installed from Debian's packages with apt-get
-// when it is not in PATH (as root; -install=false turns that off).
+// or `make bench-http`. It needs wrk (Debian's package: apt-get install
+// wrk) and Node; it says so, and installs nothing, when one is missing.
 package main
 
 import (
@@ -69,7 +69,6 @@ type options struct {
 	warmup      time.Duration
 	configs     string
 	timeout     time.Duration
-	install     bool
 	keep        bool
 	rounds      int
 	quietWait   time.Duration
@@ -90,7 +89,6 @@ func main() {
 	flag.StringVar(&o.configs, "configs", "paddock-none,paddock-reuseport,paddock-rr,node-rr,node-none",
 		"configurations to run, comma-separated: paddock-none, paddock-reuseport, paddock-rr, node-rr, node-none")
 	flag.DurationVar(&o.timeout, "timeout", 0, "give up on the whole run after this long (0: a bound computed from the other flags)")
-	flag.BoolVar(&o.install, "install", true, "install wrk with apt-get when it is missing")
 	flag.IntVar(&o.rounds, "rounds", 1, "measure every configuration this many times, in a rotated order each round, and report medians")
 	flag.StringVar(&o.paddockIPC, "paddock-ipc", "",
 		"the `ipc:` of the paddock app: auto, node or off (empty: paddock's default). With a channel, hello.js is a cluster\n"+
@@ -347,35 +345,20 @@ func (b *bench) setup(ctx context.Context) error {
 			return fmt.Errorf("%v (run from the repository root, or pass -dir)", err)
 		}
 	}
-	if b.wrk, err = ensureWrk(ctx, b.o.wrk, b.o.install); err != nil {
+	if b.wrk, err = findWrk(b.o.wrk); err != nil {
 		return err
 	}
 	b.work, err = os.MkdirTemp("", "paddock-httpbench-")
 	return err
 }
 
-// ensureWrk returns the path of wrk, installing Debian's package first when
-// it is missing and install is set.
-func ensureWrk(ctx context.Context, name string, install bool) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
+// findWrk returns the path of wrk, or an error that says how to get it.
+func findWrk(name string) (string, error) {
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s is not installed: install Debian's package (apt-get install wrk) or give its path with -wrk", name)
 	}
-	if !install || name != "wrk" {
-		return "", fmt.Errorf("%s not found in PATH (install it: apt-get install wrk)", name)
-	}
-	if os.Geteuid() != 0 {
-		return "", errors.New("wrk is not installed and this is not root: apt-get update && apt-get install -y wrk")
-	}
-	logf("wrk is missing: installing Debian's package (apt-get update && apt-get install -y wrk)")
-	for _, args := range [][]string{{"update"}, {"install", "-y", "wrk"}} {
-		cmd := exec.CommandContext(ctx, "apt-get", args...)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		if err := cmd.Run(); err != nil {
-			return "", fmt.Errorf("apt-get %s: %v", strings.Join(args, " "), err)
-		}
-	}
-	return exec.LookPath(name)
+	return p, nil
 }
 
 // server is a running supervisor with its workers, ready to serve.
