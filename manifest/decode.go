@@ -96,7 +96,59 @@ func syntaxError(file string, data []byte, err error) error {
 	if len(data) <= maxRefineBytes {
 		line = problemLine(data, line, msg)
 	}
+	if col := tabIndent(data, line, err); col > 0 {
+		return &FieldError{Pos: Pos{file, line, col}, Msg: "tabs cannot indent YAML; use spaces", Err: err}
+	}
 	return &FieldError{Pos: Pos{file, line, 1}, Msg: "yaml syntax: " + msg, Err: err}
+}
+
+// tabIndent returns the column of the tab that caused the syntax error err
+// on line `line` of data, or 0 when no tab did. YAML indents with spaces
+// only; the parser's message for a tab there ("found character that cannot
+// start any token") does not say so. A tab counts when it is in the line's
+// indentation: its leading blanks, and those after a block sequence's "-".
+// It caused err when the same data with those tabs made spaces parses
+// without that error (a tab may be harmless there, in a flow collection or
+// a quoted string, while the error is something else on the same line).
+func tabIndent(data []byte, line int, err error) int {
+	start := 0
+	for n := 1; n < line; n++ {
+		i := bytes.IndexByte(data[start:], '\n')
+		if i < 0 {
+			return 0
+		}
+		start += i + 1
+	}
+	end := len(data)
+	if i := bytes.IndexByte(data[start:], '\n'); i >= 0 {
+		end = start + i
+	}
+	indent := end - start // the indentation's length: all of a blank line
+	for i := start; i < end; i++ {
+		c := data[i]
+		if c == ' ' || c == '\t' {
+			continue
+		}
+		if c == '-' && i+1 < end && (data[i+1] == ' ' || data[i+1] == '\t') {
+			continue
+		}
+		indent = i - start
+		break
+	}
+	tab := bytes.IndexByte(data[start:start+indent], '\t')
+	if tab < 0 {
+		return 0
+	}
+	fixed := bytes.Clone(data)
+	for i := start; i < start+indent; i++ {
+		if fixed[i] == '\t' {
+			fixed[i] = ' '
+		}
+	}
+	if err2 := parseAll(fixed); err2 != nil && err2.Error() == err.Error() {
+		return 0
+	}
+	return tab + 1
 }
 
 // problemLine returns the first line n, from line `from` on, such that the

@@ -564,7 +564,7 @@ func TestDecodeSyntaxErrorLine(t *testing.T) {
 	}{
 		{"apps:\n  web:\n    exec: x\n  worker:\n    exec: x\n bad:\n", 6},
 		{"# 1\n# 2\napps:\n  web: {exec: x\n", 4},
-		{"apps:\n  web:\n\texec: x\n", 3},
+		{"apps:\n  web:\n    args: [a,\n\t@b]\n", 4},
 		{"apps: {web: {exec: x}}\n---\napps:\n  a: b: c\n", 4},
 		{"a: *nope\n", 1},
 		{"apps:\n  web:\n    exec: 'unterminated\n", 3},
@@ -583,6 +583,55 @@ func TestDecodeSyntaxErrorLine(t *testing.T) {
 		}
 		if fe.Pos.Line != tt.line || fe.Pos.Col != 1 {
 			t.Errorf("%q: error at %d:%d, want %d:1 (%v)", tt.src, fe.Pos.Line, fe.Pos.Col, tt.line, fe)
+		}
+	}
+}
+
+// TestDecodeTabIndent: a tab in a line's indentation is reported as such,
+// at its own line and column, instead of the parser's "found character
+// that cannot start any token"; a tab where YAML allows one is not.
+func TestDecodeTabIndent(t *testing.T) {
+	const tabMsg = "tabs cannot indent YAML; use spaces"
+	tests := []struct {
+		src string
+		pos string // "line:col", or "" for no tab error
+	}{
+		{"apps:\n  web:\n\texec: x\n", "3:1"},
+		{"apps:\n  web:\n    \texec: x\n", "3:5"},
+		{"apps:\n\tweb:\n    exec: x\n", "2:1"},
+		{"\tapps: {}\n", "1:1"},
+		{"# 1\n# 2\napps:\n  web:\n    exec: x\n    args:\n\t- a\n", "7:1"},
+		{"apps:\n  web:\n    exec: x\n    args:\n    -\ta\n", "5:6"},
+		{"apps:\n  web:\n    exec: x\n    env:\n      A: 1\n     \tB: 2\n", "6:6"},
+		{"apps:\n  web:\n    exec: x\n    env:\n      A: |\n        x\n\ty\n", "7:1"},
+		{"apps:\n  web:\n    exec: x\n\t\n", "4:1"},
+		{"apps: {}\n---\napps:\n  web:\n\t  exec: x\n", "5:1"},
+		// A tab in the indentation of a line whose error is elsewhere.
+		{"apps:\n  web:\n    args: [a,\n\t@b]\n", ""},
+	}
+	// Tabs YAML allows: after a key's colon, inside flow collections and
+	// quoted strings, in a block scalar's text.
+	ok := "apps:\n  web:\n    exec:\tx\n    args: [a,\n\tb]\n    env:\n      A: \"x\n\ty\"\n      B: |\n        z\n        \tz\n"
+	if a := decodeOne(t, ok); a.Exec != "x" || len(a.Args) != 2 || a.Env["A"] != "x y" || a.Env["B"] != "z\n\tz\n" {
+		t.Errorf("%q: decoded as %+v", ok, a)
+	}
+	for _, tt := range tests {
+		_, err := manifest.Decode("m.yaml", []byte(tt.src))
+		var tabErr *manifest.FieldError
+		for _, e := range manifest.Errors(err) {
+			if fe, ok := e.(*manifest.FieldError); ok && fe.Msg == tabMsg {
+				tabErr = fe
+			}
+		}
+		switch {
+		case tt.pos == "" && tabErr != nil:
+			t.Errorf("%q: %v", tt.src, tabErr)
+		case tt.pos != "" && tabErr == nil:
+			t.Errorf("%q: no %q error: %v", tt.src, tabMsg, err)
+		case tt.pos != "":
+			if got := fmt.Sprintf("%d:%d", tabErr.Pos.Line, tabErr.Pos.Col); got != tt.pos || tabErr.Field != "" || tabErr.Err == nil {
+				t.Errorf("%q: error %v at %s, want %s (with the parser's error wrapped)", tt.src, tabErr, got, tt.pos)
+			}
 		}
 	}
 }
