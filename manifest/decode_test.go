@@ -636,6 +636,41 @@ func TestDecodeTabIndent(t *testing.T) {
 	}
 }
 
+// TestValidateDurationBounds: durations below their lower bounds are
+// errors at the value; the bounds themselves, and a killTimeout of 0, are
+// valid.
+func TestValidateDurationBounds(t *testing.T) {
+	tests := []struct {
+		fields string
+		err    string // "line:col: field: message prefix", or "" for valid
+	}{
+		{"backoff: {initial: 10ms}", ""},
+		{"backoff: {initial: 9ms}", "4:24: apps.web.backoff.initial: must be at least 10ms, got 9ms"},
+		{"backoff: {initial: 1ns, max: 1ns}", "4:24: apps.web.backoff.initial: must be at least 10ms, got 1ns"},
+		{"backoff: {initial: 0.009s}", "4:24: apps.web.backoff.initial: must be at least 10ms, got 9ms"},
+		{"backoff: {initial: 10ms, max: 9ms}", "4:35: apps.web.backoff.max: must be at least backoff.initial (10ms), got 9ms"},
+		{"readyTimeout: 100ms", ""},
+		{"readyTimeout: 99ms", "4:19: apps.web.readyTimeout: must be at least 100ms, got 99ms"},
+		{"readyTimeout: 0s", "4:19: apps.web.readyTimeout: must be at least 100ms, got 0s"},
+		{"killTimeout: 0s", ""},
+		{"killTimeout: 1ns", ""},
+	}
+	for _, tt := range tests {
+		src := "apps:\n  web:\n    exec: x\n    " + tt.fields + "\n"
+		apps, err := manifest.Decode("m.yaml", []byte(src))
+		if err != nil {
+			t.Fatalf("%s: Decode: %v", tt.fields, err)
+		}
+		_, err = manifest.Validate(apps)
+		switch {
+		case tt.err == "" && err != nil:
+			t.Errorf("%s: %v", tt.fields, err)
+		case tt.err != "" && (err == nil || !strings.HasPrefix(err.Error(), "m.yaml:"+tt.err)):
+			t.Errorf("%s: error %v, want m.yaml:%s...", tt.fields, err, tt.err)
+		}
+	}
+}
+
 func TestBackoffDelay(t *testing.T) {
 	b := manifest.Backoff{Initial: 100 * time.Millisecond, Max: 10 * time.Second}
 	want := []time.Duration{
