@@ -1,1 +1,0 @@
-echo "this script has no #! line"
