@@ -318,20 +318,24 @@ func (d *decoder) pairs(m *yaml.Node, field string) []pair {
 }
 
 // expand returns the pairs of m, merge keys expanded, computing them once
-// per mapping: many reads of one anchor cost one expansion. Its work is
-// bounded by what pairs charged before calling it.
+// per mapping: many reads of one anchor cost one expansion. Expanding pays
+// the budget too, one value for each pair it takes from a merged mapping:
+// mergeWeight counts a chain of mappings that each merge the one before
+// it and add a key once per link, while expanding every link of it copies
+// the whole chain so far. Once the budget is spent, the pairs gathered so
+// far are returned (and kept).
 func (d *decoder) expand(m *yaml.Node, field string) []pair {
 	if ps, ok := d.merged[m]; ok {
 		return ps
 	}
 	d.merged[m] = nil // a mapping that merges itself sees nothing
 	var out []pair
-	var merges []*yaml.Node
+	var merges []pair // merge key and value
 	seen := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k, v := m.Content[i], m.Content[i+1]
 		if isMergeKey(k) {
-			merges = append(merges, v)
+			merges = append(merges, pair{k, v})
 			continue
 		}
 		if k.Kind != yaml.ScalarNode {
@@ -345,9 +349,14 @@ func (d *decoder) expand(m *yaml.Node, field string) []pair {
 		seen[k.Value] = k
 		out = append(out, pair{k, v})
 	}
-	for _, v := range merges {
-		for _, src := range d.mergeSources(v, field) {
-			for _, p := range d.expand(src, field) {
+merging:
+	for _, mk := range merges {
+		for _, src := range d.mergeSources(mk.val, field) {
+			ps := d.expand(src, field)
+			if !d.spendN(mk.key, field, len(ps)) {
+				break merging
+			}
+			for _, p := range ps {
 				if _, ok := seen[p.key.Value]; ok {
 					continue
 				}

@@ -476,6 +476,15 @@ func TestDecodeMergeKeyAmplification(t *testing.T) {
 		}
 		return b.String()
 	}
+	longChain := func(levels int) string {
+		var b strings.Builder
+		b.WriteString("x-0: &l0 {exec: x}\n")
+		for l := 1; l <= levels; l++ {
+			fmt.Fprintf(&b, "x-%d: &l%d {<<: *l%d, k%d: v}\n", l, l, l-1, l)
+		}
+		b.WriteString("apps:\n  web:\n    <<: *l" + fmt.Sprint(levels) + "\n")
+		return b.String()
+	}
 	chain := mergeChain(7, 10, 10) // x-7 stands for 10^8 pairs
 	tests := []struct {
 		name string
@@ -492,6 +501,9 @@ func TestDecodeMergeKeyAmplification(t *testing.T) {
 		// One mapping of 3000 keys merged 3000 times in one list:
 		// 9 million values from 40 KB.
 		{"wide list", wide(3000, 3000), "6:7: apps.web.env"},
+		// 3000 mappings, each merging the one before it and adding a
+		// key: the merged mappings hold 4.5 million pairs in all.
+		{"long chain", longChain(3000), ""},
 		// 1000 apps merge one mapping of 1000 keys (the alias bomb,
 		// with merge keys).
 		{"many apps", manyApps(1000, 1000), ""},
