@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
 	"strconv"
 	"strings"
@@ -21,9 +22,11 @@ const MaxInstances = 10000
 const maxDecodeBytes = 8 << 20
 
 // Aliases let a small file name one mapping or list many times over: 1000
-// apps that alias one anchor of 1000 bad env values make a million errors.
+// apps that alias one anchor of 1000 bad env values make a million errors;
+// merge keys do the same with `<<: [*a, *a, ...]`, level upon level.
 // Decoding stops once it has visited valuesPerByte values per byte of the
-// file (plus minValues), and reports at most maxErrors errors per file.
+// file (plus minValues), each value brought in by a merge key counted, and
+// reports at most maxErrors errors per file.
 const (
 	valuesPerByte = 8
 	minValues     = 1 << 18
@@ -47,7 +50,8 @@ func Decode(file string, data []byte) ([]*App, error) {
 		l.add(Pos{file, 1, 1}, "", "file is larger than %d bytes", maxDecodeBytes)
 		return nil, l.err()
 	}
-	d := &decoder{file: file, l: &l, merged: map[*yaml.Node][]pair{}, budget: minValues + valuesPerByte*len(data)}
+	limit := minValues + valuesPerByte*len(data)
+	d := &decoder{file: file, l: &l, merged: map[*yaml.Node][]pair{}, weights: map[*yaml.Node]int{}, budget: limit, limit: limit}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var apps []*App
 	for {
@@ -92,7 +96,59 @@ func syntaxError(file string, data []byte, err error) error {
 	if len(data) <= maxRefineBytes {
 		line = problemLine(data, line, msg)
 	}
+	if col := tabIndent(data, line, err); col > 0 {
+		return &FieldError{Pos: Pos{file, line, col}, Msg: "tabs cannot indent YAML; use spaces", Err: err}
+	}
 	return &FieldError{Pos: Pos{file, line, 1}, Msg: "yaml syntax: " + msg, Err: err}
+}
+
+// tabIndent returns the column of the tab that caused the syntax error err
+// on line `line` of data, or 0 when no tab did. YAML indents with spaces
+// only; the parser's message for a tab there ("found character that cannot
+// start any token") does not say so. A tab counts when it is in the line's
+// indentation: its leading blanks, and those after a block sequence's "-".
+// It caused err when the same data with those tabs made spaces parses
+// without that error (a tab may be harmless there, in a flow collection or
+// a quoted string, while the error is something else on the same line).
+func tabIndent(data []byte, line int, err error) int {
+	start := 0
+	for n := 1; n < line; n++ {
+		i := bytes.IndexByte(data[start:], '\n')
+		if i < 0 {
+			return 0
+		}
+		start += i + 1
+	}
+	end := len(data)
+	if i := bytes.IndexByte(data[start:], '\n'); i >= 0 {
+		end = start + i
+	}
+	indent := end - start // the indentation's length: all of a blank line
+	for i := start; i < end; i++ {
+		c := data[i]
+		if c == ' ' || c == '\t' {
+			continue
+		}
+		if c == '-' && i+1 < end && (data[i+1] == ' ' || data[i+1] == '\t') {
+			continue
+		}
+		indent = i - start
+		break
+	}
+	tab := bytes.IndexByte(data[start:start+indent], '\t')
+	if tab < 0 {
+		return 0
+	}
+	fixed := bytes.Clone(data)
+	for i := start; i < start+indent; i++ {
+		if fixed[i] == '\t' {
+			fixed[i] = ' '
+		}
+	}
+	if err2 := parseAll(fixed); err2 != nil && err2.Error() == err.Error() {
+		return 0
+	}
+	return tab + 1
 }
 
 // problemLine returns the first line n, from line `from` on, such that the
@@ -160,9 +216,14 @@ type decoder struct {
 	// merged caches the key/value pairs of each mapping, merge keys
 	// expanded, so that many aliases of one anchor cost one expansion.
 	merged map[*yaml.Node][]pair
-	// budget is how many more values (mapping pairs, list items) the
-	// decoder may visit; it is -1 once spent. nerrs counts the errors.
+	// weights caches mergeWeight for each mapping.
+	weights map[*yaml.Node]int
+	// budget is how many more values (mapping pairs, list items, values
+	// brought in by merge keys) the decoder may visit; it is -1 once
+	// spent, and decoding stops. limit is what it started at. nerrs
+	// counts the errors.
 	budget int
+	limit  int
 	nerrs  int
 }
 
@@ -171,6 +232,9 @@ type pair struct{ key, val *yaml.Node }
 func (d *decoder) pos(n *yaml.Node) Pos { return Pos{d.file, n.Line, n.Column} }
 
 func (d *decoder) errorf(n *yaml.Node, field, format string, args ...any) {
+	if d.budget < 0 {
+		return // decoding stopped: what follows is only its aftermath
+	}
 	d.nerrs++
 	switch {
 	case d.nerrs <= maxErrors:
@@ -182,14 +246,19 @@ func (d *decoder) errorf(n *yaml.Node, field, format string, args ...any) {
 
 // spend takes one value from the budget. Once it is spent, it records an
 // error at n and returns false: the caller stops.
-func (d *decoder) spend(n *yaml.Node) bool {
-	if d.budget > 0 {
-		d.budget--
+func (d *decoder) spend(n *yaml.Node) bool { return d.spendN(n, "", 1) }
+
+// spendN takes w values from the budget, for field at n. When the budget
+// cannot pay for them, it records an error at n (the first time) and
+// returns false: the caller stops.
+func (d *decoder) spendN(n *yaml.Node, field string, w int) bool {
+	if w <= d.budget {
+		d.budget -= w
 		return true
 	}
-	if d.budget == 0 {
+	if d.budget >= 0 {
 		d.budget = -1
-		d.l.add(d.pos(n), "", "too many values once aliases are expanded; decoding stopped")
+		d.l.add(d.pos(n), field, "too many values once aliases and merge keys (<<) are expanded (at most %d for this file); decoding stopped", d.limit)
 	}
 	return false
 }
@@ -229,17 +298,44 @@ func kindName(n *yaml.Node) string {
 // pairs returns the key/value pairs of mapping node m with YAML merge keys
 // ("<<: *base") expanded: explicit keys win over merged ones, and earlier
 // merged mappings win over later ones. A duplicate explicit key is an error.
+//
+// Every read of m pays the budget for all that its merge keys bring in,
+// counted as a YAML loader that copies each merged mapping would count it
+// (mergeWeight): a merged key that an explicit key or an earlier merge
+// overrides still counts, and so does every merge of the same mapping. So a
+// fan-out chain (each level merging the one before it ten times) is
+// refused like an alias bomb, although the expansion is computed once per
+// mapping (expand). Once the budget is spent, pairs returns nil.
 func (d *decoder) pairs(m *yaml.Node, field string) []pair {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if k := m.Content[i]; isMergeKey(k) {
+			if !d.spendN(k, field, d.mergeWeight(m.Content[i+1])) {
+				return nil
+			}
+		}
+	}
+	return d.expand(m, field)
+}
+
+// expand returns the pairs of m, merge keys expanded, computing them once
+// per mapping: many reads of one anchor cost one expansion. Expanding pays
+// the budget too, one value for each pair it takes from a merged mapping:
+// mergeWeight counts a chain of mappings that each merge the one before
+// it and add a key once per link, while expanding every link of it copies
+// the whole chain so far. Once the budget is spent, the pairs gathered so
+// far are returned (and kept).
+func (d *decoder) expand(m *yaml.Node, field string) []pair {
 	if ps, ok := d.merged[m]; ok {
 		return ps
 	}
 	d.merged[m] = nil // a mapping that merges itself sees nothing
-	var explicit, merged []pair
+	var out []pair
+	var merges []pair // merge key and value
 	seen := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k, v := m.Content[i], m.Content[i+1]
-		if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
-			merged = append(merged, d.mergeSources(v, field)...)
+		if isMergeKey(k) {
+			merges = append(merges, pair{k, v})
 			continue
 		}
 		if k.Kind != yaml.ScalarNode {
@@ -251,49 +347,97 @@ func (d *decoder) pairs(m *yaml.Node, field string) []pair {
 			continue
 		}
 		seen[k.Value] = k
-		explicit = append(explicit, pair{k, v})
+		out = append(out, pair{k, v})
 	}
-	out := explicit
-	for _, p := range merged {
-		if !d.spend(p.key) {
-			break
+merging:
+	for _, mk := range merges {
+		for _, src := range d.mergeSources(mk.val, field) {
+			ps := d.expand(src, field)
+			if !d.spendN(mk.key, field, len(ps)) {
+				break merging
+			}
+			for _, p := range ps {
+				if _, ok := seen[p.key.Value]; ok {
+					continue
+				}
+				seen[p.key.Value] = p.key
+				out = append(out, p)
+			}
 		}
-		if _, ok := seen[p.key.Value]; ok {
-			continue
-		}
-		seen[p.key.Value] = p.key
-		out = append(out, p)
 	}
 	d.merged[m] = out
 	return out
 }
 
-// mergeSources returns the pairs that a merge key's value contributes.
-func (d *decoder) mergeSources(v *yaml.Node, field string) []pair {
+func isMergeKey(k *yaml.Node) bool { return k.Kind == yaml.ScalarNode && k.Tag == "!!merge" }
+
+// mergeSources returns the mappings that a merge key's value v names: v
+// itself, or the items of a list; anything else is an error.
+func (d *decoder) mergeSources(v *yaml.Node, field string) []*yaml.Node {
 	v = deref(v)
 	switch {
 	case v == nil:
 		return nil
 	case v.Kind == yaml.MappingNode:
-		return d.pairs(v, field)
+		return []*yaml.Node{v}
 	case v.Kind == yaml.SequenceNode:
-		var out []pair
+		var out []*yaml.Node
 		for _, item := range v.Content {
-			if !d.spend(item) {
-				break
-			}
 			item = deref(item)
 			if item == nil || item.Kind != yaml.MappingNode {
 				d.errorf(v, field, "a merge key (<<) takes a mapping or a list of mappings")
 				continue
 			}
-			out = append(out, d.pairs(item, field)...)
+			out = append(out, item)
 		}
 		return out
 	default:
 		d.errorf(v, field, "a merge key (<<) takes a mapping or a list of mappings")
 		return nil
 	}
+}
+
+// maxWeight caps mergeWeight, far above any budget, so that sums of weights
+// never overflow.
+const maxWeight = 1 << 40
+
+// mergeWeight is how many values the merge key value v brings in when each
+// mapping it names is copied in full, with the merge keys of that mapping
+// expanded the same way, duplicates and overridden keys included: for a
+// mapping, its pairs plus what its own merge keys bring in; for a list, one
+// for each item plus each mapping's weight. It is computed once per mapping,
+// by a walk that is linear in the file; a mapping that merges itself
+// (directly or not) counts nothing the second time.
+func (d *decoder) mergeWeight(v *yaml.Node) int {
+	v = deref(v)
+	switch {
+	case v == nil:
+		return 0
+	case v.Kind == yaml.MappingNode:
+		if w, ok := d.weights[v]; ok {
+			return w
+		}
+		d.weights[v] = 0
+		w := 0
+		for i := 0; i+1 < len(v.Content); i += 2 {
+			w = min(w+1, maxWeight)
+			if isMergeKey(v.Content[i]) {
+				w = min(w+d.mergeWeight(v.Content[i+1]), maxWeight)
+			}
+		}
+		d.weights[v] = w
+		return w
+	case v.Kind == yaml.SequenceNode:
+		w := 0
+		for _, item := range v.Content {
+			w = min(w+1, maxWeight)
+			if item = deref(item); item != nil && item.Kind == yaml.MappingNode {
+				w = min(w+d.mergeWeight(item), maxWeight)
+			}
+		}
+		return w
+	}
+	return 0
 }
 
 func join(prefix, key string) string {
@@ -385,7 +529,11 @@ func (d *decoder) app(key, val *yaml.Node) *App {
 		k := p.key.Value
 		set, ok := appFields[k]
 		if !ok {
-			d.errorf(p.key, join(field, k), "unknown field%s", suggest(k))
+			hint := ""
+			if d.nerrs < maxErrors { // not for errors left out: it costs
+				hint = suggest(k)
+			}
+			d.errorf(p.key, join(field, k), "unknown field%s", hint)
 			continue
 		}
 		pv := deref(p.val)
@@ -492,6 +640,9 @@ func (f *fieldDecoder) mapping(n *yaml.Node, keys string, decoders map[string]fu
 		return
 	}
 	for _, p := range f.d.pairs(n, f.field) {
+		if !f.d.spend(p.key) {
+			break
+		}
 		k := p.key.Value
 		sub := &fieldDecoder{d: f.d, app: f.app, field: join(f.field, k), key: join(f.key, k)}
 		decode, ok := decoders[k]
@@ -571,8 +722,15 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 			f.errorf(n, "must be a mapping of variable names to values, got %s", kindName(n))
 			return
 		}
-		f.app.Env = map[string]string{}
-		for _, p := range f.d.pairs(n, f.field) {
+		ps := f.d.pairs(n, f.field)
+		// Sized once: an anchor of many variables may be read by
+		// many apps, and growing two maps step by step costs several
+		// times their size.
+		f.app.Env = make(map[string]string, len(ps))
+		pos := make(map[string]Pos, len(f.app.Pos)+len(ps))
+		maps.Copy(pos, f.app.Pos)
+		f.app.Pos = pos
+		for _, p := range ps {
 			if !f.d.spend(p.key) {
 				break
 			}
@@ -639,6 +797,9 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 			return
 		}
 		for i, item := range n.Content {
+			if !f.d.spend(item) {
+				break
+			}
 			item = deref(item)
 			key := fmt.Sprintf("listen[%d]", i)
 			sub := &fieldDecoder{d: f.d, app: f.app, field: f.field + fmt.Sprintf("[%d]", i), key: key}

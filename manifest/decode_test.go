@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -388,19 +389,170 @@ func TestDecodeAliasAmplification(t *testing.T) {
 
 	// A million good values from 25 KB: decoding stops.
 	data = aliasBomb(1000, 1000, "x")
-	start := time.Now()
-	apps, err = manifest.Decode("m.yaml", data)
-	if err == nil || !strings.Contains(err.Error(), "too many values once aliases are expanded") {
+	alloc := allocated(func() { apps, err = manifest.Decode("m.yaml", data) })
+	if err == nil || !strings.Contains(err.Error(), tooManyValues) {
 		t.Errorf("%d apps, err %v", len(apps), err)
 	}
-	if d := time.Since(start); d > 20*time.Second {
-		t.Errorf("Decode took %v", d)
+	if alloc > maxBombAlloc {
+		t.Errorf("Decode allocated %d MiB for %d bytes", alloc>>20, len(data))
 	}
 	for _, e := range manifest.Errors(err) {
 		var fe *manifest.FieldError
 		if !errors.As(e, &fe) || fe.Pos.Line < 1 || fe.Pos.Col < 1 {
 			t.Errorf("error %v", e)
 		}
+	}
+}
+
+// tooManyValues is the error of a file that aliases or merge keys expand
+// beyond the decoder's budget.
+const tooManyValues = "too many values once aliases and merge keys (<<) are expanded"
+
+// maxBombAlloc bounds the memory Decode may allocate for the bombs of these
+// tests, files of at most 40 KB. Decode's memory follows its budget, some
+// 250 bytes a value, and their budgets are below 600,000 values; an
+// expansion that is not counted grows past it (merging one mapping of 3000
+// keys 3000 times once allocated 963 MiB).
+const maxBombAlloc = 192 << 20
+
+// allocated returns the bytes allocated while f runs (by every goroutine:
+// the tests of this package do not run in parallel).
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// mergeChain returns anchors x-0 to x-LEVELS: x-0 is a mapping of `keys`
+// pairs, and each next level merges the one before it `fanout` times.
+func mergeChain(levels, fanout, keys int) string {
+	var b strings.Builder
+	b.WriteString("x-0: &l0 {")
+	for i := range keys {
+		fmt.Fprintf(&b, "k%d: v, ", i)
+	}
+	b.WriteString("}\n")
+	for l := 1; l <= levels; l++ {
+		fmt.Fprintf(&b, "x-%d: &l%d {<<: [", l, l)
+		for range fanout {
+			fmt.Fprintf(&b, "*l%d, ", l-1)
+		}
+		b.WriteString("]}\n")
+	}
+	return b.String()
+}
+
+// TestDecodeMergeKeyAmplification: merge keys cannot make Decode's work or
+// memory grow faster than the file either. Every value a merge key brings
+// in counts, as a loader that copies merged mappings would count it, and
+// the error names the merge key where the budget ran out.
+func TestDecodeMergeKeyAmplification(t *testing.T) {
+	wide := func(keys, merges int) string {
+		var b strings.Builder
+		b.WriteString("x-a: &a {")
+		for i := range keys {
+			fmt.Fprintf(&b, "k%d: v, ", i)
+		}
+		b.WriteString("}\napps:\n  web:\n    exec: x\n    env:\n      <<: [")
+		b.WriteString(strings.Repeat("*a, ", merges))
+		b.WriteString("]\n")
+		return b.String()
+	}
+	manyApps := func(apps, keys int) string {
+		var b strings.Builder
+		b.WriteString("x-d: &d\n  exec: x\n  env: {")
+		for i := range keys {
+			fmt.Fprintf(&b, "K%d: v, ", i)
+		}
+		b.WriteString("}\n")
+		for i := range keys {
+			fmt.Fprintf(&b, "  k%d: v\n", i)
+		}
+		b.WriteString("apps:\n")
+		for i := range apps {
+			fmt.Fprintf(&b, "  a%d: {<<: *d}\n", i)
+		}
+		return b.String()
+	}
+	longChain := func(levels int) string {
+		var b strings.Builder
+		b.WriteString("x-0: &l0 {exec: x}\n")
+		for l := 1; l <= levels; l++ {
+			fmt.Fprintf(&b, "x-%d: &l%d {<<: *l%d, k%d: v}\n", l, l, l-1, l)
+		}
+		b.WriteString("apps:\n  web:\n    <<: *l" + fmt.Sprint(levels) + "\n")
+		return b.String()
+	}
+	chain := mergeChain(7, 10, 10) // x-7 stands for 10^8 pairs
+	tests := []struct {
+		name string
+		src  string
+		pos  string // "line:col: field" of the error
+	}{
+		// Ten levels of ten merges each: 10^8 values from 500 bytes.
+		{"chain into an app", chain + "apps:\n  web:\n    <<: *l7\n", "11:5: apps.web"},
+		{"chain into env", chain + "apps:\n  web:\n    exec: x\n    env: {<<: *l7}\n", "12:11: apps.web.env"},
+		{"chain aliased as env", chain + "apps:\n  web:\n    exec: x\n    env: *l7\n", "8:11: apps.web.env"},
+		{"chain into apps", chain + "apps:\n  <<: *l7\n", "10:3: apps"},
+		{"chain into the document", chain + "<<: *l7\n", "9:1: "},
+		{"chain into backoff", chain + "apps:\n  web:\n    exec: x\n    backoff: {<<: *l7}\n", "12:15: apps.web.backoff"},
+		// One mapping of 3000 keys merged 3000 times in one list:
+		// 9 million values from 40 KB.
+		{"wide list", wide(3000, 3000), "6:7: apps.web.env"},
+		// 3000 mappings, each merging the one before it and adding a
+		// key: the merged mappings hold 4.5 million pairs in all.
+		{"long chain", longChain(3000), ""},
+		// 1000 apps merge one mapping of 1000 keys (the alias bomb,
+		// with merge keys).
+		{"many apps", manyApps(1000, 1000), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var apps []*manifest.App
+			var err error
+			alloc := allocated(func() { apps, err = manifest.Decode("m.yaml", []byte(tt.src)) })
+			if err == nil {
+				t.Fatalf("Decode accepted %d bytes as %d apps", len(tt.src), len(apps))
+			}
+			if alloc > maxBombAlloc {
+				t.Errorf("Decode allocated %d MiB for %d bytes", alloc>>20, len(tt.src))
+			}
+			var found bool
+			for _, e := range manifest.Errors(err) {
+				var fe *manifest.FieldError
+				if !errors.As(e, &fe) || fe.Pos.File != "m.yaml" || fe.Pos.Line < 1 || fe.Pos.Col < 1 {
+					t.Errorf("error %v has no position", e)
+					continue
+				}
+				if strings.Contains(fe.Msg, tooManyValues) {
+					found = true
+					if got := fmt.Sprintf("%d:%d: %s", fe.Pos.Line, fe.Pos.Col, fe.Field); tt.pos != "" && got != tt.pos {
+						t.Errorf("error at %s, want %s: %v", got, tt.pos, e)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("no %q error:\n%v", tooManyValues, err)
+			}
+		})
+	}
+
+	// Moderate use is fine: 200 apps that merge two mappings each, and a
+	// chain of three levels that merge twice.
+	var b strings.Builder
+	b.WriteString(mergeChain(3, 2, 20))
+	b.WriteString("x-q: &q {silent: true, restart: never}\nx-d: &d {exec: x, env: {<<: *l3}, killTimeout: 1s}\napps:\n")
+	for i := range 200 {
+		fmt.Fprintf(&b, "  a%d: {<<: [*q, *d], instances: 2}\n", i)
+	}
+	apps, err := manifest.Decode("m.yaml", []byte(b.String()))
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if len(apps) != 200 || !apps[199].Silent || len(apps[199].Env) != 20 || apps[199].Instances != 2 {
+		t.Errorf("%d apps, last %+v", len(apps), apps[len(apps)-1])
 	}
 }
 
@@ -424,7 +576,7 @@ func TestDecodeSyntaxErrorLine(t *testing.T) {
 	}{
 		{"apps:\n  web:\n    exec: x\n  worker:\n    exec: x\n bad:\n", 6},
 		{"# 1\n# 2\napps:\n  web: {exec: x\n", 4},
-		{"apps:\n  web:\n\texec: x\n", 3},
+		{"apps:\n  web:\n    args: [a,\n\t@b]\n", 4},
 		{"apps: {web: {exec: x}}\n---\napps:\n  a: b: c\n", 4},
 		{"a: *nope\n", 1},
 		{"apps:\n  web:\n    exec: 'unterminated\n", 3},
@@ -443,6 +595,90 @@ func TestDecodeSyntaxErrorLine(t *testing.T) {
 		}
 		if fe.Pos.Line != tt.line || fe.Pos.Col != 1 {
 			t.Errorf("%q: error at %d:%d, want %d:1 (%v)", tt.src, fe.Pos.Line, fe.Pos.Col, tt.line, fe)
+		}
+	}
+}
+
+// TestDecodeTabIndent: a tab in a line's indentation is reported as such,
+// at its own line and column, instead of the parser's "found character
+// that cannot start any token"; a tab where YAML allows one is not.
+func TestDecodeTabIndent(t *testing.T) {
+	const tabMsg = "tabs cannot indent YAML; use spaces"
+	tests := []struct {
+		src string
+		pos string // "line:col", or "" for no tab error
+	}{
+		{"apps:\n  web:\n\texec: x\n", "3:1"},
+		{"apps:\n  web:\n    \texec: x\n", "3:5"},
+		{"apps:\n\tweb:\n    exec: x\n", "2:1"},
+		{"\tapps: {}\n", "1:1"},
+		{"# 1\n# 2\napps:\n  web:\n    exec: x\n    args:\n\t- a\n", "7:1"},
+		{"apps:\n  web:\n    exec: x\n    args:\n    -\ta\n", "5:6"},
+		{"apps:\n  web:\n    exec: x\n    env:\n      A: 1\n     \tB: 2\n", "6:6"},
+		{"apps:\n  web:\n    exec: x\n    env:\n      A: |\n        x\n\ty\n", "7:1"},
+		{"apps:\n  web:\n    exec: x\n\t\n", "4:1"},
+		{"apps: {}\n---\napps:\n  web:\n\t  exec: x\n", "5:1"},
+		// A tab in the indentation of a line whose error is elsewhere.
+		{"apps:\n  web:\n    args: [a,\n\t@b]\n", ""},
+	}
+	// Tabs YAML allows: after a key's colon, inside flow collections and
+	// quoted strings, in a block scalar's text.
+	ok := "apps:\n  web:\n    exec:\tx\n    args: [a,\n\tb]\n    env:\n      A: \"x\n\ty\"\n      B: |\n        z\n        \tz\n"
+	if a := decodeOne(t, ok); a.Exec != "x" || len(a.Args) != 2 || a.Env["A"] != "x y" || a.Env["B"] != "z\n\tz\n" {
+		t.Errorf("%q: decoded as %+v", ok, a)
+	}
+	for _, tt := range tests {
+		_, err := manifest.Decode("m.yaml", []byte(tt.src))
+		var tabErr *manifest.FieldError
+		for _, e := range manifest.Errors(err) {
+			if fe, ok := e.(*manifest.FieldError); ok && fe.Msg == tabMsg {
+				tabErr = fe
+			}
+		}
+		switch {
+		case tt.pos == "" && tabErr != nil:
+			t.Errorf("%q: %v", tt.src, tabErr)
+		case tt.pos != "" && tabErr == nil:
+			t.Errorf("%q: no %q error: %v", tt.src, tabMsg, err)
+		case tt.pos != "":
+			if got := fmt.Sprintf("%d:%d", tabErr.Pos.Line, tabErr.Pos.Col); got != tt.pos || tabErr.Field != "" || tabErr.Err == nil {
+				t.Errorf("%q: error %v at %s, want %s (with the parser's error wrapped)", tt.src, tabErr, got, tt.pos)
+			}
+		}
+	}
+}
+
+// TestValidateDurationBounds: durations below their lower bounds are
+// errors at the value; the bounds themselves, and a killTimeout of 0, are
+// valid.
+func TestValidateDurationBounds(t *testing.T) {
+	tests := []struct {
+		fields string
+		err    string // "line:col: field: message prefix", or "" for valid
+	}{
+		{"backoff: {initial: 10ms}", ""},
+		{"backoff: {initial: 9ms}", "4:24: apps.web.backoff.initial: must be at least 10ms, got 9ms"},
+		{"backoff: {initial: 1ns, max: 1ns}", "4:24: apps.web.backoff.initial: must be at least 10ms, got 1ns"},
+		{"backoff: {initial: 0.009s}", "4:24: apps.web.backoff.initial: must be at least 10ms, got 9ms"},
+		{"backoff: {initial: 10ms, max: 9ms}", "4:35: apps.web.backoff.max: must be at least backoff.initial (10ms), got 9ms"},
+		{"readyTimeout: 100ms", ""},
+		{"readyTimeout: 99ms", "4:19: apps.web.readyTimeout: must be at least 100ms, got 99ms"},
+		{"readyTimeout: 0s", "4:19: apps.web.readyTimeout: must be at least 100ms, got 0s"},
+		{"killTimeout: 0s", ""},
+		{"killTimeout: 1ns", ""},
+	}
+	for _, tt := range tests {
+		src := "apps:\n  web:\n    exec: x\n    " + tt.fields + "\n"
+		apps, err := manifest.Decode("m.yaml", []byte(src))
+		if err != nil {
+			t.Fatalf("%s: Decode: %v", tt.fields, err)
+		}
+		_, err = manifest.Validate(apps)
+		switch {
+		case tt.err == "" && err != nil:
+			t.Errorf("%s: %v", tt.fields, err)
+		case tt.err != "" && (err == nil || !strings.HasPrefix(err.Error(), "m.yaml:"+tt.err)):
+			t.Errorf("%s: error %v, want m.yaml:%s...", tt.fields, err, tt.err)
 		}
 	}
 }

@@ -31,6 +31,12 @@ var fuzzSeeds = []string{
 	"apps:\n  web:\n    <<: ~\n    exec: x\n",
 	"apps: {<<: {web: {exec: x}}}\n",
 	"<<: {apps: {web: {exec: x}}}\n",
+	// A merge-key bomb, small: each level merges the one before it eight
+	// times, and an app merges the last.
+	"x-0: &a {exec: x, b: c}\nx-1: &b {<<: [*a, *a, *a, *a, *a, *a, *a, *a]}\nx-2: &c {<<: [*b, *b, *b, *b, *b, *b, *b, *b]}\n" +
+		"x-3: &d {<<: [*c, *c, *c, *c, *c, *c, *c, *c]}\nx-4: &e {<<: [*d, *d, *d, *d, *d, *d, *d, *d]}\n" +
+		"x-5: &f {<<: [*e, *e, *e, *e, *e, *e, *e, *e]}\nx-6: &g {<<: [*f, *f, *f, *f, *f, *f, *f, *f]}\n" +
+		"apps: {web: {<<: *g}, api: {env: {<<: [*g, *a]}}}\n",
 	// Billion laughs, small.
 	"a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n" +
 		"apps: {web: {exec: x, args: *c, execArgv: [*c, *c]}}\n",

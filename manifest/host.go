@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -31,9 +32,10 @@ func CurrentHost() Host {
 // CheckHost resolves each app of set against the machine, as a worker would
 // be started: the interpreter (when there is one) must exist and be
 // executable, the script must exist and be readable; without an interpreter
-// Exec must be executable; the working directory must be a directory; the
-// user and group must exist and the supervisor must be root to use them. It
-// fills in App.Resolved for every app that passes.
+// Exec must be executable; the program executed (interpreter or Exec) must
+// be one the kernel can run (see runnable); the working directory must be a
+// directory; the user and group must exist and the supervisor must be root
+// to use them. It fills in App.Resolved for every app that passes.
 func CheckHost(set *Set, host Host) error {
 	var l errorList
 	for _, name := range set.Names() {
@@ -76,6 +78,9 @@ func resolve(a *App, host Host, l *errorList) (Resolved, bool) {
 		if err != nil {
 			l.add(a.posOf("execPath"), field+".execPath", "%s", err)
 			ok = false
+		} else if !runnable(ip, binfmtMiscDir) {
+			l.add(a.posOf("execPath"), field+".execPath", "%s is not a program the kernel can run: it has no #! line; add one (e.g. #!/bin/sh)", ip)
+			ok = false
 		}
 		script := absFrom(base, a.Exec)
 		if err := readable(script); err != nil {
@@ -88,6 +93,11 @@ func resolve(a *App, host Host, l *errorList) (Resolved, bool) {
 		p, err := findProgram(base, a.Exec, pathEnv)
 		if err != nil {
 			l.add(a.posOf("exec"), field+".exec", "%s", err)
+			ok = false
+		} else if !runnable(p, binfmtMiscDir) {
+			// It would fail every start with ENOEXEC, "exec format
+			// error", and crash-loop.
+			l.add(a.posOf("exec"), field+".exec", "%s is not a program the kernel can run: it has no #! line; add one (e.g. #!/bin/sh) or set execPath", p)
 			ok = false
 		}
 		r.Path = p
@@ -171,6 +181,141 @@ func executable(p string) error {
 		return fmt.Errorf("%s is not executable", p)
 	}
 	return nil
+}
+
+// binfmtMiscDir is where the kernel lists the program formats registered
+// with binfmt_misc, when it is mounted.
+const binfmtMiscDir = "/proc/sys/fs/binfmt_misc"
+
+// headSize is how much of a file the kernel reads to choose how to run it
+// (BINPRM_BUF_SIZE).
+const headSize = 256
+
+// runnable reports whether the kernel can execute the file at p, an
+// executable regular file: an ELF binary, a script whose first line starts
+// with "#!", or a format registered with binfmt_misc (listed in binfmtDir).
+// Anything else fails execve with ENOEXEC. It reads at most the first
+// headSize bytes, from a descriptor opened without blocking (a FIFO put at
+// p since it was checked cannot hang it). A file it cannot open or read,
+// or that is no longer a regular file, is left for exec to judge: true.
+func runnable(p, binfmtDir string) bool {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return true // execute-only, or gone: exec will tell
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return true
+	}
+	head := make([]byte, headSize)
+	n := 0
+	for n < len(head) {
+		m, err := unix.Read(fd, head[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return true
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	if n >= 4 && string(head[:4]) == "\x7fELF" || n >= 2 && string(head[:2]) == "#!" {
+		return true
+	}
+	// The kernel compares binfmt_misc magic with its buffer, zeros past
+	// the end of the file: head is as it is.
+	return binfmtMatch(binfmtDir, p, head)
+}
+
+// binfmtMatch reports whether an enabled binfmt_misc format in dir matches
+// the file at path, whose first headSize bytes (zeros past its end) are
+// head: by its extension (what follows the last '.' of path), or by its
+// magic bytes at their offset, under their mask. It reads the entries as
+// the kernel shows them:
+//
+//	enabled
+//	interpreter /usr/bin/qemu-aarch64-static
+//	flags: OCF
+//	offset 0
+//	magic 7f454c46...
+//	mask ffffffff...
+//
+// or "extension .jar" in place of offset, magic and mask. With binfmt_misc
+// disabled or not mounted, nothing matches.
+func binfmtMatch(dir, path string, head []byte) bool {
+	status, err := os.ReadFile(filepath.Join(dir, "status"))
+	if err != nil || strings.TrimSpace(string(status)) != "enabled" {
+		return false
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	ext := ""
+	if i := strings.LastIndexByte(path, '.'); i >= 0 {
+		ext = path[i+1:]
+	}
+	for _, e := range entries {
+		if name := e.Name(); name == "status" || name == "register" {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(string(data), "\n")
+		if len(lines) == 0 || lines[0] != "enabled" {
+			continue
+		}
+		var offset int
+		var magic, mask []byte
+		var hasExt, hasMagic bool
+		bad := false
+		for _, line := range lines[1:] {
+			k, v, _ := strings.Cut(line, " ")
+			switch k {
+			case "extension":
+				if x, ok := strings.CutPrefix(v, "."); ok && x == ext && ext != "" {
+					hasExt = true
+				}
+			case "offset":
+				offset, err = strconv.Atoi(v)
+				bad = bad || err != nil
+			case "magic":
+				magic, err = hex.DecodeString(v)
+				bad = bad || err != nil
+				hasMagic = true
+			case "mask":
+				mask, err = hex.DecodeString(v)
+				bad = bad || err != nil
+			}
+		}
+		if hasExt {
+			return true
+		}
+		if !hasMagic || bad || offset < 0 || offset+len(magic) > len(head) || (mask != nil && len(mask) != len(magic)) {
+			continue
+		}
+		match := true
+		for j, m := range magic {
+			diff := head[offset+j] ^ m
+			if mask != nil {
+				diff &= mask[j]
+			}
+			if diff != 0 {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
 }
 
 func readable(p string) error {

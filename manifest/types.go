@@ -36,6 +36,18 @@ const (
 	DefaultIPC              = IPCAuto
 )
 
+// Lower bounds of durations, below which a value is nonsense that costs the
+// machine dearly or cannot be met: Validate refuses them.
+const (
+	// MinBackoffInitial bounds backoff.initial: a crashing worker is
+	// forked at most about a hundred times a second, not thousands (1ms
+	// made 2100 forks in 13 s, with paddock busy and slow to answer).
+	MinBackoffInitial = 10 * time.Millisecond
+	// MinReadyTimeout bounds readyTimeout: no worker forks, starts and
+	// reports ready reliably sooner, so a rollout would always stall.
+	MinReadyTimeout = 100 * time.Millisecond
+)
+
 // HasChannel reports whether the app's workers get an IPC channel.
 func (a *App) HasChannel() bool {
 	switch a.IPC {
@@ -158,7 +170,8 @@ type App struct {
 	// KillSignal begins a graceful stop. Default SIGTERM.
 	KillSignal string `yaml:"killSignal"`
 	// KillTimeout is how long a graceful stop may take before SIGKILL goes to
-	// the worker's whole process group. Default 5s.
+	// the worker's whole process group. Default 5s. 0 is allowed: SIGKILL
+	// follows killSignal at once (no grace).
 	KillTimeout time.Duration `yaml:"killTimeout"`
 	// User runs the workers as this user (name or uid) and its primary
 	// group. Only when the supervisor runs as root.
@@ -171,7 +184,8 @@ type App struct {
 	// for readiness before retiring an old worker.
 	Readiness string `yaml:"readiness"`
 	// ReadyTimeout is how long a new worker of a rolling update may take to
-	// become ready before the rollout is reported stalled. Default 30s.
+	// become ready before the rollout is reported stalled. Default 30s; at
+	// least MinReadyTimeout.
 	ReadyTimeout time.Duration `yaml:"readyTimeout"`
 	// MinReadyTime is how long a new worker must stay ready, without
 	// exiting, before it counts as available (Kubernetes' minReadySeconds,
@@ -206,7 +220,8 @@ type App struct {
 // min(Initial * 2^(n-1), Max). The count resets once a worker has stayed up
 // for Max.
 type Backoff struct {
-	// Initial is the delay before the first restart. Default 100ms.
+	// Initial is the delay before the first restart. Default 100ms; at
+	// least MinBackoffInitial.
 	Initial time.Duration `yaml:"initial"`
 	// Max caps the delay, and is how long a worker must stay up for the
 	// count to reset. Default 10s.

@@ -9,9 +9,11 @@ import (
 
 // Validate merges the apps decoded from every file into a Set and checks
 // what a single field cannot tell: names unique across files, a known kill
-// signal, backoff bounds, fields that need each other. It is pure: no file
-// or user is looked up (CheckHost does that). It returns the Set even when
-// there are errors, holding the first declaration of each name.
+// signal, the lower bounds of durations (MinBackoffInitial,
+// MinReadyTimeout), backoff.max at least backoff.initial, fields that need
+// each other. It is pure: no file or user is looked up (CheckHost does
+// that). It returns the Set even when there are errors, holding the first
+// declaration of each name.
 func Validate(apps []*App) (*Set, error) {
 	var l errorList
 	set := &Set{Apps: map[string]*App{}}
@@ -32,13 +34,13 @@ func Validate(apps []*App) (*Set, error) {
 		if _, ok := SignalNumber(a.KillSignal); !ok {
 			l.add(a.posOf("killSignal"), field+".killSignal", "unknown signal %q (use a name such as SIGTERM, SIGINT, SIGQUIT, SIGUSR2)", a.KillSignal)
 		}
-		if a.Backoff.Initial <= 0 {
-			l.add(a.posOf("backoff.initial"), field+".backoff.initial", "must be greater than 0")
+		if a.Backoff.Initial < MinBackoffInitial {
+			l.add(a.posOf("backoff.initial"), field+".backoff.initial", "must be at least %s, got %s: a crashing worker would be forked hundreds of times a second", MinBackoffInitial, a.Backoff.Initial)
 		} else if a.Backoff.Max < a.Backoff.Initial {
 			l.add(a.posOf("backoff.max"), field+".backoff.max", "must be at least backoff.initial (%s), got %s", a.Backoff.Initial, a.Backoff.Max)
 		}
-		if a.ReadyTimeout <= 0 {
-			l.add(a.posOf("readyTimeout"), field+".readyTimeout", "must be greater than 0")
+		if a.ReadyTimeout < MinReadyTimeout {
+			l.add(a.posOf("readyTimeout"), field+".readyTimeout", "must be at least %s, got %s: no worker starts and becomes ready reliably sooner", MinReadyTimeout, a.ReadyTimeout)
 		}
 		if a.Rollout.MaxSurge == 0 && a.Rollout.MaxUnavailable == 0 {
 			l.add(a.posOf("rollout"), field+".rollout", "maxSurge and maxUnavailable cannot both be 0: a rolling update could never make progress")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -311,6 +312,13 @@ func TestSchemaValuesInStep(t *testing.T) {
 	if got := dur(lookup(t, bo, "default", "max")); got != manifest.DefaultBackoffMax {
 		t.Errorf("backoff default max %v, want %v", got, manifest.DefaultBackoffMax)
 	}
+	// The lower bounds are said where an editor shows them.
+	if desc := lookup(t, bo, "properties", "initial", "description").(string); !strings.Contains(desc, "At least "+manifest.MinBackoffInitial.String()) {
+		t.Errorf("backoff.initial description %q does not say At least %s", desc, manifest.MinBackoffInitial)
+	}
+	if desc := app("readyTimeout", "description").(string); !strings.Contains(desc, "At least "+manifest.MinReadyTimeout.String()) {
+		t.Errorf("readyTimeout description %q does not say At least %s", desc, manifest.MinReadyTimeout)
+	}
 	if got := strs(lookup(t, raw, "$defs", "app", "required")); !slices.Equal(got, []string{"exec"}) {
 		t.Errorf("app required %q, want [exec]", got)
 	}
@@ -458,6 +466,7 @@ func TestInvalidCorpus(t *testing.T) {
 		"duration-bare-number",
 		"duration-negative",
 		"duration-words",
+		"durations-too-short",
 		"exec-empty",
 		"exec-missing",
 		"exec-null",
@@ -545,8 +554,12 @@ func TestSchemaAgreesWithDecoder(t *testing.T) {
 	} {
 		b, _ := json.Marshal(d)
 		check("killTimeout "+d, app("    killTimeout: "+string(b)+"\n"))
-		if d != "0s" && d != "0" { // max below initial: a rule between two fields
-			check("backoff.max "+d, app("    backoff: {initial: 1ns, max: "+string(b)+"}\n"))
+		check("readyTimeout "+d, app("    readyTimeout: "+string(b)+"\n"))
+		check("backoff.initial "+d, app("    backoff: {initial: "+string(b)+", max: 2000000h}\n"))
+		// max below initial is a rule between two fields, beyond the
+		// schema.
+		if v, err := time.ParseDuration(d); err != nil || v >= manifest.MinBackoffInitial {
+			check("backoff.max "+d, app("    backoff: {initial: 10ms, max: "+string(b)+"}\n"))
 		}
 	}
 	for _, d := range []string{"1ns", "0s", "0", "0.0s", "0h0m0s", "00ms", "0.000001s", "-1s"} {
@@ -588,6 +601,89 @@ func TestSchemaAgreesWithDecoder(t *testing.T) {
 		"apps: {web: {exec: x, extra: 1}}\n", "apps: {web: {exec: x, x-note: 1}}\n",
 	} {
 		check("document", src)
+	}
+}
+
+// boundaryDurations returns spellings of durations around bound, in every
+// unit Go knows: the bound written exactly or cut after 0 to 12 decimals,
+// rounded down and up, a little and much below and above it, with leading
+// zeros, a "+" sign, trailing zeros and zero components around it.
+func boundaryDurations(bound time.Duration) []string {
+	units := []struct {
+		name string
+		ns   int64
+	}{{"ns", 1}, {"us", 1e3}, {"µs", 1e3}, {"μs", 1e3}, {"ms", 1e6}, {"s", 1e9}, {"m", 60e9}, {"h", 3600e9}}
+	var out []string
+	for _, u := range units {
+		exact := new(big.Rat).SetFrac64(int64(bound), u.ns)
+		var nums []string
+		for digits := 0; digits <= 12; digits++ {
+			ulp := new(big.Rat).SetFrac64(1, 1)
+			for range digits {
+				ulp.Quo(ulp, big.NewRat(10, 1))
+			}
+			for _, r := range []*big.Rat{
+				exact,
+				new(big.Rat).Sub(exact, ulp), new(big.Rat).Add(exact, ulp),
+				new(big.Rat).Mul(exact, big.NewRat(1, 2)), new(big.Rat).Mul(exact, big.NewRat(99, 100)),
+				new(big.Rat).Mul(exact, big.NewRat(101, 100)), new(big.Rat).Mul(exact, big.NewRat(3, 1)),
+			} {
+				if r.Sign() < 0 {
+					continue
+				}
+				n := r.FloatString(digits)
+				nums = append(nums, n, "0"+n)
+				if strings.Contains(n, ".") {
+					nums = append(nums, n+"00")
+				}
+				if rest, ok := strings.CutPrefix(n, "0."); ok {
+					nums = append(nums, "."+rest)
+				}
+			}
+		}
+		for _, n := range nums {
+			out = append(out, n+u.name)
+		}
+		out = append(out, "+"+nums[0]+u.name, "0h0m"+nums[0]+u.name, nums[0]+u.name+"0ns", "0.0s"+nums[0]+u.name+"0us")
+	}
+	return out
+}
+
+// TestDurationBoundsAgree: the schema refuses exactly the durations below
+// manifest.MinBackoffInitial and manifest.MinReadyTimeout that the decoder
+// refuses, however they are spelt, with one known difference: the sum of
+// several non-zero components ("5ms4ms"), which the schema takes.
+func TestDurationBoundsAgree(t *testing.T) {
+	sch := compile(t)
+	app := func(fields string) string { return "apps:\n  web:\n    exec: x\n" + fields }
+	for _, c := range []struct {
+		field string
+		bound time.Duration
+		src   func(string) string
+	}{
+		{"backoff.initial", manifest.MinBackoffInitial, func(d string) string { return app("    backoff: {initial: " + d + ", max: 1h}\n") }},
+		{"readyTimeout", manifest.MinReadyTimeout, func(d string) string { return app("    readyTimeout: " + d + "\n") }},
+	} {
+		durations := boundaryDurations(c.bound)
+		var below, above int
+		for _, d := range durations {
+			b, _ := json.Marshal(d)
+			src := c.src(string(b))
+			schemaOK := schemaErr(sch, []byte(src)) == nil
+			decoderOK := decoderAccepts(src)
+			if schemaOK != decoderOK {
+				t.Errorf("%s %s: schema accepts: %v, decoder accepts: %v", c.field, d, schemaOK, decoderOK)
+			}
+			if decoderOK {
+				above++
+			} else {
+				below++
+			}
+		}
+		// Both sides of the bound are tried, in every unit.
+		if below < 100 || above < 100 {
+			t.Errorf("%s: %d durations refused, %d accepted, of %d", c.field, below, above, len(durations))
+		}
 	}
 }
 

@@ -23,15 +23,18 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"sort"
 	"syscall"
 	"time"
 
 	"github.com/paddock-sh/paddock/control"
 	"github.com/paddock-sh/paddock/internal/plural"
 	"github.com/paddock-sh/paddock/internal/suggest"
+	"github.com/paddock-sh/paddock/internal/unixsock"
 	"github.com/paddock-sh/paddock/logbuf"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/metrics"
+	"github.com/paddock-sh/paddock/netshare"
 	"github.com/paddock-sh/paddock/notify"
 	"github.com/paddock-sh/paddock/procs"
 	"github.com/paddock-sh/paddock/supervisor"
@@ -261,8 +264,63 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		// may differ from this one.
 		fmt.Fprintln(stderr, "warning:", w)
 	}
+	// Warnings too: the manifests may be validated on another host (CI)
+	// than the one they run on.
+	for _, w := range listenWarnings(set) {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
 	fmt.Fprintf(stdout, "ok: %s, %s\n", plural.Count(len(set.Apps), "app"), plural.Count(set.Workers(), "worker"))
 	return exitOK
+}
+
+// listenWarnings checks each `listen:` address of set on this host with
+// netshare.Check (a TCP address bound for a moment, a unix path only
+// looked at and probed; nothing is left behind) and returns a warning,
+// "FILE:LINE:COL: apps.NAME.listen[I]: ...", for each that another process
+// holds, sorted by position. Other bind failures (a privileged port, an
+// address of another host) are not reported: they depend on who runs
+// paddock and where, more than on the manifests.
+func listenWarnings(set *manifest.Set) []string {
+	type warning struct {
+		pos manifest.Pos
+		msg string
+	}
+	var ws []warning
+	for _, name := range set.Names() {
+		a := set.Apps[name]
+		for _, l := range a.Listen {
+			err := netshare.Check(l, a.SchedulingPolicy == "reuseport")
+			if !errors.Is(err, netshare.ErrInUse) {
+				continue
+			}
+			key := fmt.Sprintf("listen[%d]", l.Index)
+			pos, ok := a.Pos[key]
+			if !ok {
+				pos = a.Source
+			}
+			msg := l.Raw + " is in use on this host (by another process)"
+			if errors.Is(err, unixsock.ErrNotSocket) {
+				msg = fmt.Sprintf("%s: %s exists and is not a socket", l.Raw, l.Address)
+			}
+			fe := &manifest.FieldError{Pos: pos, Field: "apps." + name + "." + key, Msg: msg + "; paddock run would refuse this set here"}
+			ws = append(ws, warning{pos, fe.Error()})
+		}
+	}
+	sort.SliceStable(ws, func(i, j int) bool {
+		a, b := ws[i].pos, ws[j].pos
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Col < b.Col
+	})
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		out[i] = w.msg
+	}
+	return out
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {

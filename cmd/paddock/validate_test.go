@@ -1,0 +1,128 @@
+package main
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestValidateListenInUse: an address that another process holds makes
+// `paddock validate` warn, naming the value's file, line and column, and
+// still exit 0 (the manifests may run on another host); an address that
+// is free, or a stale unix socket, gives no warning, and validate leaves
+// no socket or file behind.
+func TestValidateListenInUse(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	addr := held.Addr().String()
+
+	dir := t.TempDir()
+	liveSock := filepath.Join(dir, "live.sock")
+	live, err := net.Listen("unix", liveSock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	staleSock := filepath.Join(dir, "stale.sock")
+	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: staleSock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.SetUnlinkOnClose(false)
+	stale.Close()
+	notSock := filepath.Join(dir, "file.sock")
+	if err := os.WriteFile(notSock, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	freeSock := filepath.Join(dir, "free.sock")
+
+	m := writeManifest(t, `
+apps:
+  web:
+    exec: /bin/sleep
+    args: [60]
+    listen: ["`+addr+`", 0, "unix:`+freeSock+`"]
+  api:
+    exec: /bin/sleep
+    args: [60]
+    listen:
+      - "unix:`+staleSock+`"
+      - "unix:`+liveSock+`"
+      - "unix:`+notSock+`"
+`)
+	stdout, stderr, code := runCommand(t, exec.Command(paddockBin, "validate", m))
+	if code != 0 || stdout != "ok: 2 apps, 2 workers\n" {
+		t.Errorf("exit code %d, stdout %q, want 0 and ok\nstderr: %s", code, stdout, stderr)
+	}
+	want := []string{
+		"warning: " + m + ":6:14: apps.web.listen[0]: " + addr + " is in use on this host (by another process); paddock run would refuse this set here",
+		"warning: " + m + ":12:9: apps.api.listen[1]: unix:" + liveSock + " is in use on this host (by another process); paddock run would refuse this set here",
+		"warning: " + m + ":13:9: apps.api.listen[2]: unix:" + notSock + ": " + notSock + " exists and is not a socket; paddock run would refuse this set here",
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		if strings.Contains(line, "listen[") {
+			got = append(got, line)
+		}
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("listen warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// Nothing created, nothing removed.
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "file.sock live.sock stale.sock" {
+		t.Errorf("%s holds %q after validate, want file.sock live.sock stale.sock", dir, names)
+	}
+	// The held address is still ours: it accepts.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s after validate: %v", addr, err)
+	}
+	c.Close()
+}
+
+// TestValidateNoShebang: an executable script without a #! line, which
+// the kernel cannot run (every start would fail with "exec format error"),
+// is an error at the exec value with the remedy.
+func TestValidateNoShebang(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "serve.sh")
+	if err := os.WriteFile(script, []byte("echo serving\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := writeManifest(t, "apps:\n  web:\n    exec: "+script+"\n")
+	stdout, stderr, code := runCommand(t, exec.Command(paddockBin, "validate", m))
+	want := m + ":3:11: apps.web.exec: " + script + " is not a program the kernel can run: it has no #! line; add one (e.g. #!/bin/sh) or set execPath"
+	if code != 1 || stdout != "" || strings.TrimSpace(stderr) != want {
+		t.Errorf("exit code %d, stdout %q, stderr:\n%s\nwant exit 1 and:\n%s", code, stdout, stderr, want)
+	}
+
+	// With the #! line, or an interpreter, it validates.
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho serving\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if stdout, stderr, code := runCommand(t, exec.Command(paddockBin, "validate", m)); code != 0 {
+		t.Errorf("with #!: exit code %d, stdout %q, stderr:\n%s", code, stdout, stderr)
+	}
+	if err := os.WriteFile(script, []byte("echo serving\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m2 := writeManifest(t, "apps:\n  web:\n    exec: "+script+"\n    execPath: sh\n")
+	if stdout, stderr, code := runCommand(t, exec.Command(paddockBin, "validate", m2)); code != 0 {
+		t.Errorf("with execPath: exit code %d, stdout %q, stderr:\n%s", code, stdout, stderr)
+	}
+}
