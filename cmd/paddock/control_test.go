@@ -322,7 +322,7 @@ func TestStatusScaleReloadDiff(t *testing.T) {
 		t.Errorf("diff of an args change: exit %d, %q", code, out)
 	}
 	out = mustCLI(t, sock, "reload")
-	if !strings.Contains(out, "web: rolled") {
+	if !strings.Contains(out, "web: updated (rolling update)") {
 		t.Errorf("reload output: %q", out)
 	}
 	ws := waitWorkers(t, sock, "web", 4)
