@@ -23,6 +23,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"syscall"
 	"time"
@@ -248,6 +249,7 @@ func load(paths []string, stderr io.Writer) (*manifest.Set, int) {
 
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("validate", "validate [PATH...]", stderr)
+	sock := clientFlags(fs)
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
@@ -266,11 +268,46 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	}
 	// Warnings too: the manifests may be validated on another host (CI)
 	// than the one they run on.
-	for _, w := range listenWarnings(set) {
+	for _, w := range listenWarnings(set, runningListeners(*sock)) {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
 	fmt.Fprintf(stdout, "ok: %s, %s\n", plural.Count(len(set.Apps), "app"), plural.Count(set.Workers(), "worker"))
 	return exitOK
+}
+
+// runningListeners returns, by app, the addresses the apps of the
+// supervisor answering on the control socket listen on, or nil when none
+// answers (within a second: validate must not hang on a stuck socket).
+func runningListeners(sock string) map[string][]string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	st, err := control.NewClient(control.SocketPath(sock)).Status(ctx)
+	if err != nil {
+		return nil
+	}
+	held := map[string][]string{}
+	for _, a := range st.Apps {
+		held[a.Name] = a.Listen
+	}
+	return held
+}
+
+// sameListen reports whether bound, an address as a running supervisor
+// reports it ("127.0.0.1:8080", "[::]:8000", "/run/web.sock"), is the one
+// l asks for (a TCP address without a host is bound on every interface).
+func sameListen(l manifest.Listen, bound string) bool {
+	if l.Network == "unix" {
+		return l.Address == bound
+	}
+	host, port, err := net.SplitHostPort(l.Address)
+	bhost, bport, berr := net.SplitHostPort(bound)
+	if err != nil || berr != nil || port != bport || port == "0" {
+		return false
+	}
+	if host == "" {
+		return bhost == "::" || bhost == "0.0.0.0"
+	}
+	return host == bhost
 }
 
 // listenWarnings checks each `listen:` address of set on this host with
@@ -280,7 +317,11 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 // holds, sorted by position. Other bind failures (a privileged port, an
 // address of another host) are not reported: they depend on who runs
 // paddock and where, more than on the manifests.
-func listenWarnings(set *manifest.Set) []string {
+//
+// held lists, by app, the addresses a running supervisor's apps listen on
+// (runningListeners): an address the same app already holds there is the
+// running paddock's own, which a reload keeps, and is not reported.
+func listenWarnings(set *manifest.Set, held map[string][]string) []string {
 	type warning struct {
 		pos manifest.Pos
 		msg string
@@ -289,6 +330,9 @@ func listenWarnings(set *manifest.Set) []string {
 	for _, name := range set.Names() {
 		a := set.Apps[name]
 		for _, l := range a.Listen {
+			if slices.ContainsFunc(held[name], func(bound string) bool { return sameListen(l, bound) }) {
+				continue
+			}
 			err := netshare.Check(l, a.SchedulingPolicy == "reuseport")
 			if !errors.Is(err, netshare.ErrInUse) {
 				continue

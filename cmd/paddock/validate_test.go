@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -124,5 +125,32 @@ func TestValidateNoShebang(t *testing.T) {
 	m2 := writeManifest(t, "apps:\n  web:\n    exec: "+script+"\n    execPath: sh\n")
 	if stdout, stderr, code := runCommand(t, exec.Command(paddockBin, "validate", m2)); code != 0 {
 		t.Errorf("with execPath: exit code %d, stdout %q, stderr:\n%s", code, stdout, stderr)
+	}
+}
+
+// TestValidateBesideItsOwnSupervisor: validated where a paddock already
+// runs the manifests, the addresses that paddock's app holds are not
+// reported (a reload keeps them); the same address under another app is.
+func TestValidateBesideItsOwnSupervisor(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	const app = "apps:\n  %s:\n    exec: /bin/sleep\n    args: [600]\n    listen: [\"127.0.0.1:%d\"]\n"
+	running := writeManifest(t, fmt.Sprintf(app, "web", port))
+	sock := socketPath(t)
+	r := startWithSocket(t, sock, running)
+	defer r.cmd.Process.Kill()
+	waitFor(t, "the worker", func() bool { return len(liveWorkers(statusOf(t, sock), "web")) == 1 })
+	_, errOut, code := cli(t, sock, "validate", running)
+	if code != 0 || strings.Contains(errOut, "warning") {
+		t.Errorf("validate of the running manifests beside their paddock: exit %d, stderr %q; want 0 and no warning", code, errOut)
+	}
+	other := writeManifest(t, fmt.Sprintf(app, "api", port))
+	_, errOut, code = cli(t, sock, "validate", other)
+	if code != 0 || !strings.Contains(errOut, "apps.api.listen[0]: 127.0.0.1:") || !strings.Contains(errOut, "is in use on this host") {
+		t.Errorf("validate of another app on the running paddock's address: exit %d, stderr %q; want 0 and a warning", code, errOut)
 	}
 }
