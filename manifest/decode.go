@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/paddock-sh/paddock/internal/suggest"
 )
 
 // MaxInstances bounds `instances` so that a typo (40000 for 4) cannot fork
@@ -531,7 +533,7 @@ func (d *decoder) app(key, val *yaml.Node) *App {
 		if !ok {
 			hint := ""
 			if d.nerrs < maxErrors { // not for errors left out: it costs
-				hint = suggest(k)
+				hint = didYouMean(k)
 			}
 			d.errorf(p.key, join(field, k), "unknown field%s", hint)
 			continue
@@ -820,37 +822,20 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 	"group": setString(func(a *App) *string { return &a.Group }),
 }
 
-// suggest returns ` (did you mean "x"?)` for a misspelt field name.
-func suggest(k string) string {
-	best, bestDist := "", 3
+// appFieldNames lists the fields of an app, for suggestions.
+var appFieldNames = func() []string {
+	names := make([]string, 0, len(appFields))
 	for name := range appFields {
-		if dist := editDistance(strings.ToLower(k), strings.ToLower(name)); dist < bestDist || (dist == bestDist && name < best) {
-			best, bestDist = name, dist
-		}
+		names = append(names, name)
 	}
+	return names
+}()
+
+// didYouMean returns ` (did you mean "x"?)` for a misspelt field name.
+func didYouMean(k string) string {
+	best := suggest.Closest(k, appFieldNames, 2)
 	if best == "" {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -56,7 +56,7 @@ func TestSuggest(t *testing.T) {
 		"x":           "",
 	}
 	for in, want := range tests {
-		if got := suggest(in); got != want {
+		if got := didYouMean(in); got != want {
 			t.Errorf("suggest(%q) = %q, want %q", in, got, want)
 		}
 	}
