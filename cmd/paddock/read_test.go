@@ -179,4 +179,3 @@ func TestFIFOInWatchedDirectory(t *testing.T) {
 		})
 	}
 }
-
