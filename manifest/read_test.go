@@ -3,8 +3,10 @@ package manifest_test
 import (
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +31,9 @@ func loadDir(t *testing.T, files map[string]string) string {
 }
 
 // loadReturns runs Load(paths) and fails the test if it does not return:
-// the reads under test must never block.
+// the reads under test must never block. A Load that reads without bound
+// (a link to /dev/zero) crashes the test binary once the heap passes
+// 1 GiB, before it can hurt the machine.
 func loadReturns(t *testing.T, paths ...string) (*manifest.Set, error) {
 	t.Helper()
 	type result struct {
@@ -41,12 +45,21 @@ func loadReturns(t *testing.T, paths ...string) (*manifest.Set, error) {
 		set, err := manifest.Load(paths, manifest.CurrentHost())
 		done <- result{set, err}
 	}()
-	select {
-	case r := <-done:
-		return r.set, r.err
-	case <-time.After(60 * time.Second):
-		t.Fatalf("Load(%v) blocks", paths)
-		return nil, nil
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case r := <-done:
+			return r.set, r.err
+		case <-deadline:
+			t.Fatalf("Load(%v) blocks", paths)
+			return nil, nil
+		case <-time.After(10 * time.Millisecond):
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapAlloc > 1<<30 {
+				panic(fmt.Sprintf("Load(%v) read more than 1 GiB", paths))
+			}
+		}
 	}
 }
 

@@ -380,10 +380,18 @@ func TestShutdownDuringBlockedLoad(t *testing.T) {
 		t.Errorf("reload with a cancelled context during a blocked load: %v", err)
 	}
 	// Shutdown is not held up by the blocked load.
-	if err := h.stop(); err != nil {
-		t.Errorf("Run: %v", err)
+	h.cancel()
+	select {
+	case err := <-h.done:
+		h.done <- err // for Cleanup
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		close(release)
+	case <-time.After(30 * time.Second):
+		close(release) // lets Run finish, for Cleanup
+		t.Fatal("Run did not return while a manifest load was blocked")
 	}
-	close(release)
 
 	// Ordering: a second supervisor whose first load is given up on
 	// applies only the newer load.
