@@ -66,10 +66,18 @@ type Options struct {
 	// Default: os.Environ().
 	Environ []string
 	// Load reads and validates the manifests again; Reload uses it. Nil:
-	// reloading is not possible.
+	// reloading is not possible. It runs in a goroutine of its own (see
+	// Reload): a call that blocks does not hold up Run's shutdown for more
+	// than 2s. Reload compares the Files of the sets it returns to tell a
+	// file that settled (manifest.Load sets them).
 	Load func() (*manifest.Set, error)
 	// Watch, when not empty, lists manifest paths to watch: a change, once
-	// the files have been quiet for ReloadDebounce, triggers a reload.
+	// the files have been quiet for ReloadDebounce (at the latest 10 ×
+	// ReloadDebounce after the first change) and no process has a changed
+	// file open for writing, triggers a reload (see watch.Watcher).
+	// ReloadDebounce also sets the settle time of a reload that would
+	// empty or delete a file, 10 × ReloadDebounce (see Reload). Zero means
+	// watch.DefaultDebounce.
 	Watch          []string
 	ReloadDebounce time.Duration
 	// NotifyDir is where the sd_notify socket for `readiness: notify`
