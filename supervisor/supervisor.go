@@ -297,7 +297,9 @@ func New(opts Options) *Supervisor {
 // Run starts the workers of set and keeps them as set says until ctx is
 // done; then it stops every worker gracefully, in parallel, and returns once
 // all have exited: nil when each stopped within its killTimeout, else
-// ErrStopTimeout. After Kill it returns ErrKilled at once.
+// ErrStopTimeout. After Kill it returns ErrKilled at once. A manifest read
+// still blocked then (a filesystem that does not answer) is waited for no
+// longer than 2s, and its result is dropped.
 //
 // Run reaps every child of the process (see procs.Reaper.Run): only one Run may be
 // active in a process, and nothing else in it may wait for children.
