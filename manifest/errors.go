@@ -95,6 +95,10 @@ func sortErrors(errs []error) {
 		if errors.As(e, &pe) {
 			return pe.Path, 0, 0
 		}
+		var fileErr *FileError
+		if errors.As(e, &fileErr) {
+			return fileErr.Path, 0, 0
+		}
 		return "", 0, 0
 	}
 	sort.SliceStable(errs, func(i, j int) bool {

@@ -13,7 +13,10 @@ import (
 // they name, in order: a file stands for itself; a directory for its *.yaml
 // and *.yml files (not recursive, names starting with "." skipped), sorted by
 // name. A file reached twice is read once. Paths that cannot be read are
-// reported as *PathError.
+// reported as *PathError. In a directory, a *.yaml entry that is not a
+// regular file once links are followed (a FIFO, a link to a device) is
+// reported as a *FileError (ErrNotRegular), not skipped: it is a mistake
+// the operator must see; only subdirectories are skipped.
 func Files(paths []string) ([]string, error) {
 	var l errorList
 	var files []string
@@ -50,9 +53,15 @@ func Files(paths []string) ([]string, error) {
 				continue
 			}
 			// A symlink to a file counts (ConfigMap volumes are made of
-			// them); a subdirectory does not.
-			if st, err := os.Stat(filepath.Join(p, n)); err == nil && st.IsDir() {
-				continue
+			// them); a subdirectory does not; anything else is reported.
+			if st, err := os.Stat(filepath.Join(p, n)); err == nil {
+				if st.IsDir() {
+					continue
+				}
+				if err := notRegular(filepath.Join(p, n), st.Mode()); err != nil {
+					l.addErr(err)
+					continue
+				}
 			}
 			names = append(names, n)
 		}
@@ -67,7 +76,12 @@ func Files(paths []string) ([]string, error) {
 // Load reads, decodes, validates and checks the manifests at paths against
 // host, and resolves `instances: auto`. On any problem it returns every
 // problem found, in every file, as one error (see Errors); the Set is then
-// not to be used.
+// not to be used. The Set's Files describe what was read of each file.
+//
+// Load reads only regular files, at most 8 MiB of each, and never blocks on
+// a file's kind; a file that a process has open for writing is not read but
+// reported (ErrOpenForWriting): see readFile. It can still block on a
+// filesystem that does not answer.
 func Load(paths []string, host Host) (*Set, error) {
 	var l errorList
 	files, err := Files(paths)
@@ -75,12 +89,14 @@ func Load(paths []string, host Host) (*Set, error) {
 		l.addErr(e)
 	}
 	var apps []*App
+	var states []FileState
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, state, err := readFile(f)
 		if err != nil {
-			l.addErr(&PathError{Path: f, Err: err})
+			l.addErr(err)
 			continue
 		}
+		states = append(states, state)
 		decoded, err := Decode(f, data)
 		for _, e := range Errors(err) {
 			l.addErr(e)
@@ -91,6 +107,7 @@ func Load(paths []string, host Host) (*Set, error) {
 	for _, e := range Errors(err) {
 		l.addErr(e)
 	}
+	set.Files = states
 	for _, e := range Errors(CheckHost(set, host)) {
 		l.addErr(e)
 	}

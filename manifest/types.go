@@ -102,6 +102,10 @@ var RestartPolicies = []string{RestartAlways, RestartOnFailure, RestartNever}
 type Set struct {
 	// Apps maps an app name to its spec. Names are unique across all files.
 	Apps map[string]*App
+	// Files describes each file Load read, in order; nil for a set made
+	// otherwise. A reload compares them to tell a file that stayed the
+	// same from one that changed.
+	Files []FileState
 }
 
 // Names returns the app names in sorted order.

@@ -26,7 +26,7 @@ const (
 
 	EventWatching        = "watching"         // the manifests are watched from now on (Detail: the paths)
 	EventReload          = "reload"           // a changed manifest set was applied; Detail lists the changes
-	EventReloadFailed    = "reload-failed"    // a new manifest set was invalid; the running set is kept
+	EventReloadFailed    = "reload-failed"    // a new manifest set was invalid, or a writer still had a file open; the running set is kept
 	EventRolloutProgress = "rollout-progress" // a rolling update moved (Detail: "2/3 new ready, 1 old", or "complete")
 	EventRolloutStalled  = "rollout-stalled"  // a rolling update cannot progress; Detail says why
 

@@ -47,6 +47,11 @@ var ErrKilled = errors.New("killed every worker at once")
 // a pipe open for ever).
 const outputDrain = 2 * time.Second
 
+// readDrain bounds how long Run, returning, waits for the watcher and for a
+// manifest load in progress: a read on a filesystem that does not answer
+// can block for ever, and must not keep paddock from stopping.
+const readDrain = 2 * time.Second
+
 // Options configure a Supervisor. The zero value is usable.
 type Options struct {
 	// Logger receives every event and problem. Default: slog.Default().
@@ -62,10 +67,18 @@ type Options struct {
 	// Default: os.Environ().
 	Environ []string
 	// Load reads and validates the manifests again; Reload uses it. Nil:
-	// reloading is not possible.
+	// reloading is not possible. It runs in a goroutine of its own (see
+	// Reload): a call that blocks does not hold up Run's shutdown for more
+	// than 2s. Reload compares the Files of the sets it returns to tell a
+	// file that settled (manifest.Load sets them).
 	Load func() (*manifest.Set, error)
 	// Watch, when not empty, lists manifest paths to watch: a change, once
-	// the files have been quiet for ReloadDebounce, triggers a reload.
+	// the files have been quiet for ReloadDebounce (at the latest 10 ×
+	// ReloadDebounce after the first change) and no process has a changed
+	// file open for writing, triggers a reload (see watch.Watcher).
+	// ReloadDebounce also sets the settle time of a reload that would
+	// empty or delete a file, 10 × ReloadDebounce (see Reload). Zero means
+	// watch.DefaultDebounce.
 	Watch          []string
 	ReloadDebounce time.Duration
 	// NotifyDir is where the sd_notify socket for `readiness: notify`
@@ -114,11 +127,15 @@ type Supervisor struct {
 	// tells it the watches are in place.
 	reloadRequests chan struct{}
 	watching       chan struct{}
-	// reloadMu serializes reloads, so that an older load is never applied
-	// after a newer one; rejected, under it, says the last reload was
-	// rejected.
-	reloadMu sync.Mutex
-	rejected bool
+	// reloadSem serializes reloads, so that an older load is never applied
+	// after a newer one; loadSlot is held while Options.Load runs (see
+	// load). stopping is closed once Run is stopping (stopOnce). rejected,
+	// used by the holder of reloadSem, says the last reload was rejected.
+	reloadSem chan struct{}
+	rejected  bool
+	loadSlot  chan struct{}
+	stopping  chan struct{}
+	stopOnce  sync.Once
 
 	// Owned by the Run goroutine.
 	set      *manifest.Set
@@ -267,6 +284,9 @@ func New(opts Options) *Supervisor {
 		kill:           make(chan struct{}, 1),
 		reloadRequests: make(chan struct{}, 1),
 		watching:       make(chan struct{}, 1),
+		reloadSem:      make(chan struct{}, 1),
+		loadSlot:       make(chan struct{}, 1),
+		stopping:       make(chan struct{}),
 		rollouts:       map[string]reconcile.RolloutStatus{},
 		specs:          map[string]reconcile.AppSpec{},
 		scale:          map[string]scaleOverride{},
@@ -288,7 +308,9 @@ func New(opts Options) *Supervisor {
 // Run starts the workers of set and keeps them as set says until ctx is
 // done; then it stops every worker gracefully, in parallel, and returns once
 // all have exited: nil when each stopped within its killTimeout, else
-// ErrStopTimeout. After Kill it returns ErrKilled at once.
+// ErrStopTimeout. After Kill it returns ErrKilled at once. A manifest read
+// still blocked then (a filesystem that does not answer) is waited for no
+// longer than 2s, and its result is dropped.
 //
 // Run reaps every child of the process (see procs.Reaper.Run): only one Run may be
 // active in a process, and nothing else in it may wait for children.
@@ -297,15 +319,21 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 	exits := make(chan procs.Exit, 64)
 	notes := make(chan notify.Message, 64)
 	// The reloader and the watcher stop with ctx (no reload during
-	// shutdown), or when Run returns.
+	// shutdown), or when Run returns. The reloader returns without waiting
+	// for a load in progress (see load); the watcher and such a load are
+	// waited for no longer than readDrain, since reading a file on a
+	// filesystem that does not answer can block for ever.
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var helpers sync.WaitGroup
+	var watcherDone chan struct{} // closed when the watcher returned; nil: none
 	helpers.Go(func() { s.opts.Reaper.Run(reapCtx, exits) })
 	defer close(s.ended)
 	defer func() {
+		s.markStopping()
 		stopWatch()
 		stopReap()
 		helpers.Wait()
+		s.waitReaders(watcherDone, readDrain)
 		for _, w := range s.workers {
 			if w.cl != nil {
 				w.cl.ch.Close()
@@ -345,11 +373,13 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 		// were loaded, before the watches were in place, is not lost.
 		w := &watch.Watcher{Paths: s.opts.Watch, Debounce: s.opts.ReloadDebounce, Logger: s.opts.Logger,
 			Ready: func() { s.watching <- struct{}{} }}
-		helpers.Go(func() {
+		watcherDone = make(chan struct{})
+		go func() {
+			defer close(watcherDone)
 			if err := w.Run(watchCtx, s.RequestReload); err != nil {
 				s.opts.Logger.Error("manifests are not watched; reload with SIGHUP", "err", err)
 			}
-		})
+		}()
 	}
 
 	if _, err := s.applyLocked(set); err != nil {
@@ -398,6 +428,7 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 		case <-done:
 			done = nil
 			s.shutting = true
+			s.markStopping()
 			s.sdNotify("STOPPING=1")
 			s.opts.Logger.Info("stopping all workers")
 		case req := <-s.requests:
@@ -452,105 +483,6 @@ func (s *Supervisor) Apply(ctx context.Context, set *manifest.Set) ([]manifest.C
 		return nil, err
 	}
 	return changes, applyErr
-}
-
-// Reload reads the manifests again (Options.Load) and applies them. An
-// invalid set is reported (every error logged, a reload-failed event) and
-// the running set is kept untouched. It returns the changes applied, none
-// when the manifests did not change. Reloads are serialized.
-func (s *Supervisor) Reload(ctx context.Context) ([]manifest.Change, error) {
-	if s.opts.Load == nil {
-		return nil, errors.New("reload: no manifest loader configured")
-	}
-	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
-	if s.notifiedReady.Load() {
-		// Before the first READY=1, systemd is still waiting for the
-		// start to finish: a reload then is part of it.
-		s.sdNotify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
-		defer s.sdNotify("READY=1")
-	}
-	result := func(r string) {
-		if s.opts.OnReload != nil {
-			s.opts.OnReload(r)
-		}
-	}
-	set, err := s.opts.Load()
-	if err != nil {
-		result("failed")
-		s.rejected = true
-		s.reportReloadFailure(ctx, err)
-		return nil, err
-	}
-	changes, err := s.Apply(ctx, set)
-	switch {
-	case err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotRunning):
-		result("failed")
-		s.rejected = true
-		s.reportReloadFailure(ctx, err)
-	case err != nil:
-	case len(changes) == 0:
-		result("unchanged")
-	default:
-		result("applied")
-	}
-	if err == nil && s.rejected {
-		// The operator fixed what was rejected: say so, and what it did.
-		s.rejected = false
-		applied := "nothing changed from the running set"
-		if len(changes) > 0 {
-			applied = changesSummary(changes)
-		}
-		s.opts.Logger.Info("the manifests are valid again", "applied", applied)
-	}
-	return changes, err
-}
-
-// changesSummary describes changes in one line: "web: updated (args) 2→3;
-// api: added".
-func changesSummary(changes []manifest.Change) string {
-	parts := make([]string, len(changes))
-	for i, c := range changes {
-		parts[i] = c.String()
-	}
-	return strings.Join(parts, "; ")
-}
-
-// reportReloadFailure logs every error of a rejected set and emits
-// reload-failed.
-func (s *Supervisor) reportReloadFailure(ctx context.Context, err error) {
-	errs := manifest.Errors(err)
-	for _, e := range errs {
-		s.opts.Logger.Error("reload rejected", "err", e.Error())
-	}
-	detail := fmt.Sprintf("%s; the running set is kept; first: %v", plural.Count(len(errs), "error"), errs[0])
-	_ = s.do(ctx, func() { s.emit(Event{Type: EventReloadFailed, Detail: detail}) })
-}
-
-// RequestReload asks for a reload without waiting for it; requests made
-// while one is pending are merged. It never blocks.
-func (s *Supervisor) RequestReload() {
-	select {
-	case s.reloadRequests <- struct{}{}:
-	default:
-	}
-}
-
-// reloader carries out reload requests until ctx is done. Once the
-// watcher is in place it reloads once, then emits a watching event.
-func (s *Supervisor) reloader(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.reloadRequests:
-			_, _ = s.Reload(ctx)
-		case <-s.watching:
-			_, _ = s.Reload(ctx)
-			detail := strings.Join(s.opts.Watch, ", ")
-			_ = s.do(ctx, func() { s.emit(Event{Type: EventWatching, Detail: detail}) })
-		}
-	}
 }
 
 // WorkerInfo describes one worker, for status listings and tests.

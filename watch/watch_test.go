@@ -2,11 +2,14 @@ package watch
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -206,4 +209,147 @@ func TestManifestDirectoryRecreated(t *testing.T) {
 	// The new directory is watched.
 	write(t, m, "v3")
 	expect(t, changes, "v3")
+}
+
+// logBuffer collects log output for a test to wait on.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// wait waits until the log holds want.
+func (l *logBuffer) wait(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		l.mu.Lock()
+		s := l.b.String()
+		l.mu.Unlock()
+		if strings.Contains(s, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never logged %q; log:\n%s", want, s)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// watchingLogged runs a Watcher over paths with its debug log in the
+// returned buffer, and returns once its watches are in place; each
+// reported change sends the content of read at that moment, and counts.
+func watchingLogged(t *testing.T, read string, reports *atomic.Int64, paths ...string) (<-chan string, *logBuffer) {
+	t.Helper()
+	changes := make(chan string, 10000)
+	logs := &logBuffer{}
+	ready := make(chan struct{})
+	w := &Watcher{Paths: paths, Debounce: debounce,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Ready:  func() { close(ready) }}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := w.Run(ctx, func() {
+			b, _ := os.ReadFile(read)
+			if reports != nil {
+				reports.Add(1)
+			}
+			changes <- string(b)
+		}); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the watcher never got ready")
+	}
+	return changes, logs
+}
+
+// writerHolds is what the watcher logs when a writer holds a change back.
+const writerHolds = "a writer has a manifest file open"
+
+// TestWriterHoldingFileDelaysReport: a writer truncates the file and writes
+// half of it, then holds it open for longer than the debounce: the change
+// is reported once it wrote the rest and closed the file, never before.
+func TestWriterHoldingFileDelaysReport(t *testing.T) {
+	dir := t.TempDir()
+	m := filepath.Join(dir, "paddock.yaml")
+	write(t, m, "v1")
+	changes, logs := watchingLogged(t, m, nil, m)
+	f, err := os.OpenFile(m, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("first half, "); err != nil {
+		t.Fatal(err)
+	}
+	// The debounce is over and the watcher found the writer: a watcher
+	// without the check would have reported the half file by now.
+	logs.wait(t, writerHolds)
+	if _, err := f.WriteString("second half"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	expect(t, changes, "first half, second half")
+}
+
+// TestWriterClosingWithoutWritingIsSeen: a writer that wrote everything,
+// held the file open past the debounce, then closes it without writing
+// more makes no event; the change is reported all the same.
+func TestWriterClosingWithoutWritingIsSeen(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "a.yaml"), "v1")
+	m := filepath.Join(dir, "a.yaml")
+	changes, logs := watchingLogged(t, m, nil, dir)
+	f, err := os.OpenFile(m, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("v2"); err != nil {
+		t.Fatal(err)
+	}
+	logs.wait(t, writerHolds)
+	f.Close()
+	expect(t, changes, "v2")
+}
+
+// TestContinuousEditsReportedWithinMaxWait makes 1000 edits 20ms apart, a
+// stream without a quiet debounce interval: changes are reported while it
+// goes on, at the latest MaxWait after the first unreported edit.
+func TestContinuousEditsReportedWithinMaxWait(t *testing.T) {
+	dir := t.TempDir()
+	m := filepath.Join(dir, "paddock.yaml")
+	write(t, m, "v0")
+	var reports atomic.Int64
+	changes, _ := watchingLogged(t, m, &reports, m)
+	for i := 1; i <= 1000; i++ {
+		write(t, m, fmt.Sprintf("v%d", i))
+		time.Sleep(20 * time.Millisecond)
+	}
+	during := reports.Load()
+	t.Logf("%d changes reported during the stream of edits", during)
+	if during == 0 {
+		t.Fatal("no change reported while the edits went on")
+	}
+	// The last edit is reported too.
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case got := <-changes:
+			if got == "v1000" {
+				return
+			}
+		case <-deadline:
+			t.Fatal("the last edit was never reported")
+		}
+	}
 }
