@@ -124,7 +124,7 @@ func TestKillGroupReachesGrandchildren(t *testing.T) {
 	defer rd.Close()
 	// The shell starts a sleep in its own group, prints its pid and waits.
 	r := &Reaper{}
-	p, err := r.Start(Spec{Path: "/bin/sh", Argv: []string{"sh", "-c", "sleep 60 & echo $!; wait"}, Dir: "/", Stdout: w})
+	p, err := r.Start(Spec{Path: "/bin/sh", Argv: []string{"sh", "-c", "sleep 3600 & echo $!; wait"}, Dir: "/", Stdout: w})
 	w.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -186,7 +186,7 @@ func TestLeftoversKilledBeforeLeaderReaped(t *testing.T) {
 	defer rd.Close()
 	r := &Reaper{}
 	// The leader leaves a sleep behind in its group, says its pid, exits.
-	p, err := r.Start(Spec{Path: "/bin/sh", Argv: []string{"sh", "-c", "sleep 60 >/dev/null & echo $!"}, Dir: "/", Stdout: w})
+	p, err := r.Start(Spec{Path: "/bin/sh", Argv: []string{"sh", "-c", "sleep 3600 >/dev/null & echo $!"}, Dir: "/", Stdout: w})
 	w.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -266,7 +266,7 @@ func startAtPID(t *testing.T, r *Reaper, want int) *Process {
 		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(want-1)), 0); err != nil {
 			t.Fatal(err)
 		}
-		p, err := r.Start(Spec{Path: "/bin/sleep", Argv: []string{"sleep", "60"}, Dir: "/"})
+		p, err := r.Start(Spec{Path: "/bin/sleep", Argv: []string{"sleep", "3600"}, Dir: "/"})
 		if err != nil {
 			t.Fatal(err)
 		}
