@@ -73,7 +73,7 @@ func TestLinePrefixerCloseUnblocks(t *testing.T) {
 	lp.Close()
 	select {
 	case <-lp.Done():
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("Close did not stop Run")
 	}
 }
@@ -86,7 +86,7 @@ func reapUntil(t *testing.T, r *Reaper, pid int) Exit {
 	var wg sync.WaitGroup
 	wg.Go(func() { r.Run(ctx, exits) })
 	defer func() { cancel(); wg.Wait() }()
-	deadline := time.After(20 * time.Second)
+	deadline := time.After(60 * time.Second)
 	for {
 		select {
 		case ex := <-exits:
@@ -149,7 +149,7 @@ func TestKillGroupReachesGrandchildren(t *testing.T) {
 		t.Errorf("exit %v, want SIGKILL", ex)
 	}
 	grandchild := strings.TrimSpace(string(buf[:n]))
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		// The grandchild was re-parented (to init or a subreaper) and
 		// killed; it is gone or a zombie.

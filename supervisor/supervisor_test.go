@@ -23,6 +23,7 @@ apps:
   web:
     exec: $SELF
     instances: 3
+    killTimeout: 60s
     env: {PADDOCK_TEST_HELPER: serve, GREETING: hi, NOTIFY_SOCKET: /nope}
 `)
 	ws := h.waitWorkers("3 workers", running("web", 3))
@@ -475,6 +476,7 @@ apps:
     exec: $SELF
     instances: 2
     silent: true
+    killTimeout: 60s
     env: {PADDOCK_TEST_HELPER: print, READY_DIR: $DIR}
 `)
 	ws := h.waitWorkers("2 workers", running("talk", 2))
