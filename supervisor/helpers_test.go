@@ -500,11 +500,26 @@ func readPID(t testing.TB, path string) int {
 // environ returns the environment process pid was started with, and fails
 // the test if a name appears twice in it: a program would see only one of
 // the values (getenv returns the first), a reader of the map the other.
+//
+// A worker's start returns once the kernel switched it to the new program,
+// and for a moment after that /proc shows an empty environment (the kernel
+// sets it up next): environ waits until there is one.
 func environ(t testing.TB, pid int) map[string]string {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-	if err != nil {
-		t.Fatal(err)
+	var b []byte
+	deadline := time.Now().Add(patience)
+	for {
+		var err error
+		if b, err = os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid)); err != nil {
+			t.Fatal(err)
+		}
+		if len(b) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d has no environment", pid)
+		}
+		time.Sleep(time.Millisecond)
 	}
 	env := map[string]string{}
 	for _, kv := range bytes.Split(b, []byte{0}) {

@@ -441,7 +441,9 @@ apps:
 			inodes := map[string]bool{}
 			for _, w := range ws {
 				// The worker begins as the shim (this binary) and execs
-				// sleep: wait for sleep's environment.
+				// sleep: wait for sleep's environment (for a moment after
+				// the exec, /proc shows sleep with an empty one: the kernel
+				// sets it up after it switched programs).
 				var env map[string]string
 				deadline := time.Now().Add(patience)
 				for {
