@@ -38,7 +38,7 @@ func receive(t *testing.T, in <-chan Message) Message {
 	select {
 	case m := <-in:
 		return m
-	case <-time.After(20 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("no message")
 		return Message{}
 	}
@@ -88,7 +88,7 @@ func TestNodeRoundTrip(t *testing.T) {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case <-done:
-	case <-time.After(20 * time.Second):
+	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
 		t.Fatal("node did not exit after the channel closed")
 	}
@@ -140,7 +140,7 @@ func TestProtocolViolationsCloseOnlyThatChannel(t *testing.T) {
 			go child.Write(data)
 			select {
 			case <-c.Closed():
-			case <-time.After(20 * time.Second):
+			case <-time.After(60 * time.Second):
 				t.Fatal("channel still open")
 			}
 			if c.Err() == nil {
@@ -208,7 +208,7 @@ func FuzzChannel(f *testing.F) {
 				}
 			case <-done:
 				return
-			case <-time.After(10 * time.Second):
+			case <-time.After(60 * time.Second):
 				t.Fatal("channel wedged")
 			}
 		}
@@ -244,7 +244,7 @@ func TestSendLineNowNeverBlocks(t *testing.T) {
 			if err != nil {
 				t.Fatalf("SendLineNow %d: %v", i, err)
 			}
-		case <-time.After(5 * time.Second):
+		case <-time.After(60 * time.Second):
 			t.Fatalf("SendLineNow %d blocked on a worker that does not read", i)
 		}
 		defer r.Close()
@@ -261,7 +261,7 @@ func TestSendLineNowNeverBlocks(t *testing.T) {
 	chunk := make([]byte, 64<<10)
 	oob := make([]byte, unix.CmsgSpace(4*8))
 	fds := 0
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for len(got) < n && time.Now().Before(deadline) {
 		conn.SetReadDeadline(deadline)
 		k, oobn, _, _, err := conn.ReadMsgUnix(chunk, oob)

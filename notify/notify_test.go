@@ -75,7 +75,7 @@ func TestCredentials(t *testing.T) {
 		if !m.Ready() || m.Fields["STATUS"] != "up" {
 			t.Errorf("fields %v", m.Fields)
 		}
-	case <-time.After(20 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("no message")
 	}
 }

@@ -73,7 +73,7 @@ func TestLinePrefixerCloseUnblocks(t *testing.T) {
 	lp.Close()
 	select {
 	case <-lp.Done():
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("Close did not stop Run")
 	}
 }
@@ -86,7 +86,7 @@ func reapUntil(t *testing.T, r *Reaper, pid int) Exit {
 	var wg sync.WaitGroup
 	wg.Go(func() { r.Run(ctx, exits) })
 	defer func() { cancel(); wg.Wait() }()
-	deadline := time.After(20 * time.Second)
+	deadline := time.After(60 * time.Second)
 	for {
 		select {
 		case ex := <-exits:
@@ -124,7 +124,7 @@ func TestKillGroupReachesGrandchildren(t *testing.T) {
 	defer rd.Close()
 	// The shell starts a sleep in its own group, prints its pid and waits.
 	r := &Reaper{}
-	p, err := r.Start(Spec{Path: "/bin/sh", Argv: []string{"sh", "-c", "sleep 60 & echo $!; wait"}, Dir: "/", Stdout: w})
+	p, err := r.Start(Spec{Path: "/bin/sh", Argv: []string{"sh", "-c", "sleep 3600 & echo $!; wait"}, Dir: "/", Stdout: w})
 	w.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +149,7 @@ func TestKillGroupReachesGrandchildren(t *testing.T) {
 		t.Errorf("exit %v, want SIGKILL", ex)
 	}
 	grandchild := strings.TrimSpace(string(buf[:n]))
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		// The grandchild was re-parented (to init or a subreaper) and
 		// killed; it is gone or a zombie.
@@ -186,7 +186,7 @@ func TestLeftoversKilledBeforeLeaderReaped(t *testing.T) {
 	defer rd.Close()
 	r := &Reaper{}
 	// The leader leaves a sleep behind in its group, says its pid, exits.
-	p, err := r.Start(Spec{Path: "/bin/sh", Argv: []string{"sh", "-c", "sleep 60 >/dev/null & echo $!"}, Dir: "/", Stdout: w})
+	p, err := r.Start(Spec{Path: "/bin/sh", Argv: []string{"sh", "-c", "sleep 3600 >/dev/null & echo $!"}, Dir: "/", Stdout: w})
 	w.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -266,7 +266,7 @@ func startAtPID(t *testing.T, r *Reaper, want int) *Process {
 		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(want-1)), 0); err != nil {
 			t.Fatal(err)
 		}
-		p, err := r.Start(Spec{Path: "/bin/sleep", Argv: []string{"sleep", "60"}, Dir: "/"})
+		p, err := r.Start(Spec{Path: "/bin/sleep", Argv: []string{"sleep", "3600"}, Dir: "/"})
 		if err != nil {
 			t.Fatal(err)
 		}

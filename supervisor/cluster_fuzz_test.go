@@ -75,7 +75,7 @@ apps:
     ipc: node
     restart: on-failure
     env: {PADDOCK_TEST_HELPER: garbage, READY_DIR: "$DIR"}
-    killTimeout: 10s
+    killTimeout: 60s
   good:
     exec: $SELF
     ipc: node

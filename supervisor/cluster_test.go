@@ -151,6 +151,8 @@ apps:
     instances: %d
     schedulingPolicy: %s
     readiness: listening
+    readyTimeout: 60s
+    killTimeout: 60s
     env: {PORT: "%d", VERSION: "%s"%s}
 `, exec, instances, policy, port, version, extra)
 }
@@ -285,11 +287,11 @@ func testRollingUpdateUnderLoad(t *testing.T, kind string) {
 	stop := make(chan struct{})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	res, wait := runLoad("tcp", addr, 4, 100000, stop)
-	time.Sleep(300 * time.Millisecond)
+	res.waitAnswered(t, 100)
 	h.apply(pidApp(kind, "rr", port, 2, "2"))
 	h.waitEvent("rollout complete", func(e Event) bool { return e.Type == EventRolloutProgress && e.Detail == "complete" })
 	h.waitWorkers("old workers gone", func(ws []WorkerInfo) bool { return len(ws) == 2 })
-	time.Sleep(300 * time.Millisecond)
+	res.waitAnswered(t, 100)
 	close(stop)
 	wait()
 	t.Logf("rr rolling update of %s workers under load: %s", kind, res)
@@ -312,8 +314,8 @@ func testStickySessions(t *testing.T, kind string) {
 	})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	from := func(ip string) *http.Client {
-		d := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
-		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		d := &net.Dialer{Timeout: patience, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		return &http.Client{Timeout: patience, Transport: &http.Transport{DisableKeepAlives: true,
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}}
 	}
 	clients := []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"}
@@ -364,7 +366,7 @@ func TestOnDemandSocketClosesWithItsApp(t *testing.T) {
 	}
 	h.apply("apps: {}\n")
 	h.waitWorkers("no workers", func(ws []WorkerInfo) bool { return len(ws) == 0 })
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -391,7 +393,7 @@ apps:
     exec: $SELF
     ipc: node
     restart: on-failure
-    killTimeout: 10s
+    killTimeout: 60s
     env: {PADDOCK_TEST_HELPER: deaf-query, READY_DIR: "$DIR", PORT: "%d"}
 `, port))
 	ws := h.waitWorkers("the worker", running("deaf", 1))

@@ -22,12 +22,12 @@ func TestSystemdNotifyFromWorkerScript(t *testing.T) {
 apps:
   script:
     exec: /bin/sh
-    args: ["-c", "%s --ready --status=serving; echo notify-exit=$?; exec sleep 60"]
+    args: ["-c", "%s --ready --status=serving; echo notify-exit=$?; exec sleep 3600"]
     readiness: notify
     silent: true
 `, bin))
 	h.waitEvent("ready", isType(EventReady))
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(patience)
 	for !strings.Contains(h.out.String(), "notify-exit=") {
 		if time.Now().After(deadline) {
 			t.Fatalf("systemd-notify did not finish; output:\n%s", h.out.String())

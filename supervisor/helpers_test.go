@@ -31,6 +31,13 @@ import (
 	"go.uber.org/goleak"
 )
 
+// patience bounds every wait of these tests for something that must
+// happen: only a failure makes a wait that long, however slow or loaded the
+// machine. No test asserts on elapsed time, and timeouts in the manifests
+// that a worker is expected to meet (readyTimeout, killTimeout) are at
+// least this generous.
+const patience = 60 * time.Second
+
 // The test binary doubles as the worker program: with PADDOCK_TEST_HELPER
 // set, TestMain runs a helper mode instead of the tests.
 func TestMain(m *testing.M) {
@@ -57,7 +64,9 @@ func TestMain(m *testing.M) {
 //
 //	serve               exit 0 on SIGTERM, else block
 //	exit:N              exit with code N at once
-//	exit:N:after=D      run for D, then exit with code N
+//	exit:N:after=D      run for D, then exit with code N; with $STAMPS set,
+//	                    append "start <unix ns>" and "exit <unix ns>" lines
+//	                    to it as it starts and just before it exits
 //	ignore-term         ignore SIGTERM; spawn a grandchild that ignores it too
 //	                    and write the grandchild's pid to $PIDFILE
 //	orphan              start a grandchild in its own session that lives 300ms,
@@ -90,10 +99,12 @@ func helper(mode string) {
 	case strings.HasPrefix(mode, "exit:"):
 		parts := strings.Split(mode, ":")
 		code, _ := strconv.Atoi(parts[1])
+		stamp("start")
 		if len(parts) > 2 {
 			d, _ := time.ParseDuration(strings.TrimPrefix(parts[2], "after="))
 			time.Sleep(d)
 		}
+		stamp("exit")
 		os.Exit(code)
 	case mode == "ignore-term":
 		signal.Ignore(syscall.SIGTERM)
@@ -177,6 +188,22 @@ func serve() {
 	}
 	<-c
 	os.Exit(0)
+}
+
+// stamp appends "<what> <unix ns>" to $STAMPS, if set.
+func stamp(what string) {
+	path := os.Getenv("STAMPS")
+	if path == "" {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		os.Exit(15)
+	}
+	defer f.Close()
+	if _, err := fmt.Fprintf(f, "%s %d\n", what, time.Now().UnixNano()); err != nil {
+		os.Exit(16)
+	}
 }
 
 func writePID(pid int) {
@@ -290,7 +317,7 @@ func startWith(t testing.TB, yaml string, configure func(*harness, *Options)) *h
 		h.cancel()
 		select {
 		case <-h.done:
-		case <-time.After(30 * time.Second):
+		case <-time.After(3 * patience):
 			h.sup.Kill()
 			t.Error("supervisor did not stop")
 			<-h.done
@@ -316,7 +343,7 @@ func (h *harness) stop() error {
 	case err := <-h.done:
 		h.done <- err // for Cleanup
 		return err
-	case <-time.After(30 * time.Second):
+	case <-time.After(3 * patience):
 		h.t.Fatal("supervisor did not stop")
 		return nil
 	}
@@ -332,7 +359,7 @@ func (h *harness) waitEvent(what string, match func(Event) bool) Event {
 			return e
 		}
 	}
-	deadline := time.After(20 * time.Second)
+	deadline := time.After(patience)
 	for {
 		select {
 		case e := <-h.events:
@@ -376,7 +403,7 @@ func isType(typ string) func(Event) bool {
 // waitWorkers polls until the supervisor reports a state that cond accepts.
 func (h *harness) waitWorkers(what string, cond func([]WorkerInfo) bool) []WorkerInfo {
 	h.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		ws, err := h.sup.Workers(context.Background())
 		if err != nil {
@@ -396,7 +423,7 @@ func (h *harness) waitWorkers(what string, cond func([]WorkerInfo) bool) []Worke
 // (helper mode serve with READY_DIR=$DIR).
 func (h *harness) waitReady(ws []WorkerInfo) {
 	h.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(patience)
 	for _, w := range ws {
 		for {
 			if _, err := os.Stat(filepath.Join(h.dir, "ready."+strconv.Itoa(w.ID))); err == nil {
@@ -442,7 +469,7 @@ func exists(pid int) bool {
 
 func waitGone(t testing.TB, pid int, what string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(patience)
 	for exists(pid) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s (pid %d) still exists; alive=%v", what, pid, alive(pid))
@@ -453,7 +480,7 @@ func waitGone(t testing.TB, pid int, what string) {
 
 func readPID(t testing.TB, path string) int {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		b, err := os.ReadFile(path)
 		if err == nil && len(b) > 0 {
@@ -470,15 +497,36 @@ func readPID(t testing.TB, path string) int {
 	}
 }
 
+// environ returns the environment process pid was started with, and fails
+// the test if a name appears twice in it: a program would see only one of
+// the values (getenv returns the first), a reader of the map the other.
+//
+// A worker's start returns once the kernel switched it to the new program,
+// and for a moment after that /proc shows an empty environment (the kernel
+// sets it up next): environ waits until there is one.
 func environ(t testing.TB, pid int) map[string]string {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-	if err != nil {
-		t.Fatal(err)
+	var b []byte
+	deadline := time.Now().Add(patience)
+	for {
+		var err error
+		if b, err = os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid)); err != nil {
+			t.Fatal(err)
+		}
+		if len(b) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d has no environment", pid)
+		}
+		time.Sleep(time.Millisecond)
 	}
 	env := map[string]string{}
 	for _, kv := range bytes.Split(b, []byte{0}) {
 		if k, v, ok := strings.Cut(string(kv), "="); ok {
+			if prev, dup := env[k]; dup {
+				t.Errorf("pid %d has %s twice in its environment: %q and %q", pid, k, prev, v)
+			}
 			env[k] = v
 		}
 	}
@@ -553,7 +601,7 @@ func serveHTTP() {
 	go func() { conns.Wait(); close(drained) }()
 	select {
 	case <-drained:
-	case <-time.After(10 * time.Second):
+	case <-time.After(patience):
 	}
 	os.Exit(0)
 }

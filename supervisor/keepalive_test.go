@@ -53,6 +53,7 @@ apps:
     exec: ./server.js
     instances: 2
     readiness: listening
+    readyTimeout: 60s
     env: {PORT: "%d"}
 `, port))
 		h.waitWorkers("2 ready workers", func(ws []WorkerInfo) bool {

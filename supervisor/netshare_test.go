@@ -34,9 +34,9 @@ func (h *harness) listenAddr(app string) string {
 // client makes one request per connection, as `Connection: close` load
 // does, over TCP or a unix socket.
 func client(network, addr string) *http.Client {
-	d := &net.Dialer{Timeout: 10 * time.Second}
+	d := &net.Dialer{Timeout: patience}
 	return &http.Client{
-		Timeout: 10 * time.Second,
+		Timeout: patience,
 		Transport: &http.Transport{
 			DisableKeepAlives: true,
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -117,6 +117,21 @@ func runLoad(network, addr string, conc int, max int64, stop <-chan struct{}) (*
 	return r, wg.Wait
 }
 
+// waitAnswered waits until n more requests of the load were answered than
+// when it was called: the load demonstrably runs before and after what it
+// watches, whatever the machine's speed.
+func (r *loadResult) waitAnswered(t *testing.T, n int64) {
+	t.Helper()
+	target := r.ok.Load() + n
+	deadline := time.Now().Add(patience)
+	for r.ok.Load() < target {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d requests answered: %s", r.ok.Load(), target, r)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func (r *loadResult) String() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -130,6 +145,7 @@ apps:
     exec: $SELF
     instances: %d
     schedulingPolicy: %s
+    killTimeout: 60s
     listen: ["127.0.0.1:0"]
     env: {PADDOCK_TEST_HELPER: http, READY_DIR: "$DIR"%s}
 `, instances, policy, extra)
@@ -173,11 +189,11 @@ func TestRollingUpdateUnderLoadDropsNothing(t *testing.T) {
 			h.waitReady(h.waitWorkers("2 workers", running("web", 2)))
 			stop := make(chan struct{})
 			res, wait := runLoad("tcp", h.listenAddr("web"), 4, 100000, stop)
-			time.Sleep(300 * time.Millisecond)
+			res.waitAnswered(t, 100)
 			h.apply(httpApp(policy, 2, `, VERSION: "2"`))
 			h.waitEvent("rollout complete", func(e Event) bool { return e.Type == EventRolloutProgress && e.Detail == "complete" })
 			h.waitWorkers("old workers gone", func(ws []WorkerInfo) bool { return len(ws) == 2 })
-			time.Sleep(300 * time.Millisecond)
+			res.waitAnswered(t, 100)
 			close(stop)
 			wait()
 			t.Logf("%s rolling update under load: %s", policy, res)
@@ -196,12 +212,12 @@ func TestKillUnderLoadRefusesNothing(t *testing.T) {
 			h.waitReady(ws)
 			stop := make(chan struct{})
 			res, wait := runLoad("tcp", h.listenAddr("web"), 4, 100000, stop)
-			time.Sleep(300 * time.Millisecond)
+			res.waitAnswered(t, 100)
 			if err := syscall.Kill(ws[0].PID, syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
 			h.waitEvent("replacement listening", func(e Event) bool { return e.Type == EventListening && e.Worker > ws[1].ID })
-			time.Sleep(300 * time.Millisecond)
+			res.waitAnswered(t, 100)
 			close(stop)
 			wait()
 			// Only requests in flight inside the killed worker may fail.
@@ -240,7 +256,7 @@ apps:
 	// socket.
 	h.apply("apps: {}\n")
 	h.waitWorkers("no workers", func(ws []WorkerInfo) bool { return len(ws) == 0 })
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		if _, err := os.Stat(sock); errors.Is(err, os.ErrNotExist) {
 			break
@@ -268,13 +284,24 @@ func TestBindErrorsRejectTheSet(t *testing.T) {
 	_, err = h.sup.Apply(context.Background(), set)
 	errs := manifest.Errors(err)
 	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "apps.api.listen[0]: cannot listen on "+busy.Addr().String()+": address already in use") ||
-		!strings.Contains(errs[0].Error(), "paddock.yaml:12:14") {
+		!strings.Contains(errs[0].Error(), "paddock.yaml:13:14") {
 		t.Fatalf("Apply error %v, want the api listen line and EADDRINUSE", err)
 	}
-	// Nothing changed: the running set is kept (web was not scaled).
-	time.Sleep(200 * time.Millisecond)
-	if now := h.waitWorkers("1 worker", running("web", 1)); now[0].PID != before[0].PID {
-		t.Errorf("workers changed after a rejected set")
+	// Nothing changed: the running set is kept (web was not scaled). No
+	// waiting is needed to know it: the supervisor carries out the plan
+	// that follows a request before it takes the next, so a scale-up
+	// would show in what Workers answers now, and in the events.
+	now, err := h.sup.Workers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(now) != 1 || now[0].PID != before[0].PID {
+		t.Errorf("workers changed after a rejected set: %+v, then %+v", before, now)
+	}
+	for _, e := range h.drain() {
+		if e.Type == EventFork && e.Worker != before[0].ID {
+			t.Errorf("a worker was started after a rejected set: %s", describe([]Event{e}))
+		}
 	}
 
 	// At start-up the same error keeps anything from starting.
@@ -301,7 +328,7 @@ apps:
 	if _, err := get(client("unix", filepath.Join(h.dir, "new.sock"))); err != nil {
 		t.Fatalf("new address: %v", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		_, err := get(client("tcp", oldAddr))
 		if errors.Is(err, syscall.ECONNREFUSED) {
@@ -358,7 +385,7 @@ apps:
 			ws := h.waitWorkers("2 workers", running("web", 2))
 			c := client("tcp", h.listenAddr("web"))
 			seen := map[string]bool{}
-			deadline := time.Now().Add(20 * time.Second)
+			deadline := time.Now().Add(patience)
 			for len(seen) < 1 || time.Now().Before(deadline) && len(seen) < 2 {
 				a, err := get(c)
 				if err != nil {
@@ -393,7 +420,7 @@ func TestListenFDsHandover(t *testing.T) {
 apps:
   web:
     exec: /bin/sleep
-    args: [60]
+    args: [3600]
     instances: 2
     schedulingPolicy: `+policy+`
     listen: `+listen+`
@@ -414,9 +441,11 @@ apps:
 			inodes := map[string]bool{}
 			for _, w := range ws {
 				// The worker begins as the shim (this binary) and execs
-				// sleep: wait for sleep's environment.
+				// sleep: wait for sleep's environment (for a moment after
+				// the exec, /proc shows sleep with an empty one: the kernel
+				// sets it up after it switched programs).
 				var env map[string]string
-				deadline := time.Now().Add(10 * time.Second)
+				deadline := time.Now().Add(patience)
 				for {
 					exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", w.PID))
 					env = environ(t, w.PID)

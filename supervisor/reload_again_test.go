@@ -30,7 +30,7 @@ func TestReloadSaysWhenValidAgain(t *testing.T) {
 	}
 	waitLog := func(want string) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
+		deadline := time.Now().Add(patience)
 		for !strings.Contains(log.String(), want) {
 			if time.Now().After(deadline) {
 				t.Fatalf("the log never said %q:\n%s", want, log.String())

@@ -148,7 +148,8 @@ apps:
     instances: %d
     schedulingPolicy: reuseport
     readiness: notify
-    killTimeout: 60s
+    readyTimeout: 300s
+    killTimeout: 300s
     listen: ["127.0.0.1:0"]
     env: {PADDOCK_TEST_HELPER: states, READY_DIR: "$DIR"%s}
 `, instances, env)
@@ -227,7 +228,7 @@ func getBody(c *http.Client) (string, error) {
 // waitFile waits for $dir/name.<id>, which a states worker creates.
 func (h *harness) waitFile(name string, id int) {
 	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		if _, err := os.Stat(filepath.Join(h.dir, name+"."+strconv.Itoa(id))); err == nil {
 			return
@@ -437,11 +438,11 @@ func TestClusterReuseport(t *testing.T) {
 
 		stop := make(chan struct{})
 		res, wait := runLoad("tcp", addr, 4, 100000, stop)
-		time.Sleep(300 * time.Millisecond)
+		res.waitAnswered(t, 100)
 		h.apply(pidApp(kind, "reuseport", port, 2, "2"))
 		h.waitEvent("rollout complete", func(e Event) bool { return e.Type == EventRolloutProgress && e.Detail == "complete" })
 		h.waitWorkers("old workers gone", func(ws []WorkerInfo) bool { return len(ws) == 2 })
-		time.Sleep(300 * time.Millisecond)
+		res.waitAnswered(t, 100)
 		close(stop)
 		wait()
 		t.Logf("reuseport rolling update of %s workers under load: %s", kind, res)

@@ -8,7 +8,8 @@ import (
 // TestRollingRestartOfCrashLoopStalls: a rolling restart of an app whose
 // workers all crash right after they start, so that no old worker is left,
 // is reported stalled (with minReadyTime, a worker that was ready for a
-// moment is not available), never complete.
+// moment is not available), never complete. minReadyTime is an hour, so
+// that a worker crashes within it however slowly the machine starts it.
 func TestRollingRestartOfCrashLoopStalls(t *testing.T) {
 	h := start(t, `
 apps:
@@ -16,6 +17,7 @@ apps:
     exec: $SELF
     env: {PADDOCK_TEST_HELPER: "exit:3"}
     instances: 2
+    minReadyTime: 1h
     backoff: {initial: 10ms, max: 1s}
 `)
 	h.waitEvent("a first crash", func(e Event) bool { return e.Type == EventRestart && e.App == "crash" })

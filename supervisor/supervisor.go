@@ -1133,7 +1133,12 @@ func workerEnv(base []string, app *manifest.App, id int) []string {
 	}
 	keys := make([]string, 0, len(app.Env))
 	for k := range app.Env {
-		keys = append(keys, k)
+		// PADDOCK_APP and PADDOCK_WORKER_ID are paddock's: an app's env
+		// does not set them (with both, a worker's getenv would return
+		// the app's, the first).
+		if k != "PADDOCK_APP" && k != "PADDOCK_WORKER_ID" {
+			keys = append(keys, k)
+		}
 	}
 	sort.Strings(keys)
 	for _, k := range keys {

@@ -23,6 +23,7 @@ apps:
   web:
     exec: $SELF
     instances: 3
+    killTimeout: 60s
     env: {PADDOCK_TEST_HELPER: serve, GREETING: hi, NOTIFY_SOCKET: /nope}
 `)
 	ws := h.waitWorkers("3 workers", running("web", 3))
@@ -62,9 +63,23 @@ func TestEnvVariablesForSupervisorAreNotInherited(t *testing.T) {
 apps:
   web:
     exec: $SELF
-    env: {PADDOCK_TEST_HELPER: serve, PADDOCK_WORKER_ID: "999"}
+    env: {PADDOCK_TEST_HELPER: serve, PADDOCK_WORKER_ID: "999", READY_DIR: $DIR}
 `)
 	ws := h.waitWorkers("1 worker", running("web", 1))
+	// The environment of the program paddock executed, for certain, not
+	// that of the forked supervisor before the exec: the helper creates
+	// its ready file only once it runs (named by the PADDOCK_WORKER_ID it
+	// sees, so whichever name it has).
+	deadline := time.Now().Add(patience)
+	for {
+		if m, _ := filepath.Glob(filepath.Join(h.dir, "ready.*")); len(m) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the worker never ran")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	env := environ(t, ws[0].PID)
 	for _, k := range []string{"NOTIFY_SOCKET", "LISTEN_FDS"} {
 		if v, ok := env[k]; ok {
@@ -73,6 +88,11 @@ apps:
 	}
 	if env["PADDOCK_WORKER_ID"] != strconv.Itoa(ws[0].ID) {
 		t.Errorf("PADDOCK_WORKER_ID=%q: the manifest must not override it", env["PADDOCK_WORKER_ID"])
+	}
+	// And the worker itself (getenv takes the first of duplicates) sees
+	// its own id.
+	if _, err := os.Stat(filepath.Join(h.dir, "ready."+strconv.Itoa(ws[0].ID))); err != nil {
+		t.Errorf("the worker does not see its own PADDOCK_WORKER_ID: %v", err)
 	}
 }
 
@@ -147,72 +167,114 @@ apps:
 			if ws[0].ID != first.Worker {
 				t.Fatalf("workers %+v", ws)
 			}
-			// Nothing more happens: a restart would come 10ms after the exit.
-			time.Sleep(300 * time.Millisecond)
-			for {
-				select {
-				case e := <-h.events:
-					if e.Type == EventFork || e.Type == EventRestart {
-						t.Fatalf("unexpected %s after a %s exit under restart: %s", e.Type, strconv.Itoa(tt.code), tt.restart)
-					}
-					continue
-				default:
+			// Nothing more happens, and no waiting is needed to know it:
+			// the exit put the worker in Done, which no plan restarts, in
+			// the same step that would have emitted a restart event; every
+			// event emitted before Workers answered is in h.events.
+			for _, e := range h.drain() {
+				if e.Type == EventRestart || (e.Type == EventFork && e.Worker != first.Worker) {
+					t.Fatalf("unexpected %s after a %s exit under restart: %s", e.Type, strconv.Itoa(tt.code), tt.restart)
 				}
-				break
 			}
 		})
 	}
 }
 
 func TestBackoffGrowsAndResets(t *testing.T) {
-	// crash exits at once: each restart doubles the delay up to max.
-	// slow runs for longer than max before it exits: its count resets every
-	// time, so every restart is the first.
-	h := start(t, `
+	// How long a crashing worker lives depends on the machine, and the
+	// restart count resets once a worker has stayed up for backoff.max.
+	// So each app here is sure of its outcome whatever the speed:
+	//   - crash exits at once, but its max (1h) is far beyond any start
+	//     time: each restart doubles the delay;
+	//   - vanished cannot even start (its program disappeared after the
+	//     manifest was checked): a start failure has lived 0s, so its
+	//     delay doubles up to max (40ms) and stays there;
+	//   - slow exits after 150ms, longer than its max (80ms) in any case:
+	//     its count resets every time, so every restart is the first.
+	dir := t.TempDir()
+	prog := filepath.Join(dir, "prog")
+	if err := os.WriteFile(prog, []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	set := load(t, dir, `
 apps:
   crash:
     exec: $SELF
-    env: {PADDOCK_TEST_HELPER: "exit:1"}
-    backoff: {initial: 10ms, max: 80ms}
+    env: {PADDOCK_TEST_HELPER: "exit:1", STAMPS: $DIR/stamps}
+    backoff: {initial: 10ms, max: 1h}
+  vanished:
+    exec: ./prog
+    backoff: {initial: 10ms, max: 40ms}
   slow:
     exec: $SELF
     env: {PADDOCK_TEST_HELPER: "exit:1:after=150ms"}
     backoff: {initial: 10ms, max: 80ms}
 `)
-	var crashDelays []time.Duration
-	var crashAttempts []int
-	var crashForks []time.Time
-	slowRestarts := 0
-	for len(crashDelays) < 6 || slowRestarts < 3 {
-		e := h.waitEvent("restarts", func(e Event) bool {
-			return e.Type == EventRestart || (e.Type == EventFork && e.App == "crash")
-		})
-		switch {
-		case e.Type == EventFork:
-			crashForks = append(crashForks, e.Time)
-		case e.App == "crash" && len(crashDelays) < 6:
-			crashDelays = append(crashDelays, e.Delay)
-			crashAttempts = append(crashAttempts, e.Attempt)
-		case e.App == "slow":
-			slowRestarts++
-			if e.Attempt != 1 || e.Delay != 10*time.Millisecond {
-				t.Errorf("slow: restart attempt %d delay %s, want 1 and 10ms (count reset after max)", e.Attempt, e.Delay)
-			}
+	if err := os.Remove(prog); err != nil {
+		t.Fatal(err)
+	}
+	h := startSet(t, set)
+	delays := map[string][]time.Duration{}
+	attempts := map[string][]int{}
+	want := map[string]int{"crash": 6, "vanished": 5, "slow": 3}
+	for len(delays["crash"]) < want["crash"] || len(delays["vanished"]) < want["vanished"] || len(delays["slow"]) < want["slow"] {
+		e := h.waitEvent("restarts", isType(EventRestart))
+		if len(delays[e.App]) < want[e.App] {
+			delays[e.App] = append(delays[e.App], e.Delay)
+			attempts[e.App] = append(attempts[e.App], e.Attempt)
 		}
 	}
-	wantDelays := []time.Duration{10, 20, 40, 80, 80, 80}
-	for i := range wantDelays {
-		wantDelays[i] *= time.Millisecond
-	}
-	if !slices.Equal(crashDelays, wantDelays) || !slices.Equal(crashAttempts, []int{1, 2, 3, 4, 5, 6}) {
-		t.Errorf("crash: delays %v attempts %v, want %v and 1..6", crashDelays, crashAttempts, wantDelays)
-	}
-	// The delays are honoured: forks are at least the delay apart (no
-	// upper bound: the machine may be slow).
-	for i := 1; i < len(crashForks) && i <= len(crashDelays); i++ {
-		if gap := crashForks[i].Sub(crashForks[i-1]); gap < crashDelays[i-1] {
-			t.Errorf("fork %d came %s after the previous one, before its delay %s", i, gap, crashDelays[i-1])
+	ms := func(ds ...time.Duration) []time.Duration {
+		for i := range ds {
+			ds[i] *= time.Millisecond
 		}
+		return ds
+	}
+	for app, w := range map[string]struct {
+		delays   []time.Duration
+		attempts []int
+	}{
+		"crash":    {ms(10, 20, 40, 80, 160, 320), []int{1, 2, 3, 4, 5, 6}},
+		"vanished": {ms(10, 20, 40, 40, 40), []int{1, 2, 3, 4, 5}},
+		"slow":     {ms(10, 10, 10), []int{1, 1, 1}},
+	} {
+		if !slices.Equal(delays[app], w.delays) || !slices.Equal(attempts[app], w.attempts) {
+			t.Errorf("%s: delays %v attempts %v, want %v and %v", app, delays[app], attempts[app], w.delays, w.attempts)
+		}
+	}
+	// The delays are honoured: each crash worker started at least the
+	// delay after the previous one exited, as the workers themselves saw
+	// the clock (no upper bound: the machine may be slow). The events'
+	// times cannot show it: they are taken when the supervisor gets to
+	// emit them, which may be after a short-lived worker already exited.
+	b, err := os.ReadFile(filepath.Join(dir, "stamps"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var starts, exits []time.Time
+	lines := strings.Split(string(b), "\n")
+	for i, line := range lines {
+		what, ns, _ := strings.Cut(line, " ")
+		n, err := strconv.ParseInt(ns, 10, 64)
+		if err != nil && i == len(lines)-1 {
+			break // the end of the file, or a worker still writing
+		}
+		if err != nil {
+			t.Fatalf("stamps: %q", line)
+		}
+		if what == "start" {
+			starts = append(starts, time.Unix(0, n))
+		} else {
+			exits = append(exits, time.Unix(0, n))
+		}
+	}
+	for i := 1; i < len(starts) && i <= len(exits) && i <= len(delays["crash"]); i++ {
+		if gap := starts[i].Sub(exits[i-1]); gap < delays["crash"][i-1] {
+			t.Errorf("crash worker %d started %s after the previous one exited, before its delay %s", i+1, gap, delays["crash"][i-1])
+		}
+	}
+	if len(starts) < len(delays["crash"]) {
+		t.Errorf("%d crash workers stamped their start, want at least %d", len(starts), len(delays["crash"]))
 	}
 }
 
@@ -272,7 +334,7 @@ apps:
 	}
 	// Killed with its worker's group; dead, perhaps not yet reaped, since
 	// Run has returned (in paddock the process exits next).
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(patience)
 	for alive(grandchild) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -287,6 +349,7 @@ apps:
   polite:
     exec: $SELF
     instances: 3
+    killTimeout: 60s
     env: {PADDOCK_TEST_HELPER: serve, READY_DIR: $DIR}
 `)
 	h.waitReady(h.waitWorkers("3 workers", running("polite", 3)))
@@ -344,10 +407,10 @@ func TestNoUnexpectedDescriptorsInWorkers(t *testing.T) {
 apps:
   plain:
     exec: /bin/sleep
-    args: [60]
+    args: [3600]
   quiet:
     exec: /bin/sleep
-    args: [60]
+    args: [3600]
     silent: true
 `)
 	ws := h.waitWorkers("2 workers", func(ws []WorkerInfo) bool { return len(ws) == 2 && ws[0].PID != 0 && ws[1].PID != 0 })
@@ -372,6 +435,7 @@ apps:
   web:
     exec: $SELF
     instances: %d
+    killTimeout: 60s
     env: {PADDOCK_TEST_HELPER: serve, READY_DIR: $DIR}
 `
 	h := start(t, fmt.Sprintf(manifestFmt, 2))
@@ -412,6 +476,7 @@ apps:
     exec: $SELF
     instances: 2
     silent: true
+    killTimeout: 60s
     env: {PADDOCK_TEST_HELPER: print, READY_DIR: $DIR}
 `)
 	ws := h.waitWorkers("2 workers", running("talk", 2))
@@ -485,7 +550,7 @@ func TestRunsAsUser(t *testing.T) {
 apps:
   unprivileged:
     exec: /bin/sleep
-    args: [60]
+    args: [3600]
     cwd: /
     user: nobody
 `)
@@ -511,7 +576,7 @@ apps:
 // fails the test if that does not happen within a generous deadline.
 func waitFDs(t testing.TB, pid int, want []int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		fds, err := procs.OpenFDs(pid)
 		if err != nil {
@@ -546,7 +611,7 @@ apps:
 	}
 	h.apply("apps: {}")
 	h.waitWorkers("no worker", func(ws []WorkerInfo) bool { return len(ws) == 0 })
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		var n int
 		if err := h.sup.do(t.Context(), func() { n = h.sup.copiers.len() }); err != nil {

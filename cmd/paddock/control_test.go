@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -70,7 +71,7 @@ func mustCLI(t *testing.T, sock string, args ...string) string {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(patience)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -214,6 +215,7 @@ func TestStaleSocketReplacedLiveSocketRefused(t *testing.T) {
 	manifest := writeManifest(t, fmt.Sprintf(sleepers, 1))
 	r := startWithSocket(t, sock, manifest)
 	waitWorkers(t, sock, "web", 1)
+	r.workerPIDs(1) // the log is read up to the fork, which comes after the socket's record
 	if !r.logged("replaced a stale control socket left by a supervisor that is gone") {
 		t.Error("the stale socket's replacement was not logged")
 	}
@@ -438,14 +440,23 @@ func TestEventsSeeKill9AndRestart(t *testing.T) {
 		victim = w
 	}
 	es := followEvents(t, sock, "--app", "web")
-	time.Sleep(300 * time.Millisecond) // the stream is open once the command runs; be generous
+	// The stream is open once it shows an event made after the command
+	// started: scale to the instances web has makes one and changes
+	// nothing.
+	var opened int
+	waitFor(t, "the event stream to open", func() bool {
+		mustCLI(t, sock, "scale", "web", "1")
+		var ok bool
+		opened, ok = es.find(0, func(e control.Event) bool { return e.Type == "scale" })
+		return ok
+	})
 	if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	var exitAt, restartAt int
 	waitFor(t, "exit, restart and fork events", func() bool {
 		var ok bool
-		if exitAt, ok = es.find(0, func(e control.Event) bool {
+		if exitAt, ok = es.find(opened, func(e control.Event) bool {
 			return e.Type == "exit" && e.Worker == victim.ID && e.Signal == "SIGKILL" && e.Intended != nil && !*e.Intended
 		}); !ok {
 			return false
@@ -468,15 +479,18 @@ func TestRestartWait(t *testing.T) {
 	dir := t.TempDir()
 	ok := filepath.Join(dir, "ok")
 	os.WriteFile(ok, nil, 0o644)
-	// Ready (READY=1 over NOTIFY_SOCKET) only while the file "ok" exists.
+	// Ready (READY=1 over NOTIFY_SOCKET) while the file "ok" exists; else
+	// the worker exits at once, before it is ready, which stalls a
+	// rolling restart whatever the machine's speed. Ready ones have all
+	// the time they need.
 	manifest := writeManifest(t, `
 apps:
   web:
-    exec: /bin/sh
-    args: ["-c", "test -e `+ok+` && python3 -c 'import os, socket; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.connect(os.environ[\"NOTIFY_SOCKET\"]); s.send(b\"READY=1\")'; exec sleep 1000"]
+    exec: `+selfPath(t)+`
+    env: {PADDOCK_TEST_HELPER: ready-if, OK: `+ok+`}
     instances: 2
     readiness: notify
-    readyTimeout: 1s
+    readyTimeout: 60s
     killTimeout: 2s
 `)
 	startWithSocket(t, sock, manifest)
@@ -498,8 +512,8 @@ apps:
 		t.Errorf("generation after one restart: %s", gen)
 	}
 
-	// New workers that never become ready: the restart stalls, exit 1,
-	// and the old workers keep serving.
+	// New workers that exit before they are ready: the restart stalls,
+	// exit 1, and the old workers keep serving.
 	os.Remove(ok)
 	out, errOut, code = cli(t, sock, "restart", "--wait", "web")
 	if code != 1 || !strings.Contains(out, "stalled") {
@@ -525,9 +539,11 @@ apps:
 	}
 }
 
+// TestSendSignalLogs drives a Node worker: its IPC channel (process.send
+// and 'message') is what `paddock send` talks to.
 func TestSendSignalLogs(t *testing.T) {
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatal("node is needed (the machine has it): ", err)
+		t.Skip("node is not installed")
 	}
 	sock := socketPath(t)
 	dir := t.TempDir()
@@ -570,15 +586,28 @@ apps:
 		t.Fatal(err)
 	}
 	defer func() { follow.Process.Signal(syscall.SIGTERM); follow.Wait() }()
-	followed := make(chan string, 100)
+	var fmu sync.Mutex
+	var followed []string
 	go func() {
 		sc := bufio.NewScanner(fout)
 		for sc.Scan() {
-			followed <- sc.Text()
+			fmu.Lock()
+			followed = append(followed, sc.Text())
+			fmu.Unlock()
 		}
-		close(followed)
 	}()
-	time.Sleep(300 * time.Millisecond)
+	sawFollowed := func(want string) bool {
+		fmu.Lock()
+		defer fmu.Unlock()
+		return strings.Contains(strings.Join(followed, "\n"), want)
+	}
+	// The follower is open once it shows a line written after it started.
+	marker := 0
+	waitFor(t, "logs -f to follow", func() bool {
+		marker++
+		mustCLI(t, sock, "send", "web", fmt.Sprintf(`{"marker":%d}`, marker))
+		return sawFollowed(`got {"marker":`)
+	})
 
 	// send to all, then to one.
 	if out := mustCLI(t, sock, "send", "web", `{"hello":"all"}`); !strings.Contains(out, "delivered to 2 workers") {
@@ -608,21 +637,11 @@ apps:
 	}
 
 	// The follower saw the messages arrive.
-	deadline := time.After(10 * time.Second)
-	var seen []string
-	for !strings.Contains(strings.Join(seen, "\n"), fmt.Sprintf("usr2 in %d", one)) {
-		select {
-		case l, ok := <-followed:
-			if !ok {
-				t.Fatalf("logs -f ended; saw %q", seen)
-			}
-			seen = append(seen, l)
-		case <-deadline:
-			t.Fatalf("logs -f saw only %q", seen)
-		}
-	}
-	if !strings.Contains(strings.Join(seen, "\n"), `got {"hello":"all"}`) {
-		t.Errorf("logs -f missed the message: %q", seen)
+	waitFor(t, "logs -f to show the signal's effect", func() bool { return sawFollowed(fmt.Sprintf("usr2 in %d", one)) })
+	if !sawFollowed(`got {"hello":"all"}`) {
+		fmu.Lock()
+		t.Errorf("logs -f missed the message: %q", followed)
+		fmu.Unlock()
 	}
 
 	// --lines bounds the tail.
@@ -729,7 +748,7 @@ func TestSystemdNotifications(t *testing.T) {
 
 	next := func(what string, match func(map[string]string) bool) map[string]string {
 		t.Helper()
-		deadline := time.After(20 * time.Second)
+		deadline := time.After(patience)
 		for {
 			select {
 			case m := <-msgs:

@@ -25,6 +25,11 @@ import (
 // user would, as a separate process, and signal it for real.
 var paddockBin string
 
+// patience bounds every wait of these tests for something that must
+// happen: only a failure makes a wait that long, however slow or loaded the
+// machine. No test asserts on elapsed time.
+const patience = 60 * time.Second
+
 func TestMain(m *testing.M) {
 	// The test binary doubles as a worker program (survivors_test.go).
 	if mode := os.Getenv("PADDOCK_TEST_HELPER"); mode != "" {
@@ -83,11 +88,11 @@ func TestValidate(t *testing.T) {
 apps:
   web:
     exec: /bin/sleep
-    args: [60]
+    args: [3600]
     instances: 3
   api:
     exec: /bin/sleep
-    args: [60]
+    args: [3600]
 `)
 	bad := writeManifest(t, `
 apps:
@@ -198,7 +203,7 @@ func startPaddockCmd(t *testing.T, cmd *exec.Cmd, extra ...*os.File) *running {
 // workerPIDs waits until n fork events were logged and returns their pids.
 func (r *running) workerPIDs(n int) []int {
 	r.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		var pids []int
 		r.mu.Lock()
@@ -223,7 +228,7 @@ func (r *running) wait() int {
 	r.t.Helper()
 	select {
 	case <-r.done:
-	case <-time.After(30 * time.Second):
+	case <-time.After(patience):
 		r.t.Fatal("paddock did not exit")
 	}
 	var ee *exec.ExitError
@@ -252,7 +257,7 @@ func dead(pid int) bool {
 
 func waitDead(t *testing.T, pid int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(patience)
 	for !dead(pid) {
 		if time.Now().After(deadline) {
 			t.Fatalf("pid %d still alive", pid)
@@ -268,7 +273,7 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 apps:
   web:
     exec: /bin/sleep
-    args: [60]
+    args: [3600]
     instances: 3
 `))
 			pids := r.workerPIDs(3)
@@ -285,60 +290,77 @@ apps:
 	}
 }
 
-const stubborn = `
+// startStubborn runs paddock with one worker that ignores SIGTERM, and
+// returns once the worker ignores it: the test binary as helper stubborn,
+// which creates $READY when it does.
+func startStubborn(t *testing.T, killTimeout string) (*running, int) {
+	t.Helper()
+	manifest := writeManifest(t, fmt.Sprintf(`
 apps:
   stubborn:
-    exec: /bin/sh
-    args: ["-c", "trap '' TERM; while :; do sleep 0.1; done"]
+    exec: %s
+    env: {PADDOCK_TEST_HELPER: stubborn, READY: $DIR/ignoring}
     killTimeout: %s
-`
+`, selfPath(t), killTimeout))
+	r := startPaddock(t, manifest)
+	pids := r.workerPIDs(1)
+	waitFor(t, "the worker to ignore SIGTERM", func() bool {
+		_, err := os.Stat(filepath.Join(filepath.Dir(manifest), "ignoring"))
+		return err == nil
+	})
+	return r, pids[0]
+}
 
 func TestStopTimeoutExitsOne(t *testing.T) {
-	r := startPaddock(t, writeManifest(t, fmt.Sprintf(stubborn, "300ms")))
-	pids := r.workerPIDs(1)
-	time.Sleep(200 * time.Millisecond) // let the shell install its trap
+	r, pid := startStubborn(t, "300ms")
 	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if code := r.wait(); code != 1 {
 		t.Errorf("exit code %d, want 1 (a worker needed SIGKILL)", code)
 	}
-	waitDead(t, pids[0])
+	waitDead(t, pid)
 }
 
 func TestSecondSignalKillsAtOnce(t *testing.T) {
-	r := startPaddock(t, writeManifest(t, fmt.Sprintf(stubborn, "1h")))
-	pids := r.workerPIDs(1)
-	time.Sleep(200 * time.Millisecond)
+	r, pid := startStubborn(t, "1h")
 	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	// Wait for the graceful stop to begin, then insist.
-	deadline := time.Now().Add(20 * time.Second)
-	for !r.logged("stopping") {
-		if time.Now().After(deadline) {
-			t.Fatal("no stopping event")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, "the stopping event", func() bool { return r.logged("stopping") })
 	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if code := r.wait(); code != 1 {
 		t.Errorf("exit code %d, want 1", code)
 	}
-	waitDead(t, pids[0])
+	waitDead(t, pid)
 }
 
-func (r *running) logged(msg string) bool {
+// selfPath is the absolute path of the test binary, for `exec:` in
+// manifests of workers that run a helper mode.
+func selfPath(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.Abs(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (r *running) logged(msg string) bool { return r.index(msg) >= 0 }
+
+// index returns the position of the first log record with msg, or -1.
+func (r *running) index(msg string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, m := range r.logs {
+	for i, m := range r.logs {
 		if m["msg"] == msg {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
 func TestSIGKILLOfSupervisorLeavesNoWorker(t *testing.T) {
@@ -346,7 +368,7 @@ func TestSIGKILLOfSupervisorLeavesNoWorker(t *testing.T) {
 apps:
   web:
     exec: /bin/sleep
-    args: [60]
+    args: [3600]
     instances: 3
 `))
 	pids := r.workerPIDs(3)
@@ -370,7 +392,7 @@ func TestInheritedDescriptorDoesNotReachWorkers(t *testing.T) {
 apps:
   web:
     exec: /bin/sleep
-    args: [60]
+    args: [3600]
     instances: 2
     silent: true
 `), f)
@@ -380,7 +402,7 @@ apps:
 	for _, pid := range r.workerPIDs(2) {
 		// The dynamic loader holds a descriptor for a moment while sleep
 		// starts; a leaked one stays.
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(patience)
 		for {
 			fds, err := procs.OpenFDs(pid)
 			if err != nil {
@@ -424,7 +446,7 @@ apps:
 	defer cmd.Process.Kill()
 	// unshare forks paddock as its only child.
 	var pid1 int
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(patience)
 	for pid1 == 0 {
 		pid1 = childOf(cmd.Process.Pid)
 		if pid1 == 0 && time.Now().After(deadline) {
@@ -432,16 +454,24 @@ apps:
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	// Wait until the workers exited and their orphans lived and died.
-	for !strings.Contains(stderr.String(), "not restarted") || strings.Count(stderr.String(), "not restarted") < 3 {
+	// Wait until the workers exited: their orphans are paddock's children
+	// from then on (a process is re-parented before its parent can be
+	// reaped).
+	for strings.Count(stderr.String(), "not restarted") < 3 {
 		if time.Now().After(deadline) {
 			t.Fatalf("workers did not finish:\n%s", stderr.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(time.Second)
-	if z := zombieChildren(pid1); len(z) > 0 {
-		t.Errorf("zombies left under paddock as PID 1: %v", z)
+	// The orphans live and die; paddock must reap them: it ends up with no
+	// child at all (as PID 1 it has no watchdog), while a zombie it failed
+	// to reap would stay.
+	deadline = time.Now().Add(patience)
+	for len(children(pid1)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("children left under paddock as PID 1: %v, zombies among them: %v", children(pid1), zombieChildren(pid1))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if err := syscall.Kill(pid1, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -453,7 +483,7 @@ apps:
 		if err != nil {
 			t.Errorf("paddock as PID 1 exited with %v after SIGTERM:\n%s", err, stderr.String())
 		}
-	case <-time.After(20 * time.Second):
+	case <-time.After(patience):
 		t.Fatal("paddock as PID 1 ignored SIGTERM")
 	}
 }
@@ -526,7 +556,7 @@ func TestReloadBySIGHUPAndByWatching(t *testing.T) {
 apps:
   web:
     exec: /bin/sleep
-    args: [60]
+    args: [3600]
     instances: %d
 `
 	for _, mode := range []string{"sighup", "watch"} {
@@ -538,15 +568,13 @@ apps:
 			}
 			r := startPaddockArgs(t, append(args, path)...)
 			r.workerPIDs(1)
+			if mode == "watch" {
+				waitFor(t, "the watching event", func() bool { return r.logged("watching") })
+			}
 			if err := os.WriteFile(path, []byte(fmt.Sprintf(manifestFmt, 3)), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			if mode == "sighup" {
-				// Not watching: nothing happens until SIGHUP.
-				time.Sleep(300 * time.Millisecond)
-				if r.logged("reload") {
-					t.Fatal("reloaded without SIGHUP although --watch=false")
-				}
 				if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 					t.Fatal(err)
 				}
@@ -557,6 +585,17 @@ apps:
 			}
 			if code := r.wait(); code != 0 {
 				t.Errorf("exit code %d", code)
+			}
+			// Not watching: nothing reloaded before SIGHUP. The log, read
+			// whole now that paddock exited, shows it in its order; no
+			// waiting for something not to happen.
+			if mode == "sighup" {
+				if r.logged("watching") {
+					t.Error("the manifests were watched although --watch=false")
+				}
+				if hup, reload := r.index("SIGHUP: reloading manifests"), r.index("reload"); reload < hup {
+					t.Errorf("reloaded (log record %d) before SIGHUP (record %d) although --watch=false", reload, hup)
+				}
 			}
 		})
 	}
@@ -572,7 +611,7 @@ func TestAddressInUseAtStartup(t *testing.T) {
 apps:
   web:
     exec: /bin/sleep
-    args: [60]
+    args: [3600]
     listen: ["`+busy.Addr().String()+`"]
 `)
 	cmd := exec.Command(paddockBin, "run", path)

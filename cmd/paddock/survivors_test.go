@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/paddock-sh/paddock/notify"
 )
 
 // helper runs one behaviour of the test binary acting as a worker or one of
@@ -29,7 +32,11 @@ import (
 //	holder   records its pid and blocks, holding descriptor 3
 //
 // Each records its pid as /proc/self names it (the pid outside a PID
-// namespace of paddock's own) on a line of $PIDFILE.
+// namespace of paddock's own) on a line of $PIDFILE. Other workers:
+//
+//	stubborn  ignores SIGTERM, then creates $READY and blocks
+//	ready-if  if $OK exists, sends READY=1 to $NOTIFY_SOCKET and blocks;
+//	          else exits 1 at once
 func helper(mode string) {
 	recordPID := func() {
 		self, err := os.Readlink("/proc/self")
@@ -67,6 +74,21 @@ func helper(mode string) {
 	case "sleeper", "holder":
 		recordPID()
 		select {}
+	case "stubborn":
+		signal.Ignore(syscall.SIGTERM)
+		if err := os.WriteFile(os.Getenv("READY"), nil, 0o644); err != nil {
+			os.Exit(24)
+		}
+		select {}
+	case "ready-if":
+		if _, err := os.Stat(os.Getenv("OK")); err != nil {
+			os.Exit(1)
+		}
+		if sent, err := notify.Send("READY=1"); !sent || err != nil {
+			fmt.Fprintln(os.Stderr, "notify:", sent, err)
+			os.Exit(25)
+		}
+		select {}
 	default:
 		fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
 		os.Exit(2)
@@ -102,7 +124,7 @@ type family map[int]uint64
 // readFamily waits until the family worker(s) recorded n pids in pidfile.
 func readFamily(t *testing.T, pidfile string, n int) family {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		b, _ := os.ReadFile(pidfile)
 		lines := strings.Fields(string(b))
@@ -143,7 +165,7 @@ func (f family) survivors() []int {
 // none of the family runs.
 func (f family) waitNoSurvivors(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		left := f.survivors()
 		if len(left) == 0 {
@@ -221,7 +243,7 @@ func bindsAgain(t *testing.T, port int) {
 apps:
   web:
     exec: /bin/sleep
-    args: [60]
+    args: [3600]
     listen: ["127.0.0.1:%d"]
 `, port)))
 	r.workerPIDs(1)
@@ -274,6 +296,9 @@ func TestSIGKILLLeavesNoDescendant(t *testing.T) {
 					paddockBin, "run", "--log-format", "json", manifest))
 			}
 			fam := readFamily(t, pidfile, familyProcs)
+			// paddock logs how it guards its workers before it forks one:
+			// once the fork is in the log, that record is too.
+			r.workerPIDs(1)
 			var cgroup string
 			switch mode {
 			case "cgroup":
@@ -300,7 +325,7 @@ func TestSIGKILLLeavesNoDescendant(t *testing.T) {
 			}
 			fam.waitNoSurvivors(t)
 			if cgroup != "" {
-				deadline := time.Now().Add(60 * time.Second)
+				deadline := time.Now().Add(patience)
 				for {
 					if _, err := os.Stat(cgroup); errors.Is(err, fs.ErrNotExist) {
 						break
@@ -320,7 +345,7 @@ func TestSIGKILLLeavesNoDescendant(t *testing.T) {
 // whose environment has PADDOCK_WATCHDOG, other than not; it waits for one.
 func watchdogOf(t *testing.T, paddock, not int) int {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		for _, pid := range children(paddock) {
 			env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
@@ -353,7 +378,7 @@ func TestWatchdogReplacedKeepsGuarantee(t *testing.T) {
 				t.Fatal(err)
 			}
 			watchdogOf(t, r.cmd.Process.Pid, first)
-			deadline := time.Now().Add(60 * time.Second)
+			deadline := time.Now().Add(patience)
 			for !r.logged("the watchdog died; starting a new one") {
 				if time.Now().After(deadline) {
 					t.Fatal("paddock did not log the watchdog's death")
@@ -376,6 +401,7 @@ func TestCleanStopEmptiesCgroup(t *testing.T) {
 	manifest, pidfile := familyManifest(t, freePort(t))
 	r := startPaddock(t, manifest)
 	fam := readFamily(t, pidfile, familyProcs)
+	r.workerPIDs(1) // the cgroup's record comes before the fork's
 	cgroup, ok := r.logValue("workers run in a cgroup of their own", "cgroup")
 	if !ok {
 		t.Skip("paddock created no cgroup here")

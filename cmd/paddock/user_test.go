@@ -36,14 +36,14 @@ func TestUserWithListenWhenUserCannotExecutePaddock(t *testing.T) {
 		t.Fatal(err)
 	}
 	prog := filepath.Join(private, "prog")
-	if err := os.WriteFile(prog, []byte("#!/bin/sh\nexec sleep 60\n"), 0o755); err != nil {
+	if err := os.WriteFile(prog, []byte("#!/bin/sh\nexec sleep 3600\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	manifest := writeManifest(t, fmt.Sprintf(`
 apps:
   web:
     exec: /bin/sh
-    args: ["-c", "echo \"worker uid=$(id -u) listen_pid=$LISTEN_PID pid=$$ fds=$LISTEN_FDS\" >&2; exec sleep 60"]
+    args: ["-c", "echo \"worker uid=$(id -u) listen_pid=$LISTEN_PID pid=$$ fds=$LISTEN_FDS\" >&2; exec sleep 3600"]
     cwd: /
     user: nobody
     listen: ["127.0.0.1:0"]
@@ -73,7 +73,7 @@ apps:
 		return false
 	})
 	line := regexp.MustCompile(`worker uid=(\d+) listen_pid=(\d*) pid=(\d+) fds=(\d*)`)
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		r.mu.Lock()
 		var m []string
