@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -35,7 +36,9 @@ func CurrentHost() Host {
 // Exec must be executable; the program executed (interpreter or Exec) must
 // be one the kernel can run (see runnable); the working directory must be a
 // directory; the user and group must exist and the supervisor must be root
-// to use them. It fills in App.Resolved for every app that passes.
+// to use them; no two unix `listen:` paths may lead to one socket file
+// through a symbolic link. It fills in App.Resolved for every app that
+// passes.
 func CheckHost(set *Set, host Host) error {
 	var l errorList
 	for _, name := range set.Names() {
@@ -48,7 +51,60 @@ func CheckHost(set *Set, host Host) error {
 			a.Resolved = r
 		}
 	}
+	checkSocketPaths(set, &l)
 	return l.err()
+}
+
+// checkSocketPaths reports two unix `listen:` paths that name one socket
+// file through a symbolic link (unix:/var/run/web.sock and
+// unix:/run/web.sock where /var/run links to /run): Validate, which reads
+// no file, compares the paths as written (made absolute and cleaned), and
+// the second bind would fail at run time. A directory that does not exist
+// yet is compared as written.
+func checkSocketPaths(set *Set, l *errorList) {
+	type decl struct {
+		app string
+		ln  Listen
+		pos Pos
+	}
+	var all []decl
+	for _, name := range set.Names() {
+		a := set.Apps[name]
+		for _, ln := range a.Listen {
+			if ln.Network == "unix" {
+				all = append(all, decl{name, ln, a.posOf(fmt.Sprintf("listen[%d]", ln.Index))})
+			}
+		}
+	}
+	// The first declaration in the files is the one the others repeat.
+	sort.SliceStable(all, func(i, j int) bool {
+		a, b := all[i].pos, all[j].pos
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Col < b.Col
+	})
+	seen := map[string]decl{}
+	for _, d := range all {
+		real := d.ln.Address
+		if dir, err := filepath.EvalSymlinks(filepath.Dir(real)); err == nil {
+			real = filepath.Join(dir, filepath.Base(real))
+		}
+		first, dup := seen[real]
+		if !dup {
+			seen[real] = d
+			continue
+		}
+		if first.ln.Key() == d.ln.Key() {
+			continue // the same path as written: Validate reported it
+		}
+		field := fmt.Sprintf("apps.%s.listen[%d]", d.app, d.ln.Index)
+		l.add(d.pos, field, "%s is the socket %s of app %s at %s: both paths lead to %s",
+			d.ln.Raw, first.ln.Raw, first.app, first.pos, real)
+	}
 }
 
 func resolve(a *App, host Host, l *errorList) (Resolved, bool) {

@@ -14,7 +14,9 @@ import (
 // interface, IPv4 and IPv6), "host:port" with an IP address as host
 // ("127.0.0.1:8000", "[::1]:8000", ":8000"), or "unix:PATH" with an optional
 // "?mode=0600" (a relative PATH is resolved against base, the manifest's
-// directory).
+// directory). The Address, and so the Key, is the same for every way of
+// writing one socket: the host as net.IP prints it ("[::]" as "", since
+// both bind every interface), the unix path made absolute and cleaned.
 func ParseListen(s, base string) (Listen, error) {
 	l := Listen{Raw: s}
 	if rest, ok := strings.CutPrefix(s, "unix:"); ok {
@@ -65,6 +67,11 @@ func ParseListen(s, base string) (Listen, error) {
 			return l, fmt.Errorf("host must be an IP address, got %q (use 127.0.0.1 for localhost)", host)
 		}
 		host = ip.String()
+		if host == "::" {
+			// "[::]:8000" is the socket "8000" binds (every interface,
+			// IPv4 and IPv6): one address, one key.
+			host = ""
+		}
 	}
 	l.Network, l.Address = "tcp", net.JoinHostPort(host, strconv.FormatUint(p, 10))
 	return l, nil

@@ -4,6 +4,13 @@
 // kernel-checked sender credentials (SCM_CREDENTIALS) say which worker spoke,
 // so a worker cannot speak for another.
 //
+// The kernel checks the credentials' pid only for senders without
+// CAP_SYS_ADMIN: a process with it (root, unless a container dropped it) may
+// claim any pid, and the pidfd that comes with the message (SCM_PIDFD) is
+// then the claimed process's, not the sender's, so nothing in the datagram
+// tells the claim from the truth. Such a process can signal and trace the
+// workers anyway.
+//
 // A sender's process group is looked up when its message is read, by pid.
 // So that a pid reused after the sender was reaped is never taken for it,
 // the kernel also passes a pidfd of the sender (SCM_PIDFD, Linux 6.5), and

@@ -28,6 +28,10 @@ func TestMain(m *testing.M) {
 		sendBarrier()
 		os.Exit(0)
 	}
+	if pid := os.Getenv("NOTIFY_TEST_CLAIM"); pid != "" {
+		sendClaiming(pid)
+		os.Exit(0)
+	}
 	goleak.VerifyTestMain(m)
 }
 

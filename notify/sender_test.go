@@ -2,9 +2,11 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,10 +48,11 @@ func sendBarrier() {
 	}
 }
 
-// listenAndRun starts a socket and its Run for the test.
-func listenAndRun(t *testing.T) (*Socket, <-chan Message) {
+// listenAndRun starts a socket in a new directory under parent (as
+// Listen) and its Run for the test.
+func listenAndRun(t *testing.T, parent string) (*Socket, <-chan Message) {
 	t.Helper()
-	s, err := Listen(t.TempDir())
+	s, err := Listen(parent)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +83,7 @@ func TestBarrierReleased(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, out := listenAndRun(t)
+	s, out := listenAndRun(t, t.TempDir())
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+s.Path(), "NOTIFY_TEST_BARRIER=1")
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -110,7 +113,7 @@ func TestSystemdNotify(t *testing.T) {
 	if err != nil {
 		t.Skip("systemd-notify is not installed")
 	}
-	s, out := listenAndRun(t)
+	s, out := listenAndRun(t, t.TempDir())
 	cmd := exec.Command(bin, "--ready")
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+s.Path())
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -123,7 +126,7 @@ func TestSystemdNotify(t *testing.T) {
 
 // TestSenderGroup: a live sender's process group is reported.
 func TestSenderGroup(t *testing.T) {
-	s, out := listenAndRun(t)
+	s, out := listenAndRun(t, t.TempDir())
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+s.Path(), "NOTIFY_TEST_SEND=READY=1", "NOTIFY_TEST_HOLD=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -209,4 +212,155 @@ func TestReapedSenderNotAttributed(t *testing.T) {
 	if m.PID != pid || m.PGID != 0 || !m.Reaped {
 		t.Errorf("message %+v: want pid %d, pgid 0 (unknown), reaped", m, pid)
 	}
+}
+
+// sendClaiming is the NOTIFY_TEST_CLAIM sender: it sends READY=1 to
+// $NOTIFY_SOCKET with credentials (SCM_CREDENTIALS) that claim to be the
+// process pid, and prints "sent", or "EPERM" when the kernel refuses the
+// claim; then it sends "CLAIM=done" as itself, so that the receiver knows
+// that a message the claim produced would have come first.
+func sendClaiming(pid string) {
+	n, err := strconv.Atoi(pid)
+	if err != nil {
+		os.Exit(1)
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		os.Exit(1)
+	}
+	creds := unix.UnixCredentials(&unix.Ucred{Pid: int32(n), Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid())})
+	err = unix.Sendmsg(fd, []byte("READY=1"), creds, &unix.SockaddrUnix{Name: os.Getenv("NOTIFY_SOCKET")}, 0)
+	switch {
+	case err == nil:
+		fmt.Println("sent")
+	case errors.Is(err, unix.EPERM):
+		fmt.Println("EPERM")
+	default:
+		fmt.Println(err)
+	}
+	if _, err := Send("CLAIM=done"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// publicCopy returns a copy of the test binary that any user may execute,
+// in a directory any user may search: the binary go test builds is in a
+// directory only its owner may enter.
+func publicCopy(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "notify-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "notify.test")
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// pidfdPID returns the pid that pidfd refers to, as /proc/self/fdinfo
+// says ("Pid:"; -1 once the process was reaped).
+func pidfdPID(t *testing.T, pidfd int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", pidfd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Pid:"); ok {
+			pid, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return pid
+		}
+	}
+	t.Fatalf("no Pid: line in the fdinfo of pidfd %d:\n%s", pidfd, b)
+	return 0
+}
+
+// TestForgedCredentials: a sender's credentials (SCM_CREDENTIALS) are
+// what tells workers apart.
+//
+// A process without CAP_SYS_ADMIN (a worker running as another user, any
+// process of a user that is not root) cannot claim another pid: the
+// kernel refuses to send the message, and the honest one that follows is
+// the first to arrive, with the sender's own pid. Run as the user nobody
+// when the test runs as root, as the test's user otherwise.
+//
+// A process with CAP_SYS_ADMIN (root, unless a container dropped it) can
+// claim any pid, and nothing in the datagram tells: the pidfd that comes
+// with it (SCM_PIDFD) is the claimed process's, not the sender's, since
+// Linux derives it from the credentials. A receiver cannot refuse such a
+// sender; it can signal and trace the workers anyway. Should a kernel ever
+// pass the real sender's pidfd, this test fails, and comparing the pidfd's
+// pid with the credentials' would then make the claim visible.
+func TestForgedCredentials(t *testing.T) {
+	claimed := os.Getpid() // a live process that is not the sender
+	t.Run("unprivileged", func(t *testing.T) {
+		s, out := listenAndRun(t, "") // in os.TempDir(), where nobody reaches it
+		cmd := exec.Command(os.Args[0])
+		if os.Geteuid() == 0 {
+			cmd = exec.Command(publicCopy(t))
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		} else {
+			t.Logf("not root: the sender runs as uid %d", os.Geteuid())
+		}
+		cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+s.Path(), "NOTIFY_TEST_CLAIM="+strconv.Itoa(claimed))
+		b, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("sender: %v\n%s", err, b)
+		}
+		if got := strings.TrimSpace(string(b)); got != "EPERM" {
+			t.Errorf("claiming pid %d as an unprivileged sender: %s, want EPERM", claimed, got)
+		}
+		if m := next(t, out); m.PID != cmd.Process.Pid || m.Fields["CLAIM"] != "done" || m.Ready() {
+			t.Errorf("first message %+v, want CLAIM=done from the sender %d (the claim refused)", m, cmd.Process.Pid)
+		}
+	})
+	t.Run("CAP_SYS_ADMIN", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root, for CAP_SYS_ADMIN")
+		}
+		s, err := Listen(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if !s.pidfds {
+			t.Skip("the kernel does not pass the sender's pidfd (SCM_PIDFD, Linux 6.5)")
+		}
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+s.Path(), "NOTIFY_TEST_CLAIM="+strconv.Itoa(claimed))
+		b, err := cmd.Output()
+		if err != nil || strings.TrimSpace(string(b)) != "sent" {
+			t.Fatalf("sender: %v\n%s", err, b)
+		}
+		buf := make([]byte, MaxMessage)
+		oob := make([]byte, 1024)
+		_, oobn, _, _, err := s.conn.ReadMsgUnix(buf, oob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := parseControl(oob[:oobn])
+		defer c.close()
+		if c.pid != claimed || c.pidfd < 0 {
+			t.Fatalf("credentials claim pid %d, pidfd %d; want the claimed %d and a pidfd", c.pid, c.pidfd, claimed)
+		}
+		if got := pidfdPID(t, c.pidfd); got != claimed {
+			t.Errorf("the pidfd passed with a forged claim refers to pid %d, not the claimed %d (the sender is %d): "+
+				"the kernel now tells a forged sender; notify should drop a message whose pidfd is not the credentials' pid",
+				got, claimed, cmd.Process.Pid)
+		}
+	})
 }

@@ -426,20 +426,32 @@ func SetSubreaper() error {
 
 // CloseOnExecInherited marks every descriptor from 3 up close-on-exec, so
 // that descriptors this process inherited from its parent never leak into
-// workers. Descriptors meant for a worker are passed explicitly.
+// workers. Descriptors meant for a worker are passed explicitly. It uses
+// close_range(2) with CLOSE_RANGE_CLOEXEC, and closeOnExecWalk on kernels
+// without it (before 5.11).
 func CloseOnExecInherited() error {
 	err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	if err == nil {
 		return nil
 	}
-	// Kernels before 5.11: walk /proc/self/fd.
-	entries, rerr := os.ReadDir("/proc/self/fd")
-	if rerr != nil {
-		return fmt.Errorf("close-on-exec inherited descriptors: %w", errors.Join(err, rerr))
+	if werr := closeOnExecWalk(); werr != nil {
+		return fmt.Errorf("close-on-exec inherited descriptors: %w", errors.Join(err, werr))
+	}
+	return nil
+}
+
+// closeOnExecWalk marks every descriptor from 3 up close-on-exec, one at a
+// time, as listed in /proc/self/fd: CloseOnExecInherited's way on kernels
+// whose close_range(2) cannot (before 5.11).
+func closeOnExecWalk() error {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
 	}
 	for _, e := range entries {
-		fd, convErr := strconv.Atoi(e.Name())
-		if convErr == nil && fd >= 3 {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= 3 {
+			// The directory's own descriptor is listed too, and closed
+			// by now: EBADF.
 			unix.CloseOnExec(fd)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -306,9 +307,21 @@ func testRollingUpdateUnderLoad(t *testing.T, kind string) {
 
 func TestStickySessions(t *testing.T) { forKinds(t, testStickySessions) }
 
+// testStickySessions: 40 client addresses (127.0.0.2 to 127.0.0.41), 3
+// connections each, over 3 sticky workers: each address always reaches
+// the same worker, and every worker serves some of them. The sticky
+// dispatcher hashes each address with each worker's id (rendezvous
+// hashing): with a uniform hash each address picks one of 3 workers at
+// random, so that a worker gets none of 40 addresses with probability
+// (2/3)^40, and any of 3 does with at most 3·(2/3)^40 ≈ 3·10⁻⁷. Then the
+// oldest worker (first in every list) is killed and not replaced (restart:
+// never): the clients of the others stay where they were, and its own
+// clients move. A hash of the worker's place in the list instead of its id
+// moves the others' clients; a hash that ignores the address sends every
+// client to one worker.
 func testStickySessions(t *testing.T, kind string) {
 	port := freePort(t)
-	h := startNode(t, pidWorker, pidApp(kind, "sticky", port, 3, "1"))
+	h := startNode(t, pidWorker, pidApp(kind, "sticky", port, 3, "1")+"    restart: never\n")
 	ws := h.waitWorkers("3 ready", func(ws []WorkerInfo) bool {
 		return len(ws) == 3 && ws[0].Ready && ws[1].Ready && ws[2].Ready
 	})
@@ -318,12 +331,15 @@ func testStickySessions(t *testing.T, kind string) {
 		return &http.Client{Timeout: patience, Transport: &http.Transport{DisableKeepAlives: true,
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}}
 	}
-	clients := []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"}
+	var clients []string
+	for i := 2; i < 42; i++ {
+		clients = append(clients, fmt.Sprintf("127.0.0.%d", i))
+	}
 	mapping := func() map[string]string {
 		m := map[string]string{}
 		for _, ip := range clients {
 			c := from(ip)
-			for range 100 {
+			for range 3 {
 				f, err := nodeGet(c, addr)
 				if err != nil {
 					t.Fatal(err)
@@ -336,20 +352,40 @@ func testStickySessions(t *testing.T, kind string) {
 		}
 		return m
 	}
+	spread := func(m map[string]string) map[string]int {
+		n := map[string]int{}
+		for _, w := range m {
+			n[w]++
+		}
+		return n
+	}
 	before := mapping()
-	t.Logf("300 connections from 3 addresses: %v", before)
-	// Retire the newest worker: only its clients move.
-	h.apply(pidApp(kind, "sticky", port, 2, "1"))
-	retired := strconv.Itoa(ws[2].ID)
-	h.waitEvent("exit of the retired worker", func(e Event) bool { return e.Type == EventExit && e.Worker == ws[2].ID })
+	t.Logf("%d clients over workers: %v", len(clients), spread(before))
+	oldest := ws[0]
+	for _, w := range ws {
+		if w.ID < oldest.ID {
+			oldest = w
+		}
+	}
+	for _, w := range ws {
+		if n := spread(before)[strconv.Itoa(w.ID)]; n == 0 {
+			t.Fatalf("worker %d serves none of %d clients: %v", w.ID, len(clients), before)
+		}
+	}
+	// Kill the oldest worker; with restart: never it is not replaced.
+	if err := syscall.Kill(oldest.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	h.waitEvent("exit of the oldest worker", func(e Event) bool { return e.Type == EventExit && e.Worker == oldest.ID })
 	after := mapping()
-	t.Logf("after retiring worker %s: %v", retired, after)
+	gone := strconv.Itoa(oldest.ID)
+	t.Logf("without worker %s: %v", gone, spread(after))
 	for ip, w := range before {
-		if w != retired && after[ip] != w {
+		if w != gone && after[ip] != w {
 			t.Errorf("client %s moved from worker %s to %s although %s stayed", ip, w, after[ip], w)
 		}
-		if after[ip] == retired {
-			t.Errorf("client %s still goes to the retired worker", ip)
+		if after[ip] == gone {
+			t.Errorf("client %s still goes to the killed worker %s", ip, gone)
 		}
 	}
 }
@@ -432,4 +468,92 @@ apps:
 	h.waitReady([]WorkerInfo{{ID: fork.Worker}})
 	syscall.Kill(fork.PID, syscall.SIGTERM)
 	h.waitEvent("the replacement's exit", func(e Event) bool { return e.Type == EventExit && e.Worker == fork.Worker })
+}
+
+// TestStickyOrder: the sticky dispatcher's order, a rendezvous hash of the
+// client's address and each worker's id. For 1000 client addresses over
+// workers 1, 2 and 3: each address has one first choice whatever the order
+// of the subscriber list (the hash takes the worker's id, not its place in
+// the list), the addresses spread over the workers (a uniform hash gives
+// each worker 333 ± 15, one standard deviation; 270 is more than 4 of them
+// below); removing a worker, the first in the list or another, moves only
+// the addresses that chose it; adding one moves addresses only to it. Each
+// order tries every worker once, also for a client without an IP address
+// (a unix socket).
+func TestStickyOrder(t *testing.T) {
+	d := &dispatcher{sticky: true}
+	subs := func(ids ...int) []subscriber {
+		var s []subscriber
+		for _, id := range ids {
+			s = append(s, subscriber{c: &channel{worker: id}})
+		}
+		return s
+	}
+	first := func(ip netip.Addr, s []subscriber) int {
+		t.Helper()
+		order := d.order(acceptedConn{ip: ip}, s)
+		seen := map[int]bool{}
+		for _, i := range order {
+			if i < 0 || i >= len(s) || seen[i] {
+				t.Fatalf("order %v over %d workers is not a permutation", order, len(s))
+			}
+			seen[i] = true
+		}
+		if len(order) != len(s) {
+			t.Fatalf("order %v over %d workers", order, len(s))
+		}
+		return s[order[0]].c.worker
+	}
+	first(netip.Addr{}, subs(1, 2, 3))
+	const n = 1000
+	ips := make([]netip.Addr, n)
+	for i := range ips {
+		ips[i] = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+	}
+	choice := map[netip.Addr]int{}
+	count := map[int]int{}
+	for _, ip := range ips {
+		w := first(ip, subs(1, 2, 3))
+		choice[ip] = w
+		count[w]++
+		for _, perm := range [][]int{{3, 2, 1}, {2, 3, 1}, {1, 3, 2}} {
+			if got := first(ip, subs(perm...)); got != w {
+				t.Fatalf("%s goes to worker %d over workers %v, to %d over 1 2 3", ip, got, perm, w)
+			}
+		}
+	}
+	t.Logf("%d addresses over workers 1 2 3: %v", n, count)
+	for _, id := range []int{1, 2, 3} {
+		if count[id] < 270 {
+			t.Errorf("worker %d is the choice of %d of %d addresses, want about a third: %v", id, count[id], n, count)
+		}
+	}
+	for _, gone := range []int{1, 2, 3} {
+		var left []int
+		for _, id := range []int{1, 2, 3} {
+			if id != gone {
+				left = append(left, id)
+			}
+		}
+		for _, ip := range ips {
+			got := first(ip, subs(left...))
+			if choice[ip] != gone && got != choice[ip] {
+				t.Fatalf("without worker %d, %s moved from worker %d to %d", gone, ip, choice[ip], got)
+			}
+		}
+	}
+	moved := 0
+	for _, ip := range ips {
+		got := first(ip, subs(1, 2, 3, 4))
+		if got != choice[ip] {
+			moved++
+			if got != 4 {
+				t.Fatalf("with worker 4 added, %s moved from worker %d to %d", ip, choice[ip], got)
+			}
+		}
+	}
+	t.Logf("adding worker 4 moved %d of %d addresses", moved, n)
+	if moved < n/8 || moved > n/2 {
+		t.Errorf("adding a fourth worker moved %d of %d addresses, want about a quarter", moved, n)
+	}
 }

@@ -75,6 +75,17 @@ func TestMain(m *testing.M) {
 //	grandchild          ignore SIGTERM and block
 //	sleep:D             sleep D, then exit 0
 //	notify-serve:D      after D, send READY=1 to $NOTIFY_SOCKET, then serve
+//	notify-on-usr1      send READY=1 to $NOTIFY_SOCKET on SIGUSR1; serve
+//	notify-send-hold    send READY=1 to $NOTIFY_SOCKET, print "sent", then
+//	                    hold until its stdin is closed (a process that is
+//	                    not a worker, or a worker's child)
+//	notify-from-child   start a child (notify-send-hold) in the worker's
+//	                    process group, which lives as long as the worker;
+//	                    serve
+//	notify-claim        on SIGUSR1, send READY=1 with credentials that claim
+//	                    the pid in $CLAIM_FILE and print "claim of pid N:
+//	                    sent", or "...: EPERM" when the kernel refuses; then
+//	                    send "MAINPID=N\nREADY=1" as itself; serve
 //	go-worker           a worker built on package worker: HTTP on
 //	                    worker.Listen("tcp", "127.0.0.1:$PORT") answering
 //	                    "<id> <pid> <VERSION>", reporting its ids and echoing
@@ -138,6 +149,30 @@ func helper(mode string) {
 			os.Exit(6)
 		}
 		serve()
+	case mode == "notify-on-usr1":
+		onUSR1(func() { sendNotify("READY=1") })
+		serve()
+	case mode == "notify-send-hold":
+		sendNotify("READY=1")
+		fmt.Println("sent")
+		_, _ = io.Copy(io.Discard, os.Stdin) // until the other end closes it
+	case mode == "notify-from-child":
+		r, w, err := os.Pipe()
+		if err != nil {
+			os.Exit(3)
+		}
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "PADDOCK_TEST_HELPER=notify-send-hold")
+		cmd.Stdin = r // held open by w, which lives as long as this process
+		if err := cmd.Start(); err != nil {
+			os.Exit(3)
+		}
+		r.Close()
+		defer w.Close()
+		serve()
+	case mode == "notify-claim":
+		onUSR1(claimReady)
+		serve()
 	case mode == "http":
 		serveHTTP()
 	case mode == "states":
@@ -188,6 +223,53 @@ func serve() {
 	}
 	<-c
 	os.Exit(0)
+}
+
+// sendNotify sends state to $NOTIFY_SOCKET, and exits 6 if it cannot.
+func sendNotify(state string) {
+	if sent, err := notify.Send(state); !sent || err != nil {
+		fmt.Fprintln(os.Stderr, "notify:", sent, err)
+		os.Exit(6)
+	}
+}
+
+// onUSR1 runs f, in a goroutine of its own, on each SIGUSR1.
+func onUSR1(f func()) {
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		for range usr1 {
+			f()
+		}
+	}()
+}
+
+// claimReady is the notify-claim worker's answer to SIGUSR1.
+func claimReady() {
+	file := os.Getenv("CLAIM_FILE")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		os.Exit(17)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		os.Exit(17)
+	}
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		os.Exit(17)
+	}
+	defer syscall.Close(fd)
+	creds := syscall.UnixCredentials(&syscall.Ucred{Pid: int32(pid), Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid())})
+	result := "sent"
+	err = syscall.Sendmsg(fd, []byte("READY=1"), creds, &syscall.SockaddrUnix{Name: os.Getenv("NOTIFY_SOCKET")}, 0)
+	if errors.Is(err, syscall.EPERM) {
+		result = "EPERM"
+	} else if err != nil {
+		result = err.Error()
+	}
+	fmt.Printf("claim of pid %d: %s\n", pid, result)
+	sendNotify(fmt.Sprintf("MAINPID=%d\nREADY=1", pid))
 }
 
 // stamp appends "<what> <unix ns>" to $STAMPS, if set.

@@ -711,14 +711,21 @@ func (s *Supervisor) Rollouts(ctx context.Context) (map[string]reconcile.Rollout
 }
 
 // handleNotifyLocked takes an sd_notify message: the sender must be a
-// worker or a process in a worker's process group.
+// worker or a process in a worker's process group. A message whose sender
+// was reaped before it was read (known with SCM_PIDFD) counts for nobody:
+// its pid may be a new worker's by now, and a worker that is gone has
+// nothing to declare.
 func (s *Supervisor) handleNotifyLocked(m notify.Message) {
+	if m.Reaped {
+		s.opts.Logger.Warn("notification from a process reaped before it was read, ignored", "pid", m.PID)
+		return
+	}
 	w, ok := s.byPID[m.PID]
 	if !ok && m.PGID != 0 {
 		w, ok = s.byPID[m.PGID]
 	}
 	if !ok {
-		s.opts.Logger.Warn("notification from a process that is not a worker, ignored", "pid", m.PID, "sender_reaped", m.Reaped)
+		s.opts.Logger.Warn("notification from a process that is not a worker, ignored", "pid", m.PID)
 		return
 	}
 	if st, ok := m.Fields["STATUS"]; ok {

@@ -210,6 +210,42 @@ func familyManifest(t *testing.T, port int) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return familyManifestOf(t, self, port)
+}
+
+// publicFamilyManifest is familyManifest for a paddock run by nobody
+// (see unprivileged) when the test runs as root: the worker is a copy of
+// the test binary that nobody may execute, and nobody may write the pid
+// file.
+func publicFamilyManifest(t *testing.T, port int) (string, string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return familyManifest(t, port)
+	}
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "paddock.test")
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	manifest, pidfile := familyManifestOf(t, bin, port)
+	if err := os.Chmod(filepath.Dir(manifest), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return manifest, pidfile
+}
+
+// familyManifestOf is familyManifest with the test binary at self.
+func familyManifestOf(t *testing.T, self string, port int) (string, string) {
+	t.Helper()
 	path := writeManifest(t, fmt.Sprintf(`
 apps:
   fam:
@@ -278,7 +314,7 @@ func (r *running) logValue(msg, key string) (string, bool) {
 // the kernel's rule for PID 1 of a PID namespace (no cgroup, no watchdog).
 func TestSIGKILLLeavesNoDescendant(t *testing.T) {
 	unshare, _ := exec.LookPath("unshare")
-	for _, mode := range []string{"cgroup", "watchdog", "pid1"} {
+	for _, mode := range []string{"cgroup", "watchdog", "pid1", "pid1 user namespace"} {
 		t.Run(mode, func(t *testing.T) {
 			port := freePort(t)
 			manifest, pidfile := familyManifest(t, port)
@@ -294,6 +330,15 @@ func TestSIGKILLLeavesNoDescendant(t *testing.T) {
 				}
 				r = startPaddockCmd(t, exec.Command(unshare, "--pid", "--fork", "--kill-child",
 					paddockBin, "run", "--log-format", "json", manifest))
+			case "pid1 user namespace":
+				// As a rootless container runs it: see TestAsPID1.
+				if unshare == "" {
+					t.Skip("needs unshare(1) to create a PID namespace")
+				}
+				manifest, pidfile = publicFamilyManifest(t, port)
+				sock := unprivilegedDirs(t, manifest)
+				r = startPaddockCmd(t, unprivileged(t, unshare, "--user", "--map-root-user", "--pid", "--fork", "--kill-child",
+					paddockBin, "run", "--log-format", "json", "--socket", sock, manifest))
 			}
 			fam := readFamily(t, pidfile, familyProcs)
 			// paddock logs how it guards its workers before it forks one:
@@ -307,7 +352,7 @@ func TestSIGKILLLeavesNoDescendant(t *testing.T) {
 					r.mu.Lock()
 					t.Skipf("paddock created no cgroup here: %v", r.logs)
 				}
-			case "pid1":
+			case "pid1", "pid1 user namespace":
 				if !r.logged("running as PID 1: when paddock exits or dies, the kernel ends every process of its PID namespace; no cgroup or watchdog is needed") {
 					t.Fatal("paddock did not say it runs as PID 1")
 				}
@@ -317,7 +362,7 @@ func TestSIGKILLLeavesNoDescendant(t *testing.T) {
 				}
 			}
 			target := r.cmd.Process.Pid
-			if mode == "pid1" {
+			if strings.HasPrefix(mode, "pid1") {
 				target = childOf(r.cmd.Process.Pid) // unshare forked paddock
 			}
 			if err := syscall.Kill(target, syscall.SIGKILL); err != nil {
