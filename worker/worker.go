@@ -25,7 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/paddock-sh/paddock/internal/nodeipc"
-	"github.com/paddock-sh/paddock/notify"
+	"github.com/paddock-sh/paddock/internal/notify"
 )
 
 // ID returns this worker's id (PADDOCK_WORKER_ID, as Node's

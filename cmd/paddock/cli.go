@@ -22,7 +22,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/paddock-sh/paddock/control"
+	"github.com/paddock-sh/paddock/internal/control"
 	"github.com/paddock-sh/paddock/internal/plural"
 	"github.com/paddock-sh/paddock/manifest"
 )

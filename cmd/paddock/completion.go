@@ -5,7 +5,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/paddock-sh/paddock/control"
+	"github.com/paddock-sh/paddock/internal/control"
 )
 
 // commands lists the commands, for help and completion.

@@ -24,8 +24,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/paddock-sh/paddock/control"
-	"github.com/paddock-sh/paddock/notify"
+	"github.com/paddock-sh/paddock/internal/control"
+	"github.com/paddock-sh/paddock/internal/notify"
 )
 
 // socketPath returns a fresh control socket path for one test.

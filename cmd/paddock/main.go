@@ -28,18 +28,18 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/paddock-sh/paddock/control"
+	"github.com/paddock-sh/paddock/internal/control"
+	"github.com/paddock-sh/paddock/internal/logbuf"
+	"github.com/paddock-sh/paddock/internal/metrics"
+	"github.com/paddock-sh/paddock/internal/notify"
 	"github.com/paddock-sh/paddock/internal/plural"
 	"github.com/paddock-sh/paddock/internal/suggest"
+	"github.com/paddock-sh/paddock/internal/supervisor"
 	"github.com/paddock-sh/paddock/internal/unixsock"
-	"github.com/paddock-sh/paddock/logbuf"
+	"github.com/paddock-sh/paddock/internal/watch"
 	"github.com/paddock-sh/paddock/manifest"
-	"github.com/paddock-sh/paddock/metrics"
 	"github.com/paddock-sh/paddock/netshare"
-	"github.com/paddock-sh/paddock/notify"
 	"github.com/paddock-sh/paddock/procs"
-	"github.com/paddock-sh/paddock/supervisor"
-	"github.com/paddock-sh/paddock/watch"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3";

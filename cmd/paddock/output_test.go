@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/paddock-sh/paddock/control"
+	"github.com/paddock-sh/paddock/internal/control"
 )
 
 // chatty is a silent app whose worker writes a line every 20 ms, so that

@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/paddock-sh/paddock/notify"
+	"github.com/paddock-sh/paddock/internal/notify"
 )
 
 // helper runs one behaviour of the test binary acting as a worker or one of

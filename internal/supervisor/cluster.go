@@ -20,8 +20,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/paddock-sh/paddock/internal/ipc"
 	"github.com/paddock-sh/paddock/internal/nodeipc"
-	"github.com/paddock-sh/paddock/ipc"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/netshare"
 	"github.com/paddock-sh/paddock/reconcile"

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/paddock-sh/paddock/ipc"
+	"github.com/paddock-sh/paddock/internal/ipc"
 )
 
 // helloWorld is the cluster example of Node's documentation, unchanged.

@@ -19,9 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/paddock-sh/paddock/logbuf"
+	"github.com/paddock-sh/paddock/internal/logbuf"
+	"github.com/paddock-sh/paddock/internal/supervisor"
 	"github.com/paddock-sh/paddock/manifest"
-	"github.com/paddock-sh/paddock/supervisor"
 )
 
 // The test binary doubles as a control server and its clients, run as

@@ -21,14 +21,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/paddock-sh/paddock/internal/ipc"
+	"github.com/paddock-sh/paddock/internal/notify"
 	"github.com/paddock-sh/paddock/internal/plural"
-	"github.com/paddock-sh/paddock/ipc"
+	"github.com/paddock-sh/paddock/internal/watch"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/netshare"
-	"github.com/paddock-sh/paddock/notify"
 	"github.com/paddock-sh/paddock/procs"
 	"github.com/paddock-sh/paddock/reconcile"
-	"github.com/paddock-sh/paddock/watch"
 	"golang.org/x/sys/unix"
 )
 

@@ -7,8 +7,8 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/paddock-sh/paddock/internal/supervisor"
 	"github.com/paddock-sh/paddock/manifest"
-	"github.com/paddock-sh/paddock/supervisor"
 )
 
 // The types below are the JSON bodies of the API. Field names are part of

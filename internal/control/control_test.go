@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/paddock-sh/paddock/logbuf"
+	"github.com/paddock-sh/paddock/internal/logbuf"
+	"github.com/paddock-sh/paddock/internal/supervisor"
 	"github.com/paddock-sh/paddock/manifest"
-	"github.com/paddock-sh/paddock/supervisor"
 )
 
 func TestParseSignal(t *testing.T) {

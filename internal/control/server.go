@@ -15,10 +15,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/paddock-sh/paddock/internal/logbuf"
 	"github.com/paddock-sh/paddock/internal/plural"
-	"github.com/paddock-sh/paddock/logbuf"
+	"github.com/paddock-sh/paddock/internal/supervisor"
 	"github.com/paddock-sh/paddock/manifest"
-	"github.com/paddock-sh/paddock/supervisor"
 	"golang.org/x/sys/unix"
 )
 

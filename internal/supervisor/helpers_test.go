@@ -24,8 +24,8 @@ import (
 
 	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/paddock-sh/paddock/internal/notify"
 	"github.com/paddock-sh/paddock/manifest"
-	"github.com/paddock-sh/paddock/notify"
 	"github.com/paddock-sh/paddock/procs"
 	gworker "github.com/paddock-sh/paddock/worker"
 	"go.uber.org/goleak"

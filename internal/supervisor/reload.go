@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/paddock-sh/paddock/internal/plural"
+	"github.com/paddock-sh/paddock/internal/watch"
 	"github.com/paddock-sh/paddock/manifest"
-	"github.com/paddock-sh/paddock/watch"
 )
 
 // settleFactor is the settle time of a reload in debounce intervals (see

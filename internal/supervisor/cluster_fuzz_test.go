@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/paddock-sh/paddock/ipc"
+	"github.com/paddock-sh/paddock/internal/ipc"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/reconcile"
 )

@@ -2,7 +2,7 @@ package control
 
 import (
 	"github.com/paddock-sh/paddock/internal/fanout"
-	"github.com/paddock-sh/paddock/supervisor"
+	"github.com/paddock-sh/paddock/internal/supervisor"
 )
 
 // Limits of the streams (GET /v1/events, GET /v1/logs?follow=1): each

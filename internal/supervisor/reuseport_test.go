@@ -20,7 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/paddock-sh/paddock/notify"
+	"github.com/paddock-sh/paddock/internal/notify"
 )
 
 // serveStates is a worker that tells in each answer what state it is in.

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/paddock-sh/paddock/notify"
+	"github.com/paddock-sh/paddock/internal/notify"
 )
 
 // startLogged starts a supervisor over yaml whose log (debug and up, as

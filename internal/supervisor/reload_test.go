@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paddock-sh/paddock/internal/watch"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/reconcile"
-	"github.com/paddock-sh/paddock/watch"
 )
 
 func pids(ws []WorkerInfo, app string) []int {

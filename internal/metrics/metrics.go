@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/paddock-sh/paddock/supervisor"
+	"github.com/paddock-sh/paddock/internal/supervisor"
 )
 
 // Exit causes, the cause label of paddock_worker_exits_total.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/paddock-sh/paddock/supervisor"
+	"github.com/paddock-sh/paddock/internal/supervisor"
 )
 
 func TestExitCause(t *testing.T) {

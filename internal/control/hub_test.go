@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/paddock-sh/paddock/supervisor"
+	"github.com/paddock-sh/paddock/internal/supervisor"
 )
 
 func TestHubFiltersAndCountsDrops(t *testing.T) {
