@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 10s
 
-.PHONY: all build run test check-files vet race fuzz-smoke fuzz bench bench-go bench-http clean
+.PHONY: all build run test check-files vet race fuzz-smoke fuzz mutate bench bench-go bench-http clean
 
 all: build
 
@@ -47,6 +47,14 @@ fuzz-smoke:
 
 ## fuzz: a longer fuzzing session, by hand: make fuzz FUZZTIME=10m
 fuzz: fuzz-smoke
+
+## mutate: plant each mutation of internal/tools/mutate/mutations.yaml in a
+## temporary copy, run the owning package's tests, report which survive (exit
+## 1 if any). Not part of test: it takes about half an hour. One mutation:
+## make mutate MUTATE_FLAGS='-run ^supervisor-rr-always-first$$'
+MUTATE_FLAGS ?=
+mutate:
+	$(GO) run ./internal/tools/mutate $(MUTATE_FLAGS)
 
 ## bench: the Go benchmarks, then the HTTP benchmark against Node's cluster
 ## primary; one after the other even under make -j, so neither disturbs the other.
