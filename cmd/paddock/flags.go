@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/paddock-sh/paddock/internal/control"
 	"github.com/paddock-sh/paddock/manifest"
@@ -102,6 +103,19 @@ func load(paths []string, stderr io.Writer) (*manifest.Set, int) {
 	return set, exitOK
 }
 
+// newClientFlagSet returns the flag set of a client command, as newFlagSet,
+// with the flags every client command has; sock is the --socket flag.
+func newClientFlagSet(name, synopsis string, stderr io.Writer) (fs *flag.FlagSet, sock *string) {
+	fs = newFlagSet(name, synopsis, stderr)
+	return fs, clientFlags(fs)
+}
+
+// timeoutFlag adds --timeout, how long a command that waits for the
+// supervisor may wait: giveUp says what it does then ("give up waiting").
+func timeoutFlag(fs *flag.FlagSet, giveUp string) *time.Duration {
+	return fs.Duration("timeout", 0, giveUp+" after this long (exit 1); 0: no limit")
+}
+
 // clientFlags adds the flags every client command has and returns the
 // socket flag.
 func clientFlags(fs *flag.FlagSet) *string {
@@ -127,8 +141,7 @@ func splitTarget(s string) (string, int, error) {
 // targetArgs parses the flags and the two arguments of a command of the
 // form NAME APP[/WORKER] WHAT; code is -1 to go on.
 func targetArgs(name, what string, args []string, stderr io.Writer) (sock *string, app string, id int, arg string, code int) {
-	fs := newFlagSet(name, name+" APP[/WORKER] "+what, stderr)
-	sock = clientFlags(fs)
+	fs, sock := newClientFlagSet(name, name+" APP[/WORKER] "+what, stderr)
 	if code := parse(fs, args); code >= 0 {
 		return nil, "", 0, "", code
 	}

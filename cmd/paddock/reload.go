@@ -18,8 +18,7 @@ import (
 )
 
 func cmdReload(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("reload", "reload", stderr)
-	sock := clientFlags(fs)
+	fs, sock := newClientFlagSet("reload", "reload", stderr)
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
@@ -72,8 +71,7 @@ const (
 )
 
 func cmdDiff(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("diff", "diff [--json] [PATH...]", stderr)
-	sock := clientFlags(fs)
+	fs, sock := newClientFlagSet("diff", "diff [--json] [PATH...]", stderr)
 	asJSON := fs.Bool("json", false, "print the changes as JSON")
 	if code := parse(fs, args); code >= 0 {
 		if code == exitUsage {

@@ -14,8 +14,7 @@ import (
 )
 
 func cmdScale(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("scale", "scale APP N", stderr)
-	sock := clientFlags(fs)
+	fs, sock := newClientFlagSet("scale", "scale APP N", stderr)
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
@@ -45,10 +44,9 @@ func cmdScale(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdRestart(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("restart", "restart [--wait] APP", stderr)
-	sock := clientFlags(fs)
+	fs, sock := newClientFlagSet("restart", "restart [--wait] APP", stderr)
 	wait := fs.Bool("wait", false, "show the rolling restart's progress until it completes (exit 0) or stalls (exit 1)")
-	timeout := fs.Duration("timeout", 0, "with --wait, give up after this long (exit 1); 0: no limit")
+	timeout := timeoutFlag(fs, "with --wait, give up")
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}

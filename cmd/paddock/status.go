@@ -16,8 +16,7 @@ import (
 )
 
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("status", "status [--json]", stderr)
-	sock := clientFlags(fs)
+	fs, sock := newClientFlagSet("status", "status [--json]", stderr)
 	asJSON := fs.Bool("json", false, "print the whole status as JSON")
 	if code := parse(fs, args); code >= 0 {
 		return code
@@ -110,8 +109,7 @@ func formatAge(d time.Duration) string {
 }
 
 func cmdEvents(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("events", "events [--json] [--app APP]", stderr)
-	sock := clientFlags(fs)
+	fs, sock := newClientFlagSet("events", "events [--json] [--app APP]", stderr)
 	asJSON := fs.Bool("json", false, "print each event as a line of JSON")
 	app := fs.String("app", "", "only the events of this app")
 	if code := parse(fs, args); code >= 0 {

@@ -21,8 +21,7 @@ import (
 )
 
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("validate", "validate [PATH...]", stderr)
-	sock := clientFlags(fs)
+	fs, sock := newClientFlagSet("validate", "validate [PATH...]", stderr)
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}

@@ -59,8 +59,7 @@ func cmdSignal(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdLogs(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("logs", "logs [-f] [--lines N] [--json] [APP[/WORKER]]", stderr)
-	sock := clientFlags(fs)
+	fs, sock := newClientFlagSet("logs", "logs [-f] [--lines N] [--json] [APP[/WORKER]]", stderr)
 	follow := fs.Bool("f", false, "follow: print the lines that come next, until interrupted")
 	fs.BoolVar(follow, "follow", false, "same as -f")
 	lines := fs.Int("lines", 100, "how many recent lines to print first")
@@ -102,10 +101,9 @@ func cmdLogs(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdStop(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("stop", "stop [--no-wait] [--timeout D]", stderr)
-	sock := clientFlags(fs)
+	fs, sock := newClientFlagSet("stop", "stop [--no-wait] [--timeout D]", stderr)
 	noWait := fs.Bool("no-wait", false, "return once the supervisor started to stop")
-	timeout := fs.Duration("timeout", 0, "give up waiting after this long (exit 1); 0: no limit")
+	timeout := timeoutFlag(fs, "give up waiting")
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
