@@ -108,10 +108,7 @@ func run(o options) int {
 	}
 
 	if o.timeout == 0 {
-		// Per configuration: waiting for a quiet machine, start-up, the
-		// warm-up, two measurements with their pauses, and the stop.
-		per := o.quietWait + 20*time.Second + o.warmup + 2*(o.duration+time.Second)
-		o.timeout = time.Duration(o.rounds*len(configs)) * per
+		o.timeout = defaultTimeout(o, len(configs))
 	}
 
 	// Ctrl-C, SIGTERM and SIGHUP cancel the run; they stay caught until
@@ -137,11 +134,39 @@ func run(o options) int {
 
 	machine := describeMachine(ctx, o, b)
 	start := time.Now()
-	var results []*result
-	failed := false
-	for round := range o.rounds {
-		if o.rounds > 1 {
-			logf("round %d of %d", round+1, o.rounds)
+	results, failed := b.rounds(ctx, configs)
+	procs.cleanup()
+	if ctx.Err() != nil {
+		failed = true
+		if sigCtx.Err() != nil {
+			logf("interrupted; every process started has been stopped")
+		} else {
+			logf("timed out after %s; every process started has been stopped", o.timeout)
+		}
+	}
+	logf("done in %s", time.Since(start).Round(time.Second))
+	machine.addListenPaths(b)
+	report(os.Stdout, o, machine, configs, results)
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+// defaultTimeout bounds a run of n configurations when -timeout is 0.
+func defaultTimeout(o options, n int) time.Duration {
+	// Per configuration: waiting for a quiet machine, start-up, the
+	// warm-up, two measurements with their pauses, and the stop.
+	per := o.quietWait + 20*time.Second + o.warmup + 2*(o.duration+time.Second)
+	return time.Duration(o.rounds*n) * per
+}
+
+// rounds measures every configuration -rounds times, until ctx ends, and
+// returns the results and whether any measurement failed.
+func (b *bench) rounds(ctx context.Context, configs []config) (results []*result, failed bool) {
+	for round := range b.o.rounds {
+		if b.o.rounds > 1 {
+			logf("round %d of %d", round+1, b.o.rounds)
 		}
 		// Each round starts one configuration later, so that no
 		// configuration always runs first, on a cold machine.
@@ -158,23 +183,7 @@ func run(o options) int {
 			results = append(results, rs...)
 		}
 	}
-	procs.cleanup()
-	interrupted := ctx.Err() != nil
-	if interrupted {
-		failed = true
-		if sigCtx.Err() != nil {
-			logf("interrupted; every process started has been stopped")
-		} else {
-			logf("timed out after %s; every process started has been stopped", o.timeout)
-		}
-	}
-	logf("done in %s", time.Since(start).Round(time.Second))
-	machine.addListenPaths(b)
-	report(os.Stdout, o, machine, configs, results)
-	if failed {
-		return 1
-	}
-	return 0
+	return results, failed
 }
 
 func checkOptions(o options) error {

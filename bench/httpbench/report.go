@@ -12,146 +12,13 @@ import (
 	"time"
 )
 
-// result is one measurement: a configuration in a connection mode.
-type result struct {
-	cfg       config
-	mode      mode
-	wrk       wrkResult
-	perWorker []int64 // requests each worker answered, largest first
-	conns     []int64 // connections each worker accepted, in the order of perWorker
-	rss       int64   // largest VmRSS of the supervisor process, bytes
-	otherCPU  float64 // CPU used by other processes meanwhile, in CPUs (1 = one CPU busy)
-	err       error
-}
-
-// balance is the largest over the smallest per-worker request count (+Inf
-// when a worker answered none; NaN when there are no counts).
-func (r *result) balance() float64 {
-	if len(r.perWorker) == 0 {
-		return math.NaN()
-	}
-	hi, lo := r.perWorker[0], r.perWorker[len(r.perWorker)-1]
-	if lo == 0 {
-		if hi == 0 {
-			return math.NaN()
-		}
-		return math.Inf(1)
-	}
-	return float64(hi) / float64(lo)
-}
-
-// agg is every round of one configuration in one connection mode.
-type agg struct {
-	cfg   config
-	mode  mode
-	runs  []*result // the measurements made, in round order
-	fails []error
-}
-
-func (a *agg) ok() bool { return len(a.runs) > 0 }
-
-func (a *agg) name() string {
-	if a.cfg.side == "node" {
-		return "node cluster " + a.cfg.policy
-	}
-	return a.cfg.String()
-}
-
-func (a *agg) reqPerSec() float64 {
-	return median(a.runs, func(r *result) float64 { return r.wrk.reqPerSec })
-}
-
-func (a *agg) p99() time.Duration {
-	return time.Duration(median(a.runs, func(r *result) float64 { return float64(r.wrk.p99) }))
-}
-
-func (a *agg) balance() float64 { return median(a.runs, (*result).balance) }
-
-func (a *agg) worstBalance() float64 {
-	v := math.NaN()
-	for _, r := range a.runs {
-		if b := r.balance(); math.IsNaN(v) || b > v {
-			v = b
-		}
-	}
-	return v
-}
-
-func (a *agg) rss() int64 {
-	var v int64
-	for _, r := range a.runs {
-		v = max(v, r.rss)
-	}
-	return v
-}
-
-func (a *agg) otherCPU() float64 {
-	var v float64
-	for _, r := range a.runs {
-		v = max(v, r.otherCPU)
-	}
-	return v
-}
-
-func (a *agg) errors() string {
-	var sum wrkResult
-	for _, r := range a.runs {
-		sum.connect += r.wrk.connect
-		sum.read += r.wrk.read
-		sum.write += r.wrk.write
-		sum.timeout += r.wrk.timeout
-		sum.non2xx += r.wrk.non2xx
-	}
-	if s := sum.errors(); s != "" {
-		return s
-	}
-	return "0"
-}
-
-// median of f over rs (the mean of the middle two for an even count).
-func median(rs []*result, f func(*result) float64) float64 {
-	if len(rs) == 0 {
-		return math.NaN()
-	}
-	v := make([]float64, len(rs))
-	for i, r := range rs {
-		v[i] = f(r)
-	}
-	slices.Sort(v)
-	n := len(v)
-	if n%2 == 1 {
-		return v[n/2]
-	}
-	return (v[n/2-1] + v[n/2]) / 2
-}
-
-// aggregate groups results by configuration (in the order of configs) and
-// connection mode.
-func aggregate(configs []config, results []*result) []*agg {
-	var out []*agg
-	for _, c := range configs {
-		for _, m := range modes {
-			a := &agg{cfg: c, mode: m}
-			for _, r := range results {
-				if r.cfg != c || r.mode != m {
-					continue
-				}
-				if r.err != nil {
-					a.fails = append(a.fails, r.err)
-				} else {
-					a.runs = append(a.runs, r)
-				}
-			}
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
 // disturbed is the share of a CPU used by other processes above which a
 // measurement is flagged.
 const disturbed = 0.05
 
+// report writes the markdown report: the machine, the results of every
+// configuration in every connection mode, the ratios against Node's best
+// policy, and the targets.
 func report(out io.Writer, o options, m machineInfo, configs []config, results []*result) {
 	fmt.Fprintf(out, "### Machine\n\n| | |\n|---|---|\n")
 	for _, r := range m.rows {
@@ -159,7 +26,17 @@ func report(out io.Writer, o options, m machineInfo, configs []config, results [
 	}
 	aggs := aggregate(configs, results)
 	many := o.rounds > 1
+	writeResults(out, o, aggs)
+	cmp := compare(configs, aggs)
+	if len(cmp.best) > 0 && len(cmp.paddockPolicies) > 0 {
+		writeRatios(out, cmp)
+	}
+	writeTargets(out, cmp, many)
+}
 
+// writeResults writes the table of results, with what its columns mean.
+func writeResults(out io.Writer, o options, aggs []*agg) {
+	many := o.rounds > 1
 	fmt.Fprintf(out, "\n### Results\n\n")
 	if many {
 		fmt.Fprintf(out, "%d rounds, configurations in a rotated order each round. req/s, p99 and max/min are the medians "+
@@ -188,91 +65,119 @@ func report(out io.Writer, o options, m machineInfo, configs []config, results [
 		if !a.ok() {
 			continue // not reached: the run was interrupted
 		}
-		var reqs, p99s, counts, bals []string
-		for _, r := range a.runs {
-			reqs = append(reqs, fmt.Sprintf("%.0f", r.wrk.reqPerSec))
-			p99s = append(p99s, fmtDur(r.wrk.p99))
-			cell := joinCounts(r.perWorker)
-			if !r.mode.close {
-				// With keep-alive, how wrk's few connections were split
-				// between the workers (by the kernel or the primary).
-				cell += " (" + joinCounts(r.conns) + " conns)"
-			}
-			counts = append(counts, cell)
-			bals = append(bals, fmtRatio(r.balance()))
-		}
-		req, p99, bal := fmt.Sprintf("%.0f", a.reqPerSec()), fmtDur(a.p99()), fmtRatio(a.balance())
-		if many {
-			req += " (" + strings.Join(reqs, ", ") + ")"
-			p99 += " (" + strings.Join(p99s, ", ") + ")"
-			bal += " (" + strings.Join(bals, ", ") + ")"
-		}
-		fmt.Fprintf(out, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", a.name(), a.mode.name, req, p99,
-			strings.Join(counts, "; "), bal, fmtMiB(a.rss()), a.errors(), fmtPct(a.otherCPU()))
+		fmt.Fprintln(out, resultRow(a, many))
 	}
+}
 
-	find := func(side, policy string, m mode) *agg {
-		for _, a := range aggs {
-			if a.ok() && len(a.fails) == 0 && a.cfg.side == side && a.cfg.policy == policy && a.mode == m {
-				return a
-			}
+// resultRow is the table row of a: medians, and with many rounds each
+// round's value.
+func resultRow(a *agg, many bool) string {
+	var reqs, p99s, counts, bals []string
+	for _, r := range a.runs {
+		reqs = append(reqs, fmt.Sprintf("%.0f", r.wrk.reqPerSec))
+		p99s = append(p99s, fmtDur(r.wrk.p99))
+		cell := joinCounts(r.perWorker)
+		if !r.mode.close {
+			// With keep-alive, how wrk's few connections were split
+			// between the workers (by the kernel or the primary).
+			cell += " (" + joinCounts(r.conns) + " conns)"
 		}
-		return nil
+		counts = append(counts, cell)
+		bals = append(bals, fmtRatio(r.balance()))
 	}
-	// Node's best policy in each mode: the one with more requests/s.
-	best := map[mode]*agg{}
+	req, p99, bal := fmt.Sprintf("%.0f", a.reqPerSec()), fmtDur(a.p99()), fmtRatio(a.balance())
+	if many {
+		req += " (" + strings.Join(reqs, ", ") + ")"
+		p99 += " (" + strings.Join(p99s, ", ") + ")"
+		bal += " (" + strings.Join(bals, ", ") + ")"
+	}
+	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s |", a.name(), a.mode.name, req, p99,
+		strings.Join(counts, "; "), bal, fmtMiB(a.rss()), a.errors(), fmtPct(a.otherCPU()))
+}
+
+// comparison holds what the ratios and targets compare.
+type comparison struct {
+	aggs []*agg
+	// best is Node's best policy in each mode: the one with more
+	// requests/s.
+	best map[mode]*agg
+	// paddockPolicies are paddock's policies measured, in the order of
+	// the configurations.
+	paddockPolicies []string
+}
+
+func compare(configs []config, aggs []*agg) *comparison {
+	c := &comparison{aggs: aggs, best: map[mode]*agg{}}
 	for _, a := range aggs {
-		if a.cfg.side == "node" && a.ok() && len(a.fails) == 0 && (best[a.mode] == nil || a.reqPerSec() > best[a.mode].reqPerSec()) {
-			best[a.mode] = a
+		if a.cfg.side == "node" && a.ok() && len(a.fails) == 0 && (c.best[a.mode] == nil || a.reqPerSec() > c.best[a.mode].reqPerSec()) {
+			c.best[a.mode] = a
 		}
 	}
-	var paddockPolicies []string
-	for _, c := range configs {
-		if c.side == "paddock" && !slices.Contains(paddockPolicies, c.policy) {
-			paddockPolicies = append(paddockPolicies, c.policy)
+	for _, cfg := range configs {
+		if cfg.side == "paddock" && !slices.Contains(c.paddockPolicies, cfg.policy) {
+			c.paddockPolicies = append(c.paddockPolicies, cfg.policy)
 		}
 	}
-	ratio := func(pol string, m mode) (req, p99 float64, ok bool) {
-		p, b := find("paddock", pol, m), best[m]
-		if p == nil || b == nil {
-			return 0, 0, false
-		}
-		return p.reqPerSec() / b.reqPerSec(), float64(p.p99()) / float64(b.p99()), true
-	}
+	return c
+}
 
-	if len(best) > 0 && len(paddockPolicies) > 0 {
-		fmt.Fprintf(out, "\n### Ratios against Node's best policy\n\n")
-		fmt.Fprintf(out, "Node's best policy is, in each connection mode, the one with more requests/s. ")
-		fmt.Fprintf(out, "Requests/s: above 1 is better for paddock; p99 latency: below 1 is better.\n\n")
-		fmt.Fprintf(out, "| | keep-alive | close |\n|---|---:|---:|\n")
-		row := "| Node's best policy |"
-		for _, m := range modes {
-			if b := best[m]; b != nil {
-				row += fmt.Sprintf(" %s (%.0f req/s, p99 %s) |", b.cfg.policy, b.reqPerSec(), fmtDur(b.p99()))
-			} else {
-				row += " — |"
-			}
+// find returns the results of side and policy in mode m, or nil when they
+// were not all measured.
+func (c *comparison) find(side, policy string, m mode) *agg {
+	for _, a := range c.aggs {
+		if a.ok() && len(a.fails) == 0 && a.cfg.side == side && a.cfg.policy == policy && a.mode == m {
+			return a
 		}
-		fmt.Fprintln(out, row)
-		for _, pol := range paddockPolicies {
-			for _, metric := range []string{"req/s", "p99"} {
-				row := fmt.Sprintf("| paddock %s, %s |", pol, metric)
-				for _, m := range modes {
-					req, p99, ok := ratio(pol, m)
-					switch {
-					case !ok:
-						row += " — |"
-					case metric == "req/s":
-						row += " " + fmtRatio(req) + "× |"
-					default:
-						row += " " + fmtRatio(p99) + "× |"
-					}
+	}
+	return nil
+}
+
+// ratio is paddock's policy pol against Node's best in mode m: requests/s
+// and p99 latency; ok is false when either was not measured.
+func (c *comparison) ratio(pol string, m mode) (req, p99 float64, ok bool) {
+	p, b := c.find("paddock", pol, m), c.best[m]
+	if p == nil || b == nil {
+		return 0, 0, false
+	}
+	return p.reqPerSec() / b.reqPerSec(), float64(p.p99()) / float64(b.p99()), true
+}
+
+// writeRatios writes the table of paddock's policies against Node's best.
+func writeRatios(out io.Writer, c *comparison) {
+	fmt.Fprintf(out, "\n### Ratios against Node's best policy\n\n")
+	fmt.Fprintf(out, "Node's best policy is, in each connection mode, the one with more requests/s. ")
+	fmt.Fprintf(out, "Requests/s: above 1 is better for paddock; p99 latency: below 1 is better.\n\n")
+	fmt.Fprintf(out, "| | keep-alive | close |\n|---|---:|---:|\n")
+	row := "| Node's best policy |"
+	for _, m := range modes {
+		if b := c.best[m]; b != nil {
+			row += fmt.Sprintf(" %s (%.0f req/s, p99 %s) |", b.cfg.policy, b.reqPerSec(), fmtDur(b.p99()))
+		} else {
+			row += " — |"
+		}
+	}
+	fmt.Fprintln(out, row)
+	for _, pol := range c.paddockPolicies {
+		for _, metric := range []string{"req/s", "p99"} {
+			row := fmt.Sprintf("| paddock %s, %s |", pol, metric)
+			for _, m := range modes {
+				req, p99, ok := c.ratio(pol, m)
+				switch {
+				case !ok:
+					row += " — |"
+				case metric == "req/s":
+					row += " " + fmtRatio(req) + "× |"
+				default:
+					row += " " + fmtRatio(p99) + "× |"
 				}
-				fmt.Fprintln(out, row)
 			}
+			fmt.Fprintln(out, row)
 		}
 	}
+}
 
+// writeTargets writes the team's targets and whether they hold.
+func writeTargets(out io.Writer, c *comparison, many bool) {
 	fmt.Fprintf(out, "\n### Targets\n\n| target | measured | met |\n|---|---|---|\n")
 	for _, t := range []struct {
 		pol  string
@@ -280,21 +185,28 @@ func report(out io.Writer, o options, m machineInfo, configs []config, results [
 		want float64
 	}{{"reuseport", modes[1], 1.1}, {"none", modes[1], 1.0}, {"rr", modes[1], 0.9}, {"reuseport", modes[0], 1.0}, {"none", modes[0], 1.0}, {"rr", modes[0], 1.0}} {
 		what := fmt.Sprintf("%s: paddock %s req/s ≥ %.1f× Node's best", t.m.name, t.pol, t.want)
-		if v, _, ok := ratio(t.pol, t.m); ok {
+		if v, _, ok := c.ratio(t.pol, t.m); ok {
 			fmt.Fprintf(out, "| %s | %.3f× | %s |\n", what, v, yesNo(v >= t.want))
 		} else {
 			fmt.Fprintf(out, "| %s | not measured | — |\n", what)
 		}
 	}
 	// paddock's rr against Node's own rr primary, on the same workers.
-	if p, n := find("paddock", "rr", modes[1]), find("node", "rr", modes[1]); p != nil && n != nil {
+	if p, n := c.find("paddock", "rr", modes[1]), c.find("node", "rr", modes[1]); p != nil && n != nil {
 		v := p.reqPerSec() / n.reqPerSec()
 		fmt.Fprintf(out, "| %s: paddock rr req/s ≥ 1.5× Node's rr | %.3f× | %s |\n", modes[1].name, v, yesNo(v >= 1.5))
 	}
+	writeBalanceTarget(out, c, many)
+	writeRSSTargets(out, c.aggs)
+}
+
+// writeBalanceTarget writes the target on how evenly reuseport spreads
+// the requests.
+func writeBalanceTarget(out io.Writer, c *comparison, many bool) {
 	var bal []string
 	balOK, balAny := true, false
 	for _, m := range modes {
-		if a := find("paddock", "reuseport", m); a != nil {
+		if a := c.find("paddock", "reuseport", m); a != nil {
 			v := a.balance()
 			s := fmtRatio(v) + " (" + m.name
 			if many {
@@ -313,6 +225,11 @@ func report(out io.Writer, o options, m machineInfo, configs []config, results [
 	} else {
 		fmt.Fprintf(out, "| %s | not measured | — |\n", what)
 	}
+}
+
+// writeRSSTargets writes paddock's RSS target, and Node's primary's RSS
+// for reference.
+func writeRSSTargets(out io.Writer, aggs []*agg) {
 	var padRSS, nodeRSS int64
 	for _, a := range aggs {
 		if a.cfg.side == "paddock" {

@@ -110,6 +110,27 @@ func (b *bench) start(ctx context.Context, c config) (*server, error) {
 	if err := os.Mkdir(countDir, 0o755); err != nil {
 		return nil, err
 	}
+	cmd, err := b.command(c, name, countDir)
+	if err != nil {
+		return nil, err
+	}
+	logFile, err := os.Create(filepath.Join(b.work, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	sup, err := b.procs.start(name, cmd, logFile)
+	if err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	srv := &server{sup: sup, countDir: countDir}
+	return srv, b.waitListening(ctx, c, srv)
+}
+
+// command returns the command that runs the supervisor of c, named name,
+// whose workers write their counts in countDir (for paddock, after
+// writing its manifest).
+func (b *bench) command(c config, name, countDir string) (*exec.Cmd, error) {
 	var cmd *exec.Cmd
 	env := cleanEnv()
 	switch c.side {
@@ -128,28 +149,24 @@ func (b *bench) start(ctx context.Context, c config) (*server, error) {
 	}
 	cmd.Env = env
 	cmd.Dir = b.work
-	logFile, err := os.Create(filepath.Join(b.work, name+".log"))
-	if err != nil {
-		return nil, err
-	}
-	sup, err := b.procs.start(name, cmd, logFile)
-	if err != nil {
-		logFile.Close()
-		return nil, err
-	}
-	srv := &server{sup: sup, countDir: countDir}
+	return cmd, nil
+}
 
+// waitListening waits, up to 20 s, until every worker of srv counts (it
+// listens) and the port is known, and fills in srv's port and workers.
+func (b *bench) waitListening(ctx context.Context, c config, srv *server) error {
+	sup := srv.sup
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if err := ctx.Err(); err != nil {
-			return srv, err
+			return err
 		}
 		if sup.exited() {
-			return srv, fmt.Errorf("%s exited before its workers listened: %v\n%s", c.side, sup.exitErr(), sup.tail())
+			return fmt.Errorf("%s exited before its workers listened: %v\n%s", c.side, sup.exitErr(), sup.tail())
 		}
-		counts, err := readCounts(countDir)
+		counts, err := readCounts(srv.countDir)
 		if err != nil {
-			return srv, err
+			return err
 		}
 		for pid := range counts {
 			b.procs.addWorker(pid)
@@ -162,12 +179,12 @@ func (b *bench) start(ctx context.Context, c config) (*server, error) {
 			}
 			slices.Sort(srv.workers)
 			if len(counts) > b.o.workers {
-				return srv, fmt.Errorf("%d workers started, %d asked for\n%s", len(counts), b.o.workers, sup.tail())
+				return fmt.Errorf("%d workers started, %d asked for\n%s", len(counts), b.o.workers, sup.tail())
 			}
-			return srv, nil
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return srv, fmt.Errorf("%s: workers not listening after 20s (%d of %d ready)\n%s", c.side, len(counts), b.o.workers, sup.tail())
+			return fmt.Errorf("%s: workers not listening after 20s (%d of %d ready)\n%s", c.side, len(counts), b.o.workers, sup.tail())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
