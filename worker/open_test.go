@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"strconv"
 	"testing"
 	"time"
@@ -230,5 +233,124 @@ func TestOpenRefusesABadChannel(t *testing.T) {
 	}
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); !errors.Is(err, unix.EBADF) {
 		t.Errorf("descriptor %d still open after a failed Open: %v", fd, err)
+	}
+}
+
+// listenAsync calls w.Listen in a goroutine; the result arrives on the
+// channel returned.
+func listenAsync(w *Worker, network, address string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		l, err := w.Listen(network, address)
+		if err == nil {
+			if l.Addr().String() != address {
+				err = fmt.Errorf("listener on %s, want %s", l.Addr(), address)
+			}
+			l.Close()
+		}
+		done <- err
+	}()
+	return done
+}
+
+// queryServer reads the worker's queryServer message and returns its seq.
+func (p *peer) queryServer(t *testing.T) int {
+	t.Helper()
+	var m clusterMsg
+	line := p.next(t)
+	if err := json.Unmarshal([]byte(line), &m); err != nil || m.Act != "queryServer" {
+		t.Fatalf("line %s (%v), want queryServer", line, err)
+	}
+	return m.Seq
+}
+
+// TestListenOverTheChannel: Listen asks the supervisor, and returns the
+// error it answers (errno -98: EADDRINUSE) or the listener it is fed.
+func TestListenOverTheChannel(t *testing.T) {
+	p := channelEnv(t)
+	w := openWorker(t)
+	defer w.Close()
+	p.next(t) // online
+
+	refused := listenAsync(w, "tcp", "127.0.0.1:8000")
+	seq := p.queryServer(t)
+	reply := fmt.Sprintf(`{"cmd":"NODE_CLUSTER","ack":%d,"errno":-98,"key":"127.0.0.1:8000:4:tcp4","seq":0}`+"\n", seq)
+	if err := p.conn.WriteLine([]byte(reply), -1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-refused:
+		if !errors.Is(err, unix.EADDRINUSE) {
+			t.Errorf("Listen answered errno -98: %v, want EADDRINUSE", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Listen did not return")
+	}
+
+	fed := listenAsync(w, "tcp", "127.0.0.1:8000")
+	seq = p.queryServer(t)
+	reply = fmt.Sprintf(`{"cmd":"NODE_CLUSTER","ack":%d,"errno":0,"key":"127.0.0.1:8000:4:tcp4",`+
+		`"sockname":{"address":"127.0.0.1","port":8000},"seq":1}`+"\n", seq)
+	if err := p.conn.WriteLine([]byte(reply), -1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-fed:
+		if err != nil {
+			t.Errorf("Listen answered with a round-robin server: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Listen did not return")
+	}
+}
+
+// inheritedWorker opens a Worker with a listening socket as descriptor 3
+// and LISTEN_FDS=1, and listens on ADDR, the socket's address: exit 0 when
+// it got it, 4 when Listen failed (net.Listen on an address in use). With
+// LISTEN_PID=self it first sets LISTEN_PID to its own pid, as paddock's
+// exec shim does.
+func inheritedWorker() {
+	if os.Getenv("LISTEN_PID") == "self" {
+		os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid()))
+	}
+	w, err := Open()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	if _, err := w.Listen("tcp", os.Getenv("ADDR")); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(4)
+	}
+	os.Exit(0)
+}
+
+// TestInheritedSocketsOnlyForTheirPid: LISTEN_FDS sockets are taken only
+// by the process LISTEN_PID names, as sd_listen_fds does.
+func TestInheritedSocketsOnlyForTheirPid(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, tc := range []struct {
+		pid  string
+		want int
+	}{{"self", 0}, {"1", 4}} {
+		t.Run("LISTEN_PID="+tc.pid, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0])
+			cmd.Env = append(os.Environ(), "WORKER_TEST_HELPER=inherited", "LISTEN_FDS=1", "LISTEN_PID="+tc.pid,
+				"ADDR="+ln.Addr().String(), "NODE_CHANNEL_FD=", "NODE_UNIQUE_ID=")
+			cmd.ExtraFiles = []*os.File{f}
+			out, _ := cmd.CombinedOutput()
+			if got := cmd.ProcessState.ExitCode(); got != tc.want {
+				t.Errorf("exit %d, want %d; output: %s", got, tc.want, out)
+			}
+		})
 	}
 }
