@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/paddock-sh/paddock/internal/control"
@@ -118,16 +117,7 @@ func listenWarnings(set *manifest.Set, held map[string][]string) []string {
 			ws = append(ws, warning{pos, fe.Error()})
 		}
 	}
-	sort.SliceStable(ws, func(i, j int) bool {
-		a, b := ws[i].pos, ws[j].pos
-		if a.File != b.File {
-			return a.File < b.File
-		}
-		if a.Line != b.Line {
-			return a.Line < b.Line
-		}
-		return a.Col < b.Col
-	})
+	slices.SortStableFunc(ws, func(a, b warning) int { return a.pos.Compare(b.pos) })
 	out := make([]string, len(ws))
 	for i, w := range ws {
 		out[i] = w.msg
