@@ -106,6 +106,8 @@ type comparison struct {
 	paddockPolicies []string
 }
 
+// compare finds, among aggs, Node's best policy in each mode and the
+// paddock policies that configs measure.
 func compare(configs []config, aggs []*agg) *comparison {
 	c := &comparison{aggs: aggs, best: map[mode]*agg{}}
 	for _, a := range aggs {
