@@ -109,6 +109,11 @@ type Options struct {
 	// the workers started outlives a killed supervisor. Default: a
 	// procs.Reaper without either.
 	Reaper *procs.Reaper
+
+	// processes and clock, for the owner loop's own tests only, stand in
+	// for Reaper and the time package (see seam.go). Nil: the real ones.
+	processes processes
+	clock     clock
 }
 
 // Supervisor keeps the workers of a manifest set running. Create it with
@@ -164,6 +169,10 @@ type owner struct {
 	// options, read-only.
 	sup  *Supervisor
 	opts *Options
+	// procs starts and reaps the workers; clock is the time the loop reads
+	// (Options.processes and Options.clock).
+	procs processes
+	clock clock
 
 	set      *manifest.Set
 	specs    map[string]reconcile.AppSpec
@@ -206,7 +215,7 @@ type owner struct {
 type worker struct {
 	reconcile.Worker
 	app       *manifest.App // the spec it was started with
-	proc      *procs.Process
+	proc      process
 	pid       int // 0 once exited
 	startedAt time.Time
 	// status is the last STATUS= the worker sent to $NOTIFY_SOCKET.
@@ -291,6 +300,12 @@ func New(opts Options) *Supervisor {
 	if opts.Reaper == nil {
 		opts.Reaper = &procs.Reaper{}
 	}
+	if opts.processes == nil {
+		opts.processes = reaperProcesses{opts.Reaper}
+	}
+	if opts.clock == nil {
+		opts.clock = realClock{}
+	}
 	s := &Supervisor{
 		opts:           opts,
 		stdout:         newOutputStream("stdout", opts.Stdout, changed),
@@ -310,6 +325,8 @@ func New(opts Options) *Supervisor {
 	s.own = &owner{
 		sup:           s,
 		opts:          &s.opts,
+		procs:         s.opts.processes,
+		clock:         s.opts.clock,
 		outputReports: map[string]outputReport{},
 		rollouts:      map[string]reconcile.RolloutStatus{},
 		specs:         map[string]reconcile.AppSpec{},
@@ -350,7 +367,7 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var helpers sync.WaitGroup
 	var watcherDone chan struct{} // closed when the watcher returned; nil: none
-	helpers.Go(func() { s.opts.Reaper.Run(reapCtx, exits) })
+	helpers.Go(func() { o.procs.Run(reapCtx, exits) })
 	defer close(s.ended)
 	defer func() {
 		s.markStopping()
@@ -410,10 +427,10 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 		return err
 	}
 	done := ctx.Done()
-	timer := time.NewTimer(time.Hour)
+	timer := o.clock.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		now := time.Now()
+		now := o.clock.Now()
 		desired := o.specs
 		if o.shutting {
 			desired = nil
@@ -436,8 +453,8 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 		o.notifySystemd(now)
 		var wake <-chan time.Time
 		if !plan.RequeueAt.IsZero() {
-			timer.Reset(max(time.Until(plan.RequeueAt), 0))
-			wake = timer.C
+			timer.Reset(max(plan.RequeueAt.Sub(o.clock.Now()), 0))
+			wake = timer.C()
 		}
 		select {
 		case ex := <-exits:
@@ -445,9 +462,9 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 		case m := <-notes:
 			o.handleNotify(m)
 		case m := <-s.ipcIn:
-			o.handleIPC(m, time.Now())
+			o.handleIPC(m, o.clock.Now())
 		case <-s.ipcFaults:
-			o.handleChannelFaults(time.Now())
+			o.handleChannelFaults(o.clock.Now())
 		case <-wake:
 		case <-done:
 			done = nil
@@ -901,7 +918,7 @@ func (o *owner) start(app *manifest.App, restarts int, now time.Time) {
 		spec.Stdout, _ = o.opts.Stdout.(*os.File)
 		spec.Stderr, _ = o.opts.Stderr.(*os.File)
 	}
-	proc, err := o.opts.Reaper.Start(spec)
+	proc, pid, startedAt, err := o.procs.Start(spec)
 	for _, p := range pipes {
 		p.Close() // the worker holds its own copies
 	}
@@ -931,13 +948,13 @@ func (o *owner) start(app *manifest.App, restarts int, now time.Time) {
 		f.Close()
 	}
 	w.own = nil
-	w.proc, w.pid = proc, proc.Pid
-	w.startedAt = proc.StartedAt
+	w.proc, w.pid = proc, pid
+	w.startedAt = startedAt
 	// online and listening workers are ready once started (listening
 	// waits for the cluster protocol's report where a worker has an IPC
 	// channel); notify workers when they say READY=1.
 	w.ReadyDeadline = w.startedAt.Add(app.ReadyTimeout)
-	o.byPID[proc.Pid] = w
+	o.byPID[pid] = w
 	o.emit(Event{Type: EventFork, App: w.App, Worker: id, PID: w.pid, Generation: w.Generation, Attempt: restarts})
 	o.emit(Event{Type: EventOnline, App: w.App, Worker: id, PID: w.pid, Generation: w.Generation})
 	if len(w.sockets) > 0 && w.cl == nil {
@@ -955,10 +972,10 @@ func (o *owner) start(app *manifest.App, restarts int, now time.Time) {
 // markReady records that w is ready to serve: its SO_REUSEPORT
 // sockets take new connections from now on.
 func (o *owner) markReady(w *worker) {
-	w.Ready, w.ReadyAt = true, time.Now()
+	w.Ready, w.ReadyAt = true, o.clock.Now()
 	o.setMembersReady(w, true)
 	o.emit(Event{Type: EventReady, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
-		Delay: time.Since(w.startedAt)})
+		Delay: w.ReadyAt.Sub(w.startedAt)})
 }
 
 // notifySystemd tells systemd (Options.Notify) that paddock is ready, the
@@ -1130,7 +1147,7 @@ func (o *owner) killAll() {
 }
 
 func (o *owner) emit(e Event) {
-	e.Time = time.Now()
+	e.Time = o.clock.Now()
 	level := slog.LevelInfo
 	if (e.Type == EventExit && !e.Intended) || e.Type == EventOutputLost {
 		level = slog.LevelWarn
