@@ -334,7 +334,6 @@ func startFake(t *testing.T, yaml string, configure func(*harness, *Options)) *f
 	fp := newFakeProcesses(c)
 	h := startWith(t, yaml, func(h *harness, o *Options) {
 		o.processes, o.clock = fp, c
-		o.NotifyDir = h.dir
 		if configure != nil {
 			configure(h, o)
 		}
