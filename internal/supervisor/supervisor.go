@@ -13,18 +13,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/paddock-sh/paddock/internal/ipc"
 	"github.com/paddock-sh/paddock/internal/notify"
 	"github.com/paddock-sh/paddock/internal/plural"
-	"github.com/paddock-sh/paddock/internal/watch"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/netshare"
 	"github.com/paddock-sh/paddock/procs"
@@ -343,145 +338,6 @@ func New(opts Options) *Supervisor {
 		nextID:        1,
 	}
 	return s
-}
-
-// Run starts the workers of set and keeps them as set says until ctx is
-// done; then it stops every worker gracefully, in parallel, and returns once
-// all have exited: nil when each stopped within its killTimeout, else
-// ErrStopTimeout. After Kill it returns ErrKilled at once. A manifest read
-// still blocked then (a filesystem that does not answer) is waited for no
-// longer than 2s, and its result is dropped.
-//
-// Run reaps every child of the process (see procs.Reaper.Run): only one Run may be
-// active in a process, and nothing else in it may wait for children.
-func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
-	o := s.own
-	reapCtx, stopReap := context.WithCancel(context.Background())
-	exits := make(chan procs.Exit, 64)
-	notes := make(chan notify.Message, 64)
-	// The reloader and the watcher stop with ctx (no reload during
-	// shutdown), or when Run returns. The reloader returns without waiting
-	// for a load in progress (see load); the watcher and such a load are
-	// waited for no longer than readDrain, since reading a file on a
-	// filesystem that does not answer can block for ever.
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	var helpers sync.WaitGroup
-	var watcherDone chan struct{} // closed when the watcher returned; nil: none
-	helpers.Go(func() { o.procs.Run(reapCtx, exits) })
-	defer close(s.ended)
-	defer func() {
-		s.markStopping()
-		stopWatch()
-		stopReap()
-		helpers.Wait()
-		s.waitReaders(watcherDone, readDrain)
-		for _, w := range o.workers {
-			if w.cl != nil {
-				w.cl.ch.Close()
-			}
-		}
-		s.channelsWG.Wait()
-		for _, d := range o.dispatchers {
-			d.close()
-		}
-		for _, w := range o.workers {
-			w.releaseSockets()
-		}
-		for _, socks := range o.onDemand {
-			for _, sock := range socks {
-				sock.Release()
-			}
-		}
-		for _, socks := range o.appSockets {
-			for _, sock := range socks {
-				sock.Release()
-			}
-		}
-		if o.notify != nil {
-			o.notify.Close()
-		}
-		o.copiers.drain(outputDrain)
-	}()
-	sock, err := notify.Listen(s.opts.NotifyDir)
-	if err != nil {
-		return err
-	}
-	o.notify = sock
-	helpers.Go(func() { sock.Run(reapCtx, notes) })
-	helpers.Go(func() { s.reloader(watchCtx) })
-	if len(s.opts.Watch) > 0 {
-		// Once watching, read the manifests again: an edit made since they
-		// were loaded, before the watches were in place, is not lost.
-		w := &watch.Watcher{Paths: s.opts.Watch, Debounce: s.opts.ReloadDebounce, Logger: s.opts.Logger,
-			Ready: func() { s.watching <- struct{}{} }}
-		watcherDone = make(chan struct{})
-		go func() {
-			defer close(watcherDone)
-			if err := w.Run(watchCtx, s.RequestReload); err != nil {
-				s.opts.Logger.Error("manifests are not watched; reload with SIGHUP", "err", err)
-			}
-		}()
-	}
-
-	if _, err := o.apply(set); err != nil {
-		return err
-	}
-	done := ctx.Done()
-	timer := o.clock.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		now := o.clock.Now()
-		desired := o.specs
-		if o.shutting {
-			desired = nil
-		}
-		plan := reconcile.Plan(desired, o.observed(), now)
-		o.execute(plan, now)
-		o.reportRollouts(plan.Rollouts)
-		if o.shutting && len(o.workers) == 0 {
-			if o.forced {
-				return ErrStopTimeout
-			}
-			return nil
-		}
-		if len(plan.Actions) > 0 {
-			// Carrying out a plan changes the state (a start that
-			// failed is now in backoff): plan again before waiting.
-			// This converges: no action repeats on unchanged state.
-			continue
-		}
-		o.notifySystemd(now)
-		var wake <-chan time.Time
-		if !plan.RequeueAt.IsZero() {
-			timer.Reset(max(plan.RequeueAt.Sub(o.clock.Now()), 0))
-			wake = timer.C()
-		}
-		select {
-		case ex := <-exits:
-			o.handleExit(ex)
-		case m := <-notes:
-			o.handleNotify(m)
-		case m := <-s.ipcIn:
-			o.handleIPC(m, o.clock.Now())
-		case <-s.ipcFaults:
-			o.handleChannelFaults(o.clock.Now())
-		case <-wake:
-		case <-done:
-			done = nil
-			o.shutting = true
-			s.markStopping()
-			s.sdNotify("STOPPING=1")
-			s.opts.Logger.Info("stopping all workers")
-		case req := <-s.requests:
-			req(o)
-		case <-s.outputChanged:
-			o.reportOutput()
-		case <-s.kill:
-			o.killAll()
-			return ErrKilled
-		}
-		timer.Stop()
-	}
 }
 
 // Done is closed when Run has returned.
@@ -823,161 +679,6 @@ func (o *owner) execute(plan reconcile.Result, now time.Time) {
 	}
 }
 
-// start forks a new worker of app. A fork that fails counts as a
-// failed exit, with the usual restart policy and backoff.
-func (o *owner) start(app *manifest.App, restarts int, now time.Time) {
-	id := o.nextID
-	o.nextID++
-	w := &worker{
-		Worker: reconcile.Worker{
-			ID: id, App: app.Name, Generation: o.specs[app.Name].Generation, Phase: reconcile.Running,
-			Restarts: restarts, KillSignal: app.KillSignal, KillTimeout: app.KillTimeout,
-		},
-		app:       app,
-		startedAt: now,
-	}
-	o.workers[id] = w
-
-	spec := procs.Spec{
-		Path: app.Resolved.Path,
-		Argv: app.Resolved.Argv,
-		Dir:  app.Resolved.Dir,
-		Env:  workerEnv(o.opts.Environ, app, id),
-	}
-	if app.Readiness == manifest.ReadinessNotify {
-		spec.Env = append(spec.Env, "NOTIFY_SOCKET="+o.notify.Path())
-	}
-	for _, sock := range o.appSockets[app.Name] {
-		f := sock.File
-		if g := sock.Group(); g != nil && !app.HasChannel() { // a reuseport anchor: the worker gets its own socket
-			m, wf, err := g.Join()
-			if m == nil {
-				w.releaseSockets()
-				o.startFailed(w, err, now)
-				return
-			}
-			if err != nil {
-				o.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", id, "err", err)
-			}
-			w.addMember(m, "")
-			w.own = append(w.own, wf)
-			f = wf
-		}
-		w.sockets = append(w.sockets, sock.Ref())
-		spec.ExtraFiles = append(spec.ExtraFiles, f)
-		spec.ListenNames = append(spec.ListenNames, sock.Name())
-	}
-	if c := app.Resolved.Credential; c != nil {
-		spec.Credential = &syscall.Credential{Uid: c.Uid, Gid: c.Gid, Groups: c.Groups}
-	}
-	var child *os.File
-	if app.HasChannel() {
-		ch, c, err := ipc.Pair(id)
-		if err != nil {
-			w.releaseSockets()
-			o.startFailed(w, err, now)
-			return
-		}
-		child = c
-		w.cl = &channel{worker: id, ch: ch}
-		ch.Intercept = w.cl.interceptAnswer
-		spec.ExtraFiles = append(spec.ExtraFiles, child)
-		spec.Env = append(spec.Env,
-			"NODE_CHANNEL_FD="+strconv.Itoa(2+len(spec.ExtraFiles)),
-			"NODE_CHANNEL_SERIALIZATION_MODE=json",
-			"NODE_UNIQUE_ID="+strconv.Itoa(id))
-	}
-	failChannel := func() {
-		if child != nil {
-			child.Close()
-			w.cl.ch.Close()
-			w.cl = nil
-		}
-	}
-	var pipes []*os.File
-	var prefixers []*procs.LinePrefixer
-	if app.Silent {
-		prefix := fmt.Sprintf("%s/%d | ", app.Name, id)
-		for i, out := range []io.Writer{o.sup.stdout, o.sup.stderr} {
-			lp, wr, err := procs.NewOutputPipe(prefix, out)
-			if err != nil {
-				failChannel()
-				w.releaseSockets()
-				o.startFailed(w, err, now)
-				return
-			}
-			if tap := o.opts.OnOutput; tap != nil {
-				stream, name := [2]string{"stdout", "stderr"}[i], app.Name
-				lp.Tap = func(line []byte) { tap(name, id, stream, line) }
-			}
-			pipes = append(pipes, wr)
-			prefixers = append(prefixers, lp)
-		}
-		spec.Stdout, spec.Stderr = pipes[0], pipes[1]
-	} else {
-		spec.Stdout, _ = o.opts.Stdout.(*os.File)
-		spec.Stderr, _ = o.opts.Stderr.(*os.File)
-	}
-	proc, pid, startedAt, err := o.procs.Start(spec)
-	for _, p := range pipes {
-		p.Close() // the worker holds its own copies
-	}
-	if err != nil {
-		for _, lp := range prefixers {
-			lp.Close()
-		}
-		failChannel()
-		w.releaseSockets()
-		o.startFailed(w, err, now)
-		return
-	}
-	if child != nil {
-		child.Close() // the worker holds its end; ours sees EOF when it dies
-		ch, name := w.cl.ch, w.Name()
-		o.sup.channelsWG.Go(func() { o.sup.runChannel(ch, name) })
-	}
-	for _, lp := range prefixers {
-		o.copiers.start(lp)
-	}
-	// The worker holds its own copies of its SO_REUSEPORT sockets now.
-	// The group keeps another until the worker exits, so that the
-	// sockets' order in the kernel's group changes only when paddock says
-	// (netshare.Group); they take new connections once the worker is
-	// ready, and none from the moment it is told to stop.
-	for _, f := range w.own {
-		f.Close()
-	}
-	w.own = nil
-	w.proc, w.pid = proc, pid
-	w.startedAt = startedAt
-	// online and listening workers are ready once started (listening
-	// waits for the cluster protocol's report where a worker has an IPC
-	// channel); notify workers when they say READY=1.
-	w.ReadyDeadline = w.startedAt.Add(app.ReadyTimeout)
-	o.byPID[pid] = w
-	o.emit(Event{Type: EventFork, App: w.App, Worker: id, PID: w.pid, Generation: w.Generation, Attempt: restarts})
-	o.emit(Event{Type: EventOnline, App: w.App, Worker: id, PID: w.pid, Generation: w.Generation})
-	if len(w.sockets) > 0 && w.cl == nil {
-		// A LISTEN_FDS worker is listening as soon as it runs: its
-		// sockets were listening before it started. A cluster worker
-		// reports it.
-		o.emit(Event{Type: EventListening, App: w.App, Worker: id, PID: w.pid, Generation: w.Generation,
-			Detail: strings.Join(spec.ListenNames, ":")})
-	}
-	if app.Readiness == manifest.ReadinessOnline || (app.Readiness == manifest.ReadinessListening && w.cl == nil) {
-		o.markReady(w)
-	}
-}
-
-// markReady records that w is ready to serve: its SO_REUSEPORT
-// sockets take new connections from now on.
-func (o *owner) markReady(w *worker) {
-	w.Ready, w.ReadyAt = true, o.clock.Now()
-	o.setMembersReady(w, true)
-	o.emit(Event{Type: EventReady, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
-		Delay: w.ReadyAt.Sub(w.startedAt)})
-}
-
 // notifySystemd tells systemd (Options.Notify) that paddock is ready, the
 // first time the running set converged, and keeps STATUS= up to date.
 func (o *owner) notifySystemd(now time.Time) {
@@ -1025,22 +726,6 @@ func monotonicUsec() int64 {
 		return 0
 	}
 	return ts.Nano() / 1000
-}
-
-// startFailureDetail describes a start failure for an exit event.
-func startFailureDetail(err error) string {
-	detail := "start failed: " + err.Error()
-	if hint := startErrorHint(err); hint != "" {
-		detail += "; " + hint
-	}
-	return detail
-}
-
-func (o *owner) startFailed(w *worker, err error, now time.Time) {
-	o.opts.Logger.Error("start failed", "app", w.App, "worker", w.ID, "err", err)
-	o.emit(Event{Type: EventExit, App: w.App, Worker: w.ID, Generation: w.Generation, ExitCode: -1,
-		StartFailed: true, Detail: startFailureDetail(err)})
-	o.afterExit(w, false, 0, now)
 }
 
 func (o *owner) stop(w *worker, now time.Time) {
@@ -1103,7 +788,7 @@ func (o *owner) handleExit(ex procs.Exit) {
 		// The exec shim could not execute the program: a start failure,
 		// reported as such, naming the program.
 		o.opts.Logger.Error("start failed", "app", w.App, "worker", w.ID, "err", ex.StartErr)
-		ev.StartFailed, ev.Detail = true, startFailureDetail(ex.StartErr)
+		ev.StartFailed, ev.StartErr, ev.Detail = true, o.startError(w, ex.StartErr), startFailureDetail(ex.StartErr)
 	}
 	o.emit(ev)
 	w.pid = 0
@@ -1156,43 +841,4 @@ func (o *owner) emit(e Event) {
 	if o.opts.OnEvent != nil {
 		o.opts.OnEvent(e)
 	}
-}
-
-// inheritedForSupervisor are variables addressed to paddock itself by its
-// own parent (systemd socket activation and readiness): workers never
-// inherit them.
-var inheritedForSupervisor = []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET"}
-
-// workerEnv returns the environment of worker id of app: base without the
-// supervisor's own activation variables, then the app's env, then
-// PADDOCK_APP and PADDOCK_WORKER_ID. Each name appears once.
-func workerEnv(base []string, app *manifest.App, id int) []string {
-	drop := map[string]bool{"PADDOCK_APP": true, "PADDOCK_WORKER_ID": true}
-	for _, k := range inheritedForSupervisor {
-		drop[k] = true
-	}
-	for k := range app.Env {
-		drop[k] = true
-	}
-	env := make([]string, 0, len(base)+len(app.Env)+2)
-	for _, kv := range base {
-		k, _, _ := strings.Cut(kv, "=")
-		if !drop[k] {
-			env = append(env, kv)
-		}
-	}
-	keys := make([]string, 0, len(app.Env))
-	for k := range app.Env {
-		// PADDOCK_APP and PADDOCK_WORKER_ID are paddock's: an app's env
-		// does not set them (with both, a worker's getenv would return
-		// the app's, the first).
-		if k != "PADDOCK_APP" && k != "PADDOCK_WORKER_ID" {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		env = append(env, k+"="+app.Env[k])
-	}
-	return append(env, "PADDOCK_APP="+app.Name, "PADDOCK_WORKER_ID="+strconv.Itoa(id))
 }
