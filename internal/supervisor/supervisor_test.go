@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -238,6 +239,10 @@ apps:
 	for _, e := range h.drain() {
 		if e.Type == EventExit && !strings.Contains(e.Detail, "start failed") {
 			t.Errorf("exit without the start error: %s", describe([]Event{e}))
+		}
+		if e.Type == EventExit && (e.StartErr == nil || e.StartErr.Program != prog || e.StartErr.Worker != e.Worker ||
+			!errors.Is(e.StartErr, os.ErrNotExist)) {
+			t.Errorf("exit event's start error %v, want one naming %s, worker %d, not found", e.StartErr, prog, e.Worker)
 		}
 	}
 }
