@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -26,14 +27,13 @@ var fakeEpoch = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // fakeClock is a clock that moves only when the test calls Advance.
 type fakeClock struct {
-	t      testing.TB
 	mu     sync.Mutex
 	now    time.Time
 	timers map[*fakeTimer]bool // the active ones
 }
 
-func newFakeClock(t testing.TB) *fakeClock {
-	return &fakeClock{t: t, now: fakeEpoch, timers: map[*fakeTimer]bool{}}
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: fakeEpoch, timers: map[*fakeTimer]bool{}}
 }
 
 // Now implements clock.
@@ -45,71 +45,46 @@ func (c *fakeClock) Now() time.Time {
 
 // NewTimer implements clock.
 func (c *fakeClock) NewTimer(d time.Duration) timer {
-	t := &fakeTimer{c: c, ch: make(chan time.Time)}
+	t := &fakeTimer{c: c, ch: make(chan time.Time, 1)}
 	t.Reset(d)
 	return t
 }
 
-// Advance moves the clock d forward and fires every timer due by then, in
-// the order of their deadlines. A timer fires by handing the time to its
-// receiver: Advance returns once each due timer's receiver took it, or
-// stopped the timer. So when Advance returns, the owner loop has woken for
-// every deadline passed, and a request made next (Workers, say) is
-// answered after the loop acted on them.
+// Advance moves the clock d forward and fires every timer due by then. A
+// test calls it through fakeHarness.advance, in the owner loop's
+// goroutine, so that the loop sees the new time at once, all of it.
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
-	now := c.now
-	var due []*fakeTimer
 	for t := range c.timers {
-		if !t.when.After(now) {
-			due = append(due, t)
+		if !t.when.After(c.now) {
+			t.fireLocked()
 		}
-	}
-	for _, t := range due {
-		delete(c.timers, t)
-	}
-	c.mu.Unlock()
-	for len(due) > 0 {
-		first := 0
-		for i, t := range due {
-			if t.when.Before(due[first].when) {
-				first = i
-			}
-		}
-		due[first].deliver(now)
-		due = append(due[:first], due[first+1:]...)
 	}
 }
 
-// fakeTimer is a timer of a fakeClock. Its channel is unbuffered: a fire
-// waits for the receiver (see Advance), unless the timer is stopped or
-// reset meanwhile (cancel).
+// fakeTimer is a timer of a fakeClock. As a time.Timer's (Go 1.23 and
+// later), its channel holds at most one value, and none once the timer is
+// stopped or reset.
 type fakeTimer struct {
-	c      *fakeClock
-	ch     chan time.Time
-	when   time.Time     // guarded by c.mu
-	cancel chan struct{} // closed when this activation ends; guarded by c.mu
+	c    *fakeClock
+	ch   chan time.Time
+	when time.Time // guarded by c.mu
 }
 
 func (t *fakeTimer) C() <-chan time.Time { return t.ch }
 
-// Reset implements timer. A deadline already passed fires at once, in a
-// goroutine of its own, as a real timer would.
+// Reset implements timer.
 func (t *fakeTimer) Reset(d time.Duration) bool {
-	c := t.c
-	c.mu.Lock()
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
 	active := t.stopLocked()
-	t.when = c.now.Add(d)
-	t.cancel = make(chan struct{})
-	if d > 0 {
-		c.timers[t] = true
-		c.mu.Unlock()
-		return active
+	t.when = t.c.now.Add(d)
+	t.c.timers[t] = true
+	if d <= 0 {
+		t.fireLocked()
 	}
-	now := c.now
-	c.mu.Unlock()
-	go t.deliver(now)
 	return active
 }
 
@@ -120,31 +95,25 @@ func (t *fakeTimer) Stop() bool {
 	return t.stopLocked()
 }
 
-// stopLocked ends the timer's activation, with c.mu held.
+// stopLocked deactivates the timer and drops a value not received; c.mu
+// is held.
 func (t *fakeTimer) stopLocked() bool {
 	active := t.c.timers[t]
 	delete(t.c.timers, t)
-	if t.cancel != nil {
-		close(t.cancel)
-		t.cancel = nil
+	select {
+	case <-t.ch:
+	default:
 	}
 	return active
 }
 
-// deliver hands now to the timer's receiver, unless the activation ends
-// first.
-func (t *fakeTimer) deliver(now time.Time) {
-	t.c.mu.Lock()
-	cancel := t.cancel
-	t.c.mu.Unlock()
-	if cancel == nil {
-		return
-	}
+// fireLocked sends the time on the timer's channel and deactivates it;
+// c.mu is held.
+func (t *fakeTimer) fireLocked() {
+	delete(t.c.timers, t)
 	select {
-	case t.ch <- now:
-	case <-cancel:
-	case <-time.After(patience): // bounds a failure only
-		t.c.t.Errorf("a fake timer due at %s was never received", now)
+	case t.ch <- t.c.now:
+	default:
 	}
 }
 
@@ -330,7 +299,7 @@ type fakeHarness struct {
 // which ends every fake worker at once.
 func startFake(t *testing.T, yaml string, configure func(*harness, *Options)) *fakeHarness {
 	t.Helper()
-	c := newFakeClock(t)
+	c := newFakeClock()
 	fp := newFakeProcesses(c)
 	h := startWith(t, yaml, func(h *harness, o *Options) {
 		o.processes, o.clock = fp, c
@@ -340,6 +309,19 @@ func startFake(t *testing.T, yaml string, configure func(*harness, *Options)) *f
 	})
 	t.Cleanup(h.sup.Kill) // before startWith's cleanup, which waits for Run
 	return &fakeHarness{harness: h, clock: c, procs: fp}
+}
+
+// advance moves the fake clock d forward, in the owner loop's goroutine:
+// the loop plans with the new time as soon as it is back, and a request
+// made next (workers, say) is answered after it acted on it.
+func (h *fakeHarness) advance(d time.Duration) {
+	h.t.Helper()
+	err := h.sup.do(context.Background(), func(*owner) { h.clock.Advance(d) })
+	if errors.Is(err, ErrNotRunning) {
+		h.clock.Advance(d)
+	} else if err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 // workers returns the supervisor's workers now: the answer comes after

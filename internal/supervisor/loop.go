@@ -2,6 +2,8 @@ package supervisor
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -204,4 +206,86 @@ func (o *owner) beginShutdown() {
 	o.sup.markStopping()
 	o.sup.sdNotify("STOPPING=1")
 	o.opts.Logger.Info("stopping all workers")
+}
+
+// Done is closed when Run has returned.
+func (s *Supervisor) Done() <-chan struct{} { return s.ended }
+
+// Kill makes Run send SIGKILL to the process group of every worker and
+// return at once. It does not block.
+func (s *Supervisor) Kill() {
+	select {
+	case s.kill <- struct{}{}:
+	default:
+	}
+}
+
+// do runs f in the Run goroutine, with the state it owns, and waits for it
+// to finish. It returns ctx.Err() when ctx is done before Run took f, and
+// ErrNotRunning once Run has returned; f has not run then.
+func (s *Supervisor) do(ctx context.Context, f func(o *owner)) error {
+	done := make(chan struct{})
+	select {
+	case s.requests <- func(o *owner) { f(o); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.ended:
+		return ErrNotRunning
+	}
+	// Run calls f as soon as it receives it: wait for it whatever ctx
+	// says, since the caller reads what f writes.
+	<-done
+	return nil
+}
+
+// execute carries out the actions of plan: starts, stops, kills, and
+// the forgetting of workers replaced or gone.
+func (o *owner) execute(plan reconcile.Result, now time.Time) {
+	for _, a := range plan.Actions {
+		switch a := a.(type) {
+		case reconcile.Start:
+			if a.Replaces != 0 {
+				delete(o.workers, a.Replaces)
+			}
+			o.start(o.set.Apps[a.App], a.Restarts, now)
+		case reconcile.Stop:
+			o.stop(o.workers[a.Worker], now)
+		case reconcile.Kill:
+			w := o.workers[a.Worker]
+			if !w.signaled {
+				// A disconnected worker still running at killTimeout:
+				// killSignal now, SIGKILL after another killTimeout.
+				o.signalStop(w)
+				w.StopDeadline = now.Add(w.KillTimeout)
+				continue
+			}
+			w.Killed = true
+			if w.proc != nil {
+				if err := w.proc.KillGroup(); err != nil {
+					o.opts.Logger.Error("kill", "app", w.App, "worker", w.ID, "pid", w.pid, "err", err)
+				}
+			}
+			if o.shutting {
+				o.forced = true
+			}
+			o.emit(Event{Type: EventKill, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
+				Detail: fmt.Sprintf("did not stop within killTimeout %s", w.KillTimeout)})
+		case reconcile.Forget:
+			delete(o.workers, a.Worker)
+		}
+	}
+}
+
+// emit logs e, at warn for an unintended exit or lost output, and hands it
+// to Options.OnEvent, stamped with the clock's time.
+func (o *owner) emit(e Event) {
+	e.Time = o.clock.Now()
+	level := slog.LevelInfo
+	if (e.Type == EventExit && !e.Intended) || e.Type == EventOutputLost {
+		level = slog.LevelWarn
+	}
+	o.opts.Logger.Log(context.Background(), level, e.Type, e.attrs()...)
+	if o.opts.OnEvent != nil {
+		o.opts.OnEvent(e)
+	}
 }

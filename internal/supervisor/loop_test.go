@@ -51,7 +51,7 @@ apps:
 				if r.Delay != 10*time.Millisecond {
 					t.Errorf("restart delay %s, want 10ms", r.Delay)
 				}
-				h.clock.Advance(r.Delay)
+				h.advance(r.Delay)
 				next := h.waitEvent("second fork", func(e Event) bool { return e.Type == EventFork && e.Worker != first.Worker })
 				if next.Worker == first.Worker {
 					t.Fatal("restarted worker kept its id")
@@ -65,7 +65,7 @@ apps:
 				t.Fatalf("workers %+v, want worker %d done", ws, first.Worker)
 			}
 			// No timer is left to fire: an hour later, nothing happened.
-			h.clock.Advance(time.Hour)
+			h.advance(time.Hour)
 			h.workers()
 			for _, e := range h.drain() {
 				if e.Type == EventRestart || (e.Type == EventFork && e.Worker != first.Worker) {
@@ -122,18 +122,18 @@ apps:
 			for len(delays) < len(tt.delays) {
 				if tt.uptime > 0 {
 					fork := h.waitEvent("fork", isType(EventFork))
-					h.clock.Advance(tt.uptime)
+					h.advance(tt.uptime)
 					h.procs.worker(t, fork.Worker).exit(1)
 				}
 				e := h.waitEvent("restart", isType(EventRestart))
 				delays, attempts = append(delays, e.Delay), append(attempts, e.Attempt)
 				// Not a nanosecond early.
-				h.clock.Advance(e.Delay - time.Nanosecond)
+				h.advance(e.Delay - time.Nanosecond)
 				ws := h.workers()
 				if len(ws) != 1 || ws[0].Phase != reconcile.Backoff || !ws[0].RestartAt.Equal(h.clock.Now().Add(time.Nanosecond)) {
 					t.Fatalf("%s before the restart delay %s: %s, want worker %d in backoff until then", e.Delay-time.Nanosecond, e.Delay, summary(ws), e.Worker)
 				}
-				h.clock.Advance(time.Nanosecond)
+				h.advance(time.Nanosecond)
 				if ws := h.workers(); len(ws) != 1 || ws[0].ID == e.Worker {
 					t.Fatalf("at the restart delay %s: %s, want worker %d replaced", e.Delay, summary(ws), e.Worker)
 				}
@@ -164,7 +164,7 @@ apps:
 		t.Errorf("exit event: intended=%v signal=%q, want unintended SIGKILL", ex.Intended, ex.Signal)
 	}
 	r := h.waitEvent("restart", func(e Event) bool { return e.Type == EventRestart && e.Worker == victim.ID })
-	h.clock.Advance(r.Delay)
+	h.advance(r.Delay)
 	on := h.waitEvent("replacement online", func(e Event) bool { return e.Type == EventOnline && e.Worker > ws[1].ID })
 	if on.Worker <= ws[1].ID {
 		t.Errorf("replacement has id %d; ids are never reused", on.Worker)
@@ -247,12 +247,12 @@ apps:
 		t.Errorf("stopping: signal %s timeout %s, want SIGINT 300ms", st.Signal, st.Delay)
 	}
 	p := h.procs.worker(t, w.Worker)
-	h.clock.Advance(300*time.Millisecond - time.Nanosecond)
+	h.advance(300*time.Millisecond - time.Nanosecond)
 	h.workers()
 	if sigs, kills, _ := p.record(); kills != 0 || !slices.Equal(sigs, []syscall.Signal{syscall.SIGINT}) {
 		t.Fatalf("before killTimeout: signals %v, group kills %d; want SIGINT alone", sigs, kills)
 	}
-	h.clock.Advance(time.Nanosecond)
+	h.advance(time.Nanosecond)
 	kill := h.waitEvent("kill", isType(EventKill))
 	ex := h.waitEvent("exit", isType(EventExit))
 	if kill.Worker != w.Worker || ex.Worker != w.Worker || !ex.Intended || ex.Signal != "SIGKILL" {
@@ -284,7 +284,7 @@ apps:
 	for range 3 {
 		h.waitEvent("stopping", isType(EventStopping))
 	}
-	h.clock.Advance(200 * time.Millisecond)
+	h.advance(200 * time.Millisecond)
 	if err := h.stop(); !errors.Is(err, ErrStopTimeout) {
 		t.Fatalf("Run returned %v, want ErrStopTimeout", err)
 	}

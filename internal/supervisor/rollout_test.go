@@ -39,8 +39,8 @@ func (h *fakeHarness) readyAll(ws []WorkerInfo) {
 // driveRollout carries a rolling update to its end as its workers would:
 // the new workers the loop starts say READY=1, time passes for
 // minReadyTime (the default, 1s, at a time), and retired workers exit. It
-// returns once the update is complete, with check called on the workers
-// after each step.
+// returns once the update is complete and the retired workers exited,
+// with check called on the workers after each step.
 func (h *fakeHarness) driveRollout(check func([]WorkerInfo)) {
 	h.t.Helper()
 	from := len(h.drain())
@@ -53,6 +53,7 @@ func (h *fakeHarness) driveRollout(check func([]WorkerInfo)) {
 			check(ws)
 		}
 		if slices.ContainsFunc(h.drain()[from:], isComplete) {
+			h.waitRetired()
 			return
 		}
 		switch {
@@ -61,7 +62,7 @@ func (h *fakeHarness) driveRollout(check func([]WorkerInfo)) {
 		case slices.ContainsFunc(ws, func(w WorkerInfo) bool { return w.PID != 0 && w.Phase == reconcile.Stopping }):
 			h.waitEvent("an exit", isType(EventExit))
 		default:
-			h.clock.Advance(time.Second)
+			h.advance(time.Second)
 		}
 	}
 }
@@ -158,7 +159,7 @@ apps:
 	h.apply(fmt.Sprintf(manifestFmt, 2))
 	fresh := h.waitEvent("fork of the new version", isType(EventFork))
 	h.ready(fresh.Worker)
-	h.clock.Advance(10*time.Second - time.Nanosecond)
+	h.advance(10*time.Second - time.Nanosecond)
 	if ws := h.workers(); len(live(ws, "web")) != 3 {
 		t.Fatalf("before minReadyTime: %s, want the 2 old workers and the new one", summary(ws))
 	}
@@ -167,7 +168,7 @@ apps:
 			t.Fatalf("an old worker was stopped before the new one was available: %s", describe([]Event{e}))
 		}
 	}
-	h.clock.Advance(time.Nanosecond)
+	h.advance(time.Nanosecond)
 	st := h.waitEvent("an old worker retired", isType(EventStopping))
 	if st.Generation == fresh.Generation {
 		t.Errorf("the new worker was stopped: %s", describe([]Event{st}))
@@ -204,7 +205,7 @@ apps:
 			h.apply(fmt.Sprintf(manifestFmt, bad.readyTimeout, bad.helper, 2))
 			if bad.helper == "serve" {
 				h.waitEvent("fork of the new version", func(e Event) bool { return e.Type == EventFork && e.Worker > last })
-				h.clock.Advance(300 * time.Millisecond)
+				h.advance(300 * time.Millisecond)
 			}
 			stalled := h.waitEvent("rollout-stalled", isType(EventRolloutStalled))
 			if !strings.Contains(stalled.Detail, bad.reason) {
@@ -214,7 +215,7 @@ apps:
 				// The new version's workers crash and are replaced, again.
 				for range 3 {
 					r := h.waitEvent("a restart of the new version", func(e Event) bool { return e.Type == EventRestart && e.Worker > last })
-					h.clock.Advance(r.Delay)
+					h.advance(r.Delay)
 				}
 				// And once more: one of them is in backoff now.
 				h.waitEvent("a restart of the new version", func(e Event) bool { return e.Type == EventRestart && e.Worker > last })
@@ -314,7 +315,7 @@ apps:
 			return e.Type == EventRestart || (e.Generation == info.Generation && (e.Type == EventRolloutStalled || isComplete(e)))
 		})
 		if e.Type == EventRestart {
-			h.clock.Advance(e.Delay)
+			h.advance(e.Delay)
 			continue
 		}
 		if e.Type != EventRolloutStalled || !strings.Contains(e.Detail, "exited within minReadyTime") {
@@ -358,6 +359,7 @@ apps:
 		t.Errorf("Rollouts during the restart: %+v %v", ro, err)
 	}
 	h.driveRollout(nil)
+	h.waitRetired()
 	if e := h.seen[slices.IndexFunc(h.seen, isComplete)]; e.Generation != info.Generation {
 		t.Errorf("complete for generation %s, want %s", e.Generation, info.Generation)
 	}

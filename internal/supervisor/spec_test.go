@@ -60,7 +60,9 @@ func TestWorkerSpec(t *testing.T) {
 				"NODE_CHANNEL_FD=3", "NODE_CHANNEL_SERIALIZATION_MODE=json", "NODE_UNIQUE_ID=7"},
 			extra: []*os.File{channel}},
 		{name: "user",
-			app:        func(a *manifest.App) { a.Resolved.Credential = &manifest.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{4, 5}} },
+			app: func(a *manifest.App) {
+				a.Resolved.Credential = &manifest.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{4, 5}}
+			},
 			env:        []string{"PATH=/bin", "HOME=/root", "GREETING=outer", "PADDOCK_APP=web", "PADDOCK_WORKER_ID=7"},
 			credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{4, 5}}},
 	}
