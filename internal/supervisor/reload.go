@@ -201,9 +201,9 @@ func (s *Supervisor) settle(ctx context.Context, set *manifest.Set) (*manifest.S
 			}
 			return set, nil
 		}
-		timer := time.NewTimer(settle)
+		timer := s.opts.clock.NewTimer(settle)
 		select {
-		case <-timer.C:
+		case <-timer.C():
 		case <-ctx.Done():
 			timer.Stop()
 			return nil, ctx.Err()
