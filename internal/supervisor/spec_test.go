@@ -12,6 +12,7 @@ import (
 )
 
 func TestWorkerSpec(t *testing.T) {
+	t.Parallel()
 	sock3, sock4, channel := os.NewFile(100, "sock3"), os.NewFile(101, "sock4"), os.NewFile(102, "channel")
 	base := func() *manifest.App {
 		return &manifest.App{Name: "web", Readiness: manifest.ReadinessOnline,
