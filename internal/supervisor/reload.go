@@ -56,24 +56,29 @@ func (s *Supervisor) Reload(ctx context.Context) ([]manifest.Change, error) {
 		s.sdNotify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
 		defer s.sdNotify("READY=1")
 	}
+	set, err := s.load(ctx)
+	if err == nil {
+		set, err = s.settle(ctx, set)
+	}
+	var changes []manifest.Change
+	if err == nil {
+		changes, err = s.Apply(ctx, set)
+	}
+	s.reportReload(ctx, changes, err)
+	return changes, err
+}
+
+// reportReload tells how a reload ended: Options.OnReload gets "failed",
+// "unchanged" or "applied"; a rejected set is reported (unless the reload
+// was given up: ctx done, or Run stopping), and the first reload that
+// succeeds after one says the manifests are valid again. The holder of
+// reloadSem calls it.
+func (s *Supervisor) reportReload(ctx context.Context, changes []manifest.Change, err error) {
 	result := func(r string) {
 		if s.opts.OnReload != nil {
 			s.opts.OnReload(r)
 		}
 	}
-	set, err := s.load(ctx)
-	if err == nil {
-		set, err = s.settle(ctx, set)
-	}
-	if err != nil {
-		if ctx.Err() == nil && !errors.Is(err, ErrNotRunning) {
-			result("failed")
-			s.rejected = true
-			s.reportReloadFailure(ctx, err)
-		}
-		return nil, err
-	}
-	changes, err := s.Apply(ctx, set)
 	switch {
 	case err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotRunning):
 		result("failed")
@@ -94,7 +99,6 @@ func (s *Supervisor) Reload(ctx context.Context) ([]manifest.Change, error) {
 		}
 		s.opts.Logger.Info("the manifests are valid again", "applied", applied)
 	}
-	return changes, err
 }
 
 // changesSummary describes changes in one line: "web: updated (args) 2→3;
