@@ -324,6 +324,27 @@ func (h *fakeHarness) advance(d time.Duration) {
 	}
 }
 
+// wakeAt returns when the owner loop is to wake next: the deadline of the
+// earliest timer set (zero if none). It asks from within the loop, whose
+// timer is set while it waits, as when it took the request.
+func (h *fakeHarness) wakeAt() time.Time {
+	h.t.Helper()
+	var at time.Time
+	err := h.sup.do(context.Background(), func(*owner) {
+		h.clock.mu.Lock()
+		defer h.clock.mu.Unlock()
+		for t := range h.clock.timers {
+			if at.IsZero() || t.when.Before(at) {
+				at = t.when
+			}
+		}
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return at
+}
+
 // workers returns the supervisor's workers now: the answer comes after
 // the loop handled everything it was woken for before.
 func (h *fakeHarness) workers() []WorkerInfo {

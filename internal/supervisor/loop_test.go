@@ -127,6 +127,10 @@ apps:
 				}
 				e := h.waitEvent("restart", isType(EventRestart))
 				delays, attempts = append(delays, e.Delay), append(attempts, e.Attempt)
+				// The loop is to wake for it, not earlier, not later.
+				if at, want := h.wakeAt(), h.clock.Now().Add(e.Delay); !at.Equal(want) {
+					t.Fatalf("restart delay %s: the loop wakes at %s, want %s", e.Delay, at.Sub(fakeEpoch), want.Sub(fakeEpoch))
+				}
 				// Not a nanosecond early.
 				h.advance(e.Delay - time.Nanosecond)
 				ws := h.workers()
@@ -247,6 +251,9 @@ apps:
 		t.Errorf("stopping: signal %s timeout %s, want SIGINT 300ms", st.Signal, st.Delay)
 	}
 	p := h.procs.worker(t, w.Worker)
+	if at, want := h.wakeAt(), h.clock.Now().Add(300*time.Millisecond); !at.Equal(want) {
+		t.Errorf("the loop wakes at %s, want at killTimeout, %s", at.Sub(fakeEpoch), want.Sub(fakeEpoch))
+	}
 	h.advance(300*time.Millisecond - time.Nanosecond)
 	h.workers()
 	if sigs, kills, _ := p.record(); kills != 0 || !slices.Equal(sigs, []syscall.Signal{syscall.SIGINT}) {
