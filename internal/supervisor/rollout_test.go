@@ -325,54 +325,6 @@ apps:
 	}
 }
 
-// TestRestartRollsEveryWorker: Restart (paddock restart) replaces every
-// worker with a new generation through a rolling update, which
-// restart --wait follows: restart-requested, rollout-progress of that
-// generation, then "complete"; Rollouts lists the app meanwhile.
-func TestRestartRollsEveryWorker(t *testing.T) {
-	t.Parallel()
-	h := startFake(t, `
-apps:
-  web:
-    exec: $SELF
-    instances: 2
-    readiness: notify
-    rollout: {maxSurge: 1, maxUnavailable: 0}
-    env: {PADDOCK_TEST_HELPER: serve}
-`, nil)
-	h.forks(2)
-	old := h.workers()
-	h.readyAll(old)
-	info, err := h.sup.Restart(t.Context(), "web")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.Workers != 2 || info.Generation != old[0].Generation+"-r1" {
-		t.Errorf("restart: %+v, want 2 workers and generation %s-r1", info, old[0].Generation)
-	}
-	req := h.waitEvent("restart-requested", isType(EventRestartRequested))
-	if req.Generation != info.Generation || req.Detail != "rolling restart of 2 workers" {
-		t.Errorf("restart-requested %+v", req)
-	}
-	h.waitEvent("progress", func(e Event) bool { return e.Type == EventRolloutProgress && e.Generation == info.Generation })
-	if ro, err := h.sup.Rollouts(t.Context()); err != nil || ro["web"].Old == 0 {
-		t.Errorf("Rollouts during the restart: %+v %v", ro, err)
-	}
-	h.driveRollout(nil)
-	h.waitRetired()
-	if e := h.seen[slices.IndexFunc(h.seen, isComplete)]; e.Generation != info.Generation {
-		t.Errorf("complete for generation %s, want %s", e.Generation, info.Generation)
-	}
-	if ro, err := h.sup.Rollouts(t.Context()); err != nil || len(ro) != 0 {
-		t.Errorf("Rollouts after the restart: %+v %v", ro, err)
-	}
-	for _, w := range h.workers() {
-		if w.Generation != info.Generation || slices.ContainsFunc(old, func(o WorkerInfo) bool { return o.ID == w.ID }) {
-			t.Errorf("worker %d of generation %s survived the restart", w.ID, w.Generation)
-		}
-	}
-}
-
 // TestReloadKeepsUnchangedApps: a reload that changes one app replaces
 // that app's workers and leaves the others alone.
 func TestReloadKeepsUnchangedApps(t *testing.T) {
