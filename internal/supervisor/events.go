@@ -54,6 +54,9 @@ type Event struct {
 	// StartFailed: the program could not be started (Detail says why);
 	// PID is 0 when not even a process was created.
 	StartFailed bool
+	// StartErr, with StartFailed, is why: the app, the worker, the
+	// program and the cause (Detail says the same in words).
+	StartErr *StartError
 	// Restart: the delay and the consecutive restart count. Stopping: the
 	// killTimeout in Delay and the killSignal in Signal.
 	Delay   time.Duration

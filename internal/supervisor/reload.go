@@ -56,24 +56,29 @@ func (s *Supervisor) Reload(ctx context.Context) ([]manifest.Change, error) {
 		s.sdNotify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
 		defer s.sdNotify("READY=1")
 	}
+	set, err := s.load(ctx)
+	if err == nil {
+		set, err = s.settle(ctx, set)
+	}
+	var changes []manifest.Change
+	if err == nil {
+		changes, err = s.Apply(ctx, set)
+	}
+	s.reportReload(ctx, changes, err)
+	return changes, err
+}
+
+// reportReload tells how a reload ended: Options.OnReload gets "failed",
+// "unchanged" or "applied"; a rejected set is reported (unless the reload
+// was given up: ctx done, or Run stopping), and the first reload that
+// succeeds after one says the manifests are valid again. The holder of
+// reloadSem calls it.
+func (s *Supervisor) reportReload(ctx context.Context, changes []manifest.Change, err error) {
 	result := func(r string) {
 		if s.opts.OnReload != nil {
 			s.opts.OnReload(r)
 		}
 	}
-	set, err := s.load(ctx)
-	if err == nil {
-		set, err = s.settle(ctx, set)
-	}
-	if err != nil {
-		if ctx.Err() == nil && !errors.Is(err, ErrNotRunning) {
-			result("failed")
-			s.rejected = true
-			s.reportReloadFailure(ctx, err)
-		}
-		return nil, err
-	}
-	changes, err := s.Apply(ctx, set)
 	switch {
 	case err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotRunning):
 		result("failed")
@@ -94,7 +99,6 @@ func (s *Supervisor) Reload(ctx context.Context) ([]manifest.Change, error) {
 		}
 		s.opts.Logger.Info("the manifests are valid again", "applied", applied)
 	}
-	return changes, err
 }
 
 // changesSummary describes changes in one line: "web: updated (args) 2→3;
@@ -162,7 +166,7 @@ func (s *Supervisor) settleTime() time.Duration {
 // changed since it was last read.
 func (s *Supervisor) settle(ctx context.Context, set *manifest.Set) (*manifest.Set, error) {
 	var prev *manifest.Set
-	if err := s.do(ctx, func() { prev = s.set }); err != nil {
+	if err := s.do(ctx, func(o *owner) { prev = o.set }); err != nil {
 		return nil, err
 	}
 	settle := s.settleTime()
@@ -201,9 +205,9 @@ func (s *Supervisor) settle(ctx context.Context, set *manifest.Set) (*manifest.S
 			}
 			return set, nil
 		}
-		timer := time.NewTimer(settle)
+		timer := s.opts.clock.NewTimer(settle)
 		select {
-		case <-timer.C:
+		case <-timer.C():
 		case <-ctx.Done():
 			timer.Stop()
 			return nil, ctx.Err()
@@ -308,7 +312,7 @@ func (s *Supervisor) reportReloadFailure(ctx context.Context, err error) {
 			s.opts.Logger.Error("reload rejected", "err", e.Error())
 		}
 	}
-	_ = s.do(ctx, func() { s.emit(Event{Type: EventReloadFailed, Detail: detail}) })
+	_ = s.do(ctx, func(o *owner) { o.emit(Event{Type: EventReloadFailed, Detail: detail}) })
 }
 
 // RequestReload asks for a reload without waiting for it; requests made
@@ -332,7 +336,7 @@ func (s *Supervisor) reloader(ctx context.Context) {
 		case <-s.watching:
 			_, _ = s.Reload(ctx)
 			detail := strings.Join(s.opts.Watch, ", ")
-			_ = s.do(ctx, func() { s.emit(Event{Type: EventWatching, Detail: detail}) })
+			_ = s.do(ctx, func(o *owner) { o.emit(Event{Type: EventWatching, Detail: detail}) })
 		}
 	}
 }

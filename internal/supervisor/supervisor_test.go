@@ -14,7 +14,6 @@ import (
 
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/procs"
-	"github.com/paddock-sh/paddock/reconcile"
 )
 
 func TestSpawnsInstances(t *testing.T) {
@@ -96,188 +95,6 @@ apps:
 	}
 }
 
-func TestKilledWorkerIsReplaced(t *testing.T) {
-	h := start(t, `
-apps:
-  web:
-    exec: $SELF
-    instances: 2
-    env: {PADDOCK_TEST_HELPER: serve}
-    backoff: {initial: 10ms, max: 1s}
-`)
-	ws := h.waitWorkers("2 workers", running("web", 2))
-	victim := ws[0]
-	if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	ex := h.waitEvent("exit of the victim", func(e Event) bool { return e.Type == EventExit && e.Worker == victim.ID })
-	if ex.Intended || ex.Signal != "SIGKILL" {
-		t.Errorf("exit event: intended=%v signal=%q, want unintended SIGKILL", ex.Intended, ex.Signal)
-	}
-	h.waitEvent("restart", func(e Event) bool { return e.Type == EventRestart && e.Worker == victim.ID })
-	on := h.waitEvent("replacement online", func(e Event) bool { return e.Type == EventOnline && e.Worker > ws[1].ID })
-	if on.Worker <= ws[1].ID {
-		t.Errorf("replacement has id %d; ids are never reused", on.Worker)
-	}
-	after := h.waitWorkers("2 workers again", running("web", 2))
-	if after[0].ID != ws[1].ID || !alive(after[1].PID) {
-		t.Errorf("unexpected workers after replacement: %+v", after)
-	}
-	waitGone(t, victim.PID, "killed worker")
-}
-
-func TestRestartPolicies(t *testing.T) {
-	tests := []struct {
-		restart     string
-		code        int
-		wantRestart bool
-	}{
-		{"always", 0, true},
-		{"always", 3, true},
-		{"on-failure", 0, false},
-		{"on-failure", 3, true},
-		{"never", 0, false},
-		{"never", 3, false},
-	}
-	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%s/exit%d", tt.restart, tt.code), func(t *testing.T) {
-			h := start(t, fmt.Sprintf(`
-apps:
-  job:
-    exec: $SELF
-    restart: %s
-    env: {PADDOCK_TEST_HELPER: "exit:%d"}
-    backoff: {initial: 10ms, max: 10ms}
-`, tt.restart, tt.code))
-			first := h.waitEvent("first exit", isType(EventExit))
-			if first.ExitCode != tt.code || first.Intended {
-				t.Fatalf("exit code %d intended %v, want %d false", first.ExitCode, first.Intended, tt.code)
-			}
-			if tt.wantRestart {
-				h.waitEvent("restart", isType(EventRestart))
-				next := h.waitEvent("second fork", func(e Event) bool { return e.Type == EventFork && e.Worker != first.Worker })
-				if next.Worker == first.Worker {
-					t.Fatal("restarted worker kept its id")
-				}
-				return
-			}
-			ws := h.waitWorkers("the worker done", func(ws []WorkerInfo) bool {
-				return len(ws) == 1 && ws[0].Phase == reconcile.Done
-			})
-			if ws[0].ID != first.Worker {
-				t.Fatalf("workers %+v", ws)
-			}
-			// Nothing more happens, and no waiting is needed to know it:
-			// the exit put the worker in Done, which no plan restarts, in
-			// the same step that would have emitted a restart event; every
-			// event emitted before Workers answered is in h.events.
-			for _, e := range h.drain() {
-				if e.Type == EventRestart || (e.Type == EventFork && e.Worker != first.Worker) {
-					t.Fatalf("unexpected %s after a %s exit under restart: %s", e.Type, strconv.Itoa(tt.code), tt.restart)
-				}
-			}
-		})
-	}
-}
-
-func TestBackoffGrowsAndResets(t *testing.T) {
-	// How long a crashing worker lives depends on the machine, and the
-	// restart count resets once a worker has stayed up for backoff.max.
-	// So each app here is sure of its outcome whatever the speed:
-	//   - crash exits at once, but its max (1h) is far beyond any start
-	//     time: each restart doubles the delay;
-	//   - vanished cannot even start (its program disappeared after the
-	//     manifest was checked): a start failure has lived 0s, so its
-	//     delay doubles up to max (40ms) and stays there;
-	//   - slow exits after 150ms, longer than its max (80ms) in any case:
-	//     its count resets every time, so every restart is the first.
-	dir := t.TempDir()
-	prog := filepath.Join(dir, "prog")
-	if err := os.WriteFile(prog, []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	set := load(t, dir, `
-apps:
-  crash:
-    exec: $SELF
-    env: {PADDOCK_TEST_HELPER: "exit:1", STAMPS: $DIR/stamps}
-    backoff: {initial: 10ms, max: 1h}
-  vanished:
-    exec: ./prog
-    backoff: {initial: 10ms, max: 40ms}
-  slow:
-    exec: $SELF
-    env: {PADDOCK_TEST_HELPER: "exit:1:after=150ms"}
-    backoff: {initial: 10ms, max: 80ms}
-`)
-	if err := os.Remove(prog); err != nil {
-		t.Fatal(err)
-	}
-	h := startSet(t, set)
-	delays := map[string][]time.Duration{}
-	attempts := map[string][]int{}
-	want := map[string]int{"crash": 6, "vanished": 5, "slow": 3}
-	for len(delays["crash"]) < want["crash"] || len(delays["vanished"]) < want["vanished"] || len(delays["slow"]) < want["slow"] {
-		e := h.waitEvent("restarts", isType(EventRestart))
-		if len(delays[e.App]) < want[e.App] {
-			delays[e.App] = append(delays[e.App], e.Delay)
-			attempts[e.App] = append(attempts[e.App], e.Attempt)
-		}
-	}
-	ms := func(ds ...time.Duration) []time.Duration {
-		for i := range ds {
-			ds[i] *= time.Millisecond
-		}
-		return ds
-	}
-	for app, w := range map[string]struct {
-		delays   []time.Duration
-		attempts []int
-	}{
-		"crash":    {ms(10, 20, 40, 80, 160, 320), []int{1, 2, 3, 4, 5, 6}},
-		"vanished": {ms(10, 20, 40, 40, 40), []int{1, 2, 3, 4, 5}},
-		"slow":     {ms(10, 10, 10), []int{1, 1, 1}},
-	} {
-		if !slices.Equal(delays[app], w.delays) || !slices.Equal(attempts[app], w.attempts) {
-			t.Errorf("%s: delays %v attempts %v, want %v and %v", app, delays[app], attempts[app], w.delays, w.attempts)
-		}
-	}
-	// The delays are honoured: each crash worker started at least the
-	// delay after the previous one exited, as the workers themselves saw
-	// the clock (no upper bound: the machine may be slow). The events'
-	// times cannot show it: they are taken when the supervisor gets to
-	// emit them, which may be after a short-lived worker already exited.
-	b, err := os.ReadFile(filepath.Join(dir, "stamps"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var starts, exits []time.Time
-	lines := strings.Split(string(b), "\n")
-	for i, line := range lines {
-		what, ns, _ := strings.Cut(line, " ")
-		n, err := strconv.ParseInt(ns, 10, 64)
-		if err != nil && i == len(lines)-1 {
-			break // the end of the file, or a worker still writing
-		}
-		if err != nil {
-			t.Fatalf("stamps: %q", line)
-		}
-		if what == "start" {
-			starts = append(starts, time.Unix(0, n))
-		} else {
-			exits = append(exits, time.Unix(0, n))
-		}
-	}
-	for i := 1; i < len(starts) && i <= len(exits) && i <= len(delays["crash"]); i++ {
-		if gap := starts[i].Sub(exits[i-1]); gap < delays["crash"][i-1] {
-			t.Errorf("crash worker %d started %s after the previous one exited, before its delay %s", i+1, gap, delays["crash"][i-1])
-		}
-	}
-	if len(starts) < len(delays["crash"]) {
-		t.Errorf("%d crash workers stamped their start, want at least %d", len(starts), len(delays["crash"]))
-	}
-}
-
 func TestKillTimeoutKillsWorkerAndGrandchild(t *testing.T) {
 	const manifestFmt = `
 apps:
@@ -308,72 +125,6 @@ apps:
 	waitGone(t, ws[0].PID, "worker that ignores SIGTERM")
 	waitGone(t, grandchild, "grandchild that ignores SIGTERM")
 	h.waitWorkers("no workers", func(ws []WorkerInfo) bool { return len(ws) == 0 })
-}
-
-func TestShutdownReportsForcedKills(t *testing.T) {
-	h := start(t, `
-apps:
-  stubborn:
-    exec: $SELF
-    env: {PADDOCK_TEST_HELPER: ignore-term, PIDFILE: $DIR/grandchild.pid}
-    killTimeout: 200ms
-  polite:
-    exec: $SELF
-    instances: 2
-    env: {PADDOCK_TEST_HELPER: serve}
-`)
-	ws := h.waitWorkers("3 workers", func(ws []WorkerInfo) bool { return len(ws) == 3 && ws[0].PID != 0 && ws[1].PID != 0 && ws[2].PID != 0 })
-	grandchild := readPID(t, filepath.Join(h.dir, "grandchild.pid"))
-	if err := h.stop(); !errors.Is(err, ErrStopTimeout) {
-		t.Fatalf("Run returned %v, want ErrStopTimeout", err)
-	}
-	for _, w := range ws {
-		if alive(w.PID) {
-			t.Errorf("%s/%d pid %d still alive after shutdown", w.App, w.ID, w.PID)
-		}
-	}
-	// Killed with its worker's group; dead, perhaps not yet reaped, since
-	// Run has returned (in paddock the process exits next).
-	deadline := time.Now().Add(patience)
-	for alive(grandchild) && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if alive(grandchild) {
-		t.Errorf("grandchild %d survived the shutdown", grandchild)
-	}
-}
-
-func TestGracefulShutdownIsClean(t *testing.T) {
-	h := start(t, `
-apps:
-  polite:
-    exec: $SELF
-    instances: 3
-    killTimeout: 60s
-    env: {PADDOCK_TEST_HELPER: serve, READY_DIR: $DIR}
-`)
-	h.waitReady(h.waitWorkers("3 workers", running("polite", 3)))
-	if err := h.stop(); err != nil {
-		t.Fatalf("Run returned %v, want nil", err)
-	}
-	exits := 0
-	for {
-		select {
-		case e := <-h.events:
-			if e.Type == EventExit {
-				exits++
-				if !e.Intended || e.ExitCode != 0 {
-					t.Errorf("exit %+v, want intended code 0", e)
-				}
-			}
-			continue
-		default:
-		}
-		break
-	}
-	if exits != 3 {
-		t.Errorf("%d exit events, want 3", exits)
-	}
 }
 
 func TestOrphanedGrandchildIsReaped(t *testing.T) {
@@ -425,46 +176,6 @@ apps:
 			if target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/1", w.PID)); !strings.HasPrefix(target, "pipe:") {
 				t.Errorf("silent worker stdout is %q, want a pipe", target)
 			}
-		}
-	}
-}
-
-func TestScaleUpAndDown(t *testing.T) {
-	const manifestFmt = `
-apps:
-  web:
-    exec: $SELF
-    instances: %d
-    killTimeout: 60s
-    env: {PADDOCK_TEST_HELPER: serve, READY_DIR: $DIR}
-`
-	h := start(t, fmt.Sprintf(manifestFmt, 2))
-	before := h.waitWorkers("2 workers", running("web", 2))
-	h.apply(fmt.Sprintf(manifestFmt, 5))
-	up := h.waitWorkers("5 workers", running("web", 5))
-	h.waitReady(up)
-	// Scaling up keeps the workers that were there.
-	if up[0].PID != before[0].PID || up[1].PID != before[1].PID {
-		t.Errorf("scale-up replaced existing workers: before %+v after %+v", before, up)
-	}
-	h.apply(fmt.Sprintf(manifestFmt, 1))
-	down := h.waitWorkers("1 worker", running("web", 1))
-	// Scaling down retires the newest workers; the oldest stays.
-	if down[0].PID != before[0].PID {
-		t.Errorf("scale-down kept %+v, want the oldest worker %+v", down[0], before[0])
-	}
-	for _, w := range up[1:] {
-		e := h.waitEvent(fmt.Sprintf("exit of web/%d", w.ID), func(e Event) bool { return e.Type == EventExit && e.Worker == w.ID })
-		if !e.Intended || e.ExitCode != 0 {
-			t.Errorf("web/%d: exit intended=%v code=%d, want an intended exit 0", w.ID, e.Intended, e.ExitCode)
-		}
-	}
-	// Retired workers are not restarted.
-	h.apply(fmt.Sprintf(manifestFmt, 0))
-	h.waitWorkers("no workers", func(ws []WorkerInfo) bool { return len(ws) == 0 })
-	for _, e := range h.drain() {
-		if e.Type == EventRestart {
-			t.Errorf("a retired worker was restarted: %s", describe([]Event{e}))
 		}
 	}
 }
@@ -528,6 +239,10 @@ apps:
 	for _, e := range h.drain() {
 		if e.Type == EventExit && !strings.Contains(e.Detail, "start failed") {
 			t.Errorf("exit without the start error: %s", describe([]Event{e}))
+		}
+		if e.Type == EventExit && (e.StartErr == nil || e.StartErr.Program != prog || e.StartErr.Worker != e.Worker ||
+			!errors.Is(e.StartErr, os.ErrNotExist)) {
+			t.Errorf("exit event's start error %v, want one naming %s, worker %d, not found", e.StartErr, prog, e.Worker)
 		}
 	}
 }
@@ -614,7 +329,7 @@ apps:
 	deadline := time.Now().Add(patience)
 	for {
 		var n int
-		if err := h.sup.do(t.Context(), func() { n = h.sup.copiers.len() }); err != nil {
+		if err := h.sup.do(t.Context(), func(o *owner) { n = o.copiers.len() }); err != nil {
 			t.Fatal(err)
 		}
 		if n == 0 {

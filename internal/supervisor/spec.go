@@ -1,0 +1,93 @@
+package supervisor
+
+import (
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/paddock-sh/paddock/manifest"
+	"github.com/paddock-sh/paddock/procs"
+)
+
+// specSocket is a listening socket handed to a worker, with the name it
+// gets in LISTEN_FDNAMES.
+type specSocket struct {
+	File *os.File
+	Name string
+}
+
+// workerSpec returns what worker id of app is started with: the app's
+// program, arguments, directory and identity, and the environment of
+// workerEnv over environ; NOTIFY_SOCKET=notifyPath for an app whose
+// readiness is notify; sockets as descriptors 3, 4, ... handed over as
+// systemd's socket activation does; and channel, when not nil, as the next
+// descriptor, Node's IPC channel (NODE_CHANNEL_FD and its companions).
+// Stdout and Stderr are left to the caller. It only builds a value: it
+// opens, closes and changes nothing.
+func workerSpec(app *manifest.App, id int, environ []string, notifyPath string, sockets []specSocket, channel *os.File) procs.Spec {
+	spec := procs.Spec{
+		Path: app.Resolved.Path,
+		Argv: app.Resolved.Argv,
+		Dir:  app.Resolved.Dir,
+		Env:  workerEnv(environ, app, id),
+	}
+	if app.Readiness == manifest.ReadinessNotify {
+		spec.Env = append(spec.Env, "NOTIFY_SOCKET="+notifyPath)
+	}
+	for _, s := range sockets {
+		spec.ExtraFiles = append(spec.ExtraFiles, s.File)
+		spec.ListenNames = append(spec.ListenNames, s.Name)
+	}
+	if c := app.Resolved.Credential; c != nil {
+		spec.Credential = &syscall.Credential{Uid: c.Uid, Gid: c.Gid, Groups: c.Groups}
+	}
+	if channel != nil {
+		spec.ExtraFiles = append(spec.ExtraFiles, channel)
+		spec.Env = append(spec.Env,
+			"NODE_CHANNEL_FD="+strconv.Itoa(2+len(spec.ExtraFiles)),
+			"NODE_CHANNEL_SERIALIZATION_MODE=json",
+			"NODE_UNIQUE_ID="+strconv.Itoa(id))
+	}
+	return spec
+}
+
+// inheritedForSupervisor are variables addressed to paddock itself by its
+// own parent (systemd socket activation and readiness): workers never
+// inherit them.
+var inheritedForSupervisor = []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET"}
+
+// workerEnv returns the environment of worker id of app: base without the
+// supervisor's own activation variables, then the app's env, then
+// PADDOCK_APP and PADDOCK_WORKER_ID. Each name appears once.
+func workerEnv(base []string, app *manifest.App, id int) []string {
+	drop := map[string]bool{"PADDOCK_APP": true, "PADDOCK_WORKER_ID": true}
+	for _, k := range inheritedForSupervisor {
+		drop[k] = true
+	}
+	for k := range app.Env {
+		drop[k] = true
+	}
+	env := make([]string, 0, len(base)+len(app.Env)+2)
+	for _, kv := range base {
+		k, _, _ := strings.Cut(kv, "=")
+		if !drop[k] {
+			env = append(env, kv)
+		}
+	}
+	keys := make([]string, 0, len(app.Env))
+	for k := range app.Env {
+		// PADDOCK_APP and PADDOCK_WORKER_ID are paddock's: an app's env
+		// does not set them (with both, a worker's getenv would return
+		// the app's, the first).
+		if k != "PADDOCK_APP" && k != "PADDOCK_WORKER_ID" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+app.Env[k])
+	}
+	return append(env, "PADDOCK_APP="+app.Name, "PADDOCK_WORKER_ID="+strconv.Itoa(id))
+}

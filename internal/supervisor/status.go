@@ -1,0 +1,163 @@
+package supervisor
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/paddock-sh/paddock/reconcile"
+)
+
+// This file holds the snapshots of a running supervisor: its apps and
+// workers.
+
+// AppStatus describes one app of the running set.
+type AppStatus struct {
+	Name string
+	// Instances is the desired worker count: ManifestInstances, or the
+	// runtime override when Override is true.
+	Instances         int
+	ManifestInstances int
+	Override          bool
+	// Running counts live processes (stopping ones aside), Ready those of
+	// them ready to serve.
+	Running, Ready   int
+	Generation       string
+	SchedulingPolicy string
+	// Silent says the app's output goes through paddock (and is kept for
+	// paddock logs); otherwise its workers write to paddock's own stdout
+	// and stderr themselves.
+	Silent bool
+	// Listen holds the addresses the app's workers listen on: its
+	// `listen:` sockets as bound, then the sockets opened for it on
+	// demand (a cluster worker's listen() of an address `listen:` does
+	// not name).
+	Listen []string
+	// Rollout is the state of a rolling update in progress, else nil.
+	Rollout *reconcile.RolloutStatus
+}
+
+// Status is a snapshot of the whole supervisor.
+type Status struct {
+	Apps    []AppStatus // in name order
+	Workers []WorkerInfo
+	// LostOutput counts the lines of silent workers that could not be
+	// written to paddock's "stdout" and "stderr" since it started.
+	LostOutput map[string]int64
+}
+
+// Status returns the apps and workers as they are now.
+func (s *Supervisor) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := s.do(ctx, func(o *owner) { st = o.status() })
+	return st, err
+}
+
+// status returns the snapshot Status returns.
+func (o *owner) status() Status {
+	st := Status{Workers: o.workerList(), LostOutput: map[string]int64{}}
+	for _, out := range []*outputStream{o.sup.stdout, o.sup.stderr} {
+		st.LostOutput[out.name] = out.lost.Load()
+	}
+	if o.set == nil {
+		return st
+	}
+	byApp := map[string]*AppStatus{}
+	for _, name := range o.set.Names() {
+		a := o.set.Apps[name]
+		spec := o.specs[name]
+		as := AppStatus{Name: name, Instances: spec.Instances, ManifestInstances: a.Instances,
+			Generation: spec.Generation, SchedulingPolicy: a.SchedulingPolicy, Silent: a.Silent}
+		_, as.Override = o.scale[name]
+		for _, sock := range o.appSockets[name] {
+			as.Listen = append(as.Listen, sock.Addr.String())
+		}
+		var onDemand []string
+		for _, sock := range o.onDemand[name] {
+			onDemand = append(onDemand, sock.Addr.String())
+		}
+		sort.Strings(onDemand)
+		as.Listen = append(as.Listen, onDemand...)
+		if r, ok := o.rollouts[name]; ok {
+			as.Rollout = &r
+		}
+		st.Apps = append(st.Apps, as)
+	}
+	for i := range st.Apps {
+		byApp[st.Apps[i].Name] = &st.Apps[i]
+	}
+	for _, w := range st.Workers {
+		as := byApp[w.App]
+		if as == nil || w.PID == 0 || w.Phase == reconcile.Stopping {
+			continue
+		}
+		as.Running++
+		if w.Ready {
+			as.Ready++
+		}
+	}
+	return st
+}
+
+// WorkerInfo describes one worker, for status listings and tests.
+type WorkerInfo struct {
+	ID         int
+	App        string
+	PID        int // 0 when the worker has exited
+	Phase      reconcile.Phase
+	Ready      bool
+	Generation string
+	Restarts   int
+	StartedAt  time.Time
+	// RestartAt is when a worker in backoff is replaced.
+	RestartAt time.Time
+	// Status is the last STATUS= the worker sent with sd_notify.
+	Status string
+	// Listen holds the addresses the live worker serves: sockets it was
+	// given and rr/sticky sockets it takes connections from.
+	Listen []string
+	// HandedOut counts the connections paddock handed to the worker
+	// (rr, sticky).
+	HandedOut int64
+}
+
+// Workers lists the workers in ID order.
+func (s *Supervisor) Workers(ctx context.Context) ([]WorkerInfo, error) {
+	var out []WorkerInfo
+	err := s.do(ctx, func(o *owner) { out = o.workerList() })
+	return out, err
+}
+
+// workerList returns every worker, in ID order.
+func (o *owner) workerList() []WorkerInfo {
+	out := make([]WorkerInfo, 0, len(o.workers))
+	for _, w := range o.workers {
+		info := WorkerInfo{ID: w.ID, App: w.App, PID: w.pid, Phase: w.Phase, Ready: w.Ready,
+			Generation: w.Generation, Restarts: w.Restarts, StartedAt: w.startedAt, Status: w.status}
+		if w.Phase == reconcile.Backoff {
+			info.RestartAt = w.RestartAt
+		}
+		if w.pid != 0 {
+			seen := map[string]bool{}
+			for _, sock := range w.sockets {
+				if a := sock.Addr.String(); !seen[a] {
+					seen[a] = true
+					info.Listen = append(info.Listen, a)
+				}
+			}
+			for d := range w.subs {
+				if a := d.sock.Addr.String(); !seen[a] {
+					seen[a] = true
+					info.Listen = append(info.Listen, a)
+				}
+			}
+			sort.Strings(info.Listen)
+			if w.cl != nil {
+				info.HandedOut = w.cl.handedOut.Load()
+			}
+		}
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
