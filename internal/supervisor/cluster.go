@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"sort"
 	"strconv"
@@ -21,7 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/paddock-sh/paddock/internal/ipc"
-	"github.com/paddock-sh/paddock/internal/nodeipc"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/netshare"
 	"github.com/paddock-sh/paddock/reconcile"
@@ -73,15 +70,6 @@ type pendingConn struct {
 	disp *dispatcher
 }
 
-// acceptedConn is a connection a dispatcher accepted: paddock's copy of
-// its descriptor, and the client's IP address (sticky).
-type acceptedConn struct {
-	fd int
-	ip netip.Addr // not valid for unix sockets
-}
-
-func (c acceptedConn) Close() { unix.Close(c.fd) }
-
 func (c *channel) nextSeq() int { return int(c.seq.Add(1) - 1) }
 
 // interceptAnswer takes a worker's answer to a newconn in the channel's
@@ -121,6 +109,17 @@ func (c *channel) send(fields map[string]any, fd int, done func(error)) error {
 	return err
 }
 
+// addPending records conn, sent to the worker with seq, until the worker
+// answers.
+func (c *channel) addPending(seq int, pc pendingConn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending == nil {
+		c.pending = map[int]pendingConn{}
+	}
+	c.pending[seq] = pc
+}
+
 // takePending removes and returns the connection sent with seq.
 func (c *channel) takePending(seq int) (pendingConn, bool) {
 	c.mu.Lock()
@@ -140,256 +139,6 @@ func (c *channel) drainPending() []pendingConn {
 		delete(c.pending, seq)
 	}
 	return out
-}
-
-// subscriber is a worker that listens on a dispatcher's socket, with the
-// key it knows that server by.
-type subscriber struct {
-	c   *channel
-	key string
-	// prefix is the newconn line up to its seq, encoded once.
-	prefix []byte
-}
-
-func newSubscriber(c *channel, key string) subscriber {
-	k, _ := json.Marshal(key)
-	prefix := append([]byte(nodeipc.HandlePrefix+`{"cmd":"NODE_CLUSTER","act":"newconn","key":`), k...)
-	return subscriber{c: c, key: key, prefix: append(prefix, `,"seq":`...)}
-}
-
-// dispatcher accepts the connections of one socket and hands each to a
-// worker: the next in turn (rr), or the one a client's address hashes to
-// (sticky). It accepts only while some worker can take a connection, so
-// that while none can, connections wait in the kernel's queue.
-type dispatcher struct {
-	app    string
-	sticky bool
-	sock   *netshare.Socket
-	ln     *os.File // a non-blocking duplicate of the socket, in the netpoller
-	subs   atomic.Pointer[[]subscriber]
-	next   atomic.Uint64
-	wake   chan struct{} // signalled when subscribers appear
-	stop   chan struct{}
-	done   chan struct{}
-}
-
-// lingerWithoutWorkers bounds how long an accepted connection waits for a
-// worker when every worker went away at once.
-const lingerWithoutWorkers = 10 * time.Second
-
-func newDispatcher(app string, sticky bool, sock *netshare.Socket) (*dispatcher, error) {
-	// A descriptor of our own on the socket, non-blocking, so that
-	// os.NewFile registers it with the netpoller and its RawConn can wait
-	// for connections (a net.Listener's RawConn cannot Read).
-	fd, err := unix.FcntlInt(sock.File.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	ln := os.NewFile(uintptr(fd), "dispatch "+sock.Listen.Raw)
-	d := &dispatcher{app: app, sticky: sticky, sock: sock.Ref(), ln: ln,
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	empty := []subscriber{}
-	d.subs.Store(&empty)
-	go d.run()
-	return d, nil
-}
-
-// setSubscribers replaces the workers that take connections.
-func (d *dispatcher) setSubscribers(subs []subscriber) {
-	d.subs.Store(&subs)
-	if len(subs) > 0 {
-		select {
-		case d.wake <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// close stops accepting and waits for the accept loop to end.
-func (d *dispatcher) close() {
-	close(d.stop)
-	d.ln.Close()
-	<-d.done
-	d.sock.Release()
-}
-
-// waitForSubscribers waits until some worker takes connections; it returns
-// false when the dispatcher stops or timeout (if not zero) passes.
-func (d *dispatcher) waitForSubscribers(timeout time.Duration) bool {
-	var expire <-chan time.Time
-	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		expire = t.C
-	}
-	for len(*d.subs.Load()) == 0 {
-		select {
-		case <-d.wake:
-		case <-d.stop:
-			return false
-		case <-expire:
-			return false
-		}
-	}
-	return true
-}
-
-func (d *dispatcher) run() {
-	defer close(d.done)
-	rc, err := d.ln.SyscallConn()
-	if err != nil {
-		return
-	}
-	for {
-		if !d.waitForSubscribers(0) {
-			return
-		}
-		// accept4 straight on the listening descriptor, in the netpoller's
-		// read wait: paddock's copy of a connection lives only until the
-		// worker has its own, so it is never registered with the poller
-		// nor wrapped in a net.Conn.
-		var acceptErr error
-		err := rc.Read(func(fd uintptr) bool {
-			for {
-				nfd, sa, err := unix.Accept4(int(fd), unix.SOCK_CLOEXEC)
-				switch err {
-				case nil:
-				case unix.EAGAIN:
-					return false // wait until readable
-				case unix.EINTR, unix.ECONNABORTED:
-					continue
-				default: // EMFILE, ENFILE, ENOBUFS...: back off
-					acceptErr = err
-					return true
-				}
-				conn := acceptedConn{fd: nfd, ip: sockaddrIP(sa)}
-				for !d.offer(conn, nil) {
-					// Every worker went away between accept and handoff.
-					if !d.waitForSubscribers(lingerWithoutWorkers) {
-						conn.Close()
-						return true
-					}
-				}
-				if len(*d.subs.Load()) == 0 {
-					return true // leave the rest in the kernel's queue
-				}
-			}
-		})
-		if err != nil {
-			return // the listener was closed
-		}
-		if acceptErr != nil {
-			select {
-			case <-d.stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}
-}
-
-func sockaddrIP(sa unix.Sockaddr) netip.Addr {
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrFrom4(sa.Addr)
-	case *unix.SockaddrInet6:
-		return netip.AddrFrom16(sa.Addr).Unmap()
-	}
-	return netip.Addr{}
-}
-
-// offer hands conn to a worker not in tried, choosing by policy; it
-// reports whether some worker took it.
-func (d *dispatcher) offer(conn acceptedConn, tried map[int]bool) bool {
-	subs := *d.subs.Load()
-	for _, i := range d.order(conn, subs) {
-		s := subs[i]
-		if tried[s.c.worker] {
-			continue
-		}
-		if d.handTo(s, conn) {
-			return true
-		}
-	}
-	return false
-}
-
-// order returns the indexes of subs in the order to try them.
-func (d *dispatcher) order(conn acceptedConn, subs []subscriber) []int {
-	n := len(subs)
-	order := make([]int, n)
-	if n == 0 {
-		return order
-	}
-	if !d.sticky {
-		start := int(d.next.Add(1) % uint64(n))
-		for i := range order {
-			order[i] = (start + i) % n
-		}
-		return order
-	}
-	// Rendezvous hashing on the client's IP address: each address goes to
-	// the worker with the highest score, so removing a worker moves only
-	// its own clients, and adding one takes about 1/n of them.
-	ip := ""
-	if conn.ip.IsValid() {
-		ip = conn.ip.String()
-	}
-	scores := make([]uint64, n)
-	for i, s := range subs {
-		h := fnv.New64a()
-		h.Write([]byte(ip))
-		h.Write([]byte{0})
-		h.Write([]byte(strconv.Itoa(s.c.worker)))
-		scores[i] = mix64(h.Sum64())
-		order[i] = i
-	}
-	sort.Slice(order, func(a, b int) bool { return scores[order[a]] > scores[order[b]] })
-	return order
-}
-
-// mix64 spreads every bit of h over the result (SplitMix64's finalizer).
-// FNV-1a alone leaves the scores of one address for worker ids that differ
-// in their last digit a fixed distance apart, so that comparing them
-// favoured some workers: workers 1, 2 and 3 got 50%, 25% and 25% of
-// addresses, and a fourth worker took half of them instead of a quarter.
-func mix64(h uint64) uint64 {
-	h = (h ^ h>>30) * 0xbf58476d1ce4e5b9
-	h = (h ^ h>>27) * 0x94d049bb133111eb
-	return h ^ h>>31
-}
-
-// handTo sends conn to subscriber s as a newconn; it reports whether the
-// message was queued. The connection stays open until the worker answers.
-func (d *dispatcher) handTo(s subscriber, conn acceptedConn) bool {
-	seq := s.c.nextSeq()
-	s.c.mu.Lock()
-	if s.c.pending == nil {
-		s.c.pending = map[int]pendingConn{}
-	}
-	s.c.pending[seq] = pendingConn{conn: conn, disp: d}
-	s.c.mu.Unlock()
-	line := make([]byte, 0, len(s.prefix)+16)
-	line = append(line, s.prefix...)
-	line = strconv.AppendInt(line, int64(seq), 10)
-	line = append(line, "}}\n"...)
-	// Counted before it is sent: the worker may answer, and its client see
-	// the response, before SendLineNow returns.
-	s.c.handedOut.Add(1)
-	if err := s.c.ch.SendLineNow(line, conn.fd); err != nil {
-		s.c.handedOut.Add(-1)
-		// Unless the worker's answer already took it (it cannot have: it
-		// never got the line), the connection is still ours to offer.
-		if _, ok := s.c.takePending(seq); !ok {
-			return true
-		}
-		return false
-	}
-	return true
 }
 
 // clusterKey builds the key a worker knows a server by, as Node's primary
@@ -893,6 +642,7 @@ func (s *Supervisor) dispatcherLocked(app *manifest.App, sock *netshare.Socket) 
 	if err != nil {
 		return nil, err
 	}
+	go d.Run(context.Background()) // interim: the owner starts and waits for it in the next commit
 	s.dispatchers[sock] = d
 	return d, nil
 }
@@ -914,7 +664,7 @@ func (s *Supervisor) refreshDispatcherLocked(d *dispatcher) {
 	}
 	delete(s.dispatchers, d.sock)
 	delete(s.clusterData, d.sock)
-	d.close()
+	d.Close()
 }
 
 func (s *Supervisor) appListsLocked(app string, sock *netshare.Socket) bool {

@@ -54,7 +54,7 @@ func FuzzClusterMessage(f *testing.F) {
 		json.Unmarshal(data, &m)
 		s.handleIPCLocked(ipc.Message{From: 1, Raw: data, Cmd: m.Cmd}, time.Now())
 		for _, d := range s.dispatchers {
-			d.close()
+			d.Close()
 		}
 		for _, socks := range s.onDemand {
 			for _, sock := range socks {

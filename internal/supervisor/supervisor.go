@@ -341,7 +341,7 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 		}
 		s.channelsWG.Wait()
 		for _, d := range s.dispatchers {
-			d.close()
+			d.Close()
 		}
 		for _, w := range s.workers {
 			w.releaseSockets()
