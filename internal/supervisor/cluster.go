@@ -235,7 +235,7 @@ func (s *Supervisor) runChannel(ch *ipc.Channel, name string) {
 	}
 }
 
-// wakeFaults makes Run call handleChannelFaultsLocked soon. It never
+// wakeFaults makes Run call handleChannelFaults soon. It never
 // blocks.
 func (s *Supervisor) wakeFaults() {
 	select {
@@ -244,11 +244,11 @@ func (s *Supervisor) wakeFaults() {
 	}
 }
 
-// handleChannelFaultsLocked looks at every worker: one whose channel closed
-// for a fault is stopped (channelFaultLocked), and one stopped so that is
+// handleChannelFaults looks at every worker: one whose channel closed
+// for a fault is stopped (channelFault), and one stopped so that is
 // still running at its deadline gets SIGKILL to its process group.
-func (s *Supervisor) handleChannelFaultsLocked(now time.Time) {
-	for _, w := range s.workers {
+func (o *owner) handleChannelFaults(now time.Time) {
+	for _, w := range o.workers {
 		if w.cl == nil || w.proc == nil {
 			continue
 		}
@@ -256,7 +256,7 @@ func (s *Supervisor) handleChannelFaultsLocked(now time.Time) {
 			select {
 			case <-w.cl.ch.Closed():
 				if err := w.cl.ch.Err(); isChannelFault(err) {
-					s.channelFaultLocked(w, err)
+					o.channelFault(w, err)
 				}
 			default:
 			}
@@ -268,29 +268,29 @@ func (s *Supervisor) handleChannelFaultsLocked(now time.Time) {
 		}
 		w.fault.killed = true
 		if err := w.proc.KillGroup(); err != nil {
-			s.opts.Logger.Error("kill", "app", w.App, "worker", w.ID, "pid", w.pid, "err", err)
+			o.opts.Logger.Error("kill", "app", w.App, "worker", w.ID, "pid", w.pid, "err", err)
 		}
-		s.emit(Event{Type: EventKill, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
+		o.emit(Event{Type: EventKill, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
 			Detail: fmt.Sprintf("did not stop within killTimeout %s after its IPC channel closed", w.KillTimeout)})
 	}
 }
 
-// channelFaultLocked closes w's channel for a fault of the worker's end
+// channelFault closes w's channel for a fault of the worker's end
 // (err says which), hands no more connections to it, and stops it: the
 // killSignal now (a stopping event whose detail names the fault), SIGKILL
 // to its group after killTimeout. Unlike a retirement, the worker keeps
 // its place until it exits, and that exit counts as a failure. A worker
 // already retiring by disconnect gets its killSignal at once instead of
 // after killTimeout. Nothing happens twice.
-func (s *Supervisor) channelFaultLocked(w *worker, err error) {
+func (o *owner) channelFault(w *worker, err error) {
 	if w.cl == nil || w.fault != nil {
 		return
 	}
 	w.cl.ch.CloseWithError(err)
 	w.fault = &channelFault{err: err}
-	s.opts.Logger.Warn("IPC channel closed for a fault of the worker; stopping it", "app", w.App, "worker", w.ID, "pid", w.pid, "err", err)
-	s.unsubscribeLocked(w)
-	s.setMembersReadyLocked(w, false)
+	o.opts.Logger.Warn("IPC channel closed for a fault of the worker; stopping it", "app", w.App, "worker", w.ID, "pid", w.pid, "err", err)
+	o.unsubscribe(w)
+	o.setMembersReady(w, false)
 	// The worker may still read connections already in its socket: no
 	// other worker may get them too.
 	for _, pc := range w.cl.drainPending() {
@@ -302,34 +302,34 @@ func (s *Supervisor) channelFaultLocked(w *worker, err error) {
 	case w.Phase == reconcile.Stopping:
 		// Retiring by disconnect, which can no longer end: killSignal
 		// now, and the plan's SIGKILL a killTimeout later.
-		s.signalStopLocked(w)
+		o.signalStop(w)
 		w.StopDeadline = time.Now().Add(w.KillTimeout)
 		return
 	}
-	s.signalStopLocked(w)
+	o.signalStop(w)
 	w.fault.killAt = time.Now().Add(w.KillTimeout)
-	w.fault.timer = time.AfterFunc(w.KillTimeout, s.wakeFaults)
+	w.fault.timer = time.AfterFunc(w.KillTimeout, o.sup.wakeFaults)
 }
 
-// replyFailedLocked handles a reply the protocol requires (what names it)
+// replyFailed handles a reply the protocol requires (what names it)
 // that w's channel did not take: a channel that cannot take one is closed
 // and its worker stopped, since the worker would wait for it for ever. A
 // channel already closed needs nothing more.
-func (s *Supervisor) replyFailedLocked(w *worker, what string, err error) {
+func (o *owner) replyFailed(w *worker, what string, err error) {
 	if errors.Is(err, ipc.ErrClosed) {
 		return
 	}
-	s.channelFaultLocked(w, fmt.Errorf("ipc: the reply to %s for %s was not queued: %w", what, w.Name(), err))
+	o.channelFault(w, fmt.Errorf("ipc: the reply to %s for %s was not queued: %w", what, w.Name(), err))
 }
 
-// closeChannelOnExitLocked closes the channel of a worker that exited,
+// closeChannelOnExit closes the channel of a worker that exited,
 // giving the connections it did not answer to other workers, and reports
 // whether it was closed for a fault (then the exit is a failure).
-func (s *Supervisor) closeChannelOnExitLocked(w *worker) bool {
+func (o *owner) closeChannelOnExit(w *worker) bool {
 	if w.cl == nil {
 		return false
 	}
-	s.unsubscribeLocked(w)
+	o.unsubscribe(w)
 	for _, pc := range w.cl.drainPending() {
 		if !pc.disp.offer(pc.conn, map[int]bool{w.ID: true}) {
 			pc.conn.Close()
@@ -340,7 +340,7 @@ func (s *Supervisor) closeChannelOnExitLocked(w *worker) bool {
 		// It closed for a fault and the worker exited before Run was
 		// woken for it.
 		w.fault = &channelFault{err: err}
-		s.opts.Logger.Warn("IPC channel closed for a fault of the worker", "app", w.App, "worker", w.ID, "pid", w.pid, "err", err)
+		o.opts.Logger.Warn("IPC channel closed for a fault of the worker", "app", w.App, "worker", w.ID, "pid", w.pid, "err", err)
 	}
 	if w.fault == nil {
 		return false
@@ -354,12 +354,12 @@ func (s *Supervisor) closeChannelOnExitLocked(w *worker) bool {
 // maxMessageDetail bounds how much of a worker's message an event carries.
 const maxMessageDetail = 4096
 
-// handleIPCLocked takes one message from a worker's channel.
-func (s *Supervisor) handleIPCLocked(m ipc.Message, now time.Time) {
+// handleIPC takes one message from a worker's channel.
+func (o *owner) handleIPC(m ipc.Message, now time.Time) {
 	if m.Handle != nil {
 		m.Handle.Close() // paddock keeps no handle a worker sends
 	}
-	w := s.workers[m.From]
+	w := o.workers[m.From]
 	if w == nil || w.cl == nil {
 		return
 	}
@@ -367,10 +367,10 @@ func (s *Supervisor) handleIPCLocked(m ipc.Message, now time.Time) {
 	case m.Cmd == "NODE_CLUSTER":
 		var cm clusterIn
 		if err := json.Unmarshal(m.Raw, &cm); err != nil {
-			s.channelFaultLocked(w, &ipc.ProtocolError{Reason: "bad cluster message: " + err.Error()})
+			o.channelFault(w, &ipc.ProtocolError{Reason: "bad cluster message: " + err.Error()})
 			return
 		}
-		s.handleClusterLocked(w, cm, now)
+		o.handleCluster(w, cm, now)
 	case m.Internal():
 		// Other internal messages (NODE_...) are Node's own business.
 	default:
@@ -378,11 +378,11 @@ func (s *Supervisor) handleIPCLocked(m ipc.Message, now time.Time) {
 		if len(detail) > maxMessageDetail {
 			detail = detail[:maxMessageDetail] + "…"
 		}
-		s.emit(Event{Type: EventMessage, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation, Detail: detail})
+		o.emit(Event{Type: EventMessage, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation, Detail: detail})
 	}
 }
 
-func (s *Supervisor) handleClusterLocked(w *worker, m clusterIn, now time.Time) {
+func (o *owner) handleCluster(w *worker, m clusterIn, now time.Time) {
 	switch {
 	case m.Act == "" && m.Ack != nil && m.Accepted != nil:
 		// The answer to a newconn.
@@ -398,9 +398,9 @@ func (s *Supervisor) handleClusterLocked(w *worker, m clusterIn, now time.Time) 
 			pc.conn.Close()
 		}
 	case m.Act == "online":
-		s.opts.Logger.Debug("cluster worker online", "app", w.App, "worker", w.ID)
+		o.opts.Logger.Debug("cluster worker online", "app", w.App, "worker", w.ID)
 	case m.Act == "queryServer" && m.Seq != nil:
-		s.queryServerLocked(w, m)
+		o.queryServer(w, m)
 	case m.Act == "listening":
 		// The address paddock bound for this server; the request as the
 		// worker wrote it when paddock did not answer it (never expected).
@@ -408,15 +408,15 @@ func (s *Supervisor) handleClusterLocked(w *worker, m clusterIn, now time.Time) 
 		if !ok {
 			addr = fmt.Sprintf("%s:%d", rawOr(mustRaw(m.Address), "*"), m.Port)
 		}
-		s.emit(Event{Type: EventListening, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation, Detail: addr})
+		o.emit(Event{Type: EventListening, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation, Detail: addr})
 		if w.app.Readiness == manifest.ReadinessListening && !w.Ready && w.Phase == reconcile.Running {
-			s.markReadyLocked(w)
+			o.markReady(w)
 		}
 	case m.Act == "close":
 		for d, key := range w.subs {
 			if key == m.Key {
 				delete(w.subs, d)
-				s.refreshDispatcherLocked(d)
+				o.refreshDispatcher(d)
 			}
 		}
 		// The worker no longer accepts on its SO_REUSEPORT socket for
@@ -425,15 +425,15 @@ func (s *Supervisor) handleClusterLocked(w *worker, m clusterIn, now time.Time) 
 			if key == m.Key {
 				delete(w.members, mb)
 				if err := mb.Remove(); err != nil {
-					s.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", w.ID, "err", err)
+					o.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", w.ID, "err", err)
 				}
 			}
 		}
 	case m.Act == "exitedAfterDisconnect" && m.Seq != nil:
 		w.exitedAfterDisconnect = true
-		s.unsubscribeLocked(w)
+		o.unsubscribe(w)
 		if err := w.cl.send(map[string]any{"ack": *m.Seq}, -1, nil); err != nil {
-			s.replyFailedLocked(w, "exitedAfterDisconnect", err)
+			o.replyFailed(w, "exitedAfterDisconnect", err)
 		}
 	}
 }
@@ -446,22 +446,22 @@ func mustRaw(p *string) json.RawMessage {
 	return b
 }
 
-// queryServerLocked answers a worker's listen(): with the shared socket
+// queryServer answers a worker's listen(): with the shared socket
 // (none), the worker's own SO_REUSEPORT socket (reuseport), or the
 // address alone while paddock accepts (rr, sticky).
-func (s *Supervisor) queryServerLocked(w *worker, m clusterIn) {
+func (o *owner) queryServer(w *worker, m clusterIn) {
 	key := clusterKey(m)
 	reply := map[string]any{"errno": 0, "key": key, "ack": *m.Seq, "data": json.RawMessage("null")}
 	answer := func(fd int, done func(error)) bool {
 		if err := w.cl.send(reply, fd, done); err != nil {
-			s.replyFailedLocked(w, "queryServer", err)
+			o.replyFailed(w, "queryServer", err)
 			return false
 		}
 		return true
 	}
 	fail := func(errno int, err error) {
 		reply["errno"] = errno
-		s.opts.Logger.Warn("refused a worker's listen", "app", w.App, "worker", w.ID, "key", key, "err", err)
+		o.opts.Logger.Warn("refused a worker's listen", "app", w.App, "worker", w.ID, "key", key, "err", err)
 		answer(-1, nil)
 	}
 	var sock *netshare.Socket
@@ -469,7 +469,7 @@ func (s *Supervisor) queryServerLocked(w *worker, m clusterIn) {
 		// listen({fd: N}) in a cluster worker names the primary's
 		// descriptor N; under paddock descriptors 3, 4, ... are the
 		// app's `listen:` sockets, as the worker itself sees them.
-		socks := s.appSockets[w.app.Name]
+		socks := o.appSockets[w.app.Name]
 		if fd < 3 || fd-3 >= len(socks) {
 			fail(errnoBadFD, fmt.Errorf("descriptor %d is not one of the app's %d listen: sockets", fd, len(socks)))
 			return
@@ -483,7 +483,7 @@ func (s *Supervisor) queryServerLocked(w *worker, m clusterIn) {
 			fail(errnoNoSupport, err)
 			return
 		}
-		if sock, err = s.socketForLocked(w.app, ln); err != nil {
+		if sock, err = o.socketFor(w.app, ln); err != nil {
 			fail(errnoAddrInUse, err)
 			return
 		}
@@ -493,10 +493,10 @@ func (s *Supervisor) queryServerLocked(w *worker, m clusterIn) {
 	}
 	w.listening[key] = sock.Addr.String()
 	// Every worker gets the first worker's server data (TLS ticket keys).
-	if data, ok := s.clusterData[sock]; ok {
+	if data, ok := o.clusterData[sock]; ok {
 		reply["data"] = data
 	} else if len(m.Data) > 0 {
-		s.clusterData[sock] = m.Data
+		o.clusterData[sock] = m.Data
 		reply["data"] = m.Data
 	}
 	switch w.app.SchedulingPolicy {
@@ -525,7 +525,7 @@ func (s *Supervisor) queryServerLocked(w *worker, m clusterIn) {
 			return
 		}
 		if err != nil {
-			s.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", w.ID, "err", err)
+			o.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", w.ID, "err", err)
 		}
 		if err := setNonblock(f); err != nil {
 			f.Close()
@@ -538,11 +538,11 @@ func (s *Supervisor) queryServerLocked(w *worker, m clusterIn) {
 		// ready. The worker's copy goes once sent.
 		w.addMember(mb, key)
 		if w.Ready && w.Phase == reconcile.Running {
-			s.setMembersReadyLocked(w, true)
+			o.setMembersReady(w, true)
 		}
 		answer(int(f.Fd()), func(error) { f.Close() })
 	default: // rr, sticky
-		d, err := s.dispatcherLocked(w.app, sock)
+		d, err := o.dispatcher(w.app, sock)
 		if err != nil {
 			fail(errnoAddrInUse, err)
 			return
@@ -556,7 +556,7 @@ func (s *Supervisor) queryServerLocked(w *worker, m clusterIn) {
 				w.subs = map[*dispatcher]string{}
 			}
 			w.subs[d] = key
-			s.refreshDispatcherLocked(d)
+			o.refreshDispatcher(d)
 		}
 	}
 }
@@ -575,12 +575,12 @@ func sockname(a net.Addr) map[string]any {
 	return nil
 }
 
-// socketForLocked returns the socket for an address a worker of app asked
+// socketFor returns the socket for an address a worker of app asked
 // for: one of its `listen:` sockets, or one opened on demand for the app,
 // as Node's primary does. An address of another app is refused.
-func (s *Supervisor) socketForLocked(app *manifest.App, l manifest.Listen) (*netshare.Socket, error) {
+func (o *owner) socketFor(app *manifest.App, l manifest.Listen) (*netshare.Socket, error) {
 	rp := app.SchedulingPolicy == "reuseport"
-	for name, socks := range s.appSockets {
+	for name, socks := range o.appSockets {
 		for _, sock := range socks {
 			if !sameAddress(sock, l) {
 				continue
@@ -591,20 +591,20 @@ func (s *Supervisor) socketForLocked(app *manifest.App, l manifest.Listen) (*net
 			return sock, nil
 		}
 	}
-	if sock, ok := s.onDemand[app.Name][l.Key()]; ok {
+	if sock, ok := o.onDemand[app.Name][l.Key()]; ok {
 		return sock, nil
 	}
-	sock, err := s.pool.Acquire(l, rp, app.Name+"[on demand "+l.Key()+"]")
+	sock, err := o.pool.Acquire(l, rp, app.Name+"[on demand "+l.Key()+"]")
 	if err != nil {
 		return nil, err
 	}
-	if s.onDemand[app.Name] == nil {
-		s.onDemand[app.Name] = map[string]*netshare.Socket{}
+	if o.onDemand[app.Name] == nil {
+		o.onDemand[app.Name] = map[string]*netshare.Socket{}
 	}
-	s.onDemand[app.Name][l.Key()] = sock
-	s.opts.Logger.Info("listening on demand", "app", app.Name, "address", sock.Addr.String())
+	o.onDemand[app.Name][l.Key()] = sock
+	o.opts.Logger.Info("listening on demand", "app", app.Name, "address", sock.Addr.String())
 	if sock.Replaced {
-		s.opts.Logger.Info("replaced a stale socket file nothing listened on", "app", app.Name, "path", l.Address)
+		o.opts.Logger.Info("replaced a stale socket file nothing listened on", "app", app.Name, "path", l.Address)
 	}
 	return sock, nil
 }
@@ -630,9 +630,9 @@ func sameAddress(sock *netshare.Socket, l manifest.Listen) bool {
 	return port == strconv.Itoa(a.Port) && host == sh
 }
 
-// dispatcherLocked returns the dispatcher of sock, starting it if need be.
-func (s *Supervisor) dispatcherLocked(app *manifest.App, sock *netshare.Socket) (*dispatcher, error) {
-	if d, ok := s.dispatchers[sock]; ok {
+// dispatcher returns the dispatcher of sock, starting it if need be.
+func (o *owner) dispatcher(app *manifest.App, sock *netshare.Socket) (*dispatcher, error) {
+	if d, ok := o.dispatchers[sock]; ok {
 		return d, nil
 	}
 	if err := setNonblock(sock.File); err != nil {
@@ -643,37 +643,37 @@ func (s *Supervisor) dispatcherLocked(app *manifest.App, sock *netshare.Socket) 
 		return nil, err
 	}
 	go d.Run(context.Background()) // interim: the owner starts and waits for it in the next commit
-	s.dispatchers[sock] = d
+	o.dispatchers[sock] = d
 	return d, nil
 }
 
-// refreshDispatcherLocked gives d the running workers subscribed to it. A
+// refreshDispatcher gives d the running workers subscribed to it. A
 // dispatcher no worker uses, for a socket its app no longer lists, is
 // closed, so that the address closes too.
-func (s *Supervisor) refreshDispatcherLocked(d *dispatcher) {
+func (o *owner) refreshDispatcher(d *dispatcher) {
 	var subs []subscriber
-	for _, w := range s.workers {
+	for _, w := range o.workers {
 		if key, ok := w.subs[d]; ok && w.cl != nil && w.Phase == reconcile.Running {
 			subs = append(subs, newSubscriber(w.cl, key))
 		}
 	}
 	sort.Slice(subs, func(i, j int) bool { return subs[i].c.worker < subs[j].c.worker })
 	d.setSubscribers(subs)
-	if len(subs) > 0 || s.appListsLocked(d.app, d.sock) {
+	if len(subs) > 0 || o.appLists(d.app, d.sock) {
 		return
 	}
-	delete(s.dispatchers, d.sock)
-	delete(s.clusterData, d.sock)
+	delete(o.dispatchers, d.sock)
+	delete(o.clusterData, d.sock)
 	d.Close()
 }
 
-func (s *Supervisor) appListsLocked(app string, sock *netshare.Socket) bool {
-	for _, x := range s.appSockets[app] {
+func (o *owner) appLists(app string, sock *netshare.Socket) bool {
+	for _, x := range o.appSockets[app] {
 		if x == sock {
 			return true
 		}
 	}
-	for _, x := range s.onDemand[app] {
+	for _, x := range o.onDemand[app] {
 		if x == sock {
 			return true
 		}
@@ -681,12 +681,12 @@ func (s *Supervisor) appListsLocked(app string, sock *netshare.Socket) bool {
 	return false
 }
 
-// unsubscribeLocked stops handing connections to w.
-func (s *Supervisor) unsubscribeLocked(w *worker) {
+// unsubscribe stops handing connections to w.
+func (o *owner) unsubscribe(w *worker) {
 	subs := w.subs
 	w.subs = nil
 	for d := range subs {
-		s.refreshDispatcherLocked(d)
+		o.refreshDispatcher(d)
 	}
 }
 
@@ -698,12 +698,12 @@ func (s *Supervisor) Send(ctx context.Context, app string, id int, msg json.RawM
 	}
 	n := 0
 	var sendErr error
-	err := s.do(ctx, func() {
-		if s.appLocked(app) == nil && !s.hasWorkersLocked(app) {
+	err := s.do(ctx, func(o *owner) {
+		if o.app(app) == nil && !o.hasWorkers(app) {
 			sendErr = fmt.Errorf("%s: %w", app, ErrUnknownApp)
 			return
 		}
-		for _, w := range s.workers {
+		for _, w := range o.workers {
 			if w.App != app || (id != 0 && w.ID != id) || w.cl == nil || w.pid == 0 {
 				continue
 			}

@@ -47,16 +47,16 @@ func FuzzClusterMessage(f *testing.F) {
 		app := &manifest.App{Name: "web", SchedulingPolicy: "rr", Readiness: "listening",
 			Resolved: manifest.Resolved{Dir: t.TempDir()}}
 		w := &worker{Worker: reconcile.Worker{ID: 1, App: "web", Phase: reconcile.Running}, app: app, pid: 1, cl: &channel{worker: 1, ch: ch}}
-		s.workers[1] = w
+		s.own.workers[1] = w
 		var m struct {
 			Cmd string `json:"cmd"`
 		}
 		json.Unmarshal(data, &m)
-		s.handleIPCLocked(ipc.Message{From: 1, Raw: data, Cmd: m.Cmd}, time.Now())
-		for _, d := range s.dispatchers {
+		s.own.handleIPC(ipc.Message{From: 1, Raw: data, Cmd: m.Cmd}, time.Now())
+		for _, d := range s.own.dispatchers {
 			d.Close()
 		}
-		for _, socks := range s.onDemand {
+		for _, socks := range s.own.onDemand {
 			for _, sock := range socks {
 				sock.Release()
 			}

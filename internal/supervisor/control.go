@@ -67,35 +67,35 @@ type Status struct {
 // Status returns the apps and workers as they are now.
 func (s *Supervisor) Status(ctx context.Context) (Status, error) {
 	var st Status
-	err := s.do(ctx, func() { st = s.statusLocked() })
+	err := s.do(ctx, func(o *owner) { st = o.status() })
 	return st, err
 }
 
-func (s *Supervisor) statusLocked() Status {
-	st := Status{Workers: s.workersLocked(), LostOutput: map[string]int64{}}
-	for _, o := range []*outputStream{s.stdout, s.stderr} {
-		st.LostOutput[o.name] = o.lost.Load()
+func (o *owner) status() Status {
+	st := Status{Workers: o.workerList(), LostOutput: map[string]int64{}}
+	for _, out := range []*outputStream{o.sup.stdout, o.sup.stderr} {
+		st.LostOutput[out.name] = out.lost.Load()
 	}
-	if s.set == nil {
+	if o.set == nil {
 		return st
 	}
 	byApp := map[string]*AppStatus{}
-	for _, name := range s.set.Names() {
-		a := s.set.Apps[name]
-		spec := s.specs[name]
+	for _, name := range o.set.Names() {
+		a := o.set.Apps[name]
+		spec := o.specs[name]
 		as := AppStatus{Name: name, Instances: spec.Instances, ManifestInstances: a.Instances,
 			Generation: spec.Generation, SchedulingPolicy: a.SchedulingPolicy, Silent: a.Silent}
-		_, as.Override = s.scale[name]
-		for _, sock := range s.appSockets[name] {
+		_, as.Override = o.scale[name]
+		for _, sock := range o.appSockets[name] {
 			as.Listen = append(as.Listen, sock.Addr.String())
 		}
 		var onDemand []string
-		for _, sock := range s.onDemand[name] {
+		for _, sock := range o.onDemand[name] {
 			onDemand = append(onDemand, sock.Addr.String())
 		}
 		sort.Strings(onDemand)
 		as.Listen = append(as.Listen, onDemand...)
-		if r, ok := s.rollouts[name]; ok {
+		if r, ok := o.rollouts[name]; ok {
 			as.Rollout = &r
 		}
 		st.Apps = append(st.Apps, as)
@@ -116,9 +116,9 @@ func (s *Supervisor) statusLocked() Status {
 	return st
 }
 
-func (s *Supervisor) workersLocked() []WorkerInfo {
-	out := make([]WorkerInfo, 0, len(s.workers))
-	for _, w := range s.workers {
+func (o *owner) workerList() []WorkerInfo {
+	out := make([]WorkerInfo, 0, len(o.workers))
+	for _, w := range o.workers {
 		info := WorkerInfo{ID: w.ID, App: w.App, PID: w.pid, Phase: w.Phase, Ready: w.Ready,
 			Generation: w.Generation, Restarts: w.Restarts, StartedAt: w.startedAt, Status: w.status}
 		if w.Phase == reconcile.Backoff {
@@ -149,9 +149,9 @@ func (s *Supervisor) workersLocked() []WorkerInfo {
 	return out
 }
 
-// specLocked returns the reconcile spec of app a: its manifest, with the
+// spec returns the reconcile spec of app a: its manifest, with the
 // runtime scale override and the restart count applied.
-func (s *Supervisor) specLocked(a *manifest.App) reconcile.AppSpec {
+func (o *owner) spec(a *manifest.App) reconcile.AppSpec {
 	spec := reconcile.AppSpec{
 		Name:           a.Name,
 		Generation:     a.Generation(),
@@ -162,10 +162,10 @@ func (s *Supervisor) specLocked(a *manifest.App) reconcile.AppSpec {
 		MaxUnavailable: a.Rollout.MaxUnavailable,
 		MinReadyTime:   a.MinReadyTime,
 	}
-	if o, ok := s.scale[a.Name]; ok {
-		spec.Instances = o.instances
+	if ov, ok := o.scale[a.Name]; ok {
+		spec.Instances = ov.instances
 	}
-	if n := s.restartCount[a.Name]; n > 0 {
+	if n := o.restartCount[a.Name]; n > 0 {
 		// A restart is a new generation of the same spec: the rolling
 		// update replaces every worker, with the app's rollout rules.
 		spec.Generation += "-r" + strconv.Itoa(n)
@@ -173,58 +173,58 @@ func (s *Supervisor) specLocked(a *manifest.App) reconcile.AppSpec {
 	return spec
 }
 
-// setSpecLocked makes a's spec the desired one. When its generation
+// setSpec makes a's spec the desired one. When its generation
 // differs from the spec it replaces and the app has workers, a rolling
 // update to it begins (see reconcile.AppSpec.RollingOut); it lasts until
-// reportRolloutsLocked sees it complete.
-func (s *Supervisor) setSpecLocked(a *manifest.App) {
-	spec := s.specLocked(a)
-	if prev, ok := s.specs[a.Name]; ok && prev.Generation != spec.Generation && s.hasWorkersLocked(a.Name) {
-		s.rollingOut[a.Name] = spec.Generation
+// reportRollouts sees it complete.
+func (o *owner) setSpec(a *manifest.App) {
+	spec := o.spec(a)
+	if prev, ok := o.specs[a.Name]; ok && prev.Generation != spec.Generation && o.hasWorkers(a.Name) {
+		o.rollingOut[a.Name] = spec.Generation
 	}
-	spec.RollingOut = s.rollingOut[a.Name] == spec.Generation
-	s.specs[a.Name] = spec
+	spec.RollingOut = o.rollingOut[a.Name] == spec.Generation
+	o.specs[a.Name] = spec
 }
 
-// dropStaleOverridesLocked forgets the scale overrides of apps that are
+// dropStaleOverrides forgets the scale overrides of apps that are
 // gone, or whose manifest `instances` changed in set: the manifest speaks
 // again. It returns the apps whose override was dropped. It also resets
-// the restart count of apps whose spec changed. Call it before s.set
+// the restart count of apps whose spec changed. Call it before o.set
 // becomes set.
-func (s *Supervisor) dropStaleOverridesLocked(set *manifest.Set) []string {
+func (o *owner) dropStaleOverrides(set *manifest.Set) []string {
 	var dropped []string
-	for name, o := range s.scale {
+	for name, ov := range o.scale {
 		a, ok := set.Apps[name]
-		if ok && a.Instances == o.manifestInstances {
+		if ok && a.Instances == ov.manifestInstances {
 			continue
 		}
-		delete(s.scale, name)
+		delete(o.scale, name)
 		if ok {
 			dropped = append(dropped, name)
 		}
 	}
 	// A new spec is a new generation anyway: restarts count from 0 again.
-	for name := range s.restartCount {
-		if a, ok := set.Apps[name]; !ok || s.set == nil || s.set.Apps[name] == nil ||
-			a.Generation() != s.set.Apps[name].Generation() {
-			delete(s.restartCount, name)
+	for name := range o.restartCount {
+		if a, ok := set.Apps[name]; !ok || o.set == nil || o.set.Apps[name] == nil ||
+			a.Generation() != o.set.Apps[name].Generation() {
+			delete(o.restartCount, name)
 		}
 	}
 	sort.Strings(dropped)
 	return dropped
 }
 
-// effectiveChangesLocked returns manifest.Diff(current, next) as the
+// effectiveChanges returns manifest.Diff(current, next) as the
 // running supervisor sees it: an app scaled at run time counts from its
 // override, and keeps it while next leaves its manifest `instances` alone.
-func (s *Supervisor) effectiveChangesLocked(next *manifest.Set) []manifest.Change {
-	changes := manifest.Diff(s.set, next)
+func (o *owner) effectiveChanges(next *manifest.Set) []manifest.Change {
+	changes := manifest.Diff(o.set, next)
 	out := changes[:0]
 	for _, c := range changes {
-		if o, ok := s.scale[c.App]; ok && c.Kind != manifest.ChangeAdded {
-			c.From = o.instances
-			if a := next.Apps[c.App]; a != nil && a.Instances == o.manifestInstances {
-				c.To = o.instances
+		if ov, ok := o.scale[c.App]; ok && c.Kind != manifest.ChangeAdded {
+			c.From = ov.instances
+			if a := next.Apps[c.App]; a != nil && a.Instances == ov.manifestInstances {
+				c.To = ov.instances
 			}
 		}
 		out = append(out, c)
@@ -236,7 +236,7 @@ func (s *Supervisor) effectiveChangesLocked(next *manifest.Set) []manifest.Chang
 // app by app, without applying it.
 func (s *Supervisor) Diff(ctx context.Context, next *manifest.Set) ([]manifest.Change, error) {
 	var out []manifest.Change
-	err := s.do(ctx, func() { out = s.effectiveChangesLocked(next) })
+	err := s.do(ctx, func(o *owner) { out = o.effectiveChanges(next) })
 	return out, err
 }
 
@@ -257,25 +257,25 @@ func (s *Supervisor) Scale(ctx context.Context, app string, n int) (ScaleInfo, e
 	}
 	info := ScaleInfo{Instances: n}
 	var scaleErr error
-	err := s.do(ctx, func() {
-		a := s.appLocked(app)
+	err := s.do(ctx, func(o *owner) {
+		a := o.app(app)
 		if a == nil {
 			scaleErr = fmt.Errorf("%s: %w", app, ErrUnknownApp)
 			return
 		}
-		info.From, info.ManifestInstances = s.specs[app].Instances, a.Instances
+		info.From, info.ManifestInstances = o.specs[app].Instances, a.Instances
 		info.Override = n != a.Instances
 		if info.Override {
-			s.scale[app] = scaleOverride{instances: n, manifestInstances: a.Instances}
+			o.scale[app] = scaleOverride{instances: n, manifestInstances: a.Instances}
 		} else {
-			delete(s.scale, app) // back to what the manifest says
+			delete(o.scale, app) // back to what the manifest says
 		}
-		s.setSpecLocked(a)
+		o.setSpec(a)
 		detail := fmt.Sprintf("%d→%d", info.From, n)
 		if info.Override {
 			detail += fmt.Sprintf(" (runtime override of instances: %d, until the manifest's instances change)", a.Instances)
 		}
-		s.emit(Event{Type: EventScale, App: app, Generation: s.specs[app].Generation, Detail: detail})
+		o.emit(Event{Type: EventScale, App: app, Generation: o.specs[app].Generation, Detail: detail})
 	})
 	if err != nil {
 		return ScaleInfo{}, err
@@ -296,21 +296,21 @@ type RestartInfo struct {
 func (s *Supervisor) Restart(ctx context.Context, app string) (RestartInfo, error) {
 	var info RestartInfo
 	var restartErr error
-	err := s.do(ctx, func() {
-		a := s.appLocked(app)
+	err := s.do(ctx, func(o *owner) {
+		a := o.app(app)
 		if a == nil {
 			restartErr = fmt.Errorf("%s: %w", app, ErrUnknownApp)
 			return
 		}
-		s.restartCount[app]++
-		s.setSpecLocked(a)
-		info.Generation = s.specs[app].Generation
-		for _, w := range s.workers {
+		o.restartCount[app]++
+		o.setSpec(a)
+		info.Generation = o.specs[app].Generation
+		for _, w := range o.workers {
 			if w.App == app && w.Phase != reconcile.Stopping {
 				info.Workers++
 			}
 		}
-		s.emit(Event{Type: EventRestartRequested, App: app, Generation: info.Generation,
+		o.emit(Event{Type: EventRestartRequested, App: app, Generation: info.Generation,
 			Detail: "rolling restart of " + plural.Count(info.Workers, "worker")})
 	})
 	if err != nil {
@@ -327,12 +327,12 @@ func (s *Supervisor) Restart(ctx context.Context, app string) (RestartInfo, erro
 func (s *Supervisor) Signal(ctx context.Context, app string, id int, sig syscall.Signal) ([]int, error) {
 	var ids []int
 	var sigErr error
-	err := s.do(ctx, func() {
-		if s.appLocked(app) == nil && !s.hasWorkersLocked(app) {
+	err := s.do(ctx, func(o *owner) {
+		if o.app(app) == nil && !o.hasWorkers(app) {
 			sigErr = fmt.Errorf("%s: %w", app, ErrUnknownApp)
 			return
 		}
-		for _, w := range s.workers {
+		for _, w := range o.workers {
 			if w.App != app || (id != 0 && w.ID != id) || w.pid == 0 {
 				continue
 			}
@@ -357,15 +357,15 @@ func (s *Supervisor) Signal(ctx context.Context, app string, id int, sig syscall
 	return ids, sigErr
 }
 
-func (s *Supervisor) appLocked(name string) *manifest.App {
-	if s.set == nil {
+func (o *owner) app(name string) *manifest.App {
+	if o.set == nil {
 		return nil
 	}
-	return s.set.Apps[name]
+	return o.set.Apps[name]
 }
 
-func (s *Supervisor) hasWorkersLocked(app string) bool {
-	for _, w := range s.workers {
+func (o *owner) hasWorkers(app string) bool {
+	for _, w := range o.workers {
 		if w.App == app {
 			return true
 		}
@@ -373,12 +373,12 @@ func (s *Supervisor) hasWorkersLocked(app string) bool {
 	return false
 }
 
-// convergedLocked reports whether no worker is still on its way to ready:
+// converged reports whether no worker is still on its way to ready:
 // each is ready, or failed (backoff, done), or missed its readyTimeout.
 // Run asks it once a plan has nothing left to do; the first time it holds,
 // paddock tells systemd it is ready.
-func (s *Supervisor) convergedLocked(now time.Time) bool {
-	for _, w := range s.workers {
+func (o *owner) converged(now time.Time) bool {
+	for _, w := range o.workers {
 		if w.Phase == reconcile.Running && !w.Ready && now.Before(w.ReadyDeadline) {
 			return false // still starting
 		}

@@ -290,7 +290,7 @@ apps:
 	pid := workerOf(t, ws, "web").PID
 	take := func(m notify.Message) {
 		t.Helper()
-		if err := h.sup.do(context.Background(), func() { h.sup.handleNotifyLocked(m) }); err != nil {
+		if err := h.sup.do(context.Background(), func(o *owner) { o.handleNotify(m) }); err != nil {
 			t.Fatal(err)
 		}
 	}

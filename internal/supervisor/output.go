@@ -71,25 +71,25 @@ type outputReport struct {
 	lost    int64 // lines lost when the episode started
 }
 
-// reportOutputLocked emits output-lost when a stream starts failing and
+// reportOutput emits output-lost when a stream starts failing and
 // output-restored, with the count of lines lost meanwhile, when it works
 // again.
-func (s *Supervisor) reportOutputLocked() {
-	for _, o := range []*outputStream{s.stdout, s.stderr} {
-		failing, err, lost := o.state()
-		prev := s.outputReports[o.name]
+func (o *owner) reportOutput() {
+	for _, out := range []*outputStream{o.sup.stdout, o.sup.stderr} {
+		failing, err, lost := out.state()
+		prev := o.outputReports[out.name]
 		if failing == prev.failing {
 			continue
 		}
 		if failing {
-			s.outputReports[o.name] = outputReport{failing: true, lost: lost - 1}
-			s.emit(Event{Type: EventOutputLost, Stream: o.name,
-				Detail: "writing to paddock's " + o.name + " failed (" + err.Error() + "): silent workers' lines are dropped and counted until it works again"})
+			o.outputReports[out.name] = outputReport{failing: true, lost: lost - 1}
+			o.emit(Event{Type: EventOutputLost, Stream: out.name,
+				Detail: "writing to paddock's " + out.name + " failed (" + err.Error() + "): silent workers' lines are dropped and counted until it works again"})
 			continue
 		}
-		s.outputReports[o.name] = outputReport{}
-		s.emit(Event{Type: EventOutputRestored, Stream: o.name, Lost: lost - prev.lost,
-			Detail: "writing to paddock's " + o.name + " works again"})
+		o.outputReports[out.name] = outputReport{}
+		o.emit(Event{Type: EventOutputRestored, Stream: out.name, Lost: lost - prev.lost,
+			Detail: "writing to paddock's " + out.name + " works again"})
 	}
 }
 

@@ -162,7 +162,7 @@ func (s *Supervisor) settleTime() time.Duration {
 // changed since it was last read.
 func (s *Supervisor) settle(ctx context.Context, set *manifest.Set) (*manifest.Set, error) {
 	var prev *manifest.Set
-	if err := s.do(ctx, func() { prev = s.set }); err != nil {
+	if err := s.do(ctx, func(o *owner) { prev = o.set }); err != nil {
 		return nil, err
 	}
 	settle := s.settleTime()
@@ -308,7 +308,7 @@ func (s *Supervisor) reportReloadFailure(ctx context.Context, err error) {
 			s.opts.Logger.Error("reload rejected", "err", e.Error())
 		}
 	}
-	_ = s.do(ctx, func() { s.emit(Event{Type: EventReloadFailed, Detail: detail}) })
+	_ = s.do(ctx, func(o *owner) { o.emit(Event{Type: EventReloadFailed, Detail: detail}) })
 }
 
 // RequestReload asks for a reload without waiting for it; requests made
@@ -332,7 +332,7 @@ func (s *Supervisor) reloader(ctx context.Context) {
 		case <-s.watching:
 			_, _ = s.Reload(ctx)
 			detail := strings.Join(s.opts.Watch, ", ")
-			_ = s.do(ctx, func() { s.emit(Event{Type: EventWatching, Detail: detail}) })
+			_ = s.do(ctx, func(o *owner) { o.emit(Event{Type: EventWatching, Detail: detail}) })
 		}
 	}
 }

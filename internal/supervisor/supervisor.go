@@ -119,8 +119,10 @@ type Supervisor struct {
 	// outputChanged is poked when writing to one starts or stops failing.
 	stdout, stderr *outputStream
 	outputChanged  chan struct{}
-	requests       chan func()
-	kill           chan struct{}
+	// requests carries the functions that other goroutines run in Run's
+	// goroutine, with the state it owns (see do).
+	requests chan func(*owner)
+	kill     chan struct{}
 	// ended is closed when Run returns: requests fail from then on.
 	ended chan struct{}
 	// reloadRequests asks the reloader goroutine for a reload; watching
@@ -136,8 +138,33 @@ type Supervisor struct {
 	loadSlot  chan struct{}
 	stopping  chan struct{}
 	stopOnce  sync.Once
+	// ipcIn receives the messages of every worker's IPC channel;
+	// channelsWG waits for the channels' goroutines.
+	ipcIn      chan ipc.Message
+	channelsWG sync.WaitGroup
+	// ipcFaults wakes Run to look for channels closed for a fault of
+	// their worker and for faulted workers due for SIGKILL
+	// (owner.handleChannelFaults).
+	ipcFaults chan struct{}
+	// notifiedReady: READY=1 was sent (read by reloads too).
+	notifiedReady atomic.Bool
 
-	// Owned by the Run goroutine.
+	// own is the state Run's goroutine owns; other goroutines reach it
+	// only through do.
+	own *owner
+}
+
+// owner holds the state of a running supervisor: the manifest set, the
+// workers, the sockets. Only Run's goroutine touches it, so nothing in it
+// is locked: other goroutines hand that goroutine a function to run with it
+// (Supervisor.do). Its methods are those that read or change that state.
+type owner struct {
+	// sup is the Supervisor, for the parts it shares with other
+	// goroutines (output streams, IPC inbox, reload state); opts its
+	// options, read-only.
+	sup  *Supervisor
+	opts *Options
+
 	set      *manifest.Set
 	specs    map[string]reconcile.AppSpec
 	workers  map[int]*worker
@@ -154,14 +181,6 @@ type Supervisor struct {
 	pool       *netshare.Pool
 	appSockets map[string][]*netshare.Socket
 	migration  bool // tcp_migrate_req was checked
-	// ipcIn receives the messages of every worker's IPC channel;
-	// channelsWG waits for the channels' goroutines.
-	ipcIn      chan ipc.Message
-	channelsWG sync.WaitGroup
-	// ipcFaults wakes Run to look for channels closed for a fault of
-	// their worker and for faulted workers due for SIGKILL
-	// (handleChannelFaultsLocked).
-	ipcFaults chan struct{}
 	// dispatchers hand out the connections of rr and sticky sockets;
 	// onDemand holds the sockets workers asked for that `listen:` does not
 	// list, by app and listen key; clusterData the first worker's server
@@ -179,9 +198,8 @@ type Supervisor struct {
 	// rollingOut holds, per app, the generation a rolling update is
 	// replacing its workers with, until the update completes.
 	rollingOut map[string]string
-	// notifiedReady: READY=1 was sent; statusLine the last STATUS=.
-	notifiedReady atomic.Bool
-	statusLine    string
+	// statusLine is the last STATUS= sent.
+	statusLine string
 }
 
 // worker is the supervisor's record of one worker.
@@ -245,12 +263,12 @@ func (w *worker) addMember(m *netshare.Member, key string) {
 	w.members[m] = key
 }
 
-// setMembersReadyLocked marks w's SO_REUSEPORT sockets ready to take new
+// setMembersReady marks w's SO_REUSEPORT sockets ready to take new
 // connections, or not.
-func (s *Supervisor) setMembersReadyLocked(w *worker, ready bool) {
+func (o *owner) setMembersReady(w *worker, ready bool) {
 	for m := range w.members {
 		if err := m.SetReady(ready); err != nil {
-			s.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", w.ID, "err", err)
+			o.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", w.ID, "err", err)
 		}
 	}
 }
@@ -273,13 +291,12 @@ func New(opts Options) *Supervisor {
 	if opts.Reaper == nil {
 		opts.Reaper = &procs.Reaper{}
 	}
-	return &Supervisor{
+	s := &Supervisor{
 		opts:           opts,
 		stdout:         newOutputStream("stdout", opts.Stdout, changed),
 		stderr:         newOutputStream("stderr", opts.Stderr, changed),
 		outputChanged:  changed,
-		outputReports:  map[string]outputReport{},
-		requests:       make(chan func()),
+		requests:       make(chan func(*owner)),
 		ended:          make(chan struct{}),
 		kill:           make(chan struct{}, 1),
 		reloadRequests: make(chan struct{}, 1),
@@ -287,22 +304,28 @@ func New(opts Options) *Supervisor {
 		reloadSem:      make(chan struct{}, 1),
 		loadSlot:       make(chan struct{}, 1),
 		stopping:       make(chan struct{}),
-		rollouts:       map[string]reconcile.RolloutStatus{},
-		specs:          map[string]reconcile.AppSpec{},
-		scale:          map[string]scaleOverride{},
-		restartCount:   map[string]int{},
-		rollingOut:     map[string]string{},
-		pool:           netshare.NewPool(),
 		ipcIn:          make(chan ipc.Message, 256),
 		ipcFaults:      make(chan struct{}, 1),
-		dispatchers:    map[*netshare.Socket]*dispatcher{},
-		onDemand:       map[string]map[string]*netshare.Socket{},
-		clusterData:    map[*netshare.Socket]json.RawMessage{},
-		appSockets:     map[string][]*netshare.Socket{},
-		workers:        map[int]*worker{},
-		byPID:          map[int]*worker{},
-		nextID:         1,
 	}
+	s.own = &owner{
+		sup:           s,
+		opts:          &s.opts,
+		outputReports: map[string]outputReport{},
+		rollouts:      map[string]reconcile.RolloutStatus{},
+		specs:         map[string]reconcile.AppSpec{},
+		scale:         map[string]scaleOverride{},
+		restartCount:  map[string]int{},
+		rollingOut:    map[string]string{},
+		pool:          netshare.NewPool(),
+		dispatchers:   map[*netshare.Socket]*dispatcher{},
+		onDemand:      map[string]map[string]*netshare.Socket{},
+		clusterData:   map[*netshare.Socket]json.RawMessage{},
+		appSockets:    map[string][]*netshare.Socket{},
+		workers:       map[int]*worker{},
+		byPID:         map[int]*worker{},
+		nextID:        1,
+	}
+	return s
 }
 
 // Run starts the workers of set and keeps them as set says until ctx is
@@ -315,6 +338,7 @@ func New(opts Options) *Supervisor {
 // Run reaps every child of the process (see procs.Reaper.Run): only one Run may be
 // active in a process, and nothing else in it may wait for children.
 func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
+	o := s.own
 	reapCtx, stopReap := context.WithCancel(context.Background())
 	exits := make(chan procs.Exit, 64)
 	notes := make(chan notify.Message, 64)
@@ -334,38 +358,38 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 		stopReap()
 		helpers.Wait()
 		s.waitReaders(watcherDone, readDrain)
-		for _, w := range s.workers {
+		for _, w := range o.workers {
 			if w.cl != nil {
 				w.cl.ch.Close()
 			}
 		}
 		s.channelsWG.Wait()
-		for _, d := range s.dispatchers {
+		for _, d := range o.dispatchers {
 			d.Close()
 		}
-		for _, w := range s.workers {
+		for _, w := range o.workers {
 			w.releaseSockets()
 		}
-		for _, socks := range s.onDemand {
+		for _, socks := range o.onDemand {
 			for _, sock := range socks {
 				sock.Release()
 			}
 		}
-		for _, socks := range s.appSockets {
+		for _, socks := range o.appSockets {
 			for _, sock := range socks {
 				sock.Release()
 			}
 		}
-		if s.notify != nil {
-			s.notify.Close()
+		if o.notify != nil {
+			o.notify.Close()
 		}
-		s.copiers.drain(outputDrain)
+		o.copiers.drain(outputDrain)
 	}()
 	sock, err := notify.Listen(s.opts.NotifyDir)
 	if err != nil {
 		return err
 	}
-	s.notify = sock
+	o.notify = sock
 	helpers.Go(func() { sock.Run(reapCtx, notes) })
 	helpers.Go(func() { s.reloader(watchCtx) })
 	if len(s.opts.Watch) > 0 {
@@ -382,7 +406,7 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 		}()
 	}
 
-	if _, err := s.applyLocked(set); err != nil {
+	if _, err := o.apply(set); err != nil {
 		return err
 	}
 	done := ctx.Done()
@@ -390,15 +414,15 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 	defer timer.Stop()
 	for {
 		now := time.Now()
-		desired := s.specs
-		if s.shutting {
+		desired := o.specs
+		if o.shutting {
 			desired = nil
 		}
-		plan := reconcile.Plan(desired, s.observedLocked(), now)
-		s.executeLocked(plan, now)
-		s.reportRolloutsLocked(plan.Rollouts)
-		if s.shutting && len(s.workers) == 0 {
-			if s.forced {
+		plan := reconcile.Plan(desired, o.observed(), now)
+		o.execute(plan, now)
+		o.reportRollouts(plan.Rollouts)
+		if o.shutting && len(o.workers) == 0 {
+			if o.forced {
 				return ErrStopTimeout
 			}
 			return nil
@@ -409,7 +433,7 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 			// This converges: no action repeats on unchanged state.
 			continue
 		}
-		s.notifyLocked(now)
+		o.notifySystemd(now)
 		var wake <-chan time.Time
 		if !plan.RequeueAt.IsZero() {
 			timer.Reset(max(time.Until(plan.RequeueAt), 0))
@@ -417,26 +441,26 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 		}
 		select {
 		case ex := <-exits:
-			s.handleExitLocked(ex)
+			o.handleExit(ex)
 		case m := <-notes:
-			s.handleNotifyLocked(m)
+			o.handleNotify(m)
 		case m := <-s.ipcIn:
-			s.handleIPCLocked(m, time.Now())
+			o.handleIPC(m, time.Now())
 		case <-s.ipcFaults:
-			s.handleChannelFaultsLocked(time.Now())
+			o.handleChannelFaults(time.Now())
 		case <-wake:
 		case <-done:
 			done = nil
-			s.shutting = true
+			o.shutting = true
 			s.markStopping()
 			s.sdNotify("STOPPING=1")
 			s.opts.Logger.Info("stopping all workers")
 		case req := <-s.requests:
-			req()
+			req(o)
 		case <-s.outputChanged:
-			s.reportOutputLocked()
+			o.reportOutput()
 		case <-s.kill:
-			s.killAllLocked()
+			o.killAll()
 			return ErrKilled
 		}
 		timer.Stop()
@@ -455,11 +479,13 @@ func (s *Supervisor) Kill() {
 	}
 }
 
-// do runs f in the Run goroutine and waits for it to finish.
-func (s *Supervisor) do(ctx context.Context, f func()) error {
+// do runs f in the Run goroutine, with the state it owns, and waits for it
+// to finish. It returns ctx.Err() when ctx is done before Run took f, and
+// ErrNotRunning once Run has returned; f has not run then.
+func (s *Supervisor) do(ctx context.Context, f func(o *owner)) error {
 	done := make(chan struct{})
 	select {
-	case s.requests <- func() { f(); close(done) }:
+	case s.requests <- func(o *owner) { f(o); close(done) }:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-s.ended:
@@ -479,7 +505,7 @@ func (s *Supervisor) do(ctx context.Context, f func()) error {
 func (s *Supervisor) Apply(ctx context.Context, set *manifest.Set) ([]manifest.Change, error) {
 	var changes []manifest.Change
 	var applyErr error
-	if err := s.do(ctx, func() { changes, applyErr = s.applyLocked(set) }); err != nil {
+	if err := s.do(ctx, func(o *owner) { changes, applyErr = o.apply(set) }); err != nil {
 		return nil, err
 	}
 	return changes, applyErr
@@ -510,54 +536,54 @@ type WorkerInfo struct {
 // Workers lists the workers in ID order.
 func (s *Supervisor) Workers(ctx context.Context) ([]WorkerInfo, error) {
 	var out []WorkerInfo
-	err := s.do(ctx, func() { out = s.workersLocked() })
+	err := s.do(ctx, func(o *owner) { out = o.workerList() })
 	return out, err
 }
 
-func (s *Supervisor) applyLocked(set *manifest.Set) ([]manifest.Change, error) {
-	if err := s.bindLocked(set); err != nil {
+func (o *owner) apply(set *manifest.Set) ([]manifest.Change, error) {
+	if err := o.bind(set); err != nil {
 		return nil, err
 	}
-	first := s.set == nil
-	changes := s.effectiveChangesLocked(set)
-	for _, name := range s.dropStaleOverridesLocked(set) {
-		s.opts.Logger.Info("the manifest's instances changed: the runtime scale override is dropped", "app", name)
+	first := o.set == nil
+	changes := o.effectiveChanges(set)
+	for _, name := range o.dropStaleOverrides(set) {
+		o.opts.Logger.Info("the manifest's instances changed: the runtime scale override is dropped", "app", name)
 	}
-	s.set = set
-	for name := range s.specs {
+	o.set = set
+	for name := range o.specs {
 		if _, ok := set.Apps[name]; !ok {
-			delete(s.specs, name)
-			delete(s.rollingOut, name)
+			delete(o.specs, name)
+			delete(o.rollingOut, name)
 		}
 	}
 	for _, a := range set.Apps {
-		s.setSpecLocked(a)
+		o.setSpec(a)
 	}
 	if w := DescriptorWarning(set); w != "" && (first || len(changes) > 0) {
-		s.opts.Logger.Warn(w)
+		o.opts.Logger.Warn(w)
 	}
 	switch {
 	case first:
-		s.emit(Event{Type: EventApply, Detail: plural.Count(len(set.Apps), "app") + ", " + plural.Count(set.Workers(), "worker")})
+		o.emit(Event{Type: EventApply, Detail: plural.Count(len(set.Apps), "app") + ", " + plural.Count(set.Workers(), "worker")})
 	case len(changes) == 0:
-		s.opts.Logger.Debug("reload: manifests unchanged")
+		o.opts.Logger.Debug("reload: manifests unchanged")
 	default:
 		for _, c := range changes {
 			ev := Event{Type: EventReload, App: c.App, Detail: c.String()}
 			if a := set.Apps[c.App]; a != nil {
-				ev.Generation = s.specs[c.App].Generation
+				ev.Generation = o.specs[c.App].Generation
 			}
-			s.emit(ev)
+			o.emit(ev)
 		}
 	}
 	return changes, nil
 }
 
-// bindLocked takes the sockets of every address in set, binding those not
+// bind takes the sockets of every address in set, binding those not
 // bound yet, and drops the previous set's hold on its own. If any address
 // cannot be bound, nothing changes and the errors name the manifest lines.
 // An address no longer listed stays open while workers use it.
-func (s *Supervisor) bindLocked(set *manifest.Set) error {
+func (o *owner) bind(set *manifest.Set) error {
 	next := map[string][]*netshare.Socket{}
 	var errs []error
 	reuseport := false
@@ -566,7 +592,7 @@ func (s *Supervisor) bindLocked(set *manifest.Set) error {
 		for _, ln := range a.Listen {
 			rp := a.SchedulingPolicy == "reuseport"
 			reuseport = reuseport || rp
-			sock, err := s.pool.Acquire(ln, rp, fmt.Sprintf("%s[%d]", name, ln.Index))
+			sock, err := o.pool.Acquire(ln, rp, fmt.Sprintf("%s[%d]", name, ln.Index))
 			if err != nil {
 				key := fmt.Sprintf("listen[%d]", ln.Index)
 				pos, ok := a.Pos[key]
@@ -588,58 +614,58 @@ func (s *Supervisor) bindLocked(set *manifest.Set) error {
 		return manifest.Join(errs)
 	}
 	held := map[*netshare.Socket]bool{}
-	for _, socks := range s.appSockets {
+	for _, socks := range o.appSockets {
 		for _, sock := range socks {
 			held[sock] = true
 			sock.Release()
 		}
 	}
-	s.appSockets = next
+	o.appSockets = next
 	// Sockets opened on demand for an app that is gone close once the
 	// workers using them are gone too.
-	for name, socks := range s.onDemand {
+	for name, socks := range o.onDemand {
 		if _, ok := set.Apps[name]; ok {
 			continue
 		}
 		for _, sock := range socks {
 			sock.Release()
-			delete(s.clusterData, sock)
+			delete(o.clusterData, sock)
 		}
-		delete(s.onDemand, name)
+		delete(o.onDemand, name)
 	}
 	for name, socks := range next {
 		for _, sock := range socks {
 			if !held[sock] { // newly bound
-				s.opts.Logger.Info("listening", "app", name, "listen", sock.Listen.Raw, "address", sock.Addr.String())
+				o.opts.Logger.Info("listening", "app", name, "listen", sock.Listen.Raw, "address", sock.Addr.String())
 				if sock.Replaced {
-					s.opts.Logger.Info("replaced a stale socket file nothing listened on", "app", name, "path", sock.Listen.Address)
+					o.opts.Logger.Info("replaced a stale socket file nothing listened on", "app", name, "path", sock.Listen.Address)
 				}
 			}
 		}
 	}
-	if reuseport && !s.migration {
-		s.migration = true
-		s.enableMigrationLocked()
+	if reuseport && !o.migration {
+		o.migration = true
+		o.enableMigration()
 	}
 	return nil
 }
 
-// enableMigrationLocked turns net.ipv4.tcp_migrate_req on, unless
+// enableMigration turns net.ipv4.tcp_migrate_req on, unless
 // Options.NoSysctl forbids it, and warns when it stays off.
-func (s *Supervisor) enableMigrationLocked() {
+func (o *owner) enableMigration() {
 	const warning = "connections queued on a retiring worker's SO_REUSEPORT socket may be reset"
-	if !s.opts.NoSysctl {
-		if _, err := netshare.EnableMigration(s.opts.Logger); err != nil {
-			s.opts.Logger.Warn(warning, "err", err)
+	if !o.opts.NoSysctl {
+		if _, err := netshare.EnableMigration(o.opts.Logger); err != nil {
+			o.opts.Logger.Warn(warning, "err", err)
 		}
 		return
 	}
 	on, err := netshare.Migration()
 	switch {
 	case err != nil:
-		s.opts.Logger.Warn(warning, "err", err)
+		o.opts.Logger.Warn(warning, "err", err)
 	case !on:
-		s.opts.Logger.Warn(warning+": net.ipv4.tcp_migrate_req is 0 and --sysctl=false forbids paddock to turn it on",
+		o.opts.Logger.Warn(warning+": net.ipv4.tcp_migrate_req is 0 and --sysctl=false forbids paddock to turn it on",
 			"sysctl", "net.ipv4.tcp_migrate_req")
 	}
 }
@@ -648,8 +674,8 @@ func (s *Supervisor) enableMigrationLocked() {
 // chosen for port 0 included).
 func (s *Supervisor) Listeners(ctx context.Context) (map[string][]string, error) {
 	out := map[string][]string{}
-	err := s.do(ctx, func() {
-		for name, socks := range s.appSockets {
+	err := s.do(ctx, func(o *owner) {
+		for name, socks := range o.appSockets {
 			for _, sock := range socks {
 				out[name] = append(out[name], sock.Addr.String())
 			}
@@ -658,163 +684,163 @@ func (s *Supervisor) Listeners(ctx context.Context) (map[string][]string, error)
 	return out, err
 }
 
-// reportRolloutsLocked emits rollout-progress when an app's rolling update
+// reportRollouts emits rollout-progress when an app's rolling update
 // moved, rollout-stalled when it stalls, and rollout-progress "complete"
 // when it is over: its new workers are all ready and no old one serves, or
 // the app has no rolling update any more (it was removed, or its old
 // workers went while nothing was rolling out).
-func (s *Supervisor) reportRolloutsLocked(now map[string]reconcile.RolloutStatus) {
+func (o *owner) reportRollouts(now map[string]reconcile.RolloutStatus) {
 	for app, st := range now {
-		if prev, was := s.rollouts[app]; !was || prev != st {
-			s.rollouts[app] = st
-			gen := s.specs[app].Generation
-			s.emit(Event{Type: EventRolloutProgress, App: app, Generation: gen, Detail: st.String()})
+		if prev, was := o.rollouts[app]; !was || prev != st {
+			o.rollouts[app] = st
+			gen := o.specs[app].Generation
+			o.emit(Event{Type: EventRolloutProgress, App: app, Generation: gen, Detail: st.String()})
 			if st.Stalled != "" && st.Stalled != prev.Stalled {
 				keep := "; the old workers keep serving until a later change"
 				if st.Old == 0 {
 					keep = "; no old worker is left to serve"
 				}
-				s.emit(Event{Type: EventRolloutStalled, App: app, Generation: gen, Detail: st.Stalled + keep})
+				o.emit(Event{Type: EventRolloutStalled, App: app, Generation: gen, Detail: st.Stalled + keep})
 			}
 		}
 		if st.Complete() {
-			s.finishRolloutLocked(app)
+			o.finishRollout(app)
 		}
 	}
-	for app := range s.rollouts {
+	for app := range o.rollouts {
 		if _, ok := now[app]; !ok {
-			s.finishRolloutLocked(app)
+			o.finishRollout(app)
 		}
 	}
 }
 
-// finishRolloutLocked ends app's rolling update: "complete".
-func (s *Supervisor) finishRolloutLocked(app string) {
-	delete(s.rollouts, app)
-	delete(s.rollingOut, app)
-	if spec, ok := s.specs[app]; ok && spec.RollingOut {
+// finishRollout ends app's rolling update: "complete".
+func (o *owner) finishRollout(app string) {
+	delete(o.rollouts, app)
+	delete(o.rollingOut, app)
+	if spec, ok := o.specs[app]; ok && spec.RollingOut {
 		spec.RollingOut = false
-		s.specs[app] = spec
+		o.specs[app] = spec
 	}
-	s.emit(Event{Type: EventRolloutProgress, App: app, Generation: s.specs[app].Generation, Detail: "complete"})
+	o.emit(Event{Type: EventRolloutProgress, App: app, Generation: o.specs[app].Generation, Detail: "complete"})
 }
 
 // Rollouts returns the status of every app in a rolling update.
 func (s *Supervisor) Rollouts(ctx context.Context) (map[string]reconcile.RolloutStatus, error) {
 	out := map[string]reconcile.RolloutStatus{}
-	err := s.do(ctx, func() {
-		for k, v := range s.rollouts {
+	err := s.do(ctx, func(o *owner) {
+		for k, v := range o.rollouts {
 			out[k] = v
 		}
 	})
 	return out, err
 }
 
-// handleNotifyLocked takes an sd_notify message: the sender must be a
+// handleNotify takes an sd_notify message: the sender must be a
 // worker or a process in a worker's process group. A message whose sender
 // was reaped before it was read (known with SCM_PIDFD) counts for nobody:
 // its pid may be a new worker's by now, and a worker that is gone has
 // nothing to declare.
-func (s *Supervisor) handleNotifyLocked(m notify.Message) {
+func (o *owner) handleNotify(m notify.Message) {
 	if m.Reaped {
-		s.opts.Logger.Warn("notification from a process reaped before it was read, ignored", "pid", m.PID)
+		o.opts.Logger.Warn("notification from a process reaped before it was read, ignored", "pid", m.PID)
 		return
 	}
-	w, ok := s.byPID[m.PID]
+	w, ok := o.byPID[m.PID]
 	if !ok && m.PGID != 0 {
-		w, ok = s.byPID[m.PGID]
+		w, ok = o.byPID[m.PGID]
 	}
 	if !ok {
-		s.opts.Logger.Warn("notification from a process that is not a worker, ignored", "pid", m.PID)
+		o.opts.Logger.Warn("notification from a process that is not a worker, ignored", "pid", m.PID)
 		return
 	}
 	if st, ok := m.Fields["STATUS"]; ok {
 		w.status = st
 	}
 	if m.Ready() && !w.Ready && w.Phase == reconcile.Running && w.app.Readiness == manifest.ReadinessNotify {
-		s.markReadyLocked(w)
+		o.markReady(w)
 	}
 }
 
-func (s *Supervisor) observedLocked() []reconcile.Worker {
-	out := make([]reconcile.Worker, 0, len(s.workers))
-	for _, w := range s.workers {
+func (o *owner) observed() []reconcile.Worker {
+	out := make([]reconcile.Worker, 0, len(o.workers))
+	for _, w := range o.workers {
 		out = append(out, w.Worker)
 	}
 	return out
 }
 
-func (s *Supervisor) executeLocked(plan reconcile.Result, now time.Time) {
+func (o *owner) execute(plan reconcile.Result, now time.Time) {
 	for _, a := range plan.Actions {
 		switch a := a.(type) {
 		case reconcile.Start:
 			if a.Replaces != 0 {
-				delete(s.workers, a.Replaces)
+				delete(o.workers, a.Replaces)
 			}
-			s.startLocked(s.set.Apps[a.App], a.Restarts, now)
+			o.start(o.set.Apps[a.App], a.Restarts, now)
 		case reconcile.Stop:
-			s.stopLocked(s.workers[a.Worker], now)
+			o.stop(o.workers[a.Worker], now)
 		case reconcile.Kill:
-			w := s.workers[a.Worker]
+			w := o.workers[a.Worker]
 			if !w.signaled {
 				// A disconnected worker still running at killTimeout:
 				// killSignal now, SIGKILL after another killTimeout.
-				s.signalStopLocked(w)
+				o.signalStop(w)
 				w.StopDeadline = now.Add(w.KillTimeout)
 				continue
 			}
 			w.Killed = true
 			if w.proc != nil {
 				if err := w.proc.KillGroup(); err != nil {
-					s.opts.Logger.Error("kill", "app", w.App, "worker", w.ID, "pid", w.pid, "err", err)
+					o.opts.Logger.Error("kill", "app", w.App, "worker", w.ID, "pid", w.pid, "err", err)
 				}
 			}
-			if s.shutting {
-				s.forced = true
+			if o.shutting {
+				o.forced = true
 			}
-			s.emit(Event{Type: EventKill, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
+			o.emit(Event{Type: EventKill, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
 				Detail: fmt.Sprintf("did not stop within killTimeout %s", w.KillTimeout)})
 		case reconcile.Forget:
-			delete(s.workers, a.Worker)
+			delete(o.workers, a.Worker)
 		}
 	}
 }
 
-// startLocked forks a new worker of app. A fork that fails counts as a
+// start forks a new worker of app. A fork that fails counts as a
 // failed exit, with the usual restart policy and backoff.
-func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time) {
-	id := s.nextID
-	s.nextID++
+func (o *owner) start(app *manifest.App, restarts int, now time.Time) {
+	id := o.nextID
+	o.nextID++
 	w := &worker{
 		Worker: reconcile.Worker{
-			ID: id, App: app.Name, Generation: s.specs[app.Name].Generation, Phase: reconcile.Running,
+			ID: id, App: app.Name, Generation: o.specs[app.Name].Generation, Phase: reconcile.Running,
 			Restarts: restarts, KillSignal: app.KillSignal, KillTimeout: app.KillTimeout,
 		},
 		app:       app,
 		startedAt: now,
 	}
-	s.workers[id] = w
+	o.workers[id] = w
 
 	spec := procs.Spec{
 		Path: app.Resolved.Path,
 		Argv: app.Resolved.Argv,
 		Dir:  app.Resolved.Dir,
-		Env:  workerEnv(s.opts.Environ, app, id),
+		Env:  workerEnv(o.opts.Environ, app, id),
 	}
 	if app.Readiness == manifest.ReadinessNotify {
-		spec.Env = append(spec.Env, "NOTIFY_SOCKET="+s.notify.Path())
+		spec.Env = append(spec.Env, "NOTIFY_SOCKET="+o.notify.Path())
 	}
-	for _, sock := range s.appSockets[app.Name] {
+	for _, sock := range o.appSockets[app.Name] {
 		f := sock.File
 		if g := sock.Group(); g != nil && !app.HasChannel() { // a reuseport anchor: the worker gets its own socket
 			m, wf, err := g.Join()
 			if m == nil {
 				w.releaseSockets()
-				s.startFailedLocked(w, err, now)
+				o.startFailed(w, err, now)
 				return
 			}
 			if err != nil {
-				s.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", id, "err", err)
+				o.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", id, "err", err)
 			}
 			w.addMember(m, "")
 			w.own = append(w.own, wf)
@@ -832,7 +858,7 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 		ch, c, err := ipc.Pair(id)
 		if err != nil {
 			w.releaseSockets()
-			s.startFailedLocked(w, err, now)
+			o.startFailed(w, err, now)
 			return
 		}
 		child = c
@@ -855,15 +881,15 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 	var prefixers []*procs.LinePrefixer
 	if app.Silent {
 		prefix := fmt.Sprintf("%s/%d | ", app.Name, id)
-		for i, out := range []io.Writer{s.stdout, s.stderr} {
+		for i, out := range []io.Writer{o.sup.stdout, o.sup.stderr} {
 			lp, wr, err := procs.NewOutputPipe(prefix, out)
 			if err != nil {
 				failChannel()
 				w.releaseSockets()
-				s.startFailedLocked(w, err, now)
+				o.startFailed(w, err, now)
 				return
 			}
-			if tap := s.opts.OnOutput; tap != nil {
+			if tap := o.opts.OnOutput; tap != nil {
 				stream, name := [2]string{"stdout", "stderr"}[i], app.Name
 				lp.Tap = func(line []byte) { tap(name, id, stream, line) }
 			}
@@ -872,10 +898,10 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 		}
 		spec.Stdout, spec.Stderr = pipes[0], pipes[1]
 	} else {
-		spec.Stdout, _ = s.opts.Stdout.(*os.File)
-		spec.Stderr, _ = s.opts.Stderr.(*os.File)
+		spec.Stdout, _ = o.opts.Stdout.(*os.File)
+		spec.Stderr, _ = o.opts.Stderr.(*os.File)
 	}
-	proc, err := s.opts.Reaper.Start(spec)
+	proc, err := o.opts.Reaper.Start(spec)
 	for _, p := range pipes {
 		p.Close() // the worker holds its own copies
 	}
@@ -885,16 +911,16 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 		}
 		failChannel()
 		w.releaseSockets()
-		s.startFailedLocked(w, err, now)
+		o.startFailed(w, err, now)
 		return
 	}
 	if child != nil {
 		child.Close() // the worker holds its end; ours sees EOF when it dies
 		ch, name := w.cl.ch, w.Name()
-		s.channelsWG.Go(func() { s.runChannel(ch, name) })
+		o.sup.channelsWG.Go(func() { o.sup.runChannel(ch, name) })
 	}
 	for _, lp := range prefixers {
-		s.copiers.start(lp)
+		o.copiers.start(lp)
 	}
 	// The worker holds its own copies of its SO_REUSEPORT sockets now.
 	// The group keeps another until the worker exits, so that the
@@ -911,59 +937,59 @@ func (s *Supervisor) startLocked(app *manifest.App, restarts int, now time.Time)
 	// waits for the cluster protocol's report where a worker has an IPC
 	// channel); notify workers when they say READY=1.
 	w.ReadyDeadline = w.startedAt.Add(app.ReadyTimeout)
-	s.byPID[proc.Pid] = w
-	s.emit(Event{Type: EventFork, App: w.App, Worker: id, PID: w.pid, Generation: w.Generation, Attempt: restarts})
-	s.emit(Event{Type: EventOnline, App: w.App, Worker: id, PID: w.pid, Generation: w.Generation})
+	o.byPID[proc.Pid] = w
+	o.emit(Event{Type: EventFork, App: w.App, Worker: id, PID: w.pid, Generation: w.Generation, Attempt: restarts})
+	o.emit(Event{Type: EventOnline, App: w.App, Worker: id, PID: w.pid, Generation: w.Generation})
 	if len(w.sockets) > 0 && w.cl == nil {
 		// A LISTEN_FDS worker is listening as soon as it runs: its
 		// sockets were listening before it started. A cluster worker
 		// reports it.
-		s.emit(Event{Type: EventListening, App: w.App, Worker: id, PID: w.pid, Generation: w.Generation,
+		o.emit(Event{Type: EventListening, App: w.App, Worker: id, PID: w.pid, Generation: w.Generation,
 			Detail: strings.Join(spec.ListenNames, ":")})
 	}
 	if app.Readiness == manifest.ReadinessOnline || (app.Readiness == manifest.ReadinessListening && w.cl == nil) {
-		s.markReadyLocked(w)
+		o.markReady(w)
 	}
 }
 
-// markReadyLocked records that w is ready to serve: its SO_REUSEPORT
+// markReady records that w is ready to serve: its SO_REUSEPORT
 // sockets take new connections from now on.
-func (s *Supervisor) markReadyLocked(w *worker) {
+func (o *owner) markReady(w *worker) {
 	w.Ready, w.ReadyAt = true, time.Now()
-	s.setMembersReadyLocked(w, true)
-	s.emit(Event{Type: EventReady, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
+	o.setMembersReady(w, true)
+	o.emit(Event{Type: EventReady, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
 		Delay: time.Since(w.startedAt)})
 }
 
-// notifyLocked tells systemd (Options.Notify) that paddock is ready, the
+// notifySystemd tells systemd (Options.Notify) that paddock is ready, the
 // first time the running set converged, and keeps STATUS= up to date.
-func (s *Supervisor) notifyLocked(now time.Time) {
-	if s.opts.Notify == nil {
+func (o *owner) notifySystemd(now time.Time) {
+	if o.opts.Notify == nil {
 		return
 	}
-	if !s.notifiedReady.Load() && !s.shutting && s.convergedLocked(now) {
-		s.notifiedReady.Store(true)
-		s.sdNotify("READY=1")
+	if !o.sup.notifiedReady.Load() && !o.shutting && o.converged(now) {
+		o.sup.notifiedReady.Store(true)
+		o.sup.sdNotify("READY=1")
 	}
 	want, ready := 0, 0
-	for _, spec := range s.specs {
+	for _, spec := range o.specs {
 		want += spec.Instances
 	}
-	for _, w := range s.workers {
+	for _, w := range o.workers {
 		if w.Phase == reconcile.Running && w.Ready {
 			ready++
 		}
 	}
-	line := fmt.Sprintf("%s, %d/%s ready", plural.Count(len(s.specs), "app"), ready, plural.Count(want, "worker"))
-	if len(s.rollouts) > 0 {
-		line += fmt.Sprintf(", %d rolling out", len(s.rollouts))
+	line := fmt.Sprintf("%s, %d/%s ready", plural.Count(len(o.specs), "app"), ready, plural.Count(want, "worker"))
+	if len(o.rollouts) > 0 {
+		line += fmt.Sprintf(", %d rolling out", len(o.rollouts))
 	}
-	if s.shutting {
-		line = "stopping, " + plural.Count(len(s.workers), "worker") + " left"
+	if o.shutting {
+		line = "stopping, " + plural.Count(len(o.workers), "worker") + " left"
 	}
-	if line != s.statusLine {
-		s.statusLine = line
-		s.sdNotify("STATUS=" + line)
+	if line != o.statusLine {
+		o.statusLine = line
+		o.sup.sdNotify("STATUS=" + line)
 	}
 }
 
@@ -993,61 +1019,61 @@ func startFailureDetail(err error) string {
 	return detail
 }
 
-func (s *Supervisor) startFailedLocked(w *worker, err error, now time.Time) {
-	s.opts.Logger.Error("start failed", "app", w.App, "worker", w.ID, "err", err)
-	s.emit(Event{Type: EventExit, App: w.App, Worker: w.ID, Generation: w.Generation, ExitCode: -1,
+func (o *owner) startFailed(w *worker, err error, now time.Time) {
+	o.opts.Logger.Error("start failed", "app", w.App, "worker", w.ID, "err", err)
+	o.emit(Event{Type: EventExit, App: w.App, Worker: w.ID, Generation: w.Generation, ExitCode: -1,
 		StartFailed: true, Detail: startFailureDetail(err)})
-	s.afterExitLocked(w, false, 0, now)
+	o.afterExit(w, false, 0, now)
 }
 
-func (s *Supervisor) stopLocked(w *worker, now time.Time) {
+func (o *owner) stop(w *worker, now time.Time) {
 	// No new connection reaches its SO_REUSEPORT sockets from before it
 	// is told to stop; those queued there are accepted by it, or moved to
 	// the other workers when it exits.
-	s.setMembersReadyLocked(w, false)
+	o.setMembersReady(w, false)
 	w.Phase = reconcile.Stopping
 	w.StopDeadline = now.Add(w.KillTimeout)
 	if w.cl != nil {
 		// Cluster's own graceful path: no new connection from now on,
 		// then disconnect (the worker closes its servers and exits);
 		// killSignal after killTimeout, SIGKILL after another.
-		s.unsubscribeLocked(w)
+		o.unsubscribe(w)
 		if err := w.cl.send(map[string]any{"act": "disconnect"}, -1, nil); err == nil {
-			s.emit(Event{Type: EventDisconnect, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
+			o.emit(Event{Type: EventDisconnect, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
 				Delay: w.KillTimeout})
 			return
 		}
 	}
-	s.signalStopLocked(w)
+	o.signalStop(w)
 }
 
-// signalStopLocked sends the worker its killSignal.
-func (s *Supervisor) signalStopLocked(w *worker) {
+// signalStop sends the worker its killSignal.
+func (o *owner) signalStop(w *worker) {
 	w.signaled = true
 	sig, _ := manifest.SignalNumber(w.KillSignal)
-	s.emit(Event{Type: EventStopping, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
+	o.emit(Event{Type: EventStopping, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
 		Signal: w.KillSignal, Delay: w.KillTimeout, Detail: w.fault.detail()})
 	if err := w.proc.Signal(sig); err != nil {
-		s.opts.Logger.Error("signal", "app", w.App, "worker", w.ID, "pid", w.pid, "err", err)
+		o.opts.Logger.Error("signal", "app", w.App, "worker", w.ID, "pid", w.pid, "err", err)
 	}
 }
 
-func (s *Supervisor) handleExitLocked(ex procs.Exit) {
-	w, ok := s.byPID[ex.Pid]
+func (o *owner) handleExit(ex procs.Exit) {
+	w, ok := o.byPID[ex.Pid]
 	if !ok {
-		s.opts.Logger.Debug("reaped orphan", "pid", ex.Pid, "status", ex.String())
+		o.opts.Logger.Debug("reaped orphan", "pid", ex.Pid, "status", ex.String())
 		return
 	}
-	delete(s.byPID, ex.Pid)
+	delete(o.byPID, ex.Pid)
 	w.proc.Release()
 	if err := w.releaseSockets(); err != nil {
-		s.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", w.ID, "err", err)
+		o.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", w.ID, "err", err)
 	}
-	faulted := s.closeChannelOnExitLocked(w)
+	faulted := o.closeChannelOnExit(w)
 	// A worker's process group does not outlive it: the reaper killed
 	// whatever it left behind in its group before reaping it.
 	if ex.GroupKilled {
-		s.opts.Logger.Info("killed leftover processes of exited worker", "app", w.App, "worker", w.ID, "pgid", w.pid)
+		o.opts.Logger.Info("killed leftover processes of exited worker", "app", w.App, "worker", w.ID, "pgid", w.pid)
 	}
 	ev := Event{Type: EventExit, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation, ExitCode: -1,
 		Intended: w.Phase == reconcile.Stopping, Detail: w.fault.detail()}
@@ -1059,28 +1085,28 @@ func (s *Supervisor) handleExitLocked(ex procs.Exit) {
 	if ex.StartErr != nil {
 		// The exec shim could not execute the program: a start failure,
 		// reported as such, naming the program.
-		s.opts.Logger.Error("start failed", "app", w.App, "worker", w.ID, "err", ex.StartErr)
+		o.opts.Logger.Error("start failed", "app", w.App, "worker", w.ID, "err", ex.StartErr)
 		ev.StartFailed, ev.Detail = true, startFailureDetail(ex.StartErr)
 	}
-	s.emit(ev)
+	o.emit(ev)
 	w.pid = 0
 	w.proc = nil
 	if w.Phase == reconcile.Stopping {
-		delete(s.workers, w.ID)
+		delete(o.workers, w.ID)
 		return
 	}
 	if w.exitedAfterDisconnect && !faulted {
 		// cluster.worker.disconnect() in the worker: it left on purpose,
 		// as Node's primary sees it; it is not replaced.
 		w.Phase = reconcile.Done
-		s.opts.Logger.Info("not restarted: the worker disconnected itself", "app", w.App, "worker", w.ID)
+		o.opts.Logger.Info("not restarted: the worker disconnected itself", "app", w.App, "worker", w.ID)
 		return
 	}
-	s.afterExitLocked(w, ex.Success() && !faulted, ex.Time.Sub(w.startedAt), ex.Time)
+	o.afterExit(w, ex.Success() && !faulted, ex.Time.Sub(w.startedAt), ex.Time)
 }
 
-// afterExitLocked moves a worker that exited on its own to Backoff or Done.
-func (s *Supervisor) afterExitLocked(w *worker, success bool, uptime time.Duration, now time.Time) {
+// afterExit moves a worker that exited on its own to Backoff or Done.
+func (o *owner) afterExit(w *worker, success bool, uptime time.Duration, now time.Time) {
 	w.Worker = reconcile.AfterExit(w.Worker, reconcile.ExitPolicy{
 		Restart:      w.app.Restart,
 		Delay:        w.app.Backoff.Delay,
@@ -1088,30 +1114,30 @@ func (s *Supervisor) afterExitLocked(w *worker, success bool, uptime time.Durati
 		MinReadyTime: w.app.MinReadyTime,
 	}, success, uptime, now)
 	if w.Phase == reconcile.Backoff {
-		s.emit(Event{Type: EventRestart, App: w.App, Worker: w.ID, Generation: w.Generation,
+		o.emit(Event{Type: EventRestart, App: w.App, Worker: w.ID, Generation: w.Generation,
 			Delay: w.RestartAt.Sub(now), Attempt: w.Restarts})
 	} else {
-		s.opts.Logger.Info("not restarted", "app", w.App, "worker", w.ID, "restart", w.app.Restart)
+		o.opts.Logger.Info("not restarted", "app", w.App, "worker", w.ID, "restart", w.app.Restart)
 	}
 }
 
-func (s *Supervisor) killAllLocked() {
-	for _, w := range s.workers {
+func (o *owner) killAll() {
+	for _, w := range o.workers {
 		if w.proc != nil {
 			_ = w.proc.KillGroup()
 		}
 	}
 }
 
-func (s *Supervisor) emit(e Event) {
+func (o *owner) emit(e Event) {
 	e.Time = time.Now()
 	level := slog.LevelInfo
 	if (e.Type == EventExit && !e.Intended) || e.Type == EventOutputLost {
 		level = slog.LevelWarn
 	}
-	s.opts.Logger.Log(context.Background(), level, e.Type, e.attrs()...)
-	if s.opts.OnEvent != nil {
-		s.opts.OnEvent(e)
+	o.opts.Logger.Log(context.Background(), level, e.Type, e.attrs()...)
+	if o.opts.OnEvent != nil {
+		o.opts.OnEvent(e)
 	}
 }
 

@@ -614,7 +614,7 @@ apps:
 	deadline := time.Now().Add(patience)
 	for {
 		var n int
-		if err := h.sup.do(t.Context(), func() { n = h.sup.copiers.len() }); err != nil {
+		if err := h.sup.do(t.Context(), func(o *owner) { n = o.copiers.len() }); err != nil {
 			t.Fatal(err)
 		}
 		if n == 0 {
