@@ -182,10 +182,12 @@ type owner struct {
 	appSockets map[string][]*netshare.Socket
 	migration  bool // tcp_migrate_req was checked
 	// dispatchers hand out the connections of rr and sticky sockets;
-	// onDemand holds the sockets workers asked for that `listen:` does not
-	// list, by app and listen key; clusterData the first worker's server
-	// data per socket, echoed to the others.
+	// dispatchWG waits for their Run goroutines; onDemand holds the
+	// sockets workers asked for that `listen:` does not list, by app and
+	// listen key; clusterData the first worker's server data per socket,
+	// echoed to the others.
 	dispatchers map[*netshare.Socket]*dispatcher
+	dispatchWG  sync.WaitGroup
 	onDemand    map[string]map[string]*netshare.Socket
 	clusterData map[*netshare.Socket]json.RawMessage
 	// rollouts holds the last reported status of each app in a rolling
@@ -340,6 +342,9 @@ func New(opts Options) *Supervisor {
 func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 	o := s.own
 	reapCtx, stopReap := context.WithCancel(context.Background())
+	// The dispatchers of rr and sticky sockets run until the workers are
+	// gone, past ctx.
+	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
 	exits := make(chan procs.Exit, 64)
 	notes := make(chan notify.Message, 64)
 	// The reloader and the watcher stop with ctx (no reload during
@@ -364,9 +369,8 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 			}
 		}
 		s.channelsWG.Wait()
-		for _, d := range o.dispatchers {
-			d.Close()
-		}
+		stopDispatch()
+		o.closeDispatchers()
 		for _, w := range o.workers {
 			w.releaseSockets()
 		}
@@ -445,7 +449,7 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 		case m := <-notes:
 			o.handleNotify(m)
 		case m := <-s.ipcIn:
-			o.handleIPC(m, time.Now())
+			o.handleIPC(dispatchCtx, m, time.Now())
 		case <-s.ipcFaults:
 			o.handleChannelFaults(time.Now())
 		case <-wake:
