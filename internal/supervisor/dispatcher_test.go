@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -472,4 +474,45 @@ func TestStickyOrder(t *testing.T) {
 	if moved < n/8 || moved > n/2 {
 		t.Errorf("adding a fourth worker moved %d of %d addresses, want about a quarter", moved, n)
 	}
+}
+
+// TestRunWaitsForDispatchers: when Run returns, the dispatchers it started
+// for an rr app have returned too (Run's shutdown waits for each).
+func TestRunWaitsForDispatchers(t *testing.T) {
+	port := freePort(t)
+	h := start(t, pidApp("go", "rr", port, 2, "1"))
+	h.waitWorkers("2 ready", func(ws []WorkerInfo) bool { return len(ws) == 2 && ws[0].Ready && ws[1].Ready })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if _, err := nodeGet(client("tcp", addr), addr); err != nil {
+		t.Fatal(err)
+	}
+	if n := dispatcherGoroutines(); n != 1 {
+		t.Errorf("%d dispatcher goroutines while the app runs, want 1", n)
+	}
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := dispatcherGoroutines(); n != 0 {
+		t.Errorf("%d dispatcher goroutines after Run returned", n)
+	}
+}
+
+// dispatcherGoroutines counts the goroutines running a dispatcher's Run.
+func dispatcherGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	n := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "(*dispatcher).Run(") {
+			n++
+		}
+	}
+	return n
 }
