@@ -304,7 +304,13 @@ func testRollingUpdateUnderLoad(t *testing.T, kind string) {
 	}
 }
 
-func TestStickySessions(t *testing.T) { forKinds(t, testStickySessions) }
+// TestStickySessions runs testStickySessions with Node's cluster workers.
+// A Go worker (package worker) takes a sticky connection exactly as an rr
+// one, which the other tests cover: what this test checks for any worker
+// is TestDispatcherSticky's, without a Supervisor.
+func TestStickySessions(t *testing.T) {
+	t.Run("node", func(t *testing.T) { testStickySessions(t, "node") })
+}
 
 // testStickySessions: 40 client addresses (127.0.0.2 to 127.0.0.41), 3
 // connections each, over 3 sticky workers: each address always reaches

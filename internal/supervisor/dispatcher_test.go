@@ -264,7 +264,10 @@ func TestDispatcherRoundRobin(t *testing.T) {
 // TestDispatcherSticky: under sticky, every connection of one client
 // address goes to the worker that the rendezvous hash (order) puts first
 // for it, whatever the order of the subscriber list, and with 3 workers
-// and 30 addresses more than one worker serves.
+// and 30 addresses every worker serves some. Then the first worker in the
+// list leaves: the clients of the others stay where they were, its own
+// move, and it is offered nothing more. (TestStickySessions checks the
+// same with Node workers; this is the check for any worker.)
 func TestDispatcherSticky(t *testing.T) {
 	dt := startDispatcher(t, true)
 	ws := []*testWorker{dt.addWorker(1, false), dt.addWorker(2, false), dt.addWorker(3, false)}
@@ -272,9 +275,13 @@ func TestDispatcherSticky(t *testing.T) {
 	for i, w := range ws {
 		subs[i] = newSubscriber(w.c, "key"+strconv.Itoa(w.id))
 	}
-	count := map[int]int{}
+	var clients []netip.Addr
 	for i := range 30 {
-		ip := netip.AddrFrom4([4]byte{127, 0, 0, byte(2 + i)})
+		clients = append(clients, netip.AddrFrom4([4]byte{127, 0, 0, byte(2 + i)}))
+	}
+	before := map[netip.Addr]int{}
+	count := map[int]int{}
+	for _, ip := range clients {
 		want := subs[dt.d.order(acceptedConn{ip: ip}, subs)[0]].c.worker
 		for _, list := range [][]*testWorker{{ws[0], ws[1], ws[2]}, {ws[2], ws[0], ws[1]}} {
 			dt.subscribe(list...)
@@ -284,10 +291,28 @@ func TestDispatcherSticky(t *testing.T) {
 				}
 			}
 		}
+		before[ip] = want
 		count[want]++
 	}
-	if len(count) < 2 {
-		t.Errorf("30 client addresses all went to one worker: %v", count)
+	for _, w := range ws {
+		if count[w.id] == 0 {
+			t.Fatalf("worker %d serves none of %d clients: %v", w.id, len(clients), count)
+		}
+	}
+	gone := ws[0]
+	offered := gone.offered.Load()
+	dt.subscribe(ws[1], ws[2])
+	for _, ip := range clients {
+		got := dt.get(ip)
+		if before[ip] != gone.id && got != before[ip] {
+			t.Errorf("client %s moved from worker %d to %d although %d stayed", ip, before[ip], got, before[ip])
+		}
+		if got == gone.id {
+			t.Errorf("client %s still reaches worker %d, which left", ip, gone.id)
+		}
+	}
+	if n := gone.offered.Load() - offered; n != 0 {
+		t.Errorf("worker %d was offered %d connections after it left", gone.id, n)
 	}
 }
 
