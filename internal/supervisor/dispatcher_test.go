@@ -413,6 +413,32 @@ func TestDispatcherClose(t *testing.T) {
 	})
 }
 
+// TestNewDispatcherStartsNothing: newDispatcher starts no goroutine; the
+// dispatcher accepts only once its owner runs Run, and Close ends that.
+func TestNewDispatcherStartsNothing(t *testing.T) {
+	l, err := manifest.ParseListen("127.0.0.1:0", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock, err := netshare.NewPool().Acquire(l, false, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Release()
+	before := dispatcherGoroutines()
+	d, err := newDispatcher("web", false, sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := dispatcherGoroutines(); n != before {
+		t.Errorf("%d goroutines in a dispatcher's code after newDispatcher, %d before", n, before)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { d.Run(t.Context()) })
+	d.Close()
+	wg.Wait()
+}
+
 // TestStickyOrder: the sticky dispatcher's order, a rendezvous hash of the
 // client's address and each worker's id. For 1000 client addresses over
 // workers 1, 2 and 3: each address has one first choice whatever the order
@@ -522,7 +548,8 @@ func TestRunWaitsForDispatchers(t *testing.T) {
 	}
 }
 
-// dispatcherGoroutines counts the goroutines running a dispatcher's Run.
+// dispatcherGoroutines counts the goroutines running a dispatcher's code,
+// or started by newDispatcher.
 func dispatcherGoroutines() int {
 	buf := make([]byte, 1<<20)
 	for {
@@ -535,7 +562,9 @@ func dispatcherGoroutines() int {
 	}
 	n := 0
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "(*dispatcher).Run(") {
+		// A goroutine not yet started shows only its go statement's
+		// wrapper, and who created it.
+		if strings.Contains(g, "supervisor.(*dispatcher).") || strings.Contains(g, "created by github.com/paddock-sh/paddock/internal/supervisor.newDispatcher") {
 			n++
 		}
 	}
