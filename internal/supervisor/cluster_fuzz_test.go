@@ -52,10 +52,8 @@ func FuzzClusterMessage(f *testing.F) {
 			Cmd string `json:"cmd"`
 		}
 		json.Unmarshal(data, &m)
-		s.own.handleIPC(ipc.Message{From: 1, Raw: data, Cmd: m.Cmd}, time.Now())
-		for _, d := range s.own.dispatchers {
-			d.close()
-		}
+		s.own.handleIPC(t.Context(), ipc.Message{From: 1, Raw: data, Cmd: m.Cmd}, time.Now())
+		s.own.closeDispatchers()
 		for _, socks := range s.own.onDemand {
 			for _, sock := range socks {
 				sock.Release()

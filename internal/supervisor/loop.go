@@ -33,7 +33,8 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 	defer close(s.ended)
 	defer func() {
 		s.stopHelpers(h)
-		o.release()
+		o.release() // closes every dispatcher, waiting for its Run
+		h.stopDispatch()
 	}()
 	if err := s.startListening(h); err != nil {
 		return err
@@ -54,7 +55,11 @@ type runHelpers struct {
 	// Run's ctx (no reload during shutdown), or when Run returns.
 	reapCtx, watchCtx   context.Context
 	stopReap, stopWatch context.CancelFunc
-	wg                  sync.WaitGroup
+	// The dispatchers of rr and sticky sockets run with dispatchCtx until
+	// the workers are gone, past Run's ctx: release stops them.
+	dispatchCtx  context.Context
+	stopDispatch context.CancelFunc
+	wg           sync.WaitGroup
 	// watcherDone is closed when the watcher returned; nil: none.
 	watcherDone chan struct{}
 }
@@ -64,6 +69,7 @@ func (s *Supervisor) startReaping(ctx context.Context) *runHelpers {
 	h := &runHelpers{exits: make(chan procs.Exit, 64), notes: make(chan notify.Message, 64)}
 	h.reapCtx, h.stopReap = context.WithCancel(context.Background())
 	h.watchCtx, h.stopWatch = context.WithCancel(ctx)
+	h.dispatchCtx, h.stopDispatch = context.WithCancel(context.Background())
 	h.wg.Go(func() { s.own.procs.Run(h.reapCtx, h.exits) })
 	return h
 }
@@ -118,9 +124,7 @@ func (o *owner) release() {
 		}
 	}
 	o.sup.channelsWG.Wait()
-	for _, d := range o.dispatchers {
-		d.close()
-	}
+	o.closeDispatchers()
 	for _, w := range o.workers {
 		w.releaseSockets()
 	}
@@ -181,7 +185,7 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 		case m := <-h.notes:
 			o.handleNotify(m)
 		case m := <-o.sup.ipcIn:
-			o.handleIPC(m, o.clock.Now())
+			o.handleIPC(h.dispatchCtx, m, o.clock.Now())
 		case <-o.sup.ipcFaults:
 			o.handleChannelFaults(o.clock.Now())
 		case <-wake:

@@ -182,10 +182,12 @@ type owner struct {
 	appSockets map[string][]*netshare.Socket
 	migration  bool // tcp_migrate_req was checked
 	// dispatchers hand out the connections of rr and sticky sockets;
-	// onDemand holds the sockets workers asked for that `listen:` does not
-	// list, by app and listen key; clusterData the first worker's server
-	// data per socket, echoed to the others.
+	// dispatchWG waits for their Run goroutines; onDemand holds the
+	// sockets workers asked for that `listen:` does not list, by app and
+	// listen key; clusterData the first worker's server data per socket,
+	// echoed to the others.
 	dispatchers map[*netshare.Socket]*dispatcher
+	dispatchWG  sync.WaitGroup
 	onDemand    map[string]map[string]*netshare.Socket
 	clusterData map[*netshare.Socket]json.RawMessage
 	// rollouts holds the last reported status of each app in a rolling

@@ -1,0 +1,389 @@
+package supervisor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/paddock-sh/paddock/internal/ipc"
+	"github.com/paddock-sh/paddock/manifest"
+	"github.com/paddock-sh/paddock/netshare"
+	"github.com/paddock-sh/paddock/reconcile"
+)
+
+// This file is the primary's side of Node's cluster protocol
+// (docs/protocol.md): the supervisor answers queryServer with a shared
+// socket (none, reuseport) or takes the connections itself and hands them to
+// the workers in turn (rr, sticky), and retires channel workers with
+// cluster's own disconnect.
+
+// Errno values the worker turns into Node errors.
+const (
+	errnoAddrInUse = -98 // EADDRINUSE
+	errnoNoSupport = -97 // EAFNOSUPPORT: UDP is not shared by paddock
+	errnoBadFD     = -9  // EBADF
+)
+
+// clusterIn is a NODE_CLUSTER message from a worker.
+type clusterIn struct {
+	Act         string          `json:"act"`
+	Seq         *int            `json:"seq"`
+	Ack         *int            `json:"ack"`
+	Accepted    *bool           `json:"accepted"`
+	Index       json.RawMessage `json:"index"`
+	Data        json.RawMessage `json:"data"`
+	Address     *string         `json:"address"`
+	Port        int             `json:"port"`
+	AddressType json.RawMessage `json:"addressType"`
+	FD          json.RawMessage `json:"fd"`
+	Key         string          `json:"key"`
+}
+
+// clusterKey builds the key a worker knows a server by, as Node's primary
+// does: address:port:addressType:fd:index.
+func clusterKey(m clusterIn) string {
+	addr := "null"
+	if m.Address != nil {
+		addr = *m.Address
+	}
+	return fmt.Sprintf("%s:%d:%s:%s:%s", addr, m.Port, rawOr(m.AddressType, "undefined"), rawOr(m.FD, "undefined"), rawOr(m.Index, "0"))
+}
+
+// rawOr returns r as text (a JSON string unquoted), or def when r is
+// absent.
+func rawOr(r json.RawMessage, def string) string {
+	if len(r) == 0 {
+		return def
+	}
+	var s string
+	if json.Unmarshal(r, &s) == nil {
+		return s
+	}
+	return string(r)
+}
+
+// mustRaw returns *p as a JSON string, or nil when p is nil.
+func mustRaw(p *string) json.RawMessage {
+	if p == nil {
+		return nil
+	}
+	b, _ := json.Marshal(*p)
+	return b
+}
+
+// maxMessageDetail bounds how much of a worker's message an event carries.
+const maxMessageDetail = 4096
+
+// handleIPC takes one message from a worker's channel. ctx bounds the
+// dispatchers a queryServer starts (see owner.dispatcher).
+func (o *owner) handleIPC(ctx context.Context, m ipc.Message, now time.Time) {
+	if m.Handle != nil {
+		m.Handle.Close() // paddock keeps no handle a worker sends
+	}
+	w := o.workers[m.From]
+	if w == nil || w.cl == nil {
+		return
+	}
+	switch {
+	case m.Cmd == "NODE_CLUSTER":
+		var cm clusterIn
+		if err := json.Unmarshal(m.Raw, &cm); err != nil {
+			o.channelFault(w, &ipc.ProtocolError{Reason: "bad cluster message: " + err.Error()})
+			return
+		}
+		o.handleCluster(ctx, w, cm, now)
+	case m.Internal():
+		// Other internal messages (NODE_...) are Node's own business.
+	default:
+		detail := string(m.Raw)
+		if len(detail) > maxMessageDetail {
+			detail = detail[:maxMessageDetail] + "…"
+		}
+		o.emit(Event{Type: EventMessage, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation, Detail: detail})
+	}
+}
+
+// handleCluster takes one NODE_CLUSTER message from w.
+func (o *owner) handleCluster(ctx context.Context, w *worker, m clusterIn, now time.Time) {
+	switch {
+	case m.Act == "" && m.Ack != nil && m.Accepted != nil:
+		// The answer to a newconn (the channel's reader takes most of
+		// them: see channel.interceptAnswer).
+		w.cl.answered(*m.Ack, *m.Accepted)
+	case m.Act == "online":
+		o.opts.Logger.Debug("cluster worker online", "app", w.App, "worker", w.ID)
+	case m.Act == "queryServer" && m.Seq != nil:
+		o.queryServer(ctx, w, m)
+	case m.Act == "listening":
+		o.serverListening(w, m)
+	case m.Act == "close":
+		o.serverClosed(w, m.Key)
+	case m.Act == "exitedAfterDisconnect" && m.Seq != nil:
+		w.exitedAfterDisconnect = true
+		o.unsubscribe(w)
+		if err := w.cl.send(map[string]any{"ack": *m.Seq}, -1, nil); err != nil {
+			o.replyFailed(w, "exitedAfterDisconnect", err)
+		}
+	}
+}
+
+// serverListening takes w's word that one of its servers listens: a
+// listening event, and readiness under `readiness: listening`.
+func (o *owner) serverListening(w *worker, m clusterIn) {
+	// The address paddock bound for this server; the request as the
+	// worker wrote it when paddock did not answer it (never expected).
+	addr, ok := w.listening[clusterKey(m)]
+	if !ok {
+		addr = fmt.Sprintf("%s:%d", rawOr(mustRaw(m.Address), "*"), m.Port)
+	}
+	o.emit(Event{Type: EventListening, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation, Detail: addr})
+	if w.app.Readiness == manifest.ReadinessListening && !w.Ready && w.Phase == reconcile.Running {
+		o.markReady(w)
+	}
+}
+
+// serverClosed takes w's word that it closed its server known by key: it
+// gets no more of that server's connections.
+func (o *owner) serverClosed(w *worker, key string) {
+	for d, k := range w.subs {
+		if k == key {
+			delete(w.subs, d)
+			o.refreshDispatcher(d)
+		}
+	}
+	// The worker no longer accepts on its SO_REUSEPORT socket for
+	// that server: out of the group, its queue to the others.
+	for mb, k := range w.members {
+		if k == key {
+			delete(w.members, mb)
+			if err := mb.Remove(); err != nil {
+				o.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", w.ID, "err", err)
+			}
+		}
+	}
+}
+
+// listenError is why paddock refuses a worker's listen, with the errno
+// the worker turns into a Node error.
+type listenError struct {
+	errno int
+	err   error
+}
+
+func (e *listenError) Error() string { return e.err.Error() }
+func (e *listenError) Unwrap() error { return e.err }
+
+// refuse returns err as a listenError with errno.
+func refuse(errno int, err error) error { return &listenError{errno: errno, err: err} }
+
+// serverReply is the answer to one queryServer of worker w, being built.
+type serverReply struct {
+	o      *owner
+	w      *worker
+	key    string
+	fields map[string]any
+}
+
+// send sends the reply, with fd riding on it when fd >= 0 (done as in
+// channel.send); it reports whether it was queued. A reply the channel
+// does not take stops the worker (owner.replyFailed).
+func (r *serverReply) send(fd int, done func(error)) bool {
+	if err := r.w.cl.send(r.fields, fd, done); err != nil {
+		r.o.replyFailed(r.w, "queryServer", err)
+		return false
+	}
+	return true
+}
+
+// fail sends the reply as a refusal: the errno of err when it is a
+// listenError, else EADDRINUSE.
+func (r *serverReply) fail(err error) {
+	errno := errnoAddrInUse
+	var le *listenError
+	if errors.As(err, &le) {
+		errno = le.errno
+	}
+	r.fields["errno"] = errno
+	r.o.opts.Logger.Warn("refused a worker's listen", "app", r.w.App, "worker", r.w.ID, "key", r.key, "err", err)
+	r.send(-1, nil)
+}
+
+// queryServer answers a worker's listen(): with the shared socket
+// (none), the worker's own SO_REUSEPORT socket (reuseport), or the
+// address alone while paddock accepts (rr, sticky).
+func (o *owner) queryServer(ctx context.Context, w *worker, m clusterIn) {
+	key := clusterKey(m)
+	r := &serverReply{o: o, w: w, key: key,
+		fields: map[string]any{"errno": 0, "key": key, "ack": *m.Seq, "data": json.RawMessage("null")}}
+	sock, err := o.serverSocket(w, m)
+	if err != nil {
+		r.fail(err)
+		return
+	}
+	if w.listening == nil {
+		w.listening = map[string]string{}
+	}
+	w.listening[key] = sock.Addr.String()
+	// Every worker gets the first worker's server data (TLS ticket keys).
+	if data, ok := o.clusterData[sock]; ok {
+		r.fields["data"] = data
+	} else if len(m.Data) > 0 {
+		o.clusterData[sock] = m.Data
+		r.fields["data"] = m.Data
+	}
+	switch w.app.SchedulingPolicy {
+	case "none":
+		err = answerShared(r, sock.File)
+	case "reuseport":
+		err = o.answerReuseport(r, sock)
+	default: // rr, sticky
+		err = o.answerDispatched(ctx, r, sock)
+	}
+	if err != nil {
+		r.fail(err)
+	}
+}
+
+// serverSocket returns the socket a worker's listen asks for: one of its
+// app's `listen:` sockets by descriptor number, or the socket for the
+// address it names. Its errors are listenErrors.
+func (o *owner) serverSocket(w *worker, m clusterIn) (*netshare.Socket, error) {
+	if fd, err := strconv.Atoi(rawOr(m.FD, "")); err == nil {
+		// listen({fd: N}) in a cluster worker names the primary's
+		// descriptor N; under paddock descriptors 3, 4, ... are the
+		// app's `listen:` sockets, as the worker itself sees them.
+		socks := o.appSockets[w.app.Name]
+		if fd < 3 || fd-3 >= len(socks) {
+			return nil, refuse(errnoBadFD, fmt.Errorf("descriptor %d is not one of the app's %d listen: sockets", fd, len(socks)))
+		}
+		return socks[fd-3], nil
+	}
+	// Node resolves a relative unix path against its working directory.
+	ln, err := wantedListen(m, w.app.Resolved.Dir)
+	if err != nil {
+		return nil, refuse(errnoNoSupport, err)
+	}
+	sock, err := o.socketFor(w.app, ln)
+	if err != nil {
+		return nil, refuse(errnoAddrInUse, err)
+	}
+	return sock, nil
+}
+
+// wantedListen turns a queryServer into the manifest address it asks for.
+func wantedListen(m clusterIn, base string) (manifest.Listen, error) {
+	at := rawOr(m.AddressType, "4")
+	addr := ""
+	if m.Address != nil {
+		addr = *m.Address
+	}
+	switch at {
+	case "udp4", "udp6":
+		return manifest.Listen{}, errors.New("UDP sockets are not shared by paddock")
+	case "-1":
+		return manifest.ParseListen("unix:"+addr, base)
+	}
+	if addr == "0.0.0.0" || addr == "::" {
+		addr = ""
+	}
+	return manifest.ParseListen(net.JoinHostPort(addr, strconv.Itoa(m.Port)), base)
+}
+
+// answerShared answers with the shared socket f itself (none).
+func answerShared(r *serverReply, f *os.File) error {
+	if err := setNonblock(f); err != nil {
+		return err
+	}
+	// A duplicate, closed once written: the pool's socket may go
+	// meanwhile (a reload), the descriptor number must not.
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	r.send(fd, func(error) { unix.Close(fd) })
+	return nil
+}
+
+// answerReuseport answers with a socket of the worker's own in sock's
+// SO_REUSEPORT group (reuseport), which takes new connections while the
+// worker is ready.
+func (o *owner) answerReuseport(r *serverReply, sock *netshare.Socket) error {
+	w := r.w
+	g := sock.Group()
+	if g == nil {
+		return fmt.Errorf("%s: schedulingPolicy reuseport needs a TCP address", sock.Listen.Raw)
+	}
+	mb, f, err := g.Join()
+	if mb == nil {
+		return err
+	}
+	if err != nil {
+		o.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", w.ID, "err", err)
+	}
+	if err := setNonblock(f); err != nil {
+		f.Close()
+		mb.Remove()
+		return err
+	}
+	// The group keeps the socket in until the worker exits or closes
+	// that server; it takes new connections while the worker is
+	// ready. The worker's copy goes once sent.
+	w.addMember(mb, r.key)
+	if w.Ready && w.Phase == reconcile.Running {
+		o.setMembersReady(w, true)
+	}
+	r.send(int(f.Fd()), func(error) { f.Close() })
+	return nil
+}
+
+// answerDispatched answers with the address alone (rr, sticky): paddock
+// accepts sock's connections and hands them to the worker, once the answer
+// is queued and while the worker runs.
+func (o *owner) answerDispatched(ctx context.Context, r *serverReply, sock *netshare.Socket) error {
+	d, err := o.dispatcher(ctx, r.w.app, sock)
+	if err != nil {
+		return err
+	}
+	r.fields["sockname"] = sockname(sock.Addr)
+	if !r.send(-1, nil) {
+		return nil
+	}
+	if w := r.w; w.Phase == reconcile.Running {
+		if w.subs == nil {
+			w.subs = map[*dispatcher]string{}
+		}
+		w.subs[d] = r.key
+		o.refreshDispatcher(d)
+	}
+	return nil
+}
+
+// sockname is the address of a socket as Node's server.address() gives
+// it, which the worker returns for an rr server.
+func sockname(a net.Addr) map[string]any {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		family := "IPv6"
+		if a.IP.To4() != nil {
+			family = "IPv4"
+		}
+		return map[string]any{"address": a.IP.String(), "family": family, "port": a.Port}
+	case *net.UnixAddr:
+		return map[string]any{"address": a.Name}
+	}
+	return nil
+}
+
+// setNonblock puts a socket in non-blocking mode, which Node requires of
+// every descriptor it receives (it does not set the mode itself). The mode
+// belongs to the socket, shared with every worker that has it.
+func setNonblock(f *os.File) error {
+	return unix.SetNonblock(int(f.Fd()), true)
+}
