@@ -67,6 +67,9 @@ type dispatcher struct {
 	subs   atomic.Pointer[[]subscriber]
 	next   atomic.Uint64
 	wake   chan struct{} // signalled when subscribers appear
+	// offers counts the rounds of offering a connection to the
+	// subscribers (offer calls).
+	offers atomic.Uint64
 	// quit is closed (quitOnce) when the dispatcher is to stop: Close, or
 	// Run's ctx done; done when Run returned.
 	quit     chan struct{}
@@ -166,13 +169,23 @@ func (d *dispatcher) Close() {
 // waitForSubscribers waits until some worker takes connections; it returns
 // false when the dispatcher stops or timeout (if not zero) passes.
 func (d *dispatcher) waitForSubscribers(timeout time.Duration) bool {
+	return d.waitForChange(nil, timeout)
+}
+
+// waitForChange waits until the subscriber list is not empty and is not
+// failed, a list that could not take a connection (nil: any list); it
+// returns false when the dispatcher stops or timeout (if not zero) passes.
+// Waiting for a new list, rather than offering again to workers whose
+// channels are all broken, keeps a connection nobody can take from
+// spinning the dispatcher until the owner replaces them.
+func (d *dispatcher) waitForChange(failed *[]subscriber, timeout time.Duration) bool {
 	var expire <-chan time.Time
 	if timeout > 0 {
 		t := time.NewTimer(timeout)
 		defer t.Stop()
 		expire = t.C
 	}
-	for len(*d.subs.Load()) == 0 {
+	for subs := d.subs.Load(); len(*subs) == 0 || subs == failed; subs = d.subs.Load() {
 		select {
 		case <-d.wake:
 		case <-d.quit:
@@ -218,17 +231,21 @@ func (d *dispatcher) acceptReady(rc syscall.RawConn) (acceptErr, err error) {
 }
 
 // handOut offers a connection just accepted until a worker takes it. When
-// every worker went away between accept and handoff, it waits for one
-// for lingerWithoutWorkers at most; it closes the connection and returns
-// false when none came, or the dispatcher stopped.
+// no worker of the list could take it (every worker went away between
+// accept and handoff, or their channels are broken), it waits for another
+// list for lingerWithoutWorkers at most; it closes the connection and
+// returns false when none came, or the dispatcher stopped.
 func (d *dispatcher) handOut(conn acceptedConn) bool {
-	for !d.offer(conn, nil) {
-		if !d.waitForSubscribers(lingerWithoutWorkers) {
+	for {
+		subs := d.subs.Load()
+		if d.offer(conn, nil) {
+			return true
+		}
+		if !d.waitForChange(subs, lingerWithoutWorkers) {
 			conn.Close()
 			return false
 		}
 	}
-	return true
 }
 
 // sockaddrIP returns the IP address of a TCP peer, unmapped; the zero
@@ -247,6 +264,7 @@ func sockaddrIP(sa unix.Sockaddr) netip.Addr {
 // reports whether some worker took it. It may be called from any
 // goroutine.
 func (d *dispatcher) offer(conn acceptedConn, tried map[int]bool) bool {
+	d.offers.Add(1)
 	subs := *d.subs.Load()
 	for _, i := range d.order(conn, subs) {
 		s := subs[i]
