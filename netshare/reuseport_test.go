@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/paddock-sh/paddock/internal/sysctl"
+	"github.com/paddock-sh/paddock/internal/testkit"
 	"github.com/paddock-sh/paddock/manifest"
 )
 
@@ -268,15 +270,15 @@ func TestReuseportSteersToReadyMembers(t *testing.T) {
 // accepted, are accepted by another member once it is removed
 // (net.ipv4.tcp_migrate_req).
 func TestReuseportRemoveMigratesQueue(t *testing.T) {
-	on, err := Migration()
+	on, err := sysctl.Migration()
 	if err != nil {
-		t.Skipf("cannot read %s: %v", MigrationSysctl, err)
+		t.Skip(err)
 	}
 	if !on {
-		if _, err := EnableMigration(slog.New(slog.DiscardHandler)); err != nil {
+		if _, err := sysctl.EnableMigration(slog.New(slog.DiscardHandler)); err != nil {
 			t.Skipf("net.ipv4.tcp_migrate_req is off and cannot be turned on: %v", err)
 		}
-		t.Cleanup(func() { os.WriteFile(MigrationSysctl, []byte("0"), 0o644) })
+		t.Cleanup(func() { os.WriteFile("/proc/sys/net/ipv4/tcp_migrate_req", []byte("0"), 0o644) })
 	}
 	g, m := group(t, 3)
 	m[0].SetReady(true)
@@ -360,30 +362,10 @@ func TestUnixListenNeverTakesOverALiveSocket(t *testing.T) {
 	}
 
 	busy := dir + "/busy.sock"
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: busy}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		c, err := net.Dial("unix", busy)
-		if errors.Is(err, unix.EAGAIN) {
-			break
-		}
-		if err != nil || i == 100 {
-			t.Fatalf("filling the backlog: %v", err)
-		}
-		defer c.Close()
-	}
+	testkit.BusyUnixSocket(t, busy)
 	var before unix.Stat_t
 	unix.Lstat(busy, &before)
-	_, err = acquire(busy)
+	_, err := acquire(busy)
 	var be *BindError
 	if !errors.As(err, &be) || !strings.Contains(err.Error(), busy) || !strings.Contains(err.Error(), "live socket") {
 		t.Fatalf("Acquire of a busy socket's path: %v, want an error naming %s", err, busy)

@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,7 +39,9 @@ type Spec struct {
 	// Dir is the working directory.
 	Dir string
 	// Env is the complete environment, "KEY=value" entries. Start adds
-	// PADDOCK_SUPERVISOR (see SupervisorEnv).
+	// PADDOCK_SUPERVISOR, "<supervisor pid>-<its start time in clock
+	// ticks after boot>", which descendants inherit, so that the
+	// watchdog finds those that left their worker's process group.
 	Env []string
 	// Stdout and Stderr become the process's descriptors 1 and 2; nil means
 	// /dev/null.
@@ -456,19 +457,4 @@ func closeOnExecWalk() error {
 		}
 	}
 	return nil
-}
-
-// OpenFDs lists the open descriptors of process pid, from /proc.
-func OpenFDs(pid int) ([]int, error) {
-	entries, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "fd"))
-	if err != nil {
-		return nil, err
-	}
-	var fds []int
-	for _, e := range entries {
-		if fd, err := strconv.Atoi(e.Name()); err == nil {
-			fds = append(fds, fd)
-		}
-	}
-	return fds, nil
 }

@@ -20,6 +20,8 @@ import (
 
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // The test binary doubles as the supervisor binary that Start re-executes
@@ -29,26 +31,15 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-type buffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
 func TestLinePrefixer(t *testing.T) {
-	var out buffer
+	var out testkit.Buffer
 	lp, w, err := NewOutputPipe("web/3 | ", &out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() { lp.Run(); close(done) }()
-	long := strings.Repeat("x", MaxLine+10)
+	long := strings.Repeat("x", maxLine+10)
 	for _, s := range []string{"one\n", "tw", "o\n", "\n", long + "\n", "last, no newline"} {
 		if _, err := w.WriteString(s); err != nil {
 			t.Fatal(err)
@@ -57,15 +48,15 @@ func TestLinePrefixer(t *testing.T) {
 	w.Close()
 	<-done
 	want := "web/3 | one\nweb/3 | two\nweb/3 | \n" +
-		"web/3 | " + long[:MaxLine] + "\nweb/3 | " + long[MaxLine:] + "\n" +
+		"web/3 | " + long[:maxLine] + "\nweb/3 | " + long[maxLine:] + "\n" +
 		"web/3 | last, no newline\n"
-	if got := out.b.String(); got != want {
+	if got := out.String(); got != want {
 		t.Errorf("got %d bytes:\n%.300q\nwant %d bytes:\n%.300q", len(got), got, len(want), want)
 	}
 }
 
 func TestLinePrefixerCloseUnblocks(t *testing.T) {
-	lp, w, err := NewOutputPipe("x | ", &buffer{})
+	lp, w, err := NewOutputPipe("x | ", &testkit.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,9 +228,7 @@ func inPIDNamespace(t *testing.T) bool {
 	if os.Getenv("PROCS_TEST_RERUN") == t.Name() {
 		return true
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a PID namespace and choose pids in it")
-	}
+	testkit.NeedRoot(t, "to create a PID namespace and choose pids in it")
 	rerun(t, "in a new PID namespace", os.Args[0], &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL})
 	return false
 }
@@ -390,9 +379,7 @@ func TestStartErrorNamesProgram(t *testing.T) {
 // LISTEN_PID equal to its pid; a program that user cannot execute, or a
 // working directory it cannot enter, is a start error naming the program.
 func TestShimDropsPrivileges(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("dropping privileges needs root")
-	}
+	testkit.NeedRoot(t, "to drop privileges")
 	if os.Getenv("PROCS_TEST_RERUN") != t.Name() {
 		// Run from a copy only root may execute, in a directory only
 		// root may search, as `go install` leaves paddock in
@@ -402,7 +389,7 @@ func TestShimDropsPrivileges(t *testing.T) {
 			t.Fatal(err)
 		}
 		bin := filepath.Join(private, "procs.test")
-		copyFile(t, os.Args[0], bin, 0o700)
+		testkit.CopyBinary(t, bin, 0o700)
 		rerun(t, "from "+bin, bin, nil)
 		return
 	}
@@ -472,17 +459,6 @@ func TestShimDropsPrivileges(t *testing.T) {
 		ExtraFiles: []*os.File{sock}, ListenNames: []string{"web"}, Credential: nobody})
 	if want := "exec /bin/sh: chdir " + closed + ": permission denied"; err == nil || err.Error() != want {
 		t.Errorf("Start = %v, want %q", err, want)
-	}
-}
-
-func copyFile(t *testing.T, from, to string, mode os.FileMode) {
-	t.Helper()
-	b, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, b, mode); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -641,7 +617,7 @@ func TestWatchdogReplaced(t *testing.T) {
 	}
 	defer rd.Close()
 	p, err := r.Start(Spec{Path: "/bin/sh", Dir: "/", Stdout: w, Env: []string{"PATH=/usr/bin:/bin"},
-		Argv: []string{"sh", "-c", "env -u " + SupervisorEnvName + " sleep 300 >/dev/null & echo $!; exec sleep 302 >/dev/null"}})
+		Argv: []string{"sh", "-c", "env -u " + supervisorEnvName + " sleep 300 >/dev/null & echo $!; exec sleep 302 >/dev/null"}})
 	w.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -698,7 +674,7 @@ func TestCloseOnExecInherited(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer func() { cmd.Process.Kill(); cmd.Wait() }()
-		fds, err := OpenFDs(cmd.Process.Pid)
+		fds, err := testkit.OpenFDs(cmd.Process.Pid)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -34,15 +34,15 @@ const (
 	probeEnv = "PADDOCK_CGROUP_PROBE"
 )
 
-// SupervisorEnvName is the variable Start adds to every process's
+// supervisorEnvName is the variable Start adds to every process's
 // environment: "<supervisor pid>-<its start time in clock ticks after
 // boot>", unique to this supervisor process on this machine. Descendants
 // inherit it, so that the watchdog can find those that left their worker's
 // process group when the supervisor is killed without a cgroup.
-const SupervisorEnvName = "PADDOCK_SUPERVISOR"
+const supervisorEnvName = "PADDOCK_SUPERVISOR"
 
-// SupervisorEnv returns this process's PADDOCK_SUPERVISOR value.
-var SupervisorEnv = sync.OnceValue(func() string {
+// supervisorEnv returns this process's PADDOCK_SUPERVISOR value.
+var supervisorEnv = sync.OnceValue(func() string {
 	pid := os.Getpid()
 	return strconv.Itoa(pid) + "-" + strconv.FormatUint(startTime(pid), 10)
 })
@@ -73,11 +73,11 @@ func startTime(pid int) uint64 {
 func withSupervisorEnv(env []string) []string {
 	out := make([]string, 0, len(env)+1)
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, SupervisorEnvName+"=") {
+		if !strings.HasPrefix(kv, supervisorEnvName+"=") {
 			out = append(out, kv)
 		}
 	}
-	return append(out, SupervisorEnvName+"="+SupervisorEnv())
+	return append(out, supervisorEnvName+"="+supervisorEnv())
 }
 
 // ExecShim runs the roles this binary plays for its own supervisor when it

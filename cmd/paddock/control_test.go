@@ -26,6 +26,7 @@ import (
 
 	"github.com/paddock-sh/paddock/internal/control"
 	"github.com/paddock-sh/paddock/internal/notify"
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // socketPath returns a fresh control socket path for one test.
@@ -40,7 +41,7 @@ func startWithSocket(t *testing.T, sock string, args ...string) *running {
 	t.Helper()
 	cmd := exec.Command(paddockBin, append([]string{"run", "--log-format", "json", "--socket", sock}, args...)...)
 	r := startPaddockCmd(t, cmd)
-	waitFor(t, "the control socket", func() bool {
+	testkit.WaitFor(t, "the control socket", func() bool {
 		c, err := net.Dial("unix", sock)
 		if err == nil {
 			c.Close()
@@ -67,17 +68,6 @@ func mustCLI(t *testing.T, sock string, args ...string) string {
 		t.Fatalf("paddock %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
 	}
 	return out
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(patience)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func statusOf(t *testing.T, sock string) control.StatusResponse {
@@ -114,7 +104,7 @@ func appOf(t *testing.T, st control.StatusResponse, name string) control.App {
 func waitWorkers(t *testing.T, sock, app string, n int) map[int]control.Worker {
 	t.Helper()
 	var ws map[int]control.Worker
-	waitFor(t, fmt.Sprintf("%d running workers of %s", n, app), func() bool {
+	testkit.WaitFor(t, fmt.Sprintf("%d running workers of %s", n, app), func() bool {
 		st := statusOf(t, sock)
 		ws = liveWorkers(st, app)
 		stopping := 0
@@ -138,9 +128,7 @@ apps:
 `
 
 func TestSocketIsPrivate(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to run a client as the user nobody")
-	}
+	testkit.NeedRoot(t, "to run a client as the user nobody")
 	dir := t.TempDir()
 	// nobody must reach the socket's directory and the paddock binary for
 	// the test to mean anything.
@@ -168,7 +156,7 @@ func TestSocketIsPrivate(t *testing.T) {
 
 	asNobody := func() (string, int) {
 		cmd := exec.Command(paddockBin, "status", "--socket", sock)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		testkit.AsUser(cmd, testkit.Nobody)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		err := cmd.Run()
@@ -190,7 +178,7 @@ func TestSocketIsPrivate(t *testing.T) {
 	if code != 1 || !strings.Contains(msg, "closed the connection without answering (it serves only its own user and root)") {
 		t.Errorf("nobody through a 0666 socket: exit %d, %q", code, msg)
 	}
-	waitFor(t, "the refusal in the log", func() bool {
+	testkit.WaitFor(t, "the refusal in the log", func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		for _, m := range r.logs {
@@ -444,7 +432,7 @@ func TestEventsSeeKill9AndRestart(t *testing.T) {
 	// started: scale to the instances web has makes one and changes
 	// nothing.
 	var opened int
-	waitFor(t, "the event stream to open", func() bool {
+	testkit.WaitFor(t, "the event stream to open", func() bool {
 		mustCLI(t, sock, "scale", "web", "1")
 		var ok bool
 		opened, ok = es.find(0, func(e control.Event) bool { return e.Type == "scale" })
@@ -454,7 +442,7 @@ func TestEventsSeeKill9AndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	var exitAt, restartAt int
-	waitFor(t, "exit, restart and fork events", func() bool {
+	testkit.WaitFor(t, "exit, restart and fork events", func() bool {
 		var ok bool
 		if exitAt, ok = es.find(opened, func(e control.Event) bool {
 			return e.Type == "exit" && e.Worker == victim.ID && e.Signal == "SIGKILL" && e.Intended != nil && !*e.Intended
@@ -494,7 +482,7 @@ apps:
     killTimeout: 2s
 `)
 	startWithSocket(t, sock, manifest)
-	waitFor(t, "2 ready workers", func() bool { return appOf(t, statusOf(t, sock), "web").Ready == 2 })
+	testkit.WaitFor(t, "2 ready workers", func() bool { return appOf(t, statusOf(t, sock), "web").Ready == 2 })
 	old := waitWorkers(t, sock, "web", 2)
 
 	out, errOut, code := cli(t, sock, "restart", "web", "--wait")
@@ -573,7 +561,7 @@ apps:
 		return strings.Contains(out, want)
 	}
 	for _, id := range ids {
-		waitFor(t, "the start line in logs", func() bool {
+		testkit.WaitFor(t, "the start line in logs", func() bool {
 			return logsHave("web", fmt.Sprintf("web/%d | started %d", id, id))
 		})
 	}
@@ -603,7 +591,7 @@ apps:
 	}
 	// The follower is open once it shows a line written after it started.
 	marker := 0
-	waitFor(t, "logs -f to follow", func() bool {
+	testkit.WaitFor(t, "logs -f to follow", func() bool {
 		marker++
 		mustCLI(t, sock, "send", "web", fmt.Sprintf(`{"marker":%d}`, marker))
 		return sawFollowed(`got {"marker":`)
@@ -618,11 +606,11 @@ apps:
 		t.Errorf("send to one: %q", out)
 	}
 	for _, id := range ids {
-		waitFor(t, "the message in logs", func() bool {
+		testkit.WaitFor(t, "the message in logs", func() bool {
 			return logsHave(fmt.Sprintf("web/%d", id), `got {"hello":"all"}`)
 		})
 	}
-	waitFor(t, "the direct message", func() bool { return logsHave(fmt.Sprintf("web/%d", one), `got "just you"`) })
+	testkit.WaitFor(t, "the direct message", func() bool { return logsHave(fmt.Sprintf("web/%d", one), `got "just you"`) })
 	if logsHave(fmt.Sprintf("web/%d", ids[1]), "just you") {
 		t.Error("the message for one worker reached another")
 	}
@@ -631,13 +619,13 @@ apps:
 	if out := mustCLI(t, sock, "signal", fmt.Sprintf("web/%d", one), "USR2"); !strings.Contains(out, fmt.Sprintf("signalled web/%d", one)) {
 		t.Errorf("signal: %q", out)
 	}
-	waitFor(t, "the signal's effect", func() bool { return logsHave("web", fmt.Sprintf("usr2 in %d", one)) })
+	testkit.WaitFor(t, "the signal's effect", func() bool { return logsHave("web", fmt.Sprintf("usr2 in %d", one)) })
 	if _, errOut, code := cli(t, sock, "signal", "web/999", "USR2"); code != 1 || !strings.Contains(errOut, "no such live worker") {
 		t.Errorf("signal of a missing worker: exit %d %q", code, errOut)
 	}
 
 	// The follower saw the messages arrive.
-	waitFor(t, "logs -f to show the signal's effect", func() bool { return sawFollowed(fmt.Sprintf("usr2 in %d", one)) })
+	testkit.WaitFor(t, "logs -f to show the signal's effect", func() bool { return sawFollowed(fmt.Sprintf("usr2 in %d", one)) })
 	if !sawFollowed(`got {"hello":"all"}`) {
 		fmu.Lock()
 		t.Errorf("logs -f missed the message: %q", followed)
@@ -682,7 +670,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	r := startWithSocket(t, sock, "--metrics-addr", "127.0.0.1:0", manifest)
 	ws := waitWorkers(t, sock, "web", 2)
 	var url string
-	waitFor(t, "the metrics address in the log", func() bool {
+	testkit.WaitFor(t, "the metrics address in the log", func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		for _, m := range r.logs {
@@ -718,7 +706,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		syscall.Kill(w.PID, syscall.SIGKILL)
 		break
 	}
-	waitFor(t, "the exit and restart counted", func() bool {
+	testkit.WaitFor(t, "the exit and restart counted", func() bool {
 		body := scrape()
 		return strings.Contains(body, `paddock_worker_exits_total{app="web",cause="signal"} 1`) &&
 			strings.Contains(body, `paddock_worker_restarts_total{app="web"} 1`)
@@ -809,9 +797,7 @@ func TestCompletionScripts(t *testing.T) {
 // TestSocketOfAnotherUser: a socket served by another user is neither
 // trusted by a client that is not root nor taken over by a supervisor.
 func TestSocketOfAnotherUser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to run processes as other users")
-	}
+	testkit.NeedRoot(t, "to run processes as other users")
 	dir := t.TempDir()
 	for _, d := range []string{filepath.Dir(dir), filepath.Dir(paddockBin)} {
 		if err := os.Chmod(d, 0o755); err != nil {
@@ -828,9 +814,9 @@ func TestSocketOfAnotherUser(t *testing.T) {
 	// A supervisor run by nobody.
 	cmd := exec.Command(paddockBin, "run", "--log-format", "json", "--socket", sock, manifest)
 	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	testkit.AsUser(cmd, testkit.Nobody)
 	startPaddockCmd(t, cmd)
-	waitFor(t, "nobody's supervisor", func() bool {
+	testkit.WaitFor(t, "nobody's supervisor", func() bool {
 		c, err := net.Dial("unix", sock)
 		if err == nil {
 			c.Close()
@@ -845,7 +831,7 @@ func TestSocketOfAnotherUser(t *testing.T) {
 	// it connect.
 	os.Chmod(sock, 0o666)
 	client := exec.Command(paddockBin, "status", "--socket", sock)
-	client.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 1000, Gid: 1000}}
+	testkit.AsUser(client, 1000)
 	out, err := client.CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "uid 65534") ||

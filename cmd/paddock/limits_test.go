@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // softNoFile returns the soft open files limit of process pid.
@@ -72,7 +74,7 @@ apps:
 
 	t.Run("too low", func(t *testing.T) {
 		r := startPaddockCmd(t, exec.Command("prlimit", "--nofile=128:128", paddockBin, "run", "--log-format", "json", many))
-		waitFor(t, "the warning and a start failure that says why", func() bool {
+		testkit.WaitFor(t, "the warning and a start failure that says why", func() bool {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			warned, failed := false, false

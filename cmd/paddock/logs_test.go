@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // TestLogsOfAnUnknownOrNotSilentApp: `paddock logs APP` of an app the
@@ -34,7 +36,7 @@ apps:
 			t.Errorf("paddock logs %s: exit %d, stdout %q, stderr %q; want exit %d and %q", tc.app, code, out, errOut, tc.wantCode, tc.want)
 		}
 	}
-	waitFor(t, "the silent worker's line", func() bool {
+	testkit.WaitFor(t, "the silent worker's line", func() bool {
 		out, _, code := cli(t, sock, "logs", "quiet")
 		return code == 0 && strings.Contains(out, "| hello")
 	})

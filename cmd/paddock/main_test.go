@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/paddock-sh/paddock/procs"
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // paddockBin is the paddock binary built for these tests: they run it as a
@@ -304,7 +304,7 @@ apps:
 `, selfPath(t), killTimeout))
 	r := startPaddock(t, manifest)
 	pids := r.workerPIDs(1)
-	waitFor(t, "the worker to ignore SIGTERM", func() bool {
+	testkit.WaitFor(t, "the worker to ignore SIGTERM", func() bool {
 		_, err := os.Stat(filepath.Join(filepath.Dir(manifest), "ignoring"))
 		return err == nil
 	})
@@ -328,7 +328,7 @@ func TestSecondSignalKillsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Wait for the graceful stop to begin, then insist.
-	waitFor(t, "the stopping event", func() bool { return r.logged("stopping") })
+	testkit.WaitFor(t, "the stopping event", func() bool { return r.logged("stopping") })
 	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -396,26 +396,13 @@ apps:
     instances: 2
     silent: true
 `), f)
-	if fds, err := procs.OpenFDs(r.cmd.Process.Pid); err != nil || !slices.Contains(fds, 3) {
+	if fds, err := testkit.OpenFDs(r.cmd.Process.Pid); err != nil || !slices.Contains(fds, 3) {
 		t.Fatalf("paddock did not inherit descriptor 3: %v %v", fds, err)
 	}
 	for _, pid := range r.workerPIDs(2) {
 		// The dynamic loader holds a descriptor for a moment while sleep
 		// starts; a leaked one stays.
-		deadline := time.Now().Add(patience)
-		for {
-			fds, err := procs.OpenFDs(pid)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if slices.Equal(fds, []int{0, 1, 2}) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("worker pid %d has descriptors %v, want [0 1 2]", pid, fds)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		testkit.WaitFDs(t, pid, []int{0, 1, 2})
 	}
 }
 
@@ -440,9 +427,7 @@ apps:
     instances: 3
 `
 	t.Run("root", func(t *testing.T) {
-		if os.Geteuid() != 0 {
-			t.Skip("needs root to create a PID namespace without a user namespace")
-		}
+		testkit.NeedRoot(t, "to create a PID namespace without a user namespace")
 		manifest := writeManifest(t, leavers)
 		testAsPID1(t, exec.Command(unshare, "--pid", "--fork", "--kill-child", paddockBin, "run", manifest))
 	})
@@ -486,7 +471,7 @@ func unprivileged(t *testing.T, unshare string, args ...string) *exec.Cmd {
 	as := func(args ...string) *exec.Cmd {
 		cmd := exec.Command(unshare, args...)
 		if os.Geteuid() == 0 {
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+			testkit.AsUser(cmd, testkit.Nobody)
 		}
 		return cmd
 	}
@@ -509,7 +494,7 @@ func unprivilegedUID() int {
 // (forked by unshare) over the manifest of TestAsPID1, and checks it.
 func testAsPID1(t *testing.T, cmd *exec.Cmd) {
 	t.Helper()
-	stderr := &lockedBuffer{}
+	stderr := &testkit.Buffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -632,25 +617,6 @@ func zombieChildren(pid int) []int {
 	return z
 }
 
-// lockedBuffer is a bytes.Buffer that a command may write while the test
-// reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestReloadBySIGHUPAndByWatching(t *testing.T) {
 	const manifestFmt = `
 apps:
@@ -669,7 +635,7 @@ apps:
 			r := startPaddockArgs(t, append(args, path)...)
 			r.workerPIDs(1)
 			if mode == "watch" {
-				waitFor(t, "the watching event", func() bool { return r.logged("watching") })
+				testkit.WaitFor(t, "the watching event", func() bool { return r.logged("watching") })
 			}
 			if err := os.WriteFile(path, []byte(fmt.Sprintf(manifestFmt, 3)), 0o644); err != nil {
 				t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/paddock-sh/paddock/internal/control"
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // chatty is a silent app whose worker writes a line every 20 ms, so that
@@ -86,7 +87,7 @@ func TestBrokenOutputDoesNotStopSupervision(t *testing.T) {
 				}
 			}
 			pr.Close()
-			waitFor(t, "the control socket and a count of lost lines", func() bool {
+			testkit.WaitFor(t, "the control socket and a count of lost lines", func() bool {
 				_, _, code := cli(t, sock, "status")
 				return code == 0 && statusOf(t, sock).LostOutput["stdout"] > 2
 			})
@@ -99,7 +100,7 @@ func TestBrokenOutputDoesNotStopSupervision(t *testing.T) {
 			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "a replacement worker", func() bool {
+			testkit.WaitFor(t, "a replacement worker", func() bool {
 				ws := statusOf(t, sock).Workers
 				return len(ws) == 1 && ws[0].PID != 0 && ws[0].PID != pid
 			})

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // maxRSS is more memory than paddock ever needs to validate a manifest:
@@ -146,7 +148,7 @@ func TestFIFOInWatchedDirectory(t *testing.T) {
 			r := startPaddockArgs(t, append(args, dir)...)
 			r.workerPIDs(1)
 			if mode == "watch" {
-				waitFor(t, "watching", func() bool { return r.logged("watching") })
+				testkit.WaitFor(t, "watching", func() bool { return r.logged("watching") })
 			}
 			fifo := filepath.Join(dir, "x.yaml")
 			if err := unix.Mkfifo(fifo, 0o644); err != nil {
@@ -157,7 +159,7 @@ func TestFIFOInWatchedDirectory(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			waitFor(t, "the FIFO reported", func() bool {
+			testkit.WaitFor(t, "the FIFO reported", func() bool {
 				return r.loggedWith("reload rejected", "err", fifo+": is a FIFO, not a regular file")
 			})
 			if err := os.Remove(fifo); err != nil {

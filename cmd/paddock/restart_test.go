@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // TestRestartWaitCrashLoop: `paddock restart --wait` of an app whose
@@ -24,7 +26,7 @@ apps:
     backoff: {initial: 1h, max: 1h}
 `))
 	defer r.cmd.Process.Kill()
-	waitFor(t, "both workers to crash", func() bool {
+	testkit.WaitFor(t, "both workers to crash", func() bool {
 		st := statusOf(t, sock)
 		crashed := 0
 		for _, w := range st.Workers {

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/paddock-sh/paddock/internal/notify"
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // helper runs one behaviour of the test binary acting as a worker or one of
@@ -222,20 +223,7 @@ func publicFamilyManifest(t *testing.T, port int) (string, string) {
 	if os.Geteuid() != 0 {
 		return familyManifest(t, port)
 	}
-	dir := t.TempDir()
-	for _, d := range []string{dir, filepath.Dir(dir)} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "paddock.test")
-	if err := os.WriteFile(bin, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := testkit.PublicCopy(t, testkit.PublicDir(t))
 	manifest, pidfile := familyManifestOf(t, bin, port)
 	if err := os.Chmod(filepath.Dir(manifest), 0o777); err != nil {
 		t.Fatal(err)

@@ -1,11 +1,12 @@
 package main
 
 import (
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // TestSysctlFlag: for a reuseport app, paddock turns
@@ -14,9 +15,7 @@ import (
 // runs in a network namespace of its own, where the setting starts at 0,
 // so the host's is not touched.
 func TestSysctlFlag(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, for a network namespace of its own")
-	}
+	testkit.NeedRoot(t, "for a network namespace of its own")
 	manifest := writeManifest(t, `
 apps:
   web:
@@ -41,7 +40,7 @@ apps:
 			cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
 			r := startPaddockCmd(t, cmd)
 			var line map[string]any
-			waitFor(t, "the sysctl log line", func() bool {
+			testkit.WaitFor(t, "the sysctl log line", func() bool {
 				line = r.find(func(m map[string]any) bool {
 					msg, _ := m["msg"].(string)
 					return strings.HasPrefix(msg, changed) || strings.Contains(msg, forbidden)

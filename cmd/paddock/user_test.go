@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // TestUserWithListenWhenUserCannotExecutePaddock: `user:` with `listen:`
@@ -20,9 +22,7 @@ import (
 // worker runs as that user with LISTEN_PID equal to its own pid. A program
 // the user cannot execute is a start error naming that program.
 func TestUserWithListenWhenUserCannotExecutePaddock(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("running workers as another user needs root")
-	}
+	testkit.NeedRoot(t, "to run workers as another user")
 	private := filepath.Join(t.TempDir(), "root-only")
 	if err := os.Mkdir(private, 0o700); err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ apps:
 	// The first fork of web: the private app's worker is forked too, and
 	// its exec shim fails.
 	var pid int
-	waitFor(t, "web's first fork", func() bool {
+	testkit.WaitFor(t, "web's first fork", func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		for _, m := range r.logs {

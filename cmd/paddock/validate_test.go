@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // TestValidateListenInUse: an address that another process holds makes
@@ -143,7 +145,7 @@ func TestValidateBesideItsOwnSupervisor(t *testing.T) {
 	sock := socketPath(t)
 	r := startWithSocket(t, sock, running)
 	defer r.cmd.Process.Kill()
-	waitFor(t, "the worker", func() bool { return len(liveWorkers(statusOf(t, sock), "web")) == 1 })
+	testkit.WaitFor(t, "the worker", func() bool { return len(liveWorkers(statusOf(t, sock), "web")) == 1 })
 	_, errOut, code := cli(t, sock, "validate", running)
 	if code != 0 || strings.Contains(errOut, "warning") {
 		t.Errorf("validate of the running manifests beside their paddock: exit %d, stderr %q; want 0 and no warning", code, errOut)

@@ -24,6 +24,7 @@ import (
 	"github.com/paddock-sh/paddock/internal/ipc"
 	"github.com/paddock-sh/paddock/internal/notify"
 	"github.com/paddock-sh/paddock/internal/plural"
+	"github.com/paddock-sh/paddock/internal/sysctl"
 	"github.com/paddock-sh/paddock/internal/watch"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/netshare"
@@ -629,12 +630,12 @@ func (s *Supervisor) bindLocked(set *manifest.Set) error {
 func (s *Supervisor) enableMigrationLocked() {
 	const warning = "connections queued on a retiring worker's SO_REUSEPORT socket may be reset"
 	if !s.opts.NoSysctl {
-		if _, err := netshare.EnableMigration(s.opts.Logger); err != nil {
+		if _, err := sysctl.EnableMigration(s.opts.Logger); err != nil {
 			s.opts.Logger.Warn(warning, "err", err)
 		}
 		return
 	}
-	on, err := netshare.Migration()
+	on, err := sysctl.Migration()
 	switch {
 	case err != nil:
 		s.opts.Logger.Warn(warning, "err", err)

@@ -7,13 +7,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -244,43 +245,13 @@ func TestManifestDirectoryRecreated(t *testing.T) {
 	expect(t, changes, "v3")
 }
 
-// logBuffer collects log output for a test to wait on.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// wait waits until the log holds want.
-func (l *logBuffer) wait(t *testing.T, want string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		l.mu.Lock()
-		s := l.b.String()
-		l.mu.Unlock()
-		if strings.Contains(s, want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("never logged %q; log:\n%s", want, s)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // watchingLogged runs a Watcher over paths with its debug log in the
 // returned buffer, and returns once its watches are in place; each
 // reported change sends the content of read at that moment, and counts.
-func watchingLogged(t *testing.T, read string, reports *atomic.Int64, paths ...string) (<-chan string, *logBuffer) {
+func watchingLogged(t *testing.T, read string, reports *atomic.Int64, paths ...string) (<-chan string, *testkit.Buffer) {
 	t.Helper()
 	changes := make(chan string, 10000)
-	logs := &logBuffer{}
+	logs := &testkit.Buffer{}
 	ready := make(chan struct{})
 	w := &Watcher{Paths: paths, Debounce: debounce,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -327,7 +298,7 @@ func TestWriterHoldingFileDelaysReport(t *testing.T) {
 	}
 	// The debounce is over and the watcher found the writer: a watcher
 	// without the check would have reported the half file by now.
-	logs.wait(t, writerHolds)
+	logs.WaitFor(t, writerHolds)
 	if _, err := f.WriteString("second half"); err != nil {
 		t.Fatal(err)
 	}
@@ -350,7 +321,7 @@ func TestWriterClosingWithoutWritingIsSeen(t *testing.T) {
 	if _, err := f.WriteString("v2"); err != nil {
 		t.Fatal(err)
 	}
-	logs.wait(t, writerHolds)
+	logs.WaitFor(t, writerHolds)
 	f.Close()
 	expect(t, changes, "v2")
 }
