@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,21 +59,47 @@ type Spec struct {
 	Credential *syscall.Credential
 }
 
-// StartError is the error of every failed Start. Path is the program the
-// Spec named, never the re-executed supervisor binary that sets LISTEN_PID.
+// StartError is the error of every failed Start. It names the program the
+// Spec named (Path and Argv[0]), never the re-executed supervisor binary
+// that sets LISTEN_PID, and wraps the cause: errors.Is(err,
+// fs.ErrNotExist) and errors.Is(err, syscall.EACCES) work on it.
 type StartError struct {
 	// Op is what failed: "fork/exec" (starting the process), "exec" (the
 	// shim's privilege drop or execve of Path) or "start" (anything
 	// before, such as opening /dev/null).
-	Op   string
-	Path string
-	Err  error
+	Op string
+	// Path is Spec.Path, the program; Argv0 is Spec.Argv[0], the name the
+	// program was to be given ("" when Argv was empty).
+	Path  string
+	Argv0 string
+	// Err is the cause, a syscall.Errno for most failures; a failure of
+	// the shim before execve says which step failed ("setuid 65534:
+	// operation not permitted", "chdir /srv: permission denied").
+	Err error
 }
 
-func (e *StartError) Error() string { return e.Op + " " + e.Path + ": " + e.Err.Error() }
+// Error reads "exec /srv/web: permission denied"; Argv0 is added, as in
+// `fork/exec /usr/bin/node (argv[0] "web"): no such file or directory`,
+// when it is neither Path nor Path's base name.
+func (e *StartError) Error() string {
+	name := e.Path
+	if e.Argv0 != "" && e.Argv0 != e.Path && e.Argv0 != filepath.Base(e.Path) {
+		name += " (argv[0] " + strconv.Quote(e.Argv0) + ")"
+	}
+	return e.Op + " " + name + ": " + e.Err.Error()
+}
 
-// Unwrap returns the underlying error, a syscall.Errno for most failures.
+// Unwrap returns the cause.
 func (e *StartError) Unwrap() error { return e.Err }
+
+// newStartError returns the *StartError of s for op and err.
+func newStartError(s *Spec, op string, err error) *StartError {
+	se := &StartError{Op: op, Path: s.Path, Err: err}
+	if len(s.Argv) > 0 {
+		se.Argv0 = s.Argv[0]
+	}
+	return se
+}
 
 // Process is a started process group leader. Signals to the process go
 // through a pidfd where the kernel has them, and signals to its group only
@@ -125,7 +152,7 @@ type Reaper struct {
 // Exit carries the *StartError that says why (StartErr).
 func (r *Reaper) Start(s Spec) (*Process, error) {
 	fail := func(op string, err error) (*Process, error) {
-		return nil, &StartError{Op: op, Path: s.Path, Err: err}
+		return nil, newStartError(&s, op, err)
 	}
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
@@ -210,8 +237,8 @@ func (r *Reaper) Start(s Spec) (*Process, error) {
 		// and handed over with the process's exit.
 		r.shims.Go(func() {
 			defer close(proc.shimDone)
-			if err := readShimError(errPipe, s.Dir); err != nil {
-				proc.shimErr = &StartError{Op: "exec", Path: s.Path, Err: err}
+			if err := readShimError(errPipe, &s); err != nil {
+				proc.shimErr = newStartError(&s, "exec", err)
 			}
 		})
 	}
@@ -220,15 +247,16 @@ func (r *Reaper) Start(s Spec) (*Process, error) {
 
 // readShimError reads the pipe of an exec shim until it executed the
 // program (end of file: the pipe is close-on-exec) or exited after it
-// reported why it could not, in one write; it closes the pipe.
-func readShimError(rd *os.File, dir string) error {
+// reported why it could not, in one write; it closes the pipe. s is the
+// Spec the shim was started for.
+func readShimError(rd *os.File, s *Spec) error {
 	defer rd.Close()
 	buf := make([]byte, 128)
 	n, _ := rd.Read(buf)
 	if n == 0 {
 		return nil
 	}
-	return decodeShimError(string(buf[:n]), dir)
+	return decodeShimError(string(buf[:n]), s)
 }
 
 // Signal sends sig to the process alone. A process that has already exited

@@ -321,8 +321,12 @@ func TestKillGroupAfterReapSparesReusedGroup(t *testing.T) {
 	}
 }
 
-// TestStartErrorNamesProgram: a program that cannot be executed gives a
-// *StartError naming it, with or without the exec shim.
+// TestStartErrorNamesProgram: a program that cannot be started gives a
+// *StartError that names it, by path and argv[0], never the supervisor's
+// binary that the exec shim re-executes, and wraps the cause, with or
+// without the shim: a missing program, one that is not executable, and a
+// user that cannot be switched to (uid 4294967295 is (uid_t)-1, which
+// setuid refuses).
 func TestStartErrorNamesProgram(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -334,43 +338,72 @@ func TestStartErrorNamesProgram(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sock.Close()
-	missing := filepath.Join(t.TempDir(), "no-such-program")
-	for _, tt := range []struct {
-		name   string
-		listen bool
-		op     string
-	}{
-		{"direct", false, "fork/exec"},
-		{"shim", true, "exec"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			s := Spec{Path: missing, Argv: []string{"prog"}, Dir: "/"}
-			if tt.listen {
-				s.ExtraFiles, s.ListenNames = []*os.File{sock}, []string{"web"}
-			}
-			r := &Reaper{}
-			p, err := r.Start(s)
-			if tt.listen {
-				// The shim reports it with the exit, without holding
-				// Start up.
-				if err != nil {
-					t.Fatalf("Start through the shim = %v, want the error with the exit", err)
-				}
-				ex := reapUntil(t, r, p.Pid)
-				if ex.Status.ExitStatus() != 127 {
-					t.Errorf("the shim exited with %v, want status 127", ex)
-				}
-				err = ex.StartErr
-			}
-			var se *StartError
-			if !errors.As(err, &se) || se.Path != missing || se.Op != tt.op || !errors.Is(err, fs.ErrNotExist) {
-				t.Fatalf("Start = %v (%#v), want a *StartError %q for %s, not found", err, err, tt.op, missing)
-			}
-			if want := tt.op + " " + missing + ": no such file or directory"; err.Error() != want {
-				t.Errorf("error %q, want %q", err, want)
-			}
-		})
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "no-such-program")
+	plain := filepath.Join(dir, "not-executable")
+	if err := os.WriteFile(plain, []byte("#!/bin/sh\nexit 0\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
+	badUser := &syscall.Credential{Uid: 1<<32 - 1, Gid: 65534}
+	for _, tc := range []struct {
+		name  string
+		path  string
+		cred  *syscall.Credential
+		cause error
+		text  string // the error's text after the program's name
+	}{
+		{"missing", missing, nil, fs.ErrNotExist, "no such file or directory"},
+		{"not executable", plain, nil, fs.ErrPermission, "permission denied"},
+		{"bad user", "/bin/true", badUser, syscall.EINVAL, "invalid argument"},
+	} {
+		for _, shim := range []bool{false, true} {
+			op, text := "fork/exec", tc.text
+			if shim {
+				op = "exec"
+				if tc.cred != nil {
+					text = "setuid 4294967295: " + text
+				}
+			}
+			t.Run(fmt.Sprintf("%s/shim=%v", tc.name, shim), func(t *testing.T) {
+				if tc.cred != nil && os.Geteuid() != 0 {
+					t.Skip("needs root: setgroups comes before setuid")
+				}
+				s := Spec{Path: tc.path, Argv: []string{"prog", "arg"}, Dir: "/", Credential: tc.cred}
+				if shim {
+					s.ExtraFiles, s.ListenNames = []*os.File{sock}, []string{"web"}
+				}
+				err := startErr(t, s, shim)
+				var se *StartError
+				if !errors.As(err, &se) || se.Op != op || se.Path != tc.path || se.Argv0 != "prog" || !errors.Is(err, tc.cause) {
+					t.Fatalf("Start = %v (%#v), want a *StartError %q for %s, argv[0] prog, wrapping %v", err, err, op, tc.path, tc.cause)
+				}
+				if want := op + " " + tc.path + ` (argv[0] "prog"): ` + text; err.Error() != want {
+					t.Errorf("error %q, want %q", err, want)
+				}
+			})
+		}
+	}
+}
+
+// startErr starts s with a Reaper of its own and returns its start error:
+// Start's, or, through the exec shim, the one its exit carries (the shim
+// reports it without holding Start up, and exits 127).
+func startErr(t *testing.T, s Spec, shim bool) error {
+	t.Helper()
+	r := &Reaper{}
+	p, err := r.Start(s)
+	if !shim || err != nil {
+		if shim {
+			t.Fatalf("Start through the shim = %v, want the error with the exit", err)
+		}
+		return err
+	}
+	defer p.Release()
+	ex := reapUntil(t, r, p.Pid)
+	if ex.Status.ExitStatus() != 127 {
+		t.Errorf("the shim exited with %v, want status 127", ex)
+	}
+	return ex.StartErr
 }
 
 // TestShimDropsPrivileges: as root, the shim runs as root (the worker's user

@@ -198,20 +198,28 @@ func parseCredential(s string) (uid, gid int, groups []int, err error) {
 	return uid, gid, groups, nil
 }
 
-// decodeShimError turns the shim's report ("setuid 1") into an error; dir
-// is the working directory it was to enter.
-func decodeShimError(msg, dir string) error {
+// decodeShimError turns the shim's report ("setuid 1") into an error that
+// says which step failed for what: the user or group of s.Credential, the
+// working directory s.Dir; the execve of s.Path is the bare errno.
+func decodeShimError(msg string, s *Spec) error {
 	stage, num, ok := strings.Cut(msg, " ")
 	n, err := strconv.Atoi(num)
 	if !ok || err != nil {
 		return fmt.Errorf("exec shim: %q", msg)
 	}
 	errno := syscall.Errno(n)
-	switch stage {
-	case "exec":
+	c := s.Credential
+	switch {
+	case stage == "exec":
 		return errno
-	case "chdir":
-		return fmt.Errorf("chdir %s: %w", dir, errno)
+	case stage == "chdir":
+		return fmt.Errorf("chdir %s: %w", s.Dir, errno)
+	case stage == "setuid" && c != nil:
+		return fmt.Errorf("setuid %d: %w", c.Uid, errno)
+	case stage == "setgid" && c != nil:
+		return fmt.Errorf("setgid %d: %w", c.Gid, errno)
+	case stage == "setgroups" && c != nil:
+		return fmt.Errorf("setgroups %v: %w", c.Groups, errno)
 	}
 	return fmt.Errorf("%s: %w", stage, errno)
 }
