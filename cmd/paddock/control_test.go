@@ -70,7 +70,26 @@ func mustCLI(t *testing.T, sock string, args ...string) string {
 	return out
 }
 
+// apiClients holds a control client per socket path, so that a test
+// polling the status reuses one connection.
+var apiClients sync.Map
+
+// statusOf returns the status of the supervisor on sock, from the control
+// API in this process: the tests poll it, and a `paddock status --json`
+// process per poll would keep a CPU busy (TestStatusScaleReloadDiff checks
+// that the command prints the same).
 func statusOf(t *testing.T, sock string) control.StatusResponse {
+	t.Helper()
+	c, _ := apiClients.LoadOrStore(sock, control.NewClient(sock))
+	st, err := c.(*control.Client).Status(t.Context())
+	if err != nil {
+		t.Fatalf("status of the supervisor on %s: %v", sock, err)
+	}
+	return *st
+}
+
+// statusOfCLI is statusOf through `paddock status --json`.
+func statusOfCLI(t *testing.T, sock string) control.StatusResponse {
 	t.Helper()
 	var st control.StatusResponse
 	if err := json.Unmarshal([]byte(mustCLI(t, sock, "status", "--json")), &st); err != nil {
@@ -128,6 +147,7 @@ apps:
 `
 
 func TestSocketIsPrivate(t *testing.T) {
+	t.Parallel()
 	testkit.NeedRoot(t, "to run a client as the user nobody")
 	dir := t.TempDir()
 	// nobody must reach the socket's directory and the paddock binary for
@@ -191,6 +211,7 @@ func TestSocketIsPrivate(t *testing.T) {
 }
 
 func TestStaleSocketReplacedLiveSocketRefused(t *testing.T) {
+	t.Parallel()
 	sock := socketPath(t)
 	// A socket left behind by a supervisor that died: bound, then closed
 	// without being removed.
@@ -251,6 +272,7 @@ func TestStaleSocketReplacedLiveSocketRefused(t *testing.T) {
 }
 
 func TestNoSupervisorAnswers(t *testing.T) {
+	t.Parallel()
 	sock := socketPath(t)
 	for _, args := range [][]string{{"status"}, {"events"}, {"scale", "web", "2"}, {"restart", "web"}, {"reload"},
 		{"send", "web", "1"}, {"signal", "web", "HUP"}, {"logs"}, {"stop"}} {
@@ -266,6 +288,7 @@ func TestNoSupervisorAnswers(t *testing.T) {
 }
 
 func TestStatusScaleReloadDiff(t *testing.T) {
+	t.Parallel()
 	sock := socketPath(t)
 	manifest := writeManifest(t, fmt.Sprintf(sleepers, 2))
 	startWithSocket(t, sock, "--watch=false", manifest)
@@ -280,6 +303,9 @@ func TestStatusScaleReloadDiff(t *testing.T) {
 	}
 	if n := len(regexp.MustCompile(`(?m)^web\s+\d+\s+\d+\s+running\s+yes`).FindAllString(table, -1)); n != 2 {
 		t.Errorf("status shows %d running ready web workers, want 2:\n%s", n, table)
+	}
+	if cli, api := liveWorkers(statusOfCLI(t, sock), "web"), liveWorkers(statusOf(t, sock), "web"); fmt.Sprint(cli) != fmt.Sprint(api) {
+		t.Errorf("status --json shows %v, the API %v", cli, api)
 	}
 
 	// diff of the running manifests: nothing.
@@ -420,6 +446,7 @@ func (es *eventStream) find(from int, match func(control.Event) bool) (int, bool
 }
 
 func TestEventsSeeKill9AndRestart(t *testing.T) {
+	t.Parallel()
 	sock := socketPath(t)
 	manifest := writeManifest(t, fmt.Sprintf(sleepers, 1))
 	startWithSocket(t, sock, manifest)
@@ -463,6 +490,7 @@ func TestEventsSeeKill9AndRestart(t *testing.T) {
 }
 
 func TestRestartWait(t *testing.T) {
+	t.Parallel()
 	sock := socketPath(t)
 	dir := t.TempDir()
 	ok := filepath.Join(dir, "ok")
@@ -530,6 +558,7 @@ apps:
 // TestSendSignalLogs drives a Node worker: its IPC channel (process.send
 // and 'message') is what `paddock send` talks to.
 func TestSendSignalLogs(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("node"); err != nil {
 		t.Skip("node is not installed")
 	}
@@ -646,6 +675,7 @@ apps:
 }
 
 func TestStopCommand(t *testing.T) {
+	t.Parallel()
 	sock := socketPath(t)
 	manifest := writeManifest(t, fmt.Sprintf(sleepers, 2))
 	r := startWithSocket(t, sock, manifest)
@@ -665,6 +695,7 @@ func TestStopCommand(t *testing.T) {
 }
 
 func TestMetricsEndpoint(t *testing.T) {
+	t.Parallel()
 	sock := socketPath(t)
 	manifest := writeManifest(t, fmt.Sprintf(sleepers, 2))
 	r := startWithSocket(t, sock, "--metrics-addr", "127.0.0.1:0", manifest)
@@ -718,6 +749,7 @@ func TestMetricsEndpoint(t *testing.T) {
 }
 
 func TestSystemdNotifications(t *testing.T) {
+	t.Parallel()
 	ns, err := notify.Listen(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -771,6 +803,7 @@ func TestSystemdNotifications(t *testing.T) {
 }
 
 func TestCompletionScripts(t *testing.T) {
+	t.Parallel()
 	for _, shell := range []string{"bash", "zsh", "fish"} {
 		out, errOut, code := cli(t, socketPath(t), "completion", shell)
 		if code != 0 || !strings.Contains(out, "paddock") || strings.Contains(out, "%!") {
@@ -797,6 +830,7 @@ func TestCompletionScripts(t *testing.T) {
 // TestSocketOfAnotherUser: a socket served by another user is neither
 // trusted by a client that is not root nor taken over by a supervisor.
 func TestSocketOfAnotherUser(t *testing.T) {
+	t.Parallel()
 	testkit.NeedRoot(t, "to run processes as other users")
 	dir := t.TempDir()
 	for _, d := range []string{filepath.Dir(dir), filepath.Dir(paddockBin)} {

@@ -11,6 +11,7 @@ import (
 // supervisor does not run exits 1 naming it; of an app that is not silent
 // it exits 1 and says where that output goes.
 func TestLogsOfAnUnknownOrNotSilentApp(t *testing.T) {
+	t.Parallel()
 	sock := socketPath(t)
 	r := startWithSocket(t, sock, writeManifest(t, `
 apps:

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -30,6 +31,20 @@ var paddockBin string
 // machine. No test asserts on elapsed time.
 const patience = 60 * time.Second
 
+// defaultParallel is how many of these tests run at once unless -parallel
+// says otherwise. They spend most of their time waiting for paddock and
+// its workers (signals, restarts, rollouts) rather than computing, so more
+// of them than GOMAXPROCS, go test's default, fit on a small machine. Each
+// has its own manifests, control socket, ports and processes.
+const defaultParallel = 4
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 func TestMain(m *testing.M) {
 	// The test binary doubles as a worker program (survivors_test.go).
 	if mode := os.Getenv("PADDOCK_TEST_HELPER"); mode != "" {
@@ -50,6 +65,10 @@ func TestMain(m *testing.M) {
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building paddock:", err)
 		os.Exit(1)
+	}
+	flag.Parse()
+	if !flagSet("test.parallel") {
+		flag.Set("test.parallel", strconv.Itoa(defaultParallel))
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -84,6 +103,7 @@ func writeManifest(t *testing.T, content string) string {
 }
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	good := writeManifest(t, `
 apps:
   web:
@@ -122,6 +142,7 @@ apps:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			stdout, stderr, code := runCommand(t, exec.Command(paddockBin, tt.args...))
 			if code != tt.wantCode {
 				t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tt.wantCode, stdout, stderr)
@@ -267,8 +288,10 @@ func waitDead(t *testing.T, pid int) {
 }
 
 func TestSIGTERMStopsCleanly(t *testing.T) {
+	t.Parallel()
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
 			r := startPaddock(t, writeManifest(t, `
 apps:
   web:
@@ -312,6 +335,7 @@ apps:
 }
 
 func TestStopTimeoutExitsOne(t *testing.T) {
+	t.Parallel()
 	r, pid := startStubborn(t, "300ms")
 	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -323,6 +347,7 @@ func TestStopTimeoutExitsOne(t *testing.T) {
 }
 
 func TestSecondSignalKillsAtOnce(t *testing.T) {
+	t.Parallel()
 	r, pid := startStubborn(t, "1h")
 	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -364,6 +389,7 @@ func (r *running) index(msg string) int {
 }
 
 func TestSIGKILLOfSupervisorLeavesNoWorker(t *testing.T) {
+	t.Parallel()
 	r := startPaddock(t, writeManifest(t, `
 apps:
   web:
@@ -382,6 +408,7 @@ apps:
 }
 
 func TestInheritedDescriptorDoesNotReachWorkers(t *testing.T) {
+	t.Parallel()
 	f, err := os.Open(os.DevNull)
 	if err != nil {
 		t.Fatal(err)
@@ -412,6 +439,7 @@ apps:
 // namespace of its own, as a rootless container runs it: as nobody when
 // the test runs as root, as the test's user otherwise.
 func TestAsPID1(t *testing.T) {
+	t.Parallel()
 	unshare, err := exec.LookPath("unshare")
 	if err != nil {
 		t.Skip("needs unshare(1) to create a PID namespace")
@@ -427,11 +455,13 @@ apps:
     instances: 3
 `
 	t.Run("root", func(t *testing.T) {
+		t.Parallel()
 		testkit.NeedRoot(t, "to create a PID namespace without a user namespace")
 		manifest := writeManifest(t, leavers)
 		testAsPID1(t, exec.Command(unshare, "--pid", "--fork", "--kill-child", paddockBin, "run", manifest))
 	})
 	t.Run("user namespace", func(t *testing.T) {
+		t.Parallel()
 		manifest := writeManifest(t, leavers)
 		sock := unprivilegedDirs(t, manifest)
 		testAsPID1(t, unprivileged(t, unshare, "--user", "--map-root-user", "--pid", "--fork", "--kill-child",
@@ -618,6 +648,7 @@ func zombieChildren(pid int) []int {
 }
 
 func TestReloadBySIGHUPAndByWatching(t *testing.T) {
+	t.Parallel()
 	const manifestFmt = `
 apps:
   web:
@@ -627,6 +658,7 @@ apps:
 `
 	for _, mode := range []string{"sighup", "watch"} {
 		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
 			path := writeManifest(t, fmt.Sprintf(manifestFmt, 1))
 			args := []string{"run", "--log-format", "json", "--reload-debounce", "50ms"}
 			if mode == "sighup" {
@@ -668,6 +700,7 @@ apps:
 }
 
 func TestAddressInUseAtStartup(t *testing.T) {
+	t.Parallel()
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

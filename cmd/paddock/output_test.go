@@ -27,6 +27,7 @@ apps:
 // supervising (the worker keeps its pid), counts the lost lines and
 // reports them; also when started with SIGPIPE ignored, as systemd does.
 func TestBrokenOutputDoesNotStopSupervision(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name          string
 		ignoreSIGPIPE bool // start paddock with SIGPIPE ignored
@@ -38,6 +39,7 @@ func TestBrokenOutputDoesNotStopSupervision(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			manifest := writeManifest(t, chatty)
 			sock := socketPath(t)
 			args := []string{paddockBin, "run", "--log-format", "json", "--socket", sock, manifest}

@@ -88,6 +88,7 @@ func manifestDir(t *testing.T, instances int) string {
 // TestValidateZeroSymlink: a *.yaml link to /dev/zero is reported by name
 // (exit 1), and paddock's memory does not grow.
 func TestValidateZeroSymlink(t *testing.T) {
+	t.Parallel()
 	dir := manifestDir(t, 1)
 	zero := filepath.Join(dir, "zero.yaml")
 	if err := os.Symlink("/dev/zero", zero); err != nil {
@@ -104,6 +105,7 @@ func TestValidateZeroSymlink(t *testing.T) {
 // TestValidateAndRunReportFIFO: a FIFO named x.yaml is reported by name
 // (exit 1) by validate and run; neither blocks on it.
 func TestValidateAndRunReportFIFO(t *testing.T) {
+	t.Parallel()
 	dir := manifestDir(t, 1)
 	fifo := filepath.Join(dir, "x.yaml")
 	if err := unix.Mkfifo(fifo, 0o644); err != nil {
@@ -138,8 +140,10 @@ func (r *running) loggedWith(msg, key, want string) bool {
 // supervisor keeps serving reloads (SIGHUP after the FIFO is gone applies
 // a later change) and SIGTERM stops it.
 func TestFIFOInWatchedDirectory(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"sighup", "watch"} {
 		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
 			dir := manifestDir(t, 1)
 			args := []string{"run", "--log-format", "json", "--reload-debounce", "50ms"}
 			if mode == "sighup" {

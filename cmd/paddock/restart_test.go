@@ -15,6 +15,7 @@ import (
 // (1h), and the restart begins once every old worker crashed and waits
 // out its backoff (1h), so that no old worker is left to serve.
 func TestRestartWaitCrashLoop(t *testing.T) {
+	t.Parallel()
 	sock := socketPath(t)
 	r := startWithSocket(t, sock, writeManifest(t, `
 apps:

@@ -301,9 +301,11 @@ func (r *running) logValue(msg, key string) (string, bool) {
 // without a cgroup (process groups and the PADDOCK_SUPERVISOR marker), and
 // the kernel's rule for PID 1 of a PID namespace (no cgroup, no watchdog).
 func TestSIGKILLLeavesNoDescendant(t *testing.T) {
+	t.Parallel()
 	unshare, _ := exec.LookPath("unshare")
 	for _, mode := range []string{"cgroup", "watchdog", "pid1", "pid1 user namespace"} {
 		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
 			port := freePort(t)
 			manifest, pidfile := familyManifest(t, port)
 			var r *running
@@ -396,8 +398,10 @@ func watchdogOf(t *testing.T, paddock, not int) int {
 // TestWatchdogReplacedKeepsGuarantee: a watchdog killed is replaced, told
 // the whole table, and nothing survives a kill -9 of paddock afterwards.
 func TestWatchdogReplacedKeepsGuarantee(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"cgroup", "watchdog"} {
 		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
 			port := freePort(t)
 			manifest, pidfile := familyManifest(t, port)
 			args := []string{"run", "--log-format", "json", manifest}
@@ -431,6 +435,7 @@ func TestWatchdogReplacedKeepsGuarantee(t *testing.T) {
 // their cgroup (here, children that called setsid) is killed, logged, and
 // the cgroup removed.
 func TestCleanStopEmptiesCgroup(t *testing.T) {
+	t.Parallel()
 	manifest, pidfile := familyManifest(t, freePort(t))
 	r := startPaddock(t, manifest)
 	fam := readFamily(t, pidfile, familyProcs)

@@ -15,6 +15,7 @@ import (
 // runs in a network namespace of its own, where the setting starts at 0,
 // so the host's is not touched.
 func TestSysctlFlag(t *testing.T) {
+	t.Parallel()
 	testkit.NeedRoot(t, "for a network namespace of its own")
 	manifest := writeManifest(t, `
 apps:
@@ -35,6 +36,7 @@ apps:
 		{"sysctl=false", []string{"--sysctl=false"}, forbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			sock := socketPath(t)
 			cmd := exec.Command(paddockBin, append(append([]string{"run", "--log-format", "json", "--socket", sock}, tc.args...), manifest)...)
 			cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}

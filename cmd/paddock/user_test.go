@@ -22,6 +22,7 @@ import (
 // worker runs as that user with LISTEN_PID equal to its own pid. A program
 // the user cannot execute is a start error naming that program.
 func TestUserWithListenWhenUserCannotExecutePaddock(t *testing.T) {
+	t.Parallel()
 	testkit.NeedRoot(t, "to run workers as another user")
 	private := filepath.Join(t.TempDir(), "root-only")
 	if err := os.Mkdir(private, 0o700); err != nil {

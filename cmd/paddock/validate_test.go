@@ -18,6 +18,7 @@ import (
 // is free, or a stale unix socket, gives no warning, and validate leaves
 // no socket or file behind.
 func TestValidateListenInUse(t *testing.T) {
+	t.Parallel()
 	held, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +103,7 @@ apps:
 // the kernel cannot run (every start would fail with "exec format error"),
 // is an error at the exec value with the remedy.
 func TestValidateNoShebang(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	script := filepath.Join(dir, "serve.sh")
 	if err := os.WriteFile(script, []byte("echo serving\n"), 0o755); err != nil {
@@ -134,6 +136,7 @@ func TestValidateNoShebang(t *testing.T) {
 // runs the manifests, the addresses that paddock's app holds are not
 // reported (a reload keeps them); the same address under another app is.
 func TestValidateBesideItsOwnSupervisor(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
