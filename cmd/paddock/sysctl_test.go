@@ -67,15 +67,3 @@ apps:
 		})
 	}
 }
-
-// find returns the first log record that match accepts, or nil.
-func (r *running) find(match func(map[string]any) bool) map[string]any {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, m := range r.logs {
-		if match(m) {
-			return m
-		}
-	}
-	return nil
-}

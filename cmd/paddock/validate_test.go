@@ -159,3 +159,63 @@ func TestValidateBesideItsOwnSupervisor(t *testing.T) {
 		t.Errorf("validate of another app on the running paddock's address: exit %d, stderr %q; want 0 and a warning", code, errOut)
 	}
 }
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	good := writeManifest(t, `
+apps:
+  web:
+    exec: /bin/sleep
+    args: [3600]
+    instances: 3
+  api:
+    exec: /bin/sleep
+    args: [3600]
+`)
+	bad := writeManifest(t, `
+apps:
+  web:
+    exec: /bin/sleep
+    instances: -2
+    restart: sometimes
+`)
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr []string
+	}{
+		{"valid", []string{"validate", good}, 0, "ok: 2 apps, 4 workers\n", nil},
+		{"invalid", []string{"validate", bad}, 1, "", []string{
+			bad + ":5:16: apps.web.instances: must be an integer >= 0 or \"auto\", got -2",
+			bad + ":6:14: apps.web.restart: must be one of always, on-failure, never, got \"sometimes\"",
+		}},
+		{"missing path", []string{"validate", "/nonexistent/paddock.yaml"}, 2, "", []string{"/nonexistent/paddock.yaml"}},
+		{"bad flag", []string{"validate", "--frobnicate", good}, 2, "", []string{"flag provided but not defined"}},
+		{"unknown command", []string{"frobnicate"}, 2, "", []string{"unknown command"}},
+		{"help", []string{"validate", "--help"}, 0, "", []string{"Usage: paddock validate"}},
+		{"version", []string{"version"}, 0, "paddock ", nil},
+		{"run with invalid manifest starts nothing", []string{"run", bad}, 1, "", []string{"apps.web.instances"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			stdout, stderr, code := runCommand(t, exec.Command(paddockBin, tt.args...))
+			if code != tt.wantCode {
+				t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tt.wantCode, stdout, stderr)
+			}
+			if !strings.HasPrefix(stdout, tt.wantStdout) || (tt.wantStdout == "" && len(stdout) > 0 && tt.name != "help") {
+				t.Errorf("stdout %q, want %q", stdout, tt.wantStdout)
+			}
+			for _, want := range tt.wantStderr {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("stderr lacks %q:\n%s", want, stderr)
+				}
+			}
+			if tt.name == "run with invalid manifest starts nothing" && strings.Contains(stderr, "fork") {
+				t.Errorf("a worker was started:\n%s", stderr)
+			}
+		})
+	}
+}
