@@ -97,12 +97,7 @@ func TestCheckUnix(t *testing.T) {
 	// A stale socket (nobody listens: ECONNREFUSED): free, as Acquire
 	// would replace it, but Check leaves it.
 	stalePath := filepath.Join(dir, "stale.sock")
-	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: stalePath, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stale.SetUnlinkOnClose(false)
-	stale.Close()
+	testkit.StaleUnixSocket(t, stalePath)
 	if err := Check(parseListen(t, "unix:"+stalePath), false); err != nil {
 		t.Errorf("Check(stale socket) = %v", err)
 	}

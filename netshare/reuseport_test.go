@@ -376,12 +376,7 @@ func TestUnixListenNeverTakesOverALiveSocket(t *testing.T) {
 	}
 
 	stale := dir + "/stale.sock"
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.SetUnlinkOnClose(false)
-	ln.Close()
+	testkit.StaleUnixSocket(t, stale)
 	s, err := acquire(stale)
 	if err != nil {
 		t.Fatalf("Acquire over a stale socket: %v", err)

@@ -84,12 +84,7 @@ func TestStaleSocketReplacedLiveSocketRefused(t *testing.T) {
 	sock := socketPath(t)
 	// A socket left behind by a supervisor that died: bound, then closed
 	// without being removed.
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.SetUnlinkOnClose(false)
-	ln.Close()
+	testkit.StaleUnixSocket(t, sock)
 	manifest := writeManifest(t, fmt.Sprintf(sleepers, 1))
 	r := startWithSocket(t, sock, manifest)
 	waitWorkers(t, sock, "web", 1)
@@ -103,7 +98,7 @@ func TestStaleSocketReplacedLiveSocketRefused(t *testing.T) {
 	second := exec.Command(paddockBin, "run", "--socket", sock, manifest)
 	var stderr bytes.Buffer
 	second.Stderr = &stderr
-	err = second.Run()
+	err := second.Run()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Fatalf("second supervisor: %v, want exit 1", err)

@@ -34,12 +34,7 @@ func TestValidateListenInUse(t *testing.T) {
 	}
 	defer live.Close()
 	staleSock := filepath.Join(dir, "stale.sock")
-	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: staleSock, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stale.SetUnlinkOnClose(false)
-	stale.Close()
+	testkit.StaleUnixSocket(t, staleSock)
 	notSock := filepath.Join(dir, "file.sock")
 	if err := os.WriteFile(notSock, nil, 0o644); err != nil {
 		t.Fatal(err)

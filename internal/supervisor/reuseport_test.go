@@ -378,12 +378,7 @@ func TestUnixListenLiveSocketIsNotTakenOver(t *testing.T) {
 	}
 
 	stale := filepath.Join(h.dir, "stale.sock")
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.SetUnlinkOnClose(false)
-	ln.Close()
+	testkit.StaleUnixSocket(t, stale)
 	h.apply(unixApp(stale))
 	ws := h.waitWorkers("web and api", func(ws []WorkerInfo) bool { return len(ws) == 2 && ws[0].PID != 0 && ws[1].PID != 0 })
 	h.waitReady(ws)

@@ -50,3 +50,15 @@ func Pipe(t testing.TB) *os.File {
 	t.Cleanup(func() { r.Close(); w.Close() })
 	return w
 }
+
+// StaleUnixSocket leaves a unix socket file at path that nobody listens
+// on, as a server that died does: a connect to it is refused.
+func StaleUnixSocket(t testing.TB, path string) {
+	t.Helper()
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+}

@@ -141,3 +141,18 @@ func TestPipe(t *testing.T) {
 		t.Errorf("write to the pipe: %v", err)
 	}
 }
+
+func TestStaleUnixSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "stale.sock")
+	StaleUnixSocket(t, path)
+	if fi, err := os.Lstat(path); err != nil || fi.Mode().Type() != fs.ModeSocket {
+		t.Fatalf("%s: %v, %v; want a socket file", path, fi, err)
+	}
+	c, err := net.Dial("unix", path)
+	if err == nil {
+		c.Close()
+	}
+	if !errors.Is(err, unix.ECONNREFUSED) {
+		t.Errorf("connecting to the stale socket: %v, want ECONNREFUSED", err)
+	}
+}
