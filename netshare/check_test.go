@@ -115,14 +115,7 @@ func TestCheckUnix(t *testing.T) {
 		t.Errorf("%d descriptors open, %d before", n, fds)
 	}
 	live.Close()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
+	names := testkit.DirNames(t, dir)
 	if len(names) != 2 || names[0] != "file.sock" || names[1] != "stale.sock" {
 		t.Errorf("the directory holds %q, want [file.sock stale.sock]", names)
 	}

@@ -75,39 +75,11 @@ func dial(t *testing.T, g *Group) net.Conn {
 // have one.
 func acceptOne(t *testing.T, members []*Member) int {
 	t.Helper()
-	fds := make([]unix.PollFd, len(members))
-	for i, m := range members {
-		fds[i] = unix.PollFd{Fd: int32(m.file.Fd()), Events: unix.POLLIN}
+	got := acceptSome(t, members)
+	if len(got) != 1 {
+		t.Fatalf("members %v all had a connection waiting, want one", got)
 	}
-	for {
-		n, err := unix.Poll(fds, 30_000)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			t.Fatal("no member's socket got the connection")
-		}
-		break
-	}
-	found := -1
-	for i := range fds {
-		if fds[i].Revents&unix.POLLIN == 0 {
-			continue
-		}
-		if found >= 0 {
-			t.Fatalf("members %d and %d both have a connection waiting", found, i)
-		}
-		found = i
-	}
-	nfd, _, err := unix.Accept4(int(members[found].file.Fd()), unix.SOCK_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unix.Close(nfd)
-	return found
+	return got[0]
 }
 
 // acceptSome waits for connections on members' sockets, accepts one on
@@ -127,7 +99,7 @@ func acceptSome(t *testing.T, members []*Member) []int {
 			t.Fatal(err)
 		}
 		if n == 0 {
-			t.Fatal("no member's socket has a connection")
+			t.Fatal("no member's socket got a connection")
 		}
 		break
 	}

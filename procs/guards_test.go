@@ -20,18 +20,7 @@ import (
 // shell's Process and the pids of the sleeps, once they run.
 func family(t *testing.T, r *Reaper) (*Process, []int) {
 	t.Helper()
-	rd, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	p, err := r.Start(Spec{Path: "/bin/sh", Dir: "/", Stdout: w, Env: []string{"PATH=/usr/bin:/bin"},
-		Argv: []string{"sh", "-c", "sleep 300 >/dev/null & echo $!; setsid sleep 301 >/dev/null & echo $!; exec sleep 302 >/dev/null"}})
-	w.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Release)
+	p, rd := startShell(t, r, "sleep 300 >/dev/null & echo $!; setsid sleep 301 >/dev/null & echo $!; exec sleep 302 >/dev/null")
 	b, err := io.ReadAll(rd)
 	if err != nil {
 		t.Fatal(err)
@@ -164,18 +153,7 @@ func TestWatchdogReplaced(t *testing.T) {
 	runReaper(t, r)
 	// Plain sleeps in the leader's group: not marked, so that only the
 	// group table can find them.
-	rd, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	p, err := r.Start(Spec{Path: "/bin/sh", Dir: "/", Stdout: w, Env: []string{"PATH=/usr/bin:/bin"},
-		Argv: []string{"sh", "-c", "env -u " + supervisorEnvName + " sleep 300 >/dev/null & echo $!; exec sleep 302 >/dev/null"}})
-	w.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Release()
+	p, rd := startShell(t, r, "env -u "+supervisorEnvName+" sleep 300 >/dev/null & echo $!; exec sleep 302 >/dev/null")
 	b, _ := io.ReadAll(rd)
 	left, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil {

@@ -63,19 +63,9 @@ func TestStartAndReap(t *testing.T) {
 }
 
 func TestKillGroupReachesGrandchildren(t *testing.T) {
-	rd, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
 	// The shell starts a sleep in its own group, prints its pid and waits.
 	r := &Reaper{}
-	p, err := r.Start(Spec{Path: "/bin/sh", Argv: []string{"sh", "-c", "sleep 3600 & echo $!; wait"}, Dir: "/", Stdout: w})
-	w.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Release()
+	p, rd := startShell(t, r, "sleep 3600 & echo $!; wait")
 	buf := make([]byte, 32)
 	n, err := rd.Read(buf)
 	if err != nil {
@@ -125,19 +115,9 @@ func TestKillGroupRefusesLowGroups(t *testing.T) {
 // process in its group is reaped only after that process was sent SIGKILL,
 // and the Exit says so.
 func TestLeftoversKilledBeforeLeaderReaped(t *testing.T) {
-	rd, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
 	r := &Reaper{}
 	// The leader leaves a sleep behind in its group, says its pid, exits.
-	p, err := r.Start(Spec{Path: "/bin/sh", Argv: []string{"sh", "-c", "sleep 3600 >/dev/null & echo $!"}, Dir: "/", Stdout: w})
-	w.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Release()
+	p, rd := startShell(t, r, "sleep 3600 >/dev/null & echo $!")
 	b, err := io.ReadAll(rd)
 	if err != nil {
 		t.Fatal(err)
@@ -273,4 +253,24 @@ func TestKillGroupAfterReapSparesReusedGroup(t *testing.T) {
 	if !ex.Status.Signaled() || ex.Status.Signal() != syscall.SIGTERM {
 		t.Errorf("the process that reused group %d ended with %v, want signal SIGTERM", old.Pid, ex)
 	}
+}
+
+// startShell starts, with r, /bin/sh running script with its stdout on a
+// pipe, and returns the process and the pipe's read end; both are released
+// when the test ends.
+func startShell(t *testing.T, r *Reaper, script string) (*Process, *os.File) {
+	t.Helper()
+	rd, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rd.Close() })
+	p, err := r.Start(Spec{Path: "/bin/sh", Argv: []string{"sh", "-c", script}, Dir: "/", Stdout: w,
+		Env: []string{"PATH=/usr/bin:/bin"}})
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Release)
+	return p, rd
 }

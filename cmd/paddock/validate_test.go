@@ -75,14 +75,7 @@ apps:
 	}
 
 	// Nothing created, nothing removed.
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
+	names := testkit.DirNames(t, dir)
 	if strings.Join(names, " ") != "file.sock live.sock stale.sock" {
 		t.Errorf("%s holds %q after validate, want file.sock live.sock stale.sock", dir, names)
 	}

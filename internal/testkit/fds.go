@@ -59,3 +59,18 @@ func WaitFDs(t testing.TB, pid int, want []int) {
 		time.Sleep(pollInterval)
 	}
 }
+
+// DirNames returns the names in directory dir, sorted: for a test that
+// checks what was created or removed there.
+func DirNames(t testing.TB, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name()
+	}
+	return names
+}

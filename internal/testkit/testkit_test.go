@@ -156,3 +156,15 @@ func TestStaleUnixSocket(t *testing.T) {
 		t.Errorf("connecting to the stale socket: %v, want ECONNREFUSED", err)
 	}
 }
+
+func TestDirNames(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"b", "a", "c"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := DirNames(t, dir); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Errorf("DirNames = %v, want [a b c]", got)
+	}
+}
