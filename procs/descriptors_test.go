@@ -71,3 +71,44 @@ func TestCloseOnExecInherited(t *testing.T) {
 		})
 	}
 }
+
+// cloexecHelperEnv makes the test binary mark its inherited descriptors
+// close-on-exec the way its value names, then exit 0 when descriptor 3 is
+// marked, 1 when it is not.
+const cloexecHelperEnv = "PROCS_TEST_CLOEXEC"
+
+// cloexecHelper is the test binary's role under cloexecHelperEnv.
+func cloexecHelper(how string) int {
+	mark := CloseOnExecInherited
+	if how == "walk" {
+		mark = closeOnExecWalk
+	}
+	if err := mark(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	flags, err := unix.FcntlInt(3, unix.F_GETFD, 0)
+	if err != nil || flags&unix.FD_CLOEXEC == 0 {
+		fmt.Fprintf(os.Stderr, "descriptor 3 has flags %#x (%v)\n", flags, err)
+		return 1
+	}
+	return 0
+}
+
+// TestCloseOnExecFromThree: both ways of marking inherited descriptors
+// start at descriptor 3, the first one a parent passes on. A descriptor
+// opened here gets whatever number is free, seldom 3 (TestCloseOnExecInherited
+// cannot tell an off-by-one), so the test binary is started with a pipe as
+// its descriptor 3 and marks its own.
+func TestCloseOnExecFromThree(t *testing.T) {
+	for _, how := range []string{"close_range", "walk"} {
+		t.Run(how, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0])
+			cmd.Env = append(os.Environ(), cloexecHelperEnv+"="+how)
+			cmd.ExtraFiles = []*os.File{testkit.Pipe(t)}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("descriptor 3 not marked close-on-exec: %v\n%s", err, out)
+			}
+		})
+	}
+}
