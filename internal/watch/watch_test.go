@@ -250,12 +250,18 @@ func TestManifestDirectoryRecreated(t *testing.T) {
 // reported change sends the content of read at that moment, and counts.
 func watchingLogged(t *testing.T, read string, reports *atomic.Int64, paths ...string) (<-chan string, *testkit.Buffer) {
 	t.Helper()
+	return watchingWith(t, &Watcher{Paths: paths, Debounce: debounce}, read, reports)
+}
+
+// watchingWith is watchingLogged for the Watcher w, whose Logger and Ready
+// it sets.
+func watchingWith(t *testing.T, w *Watcher, read string, reports *atomic.Int64) (<-chan string, *testkit.Buffer) {
+	t.Helper()
 	changes := make(chan string, 10000)
 	logs := &testkit.Buffer{}
 	ready := make(chan struct{})
-	w := &Watcher{Paths: paths, Debounce: debounce,
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Ready:  func() { close(ready) }}
+	w.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	w.Ready = func() { close(ready) }
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -328,15 +334,17 @@ func TestWriterClosingWithoutWritingIsSeen(t *testing.T) {
 
 // TestContinuousEditsReportedWithinMaxWait makes edits 20ms apart, a
 // stream without a quiet debounce interval, until a change is reported
-// while it goes on (as it must be, at the latest MaxWait after the first
-// unreported edit; 1000 edits, 20 s, bound a failure): then the last edit
-// is reported too.
+// while it goes on, as it must be at the latest MaxWait after the first
+// unreported edit (1000 edits, 20 s, bound a failure); then the last edit
+// is reported too. MaxWait is shorter than the debounce here, so that only
+// a stall of the edits for a whole second (the debounce) could make a
+// report without MaxWait.
 func TestContinuousEditsReportedWithinMaxWait(t *testing.T) {
 	dir := t.TempDir()
 	m := filepath.Join(dir, "paddock.yaml")
 	write(t, m, "v0")
 	var reports atomic.Int64
-	changes, _ := watchingLogged(t, m, &reports, m)
+	changes, _ := watchingWith(t, &Watcher{Paths: []string{m}, Debounce: time.Second, MaxWait: 200 * time.Millisecond}, m, &reports)
 	last := 0
 	for last < 1000 && reports.Load() == 0 {
 		last++
