@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,28 +28,7 @@ func TestSendSignalLogs(t *testing.T) {
 		t.Skip("node is not installed")
 	}
 	sock := socketPath(t)
-	dir := t.TempDir()
-	script := filepath.Join(dir, "echo.js")
-	os.WriteFile(script, []byte(`
-process.on('message', (m) => console.log('got ' + JSON.stringify(m)));
-process.on('SIGUSR2', () => console.log('usr2 in ' + process.env.PADDOCK_WORKER_ID));
-console.error('started ' + process.env.PADDOCK_WORKER_ID);
-setInterval(() => {}, 1000);
-`), 0o644)
-	manifest := writeManifest(t, `
-apps:
-  web:
-    exec: `+script+`
-    instances: 2
-    silent: true
-    killTimeout: 2s
-`)
-	startWithSocket(t, sock, manifest)
-	ws := waitWorkers(t, sock, "web", 2)
-	var ids []int
-	for id := range ws {
-		ids = append(ids, id)
-	}
+	ids := startEchoWorkers(t, sock)
 	logsHave := func(target, want string) bool {
 		out, _, _ := cli(t, sock, "logs", target)
 		return strings.Contains(out, want)
@@ -63,28 +40,7 @@ apps:
 	}
 
 	// logs -f sees what comes next.
-	// Flags after the argument, as operators type them.
-	follow := exec.Command(paddockBin, "logs", "web", "-f", "--lines", "0", "--socket", sock)
-	fout, _ := follow.StdoutPipe()
-	if err := follow.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { follow.Process.Signal(syscall.SIGTERM); follow.Wait() }()
-	var fmu sync.Mutex
-	var followed []string
-	go func() {
-		sc := bufio.NewScanner(fout)
-		for sc.Scan() {
-			fmu.Lock()
-			followed = append(followed, sc.Text())
-			fmu.Unlock()
-		}
-	}()
-	sawFollowed := func(want string) bool {
-		fmu.Lock()
-		defer fmu.Unlock()
-		return strings.Contains(strings.Join(followed, "\n"), want)
-	}
+	sawFollowed, followed := followLogs(t, sock, "web")
 	// The follower is open once it shows a line written after it started.
 	marker := 0
 	testkit.WaitFor(t, "logs -f to follow", func() bool {
@@ -123,9 +79,7 @@ apps:
 	// The follower saw the messages arrive.
 	testkit.WaitFor(t, "logs -f to show the signal's effect", func() bool { return sawFollowed(fmt.Sprintf("usr2 in %d", one)) })
 	if !sawFollowed(`got {"hello":"all"}`) {
-		fmu.Lock()
-		t.Errorf("logs -f missed the message: %q", followed)
-		fmu.Unlock()
+		t.Errorf("logs -f missed the message: %q", followed())
 	}
 
 	// --lines bounds the tail.
@@ -292,4 +246,50 @@ func TestCompletionScripts(t *testing.T) {
 	if _, _, code := cli(t, socketPath(t), "completion", "tcsh"); code != 2 {
 		t.Errorf("completion tcsh: exit %d, want 2", code)
 	}
+}
+
+// followLogs runs `paddock logs APP -f --lines 0` against sock until the
+// test ends. saw reports whether what it printed so far holds want; lines
+// returns it.
+func followLogs(t *testing.T, sock, app string) (saw func(want string) bool, lines func() string) {
+	t.Helper()
+	// Flags after the argument, as operators type them.
+	follow := exec.Command(paddockBin, "logs", app, "-f", "--lines", "0", "--socket", sock)
+	var out testkit.Buffer
+	follow.Stdout = &out
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { follow.Process.Signal(syscall.SIGTERM); follow.Wait() })
+	return func(want string) bool { return strings.Contains(out.String(), want) }, out.String
+}
+
+// startEchoWorkers runs paddock on sock with two Node workers of app web
+// that print the messages they get ("got <json>") and the SIGUSR2 they
+// receive ("usr2 in <id>"), and returns their ids once they run.
+func startEchoWorkers(t *testing.T, sock string) []int {
+	t.Helper()
+	dir := t.TempDir()
+	script := filepath.Join(dir, "echo.js")
+	os.WriteFile(script, []byte(`
+process.on('message', (m) => console.log('got ' + JSON.stringify(m)));
+process.on('SIGUSR2', () => console.log('usr2 in ' + process.env.PADDOCK_WORKER_ID));
+console.error('started ' + process.env.PADDOCK_WORKER_ID);
+setInterval(() => {}, 1000);
+`), 0o644)
+	manifest := writeManifest(t, `
+apps:
+  web:
+    exec: `+script+`
+    instances: 2
+    silent: true
+    killTimeout: 2s
+`)
+	startWithSocket(t, sock, manifest)
+	ws := waitWorkers(t, sock, "web", 2)
+	var ids []int
+	for id := range ws {
+		ids = append(ids, id)
+	}
+	return ids
 }

@@ -143,19 +143,7 @@ func TestStatusScaleReloadDiff(t *testing.T) {
 	startWithSocket(t, sock, "--watch=false", manifest)
 	waitWorkers(t, sock, "web", 2)
 
-	// The table names every column and worker.
-	table := mustCLI(t, sock, "status")
-	for _, col := range []string{"APP", "WORKER", "PID", "STATE", "READY", "UPTIME", "RESTARTS", "LISTEN", "GENERATION", "DESIRED", "ROLLOUT"} {
-		if !strings.Contains(table, col) {
-			t.Errorf("status lacks column %s:\n%s", col, table)
-		}
-	}
-	if n := len(regexp.MustCompile(`(?m)^web\s+\d+\s+\d+\s+running\s+yes`).FindAllString(table, -1)); n != 2 {
-		t.Errorf("status shows %d running ready web workers, want 2:\n%s", n, table)
-	}
-	if cli, api := liveWorkers(statusOfCLI(t, sock), "web"), liveWorkers(statusOf(t, sock), "web"); fmt.Sprint(cli) != fmt.Sprint(api) {
-		t.Errorf("status --json shows %v, the API %v", cli, api)
-	}
+	checkStatusTable(t, sock)
 
 	// diff of the running manifests: nothing.
 	if out, _, code := cli(t, sock, "diff", manifest); code != 0 || !strings.Contains(out, "no change") {
@@ -211,6 +199,15 @@ func TestStatusScaleReloadDiff(t *testing.T) {
 		t.Errorf("after the manifest's instances changed: %+v", app)
 	}
 
+	checkRejectedCommands(t, sock, manifest)
+}
+
+// checkRejectedCommands checks, against the supervisor on sock running
+// manifest's app web, that an invalid manifest is reported by diff (exit
+// 2) and reload (exit 1, running set kept), a missing one by diff, and
+// usage errors and an unknown app are refused.
+func checkRejectedCommands(t *testing.T, sock, manifest string) {
+	t.Helper()
 	// Invalid manifests: diff exits 2, reload 1 with file:line:col, and
 	// nothing running changes.
 	before := liveWorkers(statusOf(t, sock), "web")
@@ -239,5 +236,25 @@ func TestStatusScaleReloadDiff(t *testing.T) {
 	}
 	if _, errOut, code := cli(t, sock, "scale", "nope", "3"); code != 1 || !strings.Contains(errOut, "no such app") {
 		t.Errorf("scale of an unknown app: exit %d, %q", code, errOut)
+	}
+}
+
+// checkStatusTable checks the status table of the supervisor on sock, which
+// runs two ready workers of app web, and that status --json shows what
+// the API does.
+func checkStatusTable(t *testing.T, sock string) {
+	t.Helper()
+	// The table names every column and worker.
+	table := mustCLI(t, sock, "status")
+	for _, col := range []string{"APP", "WORKER", "PID", "STATE", "READY", "UPTIME", "RESTARTS", "LISTEN", "GENERATION", "DESIRED", "ROLLOUT"} {
+		if !strings.Contains(table, col) {
+			t.Errorf("status lacks column %s:\n%s", col, table)
+		}
+	}
+	if n := len(regexp.MustCompile(`(?m)^web\s+\d+\s+\d+\s+running\s+yes`).FindAllString(table, -1)); n != 2 {
+		t.Errorf("status shows %d running ready web workers, want 2:\n%s", n, table)
+	}
+	if cli, api := liveWorkers(statusOfCLI(t, sock), "web"), liveWorkers(statusOf(t, sock), "web"); fmt.Sprint(cli) != fmt.Sprint(api) {
+		t.Errorf("status --json shows %v, the API %v", cli, api)
 	}
 }
