@@ -28,14 +28,7 @@ func TestUserWithListenWhenUserCannotExecutePaddock(t *testing.T) {
 	if err := os.Mkdir(private, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(private, "paddock")
-	b, err := os.ReadFile(paddockBin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, b, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	bin := testkit.CopyFile(t, paddockBin, filepath.Join(private, "paddock"), 0o700)
 	prog := filepath.Join(private, "prog")
 	if err := os.WriteFile(prog, []byte("#!/bin/sh\nexec sleep 3600\n"), 0o755); err != nil {
 		t.Fatal(err)
@@ -109,18 +102,14 @@ apps:
 	}
 
 	want := "exec " + prog + ": permission denied"
-	for {
-		errText, ok := r.logValue("start failed", "err")
-		if ok {
-			if errText != want {
-				t.Errorf("start error %q, want %q", errText, want)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no start failure for the private program")
-		}
-		time.Sleep(10 * time.Millisecond)
+	var errText string
+	testkit.WaitFor(t, "a start failure for the private program", func() bool {
+		var ok bool
+		errText, ok = r.logValue("start failed", "err")
+		return ok
+	})
+	if errText != want {
+		t.Errorf("start error %q, want %q", errText, want)
 	}
 	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

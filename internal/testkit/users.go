@@ -49,18 +49,24 @@ func PublicCopy(t testing.TB, dir string) string {
 // path.
 func CopyBinary(t testing.TB, path string, mode os.FileMode) string {
 	t.Helper()
-	b, err := os.ReadFile(os.Args[0])
+	return CopyFile(t, os.Args[0], path, mode)
+}
+
+// CopyFile copies the file from to path to, with mode (whatever the
+// umask), and returns to.
+func CopyFile(t testing.TB, from, to string, mode os.FileMode) string {
+	t.Helper()
+	b, err := os.ReadFile(from)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, b, mode); err != nil {
+	if err := os.WriteFile(to, b, mode); err != nil {
 		t.Fatal(err)
 	}
-	// WriteFile's mode is masked by the umask.
-	if err := os.Chmod(path, mode); err != nil {
+	if err := os.Chmod(to, mode); err != nil {
 		t.Fatal(err)
 	}
-	return path
+	return to
 }
 
 // AsUser makes cmd run as uid, with gid the same number, and returns it.
