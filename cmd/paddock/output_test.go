@@ -42,53 +42,7 @@ func TestBrokenOutputDoesNotStopSupervision(t *testing.T) {
 			t.Parallel()
 			manifest := writeManifest(t, chatty)
 			sock := socketPath(t)
-			args := []string{paddockBin, "run", "--log-format", "json", "--socket", sock, manifest}
-			if tc.ignoreSIGPIPE {
-				// The shell sets SIGPIPE to ignored and execs paddock,
-				// which inherits the disposition.
-				args = append([]string{"/bin/sh", "-c", `trap "" PIPE; exec "$@"`, "sh"}, args...)
-			}
-			pr, pw, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command(args[0], args[1:]...)
-			cmd.Env = append(os.Environ(), control.SocketEnv+"="+sock)
-			cmd.Stdout = pw
-			var r *running        // paddock, its log read from stderr
-			var exited chan error // paddock, its stderr broken too
-			if tc.breakStderr {
-				cmd.Stderr = pw
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				exited = make(chan error, 1)
-				go func() { exited <- cmd.Wait() }()
-				t.Cleanup(func() {
-					if cmd.ProcessState == nil {
-						_ = cmd.Process.Kill()
-						<-exited
-					}
-				})
-			} else {
-				r = startPaddockCmd(t, cmd)
-			}
-			pw.Close()
-			// Read up to the first line of the worker, then go away.
-			br := bufio.NewReader(pr)
-			for {
-				line, err := br.ReadString('\n')
-				if err != nil {
-					if r != nil {
-						r.wait()
-					}
-					t.Fatalf("paddock's output ended before the worker's first line: %v", err)
-				}
-				if strings.HasPrefix(line, "chatty/") {
-					break
-				}
-			}
-			pr.Close()
+			cmd, r, exited := startBrokenOutput(t, manifest, sock, tc.ignoreSIGPIPE, tc.breakStderr)
 			testkit.WaitFor(t, "the control socket and a count of lost lines", func() bool {
 				_, _, code := cli(t, sock, "status")
 				return code == 0 && statusOf(t, sock).LostOutput["stdout"] > 2
@@ -124,4 +78,60 @@ func TestBrokenOutputDoesNotStopSupervision(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startBrokenOutput runs paddock over manifest on sock, with its stdout
+// (and its stderr too, with breakStderr) on a pipe whose reader goes away
+// after the worker's first line; with ignoreSIGPIPE paddock starts with
+// SIGPIPE ignored. It returns paddock's command and either the running
+// paddock, its log read from stderr, or (breakStderr) a channel that gets
+// its exit.
+func startBrokenOutput(t *testing.T, manifest, sock string, ignoreSIGPIPE, breakStderr bool) (cmd *exec.Cmd, r *running, exited chan error) {
+	t.Helper()
+	args := []string{paddockBin, "run", "--log-format", "json", "--socket", sock, manifest}
+	if ignoreSIGPIPE {
+		// The shell sets SIGPIPE to ignored and execs paddock,
+		// which inherits the disposition.
+		args = append([]string{"/bin/sh", "-c", `trap "" PIPE; exec "$@"`, "sh"}, args...)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), control.SocketEnv+"="+sock)
+	cmd.Stdout = pw
+	if breakStderr {
+		cmd.Stderr = pw
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited = make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		t.Cleanup(func() {
+			if cmd.ProcessState == nil {
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+		})
+	} else {
+		r = startPaddockCmd(t, cmd)
+	}
+	pw.Close()
+	// Read up to the first line of the worker, then go away.
+	br := bufio.NewReader(pr)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			if r != nil {
+				r.wait()
+			}
+			t.Fatalf("paddock's output ended before the worker's first line: %v", err)
+		}
+		if strings.HasPrefix(line, "chatty/") {
+			break
+		}
+	}
+	pr.Close()
+	return cmd, r, exited
 }
