@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // paddockBin is the paddock binary built for these tests: they run it as a
@@ -24,7 +26,7 @@ var paddockBin string
 // patience bounds every wait of these tests for something that must
 // happen: only a failure makes a wait that long, however slow or loaded the
 // machine. No test asserts on elapsed time.
-const patience = 60 * time.Second
+const patience = testkit.Patience
 
 // defaultParallel is how many of these tests run at once unless -parallel
 // says otherwise. They spend most of their time waiting for paddock and
