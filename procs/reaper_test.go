@@ -18,13 +18,9 @@ import (
 )
 
 // The test binary doubles as the supervisor binary that Start re-executes
-// (the exec shim, the watchdog, the cgroup probe), and as the process whose
-// descriptor 3 TestCloseOnExecFromThree marks (PROCS_TEST_CLOEXEC).
+// (the exec shim, the watchdog, the cgroup probe).
 func TestMain(m *testing.M) {
 	ExecShim()
-	if how, ok := os.LookupEnv(cloexecHelperEnv); ok {
-		os.Exit(cloexecHelper(how))
-	}
 	goleak.VerifyTestMain(m)
 }
 
