@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"sort"
@@ -18,6 +19,13 @@ type Pos struct {
 // String returns "file:line:col".
 func (p Pos) String() string {
 	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+}
+
+// Compare orders positions by file, then line, then column: -1 when p
+// comes before q, 1 when after, 0 when they are the same. It is the order
+// errors and warnings are reported in.
+func (p Pos) Compare(q Pos) int {
+	return cmp.Or(cmp.Compare(p.File, q.File), cmp.Compare(p.Line, q.Line), cmp.Compare(p.Col, q.Col))
 }
 
 // FieldError is one problem with one value of a manifest. Its text is

@@ -8,7 +8,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -77,16 +77,7 @@ func checkSocketPaths(set *Set, l *errorList) {
 		}
 	}
 	// The first declaration in the files is the one the others repeat.
-	sort.SliceStable(all, func(i, j int) bool {
-		a, b := all[i].pos, all[j].pos
-		if a.File != b.File {
-			return a.File < b.File
-		}
-		if a.Line != b.Line {
-			return a.Line < b.Line
-		}
-		return a.Col < b.Col
-	})
+	slices.SortStableFunc(all, func(a, b decl) int { return a.pos.Compare(b.pos) })
 	seen := map[string]decl{}
 	for _, d := range all {
 		real := d.ln.Address

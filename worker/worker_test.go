@@ -20,8 +20,12 @@ import (
 // The test binary doubles as a worker: with WORKER_TEST_HELPER set,
 // TestMain runs it instead of the tests.
 func TestMain(m *testing.M) {
-	if os.Getenv("WORKER_TEST_HELPER") == "echo" {
+	switch os.Getenv("WORKER_TEST_HELPER") {
+	case "echo":
 		echoWorker()
+		return
+	case "inherited":
+		inheritedWorker()
 		return
 	}
 	os.Exit(m.Run())

@@ -110,8 +110,7 @@ func cmdCompletion(args []string, stdout, stderr io.Writer) int {
 // cmdApps prints the running apps' names, one per line, for completion.
 // It is silent when no supervisor answers.
 func cmdApps(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("__apps", "__apps", stderr)
-	sock := clientFlags(fs)
+	fs, sock := newClientFlagSet("__apps", "__apps", stderr)
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}

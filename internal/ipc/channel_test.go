@@ -116,6 +116,12 @@ func TestHandleFromWorker(t *testing.T) {
 		t.Fatalf("got %+v", m)
 	}
 	m.Handle.Close()
+	// The answer must come: a read that waits longer than any slow
+	// machine needs fails the test rather than hanging it.
+	tv := unix.NsecToTimeval((30 * time.Second).Nanoseconds())
+	if err := unix.SetsockoptTimeval(int(child.Fd()), unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		t.Fatal(err)
+	}
 	ack := make([]byte, 100)
 	n, err := child.Read(ack)
 	if err != nil || string(ack[:n]) != `{"cmd":"NODE_HANDLE_ACK"}`+"\n" {

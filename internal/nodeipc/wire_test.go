@@ -204,6 +204,10 @@ func TestFraming(t *testing.T) {
 		{"more descriptors than a message may carry", []write{{handle, MaxUnclaimed + 1}}, nil, true},
 		{"over-long line", []write{{long + "x", 0}}, nil, true},
 		{"over-long line across writes", []write{{long[:MaxLine/2], 0}, {long[MaxLine/2:] + "x\n", 0}}, nil, true},
+		// Valid JSON one byte over the limit, so that only the length can
+		// make it a violation.
+		{"over-long JSON line", []write{{" " + long + "\n", 0}}, nil, true},
+		{"over-long JSON line across writes", []write{{" " + long[:MaxLine/2], 0}, {long[MaxLine/2:] + "\n", 0}}, nil, true},
 		{"not JSON", []write{{"1\nhello\n2\n", 0}}, []string{"msg[] 1"}, true},
 		{"half JSON", []write{{`{"cmd":` + "\n", 0}}, nil, true},
 	} {

@@ -256,16 +256,23 @@ func Send(state string) (bool, error) {
 	if path == "" {
 		return false, nil
 	}
+	if err := SendTo(path, state); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// SendTo sends state to the notify socket at path, a value of
+// $NOTIFY_SOCKET read before (a leading "@" names an abstract socket).
+func SendTo(path, state string) error {
 	if strings.HasPrefix(path, "@") {
 		path = "\x00" + path[1:]
 	}
 	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
-		return false, err
+		return err
 	}
 	defer conn.Close()
-	if _, err := conn.Write([]byte(state)); err != nil {
-		return false, err
-	}
-	return true, nil
+	_, err = conn.Write([]byte(state))
+	return err
 }

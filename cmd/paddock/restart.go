@@ -1,0 +1,146 @@
+package main
+
+// paddock scale and paddock restart: changing an app's workers.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/paddock-sh/paddock/internal/control"
+	"github.com/paddock-sh/paddock/internal/plural"
+)
+
+func cmdScale(args []string, stdout, stderr io.Writer) int {
+	fs, sock := newClientFlagSet("scale", "scale APP N", stderr)
+	if code := parse(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() != 2 {
+		fmt.Fprintln(stderr, "paddock scale: want APP N")
+		return exitUsage
+	}
+	app := fs.Arg(0)
+	n, err := strconv.Atoi(fs.Arg(1))
+	if err != nil || n < 0 {
+		fmt.Fprintf(stderr, "paddock scale: N must be a worker count >= 0, got %q\n", fs.Arg(1))
+		return exitUsage
+	}
+	var resp control.ScaleResponse
+	if err := call(*sock, http.MethodPost, appPath(app)+"/scale",
+		control.ScaleRequest{Instances: &n}, &resp); err != nil {
+		return report(stderr, err)
+	}
+	fmt.Fprintf(stdout, "%s: %d → %s", app, resp.From, plural.Count(resp.Instances, "worker"))
+	if resp.Override {
+		fmt.Fprintf(stdout, " (runtime override; the manifest says %d and wins again when its instances change)", resp.ManifestInstances)
+	} else {
+		fmt.Fprint(stdout, " (as the manifest says; no override)")
+	}
+	fmt.Fprintln(stdout)
+	return exitOK
+}
+
+func cmdRestart(args []string, stdout, stderr io.Writer) int {
+	fs, sock := newClientFlagSet("restart", "restart [--wait] APP", stderr)
+	wait := fs.Bool("wait", false, "show the rolling restart's progress until it completes (exit 0) or stalls (exit 1)")
+	timeout := timeoutFlag(fs, "with --wait, give up")
+	if code := parse(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "paddock restart: want APP")
+		return exitUsage
+	}
+	ctx, cancel := clientContext(*timeout)
+	defer cancel()
+	rw := &restartWatch{ctx: ctx, c: control.NewClient(control.SocketPath(*sock)), app: fs.Arg(0), stdout: stdout, code: -1}
+	if !*wait {
+		if err := rw.restart(); err != nil {
+			return report(stderr, err)
+		}
+		return exitOK
+	}
+	return rw.wait(stderr)
+}
+
+// restartWatch is one paddock restart: the request, and with --wait the
+// rollout it follows.
+type restartWatch struct {
+	ctx    context.Context
+	c      *control.Client
+	app    string
+	stdout io.Writer
+
+	resp control.RestartResponse
+	err  error // of the restart request
+	code int   // the exit code once the rollout ended; -1 until then
+}
+
+// restart asks for the rolling restart and prints what it started.
+func (rw *restartWatch) restart() error {
+	rw.err = rw.c.Do(rw.ctx, http.MethodPost, appPath(rw.app)+"/restart", nil, &rw.resp)
+	if rw.err == nil {
+		fmt.Fprintf(rw.stdout, "%s: rolling restart of %s (generation %s)\n", rw.app, plural.Count(rw.resp.Workers, "worker"), rw.resp.Generation)
+		if rw.resp.Workers == 0 {
+			rw.code = exitOK
+		}
+	}
+	return rw.err
+}
+
+// wait restarts the app while it follows the app's events, from before the
+// restart so that no progress is missed, until the rollout completes,
+// stalls or is superseded; it returns the exit code.
+func (rw *restartWatch) wait(stderr io.Writer) int {
+	err := rw.c.Events(rw.ctx, rw.app, func() { _ = rw.restart() }, rw.event)
+	switch {
+	case rw.err != nil:
+		return report(stderr, rw.err)
+	case rw.code >= 0:
+		return rw.code
+	case rw.ctx.Err() != nil:
+		fmt.Fprintf(stderr, "paddock restart: gave up waiting: %v\n", context.Cause(rw.ctx))
+		return exitFailure
+	case err != nil:
+		return report(stderr, err)
+	}
+	fmt.Fprintln(stderr, "paddock restart: the supervisor stopped before the restart completed")
+	return exitFailure
+}
+
+// event prints the rollout's progress; it returns false once the rollout
+// ended (or the restart failed), to stop following.
+func (rw *restartWatch) event(e control.Event) bool {
+	if rw.err != nil || rw.code >= 0 {
+		return false
+	}
+	app, gen := rw.app, rw.resp.Generation
+	switch e.Type {
+	case "rollout-progress":
+		if e.Generation != gen {
+			return true // an earlier rollout's news
+		}
+		fmt.Fprintf(rw.stdout, "%s: %s\n", app, e.Detail)
+		if e.Detail == "complete" {
+			rw.code = exitOK
+			return false
+		}
+	case "rollout-stalled":
+		if e.Generation != gen {
+			return true
+		}
+		fmt.Fprintf(rw.stdout, "%s: stalled: %s\n", app, e.Detail)
+		rw.code = exitFailure
+		return false
+	case "restart-requested", "reload":
+		if e.Generation != "" && gen != "" && e.Generation != gen {
+			fmt.Fprintf(rw.stdout, "%s: superseded by generation %s (%s)\n", app, e.Generation, e.Type)
+			rw.code = exitFailure
+			return false
+		}
+	}
+	return true
+}

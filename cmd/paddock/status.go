@@ -1,0 +1,176 @@
+package main
+
+// paddock status and paddock events: what a running supervisor shows.
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/paddock-sh/paddock/internal/control"
+)
+
+func cmdStatus(args []string, stdout, stderr io.Writer) int {
+	fs, sock := newClientFlagSet("status", "status [--json]", stderr)
+	asJSON := fs.Bool("json", false, "print the whole status as JSON")
+	if code := parse(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "paddock status: no arguments expected")
+		return exitUsage
+	}
+	ctx, cancel := clientContext(0)
+	defer cancel()
+	c := control.NewClient(control.SocketPath(*sock))
+	if *asJSON {
+		var raw json.RawMessage
+		if err := c.Do(ctx, http.MethodGet, "/v1/status", nil, &raw); err != nil {
+			return report(stderr, err)
+		}
+		stdout.Write(raw)
+		return exitOK
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		return report(stderr, err)
+	}
+	writeStatus(stdout, st, time.Now())
+	return exitOK
+}
+
+// writeStatus prints the apps, then the workers, as tables.
+func writeStatus(out io.Writer, st *control.StatusResponse, now time.Time) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "APP\tDESIRED\tREADY\tPOLICY\tLISTEN\tGENERATION\tROLLOUT")
+	for _, a := range st.Apps {
+		desired := strconv.Itoa(a.Instances)
+		if a.Override {
+			desired += fmt.Sprintf(" (scaled; manifest %d)", a.ManifestInstances)
+		}
+		rollout := "-"
+		if a.Rollout != nil {
+			rollout = a.Rollout.Summary
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", a.Name, desired, a.Ready, a.Instances, a.SchedulingPolicy,
+			dash(strings.Join(a.Listen, ",")), a.Generation, rollout)
+	}
+	tw.Flush()
+	fmt.Fprintln(out)
+	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "APP\tWORKER\tPID\tSTATE\tREADY\tUPTIME\tRESTARTS\tLISTEN\tGENERATION")
+	for _, w := range st.Workers {
+		pid, uptime := "-", "-"
+		if w.PID != 0 {
+			pid = strconv.Itoa(w.PID)
+			uptime = formatAge(now.Sub(w.StartedAt))
+		}
+		state := w.State
+		if w.RestartAt != nil {
+			state += " (restart in " + formatAge(w.RestartAt.Sub(now)) + ")"
+		}
+		ready := "no"
+		if w.Ready {
+			ready = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", w.App, w.ID, pid, state, ready, uptime, w.Restarts,
+			dash(strings.Join(w.Listen, ",")), w.Generation)
+	}
+	tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// formatAge prints a duration the way ps and kubectl do: 45s, 3m12s, 2h5m,
+// 4d3h.
+func formatAge(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+func cmdEvents(args []string, stdout, stderr io.Writer) int {
+	fs, sock := newClientFlagSet("events", "events [--json] [--app APP]", stderr)
+	asJSON := fs.Bool("json", false, "print each event as a line of JSON")
+	app := fs.String("app", "", "only the events of this app")
+	if code := parse(fs, args); code >= 0 {
+		return code
+	}
+	ctx, cancel := clientContext(0)
+	defer cancel()
+	c := control.NewClient(control.SocketPath(*sock))
+	enc := json.NewEncoder(stdout)
+	err := c.Events(ctx, *app, nil, func(e control.Event) bool {
+		if *asJSON {
+			return enc.Encode(e) == nil
+		}
+		_, err := fmt.Fprintln(stdout, formatEvent(e))
+		return err == nil
+	})
+	if err != nil && ctx.Err() == nil {
+		return report(stderr, err)
+	}
+	return exitOK
+}
+
+// formatEvent prints an event on one line: time, type, app/worker, then
+// key=value pairs.
+func formatEvent(e control.Event) string {
+	var b strings.Builder
+	b.WriteString(e.Time.Local().Format("15:04:05.000"))
+	b.WriteString(" ")
+	b.WriteString(e.Type)
+	if e.App != "" {
+		b.WriteString(" " + e.App)
+		if e.Worker != 0 {
+			b.WriteString("/" + strconv.Itoa(e.Worker))
+		}
+	}
+	if e.PID != 0 {
+		fmt.Fprintf(&b, " pid=%d", e.PID)
+	}
+	if e.ExitCode != nil {
+		if e.Signal != "" {
+			fmt.Fprintf(&b, " signal=%s", e.Signal)
+		} else {
+			fmt.Fprintf(&b, " code=%d", *e.ExitCode)
+		}
+	} else if e.Signal != "" {
+		fmt.Fprintf(&b, " signal=%s", e.Signal)
+	}
+	if e.Intended != nil {
+		fmt.Fprintf(&b, " intended=%t", *e.Intended)
+	}
+	if e.Delay != "" {
+		fmt.Fprintf(&b, " delay=%s", e.Delay)
+	}
+	if e.Attempt != 0 {
+		fmt.Fprintf(&b, " attempt=%d", e.Attempt)
+	}
+	if e.Generation != "" {
+		fmt.Fprintf(&b, " generation=%s", e.Generation)
+	}
+	if e.Detail != "" {
+		fmt.Fprintf(&b, " %s", e.Detail)
+	}
+	return b.String()
+}

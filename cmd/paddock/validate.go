@@ -1,0 +1,126 @@
+package main
+
+// paddock validate, and the listen-address checks it shares with run.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"time"
+
+	"github.com/paddock-sh/paddock/internal/control"
+	"github.com/paddock-sh/paddock/internal/plural"
+	"github.com/paddock-sh/paddock/internal/supervisor"
+	"github.com/paddock-sh/paddock/internal/unixsock"
+	"github.com/paddock-sh/paddock/manifest"
+	"github.com/paddock-sh/paddock/netshare"
+)
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	fs, sock := newClientFlagSet("validate", "validate [PATH...]", stderr)
+	if code := parse(fs, args); code >= 0 {
+		return code
+	}
+	_, set, code := loadArgs(fs, stderr)
+	if set == nil {
+		return code
+	}
+	if w := supervisor.DescriptorWarning(set); w != "" {
+		// A warning, not an error: the limit where the manifests run
+		// may differ from this one.
+		fmt.Fprintln(stderr, "warning:", w)
+	}
+	// Warnings too: the manifests may be validated on another host (CI)
+	// than the one they run on.
+	for _, w := range listenWarnings(set, runningListeners(*sock)) {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
+	fmt.Fprintf(stdout, "ok: %s, %s\n", plural.Count(len(set.Apps), "app"), plural.Count(set.Workers(), "worker"))
+	return exitOK
+}
+
+// runningListeners returns, by app, the addresses the apps of the
+// supervisor answering on the control socket listen on, or nil when none
+// answers (within a second: validate must not hang on a stuck socket).
+func runningListeners(sock string) map[string][]string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	st, err := control.NewClient(control.SocketPath(sock)).Status(ctx)
+	if err != nil {
+		return nil
+	}
+	held := map[string][]string{}
+	for _, a := range st.Apps {
+		held[a.Name] = a.Listen
+	}
+	return held
+}
+
+// sameListen reports whether bound, an address as a running supervisor
+// reports it ("127.0.0.1:8080", "[::]:8000", "/run/web.sock"), is the one
+// l asks for (a TCP address without a host is bound on every interface).
+func sameListen(l manifest.Listen, bound string) bool {
+	if l.Network == "unix" {
+		return l.Address == bound
+	}
+	host, port, err := net.SplitHostPort(l.Address)
+	bhost, bport, berr := net.SplitHostPort(bound)
+	if err != nil || berr != nil || port != bport || port == "0" {
+		return false
+	}
+	if host == "" {
+		return bhost == "::" || bhost == "0.0.0.0"
+	}
+	return host == bhost
+}
+
+// listenWarnings checks each `listen:` address of set on this host with
+// netshare.Check (a TCP address bound for a moment, a unix path only
+// looked at and probed; nothing is left behind) and returns a warning,
+// "FILE:LINE:COL: apps.NAME.listen[I]: ...", for each that another process
+// holds, sorted by position. Other bind failures (a privileged port, an
+// address of another host) are not reported: they depend on who runs
+// paddock and where, more than on the manifests.
+//
+// held lists, by app, the addresses a running supervisor's apps listen on
+// (runningListeners): an address the same app already holds there is the
+// running paddock's own, which a reload keeps, and is not reported.
+func listenWarnings(set *manifest.Set, held map[string][]string) []string {
+	type warning struct {
+		pos manifest.Pos
+		msg string
+	}
+	var ws []warning
+	for _, name := range set.Names() {
+		a := set.Apps[name]
+		for _, l := range a.Listen {
+			if slices.ContainsFunc(held[name], func(bound string) bool { return sameListen(l, bound) }) {
+				continue
+			}
+			err := netshare.Check(l, a.SchedulingPolicy == "reuseport")
+			if !errors.Is(err, netshare.ErrInUse) {
+				continue
+			}
+			key := fmt.Sprintf("listen[%d]", l.Index)
+			pos, ok := a.Pos[key]
+			if !ok {
+				pos = a.Source
+			}
+			msg := l.Raw + " is in use on this host (by another process)"
+			if errors.Is(err, unixsock.ErrNotSocket) {
+				msg = fmt.Sprintf("%s: %s exists and is not a socket", l.Raw, l.Address)
+			}
+			fe := &manifest.FieldError{Pos: pos, Field: "apps." + name + "." + key, Msg: msg + "; paddock run would refuse this set here"}
+			ws = append(ws, warning{pos, fe.Error()})
+		}
+	}
+	slices.SortStableFunc(ws, func(a, b warning) int { return a.pos.Compare(b.pos) })
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		out[i] = w.msg
+	}
+	return out
+}
