@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +21,7 @@ import (
 // user that cannot be switched to (uid 4294967295 is (uid_t)-1, which
 // setuid refuses).
 func TestStartErrorNamesProgram(t *testing.T) {
-	sock := listenerFile(t)
+	sock, _ := testkit.ListenerFile(t)
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "no-such-program")
 	plain := filepath.Join(dir, "not-executable")
@@ -114,7 +113,7 @@ func TestShimDropsPrivileges(t *testing.T) {
 	if fi, err := os.Stat(os.Args[0]); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("the test binary has mode %v (%v), want 0700", fi.Mode(), err)
 	}
-	sock := listenerFile(t)
+	sock, _ := testkit.ListenerFile(t)
 	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
 
 	rd, w, err := os.Pipe()
@@ -161,21 +160,4 @@ func TestShimDropsPrivileges(t *testing.T) {
 	if want := "exec /bin/sh: chdir " + closed + ": permission denied"; err == nil || err.Error() != want {
 		t.Errorf("Start = %v, want %q", err, want)
 	}
-}
-
-// listenerFile returns the file of a TCP socket listening on a loopback
-// port, open until the test ends: a socket to hand to a worker.
-func listenerFile(t *testing.T) *os.File {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	f, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
 }

@@ -62,3 +62,21 @@ func StaleUnixSocket(t testing.TB, path string) {
 	ln.SetUnlinkOnClose(false)
 	ln.Close()
 }
+
+// ListenerFile returns the file of a TCP socket listening on a loopback
+// port chosen by the kernel, open until the test ends, and its address: a
+// listening socket to hand to a child, as a supervisor does.
+func ListenerFile(t testing.TB) (*os.File, net.Addr) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, ln.Addr()
+}

@@ -168,3 +168,20 @@ func TestDirNames(t *testing.T) {
 		t.Errorf("DirNames = %v, want [a b c]", got)
 	}
 }
+
+func TestListenerFile(t *testing.T) {
+	f, addr := ListenerFile(t)
+	ln, err := net.FileListener(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if ln.Addr().String() != addr.String() {
+		t.Errorf("the file listens on %s, ListenerFile says %s", ln.Addr(), addr)
+	}
+	c, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatalf("dial the listener's address: %v", err)
+	}
+	c.Close()
+}
