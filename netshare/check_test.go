@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/paddock-sh/paddock/internal/testkit"
 	"github.com/paddock-sh/paddock/internal/unixsock"
 	"github.com/paddock-sh/paddock/manifest"
 )
@@ -22,16 +23,6 @@ func parseListen(t *testing.T, s string) manifest.Listen {
 	return l
 }
 
-// openFDs counts this process's open descriptors.
-func openFDs(t *testing.T) int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(entries)
-}
-
 // TestCheckTCP: Check reports an address another socket listens on as in
 // use, and leaves a free address free: nothing stays bound or open.
 func TestCheckTCP(t *testing.T) {
@@ -40,7 +31,7 @@ func TestCheckTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer held.Close()
-	fds := openFDs(t) // the runtime's poller is open by now
+	fds := testkit.NumFDs(t) // the runtime's poller is open by now
 	taken := parseListen(t, held.Addr().String())
 	for _, reuseport := range []bool{false, true} {
 		err := Check(taken, reuseport)
@@ -75,7 +66,7 @@ func TestCheckTCP(t *testing.T) {
 		t.Fatalf("after Check(%s): %v", free.Raw, err)
 	}
 	again.Close()
-	if n := openFDs(t); n != fds {
+	if n := testkit.NumFDs(t); n != fds {
 		t.Errorf("%d descriptors open, %d before", n, fds)
 	}
 }
@@ -98,7 +89,7 @@ func TestCheckUnix(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer live.Close()
-	fds := openFDs(t) // the runtime's poller is open by now
+	fds := testkit.NumFDs(t) // the runtime's poller is open by now
 	if err := Check(parseListen(t, "unix:"+livePath), false); !errors.Is(err, ErrInUse) || !errors.Is(err, unixsock.ErrInUse) {
 		t.Errorf("Check(live socket) = %v", err)
 	}
@@ -106,12 +97,7 @@ func TestCheckUnix(t *testing.T) {
 	// A stale socket (nobody listens: ECONNREFUSED): free, as Acquire
 	// would replace it, but Check leaves it.
 	stalePath := filepath.Join(dir, "stale.sock")
-	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: stalePath, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stale.SetUnlinkOnClose(false)
-	stale.Close()
+	testkit.StaleUnixSocket(t, stalePath)
 	if err := Check(parseListen(t, "unix:"+stalePath), false); err != nil {
 		t.Errorf("Check(stale socket) = %v", err)
 	}
@@ -125,18 +111,11 @@ func TestCheckUnix(t *testing.T) {
 		t.Errorf("Check(regular file) = %v", err)
 	}
 
-	if n := openFDs(t); n != fds {
+	if n := testkit.NumFDs(t); n != fds {
 		t.Errorf("%d descriptors open, %d before", n, fds)
 	}
 	live.Close()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
+	names := testkit.DirNames(t, dir)
 	if len(names) != 2 || names[0] != "file.sock" || names[1] != "stale.sock" {
 		t.Errorf("the directory holds %q, want [file.sock stale.sock]", names)
 	}

@@ -29,9 +29,9 @@ import (
 	"github.com/paddock-sh/paddock/manifest"
 )
 
-// Backlog is the accept queue length asked for; the kernel caps it at
+// backlog is the accept queue length asked for; the kernel caps it at
 // net.core.somaxconn.
-const Backlog = 4096
+const backlog = 4096
 
 // Socket is a socket held by the supervisor.
 type Socket struct {
@@ -72,7 +72,8 @@ func NewPool() *Pool { return &Pool{socks: map[string]*Socket{}} }
 // address (and, for port 0, the port) without ever receiving a connection;
 // each worker then gets its own socket from BindWorker. An ephemeral port
 // (port 0) is a socket of its own for each owner (app and list index), kept
-// across reloads like any other.
+// across reloads like any other. A listening socket asks for an accept
+// queue of 4096 connections (the kernel caps it at net.core.somaxconn).
 func (p *Pool) Acquire(l manifest.Listen, reuseport bool, owner string) (*Socket, error) {
 	key := l.Key()
 	if l.Network == "tcp" && l.Port() == 0 {
@@ -87,7 +88,7 @@ func (p *Pool) Acquire(l manifest.Listen, reuseport bool, owner string) (*Socket
 	}
 	var s *Socket
 	if l.Network == "unix" {
-		us, err := unixsock.Listen(l.Address, unixsock.Options{Mode: os.FileMode(l.Mode), Backlog: Backlog})
+		us, err := unixsock.Listen(l.Address, unixsock.Options{Mode: os.FileMode(l.Mode), Backlog: backlog})
 		if err != nil {
 			return nil, &BindError{Listen: l, Err: err}
 		}
@@ -209,7 +210,7 @@ func bind(l manifest.Listen, address string, reuseport, listen bool) (f *os.File
 		return nil, nil, err
 	}
 	if listen {
-		if err := unix.Listen(fd, Backlog); err != nil {
+		if err := unix.Listen(fd, backlog); err != nil {
 			return nil, nil, err
 		}
 	}

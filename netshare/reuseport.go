@@ -3,9 +3,7 @@ package netshare
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -261,46 +259,4 @@ func (g *Group) steer(idx []uint32) error {
 func attach(f *os.File, prog []unix.SockFilter) error {
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
 	return unix.SetsockoptSockFprog(int(f.Fd()), unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_CBPF, &fprog)
-}
-
-// MigrationSysctl is the file of net.ipv4.tcp_migrate_req (Linux 5.14 and
-// later, per network namespace): when it is 1, the connections queued on
-// an SO_REUSEPORT socket that stops listening move to the other sockets of
-// its group instead of being reset.
-const MigrationSysctl = "/proc/sys/net/ipv4/tcp_migrate_req"
-
-// Migration reports whether net.ipv4.tcp_migrate_req is on in this network
-// namespace.
-func Migration() (bool, error) {
-	b, err := os.ReadFile(MigrationSysctl)
-	if err != nil {
-		return false, fmt.Errorf("read net.ipv4.tcp_migrate_req (Linux 5.14 and later): %w", err)
-	}
-	return strings.TrimSpace(string(b)) == "1", nil
-}
-
-// EnableMigration turns net.ipv4.tcp_migrate_req on in this network
-// namespace when it is off, so that the connections queued on a retiring
-// worker's SO_REUSEPORT socket are handed to the other workers instead of
-// being reset, and logs at info on logger the value it found, the value it
-// wrote and why (a nil logger is slog.Default()). It writes nothing when
-// the setting is already on. It reports whether migration is on.
-func EnableMigration(logger *slog.Logger) (bool, error) {
-	if logger == nil {
-		logger = slog.Default()
-	}
-	b, err := os.ReadFile(MigrationSysctl)
-	if err != nil {
-		return false, fmt.Errorf("read net.ipv4.tcp_migrate_req (Linux 5.14 and later): %w", err)
-	}
-	old := strings.TrimSpace(string(b))
-	if old == "1" {
-		return true, nil
-	}
-	if err := os.WriteFile(MigrationSysctl, []byte("1"), 0o644); err != nil {
-		return false, fmt.Errorf("write 1 to net.ipv4.tcp_migrate_req (was %s): %w", old, err)
-	}
-	logger.Info("changed a sysctl: connections queued on a retiring worker's SO_REUSEPORT socket now move to the other workers instead of being reset (--sysctl=false forbids this)",
-		"sysctl", "net.ipv4.tcp_migrate_req", "old", old, "new", "1")
-	return true, nil
 }

@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/paddock-sh/paddock/internal/sysctl"
+	"github.com/paddock-sh/paddock/internal/testkit"
 	"github.com/paddock-sh/paddock/manifest"
 )
 
@@ -73,39 +75,11 @@ func dial(t *testing.T, g *Group) net.Conn {
 // have one.
 func acceptOne(t *testing.T, members []*Member) int {
 	t.Helper()
-	fds := make([]unix.PollFd, len(members))
-	for i, m := range members {
-		fds[i] = unix.PollFd{Fd: int32(m.file.Fd()), Events: unix.POLLIN}
+	got := acceptSome(t, members)
+	if len(got) != 1 {
+		t.Fatalf("members %v all had a connection waiting, want one", got)
 	}
-	for {
-		n, err := unix.Poll(fds, 30_000)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			t.Fatal("no member's socket got the connection")
-		}
-		break
-	}
-	found := -1
-	for i := range fds {
-		if fds[i].Revents&unix.POLLIN == 0 {
-			continue
-		}
-		if found >= 0 {
-			t.Fatalf("members %d and %d both have a connection waiting", found, i)
-		}
-		found = i
-	}
-	nfd, _, err := unix.Accept4(int(members[found].file.Fd()), unix.SOCK_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unix.Close(nfd)
-	return found
+	return got[0]
 }
 
 // acceptSome waits for connections on members' sockets, accepts one on
@@ -125,7 +99,7 @@ func acceptSome(t *testing.T, members []*Member) []int {
 			t.Fatal(err)
 		}
 		if n == 0 {
-			t.Fatal("no member's socket has a connection")
+			t.Fatal("no member's socket got a connection")
 		}
 		break
 	}
@@ -268,15 +242,15 @@ func TestReuseportSteersToReadyMembers(t *testing.T) {
 // accepted, are accepted by another member once it is removed
 // (net.ipv4.tcp_migrate_req).
 func TestReuseportRemoveMigratesQueue(t *testing.T) {
-	on, err := Migration()
+	on, err := sysctl.Migration()
 	if err != nil {
-		t.Skipf("cannot read %s: %v", MigrationSysctl, err)
+		t.Skip(err)
 	}
 	if !on {
-		if _, err := EnableMigration(slog.New(slog.DiscardHandler)); err != nil {
+		if _, err := sysctl.EnableMigration(slog.New(slog.DiscardHandler)); err != nil {
 			t.Skipf("net.ipv4.tcp_migrate_req is off and cannot be turned on: %v", err)
 		}
-		t.Cleanup(func() { os.WriteFile(MigrationSysctl, []byte("0"), 0o644) })
+		t.Cleanup(func() { os.WriteFile("/proc/sys/net/ipv4/tcp_migrate_req", []byte("0"), 0o644) })
 	}
 	g, m := group(t, 3)
 	m[0].SetReady(true)
@@ -360,30 +334,10 @@ func TestUnixListenNeverTakesOverALiveSocket(t *testing.T) {
 	}
 
 	busy := dir + "/busy.sock"
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: busy}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		c, err := net.Dial("unix", busy)
-		if errors.Is(err, unix.EAGAIN) {
-			break
-		}
-		if err != nil || i == 100 {
-			t.Fatalf("filling the backlog: %v", err)
-		}
-		defer c.Close()
-	}
+	testkit.BusyUnixSocket(t, busy)
 	var before unix.Stat_t
 	unix.Lstat(busy, &before)
-	_, err = acquire(busy)
+	_, err := acquire(busy)
 	var be *BindError
 	if !errors.As(err, &be) || !strings.Contains(err.Error(), busy) || !strings.Contains(err.Error(), "live socket") {
 		t.Fatalf("Acquire of a busy socket's path: %v, want an error naming %s", err, busy)
@@ -394,12 +348,7 @@ func TestUnixListenNeverTakesOverALiveSocket(t *testing.T) {
 	}
 
 	stale := dir + "/stale.sock"
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.SetUnlinkOnClose(false)
-	ln.Close()
+	testkit.StaleUnixSocket(t, stale)
 	s, err := acquire(stale)
 	if err != nil {
 		t.Fatalf("Acquire over a stale socket: %v", err)

@@ -5,29 +5,16 @@ import (
 	"errors"
 	"io"
 	"os"
-	"sync"
 )
 
-// MaxLine is the longest line a LinePrefixer emits whole; a longer line is
-// emitted in pieces of MaxLine bytes.
-const MaxLine = 64 << 10
-
-// SyncWriter serializes writes to W, so that lines written by several
-// goroutines are never interleaved inside a line.
-type SyncWriter struct {
-	mu sync.Mutex
-	W  io.Writer
-}
-
-func (s *SyncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.W.Write(p)
-}
+// maxLine is the longest line a LinePrefixer emits whole (64 KiB); a
+// longer line is emitted in pieces of maxLine bytes.
+const maxLine = 64 << 10
 
 // LinePrefixer reads a worker's output pipe and writes each line to Out with
 // Prefix in front, one Write per line, so one captured line is one emitted
-// line. A last line without a newline is emitted with one.
+// line. A last line without a newline is emitted with one, and a line
+// longer than 64 KiB in pieces of 64 KiB.
 type LinePrefixer struct {
 	Prefix string
 	Out    io.Writer
@@ -54,8 +41,8 @@ func NewOutputPipe(prefix string, out io.Writer) (*LinePrefixer, *os.File, error
 func (l *LinePrefixer) Run() {
 	defer close(l.done)
 	defer l.r.Close()
-	br := bufio.NewReaderSize(l.r, MaxLine)
-	buf := make([]byte, 0, MaxLine+len(l.Prefix)+1)
+	br := bufio.NewReaderSize(l.r, maxLine)
+	buf := make([]byte, 0, maxLine+len(l.Prefix)+1)
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {

@@ -34,15 +34,15 @@ const (
 	probeEnv = "PADDOCK_CGROUP_PROBE"
 )
 
-// SupervisorEnvName is the variable Start adds to every process's
+// supervisorEnvName is the variable Start adds to every process's
 // environment: "<supervisor pid>-<its start time in clock ticks after
 // boot>", unique to this supervisor process on this machine. Descendants
 // inherit it, so that the watchdog can find those that left their worker's
 // process group when the supervisor is killed without a cgroup.
-const SupervisorEnvName = "PADDOCK_SUPERVISOR"
+const supervisorEnvName = "PADDOCK_SUPERVISOR"
 
-// SupervisorEnv returns this process's PADDOCK_SUPERVISOR value.
-var SupervisorEnv = sync.OnceValue(func() string {
+// supervisorEnv returns this process's PADDOCK_SUPERVISOR value.
+var supervisorEnv = sync.OnceValue(func() string {
 	pid := os.Getpid()
 	return strconv.Itoa(pid) + "-" + strconv.FormatUint(startTime(pid), 10)
 })
@@ -73,11 +73,11 @@ func startTime(pid int) uint64 {
 func withSupervisorEnv(env []string) []string {
 	out := make([]string, 0, len(env)+1)
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, SupervisorEnvName+"=") {
+		if !strings.HasPrefix(kv, supervisorEnvName+"=") {
 			out = append(out, kv)
 		}
 	}
-	return append(out, SupervisorEnvName+"="+SupervisorEnv())
+	return append(out, supervisorEnvName+"="+supervisorEnv())
 }
 
 // ExecShim runs the roles this binary plays for its own supervisor when it
@@ -99,10 +99,14 @@ func ExecShim() {
 	if _, ok := os.LookupEnv(probeEnv); ok {
 		os.Exit(0)
 	}
-	target, ok := os.LookupEnv(shimEnv)
-	if !ok {
-		return
+	if target, ok := os.LookupEnv(shimEnv); ok {
+		runShim(target)
 	}
+}
+
+// runShim is ExecShim's worker shim: it becomes target, or exits 127 after
+// it reported why it could not. It never returns.
+func runShim(target string) {
 	// The parent-death signal and execve are per thread: arm it on the
 	// thread that executes the program.
 	runtime.LockOSThread()
@@ -133,23 +137,8 @@ func ExecShim() {
 	}
 	env = append(env, "LISTEN_PID="+strconv.Itoa(os.Getpid()))
 	if v, ok := os.LookupEnv(shimCredEnv); ok {
-		uid, gid, groups, err := parseCredential(v)
-		if err != nil {
-			fail("credential", syscall.EINVAL)
-		}
-		if err := syscall.Setgroups(groups); err != nil {
-			fail("setgroups", err)
-		}
-		if err := syscall.Setgid(gid); err != nil {
-			fail("setgid", err)
-		}
-		if err := syscall.Setuid(uid); err != nil {
-			fail("setuid", err)
-		}
-		if dir := os.Getenv(shimDirEnv); dir != "" {
-			if err := syscall.Chdir(dir); err != nil {
-				fail("chdir", err)
-			}
+		if stage, err := becomeUser(v, os.Getenv(shimDirEnv)); err != nil {
+			fail(stage, err)
 		}
 	}
 	// Always re-armed on this thread: a credential change clears it, and
@@ -162,6 +151,50 @@ func ExecShim() {
 	}
 	err = syscall.Exec(target, os.Args, env)
 	fail("exec", err)
+}
+
+// becomeUser switches the calling thread to the credential cred
+// (formatCredential's encoding) and enters dir, when not empty, as that
+// user. On failure it returns the step that failed, as the shim reports it.
+func becomeUser(cred, dir string) (stage string, err error) {
+	uid, gid, groups, err := parseCredential(cred)
+	if err != nil {
+		return "credential", syscall.EINVAL
+	}
+	if err := syscall.Setgroups(groups); err != nil {
+		return "setgroups", err
+	}
+	if err := syscall.Setgid(gid); err != nil {
+		return "setgid", err
+	}
+	if err := syscall.Setuid(uid); err != nil {
+		return "setuid", err
+	}
+	if dir != "" {
+		if err := syscall.Chdir(dir); err != nil {
+			return "chdir", err
+		}
+	}
+	return "", nil
+}
+
+// shimEnvOf returns the variables that tell the exec shim how to start s:
+// the socket activation variables but LISTEN_PID, which the shim sets, the
+// program, the descriptor of the pipe it reports a failure on (errFD), the
+// supervisor's pid and, when s has one, the credential and directory to
+// enter.
+func shimEnvOf(s *Spec, errFD int) []string {
+	env := []string{
+		"LISTEN_FDS=" + strconv.Itoa(len(s.ListenNames)),
+		"LISTEN_FDNAMES=" + strings.Join(s.ListenNames, ":"),
+		shimEnv + "=" + s.Path,
+		shimErrFDEnv + "=" + strconv.Itoa(errFD),
+		shimParentEnv + "=" + strconv.Itoa(os.Getpid()),
+	}
+	if c := s.Credential; c != nil {
+		env = append(env, shimCredEnv+"="+formatCredential(c), shimDirEnv+"="+s.Dir)
+	}
+	return env
 }
 
 // formatCredential encodes c for shimCredEnv.
@@ -198,20 +231,28 @@ func parseCredential(s string) (uid, gid int, groups []int, err error) {
 	return uid, gid, groups, nil
 }
 
-// decodeShimError turns the shim's report ("setuid 1") into an error; dir
-// is the working directory it was to enter.
-func decodeShimError(msg, dir string) error {
+// decodeShimError turns the shim's report ("setuid 1") into an error that
+// says which step failed for what: the user or group of s.Credential, the
+// working directory s.Dir; the execve of s.Path is the bare errno.
+func decodeShimError(msg string, s *Spec) error {
 	stage, num, ok := strings.Cut(msg, " ")
 	n, err := strconv.Atoi(num)
 	if !ok || err != nil {
 		return fmt.Errorf("exec shim: %q", msg)
 	}
 	errno := syscall.Errno(n)
-	switch stage {
-	case "exec":
+	c := s.Credential
+	switch {
+	case stage == "exec":
 		return errno
-	case "chdir":
-		return fmt.Errorf("chdir %s: %w", dir, errno)
+	case stage == "chdir":
+		return fmt.Errorf("chdir %s: %w", s.Dir, errno)
+	case stage == "setuid" && c != nil:
+		return fmt.Errorf("setuid %d: %w", c.Uid, errno)
+	case stage == "setgid" && c != nil:
+		return fmt.Errorf("setgid %d: %w", c.Gid, errno)
+	case stage == "setgroups" && c != nil:
+		return fmt.Errorf("setgroups %v: %w", c.Groups, errno)
 	}
 	return fmt.Errorf("%s: %w", stage, errno)
 }

@@ -116,7 +116,7 @@ func (w *Watchdog) startLocked() error {
 		Dir: "/",
 		Env: []string{
 			watchdogEnv + "=" + strconv.Itoa(os.Getpid()),
-			watchdogMarkerEnv + "=" + SupervisorEnv(),
+			watchdogMarkerEnv + "=" + supervisorEnv(),
 			watchdogLogEnv + "=" + format,
 			noRaceExitSleep,
 		},
@@ -305,7 +305,7 @@ func runWatchdog() {
 // killed. Each is signalled through a pidfd opened before its environment
 // was read, so a pid reused meanwhile is never hit.
 func killMarked(marker string) int {
-	want := []byte(SupervisorEnvName + "=" + marker)
+	want := []byte(supervisorEnvName + "=" + marker)
 	self := os.Getpid()
 	killed := map[int]bool{}
 	for pass := 0; pass < 50; pass++ {

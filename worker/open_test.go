@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/paddock-sh/paddock/internal/nodeipc"
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // peer is the supervisor's end of a channel whose other end a Worker in
@@ -328,16 +328,7 @@ func inheritedWorker() {
 // TestInheritedSocketsOnlyForTheirPid: LISTEN_FDS sockets are taken only
 // by the process LISTEN_PID names, as sd_listen_fds does.
 func TestInheritedSocketsOnlyForTheirPid(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	f, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f, addr := testkit.ListenerFile(t)
 	for _, tc := range []struct {
 		pid  string
 		want int
@@ -345,7 +336,7 @@ func TestInheritedSocketsOnlyForTheirPid(t *testing.T) {
 		t.Run("LISTEN_PID="+tc.pid, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0])
 			cmd.Env = append(os.Environ(), "WORKER_TEST_HELPER=inherited", "LISTEN_FDS=1", "LISTEN_PID="+tc.pid,
-				"ADDR="+ln.Addr().String(), "NODE_CHANNEL_FD=", "NODE_UNIQUE_ID=")
+				"ADDR="+addr.String(), "NODE_CHANNEL_FD=", "NODE_UNIQUE_ID=")
 			cmd.ExtraFiles = []*os.File{f}
 			out, _ := cmd.CombinedOutput()
 			if got := cmd.ProcessState.ExitCode(); got != tc.want {

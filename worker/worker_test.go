@@ -3,7 +3,6 @@ package worker
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/paddock-sh/paddock/internal/nodeipc"
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // The test binary doubles as a worker: with WORKER_TEST_HELPER set,
@@ -86,11 +86,11 @@ func supervisorEnd(t *testing.T) (*nodeipc.Conn, int) {
 // fdsOf counts the open descriptors of process pid.
 func fdsOf(t *testing.T, pid int) int {
 	t.Helper()
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	fds, err := testkit.OpenFDs(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(ents)
+	return len(fds)
 }
 
 // TestStrayDescriptorsCloseTheWorkersChannel: a supervisor that sends

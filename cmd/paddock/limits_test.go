@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // softNoFile returns the soft open files limit of process pid.
@@ -36,6 +38,7 @@ func softNoFile(t *testing.T, pid int) int {
 // where they run may differ) and at start, with start failures that say
 // what to do.
 func TestOpenFilesLimit(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("prlimit"); err != nil {
 		t.Skip("needs prlimit (util-linux)")
 	}
@@ -53,6 +56,7 @@ apps:
 	}
 
 	t.Run("raised", func(t *testing.T) {
+		t.Parallel()
 		r := startPaddockCmd(t, exec.Command("prlimit", "--nofile=256:4096", paddockBin, "run", "--log-format", "json",
 			writeManifest(t, "apps:\n  one:\n    exec: /bin/sleep\n    args: [600]\n")))
 		pid := r.workerPIDs(1)[0]
@@ -71,8 +75,9 @@ apps:
 	})
 
 	t.Run("too low", func(t *testing.T) {
+		t.Parallel()
 		r := startPaddockCmd(t, exec.Command("prlimit", "--nofile=128:128", paddockBin, "run", "--log-format", "json", many))
-		waitFor(t, "the warning and a start failure that says why", func() bool {
+		testkit.WaitFor(t, "the warning and a start failure that says why", func() bool {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			warned, failed := false, false

@@ -3,12 +3,15 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // TestLogsOfAnUnknownOrNotSilentApp: `paddock logs APP` of an app the
 // supervisor does not run exits 1 naming it; of an app that is not silent
 // it exits 1 and says where that output goes.
 func TestLogsOfAnUnknownOrNotSilentApp(t *testing.T) {
+	t.Parallel()
 	sock := socketPath(t)
 	r := startWithSocket(t, sock, writeManifest(t, `
 apps:
@@ -34,7 +37,7 @@ apps:
 			t.Errorf("paddock logs %s: exit %d, stdout %q, stderr %q; want exit %d and %q", tc.app, code, out, errOut, tc.wantCode, tc.want)
 		}
 	}
-	waitFor(t, "the silent worker's line", func() bool {
+	testkit.WaitFor(t, "the silent worker's line", func() bool {
 		out, _, code := cli(t, sock, "logs", "quiet")
 		return code == 0 && strings.Contains(out, "| hello")
 	})

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/paddock-sh/paddock/internal/control"
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // chatty is a silent app whose worker writes a line every 20 ms, so that
@@ -26,6 +27,7 @@ apps:
 // supervising (the worker keeps its pid), counts the lost lines and
 // reports them; also when started with SIGPIPE ignored, as systemd does.
 func TestBrokenOutputDoesNotStopSupervision(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name          string
 		ignoreSIGPIPE bool // start paddock with SIGPIPE ignored
@@ -37,56 +39,11 @@ func TestBrokenOutputDoesNotStopSupervision(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			manifest := writeManifest(t, chatty)
 			sock := socketPath(t)
-			args := []string{paddockBin, "run", "--log-format", "json", "--socket", sock, manifest}
-			if tc.ignoreSIGPIPE {
-				// The shell sets SIGPIPE to ignored and execs paddock,
-				// which inherits the disposition.
-				args = append([]string{"/bin/sh", "-c", `trap "" PIPE; exec "$@"`, "sh"}, args...)
-			}
-			pr, pw, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command(args[0], args[1:]...)
-			cmd.Env = append(os.Environ(), control.SocketEnv+"="+sock)
-			cmd.Stdout = pw
-			var r *running        // paddock, its log read from stderr
-			var exited chan error // paddock, its stderr broken too
-			if tc.breakStderr {
-				cmd.Stderr = pw
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				exited = make(chan error, 1)
-				go func() { exited <- cmd.Wait() }()
-				t.Cleanup(func() {
-					if cmd.ProcessState == nil {
-						_ = cmd.Process.Kill()
-						<-exited
-					}
-				})
-			} else {
-				r = startPaddockCmd(t, cmd)
-			}
-			pw.Close()
-			// Read up to the first line of the worker, then go away.
-			br := bufio.NewReader(pr)
-			for {
-				line, err := br.ReadString('\n')
-				if err != nil {
-					if r != nil {
-						r.wait()
-					}
-					t.Fatalf("paddock's output ended before the worker's first line: %v", err)
-				}
-				if strings.HasPrefix(line, "chatty/") {
-					break
-				}
-			}
-			pr.Close()
-			waitFor(t, "the control socket and a count of lost lines", func() bool {
+			cmd, r, exited := startBrokenOutput(t, manifest, sock, tc.ignoreSIGPIPE, tc.breakStderr)
+			testkit.WaitFor(t, "the control socket and a count of lost lines", func() bool {
 				_, _, code := cli(t, sock, "status")
 				return code == 0 && statusOf(t, sock).LostOutput["stdout"] > 2
 			})
@@ -99,7 +56,7 @@ func TestBrokenOutputDoesNotStopSupervision(t *testing.T) {
 			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "a replacement worker", func() bool {
+			testkit.WaitFor(t, "a replacement worker", func() bool {
 				ws := statusOf(t, sock).Workers
 				return len(ws) == 1 && ws[0].PID != 0 && ws[0].PID != pid
 			})
@@ -121,4 +78,60 @@ func TestBrokenOutputDoesNotStopSupervision(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startBrokenOutput runs paddock over manifest on sock, with its stdout
+// (and its stderr too, with breakStderr) on a pipe whose reader goes away
+// after the worker's first line; with ignoreSIGPIPE paddock starts with
+// SIGPIPE ignored. It returns paddock's command and either the running
+// paddock, its log read from stderr, or (breakStderr) a channel that gets
+// its exit.
+func startBrokenOutput(t *testing.T, manifest, sock string, ignoreSIGPIPE, breakStderr bool) (cmd *exec.Cmd, r *running, exited chan error) {
+	t.Helper()
+	args := []string{paddockBin, "run", "--log-format", "json", "--socket", sock, manifest}
+	if ignoreSIGPIPE {
+		// The shell sets SIGPIPE to ignored and execs paddock,
+		// which inherits the disposition.
+		args = append([]string{"/bin/sh", "-c", `trap "" PIPE; exec "$@"`, "sh"}, args...)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), control.SocketEnv+"="+sock)
+	cmd.Stdout = pw
+	if breakStderr {
+		cmd.Stderr = pw
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited = make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		t.Cleanup(func() {
+			if cmd.ProcessState == nil {
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+		})
+	} else {
+		r = startPaddockCmd(t, cmd)
+	}
+	pw.Close()
+	// Read up to the first line of the worker, then go away.
+	br := bufio.NewReader(pr)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			if r != nil {
+				r.wait()
+			}
+			t.Fatalf("paddock's output ended before the worker's first line: %v", err)
+		}
+		if strings.HasPrefix(line, "chatty/") {
+			break
+		}
+	}
+	pr.Close()
+	return cmd, r, exited
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // maxRSS is more memory than paddock ever needs to validate a manifest:
@@ -86,6 +88,7 @@ func manifestDir(t *testing.T, instances int) string {
 // TestValidateZeroSymlink: a *.yaml link to /dev/zero is reported by name
 // (exit 1), and paddock's memory does not grow.
 func TestValidateZeroSymlink(t *testing.T) {
+	t.Parallel()
 	dir := manifestDir(t, 1)
 	zero := filepath.Join(dir, "zero.yaml")
 	if err := os.Symlink("/dev/zero", zero); err != nil {
@@ -102,6 +105,7 @@ func TestValidateZeroSymlink(t *testing.T) {
 // TestValidateAndRunReportFIFO: a FIFO named x.yaml is reported by name
 // (exit 1) by validate and run; neither blocks on it.
 func TestValidateAndRunReportFIFO(t *testing.T) {
+	t.Parallel()
 	dir := manifestDir(t, 1)
 	fifo := filepath.Join(dir, "x.yaml")
 	if err := unix.Mkfifo(fifo, 0o644); err != nil {
@@ -136,8 +140,10 @@ func (r *running) loggedWith(msg, key, want string) bool {
 // supervisor keeps serving reloads (SIGHUP after the FIFO is gone applies
 // a later change) and SIGTERM stops it.
 func TestFIFOInWatchedDirectory(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"sighup", "watch"} {
 		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
 			dir := manifestDir(t, 1)
 			args := []string{"run", "--log-format", "json", "--reload-debounce", "50ms"}
 			if mode == "sighup" {
@@ -146,7 +152,7 @@ func TestFIFOInWatchedDirectory(t *testing.T) {
 			r := startPaddockArgs(t, append(args, dir)...)
 			r.workerPIDs(1)
 			if mode == "watch" {
-				waitFor(t, "watching", func() bool { return r.logged("watching") })
+				testkit.WaitFor(t, "watching", func() bool { return r.logged("watching") })
 			}
 			fifo := filepath.Join(dir, "x.yaml")
 			if err := unix.Mkfifo(fifo, 0o644); err != nil {
@@ -157,7 +163,7 @@ func TestFIFOInWatchedDirectory(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			waitFor(t, "the FIFO reported", func() bool {
+			testkit.WaitFor(t, "the FIFO reported", func() bool {
 				return r.loggedWith("reload rejected", "err", fifo+": is a FIFO, not a regular file")
 			})
 			if err := os.Remove(fifo); err != nil {

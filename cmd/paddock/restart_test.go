@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // TestRestartWaitCrashLoop: `paddock restart --wait` of an app whose
@@ -13,6 +15,7 @@ import (
 // (1h), and the restart begins once every old worker crashed and waits
 // out its backoff (1h), so that no old worker is left to serve.
 func TestRestartWaitCrashLoop(t *testing.T) {
+	t.Parallel()
 	sock := socketPath(t)
 	r := startWithSocket(t, sock, writeManifest(t, `
 apps:
@@ -24,7 +27,7 @@ apps:
     backoff: {initial: 1h, max: 1h}
 `))
 	defer r.cmd.Process.Kill()
-	waitFor(t, "both workers to crash", func() bool {
+	testkit.WaitFor(t, "both workers to crash", func() bool {
 		st := statusOf(t, sock)
 		crashed := 0
 		for _, w := range st.Workers {

@@ -1,11 +1,12 @@
 package main
 
 import (
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // TestSysctlFlag: for a reuseport app, paddock turns
@@ -14,9 +15,8 @@ import (
 // runs in a network namespace of its own, where the setting starts at 0,
 // so the host's is not touched.
 func TestSysctlFlag(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, for a network namespace of its own")
-	}
+	t.Parallel()
+	testkit.NeedRoot(t, "for a network namespace of its own")
 	manifest := writeManifest(t, `
 apps:
   web:
@@ -36,12 +36,13 @@ apps:
 		{"sysctl=false", []string{"--sysctl=false"}, forbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			sock := socketPath(t)
 			cmd := exec.Command(paddockBin, append(append([]string{"run", "--log-format", "json", "--socket", sock}, tc.args...), manifest)...)
 			cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
 			r := startPaddockCmd(t, cmd)
 			var line map[string]any
-			waitFor(t, "the sysctl log line", func() bool {
+			testkit.WaitFor(t, "the sysctl log line", func() bool {
 				line = r.find(func(m map[string]any) bool {
 					msg, _ := m["msg"].(string)
 					return strings.HasPrefix(msg, changed) || strings.Contains(msg, forbidden)
@@ -65,16 +66,4 @@ apps:
 			}
 		})
 	}
-}
-
-// find returns the first log record that match accepts, or nil.
-func (r *running) find(match func(map[string]any) bool) map[string]any {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, m := range r.logs {
-		if match(m) {
-			return m
-		}
-	}
-	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // TestUserWithListenWhenUserCannotExecutePaddock: `user:` with `listen:`
@@ -20,21 +22,13 @@ import (
 // worker runs as that user with LISTEN_PID equal to its own pid. A program
 // the user cannot execute is a start error naming that program.
 func TestUserWithListenWhenUserCannotExecutePaddock(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("running workers as another user needs root")
-	}
+	t.Parallel()
+	testkit.NeedRoot(t, "to run workers as another user")
 	private := filepath.Join(t.TempDir(), "root-only")
 	if err := os.Mkdir(private, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(private, "paddock")
-	b, err := os.ReadFile(paddockBin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, b, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	bin := testkit.CopyFile(t, paddockBin, filepath.Join(private, "paddock"), 0o700)
 	prog := filepath.Join(private, "prog")
 	if err := os.WriteFile(prog, []byte("#!/bin/sh\nexec sleep 3600\n"), 0o755); err != nil {
 		t.Fatal(err)
@@ -61,7 +55,7 @@ apps:
 	// The first fork of web: the private app's worker is forked too, and
 	// its exec shim fails.
 	var pid int
-	waitFor(t, "web's first fork", func() bool {
+	testkit.WaitFor(t, "web's first fork", func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		for _, m := range r.logs {
@@ -108,18 +102,14 @@ apps:
 	}
 
 	want := "exec " + prog + ": permission denied"
-	for {
-		errText, ok := r.logValue("start failed", "err")
-		if ok {
-			if errText != want {
-				t.Errorf("start error %q, want %q", errText, want)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no start failure for the private program")
-		}
-		time.Sleep(10 * time.Millisecond)
+	var errText string
+	testkit.WaitFor(t, "a start failure for the private program", func() bool {
+		var ok bool
+		errText, ok = r.logValue("start failed", "err")
+		return ok
+	})
+	if errText != want {
+		t.Errorf("start error %q, want %q", errText, want)
 	}
 	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // TestValidateListenInUse: an address that another process holds makes
@@ -16,6 +18,7 @@ import (
 // is free, or a stale unix socket, gives no warning, and validate leaves
 // no socket or file behind.
 func TestValidateListenInUse(t *testing.T) {
+	t.Parallel()
 	held, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -31,12 +34,7 @@ func TestValidateListenInUse(t *testing.T) {
 	}
 	defer live.Close()
 	staleSock := filepath.Join(dir, "stale.sock")
-	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: staleSock, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stale.SetUnlinkOnClose(false)
-	stale.Close()
+	testkit.StaleUnixSocket(t, staleSock)
 	notSock := filepath.Join(dir, "file.sock")
 	if err := os.WriteFile(notSock, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -77,14 +75,7 @@ apps:
 	}
 
 	// Nothing created, nothing removed.
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
+	names := testkit.DirNames(t, dir)
 	if strings.Join(names, " ") != "file.sock live.sock stale.sock" {
 		t.Errorf("%s holds %q after validate, want file.sock live.sock stale.sock", dir, names)
 	}
@@ -100,6 +91,7 @@ apps:
 // the kernel cannot run (every start would fail with "exec format error"),
 // is an error at the exec value with the remedy.
 func TestValidateNoShebang(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	script := filepath.Join(dir, "serve.sh")
 	if err := os.WriteFile(script, []byte("echo serving\n"), 0o755); err != nil {
@@ -132,6 +124,7 @@ func TestValidateNoShebang(t *testing.T) {
 // runs the manifests, the addresses that paddock's app holds are not
 // reported (a reload keeps them); the same address under another app is.
 func TestValidateBesideItsOwnSupervisor(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +136,7 @@ func TestValidateBesideItsOwnSupervisor(t *testing.T) {
 	sock := socketPath(t)
 	r := startWithSocket(t, sock, running)
 	defer r.cmd.Process.Kill()
-	waitFor(t, "the worker", func() bool { return len(liveWorkers(statusOf(t, sock), "web")) == 1 })
+	testkit.WaitFor(t, "the worker", func() bool { return len(liveWorkers(statusOf(t, sock), "web")) == 1 })
 	_, errOut, code := cli(t, sock, "validate", running)
 	if code != 0 || strings.Contains(errOut, "warning") {
 		t.Errorf("validate of the running manifests beside their paddock: exit %d, stderr %q; want 0 and no warning", code, errOut)
@@ -152,5 +145,65 @@ func TestValidateBesideItsOwnSupervisor(t *testing.T) {
 	_, errOut, code = cli(t, sock, "validate", other)
 	if code != 0 || !strings.Contains(errOut, "apps.api.listen[0]: 127.0.0.1:") || !strings.Contains(errOut, "is in use on this host") {
 		t.Errorf("validate of another app on the running paddock's address: exit %d, stderr %q; want 0 and a warning", code, errOut)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	good := writeManifest(t, `
+apps:
+  web:
+    exec: /bin/sleep
+    args: [3600]
+    instances: 3
+  api:
+    exec: /bin/sleep
+    args: [3600]
+`)
+	bad := writeManifest(t, `
+apps:
+  web:
+    exec: /bin/sleep
+    instances: -2
+    restart: sometimes
+`)
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr []string
+	}{
+		{"valid", []string{"validate", good}, 0, "ok: 2 apps, 4 workers\n", nil},
+		{"invalid", []string{"validate", bad}, 1, "", []string{
+			bad + ":5:16: apps.web.instances: must be an integer >= 0 or \"auto\", got -2",
+			bad + ":6:14: apps.web.restart: must be one of always, on-failure, never, got \"sometimes\"",
+		}},
+		{"missing path", []string{"validate", "/nonexistent/paddock.yaml"}, 2, "", []string{"/nonexistent/paddock.yaml"}},
+		{"bad flag", []string{"validate", "--frobnicate", good}, 2, "", []string{"flag provided but not defined"}},
+		{"unknown command", []string{"frobnicate"}, 2, "", []string{"unknown command"}},
+		{"help", []string{"validate", "--help"}, 0, "", []string{"Usage: paddock validate"}},
+		{"version", []string{"version"}, 0, "paddock ", nil},
+		{"run with invalid manifest starts nothing", []string{"run", bad}, 1, "", []string{"apps.web.instances"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			stdout, stderr, code := runCommand(t, exec.Command(paddockBin, tt.args...))
+			if code != tt.wantCode {
+				t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tt.wantCode, stdout, stderr)
+			}
+			if !strings.HasPrefix(stdout, tt.wantStdout) || (tt.wantStdout == "" && len(stdout) > 0 && tt.name != "help") {
+				t.Errorf("stdout %q, want %q", stdout, tt.wantStdout)
+			}
+			for _, want := range tt.wantStderr {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("stderr lacks %q:\n%s", want, stderr)
+				}
+			}
+			if tt.name == "run with invalid manifest starts nothing" && strings.Contains(stderr, "fork") {
+				t.Errorf("a worker was started:\n%s", stderr)
+			}
+		})
 	}
 }

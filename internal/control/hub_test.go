@@ -8,9 +8,9 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/paddock-sh/paddock/internal/supervisor"
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 func TestHubFiltersAndCountsDrops(t *testing.T) {
@@ -120,20 +120,8 @@ func TestFollowersAreBounded(t *testing.T) {
 		c.Close()
 	}
 	conns = nil
-	waitUntil(t, "every follower to leave", func() bool { return srv.Events.Followers() == 0 })
+	testkit.WaitFor(t, "every follower to leave", func() bool { return srv.Events.Followers() == 0 })
 	if grew := int64(heap()) - int64(base); grew > 8*MiB {
 		t.Errorf("after the followers left the heap is still %d MiB above where it was", grew/MiB)
-	}
-}
-
-// waitUntil polls cond until it holds; the deadline only bounds a failure.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

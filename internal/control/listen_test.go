@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // TestListenModeWhateverUmask: the control socket is private to its owner
@@ -34,9 +36,7 @@ func TestListenModeWhateverUmask(t *testing.T) {
 // even by a supervisor run as root; Listen names the owner and the file
 // stays as it was.
 func TestListenLeavesAnotherUsersSocket(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to make a socket file that belongs to another user (nobody)")
-	}
+	testkit.NeedRoot(t, "to make a socket file that belongs to another user (nobody)")
 	path := filepath.Join(t.TempDir(), "c.sock")
 	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {

@@ -2,7 +2,6 @@ package control
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,13 +13,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/paddock-sh/paddock/internal/logbuf"
 	"github.com/paddock-sh/paddock/internal/supervisor"
+	"github.com/paddock-sh/paddock/internal/testkit"
 	"github.com/paddock-sh/paddock/manifest"
 )
 
@@ -96,31 +94,12 @@ func helper(mode, sock string) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // asUser returns a command that runs the test binary bin in helper mode on
 // sock, as uid (and the same gid).
 func asUser(bin string, uid int, mode, sock string) *exec.Cmd {
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "CONTROL_TEST_HELPER="+mode, "CONTROL_TEST_SOCKET="+sock)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
-	return cmd
+	return testkit.AsUser(cmd, uint32(uid))
 }
 
 // TestPeerCredentials: a control server run by a user that is not root
@@ -131,27 +110,11 @@ func asUser(bin string, uid int, mode, sock string) *exec.Cmd {
 // user (ErrUntrustedServer). Server and clients are the test binary run as
 // those users, which needs root.
 func TestPeerCredentials(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to run the control server and its clients as other users (nobody, uid 1000)")
-	}
+	testkit.NeedRoot(t, "to run the control server and its clients as other users (nobody, uid 1000)")
 	// The binary and the socket's directory must be reachable by the
 	// other users; the directory is nobody's, who creates the socket.
-	dir, err := os.MkdirTemp("", "control-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "control.test")
-	if err := os.WriteFile(bin, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := testkit.PublicDir(t)
+	bin := testkit.PublicCopy(t, dir)
 	sockDir := filepath.Join(dir, "run")
 	if err := os.Mkdir(sockDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -170,7 +133,7 @@ func TestPeerCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	server.Stderr = logs
 	if err := server.Start(); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,8 @@ import (
 
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -103,7 +105,7 @@ func TestHandleFromWorker(t *testing.T) {
 	}
 	defer child.Close()
 	in := running(t, c)
-	w := pipe(t)
+	w := testkit.Pipe(t)
 	line := []byte(`{"cmd":"NODE_HANDLE","type":"net.Native","msg":{"cmd":"NODE_CLUSTER","act":"x"}}` + "\n")
 	if err := unix.Sendmsg(int(child.Fd()), line, unix.UnixRights(int(w.Fd())), nil, 0); err != nil {
 		t.Fatal(err)
@@ -318,28 +320,6 @@ func unixConn(f *os.File) (*net.UnixConn, error) {
 	return c.(*net.UnixConn), nil
 }
 
-// pipe returns the write end of a pipe that lives as long as the test: a
-// descriptor to send.
-func pipe(t testing.TB) *os.File {
-	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close(); w.Close() })
-	return w
-}
-
-// openFDs counts this process's open descriptors.
-func openFDs(t testing.TB) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
 // inQueue returns how many bytes wait unread in c's socket.
 func inQueue(t testing.TB, c *Channel) int {
 	t.Helper()
@@ -380,8 +360,8 @@ func TestStrayDescriptorsAreClosed(t *testing.T) {
 			}
 		}
 	}()
-	w := pipe(t)
-	before := openFDs(t)
+	w := testkit.Pipe(t)
+	before := testkit.NumFDs(t)
 	sent := 0
 	for i := range 500 {
 		line := []byte(`{"n":` + strconv.Itoa(i) + "}\n")
@@ -395,7 +375,7 @@ func TestStrayDescriptorsAreClosed(t *testing.T) {
 	for inQueue(t, c) > 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	after := openFDs(t)
+	after := testkit.NumFDs(t)
 	t.Logf("%d lines with a descriptor sent: %d open descriptors before, %d after", sent, before, after)
 	if after > before {
 		t.Errorf("%d descriptors leaked", after-before)
@@ -416,8 +396,8 @@ func TestStrayDescriptorsAreClosed(t *testing.T) {
 // the channel closes each get their done called exactly once, by the time
 // Close and Run have returned, and no descriptor leaks.
 func TestCloseRace(t *testing.T) {
-	w := pipe(t)
-	before := openFDs(t)
+	w := testkit.Pipe(t)
+	before := testkit.NumFDs(t)
 	const senders = 8
 	accepted, failed := 0, 0
 	for round := range 200 {
@@ -483,7 +463,7 @@ func TestCloseRace(t *testing.T) {
 		})
 	}
 	t.Logf("%d messages accepted while closing, %d without exactly one done", accepted, failed)
-	if after := openFDs(t); after != before {
+	if after := testkit.NumFDs(t); after != before {
 		t.Errorf("%d open descriptors before, %d after", before, after)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // TestHandlesClaimDescriptorsInOrder: descriptors wait for the NODE_HANDLE
@@ -23,7 +25,7 @@ func TestHandlesClaimDescriptorsInOrder(t *testing.T) {
 	var pipes [2]*os.File
 	var inodes [2]uint64
 	for i := range pipes {
-		pipes[i] = pipe(t)
+		pipes[i] = testkit.Pipe(t)
 		var st unix.Stat_t
 		if err := unix.Fstat(int(pipes[i].Fd()), &st); err != nil {
 			t.Fatal(err)

@@ -11,31 +11,11 @@ import (
 
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// openFDs counts this process's open descriptors.
-func openFDs(t testing.TB) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
-// pipe returns the write end of a pipe that lives as long as the test: a
-// descriptor to send.
-func pipe(t testing.TB) *os.File {
-	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close(); w.Close() })
-	return w
-}
 
 // write is one sendmsg of the other end: data, with fds copies of a pipe.
 type write struct {
@@ -232,8 +212,8 @@ func TestFraming(t *testing.T) {
 		{"half JSON", []write{{`{"cmd":` + "\n", 0}}, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pw := pipe(t)
-			before := openFDs(t)
+			pw := testkit.Pipe(t)
+			before := testkit.NumFDs(t)
 			r := startReader(t, pw)
 			r.send(t, pw, tc.writes)
 			r.wait(t)
@@ -247,7 +227,7 @@ func TestFraming(t *testing.T) {
 			if tc.violation != errors.As(r.err, &pe) || (!tc.violation && r.err != nil) {
 				t.Errorf("ReadLines returned %v, want a violation: %v", r.err, tc.violation)
 			}
-			if after := openFDs(t); after != before {
+			if after := testkit.NumFDs(t); after != before {
 				t.Errorf("%d open descriptors before, %d after", before, after)
 			}
 		})
@@ -260,8 +240,8 @@ func TestFraming(t *testing.T) {
 // than the socket takes, whole. The other end gets both lines, each with
 // its descriptor.
 func TestWriteLine(t *testing.T) {
-	pw := pipe(t)
-	before := openFDs(t)
+	pw := testkit.Pipe(t)
+	before := testkit.NumFDs(t)
 	w, peer, err := Pair()
 	if err != nil {
 		t.Fatal(err)
@@ -295,7 +275,7 @@ func TestWriteLine(t *testing.T) {
 	for _, b := range r.bad {
 		t.Error(b)
 	}
-	if after := openFDs(t); after != before {
+	if after := testkit.NumFDs(t); after != before {
 		t.Errorf("%d open descriptors before, %d after", before, after)
 	}
 }
@@ -319,9 +299,9 @@ func FuzzWire(f *testing.F) {
 	} {
 		f.Add([]byte(s.data), []byte(s.plan))
 	}
-	pw := pipe(f)
+	pw := testkit.Pipe(f)
 	f.Fuzz(func(t *testing.T, data, plan []byte) {
-		before := openFDs(t)
+		before := testkit.NumFDs(t)
 		conn, peer, err := Pair()
 		if err != nil {
 			t.Fatal(err)
@@ -377,7 +357,7 @@ func FuzzWire(f *testing.F) {
 		if rerr == nil && claimed != sent {
 			t.Errorf("ended cleanly with %d of %d descriptors claimed", claimed, sent)
 		}
-		if after := openFDs(t); after != before {
+		if after := testkit.NumFDs(t); after != before {
 			t.Errorf("%d open descriptors before, %d after", before, after)
 		}
 	})

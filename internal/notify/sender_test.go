@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // sendBarrier is the NOTIFY_TEST_BARRIER sender: it sends READY=1, then
@@ -79,10 +80,7 @@ func next(t *testing.T, out <-chan Message) Message {
 // to be closed (BARRIER=1, as systemd-notify does) is released, and no
 // descriptor received stays open here.
 func TestBarrierReleased(t *testing.T) {
-	before, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := testkit.NumFDs(t)
 	s, out := listenAndRun(t, t.TempDir())
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+s.Path(), "NOTIFY_TEST_BARRIER=1")
@@ -95,13 +93,10 @@ func TestBarrierReleased(t *testing.T) {
 	if m := next(t, out); m.Fields["BARRIER"] != "1" {
 		t.Errorf("second message %+v, want BARRIER=1", m)
 	}
-	after, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
+	after := testkit.NumFDs(t)
 	// The socket is the one descriptor more.
-	if len(after) != len(before)+1 {
-		t.Errorf("%d descriptors open before, %d after receiving (socket included): a received one was kept", len(before), len(after))
+	if after != before+1 {
+		t.Errorf("%d descriptors open before, %d after receiving (socket included): a received one was kept", before, after)
 	}
 }
 
@@ -150,9 +145,7 @@ func TestSenderGroup(t *testing.T) {
 // the kernel hand out the sender's pid again.
 func TestReapedSenderNotAttributed(t *testing.T) {
 	if os.Getenv("NOTIFY_TEST_PIDNS") != t.Name() {
-		if os.Geteuid() != 0 {
-			t.Skip("needs root to create a PID namespace and choose pids in it")
-		}
+		testkit.NeedRoot(t, "to create a PID namespace and choose pids in it")
 		cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
 		cmd.Env = append(os.Environ(), "NOTIFY_TEST_PIDNS="+t.Name())
 		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
@@ -244,30 +237,6 @@ func sendClaiming(pid string) {
 	}
 }
 
-// publicCopy returns a copy of the test binary that any user may execute,
-// in a directory any user may search: the binary go test builds is in a
-// directory only its owner may enter.
-func publicCopy(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "notify-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "notify.test")
-	if err := os.WriteFile(bin, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
 // pidfdPID returns the pid that pidfd refers to, as /proc/self/fdinfo
 // says ("Pid:"; -1 once the process was reaped).
 func pidfdPID(t *testing.T, pidfd int) int {
@@ -311,8 +280,7 @@ func TestForgedCredentials(t *testing.T) {
 		s, out := listenAndRun(t, "") // in os.TempDir(), where nobody reaches it
 		cmd := exec.Command(os.Args[0])
 		if os.Geteuid() == 0 {
-			cmd = exec.Command(publicCopy(t))
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+			cmd = testkit.AsUser(exec.Command(testkit.PublicCopy(t, testkit.PublicDir(t))), testkit.Nobody)
 		} else {
 			t.Logf("not root: the sender runs as uid %d", os.Geteuid())
 		}
@@ -329,9 +297,7 @@ func TestForgedCredentials(t *testing.T) {
 		}
 	})
 	t.Run("CAP_SYS_ADMIN", func(t *testing.T) {
-		if os.Geteuid() != 0 {
-			t.Skip("needs root, for CAP_SYS_ADMIN")
-		}
+		testkit.NeedRoot(t, "for CAP_SYS_ADMIN")
 		s, err := Listen(t.TempDir())
 		if err != nil {
 			t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/paddock-sh/paddock/internal/plural"
+	"github.com/paddock-sh/paddock/internal/sysctl"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/netshare"
 )
@@ -155,12 +156,12 @@ func (o *owner) acquire(set *manifest.Set) (map[string][]*netshare.Socket, bool,
 func (o *owner) enableMigration() {
 	const warning = "connections queued on a retiring worker's SO_REUSEPORT socket may be reset"
 	if !o.opts.NoSysctl {
-		if _, err := netshare.EnableMigration(o.opts.Logger); err != nil {
+		if _, err := sysctl.EnableMigration(o.opts.Logger); err != nil {
 			o.opts.Logger.Warn(warning, "err", err)
 		}
 		return
 	}
-	on, err := netshare.Migration()
+	on, err := sysctl.Migration()
 	switch {
 	case err != nil:
 		o.opts.Logger.Warn(warning, "err", err)

@@ -25,6 +25,7 @@ import (
 	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/paddock-sh/paddock/internal/notify"
+	"github.com/paddock-sh/paddock/internal/testkit"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/procs"
 	gworker "github.com/paddock-sh/paddock/worker"
@@ -300,7 +301,7 @@ type harness struct {
 	dir    string
 	sup    *Supervisor
 	events chan Event
-	out    *syncBuffer
+	out    *testkit.Buffer
 	cancel context.CancelFunc
 	done   chan error
 	// seen holds every event received so far; claimed marks those a
@@ -370,7 +371,7 @@ func (h *harness) write(yaml string) {
 
 func startWith(t testing.TB, yaml string, configure func(*harness, *Options)) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: t.TempDir(), events: make(chan Event, 10000), out: &syncBuffer{}, done: make(chan error, 1), claimed: map[int]bool{}}
+	h := &harness{t: t, dir: t.TempDir(), events: make(chan Event, 10000), out: &testkit.Buffer{}, done: make(chan error, 1), claimed: map[int]bool{}}
 	set := load(t, h.dir, yaml)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -613,23 +614,6 @@ func environ(t testing.TB, pid int) map[string]string {
 		}
 	}
 	return env
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // serveHTTP is a worker of the systemd socket-activation kind. On SIGTERM it

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paddock-sh/paddock/internal/testkit"
 	"github.com/paddock-sh/paddock/manifest"
 )
 
@@ -457,7 +458,7 @@ apps:
 					}
 					time.Sleep(5 * time.Millisecond)
 				}
-				waitFDs(t, w.PID, []int{0, 1, 2, 3, 4})
+				testkit.WaitFDs(t, w.PID, []int{0, 1, 2, 3, 4})
 				if env["LISTEN_PID"] != strconv.Itoa(w.PID) || env["LISTEN_FDS"] != "2" || env["LISTEN_FDNAMES"] != strings.Join(names, ":") {
 					t.Errorf("worker %d: LISTEN_PID=%s LISTEN_FDS=%s LISTEN_FDNAMES=%s; want %d, 2, %s",
 						w.ID, env["LISTEN_PID"], env["LISTEN_FDS"], env["LISTEN_FDNAMES"], w.PID, strings.Join(names, ":"))

@@ -16,13 +16,14 @@ import (
 	"time"
 
 	"github.com/paddock-sh/paddock/internal/notify"
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // startLogged starts a supervisor over yaml whose log (debug and up, as
 // text) is returned as it grows.
-func startLogged(t *testing.T, yaml string) (*harness, *syncBuffer) {
+func startLogged(t *testing.T, yaml string) (*harness, *testkit.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	h := startWith(t, yaml, func(_ *harness, o *Options) {
 		var w io.Writer = logs
 		if testing.Verbose() {
@@ -34,7 +35,7 @@ func startLogged(t *testing.T, yaml string) (*harness, *syncBuffer) {
 }
 
 // waitOutput waits until what shows in buf.
-func waitOutput(t *testing.T, buf *syncBuffer, what string) {
+func waitOutput(t *testing.T, buf *testkit.Buffer, what string) {
 	t.Helper()
 	deadline := time.Now().Add(patience)
 	for !strings.Contains(buf.String(), what) {
@@ -71,37 +72,6 @@ func readyOf(want map[string]bool) func([]WorkerInfo) bool {
 		}
 		return n == len(want)
 	}
-}
-
-// publicDir returns a new directory that every user may read and search,
-// removed at the end of the test.
-func publicDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "paddock-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-// publicCopy copies the test binary into dir (see publicDir), executable
-// by every user: the binary go test builds is in a directory only its
-// owner may enter.
-func publicCopy(t *testing.T, dir string) string {
-	t.Helper()
-	b, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "supervisor.test")
-	if err := os.WriteFile(bin, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return bin
 }
 
 // waitFiles waits until dir holds ready.<id> for each worker id (see
@@ -147,7 +117,7 @@ apps:
 
 	stranger := exec.Command(os.Args[0])
 	if os.Geteuid() == 0 {
-		stranger = exec.Command(publicCopy(t, publicDir(t)))
+		stranger = exec.Command(testkit.PublicCopy(t, testkit.PublicDir(t)))
 		stranger.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	} else {
 		t.Logf("not root: the stranger runs as uid %d, the test's user", os.Geteuid())
@@ -195,10 +165,10 @@ apps:
 // running as root, can claim any pid, and nothing tells: see
 // notify.TestForgedCredentials.)
 func TestNotifyCannotSpeakForAnotherWorker(t *testing.T) {
-	dir := publicDir(t)
+	dir := testkit.PublicDir(t)
 	bin, user := self(t), ""
 	if os.Geteuid() == 0 {
-		bin, user = publicCopy(t, dir), "\n    user: nobody"
+		bin, user = testkit.PublicCopy(t, dir), "\n    user: nobody"
 	} else {
 		t.Logf("not root: worker a runs as uid %d, the test's user", os.Geteuid())
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paddock-sh/paddock/internal/testkit"
 	"github.com/paddock-sh/paddock/manifest"
 )
 
@@ -15,7 +16,7 @@ import (
 // says the manifests are valid again and what was applied, or that
 // nothing changed from the running set.
 func TestReloadSaysWhenValidAgain(t *testing.T) {
-	log := &syncBuffer{}
+	log := &testkit.Buffer{}
 	const valid = "apps:\n  web:\n    exec: $SELF\n    env: {PADDOCK_TEST_HELPER: serve}\n    instances: %s\n"
 	h := startWith(t, strings.Replace(valid, "%s", "1", 1), func(h *harness, o *Options) {
 		path := filepath.Join(h.dir, "paddock.yaml")

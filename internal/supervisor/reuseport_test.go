@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/paddock-sh/paddock/internal/notify"
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // serveStates is a worker that tells in each answer what state it is in.
@@ -355,30 +356,10 @@ func TestUnixListenLiveSocketIsNotTakenOver(t *testing.T) {
 `
 	}
 	busy := filepath.Join(h.dir, "busy.sock")
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: busy}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		c, err := net.Dial("unix", busy)
-		if err != nil && strings.Contains(err.Error(), unix.EAGAIN.Error()) {
-			break
-		}
-		if err != nil || i == 100 {
-			t.Fatalf("filling the backlog: %v", err)
-		}
-		defer c.Close()
-	}
+	testkit.BusyUnixSocket(t, busy)
 	var before unix.Stat_t
 	unix.Lstat(busy, &before)
-	_, err = h.sup.Apply(context.Background(), load(t, h.dir, unixApp(busy)))
+	_, err := h.sup.Apply(context.Background(), load(t, h.dir, unixApp(busy)))
 	if err == nil || !strings.Contains(err.Error(), busy) || !strings.Contains(err.Error(), "apps.api.listen[0]") {
 		t.Fatalf("applying a manifest that lists a busy server's path: %v, want an error naming %s", err, busy)
 	}
@@ -397,12 +378,7 @@ func TestUnixListenLiveSocketIsNotTakenOver(t *testing.T) {
 	}
 
 	stale := filepath.Join(h.dir, "stale.sock")
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.SetUnlinkOnClose(false)
-	ln.Close()
+	testkit.StaleUnixSocket(t, stale)
 	h.apply(unixApp(stale))
 	ws := h.waitWorkers("web and api", func(ws []WorkerInfo) bool { return len(ws) == 2 && ws[0].PID != 0 && ws[1].PID != 0 })
 	h.waitReady(ws)

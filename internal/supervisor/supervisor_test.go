@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paddock-sh/paddock/internal/testkit"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/procs"
 )
@@ -168,7 +169,7 @@ apps:
 	for _, w := range ws {
 		// The dynamic loader holds a descriptor for a moment while sleep
 		// starts; a leaked one stays.
-		waitFDs(t, w.PID, []int{0, 1, 2})
+		testkit.WaitFDs(t, w.PID, []int{0, 1, 2})
 		if target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/0", w.PID)); target != "/dev/null" {
 			t.Errorf("%s/%d stdin is %q, want /dev/null", w.App, w.ID, target)
 		}
@@ -284,26 +285,6 @@ apps:
 	}
 	if uid != "65534" || gid != "65534" {
 		t.Errorf("worker runs as uid %s gid %s, want nobody (65534/65534)", uid, gid)
-	}
-}
-
-// waitFDs waits until process pid has exactly the descriptors want, and
-// fails the test if that does not happen within a generous deadline.
-func waitFDs(t testing.TB, pid int, want []int) {
-	t.Helper()
-	deadline := time.Now().Add(patience)
-	for {
-		fds, err := procs.OpenFDs(pid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if slices.Equal(fds, want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pid %d has descriptors %v, want %v", pid, fds, want)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

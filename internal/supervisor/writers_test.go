@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paddock-sh/paddock/internal/testkit"
 	"github.com/paddock-sh/paddock/manifest"
 )
 
@@ -26,7 +27,7 @@ import (
 // number of apps in every set its loader read, and every reload result.
 type watchedManifest struct {
 	*harness
-	logs    *syncBuffer
+	logs    *testkit.Buffer
 	mu      sync.Mutex
 	loaded  []int
 	results []string
@@ -36,7 +37,7 @@ type watchedManifest struct {
 // that watches target(DIR) with debounce, and waits until it watches.
 func startWatchingLogged(t *testing.T, yaml string, debounce time.Duration, target func(dir string) string) *watchedManifest {
 	t.Helper()
-	m := &watchedManifest{logs: &syncBuffer{}}
+	m := &watchedManifest{logs: &testkit.Buffer{}}
 	var out io.Writer = m.logs
 	if testing.Verbose() {
 		out = io.MultiWriter(m.logs, os.Stderr)

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // inode returns the inode of the file at path.
@@ -21,46 +23,6 @@ func inode(t *testing.T, path string) uint64 {
 		t.Fatal(err)
 	}
 	return st.Ino
-}
-
-// staleSocket leaves a socket file at path that nobody listens on, as a
-// process that died does.
-func staleSocket(t *testing.T, path string) {
-	t.Helper()
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.SetUnlinkOnClose(false)
-	ln.Close()
-}
-
-// busyServer listens at path with a backlog of 0 and never accepts, then
-// fills its queue, so that a further non-blocking connect gets EAGAIN.
-func busyServer(t *testing.T, path string) {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		err := Probe(path)
-		if err == unix.EAGAIN {
-			break
-		}
-		if i == 100 || (err != nil && err != unix.EAGAIN) {
-			t.Fatalf("could not fill the backlog of %s: connect #%d: %v", path, i, err)
-		}
-		// Probe closed its end; the connection stays queued. A queue of
-		// closed connections is a full queue all the same.
-	}
 }
 
 func TestListenNewPathHasItsMode(t *testing.T) {
@@ -94,7 +56,7 @@ func TestListenNewPathHasItsMode(t *testing.T) {
 func TestListenReplacesOnlyStaleSockets(t *testing.T) {
 	t.Run("stale", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "s.sock")
-		staleSocket(t, path)
+		testkit.StaleUnixSocket(t, path)
 		s, err := Listen(path, Options{Mode: 0o600})
 		if err != nil {
 			t.Fatal(err)
@@ -122,7 +84,7 @@ func TestListenReplacesOnlyStaleSockets(t *testing.T) {
 	})
 	t.Run("full backlog", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "s.sock")
-		busyServer(t, path)
+		testkit.BusyUnixSocket(t, path)
 		ino := inode(t, path)
 		_, err := Listen(path, Options{Mode: 0o600})
 		if !errors.Is(err, ErrInUse) || !errors.Is(err, unix.EAGAIN) || !strings.Contains(err.Error(), path) {
@@ -147,7 +109,7 @@ func TestListenReplacesOnlyStaleSockets(t *testing.T) {
 	})
 	t.Run("owner refused", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "s.sock")
-		staleSocket(t, path)
+		testkit.StaleUnixSocket(t, path)
 		refuse := errors.New("not yours")
 		_, err := Listen(path, Options{CheckOwner: func(uint32) error { return refuse }})
 		if !errors.Is(err, refuse) {

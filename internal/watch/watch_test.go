@@ -7,13 +7,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -244,47 +245,23 @@ func TestManifestDirectoryRecreated(t *testing.T) {
 	expect(t, changes, "v3")
 }
 
-// logBuffer collects log output for a test to wait on.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// wait waits until the log holds want.
-func (l *logBuffer) wait(t *testing.T, want string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		l.mu.Lock()
-		s := l.b.String()
-		l.mu.Unlock()
-		if strings.Contains(s, want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("never logged %q; log:\n%s", want, s)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // watchingLogged runs a Watcher over paths with its debug log in the
 // returned buffer, and returns once its watches are in place; each
 // reported change sends the content of read at that moment, and counts.
-func watchingLogged(t *testing.T, read string, reports *atomic.Int64, paths ...string) (<-chan string, *logBuffer) {
+func watchingLogged(t *testing.T, read string, reports *atomic.Int64, paths ...string) (<-chan string, *testkit.Buffer) {
+	t.Helper()
+	return watchingWith(t, &Watcher{Paths: paths, Debounce: debounce}, read, reports)
+}
+
+// watchingWith is watchingLogged for the Watcher w, whose Logger and Ready
+// it sets.
+func watchingWith(t *testing.T, w *Watcher, read string, reports *atomic.Int64) (<-chan string, *testkit.Buffer) {
 	t.Helper()
 	changes := make(chan string, 10000)
-	logs := &logBuffer{}
+	logs := &testkit.Buffer{}
 	ready := make(chan struct{})
-	w := &Watcher{Paths: paths, Debounce: debounce,
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Ready:  func() { close(ready) }}
+	w.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	w.Ready = func() { close(ready) }
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -327,7 +304,7 @@ func TestWriterHoldingFileDelaysReport(t *testing.T) {
 	}
 	// The debounce is over and the watcher found the writer: a watcher
 	// without the check would have reported the half file by now.
-	logs.wait(t, writerHolds)
+	logs.WaitFor(t, writerHolds)
 	if _, err := f.WriteString("second half"); err != nil {
 		t.Fatal(err)
 	}
@@ -350,39 +327,46 @@ func TestWriterClosingWithoutWritingIsSeen(t *testing.T) {
 	if _, err := f.WriteString("v2"); err != nil {
 		t.Fatal(err)
 	}
-	logs.wait(t, writerHolds)
+	logs.WaitFor(t, writerHolds)
 	f.Close()
 	expect(t, changes, "v2")
 }
 
-// TestContinuousEditsReportedWithinMaxWait makes 1000 edits 20ms apart, a
-// stream without a quiet debounce interval: changes are reported while it
-// goes on, at the latest MaxWait after the first unreported edit.
+// TestContinuousEditsReportedWithinMaxWait makes edits 20ms apart, a
+// stream without a quiet debounce interval, until a change is reported
+// while it goes on, as it must be at the latest MaxWait after the first
+// unreported edit (1000 edits, 20 s, bound a failure); then the last edit
+// is reported too. MaxWait is shorter than the debounce here, so that only
+// a stall of the edits for a whole second (the debounce) could make a
+// report without MaxWait.
 func TestContinuousEditsReportedWithinMaxWait(t *testing.T) {
 	dir := t.TempDir()
 	m := filepath.Join(dir, "paddock.yaml")
 	write(t, m, "v0")
 	var reports atomic.Int64
-	changes, _ := watchingLogged(t, m, &reports, m)
-	for i := 1; i <= 1000; i++ {
-		write(t, m, fmt.Sprintf("v%d", i))
-		time.Sleep(20 * time.Millisecond)
+	changes, _ := watchingWith(t, &Watcher{Paths: []string{m}, Debounce: time.Second, MaxWait: 200 * time.Millisecond}, m, &reports)
+	last := 0
+	for last < 1000 && reports.Load() == 0 {
+		last++
+		write(t, m, fmt.Sprintf("v%d", last))
+		time.Sleep(20 * time.Millisecond) // the pace of the edits
 	}
 	during := reports.Load()
-	t.Logf("%d changes reported during the stream of edits", during)
+	t.Logf("%d changes reported during the stream of %d edits", during, last)
 	if during == 0 {
 		t.Fatal("no change reported while the edits went on")
 	}
 	// The last edit is reported too.
+	want := fmt.Sprintf("v%d", last)
 	deadline := time.After(30 * time.Second)
 	for {
 		select {
 		case got := <-changes:
-			if got == "v1000" {
+			if got == want {
 				return
 			}
 		case <-deadline:
-			t.Fatal("the last edit was never reported")
+			t.Fatalf("the last edit (%s) was never reported", want)
 		}
 	}
 }
