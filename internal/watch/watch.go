@@ -75,130 +75,179 @@ type target struct {
 // (or MaxWait after the first unreported event) and open for writing by no
 // process. It returns an error only when watching cannot start.
 func (w *Watcher) Run(ctx context.Context, changed func()) error {
-	logger := w.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	debounce := w.Debounce
-	if debounce <= 0 {
-		debounce = DefaultDebounce
-	}
-	maxWait := w.MaxWait
-	if maxWait <= 0 {
-		maxWait = MaxWaitFactor * debounce
-	}
-	fw, err := fsnotify.NewWatcher()
+	r, err := w.start()
 	if err != nil {
-		return fmt.Errorf("watch manifests: %w", err)
+		return err
 	}
-	defer fw.Close()
-
-	var targets []target
-	for _, p := range w.Paths {
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			return fmt.Errorf("watch %s: %w", p, err)
-		}
-		fi, err := os.Stat(abs)
-		targets = append(targets, target{path: abs, isDir: err == nil && fi.IsDir()})
-	}
-	// dirs maps each directory to watch to whether it must exist.
-	watched := map[string]bool{}
-	add := func(dir string) {
-		if watched[dir] {
-			return
-		}
-		if err := fw.Add(dir); err != nil {
-			logger.Debug("cannot watch directory yet", "dir", dir, "err", err)
-			return
-		}
-		watched[dir] = true
-	}
-	addAll := func() {
-		for _, t := range targets {
-			add(filepath.Dir(t.path))
-			if t.isDir {
-				add(t.path)
-			}
-		}
-	}
-	addAll()
-	if len(watched) == 0 && len(targets) > 0 {
-		return errors.New("watch manifests: no directory could be watched")
-	}
+	defer r.stop()
 	if w.Ready != nil {
 		w.Ready()
 	}
-
-	p := pending{debounce: debounce, maxWait: maxWait, touched: map[string]bool{}}
-	writers := writerCheck{logger: logger, unknown: map[string]bool{}}
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case err, ok := <-fw.Errors:
+		case err, ok := <-r.fw.Errors:
 			if !ok {
 				return nil
 			}
 			// An overflowed queue lost events: re-read to be sure, and
 			// check every manifest file for writers.
-			logger.Warn("watching manifests", "err", err)
-			timer.Reset(p.note("", time.Now()))
-		case ev, ok := <-fw.Events:
+			r.logger.Warn("watching manifests", "err", err)
+			r.timer.Reset(r.p.note("", time.Now()))
+		case ev, ok := <-r.fw.Events:
 			if !ok {
 				return nil
 			}
-			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
-				// A watched directory that goes away loses its watch.
-				if watched[ev.Name] {
-					_ = fw.Remove(ev.Name)
-					delete(watched, ev.Name)
-				}
+			r.event(ev)
+		case <-r.timer.C:
+			if r.due(time.Now()) {
+				changed()
 			}
-			if !relevant(targets, ev.Name) {
-				continue
-			}
-			// A manifest directory that was (re)created or re-pointed is
-			// watched anew.
-			for _, t := range targets {
-				if t.path == ev.Name {
-					if fi, err := os.Stat(t.path); err == nil && fi.IsDir() {
-						delete(watched, t.path)
-						_ = fw.Remove(t.path)
-						add(t.path)
-					}
-				}
-			}
-			timer.Reset(p.note(ev.Name, time.Now()))
-		case <-timer.C:
-			now := time.Now()
-			if !p.active {
-				continue
-			}
-			if wait := p.due().Sub(now); wait > 0 {
-				timer.Reset(wait)
-				continue
-			}
-			addAll() // directories that were missing may exist now
-			files := p.files()
-			if p.all {
-				files = manifestFiles(targets)
-			}
-			if busy := writers.busy(files, now, maxWait); busy != "" {
-				// Checked again in a debounce interval: a writer that
-				// closes the file without writing more makes no event.
-				p.retryAt = now.Add(debounce)
-				timer.Reset(debounce)
-				continue
-			}
-			p = pending{debounce: debounce, maxWait: maxWait, touched: map[string]bool{}}
-			writers.reset()
-			changed()
 		}
 	}
+}
+
+// run is the state of one Run: the fsnotify watcher and the directories
+// it watches, the change not reported yet, and the timer that reports it.
+type run struct {
+	logger            *slog.Logger
+	debounce, maxWait time.Duration
+	fw                *fsnotify.Watcher
+	targets           []target
+	// watched holds the directories watched now.
+	watched map[string]bool
+	p       pending
+	writers writerCheck
+	timer   *time.Timer
+}
+
+// start resolves the paths and watches the directories of w.Paths (each
+// path's parent, and the path itself when it is a directory). It fails
+// when no directory can be watched.
+func (w *Watcher) start() (*run, error) {
+	r := &run{logger: w.Logger, debounce: w.Debounce, maxWait: w.MaxWait, watched: map[string]bool{}}
+	if r.logger == nil {
+		r.logger = slog.Default()
+	}
+	if r.debounce <= 0 {
+		r.debounce = DefaultDebounce
+	}
+	if r.maxWait <= 0 {
+		r.maxWait = MaxWaitFactor * r.debounce
+	}
+	for _, p := range w.Paths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, fmt.Errorf("watch %s: %w", p, err)
+		}
+		fi, err := os.Stat(abs)
+		r.targets = append(r.targets, target{path: abs, isDir: err == nil && fi.IsDir()})
+	}
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, fmt.Errorf("watch manifests: %w", err)
+	}
+	r.fw = fw
+	r.addAll()
+	if len(r.watched) == 0 && len(r.targets) > 0 {
+		fw.Close()
+		return nil, errors.New("watch manifests: no directory could be watched")
+	}
+	r.writers = writerCheck{logger: r.logger, unknown: map[string]bool{}}
+	r.reset()
+	r.timer = time.NewTimer(time.Hour)
+	r.timer.Stop()
+	return r, nil
+}
+
+// stop releases what start took.
+func (r *run) stop() {
+	r.timer.Stop()
+	r.fw.Close()
+}
+
+// reset forgets the change reported (and the writers seen for it).
+func (r *run) reset() {
+	r.p = pending{debounce: r.debounce, maxWait: r.maxWait, touched: map[string]bool{}}
+	r.writers.reset()
+}
+
+// add watches dir, unless it is watched already; a directory that does
+// not exist yet is tried again later (addAll).
+func (r *run) add(dir string) {
+	if r.watched[dir] {
+		return
+	}
+	if err := r.fw.Add(dir); err != nil {
+		r.logger.Debug("cannot watch directory yet", "dir", dir, "err", err)
+		return
+	}
+	r.watched[dir] = true
+}
+
+// addAll watches every target's directory, and each target that is a
+// directory.
+func (r *run) addAll() {
+	for _, t := range r.targets {
+		r.add(filepath.Dir(t.path))
+		if t.isDir {
+			r.add(t.path)
+		}
+	}
+}
+
+// event notes an fsnotify event: a watched directory that went away loses
+// its watch, a manifest directory (re)created or re-pointed is watched
+// anew, and an event about a manifest starts or extends the pending change.
+func (r *run) event(ev fsnotify.Event) {
+	if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+		if r.watched[ev.Name] {
+			_ = r.fw.Remove(ev.Name)
+			delete(r.watched, ev.Name)
+		}
+	}
+	if !relevant(r.targets, ev.Name) {
+		return
+	}
+	for _, t := range r.targets {
+		if t.path == ev.Name {
+			if fi, err := os.Stat(t.path); err == nil && fi.IsDir() {
+				delete(r.watched, t.path)
+				_ = r.fw.Remove(t.path)
+				r.add(t.path)
+			}
+		}
+	}
+	r.timer.Reset(r.p.note(ev.Name, time.Now()))
+}
+
+// due is called when the timer fires: it reports whether the pending
+// change is to be reported now (quiet for the debounce, or waiting for
+// maxWait, and no writer holds a changed file), and resets the state for
+// the next change if so; otherwise it sets the timer for the next check.
+func (r *run) due(now time.Time) bool {
+	if !r.p.active {
+		return false
+	}
+	if wait := r.p.due().Sub(now); wait > 0 {
+		r.timer.Reset(wait)
+		return false
+	}
+	r.addAll() // directories that were missing may exist now
+	files := r.p.files()
+	if r.p.all {
+		files = manifestFiles(r.targets)
+	}
+	if busy := r.writers.busy(files, now, r.maxWait); busy != "" {
+		// Checked again in a debounce interval: a writer that closes the
+		// file without writing more makes no event.
+		r.p.retryAt = now.Add(r.debounce)
+		r.timer.Reset(r.debounce)
+		return false
+	}
+	r.reset()
+	return true
 }
 
 // pending is the change not reported yet: when its first and last events
