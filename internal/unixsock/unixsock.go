@@ -104,66 +104,92 @@ func Listen(path string, opts Options) (*Socket, error) {
 	}
 	defer unix.Close(dir)
 	const name = "s"
-	bindName := filepath.Join(tmpDir, name)
+	b, err := bindIn(dir, tmpDir, name, opts)
+	if err != nil {
+		return nil, fmt.Errorf("unix socket %s: %w", path, err)
+	}
+	r, err := link(dir, name, path, opts)
+	if err != nil {
+		unix.Close(b.fd)
+		unix.Close(b.handle)
+		return nil, err
+	}
+	return &Socket{File: os.NewFile(uintptr(b.fd), "unix "+path), Path: path, Replaced: replaced || r,
+		handle: os.NewFile(uintptr(b.handle), "inode "+path), dev: uint64(b.st.Dev), ino: b.st.Ino}, nil
+}
+
+// bound is a listening socket bound as name in a private directory.
+type bound struct {
+	fd int // the listening socket
+	// handle is an O_PATH descriptor of the socket file, so that its
+	// inode number is not reused while paddock may remove the path
+	// (Unlink); st is its stat.
+	handle int
+	st     unix.Stat_t
+}
+
+// bindIn binds a socket as name in the directory dir (open as an O_PATH
+// descriptor, at dirPath), gives it opts' mode and backlog, and listens:
+// listening before it is reachable, a client never finds it refusing, and
+// another binder's probe never takes it for stale.
+func bindIn(dir int, dirPath, name string, opts Options) (b bound, err error) {
+	bindName := filepath.Join(dirPath, name)
 	if len(bindName) > maxSunPath {
 		bindName = "/proc/self/fd/" + strconv.Itoa(dir) + "/" + name
 	}
-
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	b.fd, err = unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("unix socket %s: %w", path, err)
+		return b, err
 	}
-	ok := false
+	b.handle = -1
 	defer func() {
-		if !ok {
-			unix.Close(fd)
+		if err != nil {
+			unix.Close(b.fd)
+			if b.handle >= 0 {
+				unix.Close(b.handle)
+			}
 		}
 	}()
-	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: bindName}); err != nil {
-		return nil, fmt.Errorf("unix socket %s: bind: %w", path, err)
+	if err := unix.Bind(b.fd, &unix.SockaddrUnix{Name: bindName}); err != nil {
+		return b, fmt.Errorf("bind: %w", err)
 	}
 	if err := unix.Fchmodat(dir, name, uint32(opts.Mode.Perm()), 0); err != nil {
-		return nil, fmt.Errorf("unix socket %s: chmod: %w", path, err)
+		return b, fmt.Errorf("chmod: %w", err)
 	}
-	// A handle on the socket file, so that its inode number is not
-	// reused while paddock may remove the path (Unlink).
-	handle, err := unix.Openat(dir, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("unix socket %s: %w", path, err)
+	if b.handle, err = unix.Openat(dir, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err != nil {
+		b.handle = -1
+		return b, err
 	}
-	defer func() {
-		if !ok {
-			unix.Close(handle)
-		}
-	}()
-	var st unix.Stat_t
-	if err := unix.Fstat(handle, &st); err != nil {
-		return nil, fmt.Errorf("unix socket %s: %w", path, err)
+	if err := unix.Fstat(b.handle, &b.st); err != nil {
+		return b, err
 	}
-	// Listening before it is reachable: a client never finds it refusing,
-	// and another binder's probe never takes it for stale.
-	if err := unix.Listen(fd, opts.Backlog); err != nil {
-		return nil, fmt.Errorf("unix socket %s: listen: %w", path, err)
+	if err := unix.Listen(b.fd, opts.Backlog); err != nil {
+		return b, fmt.Errorf("listen: %w", err)
 	}
+	return b, nil
+}
+
+// link links the socket file name of dir into place at path, which fails
+// if the name was taken meanwhile (so two binders cannot both win): then
+// it makes room once more and tries again, once. replaced says a stale
+// socket was removed from path then.
+func link(dir int, name, path string, opts Options) (replaced bool, err error) {
 	for attempt := 0; ; attempt++ {
 		err := unix.Linkat(dir, name, unix.AT_FDCWD, path, 0)
 		if err == nil {
-			break
+			return replaced, nil
 		}
 		if err != unix.EEXIST || attempt > 0 {
-			return nil, fmt.Errorf("unix socket %s: link: %w", path, err)
+			return false, fmt.Errorf("unix socket %s: link: %w", path, err)
 		}
 		// Someone put something at path since it was cleared: look
 		// again, once.
 		r, err := makeRoom(path, opts)
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		replaced = replaced || r
 	}
-	ok = true
-	return &Socket{File: os.NewFile(uintptr(fd), "unix "+path), Path: path, Replaced: replaced,
-		handle: os.NewFile(uintptr(handle), "inode "+path), dev: uint64(st.Dev), ino: st.Ino}, nil
 }
 
 // makeRoom makes room at path: nothing there, or a stale socket it removes
