@@ -142,9 +142,15 @@ func TestWatchdogKillsWhenSupervisorGone(t *testing.T) {
 }
 
 // TestWatchdogReplaced: a watchdog that dies is replaced, and the new one
-// knows every group.
+// knows every group; a Reaper with OwnChildrenOnly reaps its watchdog too.
 func TestWatchdogReplaced(t *testing.T) {
-	r := &Reaper{}
+	for _, own := range []bool{false, true} {
+		t.Run("OwnChildrenOnly="+strconv.FormatBool(own), func(t *testing.T) { testWatchdogReplaced(t, own) })
+	}
+}
+
+func testWatchdogReplaced(t *testing.T, own bool) {
+	r := &Reaper{OwnChildrenOnly: own}
 	wd, err := StartWatchdog(WatchdogOptions{Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
