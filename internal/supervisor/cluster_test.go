@@ -190,6 +190,7 @@ func TestNodeClusterDistribution(t *testing.T) {
 func testDistribution(t *testing.T, kind string) {
 	for _, policy := range []string{"rr", "none"} {
 		t.Run(policy, func(t *testing.T) {
+			t.Parallel()
 			port := freePort(t)
 			h := startNode(t, pidWorker, pidApp(kind, policy, port, 2, "1"))
 			ws := h.waitWorkers("2 ready", func(ws []WorkerInfo) bool { return len(ws) == 2 && ws[0].Ready && ws[1].Ready })

@@ -157,6 +157,7 @@ func TestSharedSocketsServeRequests(t *testing.T) {
 	t.Parallel()
 	for _, policy := range []string{"none", "rr", "reuseport"} {
 		t.Run(policy, func(t *testing.T) {
+			t.Parallel()
 			h := start(t, httpApp(policy, 3, ""))
 			ws := h.waitWorkers("3 workers", running("web", 3))
 			h.waitReady(ws)
@@ -189,6 +190,7 @@ func TestRollingUpdateUnderLoadDropsNothing(t *testing.T) {
 	t.Parallel()
 	for _, policy := range []string{"none", "reuseport"} {
 		t.Run(policy, func(t *testing.T) {
+			t.Parallel()
 			h := start(t, httpApp(policy, 2, `, VERSION: "1"`))
 			h.waitReady(h.waitWorkers("2 workers", running("web", 2)))
 			stop := make(chan struct{})
@@ -212,6 +214,7 @@ func TestKillUnderLoadRefusesNothing(t *testing.T) {
 	t.Parallel()
 	for _, policy := range []string{"none", "reuseport"} {
 		t.Run(policy, func(t *testing.T) {
+			t.Parallel()
 			h := start(t, httpApp(policy, 2, "")+"    backoff: {initial: 10ms, max: 1s}\n")
 			ws := h.waitWorkers("2 workers", running("web", 2))
 			h.waitReady(ws)
@@ -422,6 +425,7 @@ func TestListenFDsHandover(t *testing.T) {
 	t.Parallel()
 	for _, policy := range []string{"none", "reuseport"} {
 		t.Run(policy, func(t *testing.T) {
+			t.Parallel()
 			listen := `["127.0.0.1:0", "[::1]:0"]`
 			if policy == "none" {
 				listen = `["127.0.0.1:0", "unix:$DIR/w.sock"]`
