@@ -121,10 +121,14 @@ func TestWatchdogKillsWhenSupervisorGone(t *testing.T) {
 			wd.stopped = true // not replaced when it exits
 			wd.pipe.Close()
 			wd.pipe = nil
+			watchdog := wd.proc.Pid
 			wd.mu.Unlock()
 			for _, pid := range append(pids, p.Pid) {
 				waitDead(t, pid, "a worker's process")
 			}
+			// Its sweep for marked processes ends before it exits; it
+			// must not reach the next test's processes.
+			waitDead(t, watchdog, "the watchdog")
 			if withCgroup {
 				deadline := time.Now().Add(30 * time.Second)
 				for {
@@ -182,9 +186,13 @@ func testWatchdogReplaced(t *testing.T, own bool) {
 	wd.stopped = true
 	wd.pipe.Close()
 	wd.pipe = nil
+	watchdog := wd.proc.Pid
 	wd.mu.Unlock()
 	waitDead(t, left, "a process in a worker's group")
 	waitDead(t, p.Pid, "the worker")
+	// Its sweep for marked processes (this test process's, the next
+	// test's too) ends before it exits.
+	waitDead(t, watchdog, "the watchdog")
 }
 
 func testLogger(t *testing.T) *slog.Logger {
