@@ -121,10 +121,14 @@ func TestWatchdogKillsWhenSupervisorGone(t *testing.T) {
 			wd.stopped = true // not replaced when it exits
 			wd.pipe.Close()
 			wd.pipe = nil
+			watchdog := wd.proc.Pid
 			wd.mu.Unlock()
 			for _, pid := range append(pids, p.Pid) {
 				waitDead(t, pid, "a worker's process")
 			}
+			// Its sweep for marked processes ends before it exits; it
+			// must not reach the next test's processes.
+			waitDead(t, watchdog, "the watchdog")
 			if withCgroup {
 				deadline := time.Now().Add(30 * time.Second)
 				for {
@@ -142,9 +146,15 @@ func TestWatchdogKillsWhenSupervisorGone(t *testing.T) {
 }
 
 // TestWatchdogReplaced: a watchdog that dies is replaced, and the new one
-// knows every group.
+// knows every group; a Reaper with OwnChildrenOnly reaps its watchdog too.
 func TestWatchdogReplaced(t *testing.T) {
-	r := &Reaper{}
+	for _, own := range []bool{false, true} {
+		t.Run("OwnChildrenOnly="+strconv.FormatBool(own), func(t *testing.T) { testWatchdogReplaced(t, own) })
+	}
+}
+
+func testWatchdogReplaced(t *testing.T, own bool) {
+	r := &Reaper{OwnChildrenOnly: own}
 	wd, err := StartWatchdog(WatchdogOptions{Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -176,9 +186,13 @@ func TestWatchdogReplaced(t *testing.T) {
 	wd.stopped = true
 	wd.pipe.Close()
 	wd.pipe = nil
+	watchdog := wd.proc.Pid
 	wd.mu.Unlock()
 	waitDead(t, left, "a process in a worker's group")
 	waitDead(t, p.Pid, "the worker")
+	// Its sweep for marked processes (this test process's, the next
+	// test's too) ends before it exits.
+	waitDead(t, watchdog, "the watchdog")
 }
 
 func testLogger(t *testing.T) *slog.Logger {

@@ -14,7 +14,7 @@ import (
 )
 
 // Reaper starts processes and reaps every child of this process as it
-// exits. It keeps a table of the process group leaders it started: when a
+// exits (or, with OwnChildrenOnly, only the processes it started). It keeps a table of the process group leaders it started: when a
 // leader exits, whatever is left in its process group is killed before the
 // leader is reaped (a worker's group never outlives it), and
 // Process.KillGroup signals a group only while its leader is unreaped.
@@ -30,6 +30,15 @@ type Reaper struct {
 	// Watchdog, when set, is told of every leader Start starts and Run
 	// reaps, and is started anew by Run when it dies.
 	Watchdog *Watchdog
+	// OwnChildrenOnly makes Run reap only the processes Start started and
+	// the Watchdog, each by its pid, instead of every child of this
+	// process. It is for a process where something else waits for
+	// children too: several Reapers in one process (tests), a program
+	// that embeds the supervisor and runs commands of its own (exec.Cmd).
+	// The price: orphans re-parented to this process (a subreaper, or PID
+	// 1) are not reaped and stay zombies, so paddock itself leaves it
+	// false and reaps every child.
+	OwnChildrenOnly bool
 
 	mu      sync.Mutex
 	leaders map[int]*Process
@@ -166,7 +175,9 @@ func readShimError(rd *os.File, s *Spec) error {
 // re-parented orphan, and sends each to out; the watchdog's death is not
 // sent but answered with a new watchdog. It returns when ctx is done. Only
 // one Run may be active in a process, and nothing else in the process may
-// wait for children while it is.
+// wait for children while it is, unless OwnChildrenOnly is set: then Run
+// waits only for the processes r started and its watchdog, and any number
+// of such Runs (one per Reaper) and other waiters may share the process.
 func (r *Reaper) Run(ctx context.Context, out chan<- Exit) {
 	defer r.shims.Wait()
 	sigs := make(chan os.Signal, 1)
@@ -202,7 +213,7 @@ func (r *Reaper) Run(ctx context.Context, out chan<- Exit) {
 // reapOne reaps one exited child, if there is one. own says it was the
 // watchdog, which has been replaced.
 func (r *Reaper) reapOne() (ex Exit, own, ok bool) {
-	pid, err := exitedChild()
+	pid, err := r.exitedChild()
 	if err != nil || pid <= 0 {
 		return Exit{}, false, false
 	}
@@ -251,12 +262,44 @@ func (r *Reaper) reapOne() (ex Exit, own, ok bool) {
 // follows three ints is pointer-aligned.
 const sigchldPidOffset = (3*4 + unsafe.Alignof(uintptr(0)) - 1) &^ (unsafe.Alignof(uintptr(0)) - 1)
 
-// exitedChild returns the pid of a child that has exited, leaving it
-// unreaped (waitid WNOWAIT), or 0 when none has.
-func exitedChild() (int, error) {
+// exitedChild returns the pid of a child that has exited and is Run's to
+// reap, leaving it unreaped, or 0 when none has: any child, or with
+// OwnChildrenOnly one of the leaders r started or its watchdog.
+func (r *Reaper) exitedChild() (int, error) {
+	if !r.OwnChildrenOnly {
+		return peekExited(unix.P_ALL, 0)
+	}
+	// The pids are taken under the lock, peeked without it: a leader
+	// started meanwhile is peeked at the next SIGCHLD, which its exit
+	// sends.
+	r.mu.Lock()
+	pids := make([]int, 0, len(r.leaders)+1)
+	for pid := range r.leaders {
+		pids = append(pids, pid)
+	}
+	r.mu.Unlock()
+	if r.Watchdog != nil {
+		if pid := r.Watchdog.Pid(); pid > 0 {
+			pids = append(pids, pid)
+		}
+	}
+	for _, pid := range pids {
+		// An error (ECHILD: the watchdog was reaped by Watchdog.Stop)
+		// concerns that pid alone.
+		if got, err := peekExited(unix.P_PID, pid); err == nil && got == pid {
+			return pid, nil
+		}
+	}
+	return 0, nil
+}
+
+// peekExited returns the pid of a child that has exited, among those
+// waitid's idtype and id select, leaving it unreaped (waitid WNOWAIT), or
+// 0 when none has.
+func peekExited(idtype, id int) (int, error) {
 	for {
 		var info unix.Siginfo
-		err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+		err := unix.Waitid(idtype, id, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}

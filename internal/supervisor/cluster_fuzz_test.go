@@ -66,6 +66,7 @@ func FuzzClusterMessage(f *testing.F) {
 // on its IPC channel loses the channel, is stopped, and is replaced, its
 // exit 0 counting as a failure; the supervisor and the other workers go on.
 func TestGarbageFromWorkerClosesOnlyItsChannel(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 apps:
   bad:

@@ -106,6 +106,7 @@ func startNode(t *testing.T, script, manifest string) *harness {
 }
 
 func TestNodeClusterHelloWorldUnchanged(t *testing.T) {
+	t.Parallel()
 	if c, err := net.Dial("tcp", "127.0.0.1:8000"); err == nil {
 		c.Close()
 		t.Skip("port 8000 is in use on this machine")
@@ -160,7 +161,10 @@ apps:
 // forKinds runs f as a subtest for each kind of cluster worker.
 func forKinds(t *testing.T, f func(t *testing.T, kind string)) {
 	for _, kind := range kinds {
-		t.Run(kind, func(t *testing.T) { f(t, kind) })
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			f(t, kind)
+		})
 	}
 }
 
@@ -179,12 +183,14 @@ func nodeGet(c *http.Client, addr string) ([]string, error) {
 }
 
 func TestNodeClusterDistribution(t *testing.T) {
+	t.Parallel()
 	forKinds(t, testDistribution)
 }
 
 func testDistribution(t *testing.T, kind string) {
 	for _, policy := range []string{"rr", "none"} {
 		t.Run(policy, func(t *testing.T) {
+			t.Parallel()
 			port := freePort(t)
 			h := startNode(t, pidWorker, pidApp(kind, policy, port, 2, "1"))
 			ws := h.waitWorkers("2 ready", func(ws []WorkerInfo) bool { return len(ws) == 2 && ws[0].Ready && ws[1].Ready })
@@ -230,7 +236,10 @@ func testDistribution(t *testing.T, kind string) {
 	}
 }
 
-func TestNodeClusterMessagesAndIDs(t *testing.T) { forKinds(t, testMessagesAndIDs) }
+func TestNodeClusterMessagesAndIDs(t *testing.T) {
+	t.Parallel()
+	forKinds(t, testMessagesAndIDs)
+}
 
 func testMessagesAndIDs(t *testing.T, kind string) {
 	port := freePort(t)
@@ -256,7 +265,10 @@ func testMessagesAndIDs(t *testing.T, kind string) {
 	}
 }
 
-func TestNodeClusterScaleDownDisconnects(t *testing.T) { forKinds(t, testScaleDownDisconnects) }
+func TestNodeClusterScaleDownDisconnects(t *testing.T) {
+	t.Parallel()
+	forKinds(t, testScaleDownDisconnects)
+}
 
 func testScaleDownDisconnects(t *testing.T, kind string) {
 	port := freePort(t)
@@ -278,7 +290,10 @@ func testScaleDownDisconnects(t *testing.T, kind string) {
 	}
 }
 
-func TestNodeClusterRollingUpdateUnderLoad(t *testing.T) { forKinds(t, testRollingUpdateUnderLoad) }
+func TestNodeClusterRollingUpdateUnderLoad(t *testing.T) {
+	t.Parallel()
+	forKinds(t, testRollingUpdateUnderLoad)
+}
 
 func testRollingUpdateUnderLoad(t *testing.T, kind string) {
 	port := freePort(t)
@@ -309,6 +324,7 @@ func testRollingUpdateUnderLoad(t *testing.T, kind string) {
 // one, which the other tests cover: what this test checks for any worker
 // is TestDispatcherSticky's, without a Supervisor.
 func TestStickySessions(t *testing.T) {
+	t.Parallel()
 	t.Run("node", func(t *testing.T) { testStickySessions(t, "node") })
 }
 
@@ -398,6 +414,7 @@ func testStickySessions(t *testing.T, kind string) {
 // TestOnDemandSocketClosesWithItsApp: the port a cluster worker asked for
 // (not in listen:) closes once its app is removed and its workers are gone.
 func TestOnDemandSocketClosesWithItsApp(t *testing.T) {
+	t.Parallel()
 	port := freePort(t)
 	h := startNode(t, pidWorker, pidApp("go", "rr", port, 2, "1"))
 	h.waitWorkers("2 ready", func(ws []WorkerInfo) bool { return len(ws) == 2 && ws[0].Ready && ws[1].Ready })
@@ -427,6 +444,7 @@ func TestOnDemandSocketClosesWithItsApp(t *testing.T) {
 // ever), stops the worker, and replaces it: its exit 0 counts as a failure
 // for restart: on-failure.
 func TestClusterReplyToDeafWorker(t *testing.T) {
+	t.Parallel()
 	port := freePort(t)
 	h := start(t, fmt.Sprintf(`
 apps:

@@ -41,7 +41,8 @@ func TestNewDispatcherStartsNothing(t *testing.T) {
 }
 
 // TestRunWaitsForDispatchers: when Run returns, the dispatchers it started
-// for an rr app have returned too (Run's shutdown waits for each).
+// for an rr app have returned too (Run's shutdown waits for each). It does
+// not run in parallel: it counts the dispatchers of the whole process.
 func TestRunWaitsForDispatchers(t *testing.T) {
 	port := freePort(t)
 	h := start(t, pidApp("go", "rr", port, 2, "1"))

@@ -14,6 +14,7 @@ import (
 // descriptor is closed within 5 s) is marked ready, and systemd-notify
 // succeeds.
 func TestSystemdNotifyFromWorkerScript(t *testing.T) {
+	t.Parallel()
 	bin, err := exec.LookPath("systemd-notify")
 	if err != nil {
 		t.Skip("systemd-notify is not installed")

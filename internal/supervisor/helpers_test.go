@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,6 +40,13 @@ import (
 // least this generous.
 const patience = 60 * time.Second
 
+// defaultParallel is how many of these tests run at once unless -parallel
+// says otherwise. The real-process ones spend most of their time waiting
+// for workers (signals, readiness, restarts, rollouts, debounces) rather
+// than computing, so more of them than GOMAXPROCS, go test's default, fit
+// on a small machine.
+const defaultParallel = 4
+
 // The test binary doubles as the worker program: with PADDOCK_TEST_HELPER
 // set, TestMain runs a helper mode instead of the tests.
 func TestMain(m *testing.M) {
@@ -58,7 +66,18 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "subreaper:", err)
 		os.Exit(1)
 	}
+	flag.Parse()
+	if !flagSet("test.parallel") {
+		flag.Set("test.parallel", strconv.Itoa(defaultParallel))
+	}
 	goleak.VerifyTestMain(m)
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // helper runs one worker behaviour:
@@ -341,6 +360,15 @@ func start(t testing.TB, yaml string) *harness {
 	return startWith(t, yaml, nil)
 }
 
+// startReapingAll is start with the Reaper paddock itself runs, which reaps
+// every child of this process, orphans re-parented to it included. A test
+// that uses it must not call t.Parallel: it would take the exits of the
+// other tests' workers and commands.
+func startReapingAll(t testing.TB, yaml string) *harness {
+	t.Helper()
+	return startWith(t, yaml, func(_ *harness, o *Options) { o.Reaper = &procs.Reaper{} })
+}
+
 // startWatching starts a supervisor that watches its manifest file and
 // reloads it after debounce, and waits until it watches.
 func startWatching(t testing.TB, yaml string, debounce time.Duration) *harness {
@@ -381,6 +409,11 @@ func startWith(t testing.TB, yaml string, configure func(*harness, *Options)) *h
 		Logger: logger,
 		Stdout: h.out,
 		Stderr: h.out,
+		// Many supervisors run at once in this process (t.Parallel),
+		// beside the tests' own commands: each reaps its own workers
+		// alone. A test of orphan reaping sets a Reaper of its own (see
+		// startReapingAll) and does not run in parallel.
+		Reaper: &procs.Reaper{OwnChildrenOnly: true},
 		OnEvent: func(e Event) {
 			select {
 			case h.events <- e:

@@ -44,6 +44,7 @@ if (cluster.isPrimary) {
 // keep-alive's own race, which clients settle by retrying on a new
 // connection, and Node's primary has it too.
 func TestIdleKeepAliveOnRetirement(t *testing.T) {
+	t.Parallel()
 	needNode(t)
 	t.Run("paddock", func(t *testing.T) {
 		port := freePort(t)

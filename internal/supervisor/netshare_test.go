@@ -20,6 +20,7 @@ import (
 
 	"github.com/paddock-sh/paddock/internal/testkit"
 	"github.com/paddock-sh/paddock/manifest"
+	"github.com/paddock-sh/paddock/procs"
 )
 
 // listenAddr returns the address app listens on (its first), as bound.
@@ -153,8 +154,10 @@ apps:
 }
 
 func TestSharedSocketsServeRequests(t *testing.T) {
+	t.Parallel()
 	for _, policy := range []string{"none", "rr", "reuseport"} {
 		t.Run(policy, func(t *testing.T) {
+			t.Parallel()
 			h := start(t, httpApp(policy, 3, ""))
 			ws := h.waitWorkers("3 workers", running("web", 3))
 			h.waitReady(ws)
@@ -184,8 +187,10 @@ func TestSharedSocketsServeRequests(t *testing.T) {
 }
 
 func TestRollingUpdateUnderLoadDropsNothing(t *testing.T) {
+	t.Parallel()
 	for _, policy := range []string{"none", "reuseport"} {
 		t.Run(policy, func(t *testing.T) {
+			t.Parallel()
 			h := start(t, httpApp(policy, 2, `, VERSION: "1"`))
 			h.waitReady(h.waitWorkers("2 workers", running("web", 2)))
 			stop := make(chan struct{})
@@ -206,8 +211,10 @@ func TestRollingUpdateUnderLoadDropsNothing(t *testing.T) {
 }
 
 func TestKillUnderLoadRefusesNothing(t *testing.T) {
+	t.Parallel()
 	for _, policy := range []string{"none", "reuseport"} {
 		t.Run(policy, func(t *testing.T) {
+			t.Parallel()
 			h := start(t, httpApp(policy, 2, "")+"    backoff: {initial: 10ms, max: 1s}\n")
 			ws := h.waitWorkers("2 workers", running("web", 2))
 			h.waitReady(ws)
@@ -234,6 +241,7 @@ func TestKillUnderLoadRefusesNothing(t *testing.T) {
 }
 
 func TestUnixSocket(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 apps:
   web:
@@ -270,6 +278,7 @@ apps:
 }
 
 func TestBindErrorsRejectTheSet(t *testing.T) {
+	t.Parallel()
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -306,13 +315,14 @@ func TestBindErrorsRejectTheSet(t *testing.T) {
 	}
 
 	// At start-up the same error keeps anything from starting.
-	sup := New(Options{Logger: h.sup.opts.Logger})
+	sup := New(Options{Logger: h.sup.opts.Logger, Reaper: &procs.Reaper{OwnChildrenOnly: true}})
 	if err := sup.Run(context.Background(), set); err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("Run with an address in use: %v", err)
 	}
 }
 
 func TestRemovedAddressIsClosedAfterItsWorkers(t *testing.T) {
+	t.Parallel()
 	const manifest = `
 apps:
   web:
@@ -346,6 +356,7 @@ apps:
 // Python's http.server and Node's http module, each taking the socket from
 // descriptor 3.
 func TestRealServersOnInheritedSockets(t *testing.T) {
+	t.Parallel()
 	servers := []struct {
 		name, file, program, source, manifest string
 	}{
@@ -411,8 +422,10 @@ apps:
 // in `listen:` order, LISTEN_FDS, LISTEN_FDNAMES, and LISTEN_PID equal to
 // its own pid.
 func TestListenFDsHandover(t *testing.T) {
+	t.Parallel()
 	for _, policy := range []string{"none", "reuseport"} {
 		t.Run(policy, func(t *testing.T) {
+			t.Parallel()
 			listen := `["127.0.0.1:0", "[::1]:0"]`
 			if policy == "none" {
 				listen = `["127.0.0.1:0", "unix:$DIR/w.sock"]`
@@ -484,6 +497,7 @@ apps:
 // and daemon packages: it finds its sockets by name and its readiness
 // reaches paddock.
 func TestGoSystemdWorker(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 apps:
   web:

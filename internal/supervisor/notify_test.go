@@ -99,6 +99,7 @@ func waitFiles(t *testing.T, dir string, ids ...int) {
 // ready and keeps running; the worker's own READY=1, sent after, marks it
 // ready. The stranger runs as nobody when the test runs as root.
 func TestNotifyFromNonWorkerIsIgnored(t *testing.T) {
+	t.Parallel()
 	h, logs := startLogged(t, `
 apps:
   web:
@@ -165,6 +166,7 @@ apps:
 // running as root, can claim any pid, and nothing tells: see
 // notify.TestForgedCredentials.)
 func TestNotifyCannotSpeakForAnotherWorker(t *testing.T) {
+	t.Parallel()
 	dir := testkit.PublicDir(t)
 	bin, user := self(t), ""
 	if os.Geteuid() == 0 {
@@ -220,6 +222,7 @@ apps:
 // child, as `systemd-notify --ready` in a script) sends READY=1: a is
 // marked ready, never b; b's own READY=1 marks it ready after.
 func TestNotifyFromWorkersGroup(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 apps:
   a:
@@ -248,6 +251,7 @@ apps:
 // alive marks the worker ready. (The reuse itself cannot be arranged here:
 // the messages are handed to the supervisor as its notify socket would.)
 func TestNotifyFromReapedSenderIgnored(t *testing.T) {
+	t.Parallel()
 	h, logs := startLogged(t, `
 apps:
   web:

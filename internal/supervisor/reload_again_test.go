@@ -16,6 +16,7 @@ import (
 // says the manifests are valid again and what was applied, or that
 // nothing changed from the running set.
 func TestReloadSaysWhenValidAgain(t *testing.T) {
+	t.Parallel()
 	log := &testkit.Buffer{}
 	const valid = "apps:\n  web:\n    exec: $SELF\n    env: {PADDOCK_TEST_HELPER: serve}\n    instances: %s\n"
 	h := startWith(t, strings.Replace(valid, "%s", "1", 1), func(h *harness, o *Options) {

@@ -24,6 +24,7 @@ func pids(ws []WorkerInfo, app string) []int {
 }
 
 func TestReloadInvalidThenValid(t *testing.T) {
+	t.Parallel()
 	const valid = `
 apps:
   web:
@@ -67,6 +68,7 @@ apps:
 }
 
 func TestRapidEditsConverge(t *testing.T) {
+	t.Parallel()
 	const manifest = `
 apps:
   web:
@@ -120,6 +122,7 @@ apps:
 // directory through the ways manifests get changed, each checked by the
 // workers that result.
 func TestReloadOnEveryKindOfEdit(t *testing.T) {
+	t.Parallel()
 	app := func(name string, n int) string {
 		return fmt.Sprintf("apps:\n  %s:\n    exec: %s\n    instances: %d\n    env: {PADDOCK_TEST_HELPER: serve}\n", name, self(t), n)
 	}

@@ -253,6 +253,7 @@ func (h *harness) touch(name string, id int) {
 // READY=1 gets no connection while others are ready, during a rolling
 // restart and at scale-up; once ready it gets its share.
 func TestReuseportUnreadyWorkersGetNoConnection(t *testing.T) {
+	t.Parallel()
 	h := start(t, statesApp(2, `, READY_ON_FILE: "1"`))
 	ws := h.waitWorkers("2 workers", running("web", 2))
 	for _, w := range ws {
@@ -305,6 +306,7 @@ func TestReuseportUnreadyWorkersGetNoConnection(t *testing.T) {
 // TestReuseportRetiringWorkerGetsNoNewConnection: a worker told to stop
 // that keeps accepting gets no connection made after the stopping event.
 func TestReuseportRetiringWorkerGetsNoNewConnection(t *testing.T) {
+	t.Parallel()
 	h := start(t, statesApp(2, `, ON_TERM: retire`))
 	// Let every worker go when the test ends (its shutdown included).
 	t.Cleanup(func() {
@@ -345,6 +347,7 @@ func TestReuseportRetiringWorkerGetsNoNewConnection(t *testing.T) {
 // naming the path, and the server's socket stays; a stale socket file is
 // replaced; a regular file is left alone.
 func TestUnixListenLiveSocketIsNotTakenOver(t *testing.T) {
+	t.Parallel()
 	h := start(t, httpApp("none", 1, ""))
 	h.waitWorkers("1 worker", running("web", 1))
 	unixApp := func(path string) string {
@@ -391,6 +394,7 @@ func TestUnixListenLiveSocketIsNotTakenOver(t *testing.T) {
 // under reuseport: each gets a socket of its own in the group, both serve,
 // and a rolling update under load fails no request.
 func TestClusterReuseport(t *testing.T) {
+	t.Parallel()
 	forKinds(t, func(t *testing.T, kind string) {
 		port := freePort(t)
 		h := startNode(t, pidWorker, pidApp(kind, "reuseport", port, 2, "1"))
@@ -449,6 +453,7 @@ process.on('message', (m) => {
 // closes its server (cluster's close) gets no further connection on that
 // address: its socket leaves the group although the worker lives on.
 func TestClusterReuseportClosedServerLeavesTheGroup(t *testing.T) {
+	t.Parallel()
 	port := freePort(t)
 	h := startNode(t, closingWorker, fmt.Sprintf(`
 apps:

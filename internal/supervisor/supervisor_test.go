@@ -18,6 +18,7 @@ import (
 )
 
 func TestSpawnsInstances(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 apps:
   web:
@@ -56,6 +57,8 @@ apps:
 	}
 }
 
+// TestEnvVariablesForSupervisorAreNotInherited does not run in parallel:
+// it sets the process's environment (t.Setenv).
 func TestEnvVariablesForSupervisorAreNotInherited(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", "/run/systemd/notify")
 	t.Setenv("LISTEN_FDS", "2")
@@ -96,6 +99,9 @@ apps:
 	}
 }
 
+// TestKillTimeoutKillsWorkerAndGrandchild does not run in parallel: the
+// grandchild, re-parented to this process, is reaped only by a Reaper that
+// reaps every child.
 func TestKillTimeoutKillsWorkerAndGrandchild(t *testing.T) {
 	const manifestFmt = `
 apps:
@@ -105,7 +111,7 @@ apps:
     env: {PADDOCK_TEST_HELPER: ignore-term, PIDFILE: $DIR/grandchild.pid}
     killTimeout: 300ms
 `
-	h := start(t, fmt.Sprintf(manifestFmt, 1))
+	h := startReapingAll(t, fmt.Sprintf(manifestFmt, 1))
 	ws := h.waitWorkers("1 worker", running("stubborn", 1))
 	grandchild := readPID(t, filepath.Join(h.dir, "grandchild.pid"))
 	if !alive(grandchild) {
@@ -128,8 +134,10 @@ apps:
 	h.waitWorkers("no workers", func(ws []WorkerInfo) bool { return len(ws) == 0 })
 }
 
+// TestOrphanedGrandchildIsReaped does not run in parallel: its supervisor
+// reaps every child of this process, as paddock does.
 func TestOrphanedGrandchildIsReaped(t *testing.T) {
-	h := start(t, `
+	h := startReapingAll(t, `
 apps:
   parent:
     exec: $SELF
@@ -144,6 +152,9 @@ apps:
 	waitGone(t, orphan, "orphaned grandchild")
 }
 
+// TestNoUnexpectedDescriptorsInWorkers does not run in parallel: the
+// descriptor it leaks on purpose, inheritable until CloseOnExecInherited,
+// would reach the workers that other tests start meanwhile.
 func TestNoUnexpectedDescriptorsInWorkers(t *testing.T) {
 	// A descriptor the supervisor holds without close-on-exec must not reach
 	// a worker; neither must the supervisor's own (pipes, epoll).
@@ -182,6 +193,7 @@ apps:
 }
 
 func TestSilentOutputIsPrefixedPerLine(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 apps:
   talk:
@@ -213,6 +225,7 @@ apps:
 }
 
 func TestStartFailureIsRetriedWithBackoff(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	prog := filepath.Join(dir, "prog")
 	if err := os.WriteFile(prog, []byte("#!/bin/sh\nexec sleep 60\n"), 0o755); err != nil {
@@ -259,6 +272,7 @@ func startSet(t *testing.T, set *manifest.Set) *harness {
 }
 
 func TestRunsAsUser(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("running workers as another user needs root")
 	}
@@ -292,6 +306,7 @@ apps:
 // output with two copiers; a copier is forgotten once its worker's pipes
 // close, so that a crash-looping silent worker does not grow paddock.
 func TestOutputCopiersDoNotPileUp(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 apps:
   loud:
