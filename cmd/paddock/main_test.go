@@ -5,12 +5,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -27,20 +25,6 @@ var paddockBin string
 // happen: only a failure makes a wait that long, however slow or loaded the
 // machine. No test asserts on elapsed time.
 const patience = testkit.Patience
-
-// defaultParallel is how many of these tests run at once unless -parallel
-// says otherwise. They spend most of their time waiting for paddock and
-// its workers (signals, restarts, rollouts) rather than computing, so more
-// of them than GOMAXPROCS, go test's default, fit on a small machine. Each
-// has its own manifests, control socket, ports and processes.
-const defaultParallel = 4
-
-// flagSet reports whether the flag name was given on the command line.
-func flagSet(name string) bool {
-	set := false
-	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
-}
 
 func TestMain(m *testing.M) {
 	// The test binary doubles as a worker program (survivors_test.go).
@@ -63,10 +47,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building paddock:", err)
 		os.Exit(1)
 	}
-	flag.Parse()
-	if !flagSet("test.parallel") {
-		flag.Set("test.parallel", strconv.Itoa(defaultParallel))
-	}
+	testkit.ParseFlags(testkit.DefaultParallel)
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

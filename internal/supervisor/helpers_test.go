@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,13 +39,6 @@ import (
 // least this generous.
 const patience = 60 * time.Second
 
-// defaultParallel is how many of these tests run at once unless -parallel
-// says otherwise. The real-process ones spend most of their time waiting
-// for workers (signals, readiness, restarts, rollouts, debounces) rather
-// than computing, so more of them than GOMAXPROCS, go test's default, fit
-// on a small machine.
-const defaultParallel = 4
-
 // The test binary doubles as the worker program: with PADDOCK_TEST_HELPER
 // set, TestMain runs a helper mode instead of the tests.
 func TestMain(m *testing.M) {
@@ -66,18 +58,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "subreaper:", err)
 		os.Exit(1)
 	}
-	flag.Parse()
-	if !flagSet("test.parallel") {
-		flag.Set("test.parallel", strconv.Itoa(defaultParallel))
-	}
+	testkit.ParseFlags(testkit.DefaultParallel)
 	goleak.VerifyTestMain(m)
-}
-
-// flagSet reports whether the flag name was given on the command line.
-func flagSet(name string) bool {
-	set := false
-	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
 }
 
 // helper runs one worker behaviour:
