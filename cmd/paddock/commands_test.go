@@ -271,7 +271,7 @@ func startEchoWorkers(t *testing.T, sock string) []int {
 	t.Helper()
 	dir := t.TempDir()
 	script := filepath.Join(dir, "echo.js")
-	os.WriteFile(script, []byte(`
+	testkit.WriteFile(script, []byte(`
 process.on('message', (m) => console.log('got ' + JSON.stringify(m)));
 process.on('SIGUSR2', () => console.log('usr2 in ' + process.env.PADDOCK_WORKER_ID));
 console.error('started ' + process.env.PADDOCK_WORKER_ID);

@@ -169,7 +169,7 @@ func TestStatusScaleReloadDiff(t *testing.T) {
 	}
 
 	// A manifest change that leaves instances alone keeps the override.
-	os.WriteFile(manifest, []byte(strings.Replace(fmt.Sprintf(sleepers, 2), "[1000]", "[1001]", 1)), 0o644)
+	testkit.WriteFile(manifest, []byte(strings.Replace(fmt.Sprintf(sleepers, 2), "[1000]", "[1001]", 1)), 0o644)
 	out, _, code := cli(t, sock, "diff", manifest)
 	if code != 1 || !strings.Contains(out, "~ web: updated (rolling update) for args") || strings.Contains(out, "scaled") {
 		t.Errorf("diff of an args change: exit %d, %q", code, out)
@@ -186,7 +186,7 @@ func TestStatusScaleReloadDiff(t *testing.T) {
 	}
 
 	// A change of the manifest's instances drops the override.
-	os.WriteFile(manifest, []byte(strings.Replace(fmt.Sprintf(sleepers, 1), "[1000]", "[1001]", 1)), 0o644)
+	testkit.WriteFile(manifest, []byte(strings.Replace(fmt.Sprintf(sleepers, 1), "[1000]", "[1001]", 1)), 0o644)
 	out, _, code = cli(t, sock, "diff", "--json", manifest)
 	var diff control.ChangesResponse
 	if err := json.Unmarshal([]byte(out), &diff); err != nil || code != 1 || len(diff.Changes) != 1 ||
@@ -211,7 +211,7 @@ func checkRejectedCommands(t *testing.T, sock, manifest string) {
 	// Invalid manifests: diff exits 2, reload 1 with file:line:col, and
 	// nothing running changes.
 	before := liveWorkers(statusOf(t, sock), "web")
-	os.WriteFile(manifest, []byte("apps:\n  web:\n    exec: /bin/sleep\n    instances: lots\n"), 0o644)
+	testkit.WriteFile(manifest, []byte("apps:\n  web:\n    exec: /bin/sleep\n    instances: lots\n"), 0o644)
 	_, errOut, code := cli(t, sock, "diff", manifest)
 	if code != 2 || !strings.Contains(errOut, manifest+":4:16: apps.web.instances") {
 		t.Errorf("diff of an invalid manifest: exit %d, %q", code, errOut)

@@ -116,7 +116,7 @@ func TestRestartWait(t *testing.T) {
 	sock := socketPath(t)
 	dir := t.TempDir()
 	ok := filepath.Join(dir, "ok")
-	os.WriteFile(ok, nil, 0o644)
+	testkit.WriteFile(ok, nil, 0o644)
 	// Ready (READY=1 over NOTIFY_SOCKET) while the file "ok" exists; else
 	// the worker exits at once, before it is ready, which stalls a
 	// rolling restart whatever the machine's speed. Ready ones have all

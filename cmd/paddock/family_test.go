@@ -75,7 +75,7 @@ func helper(mode string) {
 		select {}
 	case "stubborn":
 		signal.Ignore(syscall.SIGTERM)
-		if err := os.WriteFile(os.Getenv("READY"), nil, 0o644); err != nil {
+		if err := testkit.WriteFile(os.Getenv("READY"), nil, 0o644); err != nil {
 			os.Exit(24)
 		}
 		select {}

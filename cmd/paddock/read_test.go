@@ -79,7 +79,7 @@ func runBounded(t *testing.T, args ...string) (stderr string, code int) {
 func manifestDir(t *testing.T, instances int) string {
 	t.Helper()
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "good.yaml"), []byte(fmt.Sprintf(sleepers, instances)), 0o644); err != nil {
+	if err := testkit.WriteFile(filepath.Join(dir, "good.yaml"), []byte(fmt.Sprintf(sleepers, instances)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -169,7 +169,7 @@ func TestFIFOInWatchedDirectory(t *testing.T) {
 			if err := os.Remove(fifo); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(filepath.Join(dir, "good.yaml"), []byte(fmt.Sprintf(sleepers, 2)), 0o644); err != nil {
+			if err := testkit.WriteFile(filepath.Join(dir, "good.yaml"), []byte(fmt.Sprintf(sleepers, 2)), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -36,7 +35,7 @@ apps:
 			if mode == "watch" {
 				testkit.WaitFor(t, "the watching event", func() bool { return r.logged("watching") })
 			}
-			if err := os.WriteFile(path, []byte(fmt.Sprintf(manifestFmt, 3)), 0o644); err != nil {
+			if err := testkit.WriteFile(path, []byte(fmt.Sprintf(manifestFmt, 3)), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			if mode == "sighup" {

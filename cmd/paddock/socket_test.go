@@ -116,7 +116,7 @@ func TestStaleSocketReplacedLiveSocketRefused(t *testing.T) {
 
 	// Anything that is not a socket is left alone.
 	file := filepath.Join(t.TempDir(), "file")
-	os.WriteFile(file, []byte("keep me"), 0o644)
+	testkit.WriteFile(file, []byte("keep me"), 0o644)
 	out, err := exec.Command(paddockBin, "run", "--socket", file, manifest).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "exists and is not a socket") {
 		t.Errorf("a regular file as socket path: %v\n%s", err, out)
@@ -166,7 +166,7 @@ func TestSocketOfAnotherUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	manifest := filepath.Join(dir, "paddock.yaml")
-	os.WriteFile(manifest, []byte(fmt.Sprintf(sleepers, 1)), 0o644)
+	testkit.WriteFile(manifest, []byte(fmt.Sprintf(sleepers, 1)), 0o644)
 	sock := filepath.Join(dir, "control.sock")
 
 	// A supervisor run by nobody.

@@ -30,7 +30,7 @@ func TestUserWithListenWhenUserCannotExecutePaddock(t *testing.T) {
 	}
 	bin := testkit.CopyFile(t, paddockBin, filepath.Join(private, "paddock"), 0o700)
 	prog := filepath.Join(private, "prog")
-	if err := os.WriteFile(prog, []byte("#!/bin/sh\nexec sleep 3600\n"), 0o755); err != nil {
+	if err := testkit.WriteFile(prog, []byte("#!/bin/sh\nexec sleep 3600\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	manifest := writeManifest(t, fmt.Sprintf(`

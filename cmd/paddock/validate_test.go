@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -36,7 +35,7 @@ func TestValidateListenInUse(t *testing.T) {
 	staleSock := filepath.Join(dir, "stale.sock")
 	testkit.StaleUnixSocket(t, staleSock)
 	notSock := filepath.Join(dir, "file.sock")
-	if err := os.WriteFile(notSock, nil, 0o644); err != nil {
+	if err := testkit.WriteFile(notSock, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	freeSock := filepath.Join(dir, "free.sock")
@@ -94,7 +93,7 @@ func TestValidateNoShebang(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	script := filepath.Join(dir, "serve.sh")
-	if err := os.WriteFile(script, []byte("echo serving\n"), 0o755); err != nil {
+	if err := testkit.WriteFile(script, []byte("echo serving\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	m := writeManifest(t, "apps:\n  web:\n    exec: "+script+"\n")
@@ -105,13 +104,13 @@ func TestValidateNoShebang(t *testing.T) {
 	}
 
 	// With the #! line, or an interpreter, it validates.
-	if err := os.WriteFile(script, []byte("#!/bin/sh\necho serving\n"), 0o755); err != nil {
+	if err := testkit.WriteFile(script, []byte("#!/bin/sh\necho serving\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if stdout, stderr, code := runCommand(t, exec.Command(paddockBin, "validate", m)); code != 0 {
 		t.Errorf("with #!: exit code %d, stdout %q, stderr:\n%s", code, stdout, stderr)
 	}
-	if err := os.WriteFile(script, []byte("echo serving\n"), 0o755); err != nil {
+	if err := testkit.WriteFile(script, []byte("echo serving\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	m2 := writeManifest(t, "apps:\n  web:\n    exec: "+script+"\n    execPath: sh\n")

@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"github.com/paddock-sh/paddock/internal/ipc"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // helloWorld is the cluster example of Node's documentation, unchanged.
@@ -96,7 +97,7 @@ func startNode(t *testing.T, script, manifest string) *harness {
 	t.Helper()
 	needNode(t)
 	h := startWith(t, "", nil)
-	if err := os.WriteFile(filepath.Join(h.dir, "server.js"), []byte(script), 0o644); err != nil {
+	if err := testkit.WriteFile(filepath.Join(h.dir, "server.js"), []byte(script), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.sup.Apply(context.Background(), load(t, h.dir, manifest)); err != nil {

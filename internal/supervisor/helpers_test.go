@@ -291,7 +291,7 @@ func stamp(what string) {
 }
 
 func writePID(pid int) {
-	if err := os.WriteFile(os.Getenv("PIDFILE"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+	if err := testkit.WriteFile(os.Getenv("PIDFILE"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
 		os.Exit(4)
 	}
 }
@@ -327,7 +327,7 @@ func load(t testing.TB, dir, yaml string) *manifest.Set {
 	t.Helper()
 	path := filepath.Join(dir, "paddock.yaml")
 	yaml = strings.NewReplacer("$SELF", self(t), "$DIR", dir).Replace(yaml)
-	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+	if err := testkit.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	set, err := manifest.Load([]string{path}, manifest.CurrentHost())
@@ -371,7 +371,7 @@ func (h *harness) write(yaml string) {
 	h.t.Helper()
 	yaml = strings.NewReplacer("$SELF", self(h.t), "$DIR", h.dir).Replace(yaml)
 	tmp := filepath.Join(h.dir, ".paddock.yaml.tmp")
-	if err := os.WriteFile(tmp, []byte(yaml), 0o644); err != nil {
+	if err := testkit.WriteFile(tmp, []byte(yaml), 0o644); err != nil {
 		h.t.Fatal(err)
 	}
 	if err := os.Rename(tmp, filepath.Join(h.dir, "paddock.yaml")); err != nil {

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // keepAliveWorker answers "<pid>" and keeps idle connections open for ten
@@ -70,7 +72,7 @@ apps:
 		port := freePort(t)
 		dir := t.TempDir()
 		script := filepath.Join(dir, "server.js")
-		if err := os.WriteFile(script, []byte(keepAliveWorker), 0o644); err != nil {
+		if err := testkit.WriteFile(script, []byte(keepAliveWorker), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		primary := exec.Command("node", script)

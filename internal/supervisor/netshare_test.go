@@ -383,7 +383,7 @@ srv.serve_forever()
 				t.Skipf("%s is not installed", srv.program)
 			}
 			dir := t.TempDir()
-			if err := os.WriteFile(filepath.Join(dir, srv.file), []byte(srv.source), 0o644); err != nil {
+			if err := testkit.WriteFile(filepath.Join(dir, srv.file), []byte(srv.source), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			h := startSet(t, load(t, dir, fmt.Sprintf(`

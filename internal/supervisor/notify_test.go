@@ -200,7 +200,7 @@ apps:
 	ws := h.waitWorkers("a and b running", readyOf(map[string]bool{"a": false, "b": false}))
 	a, b := workerOf(t, ws, "a"), workerOf(t, ws, "b")
 	waitFiles(t, readyDir, a.ID, b.ID) // their SIGUSR1 handlers are in place
-	if err := os.WriteFile(claim, []byte(strconv.Itoa(b.PID)), 0o644); err != nil {
+	if err := testkit.WriteFile(claim, []byte(strconv.Itoa(b.PID)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := syscall.Kill(a.PID, syscall.SIGUSR1); err != nil {

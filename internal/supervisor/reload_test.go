@@ -11,6 +11,8 @@ import (
 
 	"github.com/paddock-sh/paddock/internal/watch"
 	"github.com/paddock-sh/paddock/manifest"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 func pids(ws []WorkerInfo, app string) []int {
@@ -139,7 +141,7 @@ func TestReloadOnEveryKindOfEdit(t *testing.T) {
 		if err := os.Mkdir(filepath.Join(cm, v), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(cm, v, "web.yaml"), []byte(content), 0o644); err != nil {
+		if err := testkit.WriteFile(filepath.Join(cm, v, "web.yaml"), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		old, _ := os.Readlink(filepath.Join(cm, "..data"))
@@ -177,13 +179,13 @@ func TestReloadOnEveryKindOfEdit(t *testing.T) {
 	}{
 		{"ConfigMap ..data swap", func() { swap(app("web", 2)) }, count("web", 2)},
 		{"file added", func() {
-			if err := os.WriteFile(filepath.Join(cm, "api.yaml"), []byte(app("api", 1)), 0o644); err != nil {
+			if err := testkit.WriteFile(filepath.Join(cm, "api.yaml"), []byte(app("api", 1)), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}, func(ws []WorkerInfo) bool { return count("web", 2)(ws) && count("api", 1)(ws) }},
 		{"atomic rename", func() {
 			tmp := filepath.Join(cm, ".api.yaml.tmp")
-			if err := os.WriteFile(tmp, []byte(app("api", 3)), 0o644); err != nil {
+			if err := testkit.WriteFile(tmp, []byte(app("api", 3)), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			if err := os.Rename(tmp, filepath.Join(cm, "api.yaml")); err != nil {

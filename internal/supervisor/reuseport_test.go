@@ -243,7 +243,7 @@ func (h *harness) waitFile(name string, id int) {
 
 func (h *harness) touch(name string, id int) {
 	h.t.Helper()
-	if err := os.WriteFile(filepath.Join(h.dir, name+"."+strconv.Itoa(id)), nil, 0o644); err != nil {
+	if err := testkit.WriteFile(filepath.Join(h.dir, name+"."+strconv.Itoa(id)), nil, 0o644); err != nil {
 		h.t.Fatal(err)
 	}
 }
@@ -372,7 +372,7 @@ func TestUnixListenLiveSocketIsNotTakenOver(t *testing.T) {
 	}
 
 	file := filepath.Join(h.dir, "file.sock")
-	os.WriteFile(file, []byte("keep me"), 0o644)
+	testkit.WriteFile(file, []byte("keep me"), 0o644)
 	if _, err := h.sup.Apply(context.Background(), load(t, h.dir, unixApp(file))); err == nil || !strings.Contains(err.Error(), file) {
 		t.Fatalf("applying a manifest that lists a regular file: %v", err)
 	}

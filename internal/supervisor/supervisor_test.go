@@ -228,7 +228,7 @@ func TestStartFailureIsRetriedWithBackoff(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	prog := filepath.Join(dir, "prog")
-	if err := os.WriteFile(prog, []byte("#!/bin/sh\nexec sleep 60\n"), 0o755); err != nil {
+	if err := testkit.WriteFile(prog, []byte("#!/bin/sh\nexec sleep 60\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	set := load(t, dir, `

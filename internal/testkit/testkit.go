@@ -12,8 +12,10 @@ package testkit
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -77,4 +79,17 @@ func (b *Buffer) WaitFor(t testing.TB, want string) {
 		}
 		time.Sleep(pollInterval)
 	}
+}
+
+// WriteFile is os.WriteFile for a test whose process starts other
+// processes at the same time (parallel tests, a supervisor's workers): it
+// holds syscall.ForkLock while the file is open, so that no process forked
+// meanwhile inherits the open descriptor. A child holds its parent's
+// descriptors from fork until exec closes them, and during that moment
+// the file counts as open for writing: paddock's manifest reader, which
+// refuses a file a writer still has open, would refuse it.
+func WriteFile(name string, data []byte, perm os.FileMode) error {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	return os.WriteFile(name, data, perm)
 }
