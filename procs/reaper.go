@@ -14,8 +14,9 @@ import (
 )
 
 // Reaper starts processes and reaps every child of this process as it
-// exits (or, with OwnChildrenOnly, only the processes it started). It keeps a table of the process group leaders it started: when a
-// leader exits, whatever is left in its process group is killed before the
+// exits (or, with OwnChildrenOnly, only the processes it started). It
+// keeps a table of the process group leaders it started: when a leader
+// exits, whatever is left in its process group is killed before the
 // leader is reaped (a worker's group never outlives it), and
 // Process.KillGroup signals a group only while its leader is unreaped.
 //

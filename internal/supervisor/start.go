@@ -237,25 +237,25 @@ func (o *owner) markReady(w *worker) {
 		Delay: w.ReadyAt.Sub(w.startedAt)})
 }
 
-// startFailureDetail describes a start failure for an exit event.
-func startFailureDetail(err error) string {
-	detail := "start failed: " + err.Error()
-	if hint := startErrorHint(err); hint != "" {
-		detail += "; " + hint
-	}
-	return detail
-}
-
 // startFailed reports that w could not start (err says why) and applies
 // its restart policy, as to an exit.
 func (o *owner) startFailed(w *worker, err error, now time.Time) {
-	o.opts.Logger.Error("start failed", "app", w.App, "worker", w.ID, "err", err)
-	o.emit(Event{Type: EventExit, App: w.App, Worker: w.ID, Generation: w.Generation, ExitCode: -1,
-		StartFailed: true, StartErr: o.startError(w, err), Detail: startFailureDetail(err)})
+	ev := Event{Type: EventExit, App: w.App, Worker: w.ID, Generation: w.Generation, ExitCode: -1}
+	o.markStartFailed(&ev, w, err)
+	o.emit(ev)
 	o.afterExit(w, false, 0, now)
 }
 
-// startError wraps err, why w could not start, in a *StartError.
-func (o *owner) startError(w *worker, err error) *StartError {
-	return &StartError{App: w.App, Worker: w.ID, Program: w.app.Resolved.Path, Err: err}
+// markStartFailed logs that w could not start (err says why), before it
+// forked or in the exec shim, and makes ev, w's exit event, say so: a
+// *StartError naming the program, and a detail with a hint when there is
+// one.
+func (o *owner) markStartFailed(ev *Event, w *worker, err error) {
+	o.opts.Logger.Error("start failed", "app", w.App, "worker", w.ID, "err", err)
+	ev.StartFailed = true
+	ev.StartErr = &StartError{App: w.App, Worker: w.ID, Program: w.app.Resolved.Path, Err: err}
+	ev.Detail = "start failed: " + err.Error()
+	if hint := startErrorHint(err); hint != "" {
+		ev.Detail += "; " + hint
+	}
 }

@@ -76,8 +76,7 @@ func (o *owner) handleExit(ex procs.Exit) {
 	if ex.StartErr != nil {
 		// The exec shim could not execute the program: a start failure,
 		// reported as such, naming the program.
-		o.opts.Logger.Error("start failed", "app", w.App, "worker", w.ID, "err", ex.StartErr)
-		ev.StartFailed, ev.StartErr, ev.Detail = true, o.startError(w, ex.StartErr), startFailureDetail(ex.StartErr)
+		o.markStartFailed(&ev, w, ex.StartErr)
 	}
 	o.emit(ev)
 	w.pid = 0
