@@ -318,6 +318,10 @@ func TestReloadWhileWriterHoldsFile(t *testing.T) {
 	})
 	before := h.waitWorkers("web and api", func(ws []WorkerInfo) bool { return len(ws) == 2 })
 	path := filepath.Join(h.dir, "paddock.yaml")
+	// No process a parallel test forks may inherit the writer's
+	// descriptor and hold it past Close (nothing here forks meanwhile).
+	release := sync.OnceFunc(testkit.HoldForks())
+	defer release()
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -344,6 +348,7 @@ func TestReloadWhileWriterHoldsFile(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
+	release()
 	changes, err := h.sup.Reload(context.Background())
 	if err != nil || len(changes) != 1 || changes[0].String() != "api: updated (env.VERSION)" {
 		t.Fatalf("reload once the writer closed the file: %v %v", changes, err)

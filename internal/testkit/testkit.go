@@ -81,15 +81,23 @@ func (b *Buffer) WaitFor(t testing.TB, want string) {
 	}
 }
 
-// WriteFile is os.WriteFile for a test whose process starts other
-// processes at the same time (parallel tests, a supervisor's workers): it
-// holds syscall.ForkLock while the file is open, so that no process forked
-// meanwhile inherits the open descriptor. A child holds its parent's
-// descriptors from fork until exec closes them, and during that moment
-// the file counts as open for writing: paddock's manifest reader, which
-// refuses a file a writer still has open, would refuse it.
-func WriteFile(name string, data []byte, perm os.FileMode) error {
+// HoldForks keeps this process from forking until release is called: a
+// test that holds a file open for writing calls it before opening the file
+// and releases after closing it. A child holds its parent's descriptors
+// from fork until exec closes them, and during that moment the file counts
+// as open for writing: paddock's manifest reader, which refuses a file a
+// writer still has open, would refuse it after the test closed it. While
+// it holds them, the test must not wait for anything that forks (a worker
+// starting), or both wait for ever.
+func HoldForks() (release func()) {
 	syscall.ForkLock.RLock()
-	defer syscall.ForkLock.RUnlock()
+	return syscall.ForkLock.RUnlock
+}
+
+// WriteFile is os.WriteFile for a test whose process starts other
+// processes at the same time (parallel tests, a supervisor's workers): no
+// process forked meanwhile inherits the open descriptor (see HoldForks).
+func WriteFile(name string, data []byte, perm os.FileMode) error {
+	defer HoldForks()()
 	return os.WriteFile(name, data, perm)
 }
