@@ -819,7 +819,8 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 			f.app.Listen = append(f.app.Listen, l)
 		}
 	},
-	"group": setString(func(a *App) *string { return &a.Group }),
+	"group":       setString(func(a *App) *string { return &a.Group }),
+	"healthCheck": decodeHealthCheck,
 }
 
 // appFieldNames lists the fields of an app, for suggestions.

@@ -786,6 +786,10 @@ func TestGeneration(t *testing.T) {
 		"Resolved":         {func(a *manifest.App) { a.Resolved.Credential = &manifest.Credential{Uid: 5, Gid: 5} }, true},
 		"Source":           {func(a *manifest.App) { a.Source.Line = 20 }, false},
 		"Pos":              {func(a *manifest.App) { a.Pos["exec"] = manifest.Pos{File: "m.yaml", Line: 30, Col: 11} }, false},
+		// A probe's port: worker gives the workers a descriptor and
+		// variables of their own; every other setting rolls too, as
+		// killTimeout does, so that one generation has one probe.
+		"HealthCheck": {func(a *manifest.App) { a.HealthCheck = &manifest.HealthCheck{TCP: &manifest.TCPProbe{}} }, true},
 	}
 	typ := reflect.TypeFor[manifest.App]()
 	for i := range typ.NumField() {

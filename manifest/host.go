@@ -151,6 +151,10 @@ func resolve(a *App, host Host, l *errorList) (Resolved, bool) {
 		r.Argv = append([]string{p}, a.Args...)
 	}
 
+	if r.HealthExec = resolveHealth(a, base, pathEnv, l); a.HealthCheck.Kind() == ProbeExec && r.HealthExec == nil {
+		ok = false
+	}
+
 	if a.User != "" {
 		if host.Euid != 0 {
 			l.add(a.posOf("user"), field+".user", "running workers as another user needs the supervisor to run as root (it runs as uid %d)", host.Euid)

@@ -68,10 +68,15 @@ const (
 	ReadinessListening = "listening"
 	// ReadinessNotify: once it sent READY=1 to $NOTIFY_SOCKET (sd_notify).
 	ReadinessNotify = "notify"
+	// ReadinessHTTP, ReadinessTCP, ReadinessExec: at the first pass of
+	// the app's healthCheck, which must be of that kind.
+	ReadinessHTTP = ProbeHTTP
+	ReadinessTCP  = ProbeTCP
+	ReadinessExec = ProbeExec
 )
 
 // ReadinessModes lists the accepted values of App.Readiness.
-var ReadinessModes = []string{ReadinessOnline, ReadinessListening, ReadinessNotify}
+var ReadinessModes = []string{ReadinessOnline, ReadinessListening, ReadinessNotify, ReadinessHTTP, ReadinessTCP, ReadinessExec}
 
 // Restart policies.
 const (
@@ -183,8 +188,9 @@ type App struct {
 	// Group overrides User's primary group (name or gid). Requires User.
 	Group string `yaml:"group"`
 	// Readiness says when a new worker counts as ready: online (its
-	// process started), listening (it reported listening) or notify (it
-	// sent READY=1 to $NOTIFY_SOCKET). Default online. Rolling updates wait
+	// process started), listening (it reported listening), notify (it
+	// sent READY=1 to $NOTIFY_SOCKET), or http, tcp or exec (its
+	// healthCheck, of that kind, passed once). Default online. Rolling updates wait
 	// for readiness before retiring an old worker.
 	Readiness string `yaml:"readiness"`
 	// ReadyTimeout is how long a new worker of a rolling update may take to
@@ -208,6 +214,11 @@ type App struct {
 	// workers, kept open across restarts and rolling updates and handed to
 	// workers as LISTEN_FDS descriptors (3, 4, ...) in this order.
 	Listen []Listen `yaml:"listen"`
+	// HealthCheck, when set, probes every worker while it runs, and
+	// replaces one that fails too many probes in a row (a new worker
+	// first). A readiness of http, tcp or exec waits for its first pass.
+	// Nil: no probe.
+	HealthCheck *HealthCheck `yaml:"healthCheck"`
 
 	// Resolved holds what CheckHost derived from the fields above: the
 	// program to execute and the credentials. It is zero until CheckHost
@@ -308,6 +319,9 @@ type Resolved struct {
 	// Credential is set when User is: the uid, gid and supplementary groups
 	// to run as.
 	Credential *Credential
+	// HealthExec is the argument vector of the app's exec probe, its
+	// program resolved as Path is; nil without an exec probe.
+	HealthExec []string
 }
 
 // Credential is a user identity to run workers as.

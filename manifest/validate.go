@@ -70,6 +70,7 @@ func Validate(apps []*App) (*Set, error) {
 		if len(a.ExecArgv) > 0 && interpreter(a) == "" {
 			l.add(a.posOf("execArgv"), field+".execArgv", "interpreter arguments need an interpreter: set execPath, or use args")
 		}
+		validateHealth(a, &l)
 	}
 	return set, l.err()
 }
