@@ -103,6 +103,13 @@ type Worker struct {
 	// own way.
 	KillSignal  string
 	KillTimeout time.Duration
+	// Replace, when not empty, says why a Running worker of the current
+	// generation must be replaced (a failed health check, memory above
+	// its limit, a missed watchdog): it is replaced new first, like an
+	// old worker of a rolling update — a new worker starts within the
+	// app's maxSurge, and the marked one is stopped once enough new
+	// workers are available. Until then it keeps serving.
+	Replace string
 }
 
 // Name returns "app/id".
@@ -277,6 +284,9 @@ func planApp(r *Result, spec AppSpec, wanted bool, ws []Worker, now time.Time) {
 	if !wanted {
 		return
 	}
+	// Marked workers do not count toward Instances: they are on their way
+	// out, like old ones, and go once their replacements are available.
+	current, sick := splitReplaced(current)
 	current = scaleDown(r, spec, current)
 	for _, w := range current {
 		if w.Phase != Backoff {
@@ -289,12 +299,36 @@ func planApp(r *Result, spec AppSpec, wanted bool, ws []Worker, now time.Time) {
 		r.Actions = append(r.Actions, Start{App: spec.Name, Generation: spec.Generation, Restarts: w.Restarts, Replaces: w.ID})
 	}
 	if len(old) == 0 && !spec.RollingOut {
-		for i := len(current); i < spec.Instances; i++ {
-			r.Actions = append(r.Actions, Start{App: spec.Name, Generation: spec.Generation})
+		if len(sick) == 0 {
+			for i := len(current); i < spec.Instances; i++ {
+				r.Actions = append(r.Actions, Start{App: spec.Name, Generation: spec.Generation})
+			}
+			return
 		}
+		// Replacing marked workers is not a rolling update: it is not
+		// reported as one, and does not stall.
+		replace(r, spec, current, sick, now)
 		return
 	}
-	rollout(r, spec, current, old, now)
+	// During a rolling update, a marked worker goes like an old one.
+	st := replace(r, spec, current, append(old, sick...), now)
+	if r.Rollouts == nil {
+		r.Rollouts = map[string]RolloutStatus{}
+	}
+	r.Rollouts[spec.Name] = st
+}
+
+// splitReplaced separates the running workers marked Replace from the
+// others, keeping the order.
+func splitReplaced(current []Worker) (keep, marked []Worker) {
+	for _, w := range current {
+		if w.Phase == Running && w.Replace != "" {
+			marked = append(marked, w)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	return keep, marked
 }
 
 // scaleDown retires the workers of the current generation beyond Instances:
@@ -325,13 +359,16 @@ func scaleDown(r *Result, spec AppSpec, current []Worker) []Worker {
 	return keep
 }
 
-// rollout moves an app whose old workers remain toward the new generation,
-// within its surge and availability bounds: new workers start while the
-// total stays at most Instances+MaxSurge; old workers that are not ready go
-// at once (they serve nothing); ready old workers go, oldest first, while at
-// least Instances-MaxUnavailable ready workers remain, and the last ready
-// old worker stays until a new worker is ready.
-func rollout(r *Result, spec AppSpec, current, old []Worker, now time.Time) {
+// replace moves an app whose old workers remain (of an older generation,
+// or marked Replace) toward new ones, within its surge and availability
+// bounds: new workers start while the total stays at most
+// Instances+MaxSurge; old workers that are not ready go at once (they serve
+// nothing); ready old workers go, oldest first, while at least
+// Instances-MaxUnavailable available workers remain, and the last ready
+// old worker stays until a new worker is available (unless maxSurge is 0:
+// then no new worker can start before an old one goes, and the operator
+// chose that). It returns the state of the update.
+func replace(r *Result, spec AppSpec, current, old []Worker, now time.Time) RolloutStatus {
 	status := RolloutStatus{Instances: spec.Instances, New: len(current)}
 	for _, w := range current {
 		switch {
@@ -366,7 +403,7 @@ func rollout(r *Result, spec AppSpec, current, old []Worker, now time.Time) {
 		}
 	}
 	canRetire := status.NewReady + len(readyOld) - (spec.Instances - spec.MaxUnavailable)
-	if spec.Instances > 0 && status.NewReady == 0 {
+	if spec.Instances > 0 && status.NewReady == 0 && spec.MaxSurge > 0 {
 		canRetire = min(canRetire, len(readyOld)-1)
 	}
 	canRetire = max(0, min(canRetire, len(readyOld)))
@@ -380,10 +417,7 @@ func rollout(r *Result, spec AppSpec, current, old []Worker, now time.Time) {
 		status.New++
 	}
 	status.Old = len(readyOld) - canRetire
-	if r.Rollouts == nil {
-		r.Rollouts = map[string]RolloutStatus{}
-	}
-	r.Rollouts[spec.Name] = status
+	return status
 }
 
 // retire stops a running worker or forgets an exited one.

@@ -114,6 +114,7 @@ func parseCase(t *testing.T, input string) (map[string]AppSpec, []Worker, time.T
 			if v, ok := kv["readyat"]; ok {
 				w.ReadyAt = at(v)
 			}
+			w.Replace = kv["replace"]
 			observed = append(observed, w)
 		default:
 			t.Fatalf("unknown line %q", sc.Text())

@@ -30,6 +30,12 @@ const (
 	EventRolloutProgress = "rollout-progress" // a rolling update moved (Detail: "2/3 new ready, 1 old", or "complete")
 	EventRolloutStalled  = "rollout-stalled"  // a rolling update cannot progress; Detail says why
 
+	// EventReplaced: a worker marked for replacement (a failed health
+	// check, memory above maxMemory, a missed watchdog; Detail says which)
+	// is being stopped, its replacement being available. The stopping or
+	// disconnect event follows.
+	EventReplaced = "replaced"
+
 	// EventOutputLost: writing silent workers' lines to paddock's stdout
 	// or stderr (Stream) fails; lines are dropped and counted from now on.
 	EventOutputLost = "output-lost"

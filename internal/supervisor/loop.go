@@ -253,7 +253,12 @@ func (o *owner) execute(plan reconcile.Result, now time.Time) {
 			}
 			o.start(o.set.Apps[a.App], a.Restarts, now)
 		case reconcile.Stop:
-			o.stop(o.workers[a.Worker], now)
+			w := o.workers[a.Worker]
+			if w.Replace != "" && w.Phase == reconcile.Running {
+				o.emit(Event{Type: EventReplaced, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
+					Detail: w.Replace})
+			}
+			o.stop(w, now)
 		case reconcile.Kill:
 			w := o.workers[a.Worker]
 			if !w.signaled {
