@@ -68,8 +68,9 @@ type HealthCheck struct {
 	// Default 10s; at least MinHealthInterval.
 	Interval time.Duration `yaml:"interval"`
 	// Timeout bounds one probe: a probe still waiting then fails (an exec
-	// probe's process group gets SIGKILL). Default 1s; more than 0, at
-	// most Interval.
+	// probe's process group gets SIGKILL). Default 1s; more than 0. A
+	// worker has one probe at a time: the next starts Interval after the
+	// previous one started, or when it ends if that is later.
 	Timeout time.Duration `yaml:"timeout"`
 	// FailureThreshold is how many probes in a row must fail for the
 	// worker to be replaced. Default 3; at least 1.
@@ -334,9 +335,6 @@ func validateHealth(a *App, l *errorList) {
 	}
 	if h.Timeout <= 0 {
 		l.add(pos("healthCheck.timeout"), field+".timeout", "must be more than 0")
-	} else if h.Timeout > h.Interval && h.Interval >= MinHealthInterval {
-		l.add(pos("healthCheck.timeout", "healthCheck.interval"), field+".timeout",
-			"must be at most interval (%s), got %s: a worker has one probe at a time, started every interval", h.Interval, h.Timeout)
 	}
 	if h.FailureThreshold < 1 {
 		l.add(pos("healthCheck.failureThreshold"), field+".failureThreshold", "must be at least 1, got %d", h.FailureThreshold)

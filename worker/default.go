@@ -55,6 +55,10 @@ func Messages() <-chan json.RawMessage { return defaultWorker().Messages() }
 // Worker.Disconnecting). Without an IPC channel it is nil.
 func Disconnecting() <-chan struct{} { return defaultWorker().Disconnecting() }
 
+// HealthListener returns a listener on this worker's own health socket,
+// through the package's Worker (see Worker.HealthListener).
+func HealthListener() (net.Listener, error) { return defaultWorker().HealthListener() }
+
 // Listen returns a listener for network and address, through the package's
 // Worker (see Worker.Listen): fed by the supervisor under paddock with an
 // IPC channel, an inherited LISTEN_FDS socket, or else net.Listen.

@@ -52,6 +52,10 @@ type Worker struct {
 	mu        sync.Mutex
 	inherited []net.Listener // LISTEN_FDS sockets no Listen took yet
 	closed    bool
+	// health is the worker's health socket until HealthListener takes
+	// it; healthErr says why there is none.
+	health    net.Listener
+	healthErr error
 }
 
 // Open reads what paddock handed this process from the environment: with
@@ -84,6 +88,7 @@ func open() *Worker {
 	if !w.clusterListen {
 		w.inherited = inheritedListeners()
 	}
+	w.health, w.healthErr = healthListener()
 	return w
 }
 
@@ -100,6 +105,10 @@ func (w *Worker) Close() error {
 	w.closed = true
 	inherited := w.inherited
 	w.inherited = nil
+	if w.health != nil {
+		inherited = append(inherited, w.health)
+		w.health, w.healthErr = nil, errHealthTaken
+	}
 	w.mu.Unlock()
 	for _, l := range inherited {
 		if l != nil {

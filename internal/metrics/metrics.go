@@ -1,8 +1,8 @@
 // Package metrics exposes a supervisor's state and history as Prometheus
 // metrics (github.com/prometheus/client_golang).
 //
-// Gauges (workers desired, running, ready; connections handed out) are read
-// from the supervisor at each scrape; counters and histograms (exits,
+// Gauges (workers desired, running, ready; connections handed out; health
+// probes by result) are read from the supervisor at each scrape; counters and histograms (exits,
 // restarts, reloads, rollout durations, start latency) are fed by its
 // events through Observe and OnReload.
 package metrics
@@ -154,10 +154,13 @@ var (
 		"Lines of silent workers that could not be written to paddock's stdout or stderr (a broken pipe, a full disk).", []string{"stream"}, nil)
 	descUp = prometheus.NewDesc("paddock_up",
 		"1 when the supervisor answered the scrape.", nil, nil)
+	descHealth = prometheus.NewDesc("paddock_health_checks_total",
+		"Health probes of the app's workers by result: pass, fail (an answer that fails: a status, an exit code, a refused connection), timeout (no answer within the healthCheck's timeout).",
+		[]string{"app", "result"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDesired, descRunning, descReady, descOverride, descHanded, descLostOutput, descUp} {
+	for _, d := range []*prometheus.Desc{descDesired, descRunning, descReady, descOverride, descHanded, descLostOutput, descUp, descHealth} {
 		ch <- d
 	}
 }
@@ -189,5 +192,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		ch <- prometheus.MustNewConstMetric(descHanded, prometheus.CounterValue, float64(w.HandedOut), w.App, strconv.Itoa(w.ID))
+	}
+	for app, c := range st.HealthChecks {
+		for result, n := range map[string]int64{supervisor.HealthPass: c.Pass, supervisor.HealthFail: c.Fail, supervisor.HealthTimeout: c.Timeout} {
+			ch <- prometheus.MustNewConstMetric(descHealth, prometheus.CounterValue, float64(n), app, result)
+		}
 	}
 }

@@ -95,3 +95,26 @@ paddock_reloads_total{result="unchanged"} 0
 		}
 	}
 }
+
+// TestHealthChecksCollected: paddock_health_checks_total gives each app's
+// probes by result, as the supervisor counts them.
+func TestHealthChecksCollected(t *testing.T) {
+	m := New(func(context.Context) (supervisor.Status, error) {
+		return supervisor.Status{
+			HealthChecks: map[string]supervisor.HealthCounts{"web": {Pass: 40, Fail: 3, Timeout: 2}, "gone": {Pass: 1}},
+		}, nil
+	})
+	want := `
+# HELP paddock_health_checks_total Health probes of the app's workers by result: pass, fail (an answer that fails: a status, an exit code, a refused connection), timeout (no answer within the healthCheck's timeout).
+# TYPE paddock_health_checks_total counter
+paddock_health_checks_total{app="gone",result="fail"} 0
+paddock_health_checks_total{app="gone",result="pass"} 1
+paddock_health_checks_total{app="gone",result="timeout"} 0
+paddock_health_checks_total{app="web",result="fail"} 3
+paddock_health_checks_total{app="web",result="pass"} 40
+paddock_health_checks_total{app="web",result="timeout"} 2
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "paddock_health_checks_total"); err != nil {
+		t.Error(err)
+	}
+}

@@ -35,10 +35,20 @@ type channel struct {
 }
 
 // pendingConn is a connection handed to a worker and not yet answered,
-// with the dispatcher that offers it again if the worker refuses it.
+// with the dispatcher that offers it again if the worker refuses it; a
+// health probe's has no dispatcher (it is never offered to another
+// worker) and is told the worker's answer (onAnswer, when set).
 type pendingConn struct {
-	conn acceptedConn
-	disp *dispatcher
+	conn     acceptedConn
+	disp     *dispatcher
+	onAnswer func(accepted bool)
+}
+
+// offerElsewhere offers pc's connection, refused by worker, to another
+// worker of its dispatcher; it reports whether one took it. A probe's
+// connection goes to no other worker.
+func (pc pendingConn) offerElsewhere(worker int) bool {
+	return pc.disp != nil && pc.disp.offer(pc.conn, map[int]bool{worker: true})
 }
 
 // nextSeq returns the seq of the next cluster message to the worker.
@@ -74,7 +84,10 @@ func (c *channel) answered(seq int, accepted bool) {
 	if !ok {
 		return
 	}
-	if accepted || !pc.disp.offer(pc.conn, map[int]bool{c.worker: true}) {
+	if pc.onAnswer != nil {
+		pc.onAnswer(accepted)
+	}
+	if accepted || !pc.offerElsewhere(c.worker) {
 		pc.conn.Close()
 	}
 }
@@ -230,6 +243,7 @@ func (o *owner) channelFault(w *worker, err error) {
 	w.fault = &channelFault{err: err}
 	o.opts.Logger.Warn("IPC channel closed for a fault of the worker; stopping it", "app", w.App, "worker", w.ID, "pid", w.pid, "err", err)
 	o.unsubscribe(w)
+	o.unwatchHealth(w)
 	o.setMembersReady(w, false)
 	// The worker may still read connections already in its socket: no
 	// other worker may get them too.
@@ -271,7 +285,7 @@ func (o *owner) closeChannelOnExit(w *worker) bool {
 	}
 	o.unsubscribe(w)
 	for _, pc := range w.cl.drainPending() {
-		if !pc.disp.offer(pc.conn, map[int]bool{w.ID: true}) {
+		if !pc.offerElsewhere(w.ID) {
 			pc.conn.Close()
 		}
 	}

@@ -144,7 +144,8 @@ func (o *owner) serverListening(w *worker, m clusterIn) {
 		addr = fmt.Sprintf("%s:%d", rawOr(mustRaw(m.Address), "*"), m.Port)
 	}
 	o.emit(Event{Type: EventListening, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation, Detail: addr})
-	if w.app.Readiness == manifest.ReadinessListening && !w.Ready && w.Phase == reconcile.Running {
+	// Its health socket is not what it serves.
+	if w.app.Readiness == manifest.ReadinessListening && !w.Ready && w.Phase == reconcile.Running && clusterKey(m) != w.healthKey {
 		o.markReady(w)
 	}
 }
@@ -158,6 +159,7 @@ func (o *owner) serverClosed(w *worker, key string) {
 			o.refreshDispatcher(d)
 		}
 	}
+	o.healthRoute(w)
 	// The worker no longer accepts on its SO_REUSEPORT socket for
 	// that server: out of the group, its queue to the others.
 	for mb, k := range w.members {
@@ -222,6 +224,18 @@ func (o *owner) queryServer(ctx context.Context, w *worker, m clusterIn) {
 	key := clusterKey(m)
 	r := &serverReply{o: o, w: w, key: key,
 		fields: map[string]any{"errno": 0, "key": key, "ack": *m.Seq, "data": json.RawMessage("null")}}
+	if w.healthFile != nil && isHealthQuery(w, m) {
+		// The worker's own health socket, whatever the policy: a probe
+		// of it must reach this worker and no other.
+		if w.listening == nil {
+			w.listening = map[string]string{}
+		}
+		w.listening[key], w.healthKey = w.healthAddr, key
+		if err := answerShared(r, w.healthFile); err != nil {
+			r.fail(err)
+		}
+		return
+	}
 	sock, err := o.serverSocket(w, m)
 	if err != nil {
 		r.fail(err)
@@ -275,6 +289,27 @@ func (o *owner) serverSocket(w *worker, m clusterIn) (*netshare.Socket, error) {
 		return nil, refuse(errnoAddrInUse, err)
 	}
 	return sock, nil
+}
+
+// isHealthQuery reports whether a worker's listen() asks for its health
+// socket: listen({fd}) of its PADDOCK_HEALTH_FD, or a TCP listen on the
+// port of its PADDOCK_HEALTH_ADDR, on the loopback or every interface.
+func isHealthQuery(w *worker, m clusterIn) bool {
+	if fd, err := strconv.Atoi(rawOr(m.FD, "")); err == nil {
+		return fd == w.healthFD
+	}
+	_, port, _ := net.SplitHostPort(w.healthAddr)
+	if rawOr(m.AddressType, "4") == "-1" || strconv.Itoa(m.Port) != port {
+		return false
+	}
+	if m.Address == nil {
+		return true
+	}
+	switch *m.Address {
+	case "", "127.0.0.1", "0.0.0.0", "::", "localhost":
+		return true
+	}
+	return false
 }
 
 // wantedListen turns a queryServer into the manifest address it asks for.
@@ -361,6 +396,7 @@ func (o *owner) answerDispatched(ctx context.Context, r *serverReply, sock *nets
 		}
 		w.subs[d] = r.key
 		o.refreshDispatcher(d)
+		o.healthRoute(w)
 	}
 	return nil
 }

@@ -326,17 +326,29 @@ func mix64(h uint64) uint64 {
 // handTo sends conn to subscriber s as a newconn; it reports whether the
 // message was queued. The connection stays open until the worker answers.
 func (d *dispatcher) handTo(s subscriber, conn acceptedConn) bool {
+	return s.hand(pendingConn{conn: conn, disp: d}, true)
+}
+
+// hand sends pc's connection to subscriber s as a newconn; it reports
+// whether the message was queued. The connection stays open until the
+// worker answers. count says the connection is one of the address's, for
+// the worker's handed-out count (a health probe's is not).
+func (s subscriber) hand(pc pendingConn, count bool) bool {
 	seq := s.c.nextSeq()
-	s.c.addPending(seq, pendingConn{conn: conn, disp: d})
+	s.c.addPending(seq, pc)
 	line := make([]byte, 0, len(s.prefix)+16)
 	line = append(line, s.prefix...)
 	line = strconv.AppendInt(line, int64(seq), 10)
 	line = append(line, "}}\n"...)
 	// Counted before it is sent: the worker may answer, and its client see
 	// the response, before SendLineNow returns.
-	s.c.handedOut.Add(1)
-	if err := s.c.ch.SendLineNow(line, conn.fd); err != nil {
-		s.c.handedOut.Add(-1)
+	if count {
+		s.c.handedOut.Add(1)
+	}
+	if err := s.c.ch.SendLineNow(line, pc.conn.fd); err != nil {
+		if count {
+			s.c.handedOut.Add(-1)
+		}
 		// Unless the worker's answer already took it (it cannot have: it
 		// never got the line), the connection is still ours to offer.
 		if _, ok := s.c.takePending(seq); !ok {

@@ -36,6 +36,14 @@ const (
 	// disconnect event follows.
 	EventReplaced = "replaced"
 
+	// EventHealthFailed: a worker failed its health check
+	// failureThreshold times in a row (Attempt) and is marked for
+	// replacement, new first; Detail gives the last probe's answer (an
+	// HTTP status and the start of the body, an exit code and the last
+	// line of output, an error). A replaced event follows once its
+	// replacement is available.
+	EventHealthFailed = "health-failed"
+
 	// EventOutputLost: writing silent workers' lines to paddock's stdout
 	// or stderr (Stream) fails; lines are dropped and counted from now on.
 	EventOutputLost = "output-lost"

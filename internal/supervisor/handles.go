@@ -134,6 +134,7 @@ func (o *owner) unsubscribe(w *worker) {
 	for d := range subs {
 		o.refreshDispatcher(d)
 	}
+	o.healthRoute(w)
 }
 
 // closeDispatchers closes every dispatcher, at the end of Run: it returns

@@ -71,6 +71,7 @@ func (s *Supervisor) startReaping(ctx context.Context) *runHelpers {
 	h.watchCtx, h.stopWatch = context.WithCancel(ctx)
 	h.dispatchCtx, h.stopDispatch = context.WithCancel(context.Background())
 	h.wg.Go(func() { s.own.procs.Run(h.reapCtx, h.exits) })
+	h.wg.Go(func() { s.own.prober.Run(h.reapCtx) })
 	return h
 }
 
@@ -196,6 +197,8 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 			req(o)
 		case <-o.sup.outputChanged:
 			o.reportOutput()
+		case <-o.prober.report:
+			o.handleHealth()
 		case <-o.sup.kill:
 			o.killAll()
 			return ErrKilled

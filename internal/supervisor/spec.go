@@ -58,11 +58,20 @@ func workerSpec(app *manifest.App, id int, environ []string, notifyPath string, 
 // inherit them.
 var inheritedForSupervisor = []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET"}
 
+// paddockVars are the variables paddock sets for a worker (or its exec
+// probe) alone: never inherited (paddock may run under paddock), nor set
+// by an app's env.
+var paddockVars = map[string]bool{"PADDOCK_APP": true, "PADDOCK_WORKER_ID": true,
+	HealthFDEnv: true, HealthAddrEnv: true, WorkerPIDEnv: true}
+
 // workerEnv returns the environment of worker id of app: base without the
 // supervisor's own activation variables, then the app's env, then
 // PADDOCK_APP and PADDOCK_WORKER_ID. Each name appears once.
 func workerEnv(base []string, app *manifest.App, id int) []string {
-	drop := map[string]bool{"PADDOCK_APP": true, "PADDOCK_WORKER_ID": true}
+	drop := map[string]bool{}
+	for k := range paddockVars {
+		drop[k] = true
+	}
 	for _, k := range inheritedForSupervisor {
 		drop[k] = true
 	}
@@ -81,7 +90,7 @@ func workerEnv(base []string, app *manifest.App, id int) []string {
 		// PADDOCK_APP and PADDOCK_WORKER_ID are paddock's: an app's env
 		// does not set them (with both, a worker's getenv would return
 		// the app's, the first).
-		if k != "PADDOCK_APP" && k != "PADDOCK_WORKER_ID" {
+		if !paddockVars[k] {
 			keys = append(keys, k)
 		}
 	}

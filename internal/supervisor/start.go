@@ -55,6 +55,11 @@ func (o *owner) start(app *manifest.App, restarts int, now time.Time) {
 		return
 	}
 	child, err := o.openChannel(w)
+	if err == nil {
+		if err = o.openHealthSocket(w); err != nil {
+			closeChannel(w, child)
+		}
+	}
 	if err != nil {
 		w.releaseSockets()
 		o.startFailed(w, err, now)
@@ -65,6 +70,9 @@ func (o *owner) start(app *manifest.App, restarts int, now time.Time) {
 		notifyPath = o.notify.Path()
 	}
 	spec := workerSpec(app, id, o.opts.Environ, notifyPath, sockets, child)
+	if w.healthFile != nil {
+		w.healthFD = withHealthSocket(&spec, w.healthFile, w.healthAddr)
+	}
 	out, err := o.openOutput(app, id)
 	if err == nil {
 		spec.Stdout, spec.Stderr = out.stdout, out.stderr
@@ -226,6 +234,7 @@ func (o *owner) started(w *worker, proc process, pid int, startedAt time.Time, c
 	if app.Readiness == manifest.ReadinessOnline || (app.Readiness == manifest.ReadinessListening && w.cl == nil) {
 		o.markReady(w)
 	}
+	o.watchHealth(w)
 }
 
 // markReady records that w is ready to serve: its SO_REUSEPORT

@@ -44,6 +44,9 @@ type Status struct {
 	// LostOutput counts the lines of silent workers that could not be
 	// written to paddock's "stdout" and "stderr" since it started.
 	LostOutput map[string]int64
+	// HealthChecks counts the health probes of each app by result since
+	// paddock started (apps removed since included).
+	HealthChecks map[string]HealthCounts
 }
 
 // Status returns the apps and workers as they are now.
@@ -55,7 +58,7 @@ func (s *Supervisor) Status(ctx context.Context) (Status, error) {
 
 // status returns the snapshot Status returns.
 func (o *owner) status() Status {
-	st := Status{Workers: o.workerList(), LostOutput: map[string]int64{}}
+	st := Status{Workers: o.workerList(), LostOutput: map[string]int64{}, HealthChecks: o.healthCheckCounts()}
 	for _, out := range []*outputStream{o.sup.stdout, o.sup.stderr} {
 		st.LostOutput[out.name] = out.lost.Load()
 	}

@@ -18,6 +18,7 @@ func (o *owner) stop(w *worker, now time.Time) {
 	// No new connection reaches its SO_REUSEPORT sockets from before it
 	// is told to stop; those queued there are accepted by it, or moved to
 	// the other workers when it exits.
+	o.unwatchHealth(w) // a worker being stopped is not probed
 	o.setMembersReady(w, false)
 	w.Phase = reconcile.Stopping
 	w.StopDeadline = now.Add(w.KillTimeout)
@@ -52,10 +53,13 @@ func (o *owner) signalStop(w *worker) {
 func (o *owner) handleExit(ex procs.Exit) {
 	w, ok := o.byPID[ex.Pid]
 	if !ok {
-		o.opts.Logger.Debug("reaped orphan", "pid", ex.Pid, "status", ex.String())
+		if !o.prober.exited(ex) { // an exec probe's
+			o.opts.Logger.Debug("reaped orphan", "pid", ex.Pid, "status", ex.String())
+		}
 		return
 	}
 	delete(o.byPID, ex.Pid)
+	o.unwatchHealth(w)
 	w.proc.Release()
 	if err := w.releaseSockets(); err != nil {
 		o.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", w.ID, "err", err)

@@ -202,6 +202,10 @@ type owner struct {
 	rollingOut map[string]string
 	// statusLine is the last STATUS= sent.
 	statusLine string
+	// prober runs the health checks; healthCounts counts each app's
+	// probes by result.
+	prober       *prober
+	healthCounts map[string]*healthCounters
 }
 
 // New returns a Supervisor with opts; it starts nothing.
@@ -269,5 +273,7 @@ func newOwner(s *Supervisor) *owner {
 		workers:       map[int]*worker{},
 		byPID:         map[int]*worker{},
 		nextID:        1,
+		prober:        newProber(s.opts.processes),
+		healthCounts:  map[string]*healthCounters{},
 	}
 }

@@ -43,6 +43,16 @@ type worker struct {
 	// exitedAfterDisconnect: the worker said it is leaving on purpose.
 	signaled              bool
 	exitedAfterDisconnect bool
+	// health is the state of its health check; healthFile, healthAddr
+	// and healthFD its loopback socket for `port: worker` probes
+	// (paddock's copy, its address, its descriptor number in the
+	// worker), and healthKey the cluster key of the worker's listen() of
+	// it.
+	health     workerHealth
+	healthFile *os.File
+	healthAddr string
+	healthFD   int
+	healthKey  string
 }
 
 // releaseSockets drops the worker's hold on its sockets, and takes its
@@ -59,6 +69,10 @@ func (w *worker) releaseSockets() error {
 	}
 	for _, sock := range w.sockets {
 		sock.Release()
+	}
+	if w.healthFile != nil {
+		w.healthFile.Close()
+		w.healthFile = nil
 	}
 	w.own, w.sockets, w.members = nil, nil, nil
 	return errors.Join(errs...)

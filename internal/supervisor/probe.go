@@ -1,0 +1,321 @@
+package supervisor
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/paddock-sh/paddock/manifest"
+	"github.com/paddock-sh/paddock/procs"
+)
+
+// This file holds the probes themselves: an HTTP GET or a TCP connection,
+// to an address or handed to the worker by paddock (rr, sticky), and a
+// program run in the worker's environment.
+
+// maxAnswer bounds what a probe's answer keeps: of an HTTP response's
+// body, of an exec probe's last line of output.
+const maxAnswer = 200
+
+// execOutputTail is how much of an exec probe's output is kept, to find
+// its last line; the rest is read and dropped.
+const execOutputTail = 4096
+
+// execDrain bounds how long an exec probe's output is read once it
+// exited: a process that left its group may hold the pipe open.
+const execDrain = 100 * time.Millisecond
+
+// probe runs one probe of t within ctx, whose deadline is t's timeout.
+func (p *prober) probe(ctx context.Context, t *probeTarget) probeResult {
+	switch t.kind {
+	case manifest.ProbeExec:
+		return p.probeExec(ctx, t)
+	case manifest.ProbeTCP:
+		if t.addr == "" {
+			return p.probeDispatchedTCP(ctx, t)
+		}
+		c, err := dial(ctx, t.addr)
+		if err != nil {
+			return failed(ctx, "connect "+t.addr, err)
+		}
+		c.Close()
+		return probeResult{result: HealthPass, answer: "connected to " + t.addr}
+	}
+	var c net.Conn
+	var err error
+	host := t.addr
+	if t.addr == "" {
+		host = net.JoinHostPort("127.0.0.1", strconv.Itoa(t.port))
+		c, err = p.handOver(ctx, t, nil)
+	} else {
+		c, err = dial(ctx, t.addr)
+		if err != nil {
+			return failed(ctx, "connect "+t.addr, err)
+		}
+	}
+	if err != nil {
+		return failed(ctx, "hand over a connection", err)
+	}
+	defer c.Close()
+	return httpGet(ctx, c, host, t.path)
+}
+
+// dial connects to addr over TCP within ctx.
+func dial(ctx context.Context, addr string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", addr)
+}
+
+// failed is the result of a probe that got err doing what: a timeout when
+// ctx's deadline passed (or a deadline set from it), else a failure.
+func failed(ctx context.Context, what string, err error) probeResult {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() != nil {
+		return probeResult{result: HealthTimeout, answer: what + ": no answer within the timeout"}
+	}
+	return probeResult{result: HealthFail, answer: what + ": " + err.Error()}
+}
+
+// httpGet sends GET path to host over c, without keep-alive, and judges
+// the answer: a 2xx or 3xx status passes (as Kubernetes' httpGet).
+func httpGet(ctx context.Context, c net.Conn, host, path string) probeResult {
+	if d, ok := ctx.Deadline(); ok {
+		c.SetDeadline(d)
+	}
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: paddock-health\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+	if _, err := io.WriteString(c, req); err != nil {
+		return failed(ctx, "GET "+path, err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReaderSize(c, 1024), nil)
+	if err != nil {
+		return failed(ctx, "GET "+path, err)
+	}
+	defer resp.Body.Close()
+	body := make([]byte, maxAnswer+1)
+	n, _ := io.ReadFull(resp.Body, body)
+	answer := "HTTP " + resp.Status
+	if s := oneLine(body[:n]); s != "" {
+		answer += ": " + s
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 400 {
+		return probeResult{result: HealthPass, answer: answer}
+	}
+	return probeResult{result: HealthFail, answer: answer}
+}
+
+// oneLine returns b as one line of at most maxAnswer bytes of valid UTF-8:
+// control characters become spaces, and a cut is marked "…".
+func oneLine(b []byte) string {
+	cut := len(b) > maxAnswer
+	if cut {
+		b = b[:maxAnswer]
+	}
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	if cut {
+		for !utf8.ValidString(s) {
+			s = s[:len(s)-1]
+		}
+	}
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f }), " ")
+	s = strings.TrimSpace(s)
+	if cut {
+		s += "…"
+	}
+	return s
+}
+
+// probeDispatchedTCP hands a connection to the worker as its dispatcher
+// would and passes when the worker accepts it (Node's cluster answers
+// accepted:true once its server took the connection).
+func (p *prober) probeDispatchedTCP(ctx context.Context, t *probeTarget) probeResult {
+	answered := make(chan bool, 1)
+	c, err := p.handOver(ctx, t, func(accepted bool) { answered <- accepted })
+	if err != nil {
+		return failed(ctx, "hand over a connection", err)
+	}
+	defer c.Close()
+	select {
+	case ok := <-answered:
+		if ok {
+			return probeResult{result: HealthPass, answer: "the worker accepted the connection"}
+		}
+		return probeResult{result: HealthFail, answer: "the worker refused the connection"}
+	case <-ctx.Done():
+		return failed(ctx, "hand over a connection", ctx.Err())
+	}
+}
+
+// errNotListening says a worker has not asked paddock to listen on the
+// probed port.
+var errNotListening = errors.New("the worker does not listen on the probed port (no cluster listen() of it reached paddock)")
+
+// handOver makes a connection whose other end goes to t's worker through
+// its subscription to the probed address, as the dispatcher hands out the
+// address's connections; onAnswer, when set, is told the worker's answer.
+// The connection is never offered to another worker. It returns paddock's
+// end.
+func (p *prober) handOver(ctx context.Context, t *probeTarget, onAnswer func(bool)) (net.Conn, error) {
+	s := t.route.Load()
+	if s == nil {
+		return nil, fmt.Errorf("port %d: %w", t.port, errNotListening)
+	}
+	client, server, err := p.pairs.pair(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !s.hand(pendingConn{conn: server, onAnswer: onAnswer}, false) {
+		server.Close()
+		client.Close()
+		return nil, errors.New("the worker's IPC channel did not take the connection")
+	}
+	return client, nil
+}
+
+// pair returns both ends of a new TCP connection over the loopback:
+// paddock's, and the other end's descriptor (close-on-exec), to hand over.
+func (m *pairMaker) pair(ctx context.Context) (net.Conn, acceptedConn, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ln == nil {
+		ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			return nil, acceptedConn{}, fmt.Errorf("listen for probes: %w", err)
+		}
+		m.ln = ln
+	}
+	client, err := dial(ctx, m.ln.Addr().String())
+	if err != nil {
+		return nil, acceptedConn{}, err
+	}
+	if d, ok := ctx.Deadline(); ok {
+		m.ln.SetDeadline(d)
+	}
+	for {
+		sc, err := m.ln.AcceptTCP()
+		if err != nil {
+			client.Close()
+			return nil, acceptedConn{}, err
+		}
+		if sc.RemoteAddr().String() != client.LocalAddr().String() {
+			sc.Close() // another process connected to the listener
+			continue
+		}
+		fd, err := dupConn(sc)
+		sc.Close()
+		if err != nil {
+			client.Close()
+			return nil, acceptedConn{}, err
+		}
+		return client, acceptedConn{fd: fd, ip: netip.AddrFrom4([4]byte{127, 0, 0, 1})}, nil
+	}
+}
+
+// dupConn returns a close-on-exec duplicate of c's descriptor.
+func dupConn(c *net.TCPConn) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	var dupErr error
+	if err := rc.Control(func(s uintptr) { fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return -1, err
+	}
+	return fd, dupErr
+}
+
+// probeExec runs t's program as the worker's own (its environment,
+// directory and identity), in a process group of its own that is killed
+// when ctx is done (the timeout), and judges its exit: 0 passes.
+func (p *prober) probeExec(ctx context.Context, t *probeTarget) probeResult {
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		return probeResult{result: HealthFail, answer: "exec " + t.exec.Path + ": " + err.Error()}
+	}
+	spec := t.exec
+	spec.Stdout, spec.Stderr = wr, wr
+	p.execs.begin()
+	proc, pid, startedAt, err := p.procs.Start(spec)
+	wr.Close()
+	exits := p.execs.started(pid, startedAt)
+	if err != nil {
+		rd.Close()
+		return probeResult{result: HealthFail, answer: err.Error()}
+	}
+	out := make(chan string, 1)
+	go func() { out <- lastLine(rd) }()
+	var ex procs.Exit
+	timedOut := false
+	select {
+	case ex = <-exits:
+	case <-ctx.Done():
+		timedOut = true
+		_ = proc.KillGroup()
+		select {
+		case ex = <-exits:
+		case <-time.After(time.Second):
+			// The reaper no longer runs (paddock is stopping).
+			p.execs.forget(pid)
+		}
+	}
+	if !ex.Time.IsZero() {
+		proc.Release()
+	}
+	rd.SetReadDeadline(time.Now().Add(execDrain))
+	line := <-out
+	rd.Close()
+	answer := "exec " + t.exec.Path
+	switch {
+	case timedOut:
+		answer += ": no exit within the timeout, killed"
+	case ex.Status.Signaled():
+		answer += ": killed by " + unix.SignalName(ex.Status.Signal())
+	default:
+		answer += ": exit code " + strconv.Itoa(ex.Status.ExitStatus())
+	}
+	if line != "" {
+		answer += ": " + line
+	}
+	switch {
+	case timedOut:
+		return probeResult{result: HealthTimeout, answer: answer}
+	case ex.Success():
+		return probeResult{result: HealthPass, answer: answer}
+	}
+	return probeResult{result: HealthFail, answer: answer}
+}
+
+// lastLine reads r to its end (or an error: its read deadline) and
+// returns the last non-empty line of what it read, kept within
+// execOutputTail bytes, as one line of at most maxAnswer bytes.
+func lastLine(r io.Reader) string {
+	tail := make([]byte, 0, 2*execOutputTail)
+	buf := make([]byte, 4096)
+	for {
+		n, err := r.Read(buf)
+		tail = append(tail, buf[:n]...)
+		if len(tail) > execOutputTail {
+			tail = append(tail[:0], tail[len(tail)-execOutputTail:]...)
+		}
+		if err != nil {
+			break
+		}
+	}
+	tail = bytes.TrimRight(tail, "\r\n\t ")
+	if i := bytes.LastIndexByte(tail, '\n'); i >= 0 {
+		tail = tail[i+1:]
+	}
+	return oneLine(tail)
+}
