@@ -152,10 +152,10 @@ func (o *owner) unwatchHealth(w *worker) {
 
 // handleHealth takes the probes' results: a pass makes a worker whose
 // readiness waits for it ready, and starts its count of failures again;
-// a failure counts (unless the worker waits for its first pass, which
-// readyTimeout bounds), and failureThreshold of them in a row mark the
-// worker for replacement, new first (reconcile.Worker.Replace), with a
-// health-failed event that gives the last answer. A marked worker is no
+// a failure counts once the worker is ready (before, it is starting, and
+// readyTimeout bounds that), and failureThreshold of them in a row mark
+// the worker for replacement, new first (reconcile.Worker.Replace), with
+// a health-failed event that gives the last answer. A marked worker is no
 // longer probed.
 func (o *owner) handleHealth() {
 	for _, r := range o.prober.take() {
@@ -172,8 +172,8 @@ func (o *owner) handleHealth() {
 			}
 			continue
 		}
-		if w.app.ProbeReadiness() && !w.Ready {
-			continue // not ready yet: readyTimeout bounds that
+		if !w.Ready {
+			continue // still starting: readyTimeout bounds that
 		}
 		w.health.fails++
 		o.opts.Logger.Debug("health check failed", "app", w.App, "worker", w.ID, "pid", w.pid,

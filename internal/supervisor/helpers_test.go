@@ -43,6 +43,9 @@ const patience = 60 * time.Second
 // set, TestMain runs a helper mode instead of the tests.
 func TestMain(m *testing.M) {
 	procs.ExecShim()
+	if len(os.Args) > 1 && strings.HasPrefix(os.Args[1], "probe:") {
+		probeHelper(os.Args[1]) // an exec health probe (health_test.go)
+	}
 	if mode := os.Getenv("PADDOCK_TEST_HELPER"); mode != "" {
 		helper(mode)
 		os.Exit(0)
@@ -105,6 +108,8 @@ func TestMain(m *testing.M) {
 //	states              serve HTTP on descriptor 3 at once, answering
 //	                    "<state> <worker id>": unready, then ready from just
 //	                    before it sends READY=1 (see serveStates)
+//	health              serve HTTP with a health path (see serveHealth in
+//	                    health_test.go)
 func helper(mode string) {
 	switch {
 	case mode == "serve":
@@ -179,6 +184,8 @@ func helper(mode string) {
 		serveHTTP()
 	case mode == "states":
 		serveStates()
+	case mode == "health":
+		serveHealth()
 	case mode == "garbage":
 		fd, _ := strconv.Atoi(os.Getenv("NODE_CHANNEL_FD"))
 		ch := os.NewFile(uintptr(fd), "channel")

@@ -137,14 +137,11 @@ func poke(c chan struct{}) {
 }
 
 // add starts probing t: first at its start time plus startPeriod, with a
-// jitter of up to a tenth of its cadence, so that workers started
-// together do not probe in step. It never blocks.
+// jitter of up to a tenth of its interval (of a second at most), so that
+// workers started together do not probe in step; every probe after that
+// adds its own jitter (see finish). It never blocks.
 func (p *prober) add(t *probeTarget) {
-	cadence := t.interval
-	if t.fast {
-		cadence = min(cadence, readinessCadence)
-	}
-	t.due = t.startedAt.Add(t.startPeriod + jitter(cadence/10))
+	t.due = t.startedAt.Add(t.startPeriod + jitter(min(t.interval, readinessCadence)/10))
 	t.index = -1
 	p.mu.Lock()
 	if old := p.targets[t.id]; old != nil {

@@ -1,0 +1,579 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
+	"github.com/paddock-sh/paddock/reconcile"
+	gworker "github.com/paddock-sh/paddock/worker"
+)
+
+// serveHealth is a worker with a health path. It serves HTTP on its
+// LISTEN_FDS sockets, or, with an IPC channel, on worker.Listen of
+// 127.0.0.1:$PORT (rr, sticky: paddock hands it the connections); and on
+// its own health socket when it has one: worker.HealthListener, or with
+// $HEALTH_VIA_CLUSTER set worker.Listen of $PADDOCK_HEALTH_ADDR, which
+// asks paddock over the cluster protocol as a Node worker's listen()
+// does. GET /healthz answers 200 "ok <id> <pid>" when its worker id is in
+// $HEALTHY_IDS (a comma-separated list, or "all"), else 500 "sick <id>
+// <pid>"; with $HEALTH_HANG set it creates $STAMP_DIR/hang.<id> and never
+// answers. Any other path answers "<id> <pid>". It exits 0 on SIGTERM, or
+// once disconnected.
+func serveHealth() {
+	id := os.Getenv("PADDOCK_WORKER_ID")
+	healthy := os.Getenv("HEALTHY_IDS") == "all" || slices.Contains(strings.Split(os.Getenv("HEALTHY_IDS"), ","), id)
+	var hangOnce sync.Once
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if os.Getenv("HEALTH_HANG") != "" {
+			hangOnce.Do(func() {
+				f, _ := os.Create(filepath.Join(os.Getenv("STAMP_DIR"), "hang."+id))
+				f.Close()
+			})
+			select {} // never answers
+		}
+		if !healthy {
+			w.WriteHeader(http.StatusInternalServerError)
+			fmt.Fprintf(w, "sick %s %d\n", id, os.Getpid())
+			return
+		}
+		fmt.Fprintf(w, "ok %s %d\n", id, os.Getpid())
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %d\n", id, os.Getpid())
+	})
+	srv := &http.Server{Handler: mux}
+	fail := func(code int, err error) {
+		fmt.Fprintln(os.Stderr, "health worker:", err)
+		os.Exit(code)
+	}
+	if os.Getenv("NODE_CHANNEL_FD") != "" {
+		l, err := gworker.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
+		if err != nil {
+			fail(20, err)
+		}
+		go srv.Serve(l)
+	} else if n, _ := strconv.Atoi(os.Getenv("LISTEN_FDS")); n > 0 {
+		for i := range n {
+			f := os.NewFile(uintptr(3+i), "listen")
+			l, err := net.FileListener(f)
+			if err != nil {
+				fail(21, err)
+			}
+			f.Close()
+			go srv.Serve(l)
+		}
+	}
+	if os.Getenv("PADDOCK_HEALTH_ADDR") != "" {
+		var l net.Listener
+		var err error
+		if os.Getenv("HEALTH_VIA_CLUSTER") != "" {
+			l, err = gworker.Listen("tcp", os.Getenv("PADDOCK_HEALTH_ADDR"))
+		} else {
+			l, err = gworker.HealthListener()
+		}
+		if err != nil {
+			fail(22, err)
+		}
+		go srv.Serve(l)
+	}
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	select {
+	case <-term:
+	case <-gworker.Disconnecting(): // nil without a channel: never
+	}
+	os.Exit(0)
+}
+
+// probeHelper is the test binary run as an exec health probe (its first
+// argument is the mode, since its environment is its worker's):
+//
+//	probe:env    write what it was started with to $STAMP_DIR/probe.<worker id>
+//	             (pid=, app=, id=, cwd=, greeting=), exit 0
+//	probe:hang   start a child in its process group (probe:sleep), write
+//	             "<pid> <child pid>" to $STAMP_DIR/hang-probe.<pid>, print a
+//	             line and sleep for ever
+//	probe:sleep  sleep for ever
+//	probe:noisy  print 1 MiB of lines, then "the last words", exit 3
+func probeHelper(mode string) {
+	dir := os.Getenv("STAMP_DIR")
+	switch mode {
+	case "probe:env":
+		cwd, _ := os.Getwd()
+		content := fmt.Sprintf("pid=%s\napp=%s\nid=%s\ncwd=%s\ngreeting=%s\n", os.Getenv(WorkerPIDEnv),
+			os.Getenv("PADDOCK_APP"), os.Getenv("PADDOCK_WORKER_ID"), cwd, os.Getenv("GREETING"))
+		final := filepath.Join(dir, "probe."+os.Getenv("PADDOCK_WORKER_ID"))
+		tmp := final + ".tmp." + strconv.Itoa(os.Getpid())
+		if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+			os.Exit(30)
+		}
+		if err := os.Rename(tmp, final); err != nil {
+			os.Exit(31)
+		}
+		os.Exit(0)
+	case "probe:hang":
+		cmd := exec.Command(os.Args[0], "probe:sleep")
+		if err := cmd.Start(); err != nil {
+			os.Exit(32)
+		}
+		stamp := fmt.Sprintf("%d %d", os.Getpid(), cmd.Process.Pid)
+		if err := os.WriteFile(filepath.Join(dir, "hang-probe."+strconv.Itoa(os.Getpid())), []byte(stamp), 0o644); err != nil {
+			os.Exit(33)
+		}
+		fmt.Println("checking the database, please wait")
+		select {}
+	case "probe:sleep":
+		select {}
+	case "probe:noisy":
+		line := strings.Repeat("x", 1023) + "\n"
+		for range 1024 {
+			os.Stdout.WriteString(line)
+		}
+		fmt.Println("the last words")
+		os.Exit(3)
+	}
+	fmt.Fprintln(os.Stderr, "unknown probe mode", mode)
+	os.Exit(2)
+}
+
+// healthCounts returns the probes of app by result so far.
+func (h *harness) healthCounts(app string) HealthCounts {
+	h.t.Helper()
+	c, err := h.sup.HealthChecks(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return c[app]
+}
+
+// waitHealth polls until app's probe counts satisfy cond.
+func (h *harness) waitHealth(app, what string, cond func(HealthCounts) bool) HealthCounts {
+	h.t.Helper()
+	deadline := time.Now().Add(patience)
+	for {
+		c := h.healthCounts(app)
+		if cond(c) {
+			return c
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s; probes of %s: %+v", what, app, c)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// liveWorker returns app's live worker id from ws, failing when it has
+// none.
+func liveWorker(t *testing.T, ws []WorkerInfo, id int) WorkerInfo {
+	t.Helper()
+	for _, w := range ws {
+		if w.ID == id && w.PID != 0 && w.Phase == reconcile.Running {
+			return w
+		}
+	}
+	t.Fatalf("worker %d is not live: %+v", id, ws)
+	return WorkerInfo{}
+}
+
+// TestHealthCheckReplacesOnlyTheSickWorker (issue 17): two workers on one
+// shared port, worker 1 healthy and every other worker answering 500 on
+// its health path. Over 20 probe rounds of worker 1, only sick workers are
+// replaced, each time new first (health-failed, then a new worker forked
+// and ready, then the replaced event, then the sick one stopped), and
+// worker 1 keeps its pid. With the port shared (none, reuseport) each
+// worker is probed on a loopback socket of its own (port: worker); under
+// rr paddock hands the probe's connection to the worker it judges, or
+// answers the worker's cluster listen() of its health address with its
+// own socket.
+func TestHealthCheckReplacesOnlyTheSickWorker(t *testing.T) {
+	t.Parallel()
+	const common = `
+    instances: 2
+    minReadyTime: 0s
+    readyTimeout: 60s
+    killTimeout: 60s
+    healthCheck:
+      http: {path: /healthz, port: %s}
+      interval: 100ms
+      timeout: 30s
+      failureThreshold: 2`
+	for _, tc := range []struct {
+		name, app, port, env string
+		rr               bool
+	}{
+		{name: "none", app: "schedulingPolicy: none\n    ipc: off\n    listen: [\"127.0.0.1:0\"]", port: "worker"},
+		{name: "reuseport", app: "schedulingPolicy: reuseport\n    ipc: off\n    listen: [\"127.0.0.1:0\"]", port: "worker"},
+		{name: "rr", app: "schedulingPolicy: rr\n    ipc: node\n    readiness: listening\n    listen: [\"127.0.0.1:%[1]d\"]",
+			port: "listen", rr: true},
+		{name: "rr-health-socket-over-cluster", app: "schedulingPolicy: rr\n    ipc: node\n    readiness: listening\n    listen: [\"127.0.0.1:%[1]d\"]",
+			port: "worker", env: ", HEALTH_VIA_CLUSTER: \"1\"", rr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			app, port := tc.app, ""
+			if tc.rr {
+				p := freePort(t)
+				app, port = fmt.Sprintf(app, p), strconv.Itoa(p)
+			}
+			h := start(t, "\napps:\n  web:\n    exec: $SELF\n    "+app+fmt.Sprintf(common, tc.port)+
+				"\n    env: {PADDOCK_TEST_HELPER: health, HEALTHY_IDS: \"1\", PORT: \""+port+"\", STAMP_DIR: $DIR"+tc.env+"}\n")
+			testOnlySickReplaced(t, h)
+		})
+	}
+}
+
+// testOnlySickReplaced is TestHealthCheckReplacesOnlyTheSickWorker on a
+// supervisor h running app web.
+func testOnlySickReplaced(t *testing.T, h *harness) {
+	ws := h.waitWorkers("workers 1 and 2", func(ws []WorkerInfo) bool {
+		return slices.ContainsFunc(ws, func(w WorkerInfo) bool { return w.ID == 1 && w.PID != 0 })
+	})
+	healthy := liveWorker(t, ws, 1)
+	// Only worker 1 ever passes: 20 passes are 20 of its rounds.
+	h.waitHealth("web", "20 probe rounds of worker 1", func(c HealthCounts) bool { return c.Pass >= 20 })
+	// And at least three sick workers were replaced meanwhile, or since.
+	var replaced []Event
+	for len(replaced) < 3 {
+		replaced = append(replaced, h.waitEvent("a sick worker replaced", isType(EventReplaced)))
+	}
+	events := h.drain()
+	for _, e := range events {
+		if (e.Type == EventHealthFailed || e.Type == EventReplaced) && e.Worker == 1 {
+			t.Fatalf("the healthy worker was judged sick: %s\nall events: %s", describe([]Event{e}), describe(events))
+		}
+		if e.Type == EventHealthFailed && (!strings.Contains(e.Detail, "HTTP 500 Internal Server Error: sick "+strconv.Itoa(e.Worker)) || e.Attempt != 2) {
+			t.Errorf("health-failed event without the sick worker's own answer: %s", describe([]Event{e}))
+		}
+	}
+	for _, rep := range replaced {
+		checkNewFirst(t, events, rep.Worker)
+	}
+	after := h.waitWorkers("worker 1 still serving", func(ws []WorkerInfo) bool { return true })
+	if w := liveWorker(t, after, 1); w.PID != healthy.PID || w.Restarts != 0 {
+		t.Errorf("the healthy worker changed: pid %d restarts %d, was pid %d", w.PID, w.Restarts, healthy.PID)
+	}
+	for _, e := range events {
+		if e.Type == EventExit && e.Worker == 1 {
+			t.Errorf("the healthy worker exited: %s", describe([]Event{e}))
+		}
+	}
+}
+
+// checkNewFirst checks, in events, that sick worker id was replaced new
+// first: its health-failed event, then the fork and the ready event of a
+// new worker, then its replaced event, then its stop (stopping or
+// disconnect).
+func checkNewFirst(t *testing.T, events []Event, id int) {
+	t.Helper()
+	at := func(from int, match func(Event) bool) int {
+		for i := from; i < len(events); i++ {
+			if match(events[i]) {
+				return i
+			}
+		}
+		return -1
+	}
+	failed := at(0, func(e Event) bool { return e.Type == EventHealthFailed && e.Worker == id })
+	replaced := at(0, func(e Event) bool { return e.Type == EventReplaced && e.Worker == id })
+	stopped := at(0, func(e Event) bool {
+		return (e.Type == EventStopping || e.Type == EventDisconnect) && e.Worker == id
+	})
+	if failed < 0 || replaced < failed || stopped < replaced {
+		t.Fatalf("worker %d: health-failed at %d, replaced at %d, stopped at %d; events: %s", id, failed, replaced, stopped, describe(events))
+	}
+	fork := at(failed, func(e Event) bool { return e.Type == EventFork })
+	if fork < 0 || fork > replaced {
+		t.Fatalf("worker %d was replaced before a new worker was forked: %s", id, describe(events))
+	}
+	ready := at(fork, func(e Event) bool { return e.Type == EventReady && e.Worker == events[fork].Worker })
+	if ready < 0 || ready > replaced {
+		t.Fatalf("worker %d was replaced before its replacement %d was ready: %s", id, events[fork].Worker, describe(events))
+	}
+}
+
+// TestHealthCheckNodeClusterWorkers: Node cluster workers under none each
+// serve their health path on their own socket, with listen({fd:
+// PADDOCK_HEALTH_FD}) answered by paddock over the cluster protocol: only
+// the sick one is replaced.
+func TestHealthCheckNodeClusterWorkers(t *testing.T) {
+	t.Parallel()
+	const script = `const cluster = require('node:cluster');
+const http = require('node:http');
+if (cluster.isPrimary) throw new Error('run by paddock');
+const id = process.env.PADDOCK_WORKER_ID;
+const healthy = process.env.HEALTHY_IDS.split(',').includes(id);
+const handler = (req, res) => {
+  if (req.url === '/healthz' && !healthy) { res.writeHead(500); res.end('sick ' + id + ' ' + process.pid + '\n'); return; }
+  res.writeHead(200); res.end((req.url === '/healthz' ? 'ok ' : '') + id + ' ' + process.pid + '\n');
+};
+http.createServer(handler).listen({fd: 3});
+http.createServer(handler).listen({fd: +process.env.PADDOCK_HEALTH_FD});
+`
+	h := startNode(t, script, `
+apps:
+  web:
+    exec: ./server.js
+    instances: 2
+    schedulingPolicy: none
+    listen: ["127.0.0.1:0"]
+    readiness: listening
+    minReadyTime: 0s
+    readyTimeout: 60s
+    killTimeout: 60s
+    healthCheck:
+      http: {path: /healthz, port: worker}
+      interval: 100ms
+      timeout: 30s
+      failureThreshold: 2
+    env: {HEALTHY_IDS: "1"}
+`)
+	testOnlySickReplaced(t, h)
+}
+
+// TestExecProbeRunsAsTheWorker: an exec probe runs in its worker's
+// environment (the app's env, PADDOCK_APP, PADDOCK_WORKER_ID and
+// PADDOCK_WORKER_PID, the worker's pid) and working directory, and its
+// exit 0 makes a worker of readiness exec ready.
+func TestExecProbeRunsAsTheWorker(t *testing.T) {
+	t.Parallel()
+	h := start(t, `
+apps:
+  web:
+    exec: $SELF
+    instances: 2
+    readiness: exec
+    readyTimeout: 60s
+    healthCheck:
+      exec: [$SELF, "probe:env"]
+      interval: 1h
+      timeout: 30s
+    env: {PADDOCK_TEST_HELPER: serve, GREETING: hello, STAMP_DIR: $DIR}
+`)
+	ws := h.waitWorkers("2 ready workers", func(ws []WorkerInfo) bool {
+		return len(ws) == 2 && ws[0].Ready && ws[1].Ready
+	})
+	for _, w := range ws {
+		b, err := os.ReadFile(filepath.Join(h.dir, "probe."+strconv.Itoa(w.ID)))
+		if err != nil {
+			t.Fatalf("worker %d ready, yet its probe left nothing: %v", w.ID, err)
+		}
+		want := fmt.Sprintf("pid=%d\napp=web\nid=%d\ncwd=%s\ngreeting=hello\n", w.PID, w.ID, h.dir)
+		if string(b) != want {
+			t.Errorf("worker %d's probe saw\n%s\nwant\n%s", w.ID, b, want)
+		}
+	}
+	if c := h.healthCounts("web"); c.Pass != 2 || c.Fail != 0 || c.Timeout != 0 {
+		t.Errorf("probes %+v, want 2 passes", c)
+	}
+}
+
+// TestExecProbeTimeoutKillsItsGroup: an exec probe that does not exit
+// within its timeout is killed with its process group, leaving no process
+// and no zombie; the health-failed event gives its last line of output.
+// Not parallel: the probe's child, orphaned by the kill, is reaped by the
+// supervisor as paddock reaps every child (startReapingAll).
+func TestExecProbeTimeoutKillsItsGroup(t *testing.T) {
+	h := startReapingAll(t, `
+apps:
+  web:
+    exec: $SELF
+    healthCheck:
+      exec: [$SELF, "probe:hang"]
+      interval: 1h
+      timeout: 500ms
+      failureThreshold: 1
+    env: {PADDOCK_TEST_HELPER: serve, STAMP_DIR: $DIR}
+`)
+	e := h.waitEvent("health-failed", isType(EventHealthFailed))
+	if !strings.Contains(e.Detail, "no exit within the timeout, killed: checking the database, please wait") {
+		t.Errorf("health-failed detail %q lacks the timeout and the last line", e.Detail)
+	}
+	stamps, err := filepath.Glob(filepath.Join(h.dir, "hang-probe.*"))
+	if err != nil || len(stamps) != 1 {
+		t.Fatalf("hang probes %v (%v), want 1", stamps, err)
+	}
+	b, err := os.ReadFile(stamps[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var probe, child int
+	if _, err := fmt.Sscan(string(b), &probe, &child); err != nil {
+		t.Fatalf("stamp %q: %v", b, err)
+	}
+	waitGone(t, probe, "the timed-out probe")
+	waitGone(t, child, "the timed-out probe's child")
+	if c := h.healthCounts("web"); c.Timeout != 1 || c.Pass+c.Fail != 0 {
+		t.Errorf("probes %+v, want 1 timeout", c)
+	}
+}
+
+// TestExecProbeOutputIsBounded: a probe that writes a mebibyte is read to
+// its end (it never blocks on a full pipe) and its answer is its exit code
+// and last line alone.
+func TestExecProbeOutputIsBounded(t *testing.T) {
+	t.Parallel()
+	h := start(t, `
+apps:
+  web:
+    exec: $SELF
+    healthCheck:
+      exec: [$SELF, "probe:noisy"]
+      interval: 1h
+      timeout: 60s
+      failureThreshold: 1
+    env: {PADDOCK_TEST_HELPER: serve}
+`)
+	e := h.waitEvent("health-failed", isType(EventHealthFailed))
+	if !strings.HasSuffix(e.Detail, ": exit code 3: the last words") || len(e.Detail) > 400 {
+		t.Errorf("health-failed detail %q, want the exit code and the last line alone", e.Detail)
+	}
+}
+
+// TestReadinessHTTPGatesRollout: with readiness http a worker is ready at
+// its first passing probe; a new version whose health path fails never
+// becomes ready, the rolling update stalls, and the old workers keep
+// serving, untouched.
+func TestReadinessHTTPGatesRollout(t *testing.T) {
+	t.Parallel()
+	const app = `
+apps:
+  web:
+    exec: $SELF
+    instances: 2
+    schedulingPolicy: none
+    listen: ["127.0.0.1:0"]
+    readiness: http
+    readyTimeout: 2s
+    minReadyTime: 0s
+    killTimeout: 60s
+    healthCheck:
+      http: {path: /healthz, port: worker}
+      interval: 100ms
+      timeout: 30s
+    env: {PADDOCK_TEST_HELPER: health, HEALTHY_IDS: %s, VERSION: "%d"}
+`
+	h := start(t, fmt.Sprintf(app, "all", 1))
+	old := h.waitWorkers("2 ready workers", func(ws []WorkerInfo) bool {
+		return len(ws) == 2 && ws[0].Ready && ws[1].Ready
+	})
+	for range 2 {
+		h.waitEvent("ready", isType(EventReady))
+	}
+	if c := h.healthCounts("web"); c.Pass < 2 {
+		t.Errorf("workers ready after %d passing probes, want one each at least", c.Pass)
+	}
+	h.apply(fmt.Sprintf(app, "none", 2))
+	stalled := h.waitEvent("rollout-stalled", isType(EventRolloutStalled))
+	if !strings.Contains(stalled.Detail, "not ready within its readyTimeout") {
+		t.Errorf("stalled: %q", stalled.Detail)
+	}
+	h.waitHealth("web", "failed probes of the new worker", func(c HealthCounts) bool { return c.Fail >= 3 })
+	ws := h.waitWorkers("the state", func([]WorkerInfo) bool { return true })
+	for _, o := range old {
+		if w := liveWorker(t, ws, o.ID); w.PID != o.PID || !w.Ready {
+			t.Errorf("old worker %d: %+v, was %+v", o.ID, w, o)
+		}
+	}
+	for _, e := range h.drain() {
+		if e.Type == EventReady && !slices.ContainsFunc(old, func(w WorkerInfo) bool { return w.ID == e.Worker }) {
+			t.Errorf("a worker whose health path fails became ready: %s", describe([]Event{e}))
+		}
+		if e.Type == EventStopping || e.Type == EventHealthFailed {
+			t.Errorf("unexpected: %s", describe([]Event{e}))
+		}
+	}
+}
+
+// TestHangingProbeDoesNotBlockTheOwner: while a probe waits on a worker
+// that accepted it and never answers, the supervisor answers status
+// requests: the probe's timeout (as long as the tests' patience) has not
+// passed when they are answered.
+func TestHangingProbeDoesNotBlockTheOwner(t *testing.T) {
+	t.Parallel()
+	h := start(t, `
+apps:
+  web:
+    exec: $SELF
+    instances: 2
+    schedulingPolicy: none
+    listen: ["127.0.0.1:0"]
+    healthCheck:
+      http: {path: /healthz, port: worker}
+      interval: 1h
+      timeout: 1h
+    env: {PADDOCK_TEST_HELPER: health, HEALTH_HANG: "1", HEALTHY_IDS: all, STAMP_DIR: $DIR}
+`)
+	ws := h.waitWorkers("2 workers", running("web", 2))
+	for _, w := range ws {
+		testkit.WaitFor(t, fmt.Sprintf("worker %d to take a probe", w.ID), func() bool {
+			_, err := os.Stat(filepath.Join(h.dir, "hang."+strconv.Itoa(w.ID)))
+			return err == nil
+		})
+	}
+	for range 20 {
+		if _, err := h.sup.Status(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.sup.Workers(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := h.healthCounts("web"); c != (HealthCounts{}) {
+		t.Fatalf("probes %+v: the hanging probes ended", c)
+	}
+}
+
+// TestStoppedWorkerIsNoLongerProbed: a worker scaled away, or replaced,
+// leaves the prober at once; only live workers are probed.
+func TestStoppedWorkerIsNoLongerProbed(t *testing.T) {
+	t.Parallel()
+	h := start(t, `
+apps:
+  web:
+    exec: $SELF
+    instances: 3
+    schedulingPolicy: none
+    listen: ["127.0.0.1:0"]
+    killTimeout: 60s
+    healthCheck:
+      http: {path: /healthz, port: worker}
+      interval: 100ms
+      timeout: 30s
+    env: {PADDOCK_TEST_HELPER: health, HEALTHY_IDS: all}
+`)
+	h.waitWorkers("3 workers", running("web", 3))
+	h.waitHealth("web", "probes", func(c HealthCounts) bool { return c.Pass >= 3 })
+	if _, err := h.sup.Scale(context.Background(), "web", 1); err != nil {
+		t.Fatal(err)
+	}
+	h.waitWorkers("1 worker", running("web", 1))
+	var probed []int
+	if err := h.sup.do(context.Background(), func(o *owner) {
+		o.prober.mu.Lock()
+		defer o.prober.mu.Unlock()
+		for id := range o.prober.targets {
+			probed = append(probed, id)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ws := h.waitWorkers("the worker", func([]WorkerInfo) bool { return true })
+	if len(probed) != 1 || probed[0] != ws[0].ID {
+		t.Errorf("probed workers %v, want only the live one, %d", probed, ws[0].ID)
+	}
+}
