@@ -214,7 +214,7 @@ func TestHealthCheckReplacesOnlyTheSickWorker(t *testing.T) {
       failureThreshold: 2`
 	for _, tc := range []struct {
 		name, app, port, env string
-		rr               bool
+		rr                   bool
 	}{
 		{name: "none", app: "schedulingPolicy: none\n    ipc: off\n    listen: [\"127.0.0.1:0\"]", port: "worker"},
 		{name: "reuseport", app: "schedulingPolicy: reuseport\n    ipc: off\n    listen: [\"127.0.0.1:0\"]", port: "worker"},
