@@ -3,10 +3,15 @@ package worker
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +31,9 @@ func TestMain(m *testing.M) {
 		return
 	case "inherited":
 		inheritedWorker()
+		return
+	case "health":
+		healthWorker()
 		return
 	}
 	os.Exit(m.Run())
@@ -157,4 +165,73 @@ func TestStrayDescriptorsCloseTheWorkersChannel(t *testing.T) {
 	if after >= before {
 		t.Errorf("the worker holds %d descriptors, %d before: the stray ones or its channel are still open", after, before)
 	}
+}
+
+// healthWorker serves "ok" over HTTP on the worker's health socket
+// (HealthListener) and exits 0 once one request was answered (without
+// HEALTH_ACCEPT, it exits 8 once it has the socket); it exits 5 when it has
+// no health socket, printing why.
+func healthWorker() {
+	l, err := HealthListener()
+	if err != nil {
+		fmt.Fprintln(os.Stdout, err)
+		os.Exit(5)
+	}
+	if _, err := HealthListener(); err == nil {
+		os.Exit(6) // taken once only
+	}
+	if os.Getenv("HEALTH_ACCEPT") == "" {
+		os.Exit(8)
+	}
+	c, err := l.Accept()
+	if err != nil {
+		os.Exit(7)
+	}
+	c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"))
+	c.Close()
+	os.Exit(0)
+}
+
+// TestHealthListener: a worker takes its health socket from
+// PADDOCK_HEALTH_FD when it is the socket PADDOCK_HEALTH_ADDR names, and
+// serves it; a descriptor that is not that socket is left alone.
+func TestHealthListener(t *testing.T) {
+	f, addr := testkit.ListenerFile(t)
+	t.Run("served", func(t *testing.T) {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "WORKER_TEST_HELPER=health", "HEALTH_ACCEPT=1", "PADDOCK_HEALTH_FD=3",
+			"PADDOCK_HEALTH_ADDR="+addr.String())
+		cmd.ExtraFiles = []*os.File{f}
+		var out bytes.Buffer
+		cmd.Stdout = &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get("http://" + addr.String() + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err := cmd.Wait(); err != nil || string(body) != "ok\n" {
+			t.Errorf("worker: %v, answer %q; output: %s", err, body, out.String())
+		}
+	})
+	t.Run("another address", func(t *testing.T) {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "WORKER_TEST_HELPER=health", "PADDOCK_HEALTH_FD=3", "PADDOCK_HEALTH_ADDR=127.0.0.1:1")
+		cmd.ExtraFiles = []*os.File{f}
+		out, _ := cmd.Output()
+		if code := cmd.ProcessState.ExitCode(); code != 5 || !strings.Contains(string(out), ErrNoHealthSocket.Error()) {
+			t.Errorf("exit %d, output %q; want 5 and %q", code, out, ErrNoHealthSocket)
+		}
+	})
+	t.Run("outside paddock", func(t *testing.T) {
+		t.Setenv("PADDOCK_HEALTH_FD", "")
+		w := openWorker(t)
+		defer w.Close()
+		if _, err := w.HealthListener(); !errors.Is(err, ErrNoHealthSocket) {
+			t.Errorf("HealthListener() = %v, want ErrNoHealthSocket", err)
+		}
+	})
 }

@@ -32,7 +32,7 @@ import (
 // $HEALTHY_IDS (a comma-separated list, or "all"), else 500 "sick <id>
 // <pid>"; with $HEALTH_HANG set it creates $STAMP_DIR/hang.<id> and never
 // answers. Any other path answers "<id> <pid>". It exits 0 on SIGTERM, or
-// once disconnected.
+// once disconnected, unless $HEALTH_IGNORE_TERM is set.
 func serveHealth() {
 	id := os.Getenv("PADDOCK_WORKER_ID")
 	healthy := os.Getenv("HEALTHY_IDS") == "all" || slices.Contains(strings.Split(os.Getenv("HEALTHY_IDS"), ","), id)
@@ -93,6 +93,9 @@ func serveHealth() {
 	}
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
+	if os.Getenv("HEALTH_IGNORE_TERM") != "" {
+		select {}
+	}
 	select {
 	case <-term:
 	case <-gworker.Disconnecting(): // nil without a channel: never
@@ -154,7 +157,9 @@ func probeHelper(mode string) {
 // healthCounts returns the probes of app by result so far.
 func (h *harness) healthCounts(app string) HealthCounts {
 	h.t.Helper()
-	c, err := h.sup.HealthChecks(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	c, err := h.sup.HealthChecks(ctx)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -245,7 +250,14 @@ func testOnlySickReplaced(t *testing.T, h *harness) {
 	})
 	healthy := liveWorker(t, ws, 1)
 	// Only worker 1 ever passes: 20 passes are 20 of its rounds.
-	h.waitHealth("web", "20 probe rounds of worker 1", func(c HealthCounts) bool { return c.Pass >= 20 })
+	h.waitHealth("web", "20 probe rounds of worker 1", func(c HealthCounts) bool {
+		for _, e := range h.drain() {
+			if (e.Type == EventHealthFailed || e.Type == EventReplaced) && e.Worker == 1 {
+				t.Fatalf("the healthy worker was judged sick: %s", describe([]Event{e}))
+			}
+		}
+		return c.Pass >= 20
+	})
 	// And at least three sick workers were replaced meanwhile, or since.
 	var replaced []Event
 	for len(replaced) < 3 {
@@ -525,12 +537,14 @@ apps:
 			return err == nil
 		})
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
 	for range 20 {
-		if _, err := h.sup.Status(context.Background()); err != nil {
-			t.Fatal(err)
+		if _, err := h.sup.Status(ctx); err != nil {
+			t.Fatalf("status while probes hang: %v", err)
 		}
-		if _, err := h.sup.Workers(context.Background()); err != nil {
-			t.Fatal(err)
+		if _, err := h.sup.Workers(ctx); err != nil {
+			t.Fatalf("workers while probes hang: %v", err)
 		}
 	}
 	if c := h.healthCounts("web"); c != (HealthCounts{}) {
@@ -538,8 +552,9 @@ apps:
 	}
 }
 
-// TestStoppedWorkerIsNoLongerProbed: a worker scaled away, or replaced,
-// leaves the prober at once; only live workers are probed.
+// TestStoppedWorkerIsNoLongerProbed: a worker being stopped (scaled away)
+// leaves the prober at once, while it still runs; only live workers are
+// probed.
 func TestStoppedWorkerIsNoLongerProbed(t *testing.T) {
 	t.Parallel()
 	h := start(t, `
@@ -549,19 +564,29 @@ apps:
     instances: 3
     schedulingPolicy: none
     listen: ["127.0.0.1:0"]
-    killTimeout: 60s
+    killTimeout: 1h
     healthCheck:
       http: {path: /healthz, port: worker}
       interval: 100ms
       timeout: 30s
-    env: {PADDOCK_TEST_HELPER: health, HEALTHY_IDS: all}
+    env: {PADDOCK_TEST_HELPER: health, HEALTHY_IDS: all, HEALTH_IGNORE_TERM: "1"}
 `)
 	h.waitWorkers("3 workers", running("web", 3))
 	h.waitHealth("web", "probes", func(c HealthCounts) bool { return c.Pass >= 3 })
 	if _, err := h.sup.Scale(context.Background(), "web", 1); err != nil {
 		t.Fatal(err)
 	}
-	h.waitWorkers("1 worker", running("web", 1))
+	// The two stopping workers ignore SIGTERM: they run on, and must not
+	// be probed.
+	ws := h.waitWorkers("2 workers stopping", func(ws []WorkerInfo) bool {
+		n := 0
+		for _, w := range ws {
+			if w.Phase == reconcile.Stopping && w.PID != 0 {
+				n++
+			}
+		}
+		return n == 2
+	})
 	var probed []int
 	if err := h.sup.do(context.Background(), func(o *owner) {
 		o.prober.mu.Lock()
@@ -572,8 +597,17 @@ apps:
 	}); err != nil {
 		t.Fatal(err)
 	}
-	ws := h.waitWorkers("the worker", func([]WorkerInfo) bool { return true })
-	if len(probed) != 1 || probed[0] != ws[0].ID {
-		t.Errorf("probed workers %v, want only the live one, %d", probed, ws[0].ID)
+	var live []int
+	for _, w := range ws {
+		if w.Phase == reconcile.Running {
+			live = append(live, w.ID)
+		}
 	}
+	slices.Sort(probed)
+	if !slices.Equal(probed, live) {
+		t.Errorf("probed workers %v, want only the live one, %v", probed, live)
+	}
+	// Every worker ignores SIGTERM: SIGKILL them all, and end.
+	h.sup.Kill()
+	h.done <- <-h.done
 }

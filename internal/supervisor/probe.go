@@ -94,6 +94,8 @@ func httpGet(ctx context.Context, c net.Conn, host, path string) probeResult {
 	if d, ok := ctx.Deadline(); ok {
 		c.SetDeadline(d)
 	}
+	// Cancelled (the worker is gone, paddock stops): give up at once.
+	defer context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })()
 	req := "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: paddock-health\r\nAccept: */*\r\nConnection: close\r\n\r\n"
 	if _, err := io.WriteString(c, req); err != nil {
 		return failed(ctx, "GET "+path, err)
