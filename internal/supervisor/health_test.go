@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/paddock-sh/paddock/internal/testkit"
+	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/reconcile"
 	gworker "github.com/paddock-sh/paddock/worker"
 )
@@ -610,4 +611,56 @@ apps:
 	// Every worker ignores SIGTERM: SIGKILL them all, and end.
 	h.sup.Kill()
 	h.done <- <-h.done
+}
+
+// checkHealthSocket checks that descriptor fd of process pid is its
+// health socket: PADDOCK_HEALTH_FD names it, it is a TCP socket listening
+// on PADDOCK_HEALTH_ADDR, on 127.0.0.1, and LISTEN_FDS does not count it.
+func checkHealthSocket(t *testing.T, pid, fd int) {
+	t.Helper()
+	env := environ(t, pid)
+	if env[HealthFDEnv] != strconv.Itoa(fd) {
+		t.Errorf("pid %d: %s=%q, want %d", pid, HealthFDEnv, env[HealthFDEnv], fd)
+	}
+	if n, _ := strconv.Atoi(env["LISTEN_FDS"]); n >= fd-2 {
+		t.Errorf("pid %d: LISTEN_FDS=%s counts its health socket (descriptor %d)", pid, env["LISTEN_FDS"], fd)
+	}
+	host, _, err := net.SplitHostPort(env[HealthAddrEnv])
+	if err != nil || host != "127.0.0.1" {
+		t.Fatalf("pid %d: %s=%q", pid, HealthAddrEnv, env[HealthAddrEnv])
+	}
+	// The worker's descriptor is paddock's socket: it answers connections
+	// at that address (the backlog takes them while nobody accepts).
+	target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, fd))
+	if err != nil || !strings.HasPrefix(target, "socket:") {
+		t.Fatalf("pid %d descriptor %d is %q (%v), want a socket", pid, fd, target, err)
+	}
+	c, err := net.Dial("tcp", env[HealthAddrEnv])
+	if err != nil {
+		t.Fatalf("connect to %s: %v", env[HealthAddrEnv], err)
+	}
+	c.Close()
+}
+
+// TestHealthSocketAfterTheChannel: a worker's health socket is its last
+// descriptor, after its listen: sockets (LISTEN_FDS counts those alone)
+// and its IPC channel, whose numbers do not change.
+func TestHealthSocketAfterTheChannel(t *testing.T) {
+	t.Parallel()
+	sock3, channel, health := os.NewFile(100, "sock3"), os.NewFile(101, "channel"), os.NewFile(102, "health")
+	app := &manifest.App{Name: "web", Readiness: manifest.ReadinessOnline,
+		Resolved: manifest.Resolved{Path: "/usr/bin/node", Argv: []string{"node", "app.js"}, Dir: "/srv/web"}}
+	spec := workerSpec(app, 7, []string{"PATH=/bin", HealthFDEnv + "=9", WorkerPIDEnv + "=1"}, "", []specSocket{{File: sock3, Name: "web[0]"}}, channel)
+	if fd := withHealthSocket(&spec, health, "127.0.0.1:4000"); fd != 5 {
+		t.Errorf("health socket at descriptor %d, want 5", fd)
+	}
+	if !slices.Equal(spec.ExtraFiles, []*os.File{sock3, channel, health}) || !slices.Equal(spec.ListenNames, []string{"web[0]"}) {
+		t.Errorf("files %v named %q", spec.ExtraFiles, spec.ListenNames)
+	}
+	want := []string{"PATH=/bin", "PADDOCK_APP=web", "PADDOCK_WORKER_ID=7",
+		"NODE_CHANNEL_FD=4", "NODE_CHANNEL_SERIALIZATION_MODE=json", "NODE_UNIQUE_ID=7",
+		"PADDOCK_HEALTH_FD=5", "PADDOCK_HEALTH_ADDR=127.0.0.1:4000"}
+	if !slices.Equal(spec.Env, want) {
+		t.Errorf("env\n got %q\nwant %q (paddock's variables are never inherited)", spec.Env, want)
+	}
 }

@@ -175,9 +175,26 @@ apps:
     exec: /bin/sleep
     args: [3600]
     silent: true
+  probed:
+    exec: /bin/sleep
+    args: [3600]
+    schedulingPolicy: none
+    listen: ["127.0.0.1:0"]
+    healthCheck:
+      http: {port: worker}
+      startPeriod: 1h
 `)
-	ws := h.waitWorkers("2 workers", func(ws []WorkerInfo) bool { return len(ws) == 2 && ws[0].PID != 0 && ws[1].PID != 0 })
+	ws := h.waitWorkers("3 workers", func(ws []WorkerInfo) bool {
+		return len(ws) == 3 && ws[0].PID != 0 && ws[1].PID != 0 && ws[2].PID != 0
+	})
 	for _, w := range ws {
+		if w.App == "probed" {
+			// Its listen: socket (3, LISTEN_FDS=1), then its health
+			// socket (4, not counted in LISTEN_FDS).
+			testkit.WaitFDs(t, w.PID, []int{0, 1, 2, 3, 4})
+			checkHealthSocket(t, w.PID, 4)
+			continue
+		}
 		// The dynamic loader holds a descriptor for a moment while sleep
 		// starts; a leaked one stays.
 		testkit.WaitFDs(t, w.PID, []int{0, 1, 2})
