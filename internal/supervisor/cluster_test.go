@@ -78,7 +78,7 @@ func needNode(t *testing.T) {
 // below the kernel's ephemeral range: a port from that range may meanwhile
 // become the local port of one of the tests' own client connections, and a
 // worker then cannot listen on it.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	for range 1000 {
 		port := 20000 + rand.IntN(12000)

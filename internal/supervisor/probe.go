@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -38,39 +39,157 @@ const execOutputTail = 4096
 // exited: a process that left its group may hold the pipe open.
 const execDrain = 100 * time.Millisecond
 
-// probe runs one probe of t within ctx, whose deadline is t's timeout.
-func (p *prober) probe(ctx context.Context, t *probeTarget) probeResult {
-	switch t.kind {
-	case manifest.ProbeExec:
+// maxConnReuse is how many probes in a row one connection serves (HTTP
+// keep-alive): a new connection is opened at least every maxConnReuse
+// probes, so that a worker that no longer accepts connections, while it
+// still answers on those it has, fails its probes within that many
+// intervals. Opening a TCP connection costs paddock several times what a
+// request on an open one does (see BenchmarkHealthChecks200Workers).
+const maxConnReuse = 10
+
+// maxDrain bounds what is read of an HTTP probe's response body so that
+// its connection can serve the next probe; a longer body closes it.
+const maxDrain = 64 << 10
+
+// probeConn is an HTTP probe's connection to its worker, kept between
+// probes (HTTP keep-alive), with its reader and the probes it served.
+type probeConn struct {
+	c    net.Conn
+	br   *bufio.Reader
+	uses int
+}
+
+// close closes the connection; nil is fine.
+func (pc *probeConn) close() {
+	if pc != nil {
+		pc.c.Close()
+	}
+}
+
+// probe runs one probe of t, which must end by deadline (its timeout).
+func (p *prober) probe(t *probeTarget, deadline time.Time) probeResult {
+	if t.kind == manifest.ProbeHTTP {
+		return p.probeHTTP(t, deadline)
+	}
+	ctx, cancel := context.WithDeadline(t.ctx, deadline)
+	defer cancel()
+	switch {
+	case t.kind == manifest.ProbeExec:
 		return p.probeExec(ctx, t)
-	case manifest.ProbeTCP:
-		if t.addr == "" {
-			return p.probeDispatchedTCP(ctx, t)
-		}
-		c, err := dial(ctx, t.addr)
-		if err != nil {
-			return failed(ctx, "connect "+t.addr, err)
-		}
-		c.Close()
-		return probeResult{result: HealthPass, answer: "connected to " + t.addr}
+	case t.addr == "":
+		return p.probeDispatchedTCP(ctx, t)
 	}
-	var c net.Conn
-	var err error
-	host := t.addr
-	if t.addr == "" {
-		host = net.JoinHostPort("127.0.0.1", strconv.Itoa(t.port))
-		c, err = p.handOver(ctx, t, nil)
-	} else {
-		c, err = dial(ctx, t.addr)
-		if err != nil {
-			return failed(ctx, "connect "+t.addr, err)
-		}
-	}
+	c, err := dial(ctx, t.addr)
 	if err != nil {
-		return failed(ctx, "hand over a connection", err)
+		return failed(deadline, "connect "+t.addr, err)
 	}
-	defer c.Close()
-	return httpGet(ctx, c, host, t.path)
+	c.Close()
+	return probeResult{result: HealthPass, answer: "connected to " + t.addr}
+}
+
+// probeHTTP sends GET path to t's worker on the connection the previous
+// probe left open, or on a new one (at least every maxConnReuse probes,
+// and again at once when the worker had closed the one left open), and
+// leaves the connection open for the next probe when the answer allows.
+func (p *prober) probeHTTP(t *probeTarget, deadline time.Time) probeResult {
+	host := t.addr
+	if host == "" {
+		host = net.JoinHostPort("127.0.0.1", strconv.Itoa(t.port))
+	}
+	pc := p.takeConn(t)
+	if pc != nil && pc.uses >= maxConnReuse {
+		pc.close()
+		pc = nil
+	}
+	for {
+		reused := pc != nil
+		if pc == nil {
+			c, res := p.connect(t, deadline)
+			if c == nil {
+				return res
+			}
+			pc = &probeConn{c: c, br: bufio.NewReaderSize(c, 1024)}
+		}
+		if !p.busy(t, pc) {
+			pc.close()
+			return probeResult{} // removed meanwhile
+		}
+		res, keep, stale := httpGet(pc, deadline, host, t.path)
+		if stale && reused {
+			// The worker closed the connection kept open (an idle
+			// timeout): a new one, once.
+			p.keepConn(t, nil)
+			pc.close()
+			pc = nil
+			continue
+		}
+		if keep {
+			pc.uses++
+		} else {
+			pc.close()
+			pc = nil
+		}
+		p.keepConn(t, pc)
+		return res
+	}
+}
+
+// connect opens a connection to t's worker by deadline: to its address,
+// or handed to it by paddock (rr, sticky). When it cannot, it returns the
+// probe's result instead.
+func (p *prober) connect(t *probeTarget, deadline time.Time) (net.Conn, probeResult) {
+	ctx, cancel := context.WithDeadline(t.ctx, deadline)
+	defer cancel()
+	if t.addr == "" {
+		c, err := p.handOver(ctx, t, nil)
+		if err != nil {
+			return nil, failed(deadline, "hand over a connection", err)
+		}
+		return c, probeResult{}
+	}
+	c, err := dial(ctx, t.addr)
+	if err != nil {
+		return nil, failed(deadline, "connect "+t.addr, err)
+	}
+	return c, probeResult{}
+}
+
+// takeConn returns the connection t's previous probe left open, if any;
+// it is the caller's from then on.
+func (p *prober) takeConn(t *probeTarget) *probeConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pc := t.conn
+	t.conn = nil
+	return pc
+}
+
+// busy records pc as the connection of t's probe in flight, which
+// removing t interrupts; it reports false when t was removed already.
+func (p *prober) busy(t *probeTarget, pc *probeConn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t.removed {
+		return false
+	}
+	t.busy = pc
+	return true
+}
+
+// keepConn ends t's probe in flight and leaves pc, when not nil, open for
+// t's next probe; it is closed at once when t is no longer probed.
+func (p *prober) keepConn(t *probeTarget, pc *probeConn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t.busy = nil
+	if pc == nil {
+		return
+	}
+	if t.removed || t.conn != nil {
+		pc.close()
+		return
+	}
+	t.conn = pc
 }
 
 // dial connects to addr over TCP within ctx.
@@ -80,41 +199,48 @@ func dial(ctx context.Context, addr string) (net.Conn, error) {
 }
 
 // failed is the result of a probe that got err doing what: a timeout when
-// ctx's deadline passed (or a deadline set from it), else a failure.
-func failed(ctx context.Context, what string, err error) probeResult {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() != nil {
+// its deadline passed, else a failure.
+func failed(deadline time.Time, what string, err error) probeResult {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || !time.Now().Before(deadline) {
 		return probeResult{result: HealthTimeout, answer: what + ": no answer within the timeout"}
 	}
 	return probeResult{result: HealthFail, answer: what + ": " + err.Error()}
 }
 
-// httpGet sends GET path to host over c, without keep-alive, and judges
-// the answer: a 2xx or 3xx status passes (as Kubernetes' httpGet).
-func httpGet(ctx context.Context, c net.Conn, host, path string) probeResult {
-	if d, ok := ctx.Deadline(); ok {
-		c.SetDeadline(d)
-	}
-	// Cancelled (the worker is gone, paddock stops): give up at once.
-	defer context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })()
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: paddock-health\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+// httpGet sends GET path to host over pc, by deadline, and judges the
+// answer: a 2xx or 3xx status passes (as Kubernetes' httpGet). keep says
+// the connection may serve the next probe (the response was read whole,
+// the worker did not close it); stale, that the worker had closed it
+// before this request (nothing was read back).
+func httpGet(pc *probeConn, deadline time.Time, host, path string) (res probeResult, keep, stale bool) {
+	c := pc.c
+	c.SetDeadline(deadline)
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: paddock-health\r\nAccept: */*\r\n\r\n"
 	if _, err := io.WriteString(c, req); err != nil {
-		return failed(ctx, "GET "+path, err)
+		return failed(deadline, "GET "+path, err), false, true
 	}
-	resp, err := http.ReadResponse(bufio.NewReaderSize(c, 1024), nil)
+	resp, err := http.ReadResponse(pc.br, nil)
 	if err != nil {
-		return failed(ctx, "GET "+path, err)
+		stale = errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+		return failed(deadline, "GET "+path, err), false, stale
 	}
-	defer resp.Body.Close()
-	body := make([]byte, maxAnswer+1)
-	n, _ := io.ReadFull(resp.Body, body)
+	var buf [maxAnswer + 1]byte
+	n, _ := io.ReadFull(resp.Body, buf[:])
 	answer := "HTTP " + resp.Status
-	if s := oneLine(body[:n]); s != "" {
+	if s := oneLine(buf[:n]); s != "" {
 		answer += ": " + s
 	}
-	if resp.StatusCode >= 200 && resp.StatusCode < 400 {
-		return probeResult{result: HealthPass, answer: answer}
+	rest, _ := io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+	_, err = resp.Body.Read(buf[:1])
+	keep = !resp.Close && err == io.EOF && rest < maxDrain
+	resp.Body.Close()
+	if keep {
+		c.SetDeadline(time.Time{})
 	}
-	return probeResult{result: HealthFail, answer: answer}
+	if resp.StatusCode >= 200 && resp.StatusCode < 400 {
+		return probeResult{result: HealthPass, answer: answer}, keep, false
+	}
+	return probeResult{result: HealthFail, answer: answer}, keep, false
 }
 
 // oneLine returns b as one line of at most maxAnswer bytes of valid UTF-8:
@@ -143,9 +269,10 @@ func oneLine(b []byte) string {
 // accepted:true once its server took the connection).
 func (p *prober) probeDispatchedTCP(ctx context.Context, t *probeTarget) probeResult {
 	answered := make(chan bool, 1)
+	deadline, _ := ctx.Deadline()
 	c, err := p.handOver(ctx, t, func(accepted bool) { answered <- accepted })
 	if err != nil {
-		return failed(ctx, "hand over a connection", err)
+		return failed(deadline, "hand over a connection", err)
 	}
 	defer c.Close()
 	select {
@@ -155,7 +282,7 @@ func (p *prober) probeDispatchedTCP(ctx context.Context, t *probeTarget) probeRe
 		}
 		return probeResult{result: HealthFail, answer: "the worker refused the connection"}
 	case <-ctx.Done():
-		return failed(ctx, "hand over a connection", ctx.Err())
+		return failed(deadline, "hand over a connection", ctx.Err())
 	}
 }
 

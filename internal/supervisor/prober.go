@@ -23,6 +23,23 @@ import (
 // once they have one).
 const maxProbesInFlight = 256
 
+// probeTick is the grid the probes run on: a probe's time is rounded up
+// to the next multiple of probeTick, so that the prober wakes at most ten
+// times a second and starts the probes due together. Probes spread evenly
+// over the second cost paddock several times more (a thread woken for
+// each; see BenchmarkHealthChecks200Workers), while the workers' phases
+// on the grid stay random: 200 workers probed every second are about 20
+// probes every 100ms, never 200 at once.
+const probeTick = 100 * time.Millisecond
+
+// onTick returns t rounded up to the probe grid.
+func onTick(t time.Time) time.Time {
+	if r := t.Truncate(probeTick); !r.Equal(t) {
+		return r.Add(probeTick)
+	}
+	return t
+}
+
 // readinessCadence is how often a worker whose readiness waits for its
 // health check is probed until it passes once, when its interval is
 // longer: a new worker is not kept unready for a whole interval.
@@ -82,22 +99,28 @@ type probeTarget struct {
 	// kind is manifest.ProbeHTTP, ProbeTCP or ProbeExec; interval and
 	// timeout pace it; startPeriod delays its first probe; fast probes
 	// it every readinessCadence until it first passes.
-	kind                 string
-	interval, timeout    time.Duration
-	startedAt            time.Time
-	startPeriod          time.Duration
-	fast                 bool
-	path                 string // http
-	addr                 string // where http and tcp probes connect; "" when dispatched
-	port                 int    // the port of a dispatched probe
-	exec                 procs.Spec
-	counts               *healthCounters
-	route                atomic.Pointer[subscriber] // dispatched: the worker's subscription to the probed socket
+	kind              string
+	interval, timeout time.Duration
+	startedAt         time.Time
+	startPeriod       time.Duration
+	fast              bool
+	path              string // http
+	addr              string // where http and tcp probes connect; "" when dispatched
+	port              int    // the port of a dispatched probe
+	exec              procs.Spec
+	counts            *healthCounters
+	route             atomic.Pointer[subscriber] // dispatched: the worker's subscription to the probed socket
+	// ctx lives as long as the target is probed: removing it cancels
+	// the probe in flight (stop).
+	ctx                  context.Context
+	stop                 context.CancelFunc
 	due                  time.Time
 	index                int // in the queue; -1 when not queued
 	inFlight, removed    bool
-	cancel               context.CancelFunc // of the probe in flight
 	passedOnce, lastPass bool
+	// conn is the connection an http probe left open for the next; busy
+	// the one the probe in flight uses.
+	conn, busy *probeConn
 }
 
 // prober runs the health checks. The owner adds a target when a worker
@@ -141,16 +164,20 @@ func poke(c chan struct{}) {
 // workers started together do not probe in step; every probe after that
 // adds its own jitter (see finish). It never blocks.
 func (p *prober) add(t *probeTarget) {
-	t.due = t.startedAt.Add(t.startPeriod + jitter(min(t.interval, readinessCadence)/10))
+	t.due = onTick(t.startedAt.Add(t.startPeriod + jitter(min(t.interval, readinessCadence)/10)))
 	t.index = -1
+	t.ctx, t.stop = context.WithCancel(context.Background())
 	p.mu.Lock()
 	if old := p.targets[t.id]; old != nil {
 		p.removeLocked(old)
 	}
 	p.targets[t.id] = t
 	heap.Push(&p.queue, t)
+	first := t.index == 0
 	p.mu.Unlock()
-	poke(p.wake)
+	if first {
+		poke(p.wake)
+	}
 }
 
 // remove stops probing worker id at once: a probe in flight is cancelled
@@ -167,11 +194,14 @@ func (p *prober) remove(id int) {
 func (p *prober) removeLocked(t *probeTarget) {
 	delete(p.targets, t.id)
 	t.removed = true
+	t.stop()
+	t.conn.close()
+	t.conn = nil
+	if t.busy != nil {
+		t.busy.c.SetDeadline(time.Unix(1, 0)) // its probe gives up at once
+	}
 	if t.index >= 0 {
 		heap.Remove(&p.queue, t.index)
-	}
-	if t.cancel != nil {
-		t.cancel()
 	}
 }
 
@@ -203,7 +233,7 @@ func (p *prober) Run(ctx context.Context) {
 		for len(p.queue) > 0 && !p.queue[0].due.After(now) {
 			t := heap.Pop(&p.queue).(*probeTarget)
 			due = append(due, t)
-			p.launchLocked(ctx, t)
+			p.launchLocked(t)
 		}
 		next := time.Duration(-1)
 		if len(p.queue) > 0 {
@@ -225,36 +255,31 @@ func (p *prober) Run(ctx context.Context) {
 	}
 }
 
-// cancelAll cancels every probe in flight.
+// cancelAll cancels every probe in flight and closes the connections
+// kept open: the prober stops.
 func (p *prober) cancelAll() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, t := range p.targets {
-		if t.cancel != nil {
-			t.cancel()
-		}
+		p.removeLocked(t)
 	}
 }
 
 // launchLocked starts t's probe in a goroutine of its own, which takes a
 // slot, probes within t's timeout and hands the result to finish.
-func (p *prober) launchLocked(ctx context.Context, t *probeTarget) {
-	pctx, cancel := context.WithCancel(ctx)
-	t.inFlight, t.cancel = true, cancel
+func (p *prober) launchLocked(t *probeTarget) {
+	t.inFlight = true
 	p.inFlight.Go(func() {
-		defer cancel()
 		select {
 		case p.slots <- struct{}{}:
-		case <-pctx.Done():
+		case <-t.ctx.Done():
 			p.finish(t, time.Now(), probeResult{})
 			return
 		}
 		defer func() { <-p.slots }()
 		start := time.Now()
-		tctx, stop := context.WithTimeout(pctx, t.timeout)
-		res := p.probe(tctx, t)
-		stop()
-		if pctx.Err() != nil {
+		res := p.probe(t, start.Add(t.timeout))
+		if t.ctx.Err() != nil {
 			res = probeResult{} // cancelled: the worker is gone
 		}
 		p.finish(t, start, res)
@@ -269,7 +294,7 @@ func (p *prober) launchLocked(ctx context.Context, t *probeTarget) {
 func (p *prober) finish(t *probeTarget, start time.Time, res probeResult) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	t.inFlight, t.cancel = false, nil
+	t.inFlight = false
 	if t.removed || res.result == "" {
 		return
 	}
@@ -284,12 +309,15 @@ func (p *prober) finish(t *probeTarget, start time.Time, res probeResult) {
 	if t.fast && !t.passedOnce {
 		cadence = min(cadence, readinessCadence)
 	}
-	t.due = start.Add(cadence - cadence/10 + jitter(cadence/5))
+	// Rounded to the nearest tick: the mean interval stays the interval.
+	t.due = start.Add(cadence - cadence/10 + jitter(cadence/5) + probeTick/2).Truncate(probeTick)
 	if now := time.Now(); t.due.Before(now) {
-		t.due = now
+		t.due = onTick(now)
 	}
 	heap.Push(&p.queue, t)
-	poke(p.wake)
+	if t.index == 0 {
+		poke(p.wake) // sooner than what Run waits for
+	}
 	if report {
 		res.target = t
 		p.results = append(p.results, res)
