@@ -192,6 +192,9 @@ func TestFieldsInStep(t *testing.T) {
 		{reflect.TypeFor[manifest.App](), []string{"$defs", "app", "properties"}},
 		{reflect.TypeFor[manifest.Backoff](), []string{"$defs", "backoff", "properties"}},
 		{reflect.TypeFor[manifest.Rollout](), []string{"$defs", "rollout", "properties"}},
+		{reflect.TypeFor[manifest.HealthCheck](), []string{"$defs", "healthCheck", "properties"}},
+		{reflect.TypeFor[manifest.HTTPProbe](), []string{"$defs", "httpProbe", "properties"}},
+		{reflect.TypeFor[manifest.TCPProbe](), []string{"$defs", "tcpProbe", "properties"}},
 	} {
 		goKeys := yamlKeys(c.typ)
 		props, ok := lookup(t, raw, c.path...).(map[string]any)
@@ -318,6 +321,30 @@ func TestSchemaValuesInStep(t *testing.T) {
 	}
 	if desc := app("readyTimeout", "description").(string); !strings.Contains(desc, "At least "+manifest.MinReadyTimeout.String()) {
 		t.Errorf("readyTimeout description %q does not say At least %s", desc, manifest.MinReadyTimeout)
+	}
+	if got := strs(app("readiness", "enum")); !slices.Equal(got, manifest.ReadinessModes) {
+		t.Errorf("readiness enum %q, manifest.ReadinessModes %q", got, manifest.ReadinessModes)
+	}
+	hc := func(path ...string) any {
+		return lookup(t, raw, append([]string{"$defs", "healthCheck", "properties"}, path...)...)
+	}
+	if got := dur(hc("interval", "default")); got != manifest.DefaultHealthInterval {
+		t.Errorf("healthCheck.interval default %v, want %v", got, manifest.DefaultHealthInterval)
+	}
+	if got := dur(hc("timeout", "default")); got != manifest.DefaultHealthTimeout {
+		t.Errorf("healthCheck.timeout default %v, want %v", got, manifest.DefaultHealthTimeout)
+	}
+	if got := dur(hc("startPeriod", "default")); got != manifest.DefaultHealthStartPeriod {
+		t.Errorf("healthCheck.startPeriod default %v, want %v", got, manifest.DefaultHealthStartPeriod)
+	}
+	if got := hc("failureThreshold", "default"); got != float64(manifest.DefaultHealthFailureThreshold) {
+		t.Errorf("healthCheck.failureThreshold default %v, want %d", got, manifest.DefaultHealthFailureThreshold)
+	}
+	if got := lookup(t, raw, "$defs", "httpProbe", "properties", "path", "default"); got != manifest.DefaultHealthPath {
+		t.Errorf("healthCheck.http.path default %v, want %s", got, manifest.DefaultHealthPath)
+	}
+	if desc := hc("interval", "description").(string); !strings.Contains(desc, "At least "+manifest.MinHealthInterval.String()) {
+		t.Errorf("healthCheck.interval description %q does not say At least %s", desc, manifest.MinHealthInterval)
 	}
 	if got := strs(lookup(t, raw, "$defs", "app", "required")); !slices.Equal(got, []string{"exec"}) {
 		t.Errorf("app required %q, want [exec]", got)
@@ -471,6 +498,9 @@ func TestInvalidCorpus(t *testing.T) {
 		"exec-missing",
 		"exec-null",
 		"group-without-user",
+		"health-bad-values",
+		"health-durations",
+		"health-no-probe",
 		"instances-negative",
 		"instances-too-many",
 		"many-errors",
@@ -595,6 +625,27 @@ func TestSchemaAgreesWithDecoder(t *testing.T) {
 	for _, v := range []string{"{}", "{initial: 1s}", "{max: 1m}", "{initial: 1s, max: 2s}", "{initial: 1s, maximum: 2s}", "1s", "[1s]"} {
 		check("backoff "+v, app("    backoff: "+v+"\n"))
 	}
+	for _, v := range []string{
+		"{http: {}}", "{http: true}", "{http: false}", "{http: {path: /healthz, port: 8080}}", "{http: {port: worker}}",
+		"{http: {port: listen}}", "{http: {port: 0}}", "{http: {port: 65536}}", "{http: {port: web}}", "{http: {port: '8080'}}",
+		"{http: {path: healthz}}", "{http: {path: '/a b'}}", "{http: {path: '/a?b=1&c'}}", "{http: {paht: /}}",
+		"{tcp: true}", "{tcp: {}}", "{tcp: {port: 9000}}", "{tcp: {port: listen}}", "{tcp: {port: true}}", "{tcp: 1}",
+		"{exec: [check]}", "{exec: [check, -v, 1]}", "{exec: []}", "{exec: check}", "{exec: ['']}", "{exec: [[a]]}",
+		"{}", "{interval: 5s}", "{http: {}, tcp: true}", "{http: {}, exec: [x]}", "{exec: [x], failureThreshold: 0}",
+		"{exec: [x], failureThreshold: 1}", "{exec: [x], failureThreshold: -1}", "{exec: [x], failureThreshold: 1.5}",
+		"{exec: [x], timeout: 0s}", "{exec: [x], timeout: 1ns}", "{exec: [x], timeout: 5s, interval: 1s}",
+		"{exec: [x], startPeriod: 0s}", "{exec: [x], startPeriod: 1m}", "{exec: [x], startPeriod: -1s}",
+		"{exec: [x], extra: 1}", "[exec]", "true",
+	} {
+		check("healthCheck "+v, app("    listen: [\"127.0.0.1:8000\"]\n    ipc: node\n    healthCheck: "+v+"\n"))
+	}
+	for _, v := range []string{"http", "tcp", "exec", "HTTP", "probe"} {
+		probe := "true"
+		if v == "exec" {
+			probe = "[x]"
+		}
+		check("readiness "+v, app("    readiness: "+v+"\n    listen: [8000]\n    ipc: node\n    healthCheck: {"+v+": "+probe+"}\n"))
+	}
 	for _, src := range []string{
 		"", "apps:\n", "apps: {}\n", "x-anything: 1\napps: {}\n", "x-: 1\n", "version: 1\n", "apps: []\n", "- a\n", "a\n",
 		"apps: {web: {}}\n", "apps: {web: null}\n", "apps: {web: x}\n", "apps: {web: {exec: ''}}\n",
@@ -663,6 +714,9 @@ func TestDurationBoundsAgree(t *testing.T) {
 	}{
 		{"backoff.initial", manifest.MinBackoffInitial, func(d string) string { return app("    backoff: {initial: " + d + ", max: 1h}\n") }},
 		{"readyTimeout", manifest.MinReadyTimeout, func(d string) string { return app("    readyTimeout: " + d + "\n") }},
+		{"healthCheck.interval", manifest.MinHealthInterval, func(d string) string {
+			return app("    healthCheck: {exec: [x], interval: " + d + "}\n")
+		}},
 	} {
 		durations := boundaryDurations(c.bound)
 		var below, above int
