@@ -22,6 +22,9 @@ type StatusResponse struct {
 	LostOutput map[string]int64 `json:"lostOutput"`
 	Apps       []App            `json:"apps"`
 	Workers    []Worker         `json:"workers"`
+	// HealthChecks counts each app's health probes by result since
+	// paddock started.
+	HealthChecks map[string]HealthCounts `json:"healthChecks,omitempty"`
 }
 
 // SupervisorInfo describes the supervisor process.
@@ -80,6 +83,17 @@ type Worker struct {
 	HandedOut int64 `json:"handedOut"`
 	// Status is the worker's last sd_notify STATUS=.
 	Status string `json:"status,omitempty"`
+	// HealthFailures counts the health probes it failed in a row;
+	// HealthAnswer is the last probe's answer paddock took note of.
+	HealthFailures int    `json:"healthFailures,omitempty"`
+	HealthAnswer   string `json:"healthAnswer,omitempty"`
+}
+
+// HealthCounts counts an app's health probes by result.
+type HealthCounts struct {
+	Pass    int64 `json:"pass"`
+	Fail    int64 `json:"fail"`
+	Timeout int64 `json:"timeout"`
 }
 
 // Event is one line of GET /v1/events.

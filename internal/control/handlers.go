@@ -46,12 +46,18 @@ func StatusFrom(info SupervisorInfo, st supervisor.Status) StatusResponse {
 	for _, wi := range st.Workers {
 		wk := Worker{App: wi.App, ID: wi.ID, PID: wi.PID, State: wi.Phase.String(), Ready: wi.Ready,
 			StartedAt: wi.StartedAt, Restarts: wi.Restarts, Generation: wi.Generation, Listen: nonNil(wi.Listen),
-			HandedOut: wi.HandedOut, Status: wi.Status}
+			HandedOut: wi.HandedOut, Status: wi.Status, HealthFailures: wi.HealthFailures, HealthAnswer: wi.HealthAnswer}
 		if !wi.RestartAt.IsZero() {
 			t := wi.RestartAt
 			wk.RestartAt = &t
 		}
 		resp.Workers = append(resp.Workers, wk)
+	}
+	for app, c := range st.HealthChecks {
+		if resp.HealthChecks == nil {
+			resp.HealthChecks = map[string]HealthCounts{}
+		}
+		resp.HealthChecks[app] = HealthCounts{Pass: c.Pass, Fail: c.Fail, Timeout: c.Timeout}
 	}
 	return resp
 }

@@ -18,7 +18,8 @@ const baseDescriptors = 64
 
 // DescriptorsNeeded estimates how many descriptors paddock holds to run
 // set in a steady state: per worker its pidfd, the pipes of a silent
-// worker, its IPC channel, its own SO_REUSEPORT sockets; per listening
+// worker, its IPC channel, its own SO_REUSEPORT sockets, its health
+// socket and the connection its HTTP probes keep open; per listening
 // address the socket (and the dispatcher's copy under rr and sticky); plus
 // baseDescriptors. Connections paddock hands out under rr and sticky are
 // held only until a worker takes them and are not counted.
@@ -39,6 +40,14 @@ func DescriptorsNeeded(set *manifest.Set) int {
 		case "rr", "sticky":
 			if a.HasChannel() {
 				perSocket++
+			}
+		}
+		if h := a.HealthCheck; h != nil {
+			if h.HTTP != nil {
+				perWorker++ // the probe's connection, kept open
+			}
+			if h.Port().From == manifest.PortWorker {
+				perWorker++ // paddock's copy of the worker's health socket
 			}
 		}
 		n += a.Instances*perWorker + len(a.Listen)*perSocket

@@ -122,6 +122,12 @@ type WorkerInfo struct {
 	// HandedOut counts the connections paddock handed to the worker
 	// (rr, sticky).
 	HandedOut int64
+	// HealthFailures counts the health probes it failed in a row (that
+	// count: once it is ready); HealthAnswer is the answer of the last
+	// probe the owner was told of (the first pass, each failure, a pass
+	// after a failure).
+	HealthFailures int
+	HealthAnswer   string
 }
 
 // Workers lists the workers in ID order.
@@ -136,7 +142,8 @@ func (o *owner) workerList() []WorkerInfo {
 	out := make([]WorkerInfo, 0, len(o.workers))
 	for _, w := range o.workers {
 		info := WorkerInfo{ID: w.ID, App: w.App, PID: w.pid, Phase: w.Phase, Ready: w.Ready,
-			Generation: w.Generation, Restarts: w.Restarts, StartedAt: w.startedAt, Status: w.status}
+			Generation: w.Generation, Restarts: w.Restarts, StartedAt: w.startedAt, Status: w.status,
+			HealthFailures: w.health.fails, HealthAnswer: w.health.last}
 		if w.Phase == reconcile.Backoff {
 			info.RestartAt = w.RestartAt
 		}
