@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -187,6 +188,25 @@ func (o *owner) handleHealth() {
 			Attempt: w.health.fails, Detail: fmt.Sprintf("%s failed %s; last answer: %s", h.Kind(), in, r.answer)})
 		o.unwatchHealth(w)
 	}
+}
+
+// ErrProbeNeedsOneWorker is returned by Scale for an app whose health check
+// probes a port its worker binds itself: with more than one worker, the
+// probe would reach whichever holds the port (manifest validation refuses
+// such an app with more than one instance for the same reason).
+var ErrProbeNeedsOneWorker = errors.New("its healthCheck probes a port the worker binds itself, which only one worker can hold: use port: worker or an exec probe")
+
+// healthScaleError says why app a cannot run n workers: its health check
+// probes a fixed port that each worker binds itself.
+func healthScaleError(a *manifest.App, n int) error {
+	h := a.HealthCheck
+	if n <= 1 || (h.Kind() != manifest.ProbeHTTP && h.Kind() != manifest.ProbeTCP) {
+		return nil
+	}
+	if _, shared := a.HealthListen(); shared || h.Port().From != "" || a.Dispatched() {
+		return nil
+	}
+	return fmt.Errorf("%s cannot run %d workers: %w", a.Name, n, ErrProbeNeedsOneWorker)
 }
 
 // credential returns c as the identity a process starts with.

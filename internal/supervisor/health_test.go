@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -662,5 +663,28 @@ func TestHealthSocketAfterTheChannel(t *testing.T) {
 		"PADDOCK_HEALTH_FD=5", "PADDOCK_HEALTH_ADDR=127.0.0.1:4000"}
 	if !slices.Equal(spec.Env, want) {
 		t.Errorf("env\n got %q\nwant %q (paddock's variables are never inherited)", spec.Env, want)
+	}
+}
+
+// TestScaleRefusedForAFixedProbePort: an app whose health check probes a
+// port its one worker binds itself cannot be scaled above one worker: the
+// probe would reach whichever worker holds the port.
+func TestScaleRefusedForAFixedProbePort(t *testing.T) {
+	t.Parallel()
+	h := start(t, `
+apps:
+  web:
+    exec: $SELF
+    healthCheck:
+      http: {port: 1}
+      startPeriod: 1h
+    env: {PADDOCK_TEST_HELPER: serve}
+`)
+	h.waitWorkers("1 worker", running("web", 1))
+	if _, err := h.sup.Scale(context.Background(), "web", 2); !errors.Is(err, ErrProbeNeedsOneWorker) {
+		t.Errorf("scale to 2: %v, want ErrProbeNeedsOneWorker", err)
+	}
+	if _, err := h.sup.Scale(context.Background(), "web", 0); err != nil {
+		t.Errorf("scale to 0: %v", err)
 	}
 }

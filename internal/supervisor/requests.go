@@ -42,6 +42,9 @@ func (s *Supervisor) Scale(ctx context.Context, app string, n int) (ScaleInfo, e
 			scaleErr = fmt.Errorf("%s: %w", app, ErrUnknownApp)
 			return
 		}
+		if scaleErr = healthScaleError(a, n); scaleErr != nil {
+			return
+		}
 		info.From, info.ManifestInstances = o.specs[app].Instances, a.Instances
 		info.Override = n != a.Instances
 		if info.Override {
