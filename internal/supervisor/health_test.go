@@ -204,9 +204,9 @@ func liveWorker(t *testing.T, ws []WorkerInfo, id int) WorkerInfo {
 // and ready, then the replaced event, then the sick one stopped), and
 // worker 1 keeps its pid. With the port shared (none, reuseport) each
 // worker is probed on a loopback socket of its own (port: worker); under
-// rr paddock hands the probe's connection to the worker it judges, or
-// answers the worker's cluster listen() of its health address with its
-// own socket.
+// rr and sticky paddock hands the probe's connection to the worker it
+// judges, or answers the worker's cluster listen() of its health address
+// with its own socket.
 func TestHealthCheckReplacesOnlyTheSickWorker(t *testing.T) {
 	t.Parallel()
 	const common = `
@@ -226,6 +226,8 @@ func TestHealthCheckReplacesOnlyTheSickWorker(t *testing.T) {
 		{name: "none", app: "schedulingPolicy: none\n    ipc: off\n    listen: [\"127.0.0.1:0\"]", port: "worker"},
 		{name: "reuseport", app: "schedulingPolicy: reuseport\n    ipc: off\n    listen: [\"127.0.0.1:0\"]", port: "worker"},
 		{name: "rr", app: "schedulingPolicy: rr\n    ipc: node\n    readiness: listening\n    listen: [\"127.0.0.1:%[1]d\"]",
+			port: "listen", rr: true},
+		{name: "sticky", app: "schedulingPolicy: sticky\n    ipc: node\n    readiness: listening\n    listen: [\"127.0.0.1:%[1]d\"]",
 			port: "listen", rr: true},
 		{name: "rr-health-socket-over-cluster", app: "schedulingPolicy: rr\n    ipc: node\n    readiness: listening\n    listen: [\"127.0.0.1:%[1]d\"]",
 			port: "worker", env: ", HEALTH_VIA_CLUSTER: \"1\"", rr: true},
