@@ -288,12 +288,13 @@ func (o *owner) execute(plan reconcile.Result, now time.Time) {
 	}
 }
 
-// emit logs e, at warn for an unintended exit or lost output, and hands it
+// emit logs e, at warn for an unintended exit, lost output or a failed
+// health check, and hands it
 // to Options.OnEvent, stamped with the clock's time.
 func (o *owner) emit(e Event) {
 	e.Time = o.clock.Now()
 	level := slog.LevelInfo
-	if (e.Type == EventExit && !e.Intended) || e.Type == EventOutputLost {
+	if (e.Type == EventExit && !e.Intended) || e.Type == EventOutputLost || e.Type == EventHealthFailed {
 		level = slog.LevelWarn
 	}
 	o.opts.Logger.Log(context.Background(), level, e.Type, e.attrs()...)
