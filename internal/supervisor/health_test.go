@@ -33,8 +33,9 @@ import (
 // does. GET /healthz answers 200 "ok <id> <pid>" when its worker id is in
 // $HEALTHY_IDS (a comma-separated list, or "all"), else 500 "sick <id>
 // <pid>"; with $HEALTH_HANG set it creates $STAMP_DIR/hang.<id> and never
-// answers. Any other path answers "<id> <pid>". It exits 0 on SIGTERM, or
-// once disconnected, unless $HEALTH_IGNORE_TERM is set.
+// answers. Any other path answers "<id> <pid>". With $HEALTH_IDLE_TIMEOUT
+// it closes connections idle that long. It exits 0 on SIGTERM, or once
+// disconnected, unless $HEALTH_IGNORE_TERM is set.
 func serveHealth() {
 	id := os.Getenv("PADDOCK_WORKER_ID")
 	healthy := os.Getenv("HEALTHY_IDS") == "all" || slices.Contains(strings.Split(os.Getenv("HEALTHY_IDS"), ","), id)
@@ -59,6 +60,9 @@ func serveHealth() {
 		fmt.Fprintf(w, "%s %d\n", id, os.Getpid())
 	})
 	srv := &http.Server{Handler: mux}
+	if d, err := time.ParseDuration(os.Getenv("HEALTH_IDLE_TIMEOUT")); err == nil {
+		srv.IdleTimeout = d // closes a keep-alive connection idle that long
+	}
 	fail := func(code int, err error) {
 		fmt.Fprintln(os.Stderr, "health worker:", err)
 		os.Exit(code)
@@ -688,5 +692,48 @@ apps:
 	}
 	if _, err := h.sup.Scale(context.Background(), "web", 0); err != nil {
 		t.Errorf("scale to 0: %v", err)
+	}
+}
+
+// TestProbeReconnectsWhenTheWorkerClosedTheConnection: an HTTP probe keeps
+// its connection for the next probe; a worker that closes idle
+// connections sooner than the interval (Node's keepAliveTimeout is 5s)
+// fails no probe: the next one finds the connection closed and opens a
+// new one. The same under rr, where the new connection is handed over.
+func TestProbeReconnectsWhenTheWorkerClosedTheConnection(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, app string }{
+		{"port-worker", "schedulingPolicy: none\n    ipc: off\n    listen: [\"127.0.0.1:0\"]\n    healthCheck:\n      http: {path: /healthz, port: worker}"},
+		{"rr", "schedulingPolicy: rr\n    ipc: node\n    readiness: listening\n    listen: [\"127.0.0.1:%[1]d\"]\n    healthCheck:\n      http: {path: /healthz}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			port := freePort(t)
+			app := tc.app
+			if tc.name == "rr" {
+				app = fmt.Sprintf(app, port)
+			}
+			h := start(t, fmt.Sprintf(`
+apps:
+  web:
+    exec: $SELF
+    killTimeout: 60s
+    %s
+      interval: 300ms
+      timeout: 30s
+      failureThreshold: 1
+    env: {PADDOCK_TEST_HELPER: health, HEALTHY_IDS: all, HEALTH_IDLE_TIMEOUT: 20ms, PORT: "%d"}
+`, app, port))
+			// Failures before the worker is ready (under rr, before
+			// it listens) do not count; any after would replace it.
+			h.waitHealth("web", "10 passes", func(c HealthCounts) bool {
+				for _, e := range h.drain() {
+					if e.Type == EventHealthFailed {
+						t.Fatalf("a probe failed: %s", describe([]Event{e}))
+					}
+				}
+				return c.Pass >= 10
+			})
+		})
 	}
 }

@@ -39,24 +39,24 @@ const execOutputTail = 4096
 // exited: a process that left its group may hold the pipe open.
 const execDrain = 100 * time.Millisecond
 
-// maxConnReuse is how many probes in a row one connection serves (HTTP
-// keep-alive): a new connection is opened at least every maxConnReuse
-// probes, so that a worker that no longer accepts connections, while it
-// still answers on those it has, fails its probes within that many
-// intervals. Opening a TCP connection costs paddock several times what a
-// request on an open one does (see BenchmarkHealthChecks200Workers).
-const maxConnReuse = 10
+// maxConnAge is how long one connection serves an HTTP probe's worker
+// (HTTP keep-alive): a new connection is opened once it is older, so that
+// a worker that no longer accepts connections, while it still answers on
+// those it has, fails its probes within maxConnAge and an interval.
+// Opening a TCP connection costs paddock several times what a request on
+// an open one does (see BenchmarkHealthChecks200Workers).
+const maxConnAge = 30 * time.Second
 
 // maxDrain bounds what is read of an HTTP probe's response body so that
 // its connection can serve the next probe; a longer body closes it.
 const maxDrain = 64 << 10
 
 // probeConn is an HTTP probe's connection to its worker, kept between
-// probes (HTTP keep-alive), with its reader and the probes it served.
+// probes (HTTP keep-alive), with its reader and when it was opened.
 type probeConn struct {
-	c    net.Conn
-	br   *bufio.Reader
-	uses int
+	c      net.Conn
+	br     *bufio.Reader
+	opened time.Time
 }
 
 // close closes the connection; nil is fine.
@@ -88,7 +88,7 @@ func (p *prober) probe(t *probeTarget, deadline time.Time) probeResult {
 }
 
 // probeHTTP sends GET path to t's worker on the connection the previous
-// probe left open, or on a new one (at least every maxConnReuse probes,
+// probe left open, or on a new one (once it is maxConnAge old,
 // and again at once when the worker had closed the one left open), and
 // leaves the connection open for the next probe when the answer allows.
 func (p *prober) probeHTTP(t *probeTarget, deadline time.Time) probeResult {
@@ -97,7 +97,7 @@ func (p *prober) probeHTTP(t *probeTarget, deadline time.Time) probeResult {
 		host = net.JoinHostPort("127.0.0.1", strconv.Itoa(t.port))
 	}
 	pc := p.takeConn(t)
-	if pc != nil && pc.uses >= maxConnReuse {
+	if pc != nil && time.Since(pc.opened) >= maxConnAge {
 		pc.close()
 		pc = nil
 	}
@@ -108,7 +108,7 @@ func (p *prober) probeHTTP(t *probeTarget, deadline time.Time) probeResult {
 			if c == nil {
 				return res
 			}
-			pc = &probeConn{c: c, br: bufio.NewReaderSize(c, 1024)}
+			pc = &probeConn{c: c, br: bufio.NewReaderSize(c, 1024), opened: time.Now()}
 		}
 		if !p.busy(t, pc) {
 			pc.close()
@@ -123,9 +123,7 @@ func (p *prober) probeHTTP(t *probeTarget, deadline time.Time) probeResult {
 			pc = nil
 			continue
 		}
-		if keep {
-			pc.uses++
-		} else {
+		if !keep {
 			pc.close()
 			pc = nil
 		}
@@ -219,10 +217,16 @@ func httpGet(pc *probeConn, deadline time.Time, host, path string) (res probeRes
 	if _, err := io.WriteString(c, req); err != nil {
 		return failed(deadline, "GET "+path, err), false, true
 	}
-	resp, err := http.ReadResponse(pc.br, nil)
-	if err != nil {
+	// The end of the stream before the first byte of an answer: the
+	// worker had closed the connection (ReadResponse would call it an
+	// unexpected EOF).
+	if _, err := pc.br.Peek(1); err != nil {
 		stale = errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
 		return failed(deadline, "GET "+path, err), false, stale
+	}
+	resp, err := http.ReadResponse(pc.br, nil)
+	if err != nil {
+		return failed(deadline, "GET "+path, err), false, false
 	}
 	var buf [maxAnswer + 1]byte
 	n, _ := io.ReadFull(resp.Body, buf[:])
@@ -234,9 +238,6 @@ func httpGet(pc *probeConn, deadline time.Time, host, path string) (res probeRes
 	_, err = resp.Body.Read(buf[:1])
 	keep = !resp.Close && err == io.EOF && rest < maxDrain
 	resp.Body.Close()
-	if keep {
-		c.SetDeadline(time.Time{})
-	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 400 {
 		return probeResult{result: HealthPass, answer: answer}, keep, false
 	}
