@@ -114,7 +114,11 @@ func (o *owner) execProbeSpec(w *worker) procs.Spec {
 	if w.healthAddr != "" {
 		env = append(env, HealthAddrEnv+"="+w.healthAddr)
 	}
-	spec := procs.Spec{Path: a.Resolved.HealthExec[0], Argv: a.Resolved.HealthExec, Dir: a.Resolved.Dir, Env: env}
+	argv := a.Resolved.HealthExec
+	if len(argv) == 0 {
+		argv = a.HealthCheck.Exec // not resolved (no CheckHost): as written
+	}
+	spec := procs.Spec{Path: argv[0], Argv: argv, Dir: a.Resolved.Dir, Env: env}
 	if c := a.Resolved.Credential; c != nil {
 		spec.Credential = credential(c)
 	}
