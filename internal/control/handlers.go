@@ -41,6 +41,7 @@ func StatusFrom(info SupervisorInfo, st supervisor.Status) StatusResponse {
 			app.Rollout = &Rollout{Instances: ro.Instances, New: ro.New, NewReady: ro.NewReady, Old: ro.Old,
 				Stalled: ro.Stalled, Summary: ro.String()}
 		}
+		app.LastExit = FromExit(a.LastExit)
 		resp.Apps = append(resp.Apps, app)
 	}
 	for _, wi := range st.Workers {
