@@ -39,6 +39,12 @@ type AppSpec struct {
 	// even once no old worker is left (they may all have been crashing),
 	// until the new workers are all ready or the update stalls.
 	RollingOut bool
+	// Stall is the stall of this generation's rolling update that the
+	// supervisor recorded from an earlier plan (zero: none). Plan keeps
+	// reporting it, whatever the workers do meanwhile, until the update
+	// progresses: more new workers available than Stall.NewReady. A new
+	// generation starts without one.
+	Stall Stall
 }
 
 // Phase is where a worker is in its life, as the supervisor observes it.
@@ -190,7 +196,11 @@ type RolloutStatus struct {
 	// Stalled, when not empty, says why the update cannot progress: a new
 	// worker missed its readyTimeout, or exited before it was ready, or
 	// exited before the update completed. The old workers keep serving.
+	// Once stalled, an update stays so until it progresses (see
+	// AppSpec.Stall).
 	Stalled string
+	// StalledWorker is the worker Stalled is about (0 when not stalled).
+	StalledWorker int
 }
 
 // Complete reports whether the update is over: every new worker wanted is
@@ -333,6 +343,11 @@ func scaleDown(r *Result, spec AppSpec, current []Worker) []Worker {
 // old worker stays until a new worker is ready.
 func rollout(r *Result, spec AppSpec, current, old []Worker, now time.Time) {
 	status := RolloutStatus{Instances: spec.Instances, New: len(current)}
+	stall := func(w Worker, reason string) {
+		if status.Stalled == "" {
+			status.Stalled, status.StalledWorker = reason, w.ID
+		}
+	}
 	for _, w := range current {
 		switch {
 		case w.Phase == Running && w.Ready:
@@ -344,17 +359,23 @@ func rollout(r *Result, spec AppSpec, current, old []Worker, now time.Time) {
 		case w.Phase == Running:
 			if now.Before(w.ReadyDeadline) {
 				r.requeue(w.ReadyDeadline)
-			} else if status.Stalled == "" {
-				status.Stalled = w.Name() + " was not ready within its readyTimeout"
+			} else {
+				stall(w, w.Name()+" was not ready within its readyTimeout")
 			}
-		case w.FailedUnready && status.Stalled == "" && w.ReadyAt.IsZero():
-			status.Stalled = w.Name() + " exited before it was ready"
-		case w.FailedUnready && status.Stalled == "":
-			status.Stalled = fmt.Sprintf("%s exited within minReadyTime (%s) of becoming ready", w.Name(), spec.MinReadyTime)
-		case status.Stalled == "":
+		case w.FailedUnready && w.ReadyAt.IsZero():
+			stall(w, w.Name()+" exited before it was ready")
+		case w.FailedUnready:
+			stall(w, fmt.Sprintf("%s exited within minReadyTime (%s) of becoming ready", w.Name(), spec.MinReadyTime))
+		default:
 			// Backoff or Done: it was ready, then exited on its own.
-			status.Stalled = w.Name() + " exited before the rolling update completed"
+			stall(w, w.Name()+" exited before the rolling update completed")
 		}
+	}
+	if s := spec.Stall; s.Reason != "" && status.NewReady <= s.NewReady {
+		// Stalled before, and no progress since: a crash-looping
+		// worker's replacement, running within its readyTimeout, does
+		// not make the update look healthy again.
+		status.Stalled, status.StalledWorker = s.Reason, s.Worker
 	}
 
 	var readyOld []Worker

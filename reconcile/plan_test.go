@@ -24,7 +24,10 @@ var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 //	worker ID APP gen=G PHASE [restarts=N] [at=D] [deadline=D] [readyby=D] [killed] [ready] [failedunready]
 //
 // app also takes surge=N, unavailable=N (default 1 and 0) and minready=D,
-// and the flag rollingout (AppSpec.RollingOut); worker takes readyat=D.
+// the flag rollingout (AppSpec.RollingOut), and stall=W:N, a stall recorded
+// from an earlier plan (AppSpec.Stall: about worker W, with N new workers
+// available then; its reason "APP/W recorded stall"); worker takes
+// readyat=D.
 //
 // Times are offsets from an arbitrary epoch.
 func parseCase(t *testing.T, input string) (map[string]AppSpec, []Worker, time.Time) {
@@ -76,6 +79,12 @@ func parseCase(t *testing.T, input string) (map[string]AppSpec, []Worker, time.T
 			s.RollingOut = strings.Contains(sc.Text(), " rollingout")
 			if v, ok := kv["minready"]; ok {
 				s.MinReadyTime, _ = time.ParseDuration(v)
+			}
+			if v, ok := kv["stall"]; ok {
+				w, n, _ := strings.Cut(v, ":")
+				s.Stall.Worker, _ = strconv.Atoi(w)
+				s.Stall.NewReady, _ = strconv.Atoi(n)
+				s.Stall.Reason = fmt.Sprintf("%s/%d recorded stall", s.Name, s.Stall.Worker)
 			}
 			desired[s.Name] = s
 		case "worker":

@@ -47,11 +47,15 @@ func (o *owner) spec(a *manifest.App) reconcile.AppSpec {
 // setSpec makes a's spec the desired one. When its generation
 // differs from the spec it replaces and the app has workers, a rolling
 // update to it begins (see reconcile.AppSpec.RollingOut); it lasts until
-// reportRollouts sees it complete.
+// reportRollouts sees it complete. A stall recorded for the generation is
+// kept while the generation stays (a scale, a reload that leaves the app
+// alone); a new generation starts without one.
 func (o *owner) setSpec(a *manifest.App) {
 	spec := o.spec(a)
 	if prev, ok := o.specs[a.Name]; ok && prev.Generation != spec.Generation && o.hasWorkers(a.Name) {
 		o.rollingOut[a.Name] = spec.Generation
+	} else if ok && prev.Generation == spec.Generation {
+		spec.Stall = prev.Stall
 	}
 	spec.RollingOut = o.rollingOut[a.Name] == spec.Generation
 	o.specs[a.Name] = spec

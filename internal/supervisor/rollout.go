@@ -13,8 +13,15 @@ import (
 // when it is over: its new workers are all ready and no old one serves, or
 // the app has no rolling update any more (it was removed, or its old
 // workers went while nothing was rolling out).
+//
+// It records each app's stall in its spec (reconcile.AppSpec.Stall), so
+// that the next plans keep it until the update progresses.
 func (o *owner) reportRollouts(now map[string]reconcile.RolloutStatus) {
 	for app, st := range now {
+		if spec, ok := o.specs[app]; ok && spec.Stall != reconcile.StallOf(st) {
+			spec.Stall = reconcile.StallOf(st)
+			o.specs[app] = spec
+		}
 		if prev, was := o.rollouts[app]; !was || prev != st {
 			o.rollouts[app] = st
 			gen := o.specs[app].Generation
@@ -42,8 +49,8 @@ func (o *owner) reportRollouts(now map[string]reconcile.RolloutStatus) {
 func (o *owner) finishRollout(app string) {
 	delete(o.rollouts, app)
 	delete(o.rollingOut, app)
-	if spec, ok := o.specs[app]; ok && spec.RollingOut {
-		spec.RollingOut = false
+	if spec, ok := o.specs[app]; ok && (spec.RollingOut || spec.Stall != (reconcile.Stall{})) {
+		spec.RollingOut, spec.Stall = false, reconcile.Stall{}
 		o.specs[app] = spec
 	}
 	o.emit(Event{Type: EventRolloutProgress, App: app, Generation: o.specs[app].Generation, Detail: "complete"})
