@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/paddock-sh/paddock/internal/control"
+	"github.com/paddock-sh/paddock/internal/supervisor"
 )
 
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
@@ -61,6 +62,7 @@ func writeStatus(out io.Writer, st *control.StatusResponse, now time.Time) {
 			dash(strings.Join(a.Listen, ",")), a.Generation, rollout)
 	}
 	tw.Flush()
+	writeStalls(out, st.Apps)
 	fmt.Fprintln(out)
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "APP\tWORKER\tPID\tSTATE\tREADY\tUPTIME\tRESTARTS\tLISTEN\tGENERATION")
@@ -173,4 +175,38 @@ func formatEvent(e control.Event) string {
 		fmt.Fprintf(&b, " %s", e.Detail)
 	}
 	return b.String()
+}
+
+// writeStalls prints, under the apps table, why each stalled rollout is
+// stalled and what the failing worker left: its last exit and its last
+// output lines.
+func writeStalls(out io.Writer, apps []control.App) {
+	for _, a := range apps {
+		ro := a.Rollout
+		if ro == nil || ro.Stalled == "" {
+			continue
+		}
+		fmt.Fprintf(out, "\n%s: rollout stalled: %s\n", a.Name, ro.Stalled)
+		lines := ro.Lines
+		if ex := ro.LastExit; ex != nil {
+			fmt.Fprintf(out, "  last exit: %s\n", describeExit(a.Name, ex))
+			lines = ex.Lines
+		} else if ro.StalledWorker != 0 {
+			fmt.Fprintf(out, "  %s/%d still runs; its last lines:\n", a.Name, ro.StalledWorker)
+		}
+		writeLines(out, lines)
+	}
+}
+
+// describeExit says what an exit was, in a phrase.
+func describeExit(app string, ex *control.ExitInfo) string {
+	uptime, _ := time.ParseDuration(ex.Uptime)
+	return supervisor.DescribeExit(app, ex.Worker, ex.PID, ex.Code, ex.Signal, uptime)
+}
+
+// writeLines prints a worker's output lines, indented.
+func writeLines(out io.Writer, lines []string) {
+	for _, l := range lines {
+		fmt.Fprintf(out, "    | %s\n", l)
+	}
 }

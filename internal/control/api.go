@@ -90,6 +90,13 @@ type Rollout struct {
 	Old       int    `json:"old"`
 	Stalled   string `json:"stalled,omitempty"`
 	Summary   string `json:"summary"`
+	// StalledWorker is the worker Stalled is about; LastExit the last exit
+	// of a worker of the generation rolling out (that one, or a later
+	// replacement of it); Lines the last output lines of StalledWorker
+	// while it still runs (not ready within its readyTimeout).
+	StalledWorker int       `json:"stalledWorker,omitempty"`
+	LastExit      *ExitInfo `json:"lastExit,omitempty"`
+	Lines         []string  `json:"lines,omitempty"`
 }
 
 // Worker is one worker.
@@ -133,6 +140,11 @@ type Event struct {
 	Stream string `json:"stream,omitempty"`
 	Lost   int64  `json:"lost,omitempty"`
 	Detail string `json:"detail,omitempty"`
+	// rollout-stalled: the last exit of a worker of the generation rolling
+	// out, or the last output lines of the stalled worker while it still
+	// runs (as in Rollout).
+	LastExit *ExitInfo `json:"lastExit,omitempty"`
+	Lines    []string  `json:"lines,omitempty"`
 }
 
 // EventLost is the type of the line GET /v1/events sends in place of
@@ -149,6 +161,9 @@ func FromEvent(e supervisor.Event) Event {
 	}
 	if e.Delay != 0 {
 		out.Delay = e.Delay.String()
+	}
+	if e.Stall != nil {
+		out.LastExit, out.Lines = FromExit(e.Stall.Exit), e.Stall.Lines
 	}
 	return out
 }

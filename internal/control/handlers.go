@@ -39,7 +39,10 @@ func StatusFrom(info SupervisorInfo, st supervisor.Status) StatusResponse {
 			Silent: a.Silent, Listen: nonNil(a.Listen)}
 		if ro := a.Rollout; ro != nil {
 			app.Rollout = &Rollout{Instances: ro.Instances, New: ro.New, NewReady: ro.NewReady, Old: ro.Old,
-				Stalled: ro.Stalled, Summary: ro.String()}
+				Stalled: ro.Stalled, Summary: ro.String(), StalledWorker: ro.StalledWorker}
+			if st := a.Stall; st != nil {
+				app.Rollout.LastExit, app.Rollout.Lines = FromExit(st.Exit), st.Lines
+			}
 		}
 		app.LastExit = FromExit(a.LastExit)
 		resp.Apps = append(resp.Apps, app)

@@ -3,7 +3,7 @@
 //
 // Gauges (workers desired, running, ready; connections handed out) are read
 // from the supervisor at each scrape; counters and histograms (exits,
-// restarts, reloads, rollout durations, start latency) are fed by its
+// restarts, reloads, rollout durations and stalls, start latency) are fed by its
 // events through Observe and OnReload.
 package metrics
 
@@ -42,6 +42,7 @@ type Metrics struct {
 	reloads  *prometheus.CounterVec
 	rollouts *prometheus.HistogramVec
 	start    *prometheus.HistogramVec
+	stalls   *prometheus.CounterVec
 
 	mu           sync.Mutex
 	rolloutSince map[string]time.Time
@@ -73,12 +74,16 @@ func New(status StatusFunc) *Metrics {
 			Help:    "Time from a worker's start to its readiness (as its app's readiness: says), by app.",
 			Buckets: []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
 		}, []string{"app"}),
+		stalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "paddock_rollout_stalls_total",
+			Help: "Rolling updates that stalled (a new worker not ready within readyTimeout, or exited before it was available), by app.",
+		}, []string{"app"}),
 		rolloutSince: map[string]time.Time{},
 	}
 	for _, reload := range []string{"applied", "unchanged", "failed"} {
 		m.reloads.WithLabelValues(reload) // present from the start, at 0
 	}
-	m.reg.MustRegister(m.exits, m.restarts, m.reloads, m.rollouts, m.start,
+	m.reg.MustRegister(m.exits, m.restarts, m.reloads, m.rollouts, m.start, m.stalls,
 		&stateCollector{status: status},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -106,6 +111,8 @@ func (m *Metrics) Observe(e supervisor.Event) {
 		m.restarts.WithLabelValues(e.App).Inc()
 	case supervisor.EventReady:
 		m.start.WithLabelValues(e.App).Observe(e.Delay.Seconds())
+	case supervisor.EventRolloutStalled:
+		m.stalls.WithLabelValues(e.App).Inc()
 	case supervisor.EventRolloutProgress:
 		m.mu.Lock()
 		defer m.mu.Unlock()
@@ -152,12 +159,14 @@ var (
 		"Connections paddock accepted and handed to the worker (rr, sticky), by app and worker id.", []string{"app", "worker"}, nil)
 	descLostOutput = prometheus.NewDesc("paddock_output_lost_lines_total",
 		"Workers' lines that could not be written to paddock's stdout or stderr (a broken pipe, a full disk).", []string{"stream"}, nil)
+	descStalled = prometheus.NewDesc("paddock_rollout_stalled",
+		"1 while the app's rolling update is stalled (the old workers keep serving), else 0.", []string{"app"}, nil)
 	descUp = prometheus.NewDesc("paddock_up",
 		"1 when the supervisor answered the scrape.", nil, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDesired, descRunning, descReady, descOverride, descHanded, descLostOutput, descUp} {
+	for _, d := range []*prometheus.Desc{descDesired, descRunning, descReady, descOverride, descHanded, descLostOutput, descUp, descStalled} {
 		ch <- d
 	}
 }
@@ -183,6 +192,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			override = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descOverride, prometheus.GaugeValue, override, a.Name)
+		stalled := 0.0
+		if a.Rollout != nil && a.Rollout.Stalled != "" {
+			stalled = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descStalled, prometheus.GaugeValue, stalled, a.Name)
 	}
 	for _, w := range st.Workers {
 		if w.PID == 0 || w.HandedOut == 0 {

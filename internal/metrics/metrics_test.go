@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/paddock-sh/paddock/internal/supervisor"
+	"github.com/paddock-sh/paddock/reconcile"
 )
 
 func TestExitCause(t *testing.T) {
@@ -31,7 +32,11 @@ func TestExitCause(t *testing.T) {
 func TestObserveAndCollect(t *testing.T) {
 	m := New(func(context.Context) (supervisor.Status, error) {
 		return supervisor.Status{
-			Apps: []supervisor.AppStatus{{Name: "web", Instances: 3, ManifestInstances: 2, Override: true, Running: 3, Ready: 2}},
+			Apps: []supervisor.AppStatus{
+				{Name: "web", Instances: 3, ManifestInstances: 2, Override: true, Running: 3, Ready: 2},
+				{Name: "api", Instances: 1, ManifestInstances: 1, Running: 2, Ready: 1,
+					Rollout: &reconcile.RolloutStatus{Instances: 1, New: 1, Old: 1, Stalled: "api/4 exited before it was ready"}},
+			},
 			Workers: []supervisor.WorkerInfo{
 				{ID: 7, App: "web", PID: 100, HandedOut: 42},
 				{ID: 8, App: "web", PID: 0, HandedOut: 5}, // exited: not reported
@@ -45,15 +50,25 @@ func TestObserveAndCollect(t *testing.T) {
 	m.Observe(supervisor.Event{Type: supervisor.EventReady, App: "web", Delay: 30 * time.Millisecond})
 	m.Observe(supervisor.Event{Type: supervisor.EventExit, App: "web", PID: 9, ExitCode: 1})
 	m.Observe(supervisor.Event{Type: supervisor.EventRestart, App: "web"})
+	m.Observe(supervisor.Event{Type: supervisor.EventRolloutStalled, App: "api", Detail: "api/4 exited before it was ready"})
 	m.OnReload("applied")
 
 	want := `
 # HELP paddock_workers_desired Workers the app wants: its manifest's instances, or the runtime override of paddock scale.
 # TYPE paddock_workers_desired gauge
+paddock_workers_desired{app="api"} 1
 paddock_workers_desired{app="web"} 3
 # HELP paddock_workers_ready Live workers of the app that are ready to serve.
 # TYPE paddock_workers_ready gauge
+paddock_workers_ready{app="api"} 1
 paddock_workers_ready{app="web"} 2
+# HELP paddock_rollout_stalled 1 while the app's rolling update is stalled (the old workers keep serving), else 0.
+# TYPE paddock_rollout_stalled gauge
+paddock_rollout_stalled{app="api"} 1
+paddock_rollout_stalled{app="web"} 0
+# HELP paddock_rollout_stalls_total Rolling updates that stalled (a new worker not ready within readyTimeout, or exited before it was available), by app.
+# TYPE paddock_rollout_stalls_total counter
+paddock_rollout_stalls_total{app="api"} 1
 # HELP paddock_worker_connections_handed_out_total Connections paddock accepted and handed to the worker (rr, sticky), by app and worker id.
 # TYPE paddock_worker_connections_handed_out_total counter
 paddock_worker_connections_handed_out_total{app="web",worker="7"} 42
@@ -69,7 +84,8 @@ paddock_reloads_total{result="applied"} 1
 paddock_reloads_total{result="failed"} 0
 paddock_reloads_total{result="unchanged"} 0
 `
-	names := []string{"paddock_workers_desired", "paddock_workers_ready", "paddock_worker_connections_handed_out_total",
+	names := []string{"paddock_workers_desired", "paddock_workers_ready", "paddock_rollout_stalled", "paddock_rollout_stalls_total",
+		"paddock_worker_connections_handed_out_total",
 		"paddock_worker_exits_total", "paddock_worker_restarts_total", "paddock_reloads_total"}
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
 		t.Error(err)

@@ -28,7 +28,7 @@ const (
 	EventReload          = "reload"           // a changed manifest set was applied; Detail lists the changes
 	EventReloadFailed    = "reload-failed"    // a new manifest set was invalid, or a writer still had a file open; the running set is kept
 	EventRolloutProgress = "rollout-progress" // a rolling update moved (Detail: "2/3 new ready, 1 old", or "complete")
-	EventRolloutStalled  = "rollout-stalled"  // a rolling update cannot progress; Detail says why
+	EventRolloutStalled  = "rollout-stalled"  // a rolling update cannot progress; Detail says why, Stall what the failing worker left
 
 	// EventOutputLost: writing workers' lines to paddock's stdout
 	// or stderr (Stream) fails; lines are dropped and counted from now on.
@@ -67,6 +67,9 @@ type Event struct {
 	// Detail is a human-readable addition ("restart policy never", an
 	// error).
 	Detail string
+	// Stall, on rollout-stalled, is what the failing worker left: its
+	// last exit, or its last lines while it still runs (see StallInfo).
+	Stall *StallInfo
 }
 
 // attrs returns the event as slog attributes, leaving out empty ones.

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -106,6 +107,17 @@ func truncateLine(line []byte) string {
 	return string(line[:cut]) + "…"
 }
 
+// stallLinesWait bounds how long a stall waits to be reported for the last
+// lines of the exited worker it is about (see owner.stallLinesPending).
+const stallLinesWait = time.Second
+
+// pendingTail is the tail of a worker whose exit was recorded while its
+// output was still being copied, since the owner's time then.
+type pendingTail struct {
+	tail  *outputTail
+	since time.Time
+}
+
 // recordExit keeps ex as app's last exit, with the lines w's tail holds
 // now. If w's output is still being copied, the record is completed when
 // it ends (refreshExits): the last lines a worker wrote may be read after
@@ -117,10 +129,26 @@ func (o *owner) recordExit(w *worker, ex ExitInfo) {
 		lines, complete := w.tail.snapshot()
 		ex.Lines = lines
 		if !complete {
-			o.exitTails[w.App] = w.tail
+			o.exitTails[w.App] = pendingTail{tail: w.tail, since: o.clock.Now()}
 		}
 	}
 	o.lastExit[w.App] = &ex
+}
+
+// stallLinesPending reports whether app's last exit, of a worker of the
+// generation rolling out, still waits for lines in its pipes, and until
+// when a stall report waits for them: the report is to carry the failing
+// worker's last words, which are in its pipes before its exit is reaped but
+// may be read after. It waits no longer than stallLinesWait (a process the
+// worker left behind may hold its pipes open).
+func (o *owner) stallLinesPending(app string, now time.Time) (time.Time, bool) {
+	p, ok := o.exitTails[app]
+	ex := o.lastExit[app]
+	if !ok || ex == nil || ex.Generation != o.specs[app].Generation {
+		return time.Time{}, false
+	}
+	until := p.since.Add(stallLinesWait)
+	return until, now.Before(until)
 }
 
 // refreshExits completes the last exits whose worker's output was still
@@ -129,13 +157,13 @@ func (o *owner) recordExit(w *worker, ex ExitInfo) {
 // the apps whose record changed.
 func (o *owner) refreshExits() []string {
 	var changed []string
-	for app, tail := range o.exitTails {
+	for app, p := range o.exitTails {
 		ex := o.lastExit[app]
 		if ex == nil {
 			delete(o.exitTails, app)
 			continue
 		}
-		lines, complete := tail.snapshot()
+		lines, complete := p.tail.snapshot()
 		if !slices.Equal(lines, ex.Lines) {
 			// A new record: the old one may be shared with a status
 			// snapshot or an event already handed out.
@@ -169,4 +197,24 @@ func (e *ExitInfo) clone() *ExitInfo {
 	c := *e
 	c.Lines = append([]string(nil), e.Lines...)
 	return &c
+}
+
+// describe says what happened to worker e.Worker of app in a phrase (see
+// DescribeExit).
+func (e *ExitInfo) describe(app string) string {
+	return DescribeExit(app, e.Worker, e.PID, e.Code, e.Signal, e.Uptime)
+}
+
+// DescribeExit describes an exit of worker id of app in a phrase: "web/5
+// (pid 4242) exited with code 1 after 210ms", "web/5 (pid 4242) was killed
+// by SIGSEGV after 3s", "web/5 could not be started" (pid 0).
+func DescribeExit(app string, id, pid, code int, signal string, uptime time.Duration) string {
+	who := fmt.Sprintf("%s/%d", app, id)
+	switch {
+	case pid == 0:
+		return who + " could not be started"
+	case signal != "":
+		return fmt.Sprintf("%s (pid %d) was killed by %s after %s", who, pid, signal, uptime.Round(time.Millisecond))
+	}
+	return fmt.Sprintf("%s (pid %d) exited with code %d after %s", who, pid, code, uptime.Round(time.Millisecond))
 }

@@ -160,7 +160,8 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 		}
 		plan := reconcile.Plan(desired, o.observed(), now)
 		o.execute(plan, now)
-		o.reportRollouts(plan.Rollouts)
+		o.wakeAt = time.Time{}
+		o.reportRollouts(plan.Rollouts, now)
 		if o.shutting && len(o.workers) == 0 {
 			if o.forced {
 				return ErrStopTimeout
@@ -175,8 +176,12 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 		}
 		o.notifySystemd(now)
 		var wake <-chan time.Time
-		if !plan.RequeueAt.IsZero() {
-			timer.Reset(max(plan.RequeueAt.Sub(o.clock.Now()), 0))
+		at := plan.RequeueAt
+		if !o.wakeAt.IsZero() && (at.IsZero() || o.wakeAt.Before(at)) {
+			at = o.wakeAt
+		}
+		if !at.IsZero() {
+			timer.Reset(max(at.Sub(o.clock.Now()), 0))
 			wake = timer.C()
 		}
 		select {

@@ -38,6 +38,9 @@ type AppStatus struct {
 	// did not ask for (a crash, an exit on its own, a start failure), with
 	// the worker's last output lines; nil when there was none.
 	LastExit *ExitInfo
+	// Stall, while Rollout is stalled, is what is known of the failing
+	// worker: its last exit and output lines.
+	Stall *StallInfo
 }
 
 // Status is a snapshot of the whole supervisor.
@@ -84,6 +87,7 @@ func (o *owner) status() Status {
 		as.Listen = append(as.Listen, onDemand...)
 		if r, ok := o.rollouts[name]; ok {
 			as.Rollout = &r
+			as.Stall = o.stallInfo(name, r)
 		}
 		as.LastExit = o.lastExit[name].clone()
 		st.Apps = append(st.Apps, as)

@@ -207,7 +207,11 @@ type owner struct {
 	// paddock did not ask for (see recordExit); exitTails the tails of
 	// those whose output was still being copied then.
 	lastExit  map[string]*ExitInfo
-	exitTails map[string]*outputTail
+	exitTails map[string]pendingTail
+	// wakeAt, when not zero, is when the loop must plan again although
+	// the plan asks for no requeue then (a report that waits); the loop
+	// clears it each turn.
+	wakeAt time.Time
 }
 
 // New returns a Supervisor with opts; it starts nothing.
@@ -276,6 +280,6 @@ func newOwner(s *Supervisor) *owner {
 		byPID:         map[int]*worker{},
 		nextID:        1,
 		lastExit:      map[string]*ExitInfo{},
-		exitTails:     map[string]*outputTail{},
+		exitTails:     map[string]pendingTail{},
 	}
 }
