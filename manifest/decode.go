@@ -510,7 +510,7 @@ func (d *decoder) app(key, val *yaml.Node) *App {
 		IPC:              DefaultIPC,
 		ReadyTimeout:     DefaultReadyTimeout,
 		MinReadyTime:     DefaultMinReadyTime,
-		Rollout:          Rollout{MaxSurge: DefaultMaxSurge, MaxUnavailable: DefaultMaxUnavailable},
+		Rollout:          Rollout{MaxSurge: DefaultMaxSurge, MaxUnavailable: DefaultMaxUnavailable, OnStall: DefaultOnStall},
 	}
 	if !appNameRE.MatchString(name) || len(name) > 63 {
 		d.errorf(key, field, "app names are lower-case letters, digits and '-', start and end with a letter or digit, at most 63 characters")
@@ -788,9 +788,10 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 	"readyTimeout": setDuration(func(a *App) *time.Duration { return &a.ReadyTimeout }),
 	"minReadyTime": setDuration(func(a *App) *time.Duration { return &a.MinReadyTime }),
 	"rollout": func(f *fieldDecoder, n *yaml.Node) {
-		f.mapping(n, "rollout has maxSurge and maxUnavailable", map[string]func(*fieldDecoder, *yaml.Node){
+		f.mapping(n, "rollout has maxSurge, maxUnavailable and onStall", map[string]func(*fieldDecoder, *yaml.Node){
 			"maxSurge":       setCount(func(a *App) *int { return &a.Rollout.MaxSurge }),
 			"maxUnavailable": setCount(func(a *App) *int { return &a.Rollout.MaxUnavailable }),
+			"onStall":        setEnum(OnStallModes, func(a *App) *string { return &a.Rollout.OnStall }),
 		})
 	},
 	"listen": func(f *fieldDecoder, n *yaml.Node) {

@@ -43,7 +43,7 @@ func TestDecodeDefaults(t *testing.T) {
 		IPC:              manifest.DefaultIPC,
 		ReadyTimeout:     manifest.DefaultReadyTimeout,
 		MinReadyTime:     manifest.DefaultMinReadyTime,
-		Rollout:          manifest.Rollout{MaxSurge: manifest.DefaultMaxSurge, MaxUnavailable: manifest.DefaultMaxUnavailable},
+		Rollout:          manifest.Rollout{MaxSurge: manifest.DefaultMaxSurge, MaxUnavailable: manifest.DefaultMaxUnavailable, OnStall: manifest.DefaultOnStall},
 		Source:           manifest.Pos{File: "m.yaml", Line: 2, Col: 3},
 		Pos:              map[string]manifest.Pos{"exec": {File: "m.yaml", Line: 3, Col: 11}},
 	}

@@ -33,6 +33,7 @@ const (
 	DefaultMinReadyTime     = time.Second
 	DefaultMaxSurge         = 1
 	DefaultMaxUnavailable   = 0
+	DefaultOnStall          = OnStallKeep
 	DefaultIPC              = IPCAuto
 )
 
@@ -294,7 +295,25 @@ type Rollout struct {
 	// MaxUnavailable is how many workers may be missing from Instances
 	// ready ones. Default 0.
 	MaxUnavailable int `yaml:"maxUnavailable"`
+	// OnStall says what happens when the update stalls (a new worker not
+	// ready within readyTimeout, or exited before it was available): keep
+	// (the old workers keep serving, the new ones keep trying, until a
+	// later change) or rollback (the app returns, as a rolling update of
+	// its own, to the last generation whose workers were all available,
+	// until the manifest changes the app again or `paddock restart`
+	// retries it). Default keep. Like every field but instances, changing
+	// it rolls the workers.
+	OnStall string `yaml:"onStall"`
 }
+
+// What a stalled rolling update does (Rollout.OnStall).
+const (
+	OnStallKeep     = "keep"
+	OnStallRollback = "rollback"
+)
+
+// OnStallModes lists the accepted values of Rollout.OnStall.
+var OnStallModes = []string{OnStallKeep, OnStallRollback}
 
 // Resolved is the host-specific part of an app, filled in by CheckHost.
 type Resolved struct {

@@ -312,6 +312,16 @@ func TestSchemaValuesInStep(t *testing.T) {
 	if got := dur(lookup(t, bo, "default", "max")); got != manifest.DefaultBackoffMax {
 		t.Errorf("backoff default max %v, want %v", got, manifest.DefaultBackoffMax)
 	}
+	ro := lookup(t, raw, "$defs", "rollout").(map[string]any)
+	if got := strs(lookup(t, ro, "properties", "onStall", "enum")); !slices.Equal(got, manifest.OnStallModes) {
+		t.Errorf("rollout.onStall enum %q, manifest.OnStallModes %q", got, manifest.OnStallModes)
+	}
+	if got := lookup(t, ro, "properties", "onStall", "default"); got != manifest.DefaultOnStall {
+		t.Errorf("rollout.onStall default %v, want %s", got, manifest.DefaultOnStall)
+	}
+	if got := lookup(t, ro, "default", "onStall"); got != manifest.DefaultOnStall {
+		t.Errorf("rollout default onStall %v, want %s", got, manifest.DefaultOnStall)
+	}
 	// The lower bounds are said where an editor shows them.
 	if desc := lookup(t, bo, "properties", "initial", "description").(string); !strings.Contains(desc, "At least "+manifest.MinBackoffInitial.String()) {
 		t.Errorf("backoff.initial description %q does not say At least %s", desc, manifest.MinBackoffInitial)

@@ -56,7 +56,7 @@ or the default path; exit 1 when no supervisor answers):
   paddock restart [--wait] APP        rolling restart of APP with its rollout rules
   paddock reload                      re-read the manifests now and print what changed
   paddock diff [PATH...]              what applying PATH would change: exit 0 nothing,
-                                      1 something, 2 errors
+                                      1 something (or an app runs rolled back), 2 errors
   paddock send APP[/WORKER] JSON      deliver a message to workers with an IPC channel
   paddock signal APP[/WORKER] SIGNAL  send a signal to workers
   paddock logs [-f] [--lines N] [APP[/WORKER]]

@@ -105,8 +105,12 @@ func cmdDiff(args []string, stdout, stderr io.Writer) int {
 		for _, c := range resp.Changes {
 			fmt.Fprintln(stdout, describeChange(c))
 		}
+		for _, rb := range resp.RolledBack {
+			fmt.Fprintf(stdout, "! %s: runs generation %s, rolled back from the manifest's %s (%s); applying keeps the rollback, `paddock restart %s` retries %s\n",
+				rb.App, rb.To, rb.From, rb.Reason, rb.App, rb.From)
+		}
 	}
-	if len(resp.Changes) == 0 {
+	if len(resp.Changes) == 0 && len(resp.RolledBack) == 0 {
 		if !*asJSON {
 			fmt.Fprintln(stdout, "no change")
 		}

@@ -58,11 +58,16 @@ func writeStatus(out io.Writer, st *control.StatusResponse, now time.Time) {
 		if a.Rollout != nil {
 			rollout = a.Rollout.Summary
 		}
+		gen := a.Generation
+		if a.RolledBack != nil {
+			gen += " (rolled back from " + a.RolledBack.From + ")"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", a.Name, desired, a.Ready, a.Instances, a.SchedulingPolicy,
-			dash(strings.Join(a.Listen, ",")), a.Generation, rollout)
+			dash(strings.Join(a.Listen, ",")), gen, rollout)
 	}
 	tw.Flush()
 	writeStalls(out, st.Apps)
+	writeRollbacks(out, st.Apps)
 	fmt.Fprintln(out)
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "APP\tWORKER\tPID\tSTATE\tREADY\tUPTIME\tRESTARTS\tLISTEN\tGENERATION")
@@ -209,4 +214,21 @@ func writeLines(out io.Writer, lines []string) {
 	for _, l := range lines {
 		fmt.Fprintf(out, "    | %s\n", l)
 	}
+}
+
+// writeRollbacks prints, under the apps table, each app that runs an
+// earlier generation than its manifest's, and why.
+func writeRollbacks(out io.Writer, apps []control.App) {
+	for _, a := range apps {
+		if rb := a.RolledBack; rb != nil {
+			fmt.Fprintf(out, "\n%s\n", describeRollback(a.Name, rb))
+		}
+	}
+}
+
+// describeRollback says that app was rolled back, why, and what ends it.
+func describeRollback(app string, rb *control.RolledBack) string {
+	return fmt.Sprintf("%s: rolled back from generation %s to %s: %s\n"+
+		"  the manifest still says %s: a reload that changes %s rolls forward; `paddock restart %s` retries it",
+		app, rb.From, rb.To, rb.Reason, rb.From, app, app)
 }

@@ -55,6 +55,20 @@ type App struct {
 	// LastExit is the last exit of one of the app's workers that paddock
 	// did not ask for, with its last output lines.
 	LastExit *ExitInfo `json:"lastExit,omitempty"`
+	// RolledBack, when present, says the app runs an earlier generation
+	// (Generation) than its manifest's, after a stalled rolling update
+	// (rollout.onStall: rollback).
+	RolledBack *RolledBack `json:"rolledBack,omitempty"`
+}
+
+// RolledBack says an app was rolled back from generation From (the
+// manifest's, or a restart of it) to To, because its rolling update
+// stalled (Reason).
+type RolledBack struct {
+	App    string `json:"app,omitempty"` // in a diff's answer
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Reason string `json:"reason"`
 }
 
 // ExitInfo is what paddock kept of a worker's exit.
@@ -145,6 +159,9 @@ type Event struct {
 	// runs (as in Rollout).
 	LastExit *ExitInfo `json:"lastExit,omitempty"`
 	Lines    []string  `json:"lines,omitempty"`
+	// rollout-rollback: the generation whose rolling update stalled (the
+	// app returns to Generation).
+	FromGeneration string `json:"fromGeneration,omitempty"`
 }
 
 // EventLost is the type of the line GET /v1/events sends in place of
@@ -154,7 +171,7 @@ const EventLost = "events-lost"
 // FromEvent converts a supervisor event.
 func FromEvent(e supervisor.Event) Event {
 	out := Event{Time: e.Time, Type: e.Type, App: e.App, Worker: e.Worker, PID: e.PID, Generation: e.Generation,
-		Signal: e.Signal, Attempt: e.Attempt, Stream: e.Stream, Lost: e.Lost, Detail: e.Detail}
+		Signal: e.Signal, Attempt: e.Attempt, Stream: e.Stream, Lost: e.Lost, Detail: e.Detail, FromGeneration: e.FromGeneration}
 	if e.Type == supervisor.EventExit {
 		code, intended := e.ExitCode, e.Intended
 		out.ExitCode, out.Intended = &code, &intended
@@ -192,6 +209,11 @@ func fromChanges(cs []manifest.Change) []Change {
 // ChangesResponse answers reload and diff.
 type ChangesResponse struct {
 	Changes []Change `json:"changes"`
+	// RolledBack (diff only) lists the apps that run an earlier generation
+	// than the manifests say and that applying them leaves so: their
+	// rolling update to the manifests' generation stalled and was rolled
+	// back (rollout.onStall: rollback). By app name.
+	RolledBack []RolledBack `json:"rolledBack,omitempty"`
 }
 
 // DiffRequest is the body of POST /v1/diff: the manifest paths to compare

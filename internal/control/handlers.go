@@ -45,6 +45,9 @@ func StatusFrom(info SupervisorInfo, st supervisor.Status) StatusResponse {
 			}
 		}
 		app.LastExit = FromExit(a.LastExit)
+		if rb := a.RolledBack; rb != nil {
+			app.RolledBack = &RolledBack{From: rb.From, To: rb.To, Reason: rb.Reason}
+		}
 		resp.Apps = append(resp.Apps, app)
 	}
 	for _, wi := range st.Workers {
@@ -93,7 +96,17 @@ func (s *Server) diff(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ChangesResponse{Changes: fromChanges(changes)})
+	rolledBack, err := s.Supervisor.Rollbacks(r.Context(), set)
+	if err != nil {
+		return err
+	}
+	resp := ChangesResponse{Changes: fromChanges(changes)}
+	for _, name := range set.Names() {
+		if rb, ok := rolledBack[name]; ok {
+			resp.RolledBack = append(resp.RolledBack, RolledBack{App: name, From: rb.From, To: rb.To, Reason: rb.Reason})
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 

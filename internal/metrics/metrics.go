@@ -43,6 +43,7 @@ type Metrics struct {
 	rollouts *prometheus.HistogramVec
 	start    *prometheus.HistogramVec
 	stalls   *prometheus.CounterVec
+	rollback *prometheus.CounterVec
 
 	mu           sync.Mutex
 	rolloutSince map[string]time.Time
@@ -78,12 +79,16 @@ func New(status StatusFunc) *Metrics {
 			Name: "paddock_rollout_stalls_total",
 			Help: "Rolling updates that stalled (a new worker not ready within readyTimeout, or exited before it was available), by app.",
 		}, []string{"app"}),
+		rollback: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "paddock_rollout_rollbacks_total",
+			Help: "Stalled rolling updates rolled back to the last generation whose workers were all available (rollout.onStall: rollback), by app.",
+		}, []string{"app"}),
 		rolloutSince: map[string]time.Time{},
 	}
 	for _, reload := range []string{"applied", "unchanged", "failed"} {
 		m.reloads.WithLabelValues(reload) // present from the start, at 0
 	}
-	m.reg.MustRegister(m.exits, m.restarts, m.reloads, m.rollouts, m.start, m.stalls,
+	m.reg.MustRegister(m.exits, m.restarts, m.reloads, m.rollouts, m.start, m.stalls, m.rollback,
 		&stateCollector{status: status},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -113,6 +118,8 @@ func (m *Metrics) Observe(e supervisor.Event) {
 		m.start.WithLabelValues(e.App).Observe(e.Delay.Seconds())
 	case supervisor.EventRolloutStalled:
 		m.stalls.WithLabelValues(e.App).Inc()
+	case supervisor.EventRolloutRollback:
+		m.rollback.WithLabelValues(e.App).Inc()
 	case supervisor.EventRolloutProgress:
 		m.mu.Lock()
 		defer m.mu.Unlock()

@@ -51,6 +51,7 @@ func TestObserveAndCollect(t *testing.T) {
 	m.Observe(supervisor.Event{Type: supervisor.EventExit, App: "web", PID: 9, ExitCode: 1})
 	m.Observe(supervisor.Event{Type: supervisor.EventRestart, App: "web"})
 	m.Observe(supervisor.Event{Type: supervisor.EventRolloutStalled, App: "api", Detail: "api/4 exited before it was ready"})
+	m.Observe(supervisor.Event{Type: supervisor.EventRolloutRollback, App: "api", Generation: "a", FromGeneration: "b"})
 	m.OnReload("applied")
 
 	want := `
@@ -69,6 +70,9 @@ paddock_rollout_stalled{app="web"} 0
 # HELP paddock_rollout_stalls_total Rolling updates that stalled (a new worker not ready within readyTimeout, or exited before it was available), by app.
 # TYPE paddock_rollout_stalls_total counter
 paddock_rollout_stalls_total{app="api"} 1
+# HELP paddock_rollout_rollbacks_total Stalled rolling updates rolled back to the last generation whose workers were all available (rollout.onStall: rollback), by app.
+# TYPE paddock_rollout_rollbacks_total counter
+paddock_rollout_rollbacks_total{app="api"} 1
 # HELP paddock_worker_connections_handed_out_total Connections paddock accepted and handed to the worker (rr, sticky), by app and worker id.
 # TYPE paddock_worker_connections_handed_out_total counter
 paddock_worker_connections_handed_out_total{app="web",worker="7"} 42
@@ -84,7 +88,7 @@ paddock_reloads_total{result="applied"} 1
 paddock_reloads_total{result="failed"} 0
 paddock_reloads_total{result="unchanged"} 0
 `
-	names := []string{"paddock_workers_desired", "paddock_workers_ready", "paddock_rollout_stalled", "paddock_rollout_stalls_total",
+	names := []string{"paddock_workers_desired", "paddock_workers_ready", "paddock_rollout_stalled", "paddock_rollout_stalls_total", "paddock_rollout_rollbacks_total",
 		"paddock_worker_connections_handed_out_total",
 		"paddock_worker_exits_total", "paddock_worker_restarts_total", "paddock_reloads_total"}
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {

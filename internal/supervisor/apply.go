@@ -34,6 +34,9 @@ func (o *owner) apply(set *manifest.Set) ([]manifest.Change, error) {
 		return nil, err
 	}
 	first := o.set == nil
+	// The generations running now may have proved themselves since the
+	// last turn of the loop: before they are replaced, they count.
+	o.noteSettled(o.clock.Now())
 	changes := o.effectiveChanges(set)
 	for _, name := range o.dropStaleOverrides(set) {
 		o.opts.Logger.Info("the manifest's instances changed: the runtime scale override is dropped", "app", name)
@@ -49,6 +52,7 @@ func (o *owner) apply(set *manifest.Set) ([]manifest.Change, error) {
 		o.setSpec(a)
 	}
 	o.forgetExits()
+	o.forgetReleases()
 	if w := DescriptorWarning(set); w != "" && (first || len(changes) > 0) {
 		o.opts.Logger.Warn(w)
 	}

@@ -29,6 +29,7 @@ const (
 	EventReloadFailed    = "reload-failed"    // a new manifest set was invalid, or a writer still had a file open; the running set is kept
 	EventRolloutProgress = "rollout-progress" // a rolling update moved (Detail: "2/3 new ready, 1 old", or "complete")
 	EventRolloutStalled  = "rollout-stalled"  // a rolling update cannot progress; Detail says why, Stall what the failing worker left
+	EventRolloutRollback = "rollout-rollback" // a stalled rolling update is rolled back (rollout.onStall: rollback): from FromGeneration to Generation; Detail says why
 
 	// EventOutputLost: writing workers' lines to paddock's stdout
 	// or stderr (Stream) fails; lines are dropped and counted from now on.
@@ -70,6 +71,9 @@ type Event struct {
 	// Stall, on rollout-stalled, is what the failing worker left: its
 	// last exit, or its last lines while it still runs (see StallInfo).
 	Stall *StallInfo
+	// FromGeneration, on rollout-rollback, is the generation whose rolling
+	// update stalled; Generation the one the app returns to.
+	FromGeneration string
 }
 
 // attrs returns the event as slog attributes, leaving out empty ones.

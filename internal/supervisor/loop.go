@@ -162,6 +162,9 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 		o.execute(plan, now)
 		o.wakeAt = time.Time{}
 		o.reportRollouts(plan.Rollouts, now)
+		if !o.shutting {
+			o.noteSettled(now)
+		}
 		if o.shutting && len(o.workers) == 0 {
 			if o.forced {
 				return ErrStopTimeout
@@ -257,7 +260,7 @@ func (o *owner) execute(plan reconcile.Result, now time.Time) {
 			if a.Replaces != 0 {
 				delete(o.workers, a.Replaces)
 			}
-			o.start(o.set.Apps[a.App], a.Restarts, now)
+			o.start(o.desiredApp(a.App), a.Restarts, now)
 		case reconcile.Stop:
 			o.stop(o.workers[a.Worker], now)
 		case reconcile.Kill:

@@ -106,7 +106,8 @@ func (o *owner) stallInfo(app string, st reconcile.RolloutStatus) *StallInfo {
 }
 
 // reportStall emits rollout-stalled for app's rolling update st: why, what
-// happens now, and the failing worker's last exit.
+// happens now, and the failing worker's last exit; then, with
+// rollout.onStall: rollback, it rolls the app back.
 func (o *owner) reportStall(app string, st reconcile.RolloutStatus) {
 	info := o.stallInfo(app, st)
 	detail := st.Stalled
@@ -116,11 +117,20 @@ func (o *owner) reportStall(app string, st reconcile.RolloutStatus) {
 			detail += fmt.Sprintf("; its last line: %q", info.Exit.Lines[n-1])
 		}
 	}
-	if st.Old == 0 {
+	to, action := o.stallAction(app)
+	switch {
+	case to != nil:
+	case st.Old == 0:
 		detail += "; no old worker is left to serve"
-	} else {
+	default:
 		detail += "; the old workers keep serving until a later change"
+	}
+	if action != "" {
+		detail += "; " + action
 	}
 	o.emit(Event{Type: EventRolloutStalled, App: app, Generation: o.specs[app].Generation, Detail: detail,
 		Stall: info})
+	if to != nil {
+		o.rollBack(app, *to, st.Stalled)
+	}
 }

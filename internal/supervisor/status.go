@@ -41,6 +41,10 @@ type AppStatus struct {
 	// Stall, while Rollout is stalled, is what is known of the failing
 	// worker: its last exit and output lines.
 	Stall *StallInfo
+	// RolledBack, when not nil, says the app runs an earlier generation
+	// than its manifest's (rollout.onStall: rollback): Generation is the
+	// one that runs.
+	RolledBack *RollbackInfo
 }
 
 // Status is a snapshot of the whole supervisor.
@@ -90,6 +94,7 @@ func (o *owner) status() Status {
 			as.Stall = o.stallInfo(name, r)
 		}
 		as.LastExit = o.lastExit[name].clone()
+		as.RolledBack = o.rollbackInfo(name)
 		st.Apps = append(st.Apps, as)
 	}
 	for i := range st.Apps {

@@ -212,6 +212,11 @@ type owner struct {
 	// the plan asks for no requeue then (a report that waits); the loop
 	// clears it each turn.
 	wakeAt time.Time
+	// lastGood holds, by app, the last generation whose workers were all
+	// available (noteSettled); rolledBack the apps that run it again
+	// after a rolling update stalled (rollout.onStall: rollback).
+	lastGood   map[string]release
+	rolledBack map[string]*rollback
 }
 
 // New returns a Supervisor with opts; it starts nothing.
@@ -281,5 +286,7 @@ func newOwner(s *Supervisor) *owner {
 		nextID:        1,
 		lastExit:      map[string]*ExitInfo{},
 		exitTails:     map[string]pendingTail{},
+		lastGood:      map[string]release{},
+		rolledBack:    map[string]*rollback{},
 	}
 }
