@@ -338,9 +338,11 @@ func scaleDown(r *Result, spec AppSpec, current []Worker) []Worker {
 // rollout moves an app whose old workers remain toward the new generation,
 // within its surge and availability bounds: new workers start while the
 // total stays at most Instances+MaxSurge; old workers that are not ready go
-// at once (they serve nothing); ready old workers go, oldest first, while at
-// least Instances-MaxUnavailable ready workers remain, and the last ready
-// old worker stays until a new worker is ready.
+// at once (they serve nothing); ready old workers go, those not yet
+// available (ready for less than MinReadyTime: an intermediate release
+// that did not prove itself) first, then the oldest, while at least
+// Instances-MaxUnavailable ready workers remain, and the last ready old
+// worker stays until a new worker is ready.
 func rollout(r *Result, spec AppSpec, current, old []Worker, now time.Time) {
 	status := RolloutStatus{Instances: spec.Instances, New: len(current)}
 	stall := func(w Worker, reason string) {
@@ -386,6 +388,12 @@ func rollout(r *Result, spec AppSpec, current, old []Worker, now time.Time) {
 			retire(r, w)
 		}
 	}
+	// Those not yet available go first: a worker of a release that
+	// stalled, ready for a moment, has proved nothing, unlike the
+	// workers it was to replace.
+	sort.SliceStable(readyOld, func(i, j int) bool {
+		return now.Before(readyOld[i].availableAt(spec.MinReadyTime)) && !now.Before(readyOld[j].availableAt(spec.MinReadyTime))
+	})
 	canRetire := status.NewReady + len(readyOld) - (spec.Instances - spec.MaxUnavailable)
 	if spec.Instances > 0 && status.NewReady == 0 {
 		canRetire = min(canRetire, len(readyOld)-1)

@@ -105,6 +105,8 @@ func TestMain(m *testing.M) {
 //	states              serve HTTP on descriptor 3 at once, answering
 //	                    "<state> <worker id>": unready, then ready from just
 //	                    before it sends READY=1 (see serveStates)
+//	release             a release of an HTTP server answering "<worker id>
+//	                    <pid> <VERSION>", as $RELEASE says (see serveRelease)
 //	last-words:N:C      print "out 1" ... "out N" on stdout, then a line of
 //	                    2000 "é" and "last words <worker id>" on stderr,
 //	                    then exit with code C
@@ -202,6 +204,8 @@ func helper(mode string) {
 		serveGoSystemd()
 	case mode == "go-worker":
 		serveGoWorker()
+	case mode == "release":
+		serveRelease()
 	case strings.HasPrefix(mode, "last-words:"):
 		parts := strings.Split(mode, ":")
 		n, _ := strconv.Atoi(parts[1])
