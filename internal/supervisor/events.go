@@ -91,6 +91,9 @@ func (e Event) attrs() []any {
 	if e.Generation != "" {
 		a = append(a, slog.String("generation", e.Generation))
 	}
+	if e.FromGeneration != "" {
+		a = append(a, slog.String("fromGeneration", e.FromGeneration))
+	}
 	if e.Type == EventExit {
 		if e.Signal != "" {
 			a = append(a, slog.String("signal", e.Signal))
