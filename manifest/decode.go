@@ -819,7 +819,9 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 			f.app.Listen = append(f.app.Listen, l)
 		}
 	},
-	"group": setString(func(a *App) *string { return &a.Group }),
+	"group":     setString(func(a *App) *string { return &a.Group }),
+	"maxMemory": func(f *fieldDecoder, n *yaml.Node) { f.app.MaxMemory, _ = f.size(n) },
+	"watchdog":  setDuration(func(a *App) *time.Duration { return &a.Watchdog }),
 }
 
 // appFieldNames lists the fields of an app, for suggestions.

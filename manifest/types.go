@@ -46,6 +46,9 @@ const (
 	// MinReadyTimeout bounds readyTimeout: no worker forks, starts and
 	// reports ready reliably sooner, so a rollout would always stall.
 	MinReadyTimeout = 100 * time.Millisecond
+	// MinWatchdog bounds watchdog (when not 0): no worker pings reliably
+	// more often, and each miss replaces it.
+	MinWatchdog = 100 * time.Millisecond
 )
 
 // HasChannel reports whether the app's workers get an IPC channel.
@@ -208,6 +211,22 @@ type App struct {
 	// workers, kept open across restarts and rolling updates and handed to
 	// workers as LISTEN_FDS descriptors (3, 4, ...) in this order.
 	Listen []Listen `yaml:"listen"`
+	// MaxMemory is the most resident memory, in bytes, that a worker's
+	// process group (the worker and every process it started that stayed
+	// in its group) may use: a worker found above it in two samples in a
+	// row (read from /proc every 5s while an app sets it) is replaced new
+	// first, as a rolling update replaces it, then stopped gracefully.
+	// Written in bytes or with a unit Ki, Mi or Gi (512Mi); more than 0.
+	// Default 0: no limit.
+	MaxMemory int64 `yaml:"maxMemory"`
+	// Watchdog is systemd's WatchdogSec= for workers of `readiness:
+	// notify`: they get WATCHDOG_USEC (and WATCHDOG_PID) and must send
+	// WATCHDOG=1 to $NOTIFY_SOCKET at least this often once ready, or be
+	// replaced new first. A worker may change its own period with
+	// WATCHDOG_USEC=, and ask to be replaced with WATCHDOG=trigger.
+	// Default 0: none. At least MinWatchdog when set; needs readiness
+	// notify.
+	Watchdog time.Duration `yaml:"watchdog"`
 
 	// Resolved holds what CheckHost derived from the fields above: the
 	// program to execute and the credentials. It is zero until CheckHost
