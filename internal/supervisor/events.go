@@ -36,6 +36,15 @@ const (
 	// disconnect event follows.
 	EventReplaced = "replaced"
 
+	// EventMemoryExceeded: a worker's process group was above its app's
+	// maxMemory in two readings in a row (Detail: the figure and the
+	// limit); it is marked for replacement, new first.
+	EventMemoryExceeded = "memory-exceeded"
+	// EventWatchdogMissed: a notify worker with a watchdog sent no
+	// WATCHDOG=1 within its period, or sent WATCHDOG=trigger (Detail says
+	// which); it is marked for replacement, new first.
+	EventWatchdogMissed = "watchdog-missed"
+
 	// EventOutputLost: writing silent workers' lines to paddock's stdout
 	// or stderr (Stream) fails; lines are dropped and counted from now on.
 	EventOutputLost = "output-lost"

@@ -75,7 +75,8 @@ func (s *Supervisor) startReaping(ctx context.Context) *runHelpers {
 }
 
 // startListening opens the notify socket and starts its reader, the
-// reloader and, with Options.Watch, the manifest watcher.
+// reloader, the reader of resource use (which reads nothing until asked)
+// and, with Options.Watch, the manifest watcher.
 func (s *Supervisor) startListening(h *runHelpers) error {
 	sock, err := notify.Listen(s.opts.NotifyDir)
 	if err != nil {
@@ -84,6 +85,7 @@ func (s *Supervisor) startListening(h *runHelpers) error {
 	s.own.notify = sock
 	h.wg.Go(func() { sock.Run(h.reapCtx, h.notes) })
 	h.wg.Go(func() { s.reloader(h.watchCtx) })
+	h.wg.Go(func() { s.usage.Run(h.reapCtx) })
 	if len(s.opts.Watch) == 0 {
 		return nil
 	}
@@ -154,6 +156,7 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 	defer timer.Stop()
 	for {
 		now := o.clock.Now()
+		watchdogAt := o.checkWatchdogs(now)
 		desired := o.specs
 		if o.shutting {
 			desired = nil
@@ -175,8 +178,8 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 		}
 		o.notifySystemd(now)
 		var wake <-chan time.Time
-		if !plan.RequeueAt.IsZero() {
-			timer.Reset(max(plan.RequeueAt.Sub(o.clock.Now()), 0))
+		if at := earliest(plan.RequeueAt, watchdogAt); !at.IsZero() {
+			timer.Reset(max(at.Sub(o.clock.Now()), 0))
 			wake = timer.C()
 		}
 		select {
@@ -196,6 +199,8 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 			req(o)
 		case <-o.sup.outputChanged:
 			o.reportOutput()
+		case <-o.sup.usageSampled:
+			o.checkMemory()
 		case <-o.sup.kill:
 			o.killAll()
 			return ErrKilled

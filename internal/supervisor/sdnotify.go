@@ -38,6 +38,9 @@ func (o *owner) handleNotify(m notify.Message) {
 	if m.Ready() && !w.Ready && w.Phase == reconcile.Running && w.app.Readiness == manifest.ReadinessNotify {
 		o.markReady(w)
 	}
+	if w.app.Readiness == manifest.ReadinessNotify {
+		o.handleWatchdog(w, m.Fields)
+	}
 }
 
 // notifySystemd tells systemd (Options.Notify) that paddock is ready, the

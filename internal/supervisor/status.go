@@ -35,6 +35,9 @@ type AppStatus struct {
 	Listen []string
 	// Rollout is the state of a rolling update in progress, else nil.
 	Rollout *reconcile.RolloutStatus
+	// Usage sums the resource use of the app's live workers that were
+	// read (stopping ones aside); nil when none was.
+	Usage *Usage
 }
 
 // Status is a snapshot of the whole supervisor.
@@ -46,11 +49,18 @@ type Status struct {
 	LostOutput map[string]int64
 }
 
-// Status returns the apps and workers as they are now.
+// Status returns the apps and workers as they are now, with the resource
+// use of each live worker and app as last read (see Usage). A worker never
+// read before is read now, in the caller's goroutine (one pass over /proc
+// for them all); asking keeps the readings going for a minute, so that the
+// next Status finds the CPU use over an interval.
 func (s *Supervisor) Status(ctx context.Context) (Status, error) {
 	var st Status
-	err := s.do(ctx, func(o *owner) { st = o.status() })
-	return st, err
+	if err := s.do(ctx, func(o *owner) { st = o.status() }); err != nil {
+		return st, err
+	}
+	s.addUsage(&st)
+	return st, nil
 }
 
 // status returns the snapshot Status returns.
@@ -119,6 +129,9 @@ type WorkerInfo struct {
 	// HandedOut counts the connections paddock handed to the worker
 	// (rr, sticky).
 	HandedOut int64
+	// Usage is the resource use of the live worker's process group, as
+	// last read (Status only; nil from Workers, and for a worker gone).
+	Usage *Usage
 }
 
 // Workers lists the workers in ID order.

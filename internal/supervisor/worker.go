@@ -43,6 +43,11 @@ type worker struct {
 	// exitedAfterDisconnect: the worker said it is leaving on purpose.
 	signaled              bool
 	exitedAfterDisconnect bool
+	// watchdog is the worker's watchdog period: its app's, or what it set
+	// with WATCHDOG_USEC= (0: none). watchdogAt, once it is ready, is when
+	// it misses it unless WATCHDOG=1 comes first (zero: not armed).
+	watchdog   time.Duration
+	watchdogAt time.Time
 }
 
 // releaseSockets drops the worker's hold on its sockets, and takes its
