@@ -240,15 +240,22 @@ func (s *Sampler) hasContinuous() bool {
 }
 
 // read reads the groups of only (every watched group when nil) and
-// records a sample for each that has a live process.
+// records a sample for each that has a live process. Reading every group,
+// it leaves out those read less than half an interval ago (by Latest, on
+// demand): a CPU percentage over a few milliseconds would be mostly the
+// rounding of the kernel's clock ticks, and two readings that close are
+// not two readings in a row for a rule.
 func (s *Sampler) read(only []int) error {
 	s.scan.Lock()
 	defer s.scan.Unlock()
 	s.mu.Lock()
 	set := make(map[int]*group, len(s.groups))
 	if only == nil {
+		fresh := time.Now().Add(-s.interval() / 2)
 		for pgid, g := range s.groups {
-			set[pgid] = g
+			if g.last.Count == 0 || g.last.Time.Before(fresh) {
+				set[pgid] = g
+			}
 		}
 	} else {
 		for _, pgid := range only {

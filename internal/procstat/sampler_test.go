@@ -60,7 +60,7 @@ func (f *fakeSource) set(pgid int, u Usage) {
 // before.
 func TestSamplerSamples(t *testing.T) {
 	src := &fakeSource{}
-	s := &Sampler{Source: src.read}
+	s := &Sampler{Source: src.read, Interval: time.Nanosecond}
 	src.set(10, Usage{Procs: 1, RSS: 100, CPU: time.Second})
 	s.Watch(10, time.Now().Add(-10*time.Second), false)
 	s.Watch(11, time.Now(), false) // no live process: never sampled
@@ -119,6 +119,29 @@ func TestSamplerSamples(t *testing.T) {
 	s.Forget(10)
 	if got, _ := s.Latest([]int{10}); len(got) != 0 {
 		t.Errorf("a forgotten group: %+v", got)
+	}
+}
+
+// TestSamplerSkipsFresh: a reading of every group leaves out a group read
+// on demand less than half an interval before; the others are read.
+func TestSamplerSkipsFresh(t *testing.T) {
+	src := &fakeSource{}
+	s := &Sampler{Source: src.read, Interval: time.Hour}
+	src.set(1, Usage{Procs: 1, RSS: 1})
+	src.set(2, Usage{Procs: 1, RSS: 2})
+	s.Watch(1, time.Time{}, false)
+	s.Watch(2, time.Time{}, false)
+	if _, err := s.Latest([]int{1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.read(nil); err != nil {
+		t.Fatal(err)
+	}
+	if one, _ := s.Last(1); one.Count != 1 {
+		t.Errorf("group 1, read on demand just before, was read again: %+v", one)
+	}
+	if two, ok := s.Last(2); !ok || two.Count != 1 {
+		t.Errorf("group 2 was not read: %+v", two)
 	}
 }
 
