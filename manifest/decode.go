@@ -853,7 +853,7 @@ func decodeDependsOn(f *fieldDecoder, n *yaml.Node) {
 		ok = ok && good
 		names = append(names, s)
 	}
-	if ok {
+	if ok && len(names) > 0 { // [] is the default, nil
 		f.app.DependsOn = names
 	}
 }
