@@ -102,9 +102,10 @@ apps:
 		return len(live(ws, "web")) == 2 && len(live(ws, "db")) == 1
 	})
 	es := h.drain()
-	dbReady, webFork := eventIndex(es, isEvent(EventReady, "db")), eventIndex(es, isEvent(EventFork, "web"))
-	if dbReady < 0 || webFork < dbReady {
-		t.Errorf("web forked at event %d, db ready at %d; want web after db:%s", webFork, dbReady, describe(es))
+	dbReady, released := eventIndex(es, isEvent(EventReady, "db")), eventIndex(es, isEvent(EventDependencyReady, "web"))
+	webFork := eventIndex(es, isEvent(EventFork, "web"))
+	if dbReady < 0 || released < dbReady || webFork < released {
+		t.Errorf("db ready at event %d, web released at %d, forked at %d; want them in this order:%s", dbReady, released, webFork, describe(es))
 	}
 	select {
 	case n := <-readyAfter:

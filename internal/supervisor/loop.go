@@ -160,9 +160,11 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 			desired = nil
 		}
 		plan := reconcile.Plan(desired, o.observed(), now)
+		// Before the actions: an app released by this plan is said
+		// to be so before its workers fork.
+		o.reportHeld(plan.Held)
 		o.execute(plan, now)
 		o.reportRollouts(plan.Rollouts)
-		o.reportHeld(plan.Held)
 		if o.shutting && len(o.workers) == 0 {
 			if o.forced {
 				return ErrStopTimeout
