@@ -51,6 +51,9 @@ type App struct {
 	// opened for its cluster workers on demand.
 	Listen  []string `json:"listen"`
 	Rollout *Rollout `json:"rollout,omitempty"`
+	// Waiting, when present, says which dependencies (dependsOn) the app's
+	// workers wait for: "waiting for db: 0/1 available".
+	Waiting string `json:"waiting,omitempty"`
 }
 
 // Rollout is a rolling update in progress.

@@ -35,6 +35,9 @@ type AppStatus struct {
 	Listen []string
 	// Rollout is the state of a rolling update in progress, else nil.
 	Rollout *reconcile.RolloutStatus
+	// Waiting, when not empty, says which dependencies the app's workers
+	// wait for before they start: "waiting for db: 0/1 available".
+	Waiting string
 }
 
 // Status is a snapshot of the whole supervisor.
@@ -81,6 +84,7 @@ func (o *owner) status() Status {
 		if r, ok := o.rollouts[name]; ok {
 			as.Rollout = &r
 		}
+		as.Waiting = o.held[name]
 		st.Apps = append(st.Apps, as)
 	}
 	for i := range st.Apps {
