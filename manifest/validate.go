@@ -11,7 +11,8 @@ import (
 // what a single field cannot tell: names unique across files, a known kill
 // signal, the lower bounds of durations (MinBackoffInitial,
 // MinReadyTimeout), backoff.max at least backoff.initial, fields that need
-// each other. It is pure: no file or user is looked up (CheckHost does
+// each other, and the dependencies between apps (dependsOn: known names,
+// no cycle). It is pure: no file or user is looked up (CheckHost does
 // that). It returns the Set even when there are errors, holding the first
 // declaration of each name.
 func Validate(apps []*App) (*Set, error) {
@@ -72,6 +73,7 @@ func Validate(apps []*App) (*Set, error) {
 			l.add(a.posOf("execArgv"), field+".execArgv", "interpreter arguments need an interpreter: set execPath, or use args")
 		}
 	}
+	validateDependsOn(set, &l)
 	return set, l.err()
 }
 

@@ -39,6 +39,10 @@ type AppSpec struct {
 	// even once no old worker is left (they may all have been crashing),
 	// until the new workers are all ready or the update stalls.
 	RollingOut bool
+	// DependsOn lists the apps this one depends on: its workers start
+	// only while each of them is available, and it is planned after them
+	// (see Plan).
+	DependsOn []string
 }
 
 // Phase is where a worker is in its life, as the supervisor observes it.
@@ -110,6 +114,11 @@ type Worker struct {
 	// app's maxSurge, and the marked one is stopped once enough new
 	// workers are available. Until then it keeps serving.
 	Replace string
+	// DependsOn lists the apps the worker's app depends on, as last
+	// declared. Plan reads it for apps no longer desired only (the
+	// desired ones have AppSpec.DependsOn): their workers stop after
+	// those of the apps that depend on them.
+	DependsOn []string
 }
 
 // Name returns "app/id".
@@ -183,6 +192,10 @@ type Result struct {
 	// Rollouts holds the apps in a rolling update (workers of an older
 	// generation remain), by name.
 	Rollouts map[string]RolloutStatus
+	// Held holds, by name, the apps that have workers to start (or a
+	// rolling update to carry on) and wait for a dependency, with why:
+	// "waiting for db-proxy: 0/1 available".
+	Held map[string]string
 }
 
 // RolloutStatus describes a rolling update after the plan's actions.
@@ -229,7 +242,21 @@ func (r *Result) requeue(t time.Time) {
 // Backoff, Done) are brought to Instances, scale-down dropping exited
 // workers first and then stopping the newest; a worker in Backoff is
 // replaced once its RestartAt has come. Stopping workers past their deadline
-// are killed. Apps are visited in name order and workers in ID order.
+// are killed. Workers are visited in ID order.
+//
+// Dependencies (AppSpec.DependsOn) order the apps: an app is planned after
+// those it depends on, ties in name order, so that it sees their state
+// after this plan's actions. Its Start actions (first start, scale-up,
+// restarts, the new workers of a rolling update) are held, and the
+// retirement of the ready old workers of its rolling update with them,
+// while a dependency is not available (see availability); Result.Held
+// says why. Its running workers are never stopped for it. The running
+// workers of an app no longer desired are stopped only once no worker of
+// an app that depends on it (desired, or no longer desired: see
+// Worker.DependsOn) is alive, running or stopping. A dependency cycle,
+// which manifest.Validate refuses, is broken at the app first in name
+// order: the dependencies that go against the order are not followed, so
+// that no set of apps waits for itself.
 func Plan(desired map[string]AppSpec, observed []Worker, now time.Time) Result {
 	var r Result
 	byApp := map[string][]Worker{}
@@ -246,16 +273,45 @@ func Plan(desired map[string]AppSpec, observed []Worker, now time.Time) Result {
 		}
 	}
 	sort.Strings(names)
-	for _, name := range names {
+	g := newGraph(desired, byApp, names)
+	for _, name := range g.order {
 		ws := byApp[name]
 		sort.Slice(ws, func(i, j int) bool { return ws[i].ID < ws[j].ID })
 		spec, wanted := desired[name]
-		planApp(&r, spec, wanted, ws, now)
+		var gt gate
+		if wanted {
+			gt.hold = g.waitFor(&r, spec, now)
+		} else {
+			gt.stopAfter = g.aliveDependant(name, byApp)
+		}
+		first := len(r.Actions)
+		if planApp(&r, spec, wanted, ws, now, gt) {
+			if r.Held == nil {
+				r.Held = map[string]string{}
+			}
+			r.Held[name] = gt.hold
+		}
+		if wanted && g.isDependency[name] {
+			g.avail[name] = availability(spec, ws, r.Actions[first:], r.Rollouts[name], now)
+		}
 	}
 	return r
 }
 
-func planApp(r *Result, spec AppSpec, wanted bool, ws []Worker, now time.Time) {
+// gate is what an app's dependencies allow of its plan.
+type gate struct {
+	// hold, when not empty, says why the app's workers may not start:
+	// "waiting for db: 0/1 available".
+	hold string
+	// stopAfter, when not empty, names an app that depends on this one,
+	// no longer desired, and has live workers: this one's running workers
+	// stay until they are gone.
+	stopAfter string
+}
+
+// planApp plans one app. It reports whether the app has workers to start
+// (or a rolling update to carry on) that gt holds back.
+func planApp(r *Result, spec AppSpec, wanted bool, ws []Worker, now time.Time, gt gate) bool {
 	var current []Worker // current generation, counted toward Instances
 	var old []Worker     // running workers of an older generation
 	for _, w := range ws {
@@ -270,6 +326,9 @@ func planApp(r *Result, spec AppSpec, wanted bool, ws []Worker, now time.Time) {
 				r.requeue(w.StopDeadline)
 			}
 		case !wanted:
+			if w.Phase == Running && gt.stopAfter != "" {
+				continue // its dependants stop first
+			}
 			retire(r, w)
 		case w.Generation != spec.Generation:
 			if w.Phase == Running {
@@ -282,8 +341,9 @@ func planApp(r *Result, spec AppSpec, wanted bool, ws []Worker, now time.Time) {
 		}
 	}
 	if !wanted {
-		return
+		return false
 	}
+	held := false
 	// Marked workers do not count toward Instances: they are on their way
 	// out, like old ones, and go once their replacements are available.
 	current, sick := splitReplaced(current)
@@ -296,26 +356,34 @@ func planApp(r *Result, spec AppSpec, wanted bool, ws []Worker, now time.Time) {
 			r.requeue(w.RestartAt)
 			continue
 		}
+		if gt.hold != "" {
+			held = true
+			continue
+		}
 		r.Actions = append(r.Actions, Start{App: spec.Name, Generation: spec.Generation, Restarts: w.Restarts, Replaces: w.ID})
 	}
 	if len(old) == 0 && !spec.RollingOut {
 		if len(sick) == 0 {
+			if gt.hold != "" {
+				return held || len(current) < spec.Instances
+			}
 			for i := len(current); i < spec.Instances; i++ {
 				r.Actions = append(r.Actions, Start{App: spec.Name, Generation: spec.Generation})
 			}
-			return
+			return held
 		}
 		// Replacing marked workers is not a rolling update: it is not
 		// reported as one, and does not stall.
-		replace(r, spec, current, sick, now)
-		return
+		_, moved := replace(r, spec, current, sick, now, gt.hold != "")
+		return moved || held
 	}
 	// During a rolling update, a marked worker goes like an old one.
-	st := replace(r, spec, current, append(old, sick...), now)
+	st, moved := replace(r, spec, current, append(old, sick...), now, gt.hold != "")
 	if r.Rollouts == nil {
 		r.Rollouts = map[string]RolloutStatus{}
 	}
 	r.Rollouts[spec.Name] = st
+	return moved || held
 }
 
 // splitReplaced separates the running workers marked Replace from the
@@ -367,8 +435,10 @@ func scaleDown(r *Result, spec AppSpec, current []Worker) []Worker {
 // Instances-MaxUnavailable available workers remain, and the last ready
 // old worker stays until a new worker is available (unless maxSurge is 0:
 // then no new worker can start before an old one goes, and the operator
-// chose that). It returns the state of the update.
-func replace(r *Result, spec AppSpec, current, old []Worker, now time.Time) RolloutStatus {
+// chose that). With hold (a dependency is not available) the update does
+// not move: no new worker starts and no ready old worker goes. It returns
+// the state of the update, and whether hold stopped it from moving.
+func replace(r *Result, spec AppSpec, current, old []Worker, now time.Time, hold bool) (RolloutStatus, bool) {
 	status := RolloutStatus{Instances: spec.Instances, New: len(current)}
 	for _, w := range current {
 		switch {
@@ -407,17 +477,22 @@ func replace(r *Result, spec AppSpec, current, old []Worker, now time.Time) Roll
 		canRetire = min(canRetire, len(readyOld)-1)
 	}
 	canRetire = max(0, min(canRetire, len(readyOld)))
+	// Workers being stopped do not count toward the surge.
+	room := spec.Instances + spec.MaxSurge - (len(readyOld) - canRetire) - len(current)
+	starts := min(room, spec.Instances-len(current))
+	held := hold && (canRetire > 0 || starts > 0)
+	if hold {
+		canRetire, starts = 0, 0
+	}
 	for _, w := range readyOld[:canRetire] {
 		retire(r, w)
 	}
-	// Workers being stopped do not count toward the surge.
-	room := spec.Instances + spec.MaxSurge - (len(readyOld) - canRetire) - len(current)
-	for i := 0; i < min(room, spec.Instances-len(current)); i++ {
+	for i := 0; i < starts; i++ {
 		r.Actions = append(r.Actions, Start{App: spec.Name, Generation: spec.Generation})
 		status.New++
 	}
 	status.Old = len(readyOld) - canRetire
-	return status
+	return status, held
 }
 
 // retire stops a running worker or forgets an exited one.

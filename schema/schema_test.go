@@ -495,6 +495,9 @@ func TestInvalidCorpus(t *testing.T) {
 		"unknown-app-field",
 		"unknown-backoff-key",
 		"unknown-top-level-key",
+		"depends-not-a-list",
+		"depends-bad-item",
+		"depends-duplicate",
 	} {
 		f := "../manifest/testdata/invalid/" + name + ".yaml"
 		data, err := os.ReadFile(f)
@@ -760,5 +763,19 @@ func TestEmbedded(t *testing.T) {
 	}
 	if !bytes.Equal(buf.Bytes(), schema.JSON) {
 		t.Error("paddock.schema.json is not indented with two spaces (python3 -m json.tool --indent 2, or jq .)")
+	}
+}
+
+// TestDependsOnAgrees checks values of dependsOn against both the schema
+// and the decoder, beside a declared app db. Beyond the schema: a name of
+// no app of the set, the app itself, and cycles (Validate refuses them).
+func TestDependsOnAgrees(t *testing.T) {
+	sch := compile(t)
+	for _, v := range []string{"[]", "[db]", "[db, db]", "db", "[[db]]", "[{db: x}]", "[null]", "[1]", "[Db]", "[db_2]", "{db: x}"} {
+		src := "apps:\n  web:\n    exec: x\n    dependsOn: " + v + "\n  db:\n    exec: x\n"
+		schemaOK := schemaErr(sch, []byte(src)) == nil
+		if dec := decoderAccepts(src); schemaOK != dec {
+			t.Errorf("dependsOn %s: schema accepts: %v, decoder accepts: %v", v, schemaOK, dec)
+		}
 	}
 }

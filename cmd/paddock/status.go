@@ -49,7 +49,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 // addresses each worker serves are in --json (workers[].listen).
 func writeStatus(out io.Writer, st *control.StatusResponse, now time.Time) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "APP\tDESIRED\tREADY\tCPU\tMEM\tPOLICY\tLISTEN\tGENERATION\tROLLOUT")
+	fmt.Fprintln(tw, "APP\tDESIRED\tREADY\tCPU\tMEM\tPOLICY\tLISTEN\tGENERATION\tROLLOUT\tWAITING")
 	for _, a := range st.Apps {
 		desired := strconv.Itoa(a.Instances)
 		if a.Override {
@@ -59,9 +59,9 @@ func writeStatus(out io.Writer, st *control.StatusResponse, now time.Time) {
 		if a.Rollout != nil {
 			rollout = a.Rollout.Summary
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, desired, a.Ready, a.Instances,
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, desired, a.Ready, a.Instances,
 			formatCPU(a.CPUPercent), formatMem(a.RSSBytes), a.SchedulingPolicy,
-			dash(strings.Join(a.Listen, ",")), a.Generation, rollout)
+			dash(strings.Join(a.Listen, ",")), a.Generation, rollout, dash(a.Waiting))
 	}
 	tw.Flush()
 	fmt.Fprintln(out)

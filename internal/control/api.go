@@ -55,6 +55,9 @@ type App struct {
 	// none was read): see Worker.
 	RSSBytes   *int64   `json:"rssBytes,omitempty"`
 	CPUPercent *float64 `json:"cpuPercent,omitempty"`
+	// Waiting, when present, says which dependencies (dependsOn) the app's
+	// workers wait for: "waiting for db: 0/1 available".
+	Waiting string `json:"waiting,omitempty"`
 }
 
 // Rollout is a rolling update in progress.

@@ -38,6 +38,7 @@ func StatusFrom(info SupervisorInfo, st supervisor.Status) StatusResponse {
 		app := App{Name: a.Name, Instances: a.Instances, ManifestInstances: a.ManifestInstances, Override: a.Override,
 			Running: a.Running, Ready: a.Ready, Generation: a.Generation, SchedulingPolicy: a.SchedulingPolicy,
 			Silent: a.Silent, Listen: nonNil(a.Listen)}
+		app.Waiting = a.Waiting
 		if ro := a.Rollout; ro != nil {
 			app.Rollout = &Rollout{Instances: ro.Instances, New: ro.New, NewReady: ro.NewReady, Old: ro.Old,
 				Stalled: ro.Stalled, Summary: ro.String()}

@@ -51,6 +51,15 @@ const (
 	// EventOutputRestored: writing to Stream works again; Lost lines were
 	// dropped meanwhile.
 	EventOutputRestored = "output-restored"
+
+	// EventDependencyWait: the app has workers to start (or a rolling
+	// update to carry on) and waits for a dependency that is not
+	// available; Detail says which and why ("waiting for db: 0/1
+	// available").
+	EventDependencyWait = "dependency-wait"
+	// EventDependencyReady: the app no longer waits for a dependency;
+	// Detail says what it waited for ("was waiting for db: ...").
+	EventDependencyReady = "dependency-ready"
 )
 
 // Event is something that happened to a worker or to the supervisor. Events

@@ -19,8 +19,9 @@ import (
 // happens next.
 
 // Run starts the workers of set and keeps them as set says until ctx is
-// done; then it stops every worker gracefully, in parallel, and returns once
-// all have exited: nil when each stopped within its killTimeout, else
+// done; then it stops every worker gracefully, in parallel but for
+// dependencies (an app's workers stop once those of the apps that depend
+// on it exited), and returns once all have exited: nil when each stopped within its killTimeout, else
 // ErrStopTimeout. After Kill it returns ErrKilled at once. A manifest read
 // still blocked then (a filesystem that does not answer) is waited for no
 // longer than 2s, and its result is dropped.
@@ -162,6 +163,9 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 			desired = nil
 		}
 		plan := reconcile.Plan(desired, o.observed(), now)
+		// Before the actions: an app released by this plan is said
+		// to be so before its workers fork.
+		o.reportHeld(plan.Held)
 		o.execute(plan, now)
 		o.reportRollouts(plan.Rollouts)
 		if o.shutting && len(o.workers) == 0 {

@@ -38,6 +38,9 @@ type AppStatus struct {
 	// Usage sums the resource use of the app's live workers that were
 	// read (stopping ones aside); nil when none was.
 	Usage *Usage
+	// Waiting, when not empty, says which dependencies the app's workers
+	// wait for before they start: "waiting for db: 0/1 available".
+	Waiting string
 }
 
 // Status is a snapshot of the whole supervisor.
@@ -91,6 +94,7 @@ func (o *owner) status() Status {
 		if r, ok := o.rollouts[name]; ok {
 			as.Rollout = &r
 		}
+		as.Waiting = o.held[name]
 		st.Apps = append(st.Apps, as)
 	}
 	for i := range st.Apps {

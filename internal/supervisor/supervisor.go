@@ -218,6 +218,12 @@ type owner struct {
 	rollingOut map[string]string
 	// statusLine is the last STATUS= sent.
 	statusLine string
+	// held holds the apps whose workers wait for a dependency, with why,
+	// as the last plan said (reconcile.Result.Held). removedDeps holds the
+	// dependsOn of apps removed from the set while they still have
+	// workers, which stop after those of their dependants.
+	held        map[string]string
+	removedDeps map[string][]string
 }
 
 // New returns a Supervisor with opts; it starts nothing.

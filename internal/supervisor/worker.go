@@ -88,11 +88,14 @@ func (o *owner) setMembersReady(w *worker, ready bool) {
 	}
 }
 
-// observed returns the workers as the planner sees them.
+// observed returns the workers as the planner sees them, each with the
+// dependencies its app last declared (see dependsOn).
 func (o *owner) observed() []reconcile.Worker {
 	out := make([]reconcile.Worker, 0, len(o.workers))
 	for _, w := range o.workers {
-		out = append(out, w.Worker)
+		rw := w.Worker
+		rw.DependsOn = o.dependsOn(w.App)
+		out = append(out, rw)
 	}
 	return out
 }
