@@ -146,9 +146,10 @@ func (s *Sampler) Last(pgid int) (Sample, bool) {
 }
 
 // Latest returns the last sample of each watched group of pgids. A group
-// never read yet is read now, in the caller's goroutine (one pass over
-// /proc for all such groups), so that the answer has every group that has
-// a live process. The call also keeps Run reading for Hold from now, so
+// never read yet, or last read more than two intervals ago (Run was idle),
+// is read now, in the caller's goroutine (one pass over /proc for all such
+// groups), so that the answer has every group that has a live process, and
+// nothing stale. The call also keeps Run reading for Hold from now, so
 // that the next call finds each group's CPU use over an interval. It
 // returns the error of that reading, if one was made and failed, with what
 // it has.
@@ -156,9 +157,10 @@ func (s *Sampler) Latest(pgids []int) (map[int]Sample, error) {
 	s.init()
 	s.mu.Lock()
 	s.asked = time.Now()
+	stale := s.asked.Add(-2 * s.interval())
 	var missing []int
 	for _, pgid := range pgids {
-		if g, ok := s.groups[pgid]; ok && g.last.Count == 0 {
+		if g, ok := s.groups[pgid]; ok && (g.last.Count == 0 || g.last.Time.Before(stale)) {
 			missing = append(missing, pgid)
 		}
 	}

@@ -102,8 +102,10 @@ func TestSamplerSamples(t *testing.T) {
 		t.Errorf("third CPUPercent = %f, want %f (250ms over the interval)", third.CPUPercent, want)
 	}
 
-	// Latest reads on demand only the groups never read: the others keep
-	// their samples, so that asking often does not add samples.
+	// Latest reads on demand only the groups never read (or not for two
+	// intervals): the others keep their samples, so that asking often does
+	// not add samples.
+	s.Interval = time.Hour
 	if _, err := s.Latest([]int{10}); err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +144,28 @@ func TestSamplerSkipsFresh(t *testing.T) {
 	}
 	if two, ok := s.Last(2); !ok || two.Count != 1 {
 		t.Errorf("group 2 was not read: %+v", two)
+	}
+}
+
+// TestSamplerLatestReadsStale: Latest reads again a group last read more
+// than two intervals before (Run was idle), and not one read since.
+func TestSamplerLatestReadsStale(t *testing.T) {
+	src := &fakeSource{}
+	s := &Sampler{Source: src.read, Interval: time.Minute}
+	src.set(1, Usage{Procs: 1, RSS: 1})
+	s.Watch(1, time.Time{}, false)
+	if _, err := s.Latest([]int{1}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Latest([]int{1}); got[1].Count != 1 {
+		t.Errorf("a fresh sample was read again: %+v", got[1])
+	}
+	s.mu.Lock()
+	s.groups[1].last.Time = time.Now().Add(-3 * time.Minute)
+	s.mu.Unlock()
+	src.set(1, Usage{Procs: 1, RSS: 2})
+	if got, _ := s.Latest([]int{1}); got[1].Count != 2 || got[1].RSS != 2 || got[1].PrevRSS != 1 {
+		t.Errorf("a stale sample was not read again: %+v", got[1])
 	}
 }
 
