@@ -42,9 +42,10 @@ type Sample struct {
 // interval, in one goroutine (Run), while something needs it: a group
 // watched continuously, or a reader that called Latest within Hold. Each
 // reading is one pass over /proc for all the groups (Scanner). Its methods
-// are safe for concurrent use; none of them waits for a reading, except
-// Latest for the groups never read before. Set the exported fields before
-// Run.
+// are safe for concurrent use. Watch, Forget and Last never wait for /proc
+// (its lock is never held during a reading): the supervisor's owner loop
+// calls them. Latest reads the groups never read (or stale) itself, and
+// may wait for a reading in progress. Set the exported fields before Run.
 type Sampler struct {
 	// Interval is the time between readings. Zero means DefaultInterval.
 	Interval time.Duration
