@@ -3,6 +3,7 @@ package manifest
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -13,6 +14,9 @@ const (
 	ChangeRemoved = "removed" // an app gone: its workers are retired
 	ChangeScaled  = "scaled"  // only instances changed
 	ChangeUpdated = "updated" // the spec changed: a rolling update (instances may change too)
+	// ChangeReconfigured: only fields that do not replace workers changed
+	// (dependsOn), and maybe instances; the workers are kept.
+	ChangeReconfigured = "reconfigured"
 )
 
 // Change is how one app differs between two sets.
@@ -81,6 +85,8 @@ func Diff(prev, next *Set) []Change {
 				fields = []string{"resolved program or credentials"}
 			}
 			out = append(out, Change{App: n, Kind: ChangeUpdated, From: a.Instances, To: b.Instances, Fields: fields})
+		case !slices.Equal(a.DependsOn, b.DependsOn):
+			out = append(out, Change{App: n, Kind: ChangeReconfigured, From: a.Instances, To: b.Instances, Fields: []string{"dependsOn"}})
 		case a.Instances != b.Instances:
 			out = append(out, Change{App: n, Kind: ChangeScaled, From: a.Instances, To: b.Instances})
 		}

@@ -27,7 +27,7 @@ var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // the flag rollingout (AppSpec.RollingOut), and stall=W:N, a stall recorded
 // from an earlier plan (AppSpec.Stall: about worker W, with N new workers
 // available then; its reason "APP/W recorded stall"); worker takes
-// readyat=D.
+// readyat=D. Both take depends=A,B (AppSpec.DependsOn, Worker.DependsOn).
 //
 // Times are offsets from an arbitrary epoch.
 func parseCase(t *testing.T, input string) (map[string]AppSpec, []Worker, time.Time) {
@@ -86,6 +86,9 @@ func parseCase(t *testing.T, input string) (map[string]AppSpec, []Worker, time.T
 				s.Stall.NewReady, _ = strconv.Atoi(n)
 				s.Stall.Reason = fmt.Sprintf("%s/%d recorded stall", s.Name, s.Stall.Worker)
 			}
+			if v, ok := kv["depends"]; ok {
+				s.DependsOn = strings.Split(v, ",")
+			}
 			desired[s.Name] = s
 		case "worker":
 			id, _ := strconv.Atoi(f[1])
@@ -123,6 +126,10 @@ func parseCase(t *testing.T, input string) (map[string]AppSpec, []Worker, time.T
 			if v, ok := kv["readyat"]; ok {
 				w.ReadyAt = at(v)
 			}
+			w.Replace = kv["replace"]
+			if v, ok := kv["depends"]; ok {
+				w.DependsOn = strings.Split(v, ",")
+			}
 			observed = append(observed, w)
 		default:
 			t.Fatalf("unknown line %q", sc.Text())
@@ -146,6 +153,14 @@ func format(r Result) string {
 	sort.Strings(names)
 	for _, n := range names {
 		fmt.Fprintf(&b, "rollout %s: %s\n", n, r.Rollouts[n])
+	}
+	held := make([]string, 0, len(r.Held))
+	for n := range r.Held {
+		held = append(held, n)
+	}
+	sort.Strings(held)
+	for _, n := range held {
+		fmt.Fprintf(&b, "held %s: %s\n", n, r.Held[n])
 	}
 	return b.String()
 }

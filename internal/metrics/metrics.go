@@ -166,6 +166,10 @@ var (
 		"Connections paddock accepted and handed to the worker (rr, sticky), by app and worker id.", []string{"app", "worker"}, nil)
 	descLostOutput = prometheus.NewDesc("paddock_output_lost_lines_total",
 		"Workers' lines that could not be written to paddock's stdout or stderr (a broken pipe, a full disk).", []string{"stream"}, nil)
+	descResident = prometheus.NewDesc("paddock_worker_resident_bytes",
+		"Resident memory of the worker's process group (the worker and the processes it started in its group), as last read from /proc, by app and worker id.", []string{"app", "worker"}, nil)
+	descCPU = prometheus.NewDesc("paddock_worker_cpu_seconds_total",
+		"CPU time, user and system, that the worker's process group used since the worker started, by app and worker id.", []string{"app", "worker"}, nil)
 	descStalled = prometheus.NewDesc("paddock_rollout_stalled",
 		"1 while the app's rolling update is stalled (the old workers keep serving), else 0.", []string{"app"}, nil)
 	descUp = prometheus.NewDesc("paddock_up",
@@ -173,7 +177,7 @@ var (
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDesired, descRunning, descReady, descOverride, descHanded, descLostOutput, descUp, descStalled} {
+	for _, d := range []*prometheus.Desc{descDesired, descRunning, descReady, descOverride, descHanded, descLostOutput, descResident, descCPU, descUp, descStalled} {
 		ch <- d
 	}
 }
@@ -206,6 +210,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descStalled, prometheus.GaugeValue, stalled, a.Name)
 	}
 	for _, w := range st.Workers {
+		if w.PID != 0 && w.Usage != nil {
+			id := strconv.Itoa(w.ID)
+			ch <- prometheus.MustNewConstMetric(descResident, prometheus.GaugeValue, float64(w.Usage.RSS), w.App, id)
+			ch <- prometheus.MustNewConstMetric(descCPU, prometheus.CounterValue, w.Usage.CPUTime.Seconds(), w.App, id)
+		}
 		if w.PID == 0 || w.HandedOut == 0 {
 			continue
 		}

@@ -39,6 +39,7 @@ func (o *owner) spec(a *manifest.App) reconcile.AppSpec {
 		MaxSurge:       run.Rollout.MaxSurge,
 		MaxUnavailable: run.Rollout.MaxUnavailable,
 		MinReadyTime:   run.MinReadyTime,
+		DependsOn:      a.DependsOn,
 	}
 	if ov, ok := o.scale[a.Name]; ok {
 		spec.Instances = ov.instances

@@ -19,8 +19,9 @@ import (
 // happens next.
 
 // Run starts the workers of set and keeps them as set says until ctx is
-// done; then it stops every worker gracefully, in parallel, and returns once
-// all have exited: nil when each stopped within its killTimeout, else
+// done; then it stops every worker gracefully, in parallel but for
+// dependencies (an app's workers stop once those of the apps that depend
+// on it exited), and returns once all have exited: nil when each stopped within its killTimeout, else
 // ErrStopTimeout. After Kill it returns ErrKilled at once. A manifest read
 // still blocked then (a filesystem that does not answer) is waited for no
 // longer than 2s, and its result is dropped.
@@ -75,7 +76,8 @@ func (s *Supervisor) startReaping(ctx context.Context) *runHelpers {
 }
 
 // startListening opens the notify socket and starts its reader, the
-// reloader and, with Options.Watch, the manifest watcher.
+// reloader, the reader of resource use (which reads nothing until asked)
+// and, with Options.Watch, the manifest watcher.
 func (s *Supervisor) startListening(h *runHelpers) error {
 	sock, err := notify.Listen(s.opts.NotifyDir)
 	if err != nil {
@@ -84,6 +86,7 @@ func (s *Supervisor) startListening(h *runHelpers) error {
 	s.own.notify = sock
 	h.wg.Go(func() { sock.Run(h.reapCtx, h.notes) })
 	h.wg.Go(func() { s.reloader(h.watchCtx) })
+	h.wg.Go(func() { s.usage.Run(h.reapCtx) })
 	if len(s.opts.Watch) == 0 {
 		return nil
 	}
@@ -154,11 +157,15 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 	defer timer.Stop()
 	for {
 		now := o.clock.Now()
+		watchdogAt := o.checkWatchdogs(now)
 		desired := o.specs
 		if o.shutting {
 			desired = nil
 		}
 		plan := reconcile.Plan(desired, o.observed(), now)
+		// Before the actions: an app released by this plan is said
+		// to be so before its workers fork.
+		o.reportHeld(plan.Held)
 		o.execute(plan, now)
 		o.wakeAt = time.Time{}
 		o.reportRollouts(plan.Rollouts, now)
@@ -179,11 +186,7 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 		}
 		o.notifySystemd(now)
 		var wake <-chan time.Time
-		at := plan.RequeueAt
-		if !o.wakeAt.IsZero() && (at.IsZero() || o.wakeAt.Before(at)) {
-			at = o.wakeAt
-		}
-		if !at.IsZero() {
+		if at := earliest(earliest(plan.RequeueAt, watchdogAt), o.wakeAt); !at.IsZero() {
 			timer.Reset(max(at.Sub(o.clock.Now()), 0))
 			wake = timer.C()
 		}
@@ -205,6 +208,8 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 		case <-o.sup.outputChanged:
 			o.reportOutput()
 			o.refreshExits()
+		case <-o.sup.usageSampled:
+			o.checkMemory()
 		case <-o.sup.kill:
 			o.killAll()
 			return ErrKilled
@@ -262,7 +267,12 @@ func (o *owner) execute(plan reconcile.Result, now time.Time) {
 			}
 			o.start(o.desiredApp(a.App), a.Restarts, now)
 		case reconcile.Stop:
-			o.stop(o.workers[a.Worker], now)
+			w := o.workers[a.Worker]
+			if w.Replace != "" && w.Phase == reconcile.Running {
+				o.emit(Event{Type: EventReplaced, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
+					Detail: w.Replace})
+			}
+			o.stop(w, now)
 		case reconcile.Kill:
 			w := o.workers[a.Worker]
 			if !w.signaled {
