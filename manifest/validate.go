@@ -10,7 +10,7 @@ import (
 // Validate merges the apps decoded from every file into a Set and checks
 // what a single field cannot tell: names unique across files, a known kill
 // signal, the lower bounds of durations (MinBackoffInitial,
-// MinReadyTimeout), backoff.max at least backoff.initial, fields that need
+// MinReadyTimeout, failAfter above 0), backoff.max at least backoff.initial, fields that need
 // each other. It is pure: no file or user is looked up (CheckHost does
 // that). It returns the Set even when there are errors, holding the first
 // declaration of each name.
@@ -66,6 +66,9 @@ func Validate(apps []*App) (*Set, error) {
 				continue
 			}
 			listeners[ln.Key()] = decl{a.Name, pos}
+		}
+		if a.FailAfter <= 0 {
+			l.add(a.posOf("failAfter"), field+".failAfter", "must be more than 0, got %s: a critical app would be given up at its first crash", a.FailAfter)
 		}
 		if len(a.ExecArgv) > 0 && interpreter(a) == "" {
 			l.add(a.posOf("execArgv"), field+".execArgv", "interpreter arguments need an interpreter: set execPath, or use args")
