@@ -42,9 +42,10 @@ type CrashExit struct {
 	// Uptime is how long the worker ran (0 for a start that failed).
 	Uptime time.Duration
 	// Code is the exit code, -1 when a signal (Signal, "SIGSEGV") ended
-	// the worker.
-	Code   int
-	Signal string
+	// the worker or it could not be started (StartFailed).
+	Code        int
+	Signal      string
+	StartFailed bool
 	// Restarts is the consecutive restart count of the replacement (see
 	// AfterExit); Delay is how long the replacement waits.
 	Restarts int

@@ -41,6 +41,15 @@ func StatusFrom(info SupervisorInfo, st supervisor.Status) StatusResponse {
 			app.Rollout = &Rollout{Instances: ro.Instances, New: ro.New, NewReady: ro.NewReady, Old: ro.Old,
 				Stalled: ro.Stalled, Summary: ro.String()}
 		}
+		app.Critical = a.Critical
+		if cl := a.CrashLoop; cl != nil {
+			app.CrashLoop = &CrashLoop{Exits: cl.Exits, Window: cl.Window.String(), Since: cl.Since, LastExitCode: cl.LastCode,
+				LastSignal: cl.LastSignal, LastStartFailed: cl.LastStartFailed, LastExitAt: cl.LastAt, Summary: cl.String()}
+			if !cl.FailAt.IsZero() {
+				t := cl.FailAt
+				app.CrashLoop.FailAt = &t
+			}
+		}
 		resp.Apps = append(resp.Apps, app)
 	}
 	for _, wi := range st.Workers {

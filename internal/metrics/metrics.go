@@ -154,10 +154,12 @@ var (
 		"Lines of silent workers that could not be written to paddock's stdout or stderr (a broken pipe, a full disk).", []string{"stream"}, nil)
 	descUp = prometheus.NewDesc("paddock_up",
 		"1 when the supervisor answered the scrape.", nil, nil)
+	descCrashLooping = prometheus.NewDesc("paddock_app_crash_looping",
+		"1 while the app's workers keep exiting before they stayed up for its backoff.max (a crash loop).", []string{"app"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDesired, descRunning, descReady, descOverride, descHanded, descLostOutput, descUp} {
+	for _, d := range []*prometheus.Desc{descDesired, descRunning, descReady, descOverride, descHanded, descLostOutput, descUp, descCrashLooping} {
 		ch <- d
 	}
 }
@@ -183,6 +185,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			override = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descOverride, prometheus.GaugeValue, override, a.Name)
+		looping := 0.0
+		if a.CrashLoop != nil {
+			looping = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descCrashLooping, prometheus.GaugeValue, looping, a.Name)
 	}
 	for _, w := range st.Workers {
 		if w.PID == 0 || w.HandedOut == 0 {

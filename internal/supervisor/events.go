@@ -36,6 +36,17 @@ const (
 	// EventOutputRestored: writing to Stream works again; Lost lines were
 	// dropped meanwhile.
 	EventOutputRestored = "output-restored"
+
+	// EventCrashLoop: the app's workers keep exiting soon after they
+	// start (see reconcile.CrashLoop); Detail: "3 exits in 60s, last
+	// exit 1".
+	EventCrashLoop = "crash-loop"
+	// EventCrashLoopEnded: every worker of a crash-looping app stayed up
+	// for its backoff.max.
+	EventCrashLoopEnded = "crash-loop-ended"
+	// EventAppFailed: a critical app was failing for its failAfter;
+	// paddock stops every app and exits (Detail says why).
+	EventAppFailed = "app-failed"
 )
 
 // Event is something that happened to a worker or to the supervisor. Events

@@ -159,9 +159,19 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 			desired = nil
 		}
 		plan := reconcile.Plan(desired, o.observed(), now)
+		// Before the plan is carried out: a critical app that failed
+		// now is not restarted once more.
+		crashWake, failed := o.observeCrashLoops(now)
+		if failed {
+			continue // every worker is to be stopped: plan it
+		}
 		o.execute(plan, now)
 		o.reportRollouts(plan.Rollouts)
 		if o.shutting && len(o.workers) == 0 {
+			if o.failed != nil {
+				o.failed.Killed = o.forced
+				return o.failed
+			}
 			if o.forced {
 				return ErrStopTimeout
 			}
@@ -175,8 +185,12 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 		}
 		o.notifySystemd(now)
 		var wake <-chan time.Time
-		if !plan.RequeueAt.IsZero() {
-			timer.Reset(max(plan.RequeueAt.Sub(o.clock.Now()), 0))
+		requeue := plan.RequeueAt
+		if !crashWake.IsZero() && (requeue.IsZero() || crashWake.Before(requeue)) {
+			requeue = crashWake
+		}
+		if !requeue.IsZero() {
+			timer.Reset(max(requeue.Sub(o.clock.Now()), 0))
 			wake = timer.C()
 		}
 		select {
@@ -204,8 +218,12 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 	}
 }
 
-// beginShutdown makes every plan from now on stop every worker.
+// beginShutdown makes every plan from now on stop every worker. It does
+// nothing the second time (a critical app failed, then ctx is done).
 func (o *owner) beginShutdown() {
+	if o.shutting {
+		return
+	}
 	o.shutting = true
 	o.sup.markStopping()
 	o.sup.sdNotify("STOPPING=1")
@@ -280,13 +298,17 @@ func (o *owner) execute(plan reconcile.Result, now time.Time) {
 	}
 }
 
-// emit logs e, at warn for an unintended exit or lost output, and hands it
-// to Options.OnEvent, stamped with the clock's time.
+// emit logs e, at warn for an unintended exit, lost output or a crash
+// loop, at error for a critical app that failed, and hands it to
+// Options.OnEvent, stamped with the clock's time.
 func (o *owner) emit(e Event) {
 	e.Time = o.clock.Now()
 	level := slog.LevelInfo
-	if (e.Type == EventExit && !e.Intended) || e.Type == EventOutputLost {
+	if (e.Type == EventExit && !e.Intended) || e.Type == EventOutputLost || e.Type == EventCrashLoop {
 		level = slog.LevelWarn
+	}
+	if e.Type == EventAppFailed {
+		level = slog.LevelError
 	}
 	o.opts.Logger.Log(context.Background(), level, e.Type, e.attrs()...)
 	if o.opts.OnEvent != nil {

@@ -244,6 +244,7 @@ func (o *owner) startFailed(w *worker, err error, now time.Time) {
 	o.markStartFailed(&ev, w, err)
 	o.emit(ev)
 	o.afterExit(w, false, 0, now)
+	o.noteCrash(w, ev, 0, now)
 }
 
 // markStartFailed logs that w could not start (err says why), before it

@@ -35,6 +35,11 @@ type AppStatus struct {
 	Listen []string
 	// Rollout is the state of a rolling update in progress, else nil.
 	Rollout *reconcile.RolloutStatus
+	// Critical says paddock gives up when the app fails (`critical:
+	// true`, or --exit-on-failed); CrashLoop describes its crash loop,
+	// nil when it is not crash-looping.
+	Critical  bool
+	CrashLoop *CrashLoopStatus
 }
 
 // Status is a snapshot of the whole supervisor.
@@ -81,6 +86,8 @@ func (o *owner) status() Status {
 		if r, ok := o.rollouts[name]; ok {
 			as.Rollout = &r
 		}
+		as.Critical = o.critical(a)
+		as.CrashLoop = o.crashLoopStatus(name, o.clock.Now())
 		st.Apps = append(st.Apps, as)
 	}
 	for i := range st.Apps {

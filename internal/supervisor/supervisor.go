@@ -100,6 +100,11 @@ type Options struct {
 	// the workers started outlives a killed supervisor. Default: a
 	// procs.Reaper without either.
 	Reaper *procs.Reaper
+	// ExitOnFailed makes every app critical (`paddock run
+	// --exit-on-failed`), as `critical: true` does one: when it has been
+	// failing for its failAfter, Run stops every app and returns an
+	// *AppFailedError.
+	ExitOnFailed bool
 
 	// processes and clock, for the owner loop's own tests only, stand in
 	// for Reaper and the time package (see seam.go). Nil: the real ones.
@@ -202,6 +207,11 @@ type owner struct {
 	rollingOut map[string]string
 	// statusLine is the last STATUS= sent.
 	statusLine string
+	// crash holds the crash-loop record of the apps whose workers exited
+	// soon after they started (crashloop.go); failed, once a critical app
+	// failed, is what Run returns.
+	crash  map[string]*appCrash
+	failed *AppFailedError
 }
 
 // New returns a Supervisor with opts; it starts nothing.
