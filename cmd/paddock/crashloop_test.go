@@ -2,7 +2,14 @@ package main
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/paddock-sh/paddock/internal/control"
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 // TestCriticalAppFailedExitsThree: a critical app whose program exits 1 at
@@ -60,5 +67,63 @@ apps:
 				t.Errorf("good's worker, pid %d, outlived paddock", pid)
 			}
 		})
+	}
+}
+
+// TestStatusShowsCrashLoop: `paddock status` says under a crash-looping
+// app's row that it is, how fast its workers exit and how the last one
+// ended; status --json has it as crashLoop.
+func TestStatusShowsCrashLoop(t *testing.T) {
+	t.Parallel()
+	sock := socketPath(t)
+	startWithSocket(t, sock, writeManifest(t, fmt.Sprintf(`
+apps:
+  flaky:
+    exec: %s
+    env: {PADDOCK_TEST_HELPER: crash}
+    backoff: {initial: 10ms, max: 1s}
+  steady:
+    exec: /bin/sleep
+    args: [3600]
+`, selfPath(t))))
+	testkit.WaitFor(t, "flaky to crash-loop", func() bool { return appOf(t, statusOf(t, sock), "flaky").CrashLoop != nil })
+	st := statusOfCLI(t, sock)
+	cl := appOf(t, st, "flaky").CrashLoop
+	if cl == nil || cl.Exits < 3 || cl.Window != "1m0s" || cl.LastExitCode != 1 || cl.LastSignal != "" || cl.FailAt != nil ||
+		!strings.HasSuffix(cl.Summary, " exits in 60s, last exit 1") {
+		t.Fatalf("status --json crashLoop %+v, want 3 or more exits in 1m0s, last exit code 1, no failAt", cl)
+	}
+	if s := appOf(t, st, "steady"); s.CrashLoop != nil || s.Critical {
+		t.Errorf("steady: crash loop %+v, critical %v", s.CrashLoop, s.Critical)
+	}
+	out := mustCLI(t, sock, "status")
+	lines := strings.Split(out, "\n")
+	row := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "flaky ") })
+	if row < 0 || row+1 >= len(lines) || !regexp.MustCompile(`^  crash-loop: \d+ exits in 60s, last exit 1$`).MatchString(lines[row+1]) {
+		t.Fatalf("status does not say under flaky's row that it crash-loops:\n%s", out)
+	}
+}
+
+// TestWriteStatusNotes: the notes of an app go under its row, indented,
+// and leave the table's columns aligned.
+func TestWriteStatusNotes(t *testing.T) {
+	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	failAt := now.Add(4*time.Minute + 12*time.Second)
+	st := &control.StatusResponse{Apps: []control.App{
+		{Name: "api", Instances: 2, SchedulingPolicy: "rr", Generation: "aaaaaaaa", Critical: true,
+			CrashLoop: &control.CrashLoop{Exits: 14, Window: "1m0s", LastExitCode: 1, FailAt: &failAt,
+				Summary: "14 exits in 60s, last exit 1"}},
+		{Name: "web-frontend", Instances: 1, Ready: 1, SchedulingPolicy: "none", Generation: "bbbbbbbb"},
+	}}
+	var b strings.Builder
+	writeStatus(&b, st, now)
+	got := strings.Join(strings.Split(b.String(), "\n")[:5], "\n")
+	want := `APP           DESIRED  READY  POLICY  LISTEN  GENERATION  ROLLOUT
+api           2        0/2    rr      -       aaaaaaaa    -
+  crash-loop: 14 exits in 60s, last exit 1
+  critical: unless a worker stays up, paddock stops every app and exits in 4m12s
+web-frontend  1        1/1    none    -       bbbbbbbb    -`
+	if got != want {
+		t.Errorf("status:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -88,6 +88,11 @@ func helper(mode string) {
 			os.Exit(25)
 		}
 		select {}
+	case "crash":
+		// A program that cannot stay up, and says why first.
+		fmt.Println("connecting to the database")
+		fmt.Fprintln(os.Stderr, "fatal: the database refused the connection")
+		os.Exit(1)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
 		os.Exit(2)

@@ -44,9 +44,11 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// writeStatus prints the apps, then the workers, as tables.
+// writeStatus prints the apps, each with its notes (appNotes) under its
+// row, then the workers, as tables.
 func writeStatus(out io.Writer, st *control.StatusResponse, now time.Time) {
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	var apps strings.Builder
+	tw := tabwriter.NewWriter(&apps, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "APP\tDESIRED\tREADY\tPOLICY\tLISTEN\tGENERATION\tROLLOUT")
 	for _, a := range st.Apps {
 		desired := strconv.Itoa(a.Instances)
@@ -61,6 +63,7 @@ func writeStatus(out io.Writer, st *control.StatusResponse, now time.Time) {
 			dash(strings.Join(a.Listen, ",")), a.Generation, rollout)
 	}
 	tw.Flush()
+	writeAppRows(out, apps.String(), st.Apps, now)
 	fmt.Fprintln(out)
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "APP\tWORKER\tPID\tSTATE\tREADY\tUPTIME\tRESTARTS\tLISTEN\tGENERATION")
