@@ -196,3 +196,36 @@ apps:
 		})
 	}
 }
+
+// TestCriticalByReload: making an app critical is a settings change, not
+// a new generation: its workers are kept, the reload says what changed,
+// and the status says it is critical from then on.
+func TestCriticalByReload(t *testing.T) {
+	t.Parallel()
+	const manifestFmt = `
+apps:
+  web:
+    exec: $SELF
+    instances: 2
+    env: {PADDOCK_TEST_HELPER: serve}
+    critical: %v
+`
+	h := startFake(t, fmt.Sprintf(manifestFmt, false), nil)
+	h.forks(2)
+	before := live(h.workers(), "web")
+	set := load(t, h.dir, fmt.Sprintf(manifestFmt, true))
+	changes, err := h.sup.Apply(context.Background(), set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 1 || changes[0].String() != "web: settings (critical)" {
+		t.Errorf("changes %v, want [web: settings (critical)]", changes)
+	}
+	after := live(h.workers(), "web")
+	if len(after) != 2 || after[0].ID != before[0].ID || after[1].ID != before[1].ID {
+		t.Errorf("workers %s after the reload, want %s kept", summary(after), summary(before))
+	}
+	if a := h.appStatus("web"); !a.Critical {
+		t.Error("the app is not critical after the reload")
+	}
+}
