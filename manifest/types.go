@@ -153,9 +153,9 @@ type App struct {
 	// Env is set over the supervisor's own environment. Values are never
 	// logged.
 	Env map[string]string `yaml:"env"`
-	// Silent false: workers inherit the supervisor's stdout and stderr.
-	// Silent true: the supervisor reads both and re-emits every line
-	// prefixed with "app/id | ".
+	// Silent says how the supervisor copies the lines it reads from the
+	// workers' stdout and stderr to its own: false, exactly as written;
+	// true, every line prefixed with "app/id | ".
 	Silent bool `yaml:"silent"`
 	// Instances is the number of workers. "auto" in a manifest means the CPUs
 	// this process may use (affinity and cgroup CPU quota). Default 1.

@@ -9,13 +9,19 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/paddock-sh/paddock/internal/control"
 )
 
+// statusLines is how many of the last output lines of a crash-looping
+// app `paddock status` shows (status --json has all that paddock keeps).
+const statusLines = 5
+
 // appNotes returns the lines printed under app a's row of the status
 // table: "crash-loop: 14 exits in 60s, last exit 1", when paddock gives up
-// on a critical app, and the last lines the app's workers wrote.
+// on a critical app, and the last lines the worker that exited last wrote
+// (control characters shown as U+FFFD: they would garble the table).
 func appNotes(a control.App, now time.Time) []string {
 	cl := a.CrashLoop
 	if cl == nil {
@@ -26,7 +32,27 @@ func appNotes(a control.App, now time.Time) []string {
 		notes = append(notes, fmt.Sprintf("critical: unless a worker stays up, paddock stops every app and exits in %s",
 			formatAge(cl.FailAt.Sub(now))))
 	}
+	if le := a.LastExit; le != nil {
+		lines := le.Lines
+		if len(lines) > statusLines {
+			lines = lines[len(lines)-statusLines:]
+		}
+		for _, l := range lines {
+			notes = append(notes, "  | "+printable(l))
+		}
+	}
 	return notes
+}
+
+// printable returns s with its control characters (tabs aside) replaced
+// by U+FFFD.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r != '\t' && (unicode.IsControl(r)) {
+			return unicode.ReplacementChar
+		}
+		return r
+	}, s)
 }
 
 // writeAppRows copies table, the apps' table as printed (a header line,

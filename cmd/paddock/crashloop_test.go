@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -72,7 +71,10 @@ apps:
 
 // TestStatusShowsCrashLoop: `paddock status` says under a crash-looping
 // app's row that it is, how fast its workers exit and how the last one
-// ended; status --json has it as crashLoop.
+// ended, followed by the last lines it wrote (a worker that is not
+// silent); status --json has it as crashLoop and lastExit. The worker
+// exits 1 three times, then stays up: the crash loop goes on (not up for
+// backoff.max, 1h, yet) and the last exit stays the third.
 func TestStatusShowsCrashLoop(t *testing.T) {
 	t.Parallel()
 	sock := socketPath(t)
@@ -80,27 +82,39 @@ func TestStatusShowsCrashLoop(t *testing.T) {
 apps:
   flaky:
     exec: %s
-    env: {PADDOCK_TEST_HELPER: crash}
-    backoff: {initial: 10ms, max: 1s}
+    env: {PADDOCK_TEST_HELPER: crash, COUNTER: $DIR/runs}
+    backoff: {initial: 10ms, max: 1h}
   steady:
     exec: /bin/sleep
     args: [3600]
 `, selfPath(t))))
-	testkit.WaitFor(t, "flaky to crash-loop", func() bool { return appOf(t, statusOf(t, sock), "flaky").CrashLoop != nil })
+	const out, errLine = "connecting to the database", "fatal: the database refused the connection"
+	// The last lines reach paddock through the worker's pipes, which may
+	// be read after its exit is reaped: wait for both.
+	testkit.WaitFor(t, "flaky to crash-loop, with its last lines", func() bool {
+		a := appOf(t, statusOf(t, sock), "flaky")
+		return a.CrashLoop != nil && a.LastExit != nil && slices.Contains(a.LastExit.Lines, out) &&
+			slices.Contains(a.LastExit.Lines, errLine)
+	})
 	st := statusOfCLI(t, sock)
 	cl := appOf(t, st, "flaky").CrashLoop
-	if cl == nil || cl.Exits < 3 || cl.Window != "1m0s" || cl.LastExitCode != 1 || cl.LastSignal != "" || cl.FailAt != nil ||
-		!strings.HasSuffix(cl.Summary, " exits in 60s, last exit 1") {
-		t.Fatalf("status --json crashLoop %+v, want 3 or more exits in 1m0s, last exit code 1, no failAt", cl)
+	if cl == nil || cl.Exits != 3 || cl.Window != "1m0s" || cl.LastExitCode != 1 || cl.LastSignal != "" || cl.FailAt != nil ||
+		cl.Summary != "3 exits in 60s, last exit 1" {
+		t.Fatalf("status --json crashLoop %+v, want 3 exits in 1m0s, last exit code 1, no failAt", cl)
 	}
 	if s := appOf(t, st, "steady"); s.CrashLoop != nil || s.Critical {
 		t.Errorf("steady: crash loop %+v, critical %v", s.CrashLoop, s.Critical)
 	}
-	out := mustCLI(t, sock, "status")
-	lines := strings.Split(out, "\n")
+	table := mustCLI(t, sock, "status")
+	lines := strings.Split(table, "\n")
 	row := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "flaky ") })
-	if row < 0 || row+1 >= len(lines) || !regexp.MustCompile(`^  crash-loop: \d+ exits in 60s, last exit 1$`).MatchString(lines[row+1]) {
-		t.Fatalf("status does not say under flaky's row that it crash-loops:\n%s", out)
+	if row < 0 || row+3 >= len(lines) || lines[row+1] != "  crash-loop: 3 exits in 60s, last exit 1" {
+		t.Fatalf("status does not say under flaky's row that it crash-loops:\n%s", table)
+	}
+	// stdout and stderr are two pipes: their lines may come in either
+	// order.
+	if got := []string{lines[row+2], lines[row+3]}; !slices.Contains(got, "    | "+out) || !slices.Contains(got, "    | "+errLine) {
+		t.Errorf("status does not show flaky's last lines under its crash-loop line:\n%s", table)
 	}
 }
 
@@ -112,17 +126,26 @@ func TestWriteStatusNotes(t *testing.T) {
 	st := &control.StatusResponse{Apps: []control.App{
 		{Name: "api", Instances: 2, SchedulingPolicy: "rr", Generation: "aaaaaaaa", Critical: true,
 			CrashLoop: &control.CrashLoop{Exits: 14, Window: "1m0s", LastExitCode: 1, FailAt: &failAt,
-				Summary: "14 exits in 60s, last exit 1"}},
+				Summary: "14 exits in 60s, last exit 1"},
+			LastExit: &control.ExitInfo{Code: 1, Lines: []string{"1", "2", "3", "4", "5", "Error: connect ECONNREFUSED", "\x1b[2Jat\tconnect"}}},
 		{Name: "web-frontend", Instances: 1, Ready: 1, SchedulingPolicy: "none", Generation: "bbbbbbbb"},
 	}}
+	// A last exit without a crash loop is not shown (web-frontend).
+	st.Apps[1].LastExit = &control.ExitInfo{Code: 0, Lines: []string{"bye"}}
 	var b strings.Builder
 	writeStatus(&b, st, now)
-	got := strings.Join(strings.Split(b.String(), "\n")[:5], "\n")
-	want := `APP           DESIRED  READY  POLICY  LISTEN  GENERATION  ROLLOUT
-api           2        0/2    rr      -       aaaaaaaa    -
-  crash-loop: 14 exits in 60s, last exit 1
-  critical: unless a worker stays up, paddock stops every app and exits in 4m12s
-web-frontend  1        1/1    none    -       bbbbbbbb    -`
+	lines := strings.Split(b.String(), "\n")
+	got := strings.Join(lines[:min(11, len(lines))], "\n")
+	want := "APP           DESIRED  READY  POLICY  LISTEN  GENERATION  ROLLOUT\n" +
+		"api           2        0/2    rr      -       aaaaaaaa    -\n" +
+		"  crash-loop: 14 exits in 60s, last exit 1\n" +
+		"  critical: unless a worker stays up, paddock stops every app and exits in 4m12s\n" +
+		"    | 3\n" +
+		"    | 4\n" +
+		"    | 5\n" +
+		"    | Error: connect ECONNREFUSED\n" +
+		"    | \uFFFD[2Jat\tconnect\n" +
+		"web-frontend  1        1/1    none    -       bbbbbbbb    -\n"
 	if got != want {
 		t.Errorf("status:\n%s\nwant:\n%s", got, want)
 	}

@@ -63,7 +63,7 @@ or the default path; exit 1 when no supervisor answers):
   paddock send APP[/WORKER] JSON      deliver a message to workers with an IPC channel
   paddock signal APP[/WORKER] SIGNAL  send a signal to workers
   paddock logs [-f] [--lines N] [APP[/WORKER]]
-                                      recent output of silent workers
+                                      recent output of the workers
   paddock stop                        graceful shutdown, as SIGTERM
 
   paddock completion bash|zsh|fish    print a shell completion script

@@ -17,7 +17,7 @@ import (
 // StatusResponse is GET /v1/status.
 type StatusResponse struct {
 	Supervisor SupervisorInfo `json:"supervisor"`
-	// LostOutput counts the lines of silent workers that could not be
+	// LostOutput counts the lines of workers that could not be
 	// written to paddock's stdout and stderr (a broken pipe, a full disk).
 	LostOutput map[string]int64 `json:"lostOutput"`
 	Apps       []App            `json:"apps"`
@@ -45,7 +45,8 @@ type App struct {
 	Ready             int    `json:"ready"`
 	Generation        string `json:"generation"`
 	SchedulingPolicy  string `json:"schedulingPolicy"`
-	// Silent: paddock keeps the workers' output (paddock logs).
+	// Silent: the workers' lines reach paddock's stdout and stderr
+	// prefixed with "app/id | ".
 	Silent bool `json:"silent"`
 	// Listen: the addresses of the app's listen: sockets, then those
 	// opened for its cluster workers on demand.
@@ -56,6 +57,9 @@ type App struct {
 	// crash-looping.
 	Critical  bool       `json:"critical"`
 	CrashLoop *CrashLoop `json:"crashLoop,omitempty"`
+	// LastExit is the last exit of one of the app's workers that paddock
+	// did not ask for, with its last output lines.
+	LastExit *ExitInfo `json:"lastExit,omitempty"`
 }
 
 // CrashLoop describes an app whose workers keep exiting before they
@@ -77,6 +81,31 @@ type CrashLoop struct {
 	FailAt *time.Time `json:"failAt,omitempty"`
 	// Summary: "14 exits in 60s, last exit 1".
 	Summary string `json:"summary"`
+}
+
+// ExitInfo is what paddock kept of a worker's exit.
+type ExitInfo struct {
+	Worker     int    `json:"worker"`
+	PID        int    `json:"pid"` // 0: the worker could not be started
+	Generation string `json:"generation"`
+	// Code is the exit code, -1 when a signal ended the worker (Signal
+	// names it) or it could not be started.
+	Code   int       `json:"code"`
+	Signal string    `json:"signal,omitempty"`
+	At     time.Time `json:"at"`
+	// Uptime is how long it ran, a Go duration string.
+	Uptime string `json:"uptime"`
+	// Lines are its last output lines (stdout and stderr), oldest first.
+	Lines []string `json:"lines"`
+}
+
+// FromExit converts a supervisor exit record; nil for nil.
+func FromExit(e *supervisor.ExitInfo) *ExitInfo {
+	if e == nil {
+		return nil
+	}
+	return &ExitInfo{Worker: e.Worker, PID: e.PID, Generation: e.Generation, Code: e.Code, Signal: e.Signal,
+		At: e.At, Uptime: e.Uptime.String(), Lines: nonNil(e.Lines)}
 }
 
 // Rollout is a rolling update in progress.

@@ -50,6 +50,7 @@ func StatusFrom(info SupervisorInfo, st supervisor.Status) StatusResponse {
 				app.CrashLoop.FailAt = &t
 			}
 		}
+		app.LastExit = FromExit(a.LastExit)
 		resp.Apps = append(resp.Apps, app)
 	}
 	for _, wi := range st.Workers {

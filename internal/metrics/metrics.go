@@ -151,7 +151,7 @@ var (
 	descHanded = prometheus.NewDesc("paddock_worker_connections_handed_out_total",
 		"Connections paddock accepted and handed to the worker (rr, sticky), by app and worker id.", []string{"app", "worker"}, nil)
 	descLostOutput = prometheus.NewDesc("paddock_output_lost_lines_total",
-		"Lines of silent workers that could not be written to paddock's stdout or stderr (a broken pipe, a full disk).", []string{"stream"}, nil)
+		"Workers' lines that could not be written to paddock's stdout or stderr (a broken pipe, a full disk).", []string{"stream"}, nil)
 	descUp = prometheus.NewDesc("paddock_up",
 		"1 when the supervisor answered the scrape.", nil, nil)
 	descCrashLooping = prometheus.NewDesc("paddock_app_crash_looping",

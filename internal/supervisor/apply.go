@@ -48,6 +48,7 @@ func (o *owner) apply(set *manifest.Set) ([]manifest.Change, error) {
 	for _, a := range set.Apps {
 		o.setSpec(a)
 	}
+	o.forgetExits()
 	if w := DescriptorWarning(set); w != "" && (first || len(changes) > 0) {
 		o.opts.Logger.Warn(w)
 	}

@@ -30,7 +30,7 @@ const (
 	EventRolloutProgress = "rollout-progress" // a rolling update moved (Detail: "2/3 new ready, 1 old", or "complete")
 	EventRolloutStalled  = "rollout-stalled"  // a rolling update cannot progress; Detail says why
 
-	// EventOutputLost: writing silent workers' lines to paddock's stdout
+	// EventOutputLost: writing workers' lines to paddock's stdout
 	// or stderr (Stream) fails; lines are dropped and counted from now on.
 	EventOutputLost = "output-lost"
 	// EventOutputRestored: writing to Stream works again; Lost lines were

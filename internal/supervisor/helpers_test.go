@@ -105,6 +105,9 @@ func TestMain(m *testing.M) {
 //	states              serve HTTP on descriptor 3 at once, answering
 //	                    "<state> <worker id>": unready, then ready from just
 //	                    before it sends READY=1 (see serveStates)
+//	last-words:N:C      print "out 1" ... "out N" on stdout, then a line of
+//	                    2000 "é" and "last words <worker id>" on stderr,
+//	                    then exit with code C
 func helper(mode string) {
 	switch {
 	case mode == "serve":
@@ -199,6 +202,16 @@ func helper(mode string) {
 		serveGoSystemd()
 	case mode == "go-worker":
 		serveGoWorker()
+	case strings.HasPrefix(mode, "last-words:"):
+		parts := strings.Split(mode, ":")
+		n, _ := strconv.Atoi(parts[1])
+		code, _ := strconv.Atoi(parts[2])
+		for i := 1; i <= n; i++ {
+			fmt.Printf("out %d\n", i)
+		}
+		fmt.Fprintln(os.Stderr, strings.Repeat("é", 2000))
+		fmt.Fprintf(os.Stderr, "last words %s\n", os.Getenv("PADDOCK_WORKER_ID"))
+		os.Exit(code)
 	case mode == "print":
 		id := os.Getenv("PADDOCK_WORKER_ID")
 		fmt.Printf("hello from %s\nsecond line from %s\n", id, id)

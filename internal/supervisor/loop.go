@@ -116,7 +116,7 @@ func (s *Supervisor) stopHelpers(h *runHelpers) {
 // release closes what the owner holds as Run returns: the workers' IPC
 // channels (waiting for their goroutines), the dispatchers, every socket
 // reference, the notify socket; and it waits, up to outputDrain, for the
-// output of silent workers to be copied.
+// output of the workers to be copied.
 func (o *owner) release() {
 	for _, w := range o.workers {
 		if w.cl != nil {
@@ -210,6 +210,7 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 			req(o)
 		case <-o.sup.outputChanged:
 			o.reportOutput()
+			o.refreshExits()
 		case <-o.sup.kill:
 			o.killAll()
 			return ErrKilled

@@ -135,23 +135,25 @@ func closeChannel(w *worker, child *os.File) {
 	}
 }
 
-// workerOutput is where a worker's stdout and stderr go: paddock's own
-// streams, or for a silent app pipes whose lines are copied with a prefix.
+// workerOutput is where a worker's stdout and stderr go: pipes whose lines
+// paddock copies to its own stdout and stderr (prefixed for a silent app,
+// as written otherwise), keeping the last ones in the worker's tail.
 type workerOutput struct {
 	stdout, stderr *os.File
 	pipes          []*os.File // the write ends, paddock's copies
 	prefixers      []*procs.LinePrefixer
+	tail           *outputTail
 }
 
-// openOutput returns where worker id of app writes.
+// openOutput returns where worker id of app writes: a pipe for each of
+// stdout and stderr. Every line read from them goes to paddock's own
+// stream, to the worker's tail and to Options.OnOutput.
 func (o *owner) openOutput(app *manifest.App, id int) (*workerOutput, error) {
-	out := &workerOutput{}
-	if !app.Silent {
-		out.stdout, _ = o.opts.Stdout.(*os.File)
-		out.stderr, _ = o.opts.Stderr.(*os.File)
-		return out, nil
+	out := &workerOutput{tail: newOutputTail(2, o.sup.outputChanged)}
+	prefix := ""
+	if app.Silent {
+		prefix = fmt.Sprintf("%s/%d | ", app.Name, id)
 	}
-	prefix := fmt.Sprintf("%s/%d | ", app.Name, id)
 	for i, dst := range []io.Writer{o.sup.stdout, o.sup.stderr} {
 		lp, wr, err := procs.NewOutputPipe(prefix, dst)
 		if err != nil {
@@ -159,9 +161,14 @@ func (o *owner) openOutput(app *manifest.App, id int) (*workerOutput, error) {
 			out.closeReaders()
 			return nil, err
 		}
-		if tap := o.opts.OnOutput; tap != nil {
-			stream, name := [2]string{"stdout", "stderr"}[i], app.Name
-			lp.Tap = func(line []byte) { tap(name, id, stream, line) }
+		lp.Exact = !app.Silent
+		tail, tap := out.tail, o.opts.OnOutput
+		stream, name := [2]string{"stdout", "stderr"}[i], app.Name
+		lp.Tap = func(line []byte) {
+			tail.add(line)
+			if tap != nil {
+				tap(name, id, stream, line)
+			}
 		}
 		out.pipes = append(out.pipes, wr)
 		out.prefixers = append(out.prefixers, lp)
@@ -194,8 +201,9 @@ func (o *owner) started(w *worker, proc process, pid int, startedAt time.Time, c
 		ch, name := w.cl.ch, w.Name()
 		o.sup.channelsWG.Go(func() { o.sup.runChannel(ch, name) })
 	}
+	w.tail = out.tail
 	for _, lp := range out.prefixers {
-		o.copiers.start(lp)
+		o.copiers.start(lp, out.tail.streamDone)
 	}
 	// The worker holds its own copies of its SO_REUSEPORT sockets now.
 	// The group keeps another until the worker exits, so that the
@@ -243,6 +251,7 @@ func (o *owner) startFailed(w *worker, err error, now time.Time) {
 	ev := Event{Type: EventExit, App: w.App, Worker: w.ID, Generation: w.Generation, ExitCode: -1}
 	o.markStartFailed(&ev, w, err)
 	o.emit(ev)
+	o.recordExit(w, ExitInfo{Code: -1, At: now, Lines: []string{"paddock: " + ev.Detail}})
 	o.afterExit(w, false, 0, now)
 	o.noteCrash(w, ev, 0, now)
 }

@@ -24,9 +24,8 @@ type AppStatus struct {
 	Running, Ready   int
 	Generation       string
 	SchedulingPolicy string
-	// Silent says the app's output goes through paddock (and is kept for
-	// paddock logs); otherwise its workers write to paddock's own stdout
-	// and stderr themselves.
+	// Silent says the app's lines reach paddock's stdout and stderr
+	// prefixed with "app/id | "; otherwise as the workers wrote them.
 	Silent bool
 	// Listen holds the addresses the app's workers listen on: its
 	// `listen:` sockets as bound, then the sockets opened for it on
@@ -40,13 +39,17 @@ type AppStatus struct {
 	// nil when it is not crash-looping.
 	Critical  bool
 	CrashLoop *CrashLoopStatus
+	// LastExit is the last exit of one of the app's workers that paddock
+	// did not ask for (a crash, an exit on its own, a start failure), with
+	// the worker's last output lines; nil when there was none.
+	LastExit *ExitInfo
 }
 
 // Status is a snapshot of the whole supervisor.
 type Status struct {
 	Apps    []AppStatus // in name order
 	Workers []WorkerInfo
-	// LostOutput counts the lines of silent workers that could not be
+	// LostOutput counts the lines of workers that could not be
 	// written to paddock's "stdout" and "stderr" since it started.
 	LostOutput map[string]int64
 }
@@ -67,6 +70,7 @@ func (o *owner) status() Status {
 	if o.set == nil {
 		return st
 	}
+	o.refreshExits()
 	byApp := map[string]*AppStatus{}
 	for _, name := range o.set.Names() {
 		a := o.set.Apps[name]
@@ -88,6 +92,7 @@ func (o *owner) status() Status {
 		}
 		as.Critical = o.critical(a)
 		as.CrashLoop = o.crashLoopStatus(name, o.clock.Now())
+		as.LastExit = o.lastExit[name].clone()
 		st.Apps = append(st.Apps, as)
 	}
 	for i := range st.Apps {

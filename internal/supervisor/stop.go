@@ -79,6 +79,13 @@ func (o *owner) handleExit(ex procs.Exit) {
 		o.markStartFailed(&ev, w, ex.StartErr)
 	}
 	o.emit(ev)
+	if w.Phase != reconcile.Stopping {
+		info := ExitInfo{Code: ev.ExitCode, Signal: ev.Signal, At: ex.Time, Uptime: ex.Time.Sub(w.startedAt)}
+		if ex.StartErr != nil {
+			info.Lines = []string{"paddock: " + ev.Detail}
+		}
+		o.recordExit(w, info)
+	}
 	w.pid = 0
 	w.proc = nil
 	if w.Phase == reconcile.Stopping {

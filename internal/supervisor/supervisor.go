@@ -34,7 +34,7 @@ var ErrNotRunning = errors.New("the supervisor has stopped")
 var ErrKilled = errors.New("killed every worker at once")
 
 // outputDrain bounds how long Run waits, after the last worker exited, for
-// the output of silent workers to be copied (a detached grandchild may hold
+// the output of the workers to be copied (a detached grandchild may hold
 // a pipe open for ever).
 const outputDrain = 2 * time.Second
 
@@ -50,9 +50,9 @@ type Options struct {
 	// OnEvent, when set, is called with every event, from the goroutine
 	// that owns the state: it must not block.
 	OnEvent func(Event)
-	// Stdout and Stderr receive the prefixed output of silent workers; the
-	// workers of non-silent apps inherit them when they are *os.File.
-	// Default: os.Stdout and os.Stderr.
+	// Stdout and Stderr receive every worker's output, line by line:
+	// prefixed with "app/id | " for a silent app, exactly as written
+	// otherwise. Default: os.Stdout and os.Stderr.
 	Stdout, Stderr io.Writer
 	// Environ is the environment workers inherit, below their app's env.
 	// Default: os.Environ().
@@ -75,9 +75,9 @@ type Options struct {
 	// NotifyDir is where the sd_notify socket for `readiness: notify`
 	// workers is created. Default: os.TempDir().
 	NotifyDir string
-	// OnOutput, when set, receives every line a silent worker writes
-	// (without its newline), from the goroutine copying that stream
-	// (stream is "stdout" or "stderr"). It must not keep line.
+	// OnOutput, when set, receives every line a worker writes (without
+	// its newline), from the goroutine copying that stream (stream is
+	// "stdout" or "stderr"). It must not keep line.
 	OnOutput func(app string, worker int, stream string, line []byte)
 	// OnReload, when set, is told the result of every reload: "applied",
 	// "unchanged" or "failed".
@@ -116,8 +116,9 @@ type Options struct {
 // New, then call Run.
 type Supervisor struct {
 	opts Options
-	// stdout and stderr receive the prefixed lines of silent workers;
-	// outputChanged is poked when writing to one starts or stops failing.
+	// stdout and stderr receive the lines of every worker;
+	// outputChanged is poked when writing to one starts or stops failing,
+	// and when a worker's output has been copied to its end.
 	stdout, stderr *outputStream
 	outputChanged  chan struct{}
 	// requests carries the functions that other goroutines run in Run's
@@ -212,6 +213,11 @@ type owner struct {
 	// failed, is what Run returns.
 	crash  map[string]*appCrash
 	failed *AppFailedError
+	// lastExit holds, by app, the last exit of one of its workers that
+	// paddock did not ask for (see recordExit); exitTails the tails of
+	// those whose output was still being copied then.
+	lastExit  map[string]*ExitInfo
+	exitTails map[string]*outputTail
 }
 
 // New returns a Supervisor with opts; it starts nothing.
@@ -279,5 +285,7 @@ func newOwner(s *Supervisor) *owner {
 		workers:       map[int]*worker{},
 		byPID:         map[int]*worker{},
 		nextID:        1,
+		lastExit:      map[string]*ExitInfo{},
+		exitTails:     map[string]*outputTail{},
 	}
 }

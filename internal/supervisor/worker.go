@@ -21,6 +21,8 @@ type worker struct {
 	startedAt time.Time
 	// status is the last STATUS= the worker sent to $NOTIFY_SOCKET.
 	status string
+	// tail keeps its last output lines (nil until it started).
+	tail *outputTail
 	// sockets are the shared sockets it holds references to; own the
 	// copies of its SO_REUSEPORT sockets it is given, until it has
 	// started; members those sockets in their groups, by the cluster key
