@@ -158,7 +158,10 @@ apps:
 					}
 					break
 				}
-				if !tt.wantFail && h.clock.Now().After(fakeEpoch.Add(3*time.Second)) {
+				if h.clock.Now().After(fakeEpoch.Add(3 * time.Second)) {
+					if tt.wantFail {
+						t.Fatalf("no app-failed 3s after the start (failAfter 1s); crash-loop event: %v", !loop.Time.IsZero())
+					}
 					break // far past failAfter, and still retried
 				}
 				h.advance(e.Delay)
