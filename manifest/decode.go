@@ -830,9 +830,47 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 			f.app.Listen = append(f.app.Listen, l)
 		}
 	},
-	"group":     setString(func(a *App) *string { return &a.Group }),
+	"group": setString(func(a *App) *string { return &a.Group }),
+
+	"dependsOn": decodeDependsOn,
+	"maxMemory": func(f *fieldDecoder, n *yaml.Node) { f.app.MaxMemory, _ = f.size(n) },
+	"watchdog":  setDuration(func(a *App) *time.Duration { return &a.Watchdog }),
 	"critical":  setBool(func(a *App) *bool { return &a.Critical }),
 	"failAfter": setDuration(func(a *App) *time.Duration { return &a.FailAfter }),
+}
+
+// decodeDependsOn decodes `dependsOn:`, a list of app names, recording the
+// position of each item as "dependsOn[i]". Whether the names are those of
+// apps of the set is for Validate to say. A list with an item that is not
+// a name (a list, a mapping, null) is reported and dropped whole: the
+// positions of its other items would not match their places.
+func decodeDependsOn(f *fieldDecoder, n *yaml.Node) {
+	if n.Kind != yaml.SequenceNode {
+		f.errorf(n, "must be a list of app names, got %s", kindName(n))
+		return
+	}
+	names := make([]string, 0, len(n.Content))
+	ok := true
+	for i, item := range n.Content {
+		if !f.d.spend(item) {
+			return
+		}
+		item = deref(item)
+		key := fmt.Sprintf("dependsOn[%d]", i)
+		f.app.Pos[key] = f.d.pos(item)
+		sub := &fieldDecoder{d: f.d, app: f.app, field: fmt.Sprintf("%s[%d]", f.field, i), key: key}
+		if item.Kind != yaml.ScalarNode || isNull(item) {
+			sub.errorf(item, "must be an app name, got %s", kindName(item))
+			ok = false
+			continue
+		}
+		s, good := sub.str(item)
+		ok = ok && good
+		names = append(names, s)
+	}
+	if ok && len(names) > 0 { // [] is the default, nil
+		f.app.DependsOn = names
+	}
 }
 
 // appFieldNames lists the fields of an app, for suggestions.

@@ -795,9 +795,14 @@ func TestGeneration(t *testing.T) {
 		"IPC":              {func(a *manifest.App) { a.IPC = "off" }, true},
 		"Critical":         {func(a *manifest.App) { a.Critical = true }, false},
 		"FailAfter":        {func(a *manifest.App) { a.FailAfter = time.Hour }, false},
+		"DependsOn":        {func(a *manifest.App) { a.DependsOn = []string{"db"} }, false},
 		"Resolved":         {func(a *manifest.App) { a.Resolved.Credential = &manifest.Credential{Uid: 5, Gid: 5} }, true},
 		"Source":           {func(a *manifest.App) { a.Source.Line = 20 }, false},
 		"Pos":              {func(a *manifest.App) { a.Pos["exec"] = manifest.Pos{File: "m.yaml", Line: 30, Col: 11} }, false},
+		// Changing the memory limit replaces the workers as every spec
+		// change does; the watchdog reaches them (WATCHDOG_USEC).
+		"MaxMemory": {func(a *manifest.App) { a.MaxMemory = 1 << 30 }, true},
+		"Watchdog":  {func(a *manifest.App) { a.Watchdog = 10 * time.Second }, true},
 	}
 	typ := reflect.TypeFor[manifest.App]()
 	for i := range typ.NumField() {

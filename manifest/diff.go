@@ -13,10 +13,10 @@ const (
 	ChangeRemoved = "removed" // an app gone: its workers are retired
 	ChangeScaled  = "scaled"  // only instances changed
 	ChangeUpdated = "updated" // the spec changed: a rolling update (instances may change too)
-	// ChangeSettings: only fields that do not reach the workers changed
-	// (critical, failAfter); the workers are kept (instances may change
-	// too).
-	ChangeSettings = "settings"
+	// ChangeReconfigured: only fields that do not replace workers changed
+	// (dependsOn, critical, failAfter), and maybe instances; the workers
+	// are kept.
+	ChangeReconfigured = "reconfigured"
 )
 
 // Change is how one app differs between two sets.
@@ -86,7 +86,7 @@ func Diff(prev, next *Set) []Change {
 			}
 			out = append(out, Change{App: n, Kind: ChangeUpdated, From: a.Instances, To: b.Instances, Fields: fields})
 		case len(fieldDiff(a, b)) > 0:
-			out = append(out, Change{App: n, Kind: ChangeSettings, From: a.Instances, To: b.Instances, Fields: fieldDiff(a, b)})
+			out = append(out, Change{App: n, Kind: ChangeReconfigured, From: a.Instances, To: b.Instances, Fields: fieldDiff(a, b)})
 		case a.Instances != b.Instances:
 			out = append(out, Change{App: n, Kind: ChangeScaled, From: a.Instances, To: b.Instances})
 		}

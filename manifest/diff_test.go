@@ -45,10 +45,10 @@ func TestDiff(t *testing.T) {
 	got := strings.Join(lines, "\n")
 	want := strings.Join([]string{
 		"api: scaled 1→3",
-		"guard: settings (critical)",
+		"guard: reconfigured (critical)",
 		"new: added 2",
 		"old: removed 3",
-		"watch: settings (failAfter) 1→2",
+		"watch: reconfigured (failAfter) 1→2",
 		"web: updated (args, env.A, env.B, env.SECRET, backoff.max) 2→4",
 	}, "\n")
 	if got != want {

@@ -47,6 +47,9 @@ const (
 	// MinReadyTimeout bounds readyTimeout: no worker forks, starts and
 	// reports ready reliably sooner, so a rollout would always stall.
 	MinReadyTimeout = 100 * time.Millisecond
+	// MinWatchdog bounds watchdog (when not 0): no worker pings reliably
+	// more often, and each miss replaces it.
+	MinWatchdog = 100 * time.Millisecond
 )
 
 // HasChannel reports whether the app's workers get an IPC channel.
@@ -209,6 +212,32 @@ type App struct {
 	// workers, kept open across restarts and rolling updates and handed to
 	// workers as LISTEN_FDS descriptors (3, 4, ...) in this order.
 	Listen []Listen `yaml:"listen"`
+	// DependsOn lists the apps, by name, that this app's workers need: its
+	// workers start (first start, scale-up, restarts, the new workers of a
+	// rolling update) only while each of them is available, and when apps
+	// are removed, or paddock stops, its workers stop before theirs. A
+	// running worker is never stopped because a dependency went down.
+	// Names may be those of apps in other files of the set; an unknown
+	// name, the app itself, a name listed twice and a cycle are errors.
+	// Changing it does not replace the workers: it is not part of the
+	// generation.
+	DependsOn []string `yaml:"dependsOn"`
+	// MaxMemory is the most resident memory, in bytes, that a worker's
+	// process group (the worker and every process it started that stayed
+	// in its group) may use: a worker found above it in two samples in a
+	// row (read from /proc every 5s while an app sets it) is replaced new
+	// first, as a rolling update replaces it, then stopped gracefully.
+	// Written in bytes or with a unit Ki, Mi or Gi (512Mi); more than 0.
+	// Default 0: no limit.
+	MaxMemory int64 `yaml:"maxMemory"`
+	// Watchdog is systemd's WatchdogSec= for workers of `readiness:
+	// notify`: they get WATCHDOG_USEC (and WATCHDOG_PID) and must send
+	// WATCHDOG=1 to $NOTIFY_SOCKET at least this often once ready, or be
+	// replaced new first. A worker may change its own period with
+	// WATCHDOG_USEC=, and ask to be replaced with WATCHDOG=trigger.
+	// Default 0: none. At least MinWatchdog when set; needs readiness
+	// notify.
+	Watchdog time.Duration `yaml:"watchdog"`
 	// Critical says the app must stay up for paddock to be of use: when
 	// it has been failing for FailAfter (crash-looping, its restart delay
 	// at backoff.max, and not one of its workers up and ready), paddock
@@ -340,8 +369,8 @@ func (a *App) posOf(field string) Pos {
 }
 
 // Generation returns a short hash of everything in the spec that, when
-// changed, requires new workers: every field but Instances and the
-// supervision policy that does not reach the workers (Critical,
+// changed, requires new workers: every field but Instances, DependsOn and
+// the supervision policy that does not reach the workers (Critical,
 // FailAfter). Two apps with the same generation run identical workers.
 func (a *App) Generation() string {
 	// Everything but the name, the worker count, where it was written and
@@ -349,6 +378,8 @@ func (a *App) Generation() string {
 	spec := *a
 	spec.Name, spec.Instances, spec.InstancesAuto = "", 0, false
 	spec.Source, spec.Pos = Pos{}, nil
+	// What a worker runs does not depend on the order apps start in.
+	spec.DependsOn = nil
 	spec.Critical, spec.FailAfter = false, 0
 	h := sha256.New()
 	// encoding/json sorts map keys, so the encoding is canonical.

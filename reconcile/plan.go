@@ -39,6 +39,10 @@ type AppSpec struct {
 	// even once no old worker is left (they may all have been crashing),
 	// until the new workers are all ready or the update stalls.
 	RollingOut bool
+	// DependsOn lists the apps this one depends on: its workers start
+	// only while each of them is available, and it is planned after them
+	// (see Plan).
+	DependsOn []string
 }
 
 // Phase is where a worker is in its life, as the supervisor observes it.
@@ -103,6 +107,18 @@ type Worker struct {
 	// own way.
 	KillSignal  string
 	KillTimeout time.Duration
+	// Replace, when not empty, says why a Running worker of the current
+	// generation must be replaced (a failed health check, memory above
+	// its limit, a missed watchdog): it is replaced new first, like an
+	// old worker of a rolling update — a new worker starts within the
+	// app's maxSurge, and the marked one is stopped once enough new
+	// workers are available. Until then it keeps serving.
+	Replace string
+	// DependsOn lists the apps the worker's app depends on, as last
+	// declared. Plan reads it for apps no longer desired only (the
+	// desired ones have AppSpec.DependsOn): their workers stop after
+	// those of the apps that depend on them.
+	DependsOn []string
 }
 
 // Name returns "app/id".
@@ -176,6 +192,10 @@ type Result struct {
 	// Rollouts holds the apps in a rolling update (workers of an older
 	// generation remain), by name.
 	Rollouts map[string]RolloutStatus
+	// Held holds, by name, the apps that have workers to start (or a
+	// rolling update to carry on) and wait for a dependency, with why:
+	// "waiting for db-proxy: 0/1 available".
+	Held map[string]string
 }
 
 // RolloutStatus describes a rolling update after the plan's actions.
@@ -222,7 +242,21 @@ func (r *Result) requeue(t time.Time) {
 // Backoff, Done) are brought to Instances, scale-down dropping exited
 // workers first and then stopping the newest; a worker in Backoff is
 // replaced once its RestartAt has come. Stopping workers past their deadline
-// are killed. Apps are visited in name order and workers in ID order.
+// are killed. Workers are visited in ID order.
+//
+// Dependencies (AppSpec.DependsOn) order the apps: an app is planned after
+// those it depends on, ties in name order, so that it sees their state
+// after this plan's actions. Its Start actions (first start, scale-up,
+// restarts, the new workers of a rolling update) are held, and the
+// retirement of the ready old workers of its rolling update with them,
+// while a dependency is not available (see availability); Result.Held
+// says why. Its running workers are never stopped for it. The running
+// workers of an app no longer desired are stopped only once no worker of
+// an app that depends on it (desired, or no longer desired: see
+// Worker.DependsOn) is alive, running or stopping. A dependency cycle,
+// which manifest.Validate refuses, is broken at the app first in name
+// order: the dependencies that go against the order are not followed, so
+// that no set of apps waits for itself.
 func Plan(desired map[string]AppSpec, observed []Worker, now time.Time) Result {
 	var r Result
 	byApp := map[string][]Worker{}
@@ -239,16 +273,45 @@ func Plan(desired map[string]AppSpec, observed []Worker, now time.Time) Result {
 		}
 	}
 	sort.Strings(names)
-	for _, name := range names {
+	g := newGraph(desired, byApp, names)
+	for _, name := range g.order {
 		ws := byApp[name]
 		sort.Slice(ws, func(i, j int) bool { return ws[i].ID < ws[j].ID })
 		spec, wanted := desired[name]
-		planApp(&r, spec, wanted, ws, now)
+		var gt gate
+		if wanted {
+			gt.hold = g.waitFor(&r, spec, now)
+		} else {
+			gt.stopAfter = g.aliveDependant(name, byApp)
+		}
+		first := len(r.Actions)
+		if planApp(&r, spec, wanted, ws, now, gt) {
+			if r.Held == nil {
+				r.Held = map[string]string{}
+			}
+			r.Held[name] = gt.hold
+		}
+		if wanted && g.isDependency[name] {
+			g.avail[name] = availability(spec, ws, r.Actions[first:], r.Rollouts[name], now)
+		}
 	}
 	return r
 }
 
-func planApp(r *Result, spec AppSpec, wanted bool, ws []Worker, now time.Time) {
+// gate is what an app's dependencies allow of its plan.
+type gate struct {
+	// hold, when not empty, says why the app's workers may not start:
+	// "waiting for db: 0/1 available".
+	hold string
+	// stopAfter, when not empty, names an app that depends on this one,
+	// no longer desired, and has live workers: this one's running workers
+	// stay until they are gone.
+	stopAfter string
+}
+
+// planApp plans one app. It reports whether the app has workers to start
+// (or a rolling update to carry on) that gt holds back.
+func planApp(r *Result, spec AppSpec, wanted bool, ws []Worker, now time.Time, gt gate) bool {
 	var current []Worker // current generation, counted toward Instances
 	var old []Worker     // running workers of an older generation
 	for _, w := range ws {
@@ -263,6 +326,9 @@ func planApp(r *Result, spec AppSpec, wanted bool, ws []Worker, now time.Time) {
 				r.requeue(w.StopDeadline)
 			}
 		case !wanted:
+			if w.Phase == Running && gt.stopAfter != "" {
+				continue // its dependants stop first
+			}
 			retire(r, w)
 		case w.Generation != spec.Generation:
 			if w.Phase == Running {
@@ -275,8 +341,12 @@ func planApp(r *Result, spec AppSpec, wanted bool, ws []Worker, now time.Time) {
 		}
 	}
 	if !wanted {
-		return
+		return false
 	}
+	held := false
+	// Marked workers do not count toward Instances: they are on their way
+	// out, like old ones, and go once their replacements are available.
+	current, sick := splitReplaced(current)
 	current = scaleDown(r, spec, current)
 	for _, w := range current {
 		if w.Phase != Backoff {
@@ -286,15 +356,47 @@ func planApp(r *Result, spec AppSpec, wanted bool, ws []Worker, now time.Time) {
 			r.requeue(w.RestartAt)
 			continue
 		}
+		if gt.hold != "" {
+			held = true
+			continue
+		}
 		r.Actions = append(r.Actions, Start{App: spec.Name, Generation: spec.Generation, Restarts: w.Restarts, Replaces: w.ID})
 	}
 	if len(old) == 0 && !spec.RollingOut {
-		for i := len(current); i < spec.Instances; i++ {
-			r.Actions = append(r.Actions, Start{App: spec.Name, Generation: spec.Generation})
+		if len(sick) == 0 {
+			if gt.hold != "" {
+				return held || len(current) < spec.Instances
+			}
+			for i := len(current); i < spec.Instances; i++ {
+				r.Actions = append(r.Actions, Start{App: spec.Name, Generation: spec.Generation})
+			}
+			return held
 		}
-		return
+		// Replacing marked workers is not a rolling update: it is not
+		// reported as one, and does not stall.
+		_, moved := replace(r, spec, current, sick, now, gt.hold != "")
+		return moved || held
 	}
-	rollout(r, spec, current, old, now)
+	// During a rolling update, a marked worker goes like an old one.
+	st, moved := replace(r, spec, current, append(old, sick...), now, gt.hold != "")
+	if r.Rollouts == nil {
+		r.Rollouts = map[string]RolloutStatus{}
+	}
+	r.Rollouts[spec.Name] = st
+	return moved || held
+}
+
+// splitReplaced separates the running workers marked Replace from the
+// others, keeping the order.
+func splitReplaced(current []Worker) (keep, marked []Worker) {
+	for _, w := range current {
+		if w.Phase == Running && w.Replace != "" {
+			marked = append(marked, w)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	return keep, marked
 }
 
 // scaleDown retires the workers of the current generation beyond Instances:
@@ -325,13 +427,18 @@ func scaleDown(r *Result, spec AppSpec, current []Worker) []Worker {
 	return keep
 }
 
-// rollout moves an app whose old workers remain toward the new generation,
-// within its surge and availability bounds: new workers start while the
-// total stays at most Instances+MaxSurge; old workers that are not ready go
-// at once (they serve nothing); ready old workers go, oldest first, while at
-// least Instances-MaxUnavailable ready workers remain, and the last ready
-// old worker stays until a new worker is ready.
-func rollout(r *Result, spec AppSpec, current, old []Worker, now time.Time) {
+// replace moves an app whose old workers remain (of an older generation,
+// or marked Replace) toward new ones, within its surge and availability
+// bounds: new workers start while the total stays at most
+// Instances+MaxSurge; old workers that are not ready go at once (they serve
+// nothing); ready old workers go, oldest first, while at least
+// Instances-MaxUnavailable available workers remain, and the last ready
+// old worker stays until a new worker is available (unless maxSurge is 0:
+// then no new worker can start before an old one goes, and the operator
+// chose that). With hold (a dependency is not available) the update does
+// not move: no new worker starts and no ready old worker goes. It returns
+// the state of the update, and whether hold stopped it from moving.
+func replace(r *Result, spec AppSpec, current, old []Worker, now time.Time, hold bool) (RolloutStatus, bool) {
 	status := RolloutStatus{Instances: spec.Instances, New: len(current)}
 	for _, w := range current {
 		switch {
@@ -366,24 +473,26 @@ func rollout(r *Result, spec AppSpec, current, old []Worker, now time.Time) {
 		}
 	}
 	canRetire := status.NewReady + len(readyOld) - (spec.Instances - spec.MaxUnavailable)
-	if spec.Instances > 0 && status.NewReady == 0 {
+	if spec.Instances > 0 && status.NewReady == 0 && spec.MaxSurge > 0 {
 		canRetire = min(canRetire, len(readyOld)-1)
 	}
 	canRetire = max(0, min(canRetire, len(readyOld)))
+	// Workers being stopped do not count toward the surge.
+	room := spec.Instances + spec.MaxSurge - (len(readyOld) - canRetire) - len(current)
+	starts := min(room, spec.Instances-len(current))
+	held := hold && (canRetire > 0 || starts > 0)
+	if hold {
+		canRetire, starts = 0, 0
+	}
 	for _, w := range readyOld[:canRetire] {
 		retire(r, w)
 	}
-	// Workers being stopped do not count toward the surge.
-	room := spec.Instances + spec.MaxSurge - (len(readyOld) - canRetire) - len(current)
-	for i := 0; i < min(room, spec.Instances-len(current)); i++ {
+	for i := 0; i < starts; i++ {
 		r.Actions = append(r.Actions, Start{App: spec.Name, Generation: spec.Generation})
 		status.New++
 	}
 	status.Old = len(readyOld) - canRetire
-	if r.Rollouts == nil {
-		r.Rollouts = map[string]RolloutStatus{}
-	}
-	r.Rollouts[spec.Name] = status
+	return status, held
 }
 
 // retire stops a running worker or forgets an exited one.

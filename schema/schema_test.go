@@ -483,6 +483,9 @@ func TestInvalidCorpus(t *testing.T) {
 		"instances-negative",
 		"instances-too-many",
 		"many-errors",
+		"maxmemory-bad",
+		"watchdog-too-short",
+		"watchdog-without-notify",
 		"name-leading-dash",
 		"name-too-long",
 		"name-underscore",
@@ -501,6 +504,9 @@ func TestInvalidCorpus(t *testing.T) {
 		"unknown-app-field",
 		"unknown-backoff-key",
 		"unknown-top-level-key",
+		"depends-not-a-list",
+		"depends-bad-item",
+		"depends-duplicate",
 	} {
 		f := "../manifest/testdata/invalid/" + name + ".yaml"
 		data, err := os.ReadFile(f)
@@ -607,6 +613,23 @@ func TestSchemaAgreesWithDecoder(t *testing.T) {
 	} {
 		check(v, app("    "+v+"\n"))
 	}
+	// maxMemory: a size too large for an int64 is a known difference (the
+	// schema takes it).
+	for _, v := range []string{
+		"1", "4096", "0x1000", `"2048"`, "512Mi", "1Ki", "2Gi", "007Mi", "0", "-1", "0Mi", "000Ki", "512M", "512MB", "512mi",
+		"1.5Gi", "1.5", "Mi", "+1Mi", "-1Mi", "1 Mi", "1Ti", "true", "[1]", "{a: 1}", `""`,
+	} {
+		check("maxMemory "+v, app("    maxMemory: "+v+"\n"))
+	}
+	// watchdog: other than 0s, only with readiness notify.
+	for _, v := range []string{
+		"watchdog: 10s", "watchdog: 0s", "watchdog: 0", "watchdog: 0h0m0s", "watchdog: 10",
+		"readiness: notify\n    watchdog: 10s", "readiness: notify\n    watchdog: 0s", "readiness: online\n    watchdog: 10s",
+		"readiness: listening\n    watchdog: 0.1s", "readiness: online\n    watchdog: 0s", "readiness: null\n    watchdog: 10s",
+		"readiness: notify\n    watchdog: 99ms",
+	} {
+		check(v, app("    "+v+"\n"))
+	}
 	for _, v := range []string{"{}", "{initial: 1s}", "{max: 1m}", "{initial: 1s, max: 2s}", "{initial: 1s, maximum: 2s}", "1s", "[1s]"} {
 		check("backoff "+v, app("    backoff: "+v+"\n"))
 	}
@@ -678,6 +701,8 @@ func TestDurationBoundsAgree(t *testing.T) {
 	}{
 		{"backoff.initial", manifest.MinBackoffInitial, func(d string) string { return app("    backoff: {initial: " + d + ", max: 1h}\n") }},
 		{"readyTimeout", manifest.MinReadyTimeout, func(d string) string { return app("    readyTimeout: " + d + "\n") }},
+		// 0s, however spelt, is no watchdog: both accept it.
+		{"watchdog", manifest.MinWatchdog, func(d string) string { return app("    readiness: notify\n    watchdog: " + d + "\n") }},
 	} {
 		durations := boundaryDurations(c.bound)
 		var below, above int
@@ -753,5 +778,19 @@ func TestEmbedded(t *testing.T) {
 	}
 	if !bytes.Equal(buf.Bytes(), schema.JSON) {
 		t.Error("paddock.schema.json is not indented with two spaces (python3 -m json.tool --indent 2, or jq .)")
+	}
+}
+
+// TestDependsOnAgrees checks values of dependsOn against both the schema
+// and the decoder, beside a declared app db. Beyond the schema: a name of
+// no app of the set, the app itself, and cycles (Validate refuses them).
+func TestDependsOnAgrees(t *testing.T) {
+	sch := compile(t)
+	for _, v := range []string{"[]", "[db]", "[db, db]", "db", "[[db]]", "[{db: x}]", "[null]", "[1]", "[Db]", "[db_2]", "{db: x}"} {
+		src := "apps:\n  web:\n    exec: x\n    dependsOn: " + v + "\n  db:\n    exec: x\n"
+		schemaOK := schemaErr(sch, []byte(src)) == nil
+		if dec := decoderAccepts(src); schemaOK != dec {
+			t.Errorf("dependsOn %s: schema accepts: %v, decoder accepts: %v", v, schemaOK, dec)
+		}
 	}
 }

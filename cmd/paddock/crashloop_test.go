@@ -136,8 +136,8 @@ func TestWriteStatusNotes(t *testing.T) {
 	writeStatus(&b, st, now)
 	lines := strings.Split(b.String(), "\n")
 	got := strings.Join(lines[:min(11, len(lines))], "\n")
-	want := "APP           DESIRED  READY  POLICY  LISTEN  GENERATION  ROLLOUT\n" +
-		"api           2        0/2    rr      -       aaaaaaaa    -\n" +
+	want := "APP           DESIRED  READY  CPU  MEM  POLICY  LISTEN  GENERATION  ROLLOUT  WAITING\n" +
+		"api           2        0/2    -    -    rr      -       aaaaaaaa    -        -\n" +
 		"  crash-loop: 14 exits in 60s, last exit 1\n" +
 		"  critical: unless a worker stays up, paddock stops every app and exits in 4m12s\n" +
 		"    | 3\n" +
@@ -145,7 +145,7 @@ func TestWriteStatusNotes(t *testing.T) {
 		"    | 5\n" +
 		"    | Error: connect ECONNREFUSED\n" +
 		"    | \uFFFD[2Jat\tconnect\n" +
-		"web-frontend  1        1/1    none    -       bbbbbbbb    -\n"
+		"web-frontend  1        1/1    -    -    none    -       bbbbbbbb    -        -\n"
 	if got != want {
 		t.Errorf("status:\n%s\nwant:\n%s", got, want)
 	}

@@ -59,8 +59,8 @@ func describeChange(c control.Change) string {
 			s += fmt.Sprintf("; scaled %d → %s", c.From, plural.Count(c.To, "worker"))
 		}
 		return s
-	case manifest.ChangeSettings:
-		s := fmt.Sprintf("~ %s: %s changed, workers kept", c.App, strings.Join(c.Fields, ", "))
+	case manifest.ChangeReconfigured:
+		s := fmt.Sprintf("~ %s: reconfigured (%s), workers kept", c.App, strings.Join(c.Fields, ", "))
 		if c.From != c.To {
 			s += fmt.Sprintf("; scaled %d → %s", c.From, plural.Count(c.To, "worker"))
 		}

@@ -45,11 +45,13 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 }
 
 // writeStatus prints the apps, each with its notes (appNotes) under its
-// row, then the workers, as tables.
+// row, then the workers, as tables. With short names and one listen
+// address, each line fits in 80 columns: the addresses each worker serves
+// are in --json (workers[].listen).
 func writeStatus(out io.Writer, st *control.StatusResponse, now time.Time) {
 	var apps strings.Builder
 	tw := tabwriter.NewWriter(&apps, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "APP\tDESIRED\tREADY\tPOLICY\tLISTEN\tGENERATION\tROLLOUT")
+	fmt.Fprintln(tw, "APP\tDESIRED\tREADY\tCPU\tMEM\tPOLICY\tLISTEN\tGENERATION\tROLLOUT\tWAITING")
 	for _, a := range st.Apps {
 		desired := strconv.Itoa(a.Instances)
 		if a.Override {
@@ -59,14 +61,15 @@ func writeStatus(out io.Writer, st *control.StatusResponse, now time.Time) {
 		if a.Rollout != nil {
 			rollout = a.Rollout.Summary
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", a.Name, desired, a.Ready, a.Instances, a.SchedulingPolicy,
-			dash(strings.Join(a.Listen, ",")), a.Generation, rollout)
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, desired, a.Ready, a.Instances,
+			formatCPU(a.CPUPercent), formatMem(a.RSSBytes), a.SchedulingPolicy,
+			dash(strings.Join(a.Listen, ",")), a.Generation, rollout, dash(a.Waiting))
 	}
 	tw.Flush()
 	writeAppRows(out, apps.String(), st.Apps, now)
 	fmt.Fprintln(out)
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "APP\tWORKER\tPID\tSTATE\tREADY\tUPTIME\tRESTARTS\tLISTEN\tGENERATION")
+	fmt.Fprintln(tw, "APP\tWORKER\tPID\tSTATE\tREADY\tUPTIME\tRESTARTS\tCPU\tMEM\tGENERATION")
 	for _, w := range st.Workers {
 		pid, uptime := "-", "-"
 		if w.PID != 0 {
@@ -81,10 +84,46 @@ func writeStatus(out io.Writer, st *control.StatusResponse, now time.Time) {
 		if w.Ready {
 			ready = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", w.App, w.ID, pid, state, ready, uptime, w.Restarts,
-			dash(strings.Join(w.Listen, ",")), w.Generation)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", w.App, w.ID, pid, state, ready, uptime, w.Restarts,
+			formatCPU(w.CPUPercent), formatMem(w.RSSBytes), w.Generation)
 	}
 	tw.Flush()
+}
+
+// formatCPU prints a CPU percentage as top does, short: 0.3%, 12%, 150%;
+// "-" when there is none.
+func formatCPU(p *float64) string {
+	switch {
+	case p == nil:
+		return "-"
+	case *p < 10:
+		return fmt.Sprintf("%.1f%%", *p)
+	}
+	return fmt.Sprintf("%.0f%%", *p)
+}
+
+// formatMem prints a size in bytes with a binary unit, in at most four
+// figures and two letters: 512B, 8.4Mi, 84Mi, 1.2Gi; "-" when there is
+// none.
+func formatMem(n *int64) string {
+	if n == nil {
+		return "-"
+	}
+	v := float64(*n)
+	if v < 1024 {
+		return fmt.Sprintf("%dB", *n)
+	}
+	unit := ""
+	for _, u := range []string{"Ki", "Mi", "Gi", "Ti"} {
+		v, unit = v/1024, u
+		if v < 1024 {
+			break
+		}
+	}
+	if v < 10 {
+		return fmt.Sprintf("%.1f%s", v, unit)
+	}
+	return fmt.Sprintf("%.0f%s", v, unit)
 }
 
 func dash(s string) string {

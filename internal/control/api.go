@@ -52,10 +52,17 @@ type App struct {
 	// opened for its cluster workers on demand.
 	Listen  []string `json:"listen"`
 	Rollout *Rollout `json:"rollout,omitempty"`
+	// The resource use of the app's live workers, summed (absent when
+	// none was read): see Worker.
+	RSSBytes   *int64   `json:"rssBytes,omitempty"`
+	CPUPercent *float64 `json:"cpuPercent,omitempty"`
+	// Waiting, when present, says which dependencies (dependsOn) the app's
+	// workers wait for: "waiting for db: 0/1 available".
+	Waiting string `json:"waiting,omitempty"`
 	// Critical: paddock gives up when the app fails (`critical: true`,
 	// or --exit-on-failed). CrashLoop is present while the app is
 	// crash-looping.
-	Critical  bool       `json:"critical"`
+	Critical  bool       `json:"critical,omitempty"`
 	CrashLoop *CrashLoop `json:"crashLoop,omitempty"`
 	// LastExit is the last exit of one of the app's workers that paddock
 	// did not ask for, with its last output lines.
@@ -135,6 +142,14 @@ type Worker struct {
 	HandedOut int64 `json:"handedOut"`
 	// Status is the worker's last sd_notify STATUS=.
 	Status string `json:"status,omitempty"`
+	// The resource use of the live worker's process group, as last read
+	// from /proc (absent for a worker gone): resident memory in bytes,
+	// CPU over the last sampling interval in percent of one CPU, CPU
+	// seconds since it started, processes in the group.
+	RSSBytes   *int64   `json:"rssBytes,omitempty"`
+	CPUPercent *float64 `json:"cpuPercent,omitempty"`
+	CPUSeconds *float64 `json:"cpuSeconds,omitempty"`
+	Processes  *int     `json:"processes,omitempty"`
 }
 
 // Event is one line of GET /v1/events.

@@ -6,6 +6,7 @@ package control
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -37,6 +38,7 @@ func StatusFrom(info SupervisorInfo, st supervisor.Status) StatusResponse {
 		app := App{Name: a.Name, Instances: a.Instances, ManifestInstances: a.ManifestInstances, Override: a.Override,
 			Running: a.Running, Ready: a.Ready, Generation: a.Generation, SchedulingPolicy: a.SchedulingPolicy,
 			Silent: a.Silent, Listen: nonNil(a.Listen)}
+		app.Waiting = a.Waiting
 		if ro := a.Rollout; ro != nil {
 			app.Rollout = &Rollout{Instances: ro.Instances, New: ro.New, NewReady: ro.NewReady, Old: ro.Old,
 				Stalled: ro.Stalled, Summary: ro.String()}
@@ -51,6 +53,10 @@ func StatusFrom(info SupervisorInfo, st supervisor.Status) StatusResponse {
 			}
 		}
 		app.LastExit = FromExit(a.LastExit)
+		if u := a.Usage; u != nil {
+			rss, cpu := u.RSS, roundPercent(u.CPUPercent)
+			app.RSSBytes, app.CPUPercent = &rss, &cpu
+		}
 		resp.Apps = append(resp.Apps, app)
 	}
 	for _, wi := range st.Workers {
@@ -61,10 +67,18 @@ func StatusFrom(info SupervisorInfo, st supervisor.Status) StatusResponse {
 			t := wi.RestartAt
 			wk.RestartAt = &t
 		}
+		if u := wi.Usage; u != nil {
+			rss, cpu, secs, procs := u.RSS, roundPercent(u.CPUPercent), u.CPUTime.Seconds(), u.Procs
+			wk.RSSBytes, wk.CPUPercent, wk.CPUSeconds, wk.Processes = &rss, &cpu, &secs, &procs
+		}
 		resp.Workers = append(resp.Workers, wk)
 	}
 	return resp
 }
+
+// roundPercent rounds a CPU percentage to two decimals: the readings are
+// not finer than that.
+func roundPercent(p float64) float64 { return math.Round(p*100) / 100 }
 
 func nonNil(s []string) []string {
 	if s == nil {

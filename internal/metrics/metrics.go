@@ -152,6 +152,10 @@ var (
 		"Connections paddock accepted and handed to the worker (rr, sticky), by app and worker id.", []string{"app", "worker"}, nil)
 	descLostOutput = prometheus.NewDesc("paddock_output_lost_lines_total",
 		"Workers' lines that could not be written to paddock's stdout or stderr (a broken pipe, a full disk).", []string{"stream"}, nil)
+	descResident = prometheus.NewDesc("paddock_worker_resident_bytes",
+		"Resident memory of the worker's process group (the worker and the processes it started in its group), as last read from /proc, by app and worker id.", []string{"app", "worker"}, nil)
+	descCPU = prometheus.NewDesc("paddock_worker_cpu_seconds_total",
+		"CPU time, user and system, that the worker's process group used since the worker started, by app and worker id.", []string{"app", "worker"}, nil)
 	descUp = prometheus.NewDesc("paddock_up",
 		"1 when the supervisor answered the scrape.", nil, nil)
 	descCrashLooping = prometheus.NewDesc("paddock_app_crash_looping",
@@ -159,7 +163,8 @@ var (
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDesired, descRunning, descReady, descOverride, descHanded, descLostOutput, descUp, descCrashLooping} {
+	for _, d := range []*prometheus.Desc{descDesired, descRunning, descReady, descOverride, descHanded, descLostOutput, descResident, descCPU, descUp,
+		descCrashLooping} {
 		ch <- d
 	}
 }
@@ -192,6 +197,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descCrashLooping, prometheus.GaugeValue, looping, a.Name)
 	}
 	for _, w := range st.Workers {
+		if w.PID != 0 && w.Usage != nil {
+			id := strconv.Itoa(w.ID)
+			ch <- prometheus.MustNewConstMetric(descResident, prometheus.GaugeValue, float64(w.Usage.RSS), w.App, id)
+			ch <- prometheus.MustNewConstMetric(descCPU, prometheus.CounterValue, w.Usage.CPUTime.Seconds(), w.App, id)
+		}
 		if w.PID == 0 || w.HandedOut == 0 {
 			continue
 		}

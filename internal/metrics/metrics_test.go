@@ -95,3 +95,30 @@ paddock_reloads_total{result="unchanged"} 0
 		}
 	}
 }
+
+// TestResourceMetrics: each live worker with a reading gets its resident
+// memory (gauge) and CPU seconds (counter); a worker without one, or gone,
+// gets neither.
+func TestResourceMetrics(t *testing.T) {
+	m := New(func(context.Context) (supervisor.Status, error) {
+		return supervisor.Status{
+			Apps: []supervisor.AppStatus{{Name: "web", Instances: 3, Running: 2}},
+			Workers: []supervisor.WorkerInfo{
+				{ID: 7, App: "web", PID: 100, Usage: &supervisor.Usage{RSS: 64 << 20, CPUTime: 1500 * time.Millisecond, Procs: 2}},
+				{ID: 8, App: "web", PID: 101}, // not read yet
+				{ID: 9, App: "web", PID: 0, Usage: &supervisor.Usage{RSS: 1, CPUTime: 1}}, // gone
+			},
+		}, nil
+	})
+	want := `
+# HELP paddock_worker_resident_bytes Resident memory of the worker's process group (the worker and the processes it started in its group), as last read from /proc, by app and worker id.
+# TYPE paddock_worker_resident_bytes gauge
+paddock_worker_resident_bytes{app="web",worker="7"} 6.7108864e+07
+# HELP paddock_worker_cpu_seconds_total CPU time, user and system, that the worker's process group used since the worker started, by app and worker id.
+# TYPE paddock_worker_cpu_seconds_total counter
+paddock_worker_cpu_seconds_total{app="web",worker="7"} 1.5
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "paddock_worker_resident_bytes", "paddock_worker_cpu_seconds_total"); err != nil {
+		t.Error(err)
+	}
+}

@@ -38,6 +38,7 @@ func (o *owner) apply(set *manifest.Set) ([]manifest.Change, error) {
 	for _, name := range o.dropStaleOverrides(set) {
 		o.opts.Logger.Info("the manifest's instances changed: the runtime scale override is dropped", "app", name)
 	}
+	o.rememberRemovedDeps(set)
 	o.set = set
 	for name := range o.specs {
 		if _, ok := set.Apps[name]; !ok {

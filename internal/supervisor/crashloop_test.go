@@ -200,9 +200,9 @@ apps:
 	}
 }
 
-// TestCriticalByReload: making an app critical is a settings change, not
-// a new generation: its workers are kept, the reload says what changed,
-// and the status says it is critical from then on.
+// TestCriticalByReload: making an app critical reconfigures it, with no
+// new generation: its workers are kept, the reload says what changed, and
+// the status says it is critical from then on.
 func TestCriticalByReload(t *testing.T) {
 	t.Parallel()
 	const manifestFmt = `
@@ -221,8 +221,8 @@ apps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(changes) != 1 || changes[0].String() != "web: settings (critical)" {
-		t.Errorf("changes %v, want [web: settings (critical)]", changes)
+	if len(changes) != 1 || changes[0].String() != "web: reconfigured (critical)" {
+		t.Errorf("changes %v, want [web: reconfigured (critical)]", changes)
 	}
 	after := live(h.workers(), "web")
 	if len(after) != 2 || after[0].ID != before[0].ID || after[1].ID != before[1].ID {

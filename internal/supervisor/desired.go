@@ -32,6 +32,7 @@ func (o *owner) spec(a *manifest.App) reconcile.AppSpec {
 		MaxSurge:       a.Rollout.MaxSurge,
 		MaxUnavailable: a.Rollout.MaxUnavailable,
 		MinReadyTime:   a.MinReadyTime,
+		DependsOn:      a.DependsOn,
 	}
 	if ov, ok := o.scale[a.Name]; ok {
 		spec.Instances = ov.instances

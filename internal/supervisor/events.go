@@ -30,12 +30,36 @@ const (
 	EventRolloutProgress = "rollout-progress" // a rolling update moved (Detail: "2/3 new ready, 1 old", or "complete")
 	EventRolloutStalled  = "rollout-stalled"  // a rolling update cannot progress; Detail says why
 
+	// EventReplaced: a worker marked for replacement (a failed health
+	// check, memory above maxMemory, a missed watchdog; Detail says which)
+	// is being stopped, its replacement being available. The stopping or
+	// disconnect event follows.
+	EventReplaced = "replaced"
+
+	// EventMemoryExceeded: a worker's process group was above its app's
+	// maxMemory in two readings in a row (Detail: the figure and the
+	// limit); it is marked for replacement, new first.
+	EventMemoryExceeded = "memory-exceeded"
+	// EventWatchdogMissed: a notify worker with a watchdog sent no
+	// WATCHDOG=1 within its period, or sent WATCHDOG=trigger (Detail says
+	// which); it is marked for replacement, new first.
+	EventWatchdogMissed = "watchdog-missed"
+
 	// EventOutputLost: writing workers' lines to paddock's stdout
 	// or stderr (Stream) fails; lines are dropped and counted from now on.
 	EventOutputLost = "output-lost"
 	// EventOutputRestored: writing to Stream works again; Lost lines were
 	// dropped meanwhile.
 	EventOutputRestored = "output-restored"
+
+	// EventDependencyWait: the app has workers to start (or a rolling
+	// update to carry on) and waits for a dependency that is not
+	// available; Detail says which and why ("waiting for db: 0/1
+	// available").
+	EventDependencyWait = "dependency-wait"
+	// EventDependencyReady: the app no longer waits for a dependency;
+	// Detail says what it waited for ("was waiting for db: ...").
+	EventDependencyReady = "dependency-ready"
 
 	// EventCrashLoop: the app's workers keep exiting soon after they
 	// start (see reconcile.CrashLoop); Detail: "3 exits in 60s, last

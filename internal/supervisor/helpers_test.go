@@ -108,6 +108,12 @@ func TestMain(m *testing.M) {
 //	last-words:N:C      print "out 1" ... "out N" on stdout, then a line of
 //	                    2000 "é" and "last words <worker id>" on stderr,
 //	                    then exit with code C
+//	watchdog-ping       send READY=1, then WATCHDOG=1 every twentieth of
+//	                    $WATCHDOG_USEC; the worker whose id is
+//	                    $PING_LIMIT_WORKER stops after $PING_LIMIT pings;
+//	                    serve
+//	grow                the worker whose id is $GROW_WORKER allocates and
+//	                    touches $GROW_MIB MiB; serve
 func helper(mode string) {
 	switch {
 	case mode == "serve":
@@ -212,6 +218,15 @@ func helper(mode string) {
 		fmt.Fprintln(os.Stderr, strings.Repeat("é", 2000))
 		fmt.Fprintf(os.Stderr, "last words %s\n", os.Getenv("PADDOCK_WORKER_ID"))
 		os.Exit(code)
+	case mode == "watchdog-ping":
+		pingWatchdog()
+		serve()
+	case mode == "grow":
+		if os.Getenv("PADDOCK_WORKER_ID") == os.Getenv("GROW_WORKER") {
+			n, _ := strconv.Atoi(os.Getenv("GROW_MIB"))
+			growMemory(n)
+		}
+		serve()
 	case mode == "print":
 		id := os.Getenv("PADDOCK_WORKER_ID")
 		fmt.Printf("hello from %s\nsecond line from %s\n", id, id)
@@ -779,5 +794,41 @@ func trackConns(conns *sync.WaitGroup) func(net.Conn, http.ConnState) {
 		case http.StateClosed, http.StateHijacked:
 			conns.Done()
 		}
+	}
+}
+
+// pingWatchdog is the watchdog-ping worker: READY=1, then WATCHDOG=1 from
+// a goroutine, 20 times per period.
+func pingWatchdog() {
+	usec, err := strconv.Atoi(os.Getenv("WATCHDOG_USEC"))
+	if err != nil || usec <= 0 || os.Getenv("WATCHDOG_PID") != strconv.Itoa(os.Getpid()) {
+		fmt.Fprintln(os.Stderr, "no watchdog for this process:", os.Getenv("WATCHDOG_USEC"), os.Getenv("WATCHDOG_PID"))
+		os.Exit(18)
+	}
+	limit := -1
+	if os.Getenv("PADDOCK_WORKER_ID") == os.Getenv("PING_LIMIT_WORKER") {
+		limit, _ = strconv.Atoi(os.Getenv("PING_LIMIT"))
+	}
+	sendNotify("READY=1")
+	go func() {
+		for n := 0; limit < 0 || n < limit; n++ {
+			sendNotify("WATCHDOG=1")
+			time.Sleep(time.Duration(usec) * time.Microsecond / 20)
+		}
+	}()
+}
+
+// grown keeps the grow worker's memory reachable.
+var grown [][]byte
+
+// growMemory allocates n MiB and writes to each of its pages, so that
+// they are resident.
+func growMemory(n int) {
+	for range n {
+		b := make([]byte, 1<<20)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
+		grown = append(grown, b)
 	}
 }

@@ -19,8 +19,9 @@ import (
 // happens next.
 
 // Run starts the workers of set and keeps them as set says until ctx is
-// done; then it stops every worker gracefully, in parallel, and returns once
-// all have exited: nil when each stopped within its killTimeout, else
+// done; then it stops every worker gracefully, in parallel but for
+// dependencies (an app's workers stop once those of the apps that depend
+// on it exited), and returns once all have exited: nil when each stopped within its killTimeout, else
 // ErrStopTimeout. After Kill it returns ErrKilled at once. A manifest read
 // still blocked then (a filesystem that does not answer) is waited for no
 // longer than 2s, and its result is dropped.
@@ -75,7 +76,8 @@ func (s *Supervisor) startReaping(ctx context.Context) *runHelpers {
 }
 
 // startListening opens the notify socket and starts its reader, the
-// reloader and, with Options.Watch, the manifest watcher.
+// reloader, the reader of resource use (which reads nothing until asked)
+// and, with Options.Watch, the manifest watcher.
 func (s *Supervisor) startListening(h *runHelpers) error {
 	sock, err := notify.Listen(s.opts.NotifyDir)
 	if err != nil {
@@ -84,6 +86,7 @@ func (s *Supervisor) startListening(h *runHelpers) error {
 	s.own.notify = sock
 	h.wg.Go(func() { sock.Run(h.reapCtx, h.notes) })
 	h.wg.Go(func() { s.reloader(h.watchCtx) })
+	h.wg.Go(func() { s.usage.Run(h.reapCtx) })
 	if len(s.opts.Watch) == 0 {
 		return nil
 	}
@@ -154,6 +157,7 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 	defer timer.Stop()
 	for {
 		now := o.clock.Now()
+		watchdogAt := o.checkWatchdogs(now)
 		desired := o.specs
 		if o.shutting {
 			desired = nil
@@ -165,6 +169,9 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 		if failed {
 			continue // every worker is to be stopped: plan it
 		}
+		// Before the actions: an app released by this plan is said
+		// to be so before its workers fork.
+		o.reportHeld(plan.Held)
 		o.execute(plan, now)
 		o.reportRollouts(plan.Rollouts)
 		if o.shutting && len(o.workers) == 0 {
@@ -185,12 +192,8 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 		}
 		o.notifySystemd(now)
 		var wake <-chan time.Time
-		requeue := plan.RequeueAt
-		if !crashWake.IsZero() && (requeue.IsZero() || crashWake.Before(requeue)) {
-			requeue = crashWake
-		}
-		if !requeue.IsZero() {
-			timer.Reset(max(requeue.Sub(o.clock.Now()), 0))
+		if at := earliest(earliest(plan.RequeueAt, watchdogAt), crashWake); !at.IsZero() {
+			timer.Reset(max(at.Sub(o.clock.Now()), 0))
 			wake = timer.C()
 		}
 		select {
@@ -211,6 +214,8 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 		case <-o.sup.outputChanged:
 			o.reportOutput()
 			o.refreshExits()
+		case <-o.sup.usageSampled:
+			o.checkMemory()
 		case <-o.sup.kill:
 			o.killAll()
 			return ErrKilled
@@ -272,7 +277,12 @@ func (o *owner) execute(plan reconcile.Result, now time.Time) {
 			}
 			o.start(o.set.Apps[a.App], a.Restarts, now)
 		case reconcile.Stop:
-			o.stop(o.workers[a.Worker], now)
+			w := o.workers[a.Worker]
+			if w.Replace != "" && w.Phase == reconcile.Running {
+				o.emit(Event{Type: EventReplaced, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
+					Detail: w.Replace})
+			}
+			o.stop(w, now)
 		case reconcile.Kill:
 			w := o.workers[a.Worker]
 			if !w.signaled {

@@ -46,6 +46,7 @@ func (o *owner) start(app *manifest.App, restarts int, now time.Time) {
 		},
 		app:       app,
 		startedAt: now,
+		watchdog:  app.Watchdog,
 	}
 	o.workers[id] = w
 	sockets, err := o.takeSockets(w)
@@ -221,6 +222,9 @@ func (o *owner) started(w *worker, proc process, pid int, startedAt time.Time, c
 	// channel); notify workers when they say READY=1.
 	w.ReadyDeadline = w.startedAt.Add(w.app.ReadyTimeout)
 	o.byPID[pid] = w
+	// Its process group's resource use is read while a reader asks, and
+	// all along when its app has a memory limit.
+	o.sup.usage.Watch(pid, startedAt, w.app.MaxMemory > 0)
 	o.emit(Event{Type: EventFork, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation, Attempt: w.Restarts})
 	o.emit(Event{Type: EventOnline, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation})
 	if len(w.sockets) > 0 && w.cl == nil {
@@ -240,6 +244,7 @@ func (o *owner) started(w *worker, proc process, pid int, startedAt time.Time, c
 // sockets take new connections from now on.
 func (o *owner) markReady(w *worker) {
 	w.Ready, w.ReadyAt = true, o.clock.Now()
+	o.armWatchdog(w, w.ReadyAt)
 	o.setMembersReady(w, true)
 	o.emit(Event{Type: EventReady, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
 		Delay: w.ReadyAt.Sub(w.startedAt)})

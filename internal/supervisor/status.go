@@ -43,6 +43,12 @@ type AppStatus struct {
 	// did not ask for (a crash, an exit on its own, a start failure), with
 	// the worker's last output lines; nil when there was none.
 	LastExit *ExitInfo
+	// Usage sums the resource use of the app's live workers that were
+	// read (stopping ones aside); nil when none was.
+	Usage *Usage
+	// Waiting, when not empty, says which dependencies the app's workers
+	// wait for before they start: "waiting for db: 0/1 available".
+	Waiting string
 }
 
 // Status is a snapshot of the whole supervisor.
@@ -54,11 +60,18 @@ type Status struct {
 	LostOutput map[string]int64
 }
 
-// Status returns the apps and workers as they are now.
+// Status returns the apps and workers as they are now, with the resource
+// use of each live worker and app as last read (see Usage). A worker never
+// read before is read now, in the caller's goroutine (one pass over /proc
+// for them all); asking keeps the readings going for a minute, so that the
+// next Status finds the CPU use over an interval.
 func (s *Supervisor) Status(ctx context.Context) (Status, error) {
 	var st Status
-	err := s.do(ctx, func(o *owner) { st = o.status() })
-	return st, err
+	if err := s.do(ctx, func(o *owner) { st = o.status() }); err != nil {
+		return st, err
+	}
+	s.addUsage(&st)
+	return st, nil
 }
 
 // status returns the snapshot Status returns.
@@ -93,6 +106,7 @@ func (o *owner) status() Status {
 		as.Critical = o.critical(a)
 		as.CrashLoop = o.crashLoopStatus(name, o.clock.Now())
 		as.LastExit = o.lastExit[name].clone()
+		as.Waiting = o.held[name]
 		st.Apps = append(st.Apps, as)
 	}
 	for i := range st.Apps {
@@ -131,6 +145,9 @@ type WorkerInfo struct {
 	// HandedOut counts the connections paddock handed to the worker
 	// (rr, sticky).
 	HandedOut int64
+	// Usage is the resource use of the live worker's process group, as
+	// last read (Status only; nil from Workers, and for a worker gone).
+	Usage *Usage
 }
 
 // Workers lists the workers in ID order.

@@ -56,6 +56,7 @@ func (o *owner) handleExit(ex procs.Exit) {
 		return
 	}
 	delete(o.byPID, ex.Pid)
+	o.sup.usage.Forget(ex.Pid)
 	w.proc.Release()
 	if err := w.releaseSockets(); err != nil {
 		o.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", w.ID, "err", err)

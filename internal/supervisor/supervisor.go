@@ -17,6 +17,7 @@ import (
 
 	"github.com/paddock-sh/paddock/internal/ipc"
 	"github.com/paddock-sh/paddock/internal/notify"
+	"github.com/paddock-sh/paddock/internal/procstat"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/netshare"
 	"github.com/paddock-sh/paddock/procs"
@@ -105,11 +106,20 @@ type Options struct {
 	// failing for its failAfter, Run stops every app and returns an
 	// *AppFailedError.
 	ExitOnFailed bool
+	// SampleInterval is how often the resource use of the workers (the
+	// resident memory and CPU time of each one's process group) is read
+	// from /proc while something needs it: an app with maxMemory, or a
+	// reader of Status (paddock status, metrics) within the last minute.
+	// Nothing is read otherwise. Zero means procstat.DefaultInterval (5s).
+	SampleInterval time.Duration
 
 	// processes and clock, for the owner loop's own tests only, stand in
 	// for Reaper and the time package (see seam.go). Nil: the real ones.
 	processes processes
 	clock     clock
+	// usageSource, for tests only, stands in for /proc (see
+	// procstat.Sampler.Source). Nil: /proc.
+	usageSource func(groups map[int]bool) (map[int]procstat.Usage, error)
 }
 
 // Supervisor keeps the workers of a manifest set running. Create it with
@@ -150,6 +160,12 @@ type Supervisor struct {
 	ipcFaults chan struct{}
 	// notifiedReady: READY=1 was sent (read by reloads too).
 	notifiedReady atomic.Bool
+	// usage reads the resource use of the workers' process groups;
+	// usageSampled is poked after each reading that a worker's
+	// maxMemory depends on; usageFailing says the last reading failed.
+	usage        *procstat.Sampler
+	usageSampled chan struct{}
+	usageFailing atomic.Bool
 
 	// own is the state Run's goroutine owns; other goroutines reach it
 	// only through do.
@@ -218,6 +234,12 @@ type owner struct {
 	// those whose output was still being copied then.
 	lastExit  map[string]*ExitInfo
 	exitTails map[string]*outputTail
+	// held holds the apps whose workers wait for a dependency, with why,
+	// as the last plan said (reconcile.Result.Held). removedDeps holds the
+	// dependsOn of apps removed from the set while they still have
+	// workers, which stop after those of their dependants.
+	held        map[string]string
+	removedDeps map[string][]string
 }
 
 // New returns a Supervisor with opts; it starts nothing.
@@ -259,7 +281,9 @@ func New(opts Options) *Supervisor {
 		stopping:       make(chan struct{}),
 		ipcIn:          make(chan ipc.Message, 256),
 		ipcFaults:      make(chan struct{}, 1),
+		usageSampled:   make(chan struct{}, 1),
 	}
+	s.usage = &procstat.Sampler{Interval: opts.SampleInterval, Source: opts.usageSource, OnSample: s.sampled}
 	s.own = newOwner(s)
 	return s
 }

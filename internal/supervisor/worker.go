@@ -45,6 +45,11 @@ type worker struct {
 	// exitedAfterDisconnect: the worker said it is leaving on purpose.
 	signaled              bool
 	exitedAfterDisconnect bool
+	// watchdog is the worker's watchdog period: its app's, or what it set
+	// with WATCHDOG_USEC= (0: none). watchdogAt, once it is ready, is when
+	// it misses it unless WATCHDOG=1 comes first (zero: not armed).
+	watchdog   time.Duration
+	watchdogAt time.Time
 }
 
 // releaseSockets drops the worker's hold on its sockets, and takes its
@@ -85,11 +90,14 @@ func (o *owner) setMembersReady(w *worker, ready bool) {
 	}
 }
 
-// observed returns the workers as the planner sees them.
+// observed returns the workers as the planner sees them, each with the
+// dependencies its app last declared (see dependsOn).
 func (o *owner) observed() []reconcile.Worker {
 	out := make([]reconcile.Worker, 0, len(o.workers))
 	for _, w := range o.workers {
-		out = append(out, w.Worker)
+		rw := w.Worker
+		rw.DependsOn = o.dependsOn(w.App)
+		out = append(out, rw)
 	}
 	return out
 }
