@@ -511,6 +511,7 @@ func (d *decoder) app(key, val *yaml.Node) *App {
 		ReadyTimeout:     DefaultReadyTimeout,
 		MinReadyTime:     DefaultMinReadyTime,
 		Rollout:          Rollout{MaxSurge: DefaultMaxSurge, MaxUnavailable: DefaultMaxUnavailable, OnStall: DefaultOnStall},
+		FailAfter:        DefaultFailAfter,
 	}
 	if !appNameRE.MatchString(name) || len(name) > 63 {
 		d.errorf(key, field, "app names are lower-case letters, digits and '-', start and end with a letter or digit, at most 63 characters")
@@ -670,7 +671,7 @@ func (f *fieldDecoder) count(n *yaml.Node) (int, bool) {
 	return i, true
 }
 
-// setString, setEnum, setDuration and setCount make the decoder of a field
+// setString, setEnum, setDuration, setBool and setCount make the decoder of a field
 // of that kind, stored where dst points.
 func setString(dst func(*App) *string) func(*fieldDecoder, *yaml.Node) {
 	return func(f *fieldDecoder, n *yaml.Node) {
@@ -693,6 +694,16 @@ func setDuration(dst func(*App) *time.Duration) func(*fieldDecoder, *yaml.Node) 
 		if d, ok := f.duration(n); ok {
 			*dst(f.app) = d
 		}
+	}
+}
+
+func setBool(dst func(*App) *bool) func(*fieldDecoder, *yaml.Node) {
+	return func(f *fieldDecoder, n *yaml.Node) {
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+			f.errorf(n, "must be true or false, got %s", kindName(n))
+			return
+		}
+		_ = n.Decode(dst(f.app))
 	}
 }
 
@@ -825,6 +836,8 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 	"dependsOn": decodeDependsOn,
 	"maxMemory": func(f *fieldDecoder, n *yaml.Node) { f.app.MaxMemory, _ = f.size(n) },
 	"watchdog":  setDuration(func(a *App) *time.Duration { return &a.Watchdog }),
+	"critical":  setBool(func(a *App) *bool { return &a.Critical }),
+	"failAfter": setDuration(func(a *App) *time.Duration { return &a.FailAfter }),
 }
 
 // decodeDependsOn decodes `dependsOn:`, a list of app names, recording the

@@ -3,7 +3,6 @@ package manifest
 import (
 	"fmt"
 	"reflect"
-	"slices"
 	"sort"
 	"strings"
 )
@@ -15,7 +14,8 @@ const (
 	ChangeScaled  = "scaled"  // only instances changed
 	ChangeUpdated = "updated" // the spec changed: a rolling update (instances may change too)
 	// ChangeReconfigured: only fields that do not replace workers changed
-	// (dependsOn), and maybe instances; the workers are kept.
+	// (dependsOn, critical, failAfter), and maybe instances; the workers
+	// are kept.
 	ChangeReconfigured = "reconfigured"
 )
 
@@ -85,8 +85,8 @@ func Diff(prev, next *Set) []Change {
 				fields = []string{"resolved program or credentials"}
 			}
 			out = append(out, Change{App: n, Kind: ChangeUpdated, From: a.Instances, To: b.Instances, Fields: fields})
-		case !slices.Equal(a.DependsOn, b.DependsOn):
-			out = append(out, Change{App: n, Kind: ChangeReconfigured, From: a.Instances, To: b.Instances, Fields: []string{"dependsOn"}})
+		case len(fieldDiff(a, b)) > 0:
+			out = append(out, Change{App: n, Kind: ChangeReconfigured, From: a.Instances, To: b.Instances, Fields: fieldDiff(a, b)})
 		case a.Instances != b.Instances:
 			out = append(out, Change{App: n, Kind: ChangeScaled, From: a.Instances, To: b.Instances})
 		}

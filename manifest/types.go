@@ -35,6 +35,7 @@ const (
 	DefaultMaxUnavailable   = 0
 	DefaultOnStall          = OnStallKeep
 	DefaultIPC              = IPCAuto
+	DefaultFailAfter        = 5 * time.Minute
 )
 
 // Lower bounds of durations, below which a value is nonsense that costs the
@@ -238,6 +239,19 @@ type App struct {
 	// Default 0: none. At least MinWatchdog when set; needs readiness
 	// notify.
 	Watchdog time.Duration `yaml:"watchdog"`
+	// Critical says the app must stay up for paddock to be of use: when
+	// it has been failing for FailAfter (crash-looping, its restart delay
+	// at backoff.max, and not one of its workers up and ready), paddock
+	// stops every app and `paddock run` exits with a code of its own, so
+	// that a container's orchestrator learns it and acts. Default false:
+	// paddock retries the app for ever. Changing it does not replace the
+	// workers (it is not part of the generation).
+	Critical bool `yaml:"critical"`
+	// FailAfter is how long a critical app may be failing before paddock
+	// gives up on it (see Critical). Default 5m; more than 0. It does
+	// nothing unless the app is critical (or `paddock run
+	// --exit-on-failed`). Changing it does not replace the workers.
+	FailAfter time.Duration `yaml:"failAfter"`
 
 	// Resolved holds what CheckHost derived from the fields above: the
 	// program to execute and the credentials. It is zero until CheckHost
@@ -374,15 +388,18 @@ func (a *App) posOf(field string) Pos {
 }
 
 // Generation returns a short hash of everything in the spec that, when
-// changed, requires new workers: every field but Instances and DependsOn.
-// Two apps with the same generation run identical workers.
+// changed, requires new workers: every field but Instances, DependsOn and
+// the supervision policy that does not reach the workers (Critical,
+// FailAfter). Two apps with the same generation run identical workers.
 func (a *App) Generation() string {
-	// Everything but the name, the worker count and where it was written.
+	// Everything but the name, the worker count, where it was written and
+	// what paddock does when the app fails.
 	spec := *a
 	spec.Name, spec.Instances, spec.InstancesAuto = "", 0, false
 	spec.Source, spec.Pos = Pos{}, nil
 	// What a worker runs does not depend on the order apps start in.
 	spec.DependsOn = nil
+	spec.Critical, spec.FailAfter = false, 0
 	h := sha256.New()
 	// encoding/json sorts map keys, so the encoding is canonical.
 	_ = json.NewEncoder(h).Encode(&spec)

@@ -10,11 +10,11 @@ import (
 // Validate merges the apps decoded from every file into a Set and checks
 // what a single field cannot tell: names unique across files, a known kill
 // signal, the lower bounds of durations (MinBackoffInitial,
-// MinReadyTimeout), backoff.max at least backoff.initial, fields that need
-// each other, and the dependencies between apps (dependsOn: known names,
-// no cycle). It is pure: no file or user is looked up (CheckHost does
-// that). It returns the Set even when there are errors, holding the first
-// declaration of each name.
+// MinReadyTimeout, failAfter above 0), backoff.max at least
+// backoff.initial, fields that need each other, and the dependencies
+// between apps (dependsOn: known names, no cycle). It is pure: no file or
+// user is looked up (CheckHost does that). It returns the Set even when
+// there are errors, holding the first declaration of each name.
 func Validate(apps []*App) (*Set, error) {
 	var l errorList
 	set := &Set{Apps: map[string]*App{}}
@@ -69,6 +69,9 @@ func Validate(apps []*App) (*Set, error) {
 			listeners[ln.Key()] = decl{a.Name, pos}
 		}
 		validateWatchdog(&l, a, field)
+		if a.FailAfter <= 0 {
+			l.add(a.posOf("failAfter"), field+".failAfter", "must be more than 0, got %s: a critical app would be given up at its first crash", a.FailAfter)
+		}
 		if len(a.ExecArgv) > 0 && interpreter(a) == "" {
 			l.add(a.posOf("execArgv"), field+".execArgv", "interpreter arguments need an interpreter: set execPath, or use args")
 		}

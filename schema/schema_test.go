@@ -299,6 +299,12 @@ func TestSchemaValuesInStep(t *testing.T) {
 	if got := app("silent", "default"); got != false {
 		t.Errorf("silent default %v, want false", got)
 	}
+	if got := app("critical", "default"); got != false {
+		t.Errorf("critical default %v, want false", got)
+	}
+	if got := dur(app("failAfter", "default")); got != manifest.DefaultFailAfter {
+		t.Errorf("failAfter default %v, want %v", got, manifest.DefaultFailAfter)
+	}
 	bo := lookup(t, raw, "$defs", "backoff").(map[string]any)
 	if got := dur(lookup(t, bo, "properties", "initial", "default")); got != manifest.DefaultBackoffInitial {
 		t.Errorf("backoff.initial default %v, want %v", got, manifest.DefaultBackoffInitial)
@@ -473,6 +479,7 @@ func TestInvalidCorpus(t *testing.T) {
 	for _, name := range []string{
 		"apps-list",
 		"backoff-initial-zero",
+		"critical-not-bool",
 		"duration-bare-number",
 		"duration-negative",
 		"duration-words",
@@ -480,6 +487,8 @@ func TestInvalidCorpus(t *testing.T) {
 		"exec-empty",
 		"exec-missing",
 		"exec-null",
+		"fail-after-not-duration",
+		"fail-after-zero",
 		"group-without-user",
 		"instances-negative",
 		"instances-too-many",
@@ -571,6 +580,7 @@ func TestSchemaAgreesWithDecoder(t *testing.T) {
 		b, _ := json.Marshal(d)
 		check("killTimeout "+d, app("    killTimeout: "+string(b)+"\n"))
 		check("readyTimeout "+d, app("    readyTimeout: "+string(b)+"\n"))
+		check("failAfter "+d, app("    failAfter: "+string(b)+"\n"))
 		check("backoff.initial "+d, app("    backoff: {initial: "+string(b)+", max: 2000000h}\n"))
 		// max below initial is a rule between two fields, beyond the
 		// schema.
@@ -582,12 +592,17 @@ func TestSchemaAgreesWithDecoder(t *testing.T) {
 		b, _ := json.Marshal(d)
 		check("backoff.initial "+d, app("    backoff: {initial: "+string(b)+"}\n"))
 	}
+	for _, d := range []string{"1ns", "0s", "0", "+0s", ".0s", "0.s", "0.0s", "0h0m0s", "00ms", "0h0m1ns", "0.000001s", "5m", "1e3s"} {
+		b, _ := json.Marshal(d)
+		check("failAfter "+d, app("    failAfter: "+string(b)+"\n"))
+	}
 	check("killTimeout as a number", app("    killTimeout: 5\n"))
 	for _, v := range []string{"0", "1", "10000", "auto", "0x10", "-1", "10001", "four", `"4"`, "1.5", "true", "[1]", "AUTO"} {
 		check("instances "+v, app("    instances: "+v+"\n"))
 	}
 	for _, v := range []string{"true", "false", "yes", `"true"`, "1", "[]"} {
 		check("silent "+v, app("    silent: "+v+"\n"))
+		check("critical "+v, app("    critical: "+v+"\n"))
 	}
 	for _, v := range []string{"rr", "none", "reuseport", "RR", "round-robin", "1"} {
 		check("schedulingPolicy "+v, app("    schedulingPolicy: "+v+"\n"))

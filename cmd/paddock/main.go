@@ -28,6 +28,9 @@ const (
 	exitOK      = 0
 	exitFailure = 1 // invalid manifests, a failed run, workers that had to be killed
 	exitUsage   = 2 // bad command line, unreadable paths
+	// exitAppFailed: paddock run stopped because a critical app failed
+	// (critical: true, or --exit-on-failed); every app was stopped.
+	exitAppFailed = 3
 )
 
 const defaultManifest = "paddock.yaml"

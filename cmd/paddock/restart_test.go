@@ -60,8 +60,8 @@ apps:
 		t.Errorf("status --json: the app's last exit %+v", ex)
 	}
 	table := mustCLI(t, sock, "status")
-	if !regexp.MustCompile(`(?m)^crash: rollout stalled: crash/\d+ `).MatchString(table) || !exited.MatchString(table) ||
-		!strings.Contains(table, "    | starting\n") {
+	if !regexp.MustCompile(`(?m)^  rollout stalled: crash/\d+ `).MatchString(table) || !exited.MatchString(table) ||
+		!strings.Contains(table, "| starting\n") {
 		t.Errorf("status table of the stalled rollout:\n%s", table)
 	}
 }

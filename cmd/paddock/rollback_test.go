@@ -60,7 +60,7 @@ func TestRollbackShownByStatusAndDiff(t *testing.T) {
 	table := mustCLI(t, sock, "status")
 	for _, want := range []string{
 		good + " (rolled back from " + app.RolledBack.From + ")",
-		"web: rolled back from generation " + app.RolledBack.From + " to " + good + ": web/",
+		"\n  rolled back from generation " + app.RolledBack.From + " to " + good + ": web/",
 		"the manifest still says " + app.RolledBack.From,
 	} {
 		if !strings.Contains(table, want) {

@@ -45,11 +45,13 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// writeStatus prints the apps, then the workers, as tables. With short
-// names and one listen address, each line fits in 80 columns: the
-// addresses each worker serves are in --json (workers[].listen).
+// writeStatus prints the apps, each with its notes (appNotes) under its
+// row, then the workers, as tables. With short names and one listen
+// address, each line fits in 80 columns: the addresses each worker serves
+// are in --json (workers[].listen).
 func writeStatus(out io.Writer, st *control.StatusResponse, now time.Time) {
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	var apps strings.Builder
+	tw := tabwriter.NewWriter(&apps, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "APP\tDESIRED\tREADY\tCPU\tMEM\tPOLICY\tLISTEN\tGENERATION\tROLLOUT\tWAITING")
 	for _, a := range st.Apps {
 		desired := strconv.Itoa(a.Instances)
@@ -69,8 +71,7 @@ func writeStatus(out io.Writer, st *control.StatusResponse, now time.Time) {
 			dash(strings.Join(a.Listen, ",")), gen, rollout, dash(a.Waiting))
 	}
 	tw.Flush()
-	writeStalls(out, st.Apps)
-	writeRollbacks(out, st.Apps)
+	writeAppRows(out, apps.String(), st.Apps, now)
 	fmt.Fprintln(out)
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "APP\tWORKER\tPID\tSTATE\tREADY\tUPTIME\tRESTARTS\tCPU\tMEM\tGENERATION")
@@ -221,25 +222,39 @@ func formatEvent(e control.Event) string {
 	return b.String()
 }
 
-// writeStalls prints, under the apps table, why each stalled rollout is
-// stalled and what the failing worker left: its last exit and its last
-// output lines.
-func writeStalls(out io.Writer, apps []control.App) {
-	for _, a := range apps {
-		ro := a.Rollout
-		if ro == nil || ro.Stalled == "" {
-			continue
-		}
-		fmt.Fprintf(out, "\n%s: rollout stalled: %s\n", a.Name, ro.Stalled)
+// deployNotes returns the lines printed under app a's row of the status
+// table about its deploys: a stalled rolling update, with why, the failing
+// worker's last exit and its last output lines (or, while it still runs,
+// the lines it wrote), and a rollback (rollout.onStall: rollback), with
+// what ends it. Lines that the crash-loop notes show already are not
+// repeated.
+func deployNotes(a control.App) []string {
+	var notes []string
+	if ro := a.Rollout; ro != nil && ro.Stalled != "" {
+		notes = append(notes, "rollout stalled: "+ro.Stalled)
 		lines := ro.Lines
 		if ex := ro.LastExit; ex != nil {
-			fmt.Fprintf(out, "  last exit: %s\n", describeExit(a.Name, ex))
+			notes = append(notes, "  last exit: "+describeExit(a.Name, ex))
 			lines = ex.Lines
-		} else if ro.StalledWorker != 0 {
-			fmt.Fprintf(out, "  %s/%d still runs; its last lines:\n", a.Name, ro.StalledWorker)
+			if a.CrashLoop != nil && a.LastExit != nil && a.LastExit.Worker == ex.Worker && a.LastExit.At.Equal(ex.At) {
+				lines = nil // under the crash-loop line already
+			}
+		} else if ro.StalledWorker != 0 && len(lines) > 0 {
+			notes = append(notes, fmt.Sprintf("  %s/%d runs, not ready; its last lines:", a.Name, ro.StalledWorker))
 		}
-		writeLines(out, lines)
+		if len(lines) > statusLines {
+			lines = lines[len(lines)-statusLines:]
+		}
+		for _, l := range lines {
+			notes = append(notes, "  | "+printable(l))
+		}
 	}
+	if rb := a.RolledBack; rb != nil {
+		notes = append(notes, fmt.Sprintf("rolled back from generation %s to %s: %s", rb.From, rb.To, rb.Reason),
+			fmt.Sprintf("  the manifest still says %s: a reload that changes %s rolls forward; `paddock restart %s` retries it",
+				rb.From, a.Name, a.Name))
+	}
+	return notes
 }
 
 // describeExit says what an exit was, in a phrase.

@@ -59,6 +59,11 @@ type App struct {
 	// Waiting, when present, says which dependencies (dependsOn) the app's
 	// workers wait for: "waiting for db: 0/1 available".
 	Waiting string `json:"waiting,omitempty"`
+	// Critical: paddock gives up when the app fails (`critical: true`,
+	// or --exit-on-failed). CrashLoop is present while the app is
+	// crash-looping.
+	Critical  bool       `json:"critical,omitempty"`
+	CrashLoop *CrashLoop `json:"crashLoop,omitempty"`
 	// LastExit is the last exit of one of the app's workers that paddock
 	// did not ask for, with its last output lines.
 	LastExit *ExitInfo `json:"lastExit,omitempty"`
@@ -76,6 +81,27 @@ type RolledBack struct {
 	From   string `json:"from"`
 	To     string `json:"to"`
 	Reason string `json:"reason"`
+}
+
+// CrashLoop describes an app whose workers keep exiting before they
+// stayed up for its backoff.max.
+type CrashLoop struct {
+	// Exits happened within Window (a Go duration string, "1m0s") up to
+	// now; Since is when the crash loop began.
+	Exits  int       `json:"exits"`
+	Window string    `json:"window"`
+	Since  time.Time `json:"since"`
+	// The last exit: its code (-1 when a signal ended the worker or it
+	// could not start), the signal, whether it could not start, and when.
+	LastExitCode    int       `json:"lastExitCode"`
+	LastSignal      string    `json:"lastSignal,omitempty"`
+	LastStartFailed bool      `json:"lastStartFailed,omitempty"`
+	LastExitAt      time.Time `json:"lastExitAt"`
+	// FailAt, for a critical app that is failing, is when paddock gives
+	// up on it and exits.
+	FailAt *time.Time `json:"failAt,omitempty"`
+	// Summary: "14 exits in 60s, last exit 1".
+	Summary string `json:"summary"`
 }
 
 // ExitInfo is what paddock kept of a worker's exit.

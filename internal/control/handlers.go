@@ -46,6 +46,15 @@ func StatusFrom(info SupervisorInfo, st supervisor.Status) StatusResponse {
 				app.Rollout.LastExit, app.Rollout.Lines = FromExit(st.Exit), st.Lines
 			}
 		}
+		app.Critical = a.Critical
+		if cl := a.CrashLoop; cl != nil {
+			app.CrashLoop = &CrashLoop{Exits: cl.Exits, Window: cl.Window.String(), Since: cl.Since, LastExitCode: cl.LastCode,
+				LastSignal: cl.LastSignal, LastStartFailed: cl.LastStartFailed, LastExitAt: cl.LastAt, Summary: cl.String()}
+			if !cl.FailAt.IsZero() {
+				t := cl.FailAt
+				app.CrashLoop.FailAt = &t
+			}
+		}
 		app.LastExit = FromExit(a.LastExit)
 		if rb := a.RolledBack; rb != nil {
 			app.RolledBack = &RolledBack{From: rb.From, To: rb.To, Reason: rb.Reason}

@@ -174,10 +174,13 @@ var (
 		"1 while the app's rolling update is stalled (the old workers keep serving), else 0.", []string{"app"}, nil)
 	descUp = prometheus.NewDesc("paddock_up",
 		"1 when the supervisor answered the scrape.", nil, nil)
+	descCrashLooping = prometheus.NewDesc("paddock_app_crash_looping",
+		"1 while the app's workers keep exiting before they stayed up for its backoff.max (a crash loop).", []string{"app"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDesired, descRunning, descReady, descOverride, descHanded, descLostOutput, descResident, descCPU, descUp, descStalled} {
+	for _, d := range []*prometheus.Desc{descDesired, descRunning, descReady, descOverride, descHanded, descLostOutput, descResident, descCPU, descUp,
+		descCrashLooping, descStalled} {
 		ch <- d
 	}
 }
@@ -203,6 +206,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			override = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descOverride, prometheus.GaugeValue, override, a.Name)
+		looping := 0.0
+		if a.CrashLoop != nil {
+			looping = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descCrashLooping, prometheus.GaugeValue, looping, a.Name)
 		stalled := 0.0
 		if a.Rollout != nil && a.Rollout.Stalled != "" {
 			stalled = 1

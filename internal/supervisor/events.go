@@ -61,6 +61,17 @@ const (
 	// EventDependencyReady: the app no longer waits for a dependency;
 	// Detail says what it waited for ("was waiting for db: ...").
 	EventDependencyReady = "dependency-ready"
+
+	// EventCrashLoop: the app's workers keep exiting soon after they
+	// start (see reconcile.CrashLoop); Detail: "3 exits in 60s, last
+	// exit 1".
+	EventCrashLoop = "crash-loop"
+	// EventCrashLoopEnded: every worker of a crash-looping app stayed up
+	// for its backoff.max.
+	EventCrashLoopEnded = "crash-loop-ended"
+	// EventAppFailed: a critical app was failing for its failAfter;
+	// paddock stops every app and exits (Detail says why).
+	EventAppFailed = "app-failed"
 )
 
 // Event is something that happened to a worker or to the supervisor. Events

@@ -105,6 +105,9 @@ func TestMain(m *testing.M) {
 //	states              serve HTTP on descriptor 3 at once, answering
 //	                    "<state> <worker id>": unready, then ready from just
 //	                    before it sends READY=1 (see serveStates)
+//	last-words:N:C      print "out 1" ... "out N" on stdout, then a line of
+//	                    2000 "é" and "last words <worker id>" on stderr,
+//	                    then exit with code C
 //	watchdog-ping       send READY=1, then WATCHDOG=1 every twentieth of
 //	                    $WATCHDOG_USEC; the worker whose id is
 //	                    $PING_LIMIT_WORKER stops after $PING_LIMIT pings;
@@ -113,9 +116,6 @@ func TestMain(m *testing.M) {
 //	                    touches $GROW_MIB MiB; serve
 //	release             a release of an HTTP server answering "<worker id>
 //	                    <pid> <VERSION>", as $RELEASE says (see serveRelease)
-//	last-words:N:C      print "out 1" ... "out N" on stdout, then a line of
-//	                    2000 "é" and "last words <worker id>" on stderr,
-//	                    then exit with code C
 func helper(mode string) {
 	switch {
 	case mode == "serve":
@@ -210,15 +210,6 @@ func helper(mode string) {
 		serveGoSystemd()
 	case mode == "go-worker":
 		serveGoWorker()
-	case mode == "watchdog-ping":
-		pingWatchdog()
-		serve()
-	case mode == "grow":
-		if os.Getenv("PADDOCK_WORKER_ID") == os.Getenv("GROW_WORKER") {
-			n, _ := strconv.Atoi(os.Getenv("GROW_MIB"))
-			growMemory(n)
-		}
-		serve()
 	case mode == "release":
 		serveRelease()
 	case strings.HasPrefix(mode, "last-words:"):
@@ -231,6 +222,15 @@ func helper(mode string) {
 		fmt.Fprintln(os.Stderr, strings.Repeat("é", 2000))
 		fmt.Fprintf(os.Stderr, "last words %s\n", os.Getenv("PADDOCK_WORKER_ID"))
 		os.Exit(code)
+	case mode == "watchdog-ping":
+		pingWatchdog()
+		serve()
+	case mode == "grow":
+		if os.Getenv("PADDOCK_WORKER_ID") == os.Getenv("GROW_WORKER") {
+			n, _ := strconv.Atoi(os.Getenv("GROW_MIB"))
+			growMemory(n)
+		}
+		serve()
 	case mode == "print":
 		id := os.Getenv("PADDOCK_WORKER_ID")
 		fmt.Printf("hello from %s\nsecond line from %s\n", id, id)

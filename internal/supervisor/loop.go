@@ -163,6 +163,12 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 			desired = nil
 		}
 		plan := reconcile.Plan(desired, o.observed(), now)
+		// Before the plan is carried out: a critical app that failed
+		// now is not restarted once more.
+		crashWake, failed := o.observeCrashLoops(now)
+		if failed {
+			continue // every worker is to be stopped: plan it
+		}
 		// Before the actions: an app released by this plan is said
 		// to be so before its workers fork.
 		o.reportHeld(plan.Held)
@@ -173,6 +179,10 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 			o.noteSettled(now)
 		}
 		if o.shutting && len(o.workers) == 0 {
+			if o.failed != nil {
+				o.failed.Killed = o.forced
+				return o.failed
+			}
 			if o.forced {
 				return ErrStopTimeout
 			}
@@ -186,7 +196,7 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 		}
 		o.notifySystemd(now)
 		var wake <-chan time.Time
-		if at := earliest(earliest(plan.RequeueAt, watchdogAt), o.wakeAt); !at.IsZero() {
+		if at := earliest(earliest(earliest(plan.RequeueAt, watchdogAt), crashWake), o.wakeAt); !at.IsZero() {
 			timer.Reset(max(at.Sub(o.clock.Now()), 0))
 			wake = timer.C()
 		}
@@ -218,8 +228,12 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 	}
 }
 
-// beginShutdown makes every plan from now on stop every worker.
+// beginShutdown makes every plan from now on stop every worker. It does
+// nothing the second time (a critical app failed, then ctx is done).
 func (o *owner) beginShutdown() {
+	if o.shutting {
+		return
+	}
 	o.shutting = true
 	o.sup.markStopping()
 	o.sup.sdNotify("STOPPING=1")
@@ -299,13 +313,17 @@ func (o *owner) execute(plan reconcile.Result, now time.Time) {
 	}
 }
 
-// emit logs e, at warn for an unintended exit or lost output, and hands it
-// to Options.OnEvent, stamped with the clock's time.
+// emit logs e, at warn for an unintended exit, lost output or a crash
+// loop, at error for a critical app that failed, and hands it to
+// Options.OnEvent, stamped with the clock's time.
 func (o *owner) emit(e Event) {
 	e.Time = o.clock.Now()
 	level := slog.LevelInfo
-	if (e.Type == EventExit && !e.Intended) || e.Type == EventOutputLost {
+	if (e.Type == EventExit && !e.Intended) || e.Type == EventOutputLost || e.Type == EventCrashLoop {
 		level = slog.LevelWarn
+	}
+	if e.Type == EventAppFailed {
+		level = slog.LevelError
 	}
 	o.opts.Logger.Log(context.Background(), level, e.Type, e.attrs()...)
 	if o.opts.OnEvent != nil {

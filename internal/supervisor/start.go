@@ -258,6 +258,7 @@ func (o *owner) startFailed(w *worker, err error, now time.Time) {
 	o.emit(ev)
 	o.recordExit(w, ExitInfo{Code: -1, At: now, Lines: []string{"paddock: " + ev.Detail}})
 	o.afterExit(w, false, 0, now)
+	o.noteCrash(w, ev, 0, now)
 }
 
 // markStartFailed logs that w could not start (err says why), before it

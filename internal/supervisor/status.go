@@ -34,16 +34,21 @@ type AppStatus struct {
 	Listen []string
 	// Rollout is the state of a rolling update in progress, else nil.
 	Rollout *reconcile.RolloutStatus
+	// Critical says paddock gives up when the app fails (`critical:
+	// true`, or --exit-on-failed); CrashLoop describes its crash loop,
+	// nil when it is not crash-looping.
+	Critical  bool
+	CrashLoop *CrashLoopStatus
+	// LastExit is the last exit of one of the app's workers that paddock
+	// did not ask for (a crash, an exit on its own, a start failure), with
+	// the worker's last output lines; nil when there was none.
+	LastExit *ExitInfo
 	// Usage sums the resource use of the app's live workers that were
 	// read (stopping ones aside); nil when none was.
 	Usage *Usage
 	// Waiting, when not empty, says which dependencies the app's workers
 	// wait for before they start: "waiting for db: 0/1 available".
 	Waiting string
-	// LastExit is the last exit of one of the app's workers that paddock
-	// did not ask for (a crash, an exit on its own, a start failure), with
-	// the worker's last output lines; nil when there was none.
-	LastExit *ExitInfo
 	// Stall, while Rollout is stalled, is what is known of the failing
 	// worker: its last exit and output lines.
 	Stall *StallInfo
@@ -106,8 +111,10 @@ func (o *owner) status() Status {
 			as.Rollout = &r
 			as.Stall = o.stallInfo(name, r)
 		}
-		as.Waiting = o.held[name]
+		as.Critical = o.critical(a)
+		as.CrashLoop = o.crashLoopStatus(name, o.clock.Now())
 		as.LastExit = o.lastExit[name].clone()
+		as.Waiting = o.held[name]
 		as.RolledBack = o.rollbackInfo(name)
 		st.Apps = append(st.Apps, as)
 	}

@@ -101,6 +101,7 @@ func (o *owner) handleExit(ex procs.Exit) {
 		return
 	}
 	o.afterExit(w, ex.Success() && !faulted, ex.Time.Sub(w.startedAt), ex.Time)
+	o.noteCrash(w, ev, ex.Time.Sub(w.startedAt), ex.Time)
 }
 
 // afterExit moves a worker that exited on its own to Backoff or Done.

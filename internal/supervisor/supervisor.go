@@ -101,6 +101,11 @@ type Options struct {
 	// the workers started outlives a killed supervisor. Default: a
 	// procs.Reaper without either.
 	Reaper *procs.Reaper
+	// ExitOnFailed makes every app critical (`paddock run
+	// --exit-on-failed`), as `critical: true` does one: when it has been
+	// failing for its failAfter, Run stops every app and returns an
+	// *AppFailedError.
+	ExitOnFailed bool
 	// SampleInterval is how often the resource use of the workers (the
 	// resident memory and CPU time of each one's process group) is read
 	// from /proc while something needs it: an app with maxMemory, or a
@@ -219,6 +224,11 @@ type owner struct {
 	rollingOut map[string]string
 	// statusLine is the last STATUS= sent.
 	statusLine string
+	// crash holds the crash-loop record of the apps whose workers exited
+	// soon after they started (crashloop.go); failed, once a critical app
+	// failed, is what Run returns.
+	crash  map[string]*appCrash
+	failed *AppFailedError
 	// held holds the apps whose workers wait for a dependency, with why,
 	// as the last plan said (reconcile.Result.Held). removedDeps holds the
 	// dependsOn of apps removed from the set while they still have
