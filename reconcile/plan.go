@@ -441,10 +441,10 @@ func scaleDown(r *Result, spec AppSpec, current []Worker) []Worker {
 // or marked Replace) toward new ones, within its surge and availability
 // bounds: new workers start while the total stays at most
 // Instances+MaxSurge; old workers that are not ready go at once (they serve
-// nothing); ready old workers go, those not yet available (ready for less
-// than MinReadyTime: an intermediate release that did not prove itself)
-// first, then the oldest, while at least Instances-MaxUnavailable
-// available workers remain, and the last ready old worker stays until a
+// nothing); ready old workers go, the most recently ready first (a worker
+// of an intermediate release that stalled goes before those that proved
+// themselves), while at least Instances-MaxUnavailable available workers
+// remain, and the last ready old worker stays until a
 // new worker is available (unless maxSurge is 0: then no new worker can
 // start before an old one goes, and the operator chose that). With hold (a
 // dependency is not available) the update does not move: no new worker
@@ -495,12 +495,11 @@ func replace(r *Result, spec AppSpec, current, old []Worker, now time.Time, hold
 			retire(r, w)
 		}
 	}
-	// Those not yet available go first: a worker of a release that
-	// stalled, ready for a moment, has proved nothing, unlike the
-	// workers it was to replace.
-	sort.SliceStable(readyOld, func(i, j int) bool {
-		return now.Before(readyOld[i].availableAt(spec.MinReadyTime)) && !now.Before(readyOld[j].availableAt(spec.MinReadyTime))
-	})
+	// The most recently ready go first, as Kubernetes deletes first the
+	// pods ready for the least time: a worker of a release that stalled,
+	// ready for a moment, goes before the workers that proved themselves
+	// (whatever the new spec's minReadyTime says of them).
+	sort.SliceStable(readyOld, func(i, j int) bool { return readyOld[i].ReadyAt.After(readyOld[j].ReadyAt) })
 	canRetire := status.NewReady + len(readyOld) - (spec.Instances - spec.MaxUnavailable)
 	if spec.Instances > 0 && status.NewReady == 0 && spec.MaxSurge > 0 {
 		canRetire = min(canRetire, len(readyOld)-1)
