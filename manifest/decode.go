@@ -510,7 +510,8 @@ func (d *decoder) app(key, val *yaml.Node) *App {
 		IPC:              DefaultIPC,
 		ReadyTimeout:     DefaultReadyTimeout,
 		MinReadyTime:     DefaultMinReadyTime,
-		Rollout:          Rollout{MaxSurge: DefaultMaxSurge, MaxUnavailable: DefaultMaxUnavailable},
+		Rollout:          Rollout{MaxSurge: DefaultMaxSurge, MaxUnavailable: DefaultMaxUnavailable, OnStall: DefaultOnStall},
+		FailAfter:        DefaultFailAfter,
 	}
 	if !appNameRE.MatchString(name) || len(name) > 63 {
 		d.errorf(key, field, "app names are lower-case letters, digits and '-', start and end with a letter or digit, at most 63 characters")
@@ -670,7 +671,7 @@ func (f *fieldDecoder) count(n *yaml.Node) (int, bool) {
 	return i, true
 }
 
-// setString, setEnum, setDuration and setCount make the decoder of a field
+// setString, setEnum, setDuration, setBool and setCount make the decoder of a field
 // of that kind, stored where dst points.
 func setString(dst func(*App) *string) func(*fieldDecoder, *yaml.Node) {
 	return func(f *fieldDecoder, n *yaml.Node) {
@@ -693,6 +694,16 @@ func setDuration(dst func(*App) *time.Duration) func(*fieldDecoder, *yaml.Node) 
 		if d, ok := f.duration(n); ok {
 			*dst(f.app) = d
 		}
+	}
+}
+
+func setBool(dst func(*App) *bool) func(*fieldDecoder, *yaml.Node) {
+	return func(f *fieldDecoder, n *yaml.Node) {
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+			f.errorf(n, "must be true or false, got %s", kindName(n))
+			return
+		}
+		_ = n.Decode(dst(f.app))
 	}
 }
 
@@ -788,9 +799,10 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 	"readyTimeout": setDuration(func(a *App) *time.Duration { return &a.ReadyTimeout }),
 	"minReadyTime": setDuration(func(a *App) *time.Duration { return &a.MinReadyTime }),
 	"rollout": func(f *fieldDecoder, n *yaml.Node) {
-		f.mapping(n, "rollout has maxSurge and maxUnavailable", map[string]func(*fieldDecoder, *yaml.Node){
+		f.mapping(n, "rollout has maxSurge, maxUnavailable and onStall", map[string]func(*fieldDecoder, *yaml.Node){
 			"maxSurge":       setCount(func(a *App) *int { return &a.Rollout.MaxSurge }),
 			"maxUnavailable": setCount(func(a *App) *int { return &a.Rollout.MaxUnavailable }),
+			"onStall":        setEnum(OnStallModes, func(a *App) *string { return &a.Rollout.OnStall }),
 		})
 	},
 	"listen": func(f *fieldDecoder, n *yaml.Node) {
@@ -819,8 +831,49 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 			f.app.Listen = append(f.app.Listen, l)
 		}
 	},
-	"group":       setString(func(a *App) *string { return &a.Group }),
+	"group": setString(func(a *App) *string { return &a.Group }),
+
+	"dependsOn": decodeDependsOn,
+	"maxMemory": func(f *fieldDecoder, n *yaml.Node) { f.app.MaxMemory, _ = f.size(n) },
+	"watchdog":  setDuration(func(a *App) *time.Duration { return &a.Watchdog }),
+	"critical":  setBool(func(a *App) *bool { return &a.Critical }),
+	"failAfter": setDuration(func(a *App) *time.Duration { return &a.FailAfter }),
+
 	"healthCheck": decodeHealthCheck,
+}
+
+// decodeDependsOn decodes `dependsOn:`, a list of app names, recording the
+// position of each item as "dependsOn[i]". Whether the names are those of
+// apps of the set is for Validate to say. A list with an item that is not
+// a name (a list, a mapping, null) is reported and dropped whole: the
+// positions of its other items would not match their places.
+func decodeDependsOn(f *fieldDecoder, n *yaml.Node) {
+	if n.Kind != yaml.SequenceNode {
+		f.errorf(n, "must be a list of app names, got %s", kindName(n))
+		return
+	}
+	names := make([]string, 0, len(n.Content))
+	ok := true
+	for i, item := range n.Content {
+		if !f.d.spend(item) {
+			return
+		}
+		item = deref(item)
+		key := fmt.Sprintf("dependsOn[%d]", i)
+		f.app.Pos[key] = f.d.pos(item)
+		sub := &fieldDecoder{d: f.d, app: f.app, field: fmt.Sprintf("%s[%d]", f.field, i), key: key}
+		if item.Kind != yaml.ScalarNode || isNull(item) {
+			sub.errorf(item, "must be an app name, got %s", kindName(item))
+			ok = false
+			continue
+		}
+		s, good := sub.str(item)
+		ok = ok && good
+		names = append(names, s)
+	}
+	if ok && len(names) > 0 { // [] is the default, nil
+		f.app.DependsOn = names
+	}
 }
 
 // appFieldNames lists the fields of an app, for suggestions.

@@ -43,7 +43,8 @@ func TestDecodeDefaults(t *testing.T) {
 		IPC:              manifest.DefaultIPC,
 		ReadyTimeout:     manifest.DefaultReadyTimeout,
 		MinReadyTime:     manifest.DefaultMinReadyTime,
-		Rollout:          manifest.Rollout{MaxSurge: manifest.DefaultMaxSurge, MaxUnavailable: manifest.DefaultMaxUnavailable},
+		Rollout:          manifest.Rollout{MaxSurge: manifest.DefaultMaxSurge, MaxUnavailable: manifest.DefaultMaxUnavailable, OnStall: manifest.DefaultOnStall},
+		FailAfter:        manifest.DefaultFailAfter,
 		Source:           manifest.Pos{File: "m.yaml", Line: 2, Col: 3},
 		Pos:              map[string]manifest.Pos{"exec": {File: "m.yaml", Line: 3, Col: 11}},
 	}
@@ -53,7 +54,8 @@ func TestDecodeDefaults(t *testing.T) {
 	// The documented defaults, spelt out once more.
 	if a.Instances != 1 || a.SchedulingPolicy != "rr" || a.Restart != "always" ||
 		a.Backoff.Initial != 100*time.Millisecond || a.Backoff.Max != 10*time.Second ||
-		a.KillSignal != "SIGTERM" || a.KillTimeout != 5*time.Second || a.Silent || a.InstancesAuto {
+		a.KillSignal != "SIGTERM" || a.KillTimeout != 5*time.Second || a.Silent || a.InstancesAuto ||
+		a.Critical || a.FailAfter != 5*time.Minute {
 		t.Errorf("defaults differ from the documentation: %+v", *a)
 	}
 }
@@ -134,6 +136,11 @@ func TestDecodeFields(t *testing.T) {
 		{"instances hex", "    exec: x\n    instances: 0x10\n", func(t *testing.T, a *manifest.App) {
 			if a.Instances != 16 {
 				t.Errorf("Instances = %d, want 16", a.Instances)
+			}
+		}},
+		{"critical and failAfter", "    exec: x\n    critical: true\n    failAfter: 90s\n", func(t *testing.T, a *manifest.App) {
+			if !a.Critical || a.FailAfter != 90*time.Second {
+				t.Errorf("Critical=%v FailAfter=%s, want true 1m30s", a.Critical, a.FailAfter)
 			}
 		}},
 		{"silent false", "    exec: x\n    silent: false\n", func(t *testing.T, a *manifest.App) {
@@ -665,6 +672,9 @@ func TestValidateDurationBounds(t *testing.T) {
 		{"readyTimeout: 99ms", "4:19: apps.web.readyTimeout: must be at least 100ms, got 99ms"},
 		{"readyTimeout: 0s", "4:19: apps.web.readyTimeout: must be at least 100ms, got 0s"},
 		{"killTimeout: 0s", ""},
+		{"failAfter: 1ns", ""},
+		{"failAfter: 0s", "4:16: apps.web.failAfter: must be more than 0, got 0s"},
+		{"failAfter: 0h0m", "4:16: apps.web.failAfter: must be more than 0, got 0s"},
 		{"killTimeout: 1ns", ""},
 	}
 	for _, tt := range tests {
@@ -783,9 +793,16 @@ func TestGeneration(t *testing.T) {
 		"Rollout":          {func(a *manifest.App) { a.Rollout.MaxSurge = 3 }, true},
 		"Listen":           {func(a *manifest.App) { a.Listen = []manifest.Listen{{Network: "tcp", Address: ":80"}} }, true},
 		"IPC":              {func(a *manifest.App) { a.IPC = "off" }, true},
+		"Critical":         {func(a *manifest.App) { a.Critical = true }, false},
+		"FailAfter":        {func(a *manifest.App) { a.FailAfter = time.Hour }, false},
+		"DependsOn":        {func(a *manifest.App) { a.DependsOn = []string{"db"} }, false},
 		"Resolved":         {func(a *manifest.App) { a.Resolved.Credential = &manifest.Credential{Uid: 5, Gid: 5} }, true},
 		"Source":           {func(a *manifest.App) { a.Source.Line = 20 }, false},
 		"Pos":              {func(a *manifest.App) { a.Pos["exec"] = manifest.Pos{File: "m.yaml", Line: 30, Col: 11} }, false},
+		// Changing the memory limit replaces the workers as every spec
+		// change does; the watchdog reaches them (WATCHDOG_USEC).
+		"MaxMemory": {func(a *manifest.App) { a.MaxMemory = 1 << 30 }, true},
+		"Watchdog":  {func(a *manifest.App) { a.Watchdog = 10 * time.Second }, true},
 		// A probe's port: worker gives the workers a descriptor and
 		// variables of their own; every other setting rolls too, as
 		// killTimeout does, so that one generation has one probe.

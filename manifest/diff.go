@@ -13,6 +13,10 @@ const (
 	ChangeRemoved = "removed" // an app gone: its workers are retired
 	ChangeScaled  = "scaled"  // only instances changed
 	ChangeUpdated = "updated" // the spec changed: a rolling update (instances may change too)
+	// ChangeReconfigured: only fields that do not replace workers changed
+	// (dependsOn, critical, failAfter), and maybe instances; the workers
+	// are kept.
+	ChangeReconfigured = "reconfigured"
 )
 
 // Change is how one app differs between two sets.
@@ -81,6 +85,8 @@ func Diff(prev, next *Set) []Change {
 				fields = []string{"resolved program or credentials"}
 			}
 			out = append(out, Change{App: n, Kind: ChangeUpdated, From: a.Instances, To: b.Instances, Fields: fields})
+		case len(fieldDiff(a, b)) > 0:
+			out = append(out, Change{App: n, Kind: ChangeReconfigured, From: a.Instances, To: b.Instances, Fields: fieldDiff(a, b)})
 		case a.Instances != b.Instances:
 			out = append(out, Change{App: n, Kind: ChangeScaled, From: a.Instances, To: b.Instances})
 		}

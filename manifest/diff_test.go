@@ -22,7 +22,8 @@ func TestDiff(t *testing.T) {
 		}
 		return s
 	}
-	prev := set(app("web", 2, nil), app("api", 1, nil), app("old", 3, nil), app("same", 1, nil))
+	prev := set(app("web", 2, nil), app("api", 1, nil), app("old", 3, nil), app("same", 1, nil),
+		app("guard", 1, nil), app("watch", 1, nil))
 	next := set(
 		app("web", 4, func(a *App) {
 			a.Args = []string{"--x"}
@@ -34,6 +35,8 @@ func TestDiff(t *testing.T) {
 		app("api", 3, nil),
 		app("new", 2, nil),
 		app("same", 1, nil),
+		app("guard", 1, func(a *App) { a.Critical = true }),
+		app("watch", 2, func(a *App) { a.FailAfter = time.Minute }),
 	)
 	var lines []string
 	for _, c := range Diff(prev, next) {
@@ -42,8 +45,10 @@ func TestDiff(t *testing.T) {
 	got := strings.Join(lines, "\n")
 	want := strings.Join([]string{
 		"api: scaled 1→3",
+		"guard: reconfigured (critical)",
 		"new: added 2",
 		"old: removed 3",
+		"watch: reconfigured (failAfter) 1→2",
 		"web: updated (args, env.A, env.B, env.SECRET, backoff.max) 2→4",
 	}, "\n")
 	if got != want {

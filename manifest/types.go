@@ -33,7 +33,9 @@ const (
 	DefaultMinReadyTime     = time.Second
 	DefaultMaxSurge         = 1
 	DefaultMaxUnavailable   = 0
+	DefaultOnStall          = OnStallKeep
 	DefaultIPC              = IPCAuto
+	DefaultFailAfter        = 5 * time.Minute
 )
 
 // Lower bounds of durations, below which a value is nonsense that costs the
@@ -46,6 +48,9 @@ const (
 	// MinReadyTimeout bounds readyTimeout: no worker forks, starts and
 	// reports ready reliably sooner, so a rollout would always stall.
 	MinReadyTimeout = 100 * time.Millisecond
+	// MinWatchdog bounds watchdog (when not 0): no worker pings reliably
+	// more often, and each miss replaces it.
+	MinWatchdog = 100 * time.Millisecond
 )
 
 // HasChannel reports whether the app's workers get an IPC channel.
@@ -157,9 +162,9 @@ type App struct {
 	// Env is set over the supervisor's own environment. Values are never
 	// logged.
 	Env map[string]string `yaml:"env"`
-	// Silent false: workers inherit the supervisor's stdout and stderr.
-	// Silent true: the supervisor reads both and re-emits every line
-	// prefixed with "app/id | ".
+	// Silent says how the supervisor copies the lines it reads from the
+	// workers' stdout and stderr to its own: false, exactly as written;
+	// true, every line prefixed with "app/id | ".
 	Silent bool `yaml:"silent"`
 	// Instances is the number of workers. "auto" in a manifest means the CPUs
 	// this process may use (affinity and cgroup CPU quota). Default 1.
@@ -214,6 +219,45 @@ type App struct {
 	// workers, kept open across restarts and rolling updates and handed to
 	// workers as LISTEN_FDS descriptors (3, 4, ...) in this order.
 	Listen []Listen `yaml:"listen"`
+	// DependsOn lists the apps, by name, that this app's workers need: its
+	// workers start (first start, scale-up, restarts, the new workers of a
+	// rolling update) only while each of them is available, and when apps
+	// are removed, or paddock stops, its workers stop before theirs. A
+	// running worker is never stopped because a dependency went down.
+	// Names may be those of apps in other files of the set; an unknown
+	// name, the app itself, a name listed twice and a cycle are errors.
+	// Changing it does not replace the workers: it is not part of the
+	// generation.
+	DependsOn []string `yaml:"dependsOn"`
+	// MaxMemory is the most resident memory, in bytes, that a worker's
+	// process group (the worker and every process it started that stayed
+	// in its group) may use: a worker found above it in two samples in a
+	// row (read from /proc every 5s while an app sets it) is replaced new
+	// first, as a rolling update replaces it, then stopped gracefully.
+	// Written in bytes or with a unit Ki, Mi or Gi (512Mi); more than 0.
+	// Default 0: no limit.
+	MaxMemory int64 `yaml:"maxMemory"`
+	// Watchdog is systemd's WatchdogSec= for workers of `readiness:
+	// notify`: they get WATCHDOG_USEC (and WATCHDOG_PID) and must send
+	// WATCHDOG=1 to $NOTIFY_SOCKET at least this often once ready, or be
+	// replaced new first. A worker may change its own period with
+	// WATCHDOG_USEC=, and ask to be replaced with WATCHDOG=trigger.
+	// Default 0: none. At least MinWatchdog when set; needs readiness
+	// notify.
+	Watchdog time.Duration `yaml:"watchdog"`
+	// Critical says the app must stay up for paddock to be of use: when
+	// it has been failing for FailAfter (crash-looping, its restart delay
+	// at backoff.max, and not one of its workers up and ready), paddock
+	// stops every app and `paddock run` exits with a code of its own, so
+	// that a container's orchestrator learns it and acts. Default false:
+	// paddock retries the app for ever. Changing it does not replace the
+	// workers (it is not part of the generation).
+	Critical bool `yaml:"critical"`
+	// FailAfter is how long a critical app may be failing before paddock
+	// gives up on it (see Critical). Default 5m; more than 0. It does
+	// nothing unless the app is critical (or `paddock run
+	// --exit-on-failed`). Changing it does not replace the workers.
+	FailAfter time.Duration `yaml:"failAfter"`
 	// HealthCheck, when set, probes every worker while it runs, and
 	// replaces one that fails too many probes in a row (a new worker
 	// first). A readiness of http, tcp or exec waits for its first pass.
@@ -305,7 +349,25 @@ type Rollout struct {
 	// MaxUnavailable is how many workers may be missing from Instances
 	// ready ones. Default 0.
 	MaxUnavailable int `yaml:"maxUnavailable"`
+	// OnStall says what happens when the update stalls (a new worker not
+	// ready within readyTimeout, or exited before it was available): keep
+	// (the old workers keep serving, the new ones keep trying, until a
+	// later change) or rollback (the app returns, as a rolling update of
+	// its own, to the last generation whose workers were all available,
+	// until the manifest changes the app again or `paddock restart`
+	// retries it). Default keep. Like every field but instances, changing
+	// it rolls the workers.
+	OnStall string `yaml:"onStall"`
 }
+
+// What a stalled rolling update does (Rollout.OnStall).
+const (
+	OnStallKeep     = "keep"
+	OnStallRollback = "rollback"
+)
+
+// OnStallModes lists the accepted values of Rollout.OnStall.
+var OnStallModes = []string{OnStallKeep, OnStallRollback}
 
 // Resolved is the host-specific part of an app, filled in by CheckHost.
 type Resolved struct {
@@ -340,13 +402,18 @@ func (a *App) posOf(field string) Pos {
 }
 
 // Generation returns a short hash of everything in the spec that, when
-// changed, requires new workers: every field but Instances. Two apps with the
-// same generation run identical workers.
+// changed, requires new workers: every field but Instances, DependsOn and
+// the supervision policy that does not reach the workers (Critical,
+// FailAfter). Two apps with the same generation run identical workers.
 func (a *App) Generation() string {
-	// Everything but the name, the worker count and where it was written.
+	// Everything but the name, the worker count, where it was written and
+	// what paddock does when the app fails.
 	spec := *a
 	spec.Name, spec.Instances, spec.InstancesAuto = "", 0, false
 	spec.Source, spec.Pos = Pos{}, nil
+	// What a worker runs does not depend on the order apps start in.
+	spec.DependsOn = nil
+	spec.Critical, spec.FailAfter = false, 0
 	h := sha256.New()
 	// encoding/json sorts map keys, so the encoding is canonical.
 	_ = json.NewEncoder(h).Encode(&spec)

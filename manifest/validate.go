@@ -10,10 +10,11 @@ import (
 // Validate merges the apps decoded from every file into a Set and checks
 // what a single field cannot tell: names unique across files, a known kill
 // signal, the lower bounds of durations (MinBackoffInitial,
-// MinReadyTimeout), backoff.max at least backoff.initial, fields that need
-// each other. It is pure: no file or user is looked up (CheckHost does
-// that). It returns the Set even when there are errors, holding the first
-// declaration of each name.
+// MinReadyTimeout, failAfter above 0), backoff.max at least
+// backoff.initial, fields that need each other, and the dependencies
+// between apps (dependsOn: known names, no cycle). It is pure: no file or
+// user is looked up (CheckHost does that). It returns the Set even when
+// there are errors, holding the first declaration of each name.
 func Validate(apps []*App) (*Set, error) {
 	var l errorList
 	set := &Set{Apps: map[string]*App{}}
@@ -67,11 +68,16 @@ func Validate(apps []*App) (*Set, error) {
 			}
 			listeners[ln.Key()] = decl{a.Name, pos}
 		}
+		validateWatchdog(&l, a, field)
+		if a.FailAfter <= 0 {
+			l.add(a.posOf("failAfter"), field+".failAfter", "must be more than 0, got %s: a critical app would be given up at its first crash", a.FailAfter)
+		}
 		if len(a.ExecArgv) > 0 && interpreter(a) == "" {
 			l.add(a.posOf("execArgv"), field+".execArgv", "interpreter arguments need an interpreter: set execPath, or use args")
 		}
 		validateHealth(a, &l)
 	}
+	validateDependsOn(set, &l)
 	return set, l.err()
 }
 
@@ -111,4 +117,24 @@ func filepathBase(p string) string {
 		return p[i+1:]
 	}
 	return p
+}
+
+// validateWatchdog checks an app's watchdog: at least MinWatchdog when set,
+// and only for notify workers, which alone have a $NOTIFY_SOCKET to send
+// WATCHDOG=1 to. That error points at readiness (at watchdog when
+// readiness is left out).
+func validateWatchdog(l *errorList, a *App, field string) {
+	if a.Watchdog == 0 {
+		return
+	}
+	if a.Watchdog < MinWatchdog {
+		l.add(a.posOf("watchdog"), field+".watchdog", "must be at least %s (or 0s for none), got %s: no worker pings reliably more often, and each miss replaces it", MinWatchdog, a.Watchdog)
+	}
+	if a.Readiness != ReadinessNotify {
+		pos := a.posOf("watchdog")
+		if p, ok := a.Pos["readiness"]; ok {
+			pos = p
+		}
+		l.add(pos, field+".readiness", "must be notify for watchdog (the worker sends WATCHDOG=1 to $NOTIFY_SOCKET), got %s", a.Readiness)
+	}
 }

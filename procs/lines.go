@@ -14,10 +14,16 @@ const maxLine = 64 << 10
 // LinePrefixer reads a worker's output pipe and writes each line to Out with
 // Prefix in front, one Write per line, so one captured line is one emitted
 // line. A last line without a newline is emitted with one, and a line
-// longer than 64 KiB in pieces of 64 KiB.
+// longer than 64 KiB in pieces of 64 KiB, each ended by a newline, unless
+// Exact is set.
 type LinePrefixer struct {
 	Prefix string
 	Out    io.Writer
+	// Exact, set before Run, writes the bytes read unchanged, still one
+	// Write per line: no newline is added to a piece of a line longer
+	// than 64 KiB nor to a last line without one. It is for output copied
+	// without Prefix, which must read exactly as the worker wrote it.
+	Exact bool
 	// Tap, when set before Run, also receives each line, without prefix
 	// and newline; it must not keep the slice.
 	Tap  func(line []byte)
@@ -48,12 +54,18 @@ func (l *LinePrefixer) Run() {
 		if len(line) > 0 {
 			buf = append(buf[:0], l.Prefix...)
 			buf = append(buf, line...)
-			if buf[len(buf)-1] != '\n' {
+			ended := buf[len(buf)-1] == '\n'
+			if !ended && !l.Exact {
 				buf = append(buf, '\n')
+				ended = true
 			}
 			_, _ = l.Out.Write(buf)
 			if l.Tap != nil {
-				l.Tap(buf[len(l.Prefix) : len(buf)-1])
+				text := buf[len(l.Prefix):]
+				if ended {
+					text = text[:len(text)-1]
+				}
+				l.Tap(text)
 			}
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {

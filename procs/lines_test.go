@@ -46,3 +46,36 @@ func TestLinePrefixerCloseUnblocks(t *testing.T) {
 		t.Fatal("Close did not stop Run")
 	}
 }
+
+// TestLinePrefixerExact: with Exact, what the worker wrote is copied
+// unchanged, one Write per line, and Tap still gets each line without its
+// newline.
+func TestLinePrefixerExact(t *testing.T) {
+	var out testkit.Buffer
+	lp, w, err := NewOutputPipe("", &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp.Exact = true
+	var tapped []string
+	lp.Tap = func(line []byte) { tapped = append(tapped, string(line)) }
+	done := make(chan struct{})
+	go func() { lp.Run(); close(done) }()
+	long := strings.Repeat("x", maxLine+10)
+	var all strings.Builder
+	for _, s := range []string{"one\n", "tw", "o\n", "\n", long + "\n", "last, no newline"} {
+		all.WriteString(s)
+		if _, err := w.WriteString(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	<-done
+	if got := out.String(); got != all.String() {
+		t.Errorf("got %d bytes:\n%.300q\nwant %d bytes:\n%.300q", len(got), got, all.Len(), all.String())
+	}
+	want := []string{"one", "two", "", long[:maxLine], long[maxLine:], "last, no newline"}
+	if strings.Join(tapped, "|") != strings.Join(want, "|") {
+		t.Errorf("tapped %.300q, want %.300q", tapped, want)
+	}
+}

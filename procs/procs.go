@@ -50,6 +50,9 @@ type Spec struct {
 	// worker's own pid by a re-exec of this program (see ExecShim), since
 	// no variable can be set between fork and exec otherwise.
 	ListenNames []string
+	// PIDEnv names more variables set to the process's own pid by that
+	// re-exec, as systemd sets WATCHDOG_PID.
+	PIDEnv []string
 	// Credential, when set, is the identity the process runs as.
 	Credential *syscall.Credential
 }

@@ -50,8 +50,9 @@ type Reaper struct {
 // Start starts the process described by s as the leader of a new process
 // group, in r.Cgroup when set, and returns once it is forked: it does not
 // wait for the program's own start-up. An error starting it is a
-// *StartError naming s.Path. A process with ListenNames runs the exec shim
-// first (the re-executed supervisor binary, which sets LISTEN_PID); when
+// *StartError naming s.Path. A process with ListenNames or PIDEnv runs the
+// exec shim first (the re-executed supervisor binary, which sets
+// LISTEN_PID and the PIDEnv variables to the process's pid); when
 // the shim cannot execute s.Path, the process exits with status 127 and its
 // Exit carries the *StartError that says why (StartErr).
 func (r *Reaper) Start(s Spec) (*Process, error) {
@@ -74,7 +75,7 @@ func (r *Reaper) Start(s Spec) (*Process, error) {
 	}
 	path := s.Path
 	var errPipe *os.File
-	if len(s.ListenNames) > 0 {
+	if len(s.ListenNames) > 0 || len(s.PIDEnv) > 0 {
 		// The shim starts with this process's identity and drops to
 		// s.Credential itself, just before it executes s.Path: the user
 		// may not be allowed to execute this binary.

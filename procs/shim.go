@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +30,10 @@ const (
 	// identity changed, so that a directory the user may not enter is an
 	// error as it is without the shim.
 	shimDirEnv = "PADDOCK_EXEC_SHIM_DIR"
+	// shimPIDEnv lists, comma-separated, the variables the shim sets to
+	// its own pid, which execve keeps: LISTEN_PID with sockets, and
+	// Spec.PIDEnv.
+	shimPIDEnv = "PADDOCK_EXEC_SHIM_PIDENV"
 	// probeEnv makes the binary exit 0 at once (CreateCgroup's test of
 	// starting a process into the cgroup).
 	probeEnv = "PADDOCK_CGROUP_PROBE"
@@ -89,7 +94,8 @@ func withSupervisorEnv(env []string) []string {
 // credentials, re-arms the parent-death signal the change cleared, and
 // executes the program with LISTEN_PID set to its own pid, which execve
 // keeps; a failure is reported to Start and the shim exits 127, as a shell
-// does for a program it cannot run. As the watchdog (StartWatchdog) it
+// does for a program it cannot run. It sets WATCHDOG_PID (Spec.PIDEnv) the
+// same way. As the watchdog (StartWatchdog) it
 // watches the supervisor until it exits. It never returns in either role.
 func ExecShim() {
 	if _, ok := os.LookupEnv(watchdogEnv); ok {
@@ -129,13 +135,20 @@ func runShim(target string) {
 		os.Exit(127)
 	}
 	parent, _ := strconv.Atoi(os.Getenv(shimParentEnv))
-	env := make([]string, 0, len(os.Environ())+1)
+	pidVars := strings.Split(os.Getenv(shimPIDEnv), ",")
+	env := make([]string, 0, len(os.Environ())+len(pidVars))
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, shimEnv) && !strings.HasPrefix(kv, "LISTEN_PID=") {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(kv, shimEnv) && !slices.Contains(pidVars, name) {
 			env = append(env, kv)
 		}
 	}
-	env = append(env, "LISTEN_PID="+strconv.Itoa(os.Getpid()))
+	pid := strconv.Itoa(os.Getpid())
+	for _, name := range pidVars {
+		if name != "" {
+			env = append(env, name+"="+pid)
+		}
+	}
 	if v, ok := os.LookupEnv(shimCredEnv); ok {
 		if stage, err := becomeUser(v, os.Getenv(shimDirEnv)); err != nil {
 			fail(stage, err)
@@ -179,18 +192,25 @@ func becomeUser(cred, dir string) (stage string, err error) {
 }
 
 // shimEnvOf returns the variables that tell the exec shim how to start s:
-// the socket activation variables but LISTEN_PID, which the shim sets, the
+// the socket activation variables but LISTEN_PID, when s has sockets; the
+// variables the shim sets to its pid (LISTEN_PID then, and s.PIDEnv); the
 // program, the descriptor of the pipe it reports a failure on (errFD), the
 // supervisor's pid and, when s has one, the credential and directory to
 // enter.
 func shimEnvOf(s *Spec, errFD int) []string {
-	env := []string{
-		"LISTEN_FDS=" + strconv.Itoa(len(s.ListenNames)),
-		"LISTEN_FDNAMES=" + strings.Join(s.ListenNames, ":"),
-		shimEnv + "=" + s.Path,
-		shimErrFDEnv + "=" + strconv.Itoa(errFD),
-		shimParentEnv + "=" + strconv.Itoa(os.Getpid()),
+	var env []string
+	pidVars := s.PIDEnv
+	if len(s.ListenNames) > 0 {
+		env = append(env,
+			"LISTEN_FDS="+strconv.Itoa(len(s.ListenNames)),
+			"LISTEN_FDNAMES="+strings.Join(s.ListenNames, ":"))
+		pidVars = append([]string{"LISTEN_PID"}, pidVars...)
 	}
+	env = append(env,
+		shimPIDEnv+"="+strings.Join(pidVars, ","),
+		shimEnv+"="+s.Path,
+		shimErrFDEnv+"="+strconv.Itoa(errFD),
+		shimParentEnv+"="+strconv.Itoa(os.Getpid()))
 	if c := s.Credential; c != nil {
 		env = append(env, shimCredEnv+"="+formatCredential(c), shimDirEnv+"="+s.Dir)
 	}

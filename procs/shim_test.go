@@ -161,3 +161,52 @@ func TestShimDropsPrivileges(t *testing.T) {
 		t.Errorf("Start = %v, want %q", err, want)
 	}
 }
+
+// TestShimSetsPIDEnv: the variables of Spec.PIDEnv hold the program's own
+// pid, set by the exec shim (also without sockets, and then without
+// LISTEN_PID or LISTEN_FDS), replacing any value the environment had; with
+// sockets, LISTEN_PID is the pid too.
+func TestShimSetsPIDEnv(t *testing.T) {
+	t.Parallel()
+	sock, _ := testkit.ListenerFile(t)
+	for _, tt := range []struct {
+		name    string
+		sockets bool
+		want    func(pid int) string
+	}{
+		{"without sockets", false, func(pid int) string { return fmt.Sprintf("%d %d unset unset\n", pid, pid) }},
+		{"with sockets", true, func(pid int) string { return fmt.Sprintf("%d %d %d 1\n", pid, pid, pid) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rd, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rd.Close()
+			spec := Spec{
+				Path: "/bin/sh", Argv: []string{"sh", "-c", `echo "$WATCHDOG_PID $$ ${LISTEN_PID-unset} ${LISTEN_FDS-unset}"`}, Dir: "/",
+				Env: []string{"WATCHDOG_PID=1", "PATH=/usr/bin:/bin"}, Stdout: w, PIDEnv: []string{"WATCHDOG_PID"},
+			}
+			if tt.sockets {
+				spec.ExtraFiles, spec.ListenNames = []*os.File{sock}, []string{"web"}
+			}
+			r := &Reaper{OwnChildrenOnly: true}
+			p, err := r.Start(spec)
+			w.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Release()
+			out, err := io.ReadAll(rd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := tt.want(p.Pid); string(out) != want {
+				t.Errorf("the program says %q, want %q (WATCHDOG_PID, pid, LISTEN_PID, LISTEN_FDS)", out, want)
+			}
+			if ex := reapUntil(t, r, p.Pid); !ex.Success() {
+				t.Errorf("program %v", ex)
+			}
+		})
+	}
+}

@@ -39,6 +39,16 @@ type AppSpec struct {
 	// even once no old worker is left (they may all have been crashing),
 	// until the new workers are all ready or the update stalls.
 	RollingOut bool
+	// DependsOn lists the apps this one depends on: its workers start
+	// only while each of them is available, and it is planned after them
+	// (see Plan).
+	DependsOn []string
+	// Stall is the stall of this generation's rolling update that the
+	// supervisor recorded from an earlier plan (zero: none). Plan keeps
+	// reporting it, whatever the workers do meanwhile, until the update
+	// progresses: more new workers available than Stall.NewReady. A new
+	// generation starts without one.
+	Stall Stall
 }
 
 // Phase is where a worker is in its life, as the supervisor observes it.
@@ -110,6 +120,11 @@ type Worker struct {
 	// app's maxSurge, and the marked one is stopped once enough new
 	// workers are available. Until then it keeps serving.
 	Replace string
+	// DependsOn lists the apps the worker's app depends on, as last
+	// declared. Plan reads it for apps no longer desired only (the
+	// desired ones have AppSpec.DependsOn): their workers stop after
+	// those of the apps that depend on them.
+	DependsOn []string
 }
 
 // Name returns "app/id".
@@ -183,36 +198,10 @@ type Result struct {
 	// Rollouts holds the apps in a rolling update (workers of an older
 	// generation remain), by name.
 	Rollouts map[string]RolloutStatus
-}
-
-// RolloutStatus describes a rolling update after the plan's actions.
-type RolloutStatus struct {
-	// Instances is the target worker count.
-	Instances int
-	// New counts the workers of the new generation (running, about to be
-	// restarted, or started by this plan), NewReady those of them
-	// available (ready for at least MinReadyTime); Old the workers of
-	// older generations still serving after this plan.
-	New, NewReady, Old int
-	// Stalled, when not empty, says why the update cannot progress: a new
-	// worker missed its readyTimeout, or exited before it was ready, or
-	// exited before the update completed. The old workers keep serving.
-	Stalled string
-}
-
-// Complete reports whether the update is over: every new worker wanted is
-// ready and no old worker serves any more.
-func (s RolloutStatus) Complete() bool {
-	return s.Stalled == "" && s.Old == 0 && s.NewReady >= s.Instances
-}
-
-// String is a one-line summary: "2/3 new ready, 1 starting, 1 old".
-func (s RolloutStatus) String() string {
-	out := fmt.Sprintf("%d/%d new ready, %d starting, %d old", s.NewReady, s.Instances, s.New-s.NewReady, s.Old)
-	if s.Stalled != "" {
-		out += ", stalled: " + s.Stalled
-	}
-	return out
+	// Held holds, by name, the apps that have workers to start (or a
+	// rolling update to carry on) and wait for a dependency, with why:
+	// "waiting for db-proxy: 0/1 available".
+	Held map[string]string
 }
 
 func (r *Result) requeue(t time.Time) {
@@ -229,7 +218,21 @@ func (r *Result) requeue(t time.Time) {
 // Backoff, Done) are brought to Instances, scale-down dropping exited
 // workers first and then stopping the newest; a worker in Backoff is
 // replaced once its RestartAt has come. Stopping workers past their deadline
-// are killed. Apps are visited in name order and workers in ID order.
+// are killed. Workers are visited in ID order.
+//
+// Dependencies (AppSpec.DependsOn) order the apps: an app is planned after
+// those it depends on, ties in name order, so that it sees their state
+// after this plan's actions. Its Start actions (first start, scale-up,
+// restarts, the new workers of a rolling update) are held, and the
+// retirement of the ready old workers of its rolling update with them,
+// while a dependency is not available (see availability); Result.Held
+// says why. Its running workers are never stopped for it. The running
+// workers of an app no longer desired are stopped only once no worker of
+// an app that depends on it (desired, or no longer desired: see
+// Worker.DependsOn) is alive, running or stopping. A dependency cycle,
+// which manifest.Validate refuses, is broken at the app first in name
+// order: the dependencies that go against the order are not followed, so
+// that no set of apps waits for itself.
 func Plan(desired map[string]AppSpec, observed []Worker, now time.Time) Result {
 	var r Result
 	byApp := map[string][]Worker{}
@@ -246,16 +249,45 @@ func Plan(desired map[string]AppSpec, observed []Worker, now time.Time) Result {
 		}
 	}
 	sort.Strings(names)
-	for _, name := range names {
+	g := newGraph(desired, byApp, names)
+	for _, name := range g.order {
 		ws := byApp[name]
 		sort.Slice(ws, func(i, j int) bool { return ws[i].ID < ws[j].ID })
 		spec, wanted := desired[name]
-		planApp(&r, spec, wanted, ws, now)
+		var gt gate
+		if wanted {
+			gt.hold = g.waitFor(&r, spec, now)
+		} else {
+			gt.stopAfter = g.aliveDependant(name, byApp)
+		}
+		first := len(r.Actions)
+		if planApp(&r, spec, wanted, ws, now, gt) {
+			if r.Held == nil {
+				r.Held = map[string]string{}
+			}
+			r.Held[name] = gt.hold
+		}
+		if wanted && g.isDependency[name] {
+			g.avail[name] = availability(spec, ws, r.Actions[first:], r.Rollouts[name], now)
+		}
 	}
 	return r
 }
 
-func planApp(r *Result, spec AppSpec, wanted bool, ws []Worker, now time.Time) {
+// gate is what an app's dependencies allow of its plan.
+type gate struct {
+	// hold, when not empty, says why the app's workers may not start:
+	// "waiting for db: 0/1 available".
+	hold string
+	// stopAfter, when not empty, names an app that depends on this one,
+	// no longer desired, and has live workers: this one's running workers
+	// stay until they are gone.
+	stopAfter string
+}
+
+// planApp plans one app. It reports whether the app has workers to start
+// (or a rolling update to carry on) that gt holds back.
+func planApp(r *Result, spec AppSpec, wanted bool, ws []Worker, now time.Time, gt gate) bool {
 	var current []Worker // current generation, counted toward Instances
 	var old []Worker     // running workers of an older generation
 	for _, w := range ws {
@@ -270,6 +302,9 @@ func planApp(r *Result, spec AppSpec, wanted bool, ws []Worker, now time.Time) {
 				r.requeue(w.StopDeadline)
 			}
 		case !wanted:
+			if w.Phase == Running && gt.stopAfter != "" {
+				continue // its dependants stop first
+			}
 			retire(r, w)
 		case w.Generation != spec.Generation:
 			if w.Phase == Running {
@@ -282,8 +317,9 @@ func planApp(r *Result, spec AppSpec, wanted bool, ws []Worker, now time.Time) {
 		}
 	}
 	if !wanted {
-		return
+		return false
 	}
+	held := false
 	// Marked workers do not count toward Instances: they are on their way
 	// out, like old ones, and go once their replacements are available.
 	current, sick := splitReplaced(current)
@@ -296,39 +332,34 @@ func planApp(r *Result, spec AppSpec, wanted bool, ws []Worker, now time.Time) {
 			r.requeue(w.RestartAt)
 			continue
 		}
+		if gt.hold != "" {
+			held = true
+			continue
+		}
 		r.Actions = append(r.Actions, Start{App: spec.Name, Generation: spec.Generation, Restarts: w.Restarts, Replaces: w.ID})
 	}
 	if len(old) == 0 && !spec.RollingOut {
 		if len(sick) == 0 {
+			if gt.hold != "" {
+				return held || len(current) < spec.Instances
+			}
 			for i := len(current); i < spec.Instances; i++ {
 				r.Actions = append(r.Actions, Start{App: spec.Name, Generation: spec.Generation})
 			}
-			return
+			return held
 		}
 		// Replacing marked workers is not a rolling update: it is not
 		// reported as one, and does not stall.
-		replace(r, spec, current, sick, now)
-		return
+		_, moved := replace(r, spec, current, sick, now, gt.hold != "")
+		return moved || held
 	}
 	// During a rolling update, a marked worker goes like an old one.
-	st := replace(r, spec, current, append(old, sick...), now)
+	st, moved := replace(r, spec, current, append(old, sick...), now, gt.hold != "")
 	if r.Rollouts == nil {
 		r.Rollouts = map[string]RolloutStatus{}
 	}
 	r.Rollouts[spec.Name] = st
-}
-
-// splitReplaced separates the running workers marked Replace from the
-// others, keeping the order.
-func splitReplaced(current []Worker) (keep, marked []Worker) {
-	for _, w := range current {
-		if w.Phase == Running && w.Replace != "" {
-			marked = append(marked, w)
-		} else {
-			keep = append(keep, w)
-		}
-	}
-	return keep, marked
+	return moved || held
 }
 
 // scaleDown retires the workers of the current generation beyond Instances:
@@ -359,67 +390,6 @@ func scaleDown(r *Result, spec AppSpec, current []Worker) []Worker {
 	return keep
 }
 
-// replace moves an app whose old workers remain (of an older generation,
-// or marked Replace) toward new ones, within its surge and availability
-// bounds: new workers start while the total stays at most
-// Instances+MaxSurge; old workers that are not ready go at once (they serve
-// nothing); ready old workers go, oldest first, while at least
-// Instances-MaxUnavailable available workers remain, and the last ready
-// old worker stays until a new worker is available (unless maxSurge is 0:
-// then no new worker can start before an old one goes, and the operator
-// chose that). It returns the state of the update.
-func replace(r *Result, spec AppSpec, current, old []Worker, now time.Time) RolloutStatus {
-	status := RolloutStatus{Instances: spec.Instances, New: len(current)}
-	for _, w := range current {
-		switch {
-		case w.Phase == Running && w.Ready:
-			if at := w.availableAt(spec.MinReadyTime); now.Before(at) {
-				r.requeue(at)
-			} else {
-				status.NewReady++
-			}
-		case w.Phase == Running:
-			if now.Before(w.ReadyDeadline) {
-				r.requeue(w.ReadyDeadline)
-			} else if status.Stalled == "" {
-				status.Stalled = w.Name() + " was not ready within its readyTimeout"
-			}
-		case w.FailedUnready && status.Stalled == "" && w.ReadyAt.IsZero():
-			status.Stalled = w.Name() + " exited before it was ready"
-		case w.FailedUnready && status.Stalled == "":
-			status.Stalled = fmt.Sprintf("%s exited within minReadyTime (%s) of becoming ready", w.Name(), spec.MinReadyTime)
-		case status.Stalled == "":
-			// Backoff or Done: it was ready, then exited on its own.
-			status.Stalled = w.Name() + " exited before the rolling update completed"
-		}
-	}
-
-	var readyOld []Worker
-	for _, w := range old {
-		if w.Ready {
-			readyOld = append(readyOld, w)
-		} else {
-			retire(r, w)
-		}
-	}
-	canRetire := status.NewReady + len(readyOld) - (spec.Instances - spec.MaxUnavailable)
-	if spec.Instances > 0 && status.NewReady == 0 && spec.MaxSurge > 0 {
-		canRetire = min(canRetire, len(readyOld)-1)
-	}
-	canRetire = max(0, min(canRetire, len(readyOld)))
-	for _, w := range readyOld[:canRetire] {
-		retire(r, w)
-	}
-	// Workers being stopped do not count toward the surge.
-	room := spec.Instances + spec.MaxSurge - (len(readyOld) - canRetire) - len(current)
-	for i := 0; i < min(room, spec.Instances-len(current)); i++ {
-		r.Actions = append(r.Actions, Start{App: spec.Name, Generation: spec.Generation})
-		status.New++
-	}
-	status.Old = len(readyOld) - canRetire
-	return status
-}
-
 // retire stops a running worker or forgets an exited one.
 func retire(r *Result, w Worker) {
 	if w.Phase == Running {
@@ -427,44 +397,4 @@ func retire(r *Result, w Worker) {
 	} else {
 		r.Actions = append(r.Actions, Forget{Worker: w.ID, App: w.App})
 	}
-}
-
-// ExitPolicy is what AfterExit needs of an app's restart settings.
-type ExitPolicy struct {
-	// Restart is always, on-failure or never.
-	Restart string
-	// Delay returns the delay before the n-th consecutive restart.
-	Delay func(n int) time.Duration
-	// ResetAfter is how long a worker must have stayed up for its restart
-	// count to start again from 1.
-	ResetAfter time.Duration
-	// MinReadyTime is how long a worker must have stayed ready to have
-	// been available (see AppSpec.MinReadyTime).
-	MinReadyTime time.Duration
-}
-
-// AfterExit returns the state of a worker that exited unintentionally (not
-// being stopped) after running for uptime: Done when its restart policy says
-// so, else Backoff with the restart count and time of its replacement.
-// success means exit code 0. A worker that was never available (never
-// ready, or ready for less than p.MinReadyTime) is marked FailedUnready;
-// ReadyAt keeps when it became ready, if it did.
-func AfterExit(w Worker, p ExitPolicy, success bool, uptime time.Duration, now time.Time) Worker {
-	w.FailedUnready = !w.Ready || now.Before(w.availableAt(p.MinReadyTime))
-	if !w.Ready {
-		w.ReadyAt = time.Time{}
-	}
-	w.Ready = false
-	if p.Restart == "never" || (p.Restart == "on-failure" && success) {
-		w.Phase = Done
-		return w
-	}
-	n := w.Restarts + 1
-	if uptime >= p.ResetAfter {
-		n = 1
-	}
-	w.Phase = Backoff
-	w.Restarts = n
-	w.RestartAt = now.Add(p.Delay(n))
-	return w
 }

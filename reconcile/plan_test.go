@@ -24,7 +24,10 @@ var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 //	worker ID APP gen=G PHASE [restarts=N] [at=D] [deadline=D] [readyby=D] [killed] [ready] [failedunready]
 //
 // app also takes surge=N, unavailable=N (default 1 and 0) and minready=D,
-// and the flag rollingout (AppSpec.RollingOut); worker takes readyat=D.
+// the flag rollingout (AppSpec.RollingOut), and stall=W:N, a stall recorded
+// from an earlier plan (AppSpec.Stall: about worker W, with N new workers
+// available then; its reason "APP/W recorded stall"); worker takes
+// readyat=D. Both take depends=A,B (AppSpec.DependsOn, Worker.DependsOn).
 //
 // Times are offsets from an arbitrary epoch.
 func parseCase(t *testing.T, input string) (map[string]AppSpec, []Worker, time.Time) {
@@ -77,6 +80,15 @@ func parseCase(t *testing.T, input string) (map[string]AppSpec, []Worker, time.T
 			if v, ok := kv["minready"]; ok {
 				s.MinReadyTime, _ = time.ParseDuration(v)
 			}
+			if v, ok := kv["stall"]; ok {
+				w, n, _ := strings.Cut(v, ":")
+				s.Stall.Worker, _ = strconv.Atoi(w)
+				s.Stall.NewReady, _ = strconv.Atoi(n)
+				s.Stall.Reason = fmt.Sprintf("%s/%d recorded stall", s.Name, s.Stall.Worker)
+			}
+			if v, ok := kv["depends"]; ok {
+				s.DependsOn = strings.Split(v, ",")
+			}
 			desired[s.Name] = s
 		case "worker":
 			id, _ := strconv.Atoi(f[1])
@@ -115,6 +127,9 @@ func parseCase(t *testing.T, input string) (map[string]AppSpec, []Worker, time.T
 				w.ReadyAt = at(v)
 			}
 			w.Replace = kv["replace"]
+			if v, ok := kv["depends"]; ok {
+				w.DependsOn = strings.Split(v, ",")
+			}
 			observed = append(observed, w)
 		default:
 			t.Fatalf("unknown line %q", sc.Text())
@@ -138,6 +153,14 @@ func format(r Result) string {
 	sort.Strings(names)
 	for _, n := range names {
 		fmt.Fprintf(&b, "rollout %s: %s\n", n, r.Rollouts[n])
+	}
+	held := make([]string, 0, len(r.Held))
+	for n := range r.Held {
+		held = append(held, n)
+	}
+	sort.Strings(held)
+	for _, n := range held {
+		fmt.Fprintf(&b, "held %s: %s\n", n, r.Held[n])
 	}
 	return b.String()
 }

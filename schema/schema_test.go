@@ -302,6 +302,12 @@ func TestSchemaValuesInStep(t *testing.T) {
 	if got := app("silent", "default"); got != false {
 		t.Errorf("silent default %v, want false", got)
 	}
+	if got := app("critical", "default"); got != false {
+		t.Errorf("critical default %v, want false", got)
+	}
+	if got := dur(app("failAfter", "default")); got != manifest.DefaultFailAfter {
+		t.Errorf("failAfter default %v, want %v", got, manifest.DefaultFailAfter)
+	}
 	bo := lookup(t, raw, "$defs", "backoff").(map[string]any)
 	if got := dur(lookup(t, bo, "properties", "initial", "default")); got != manifest.DefaultBackoffInitial {
 		t.Errorf("backoff.initial default %v, want %v", got, manifest.DefaultBackoffInitial)
@@ -314,6 +320,16 @@ func TestSchemaValuesInStep(t *testing.T) {
 	}
 	if got := dur(lookup(t, bo, "default", "max")); got != manifest.DefaultBackoffMax {
 		t.Errorf("backoff default max %v, want %v", got, manifest.DefaultBackoffMax)
+	}
+	ro := lookup(t, raw, "$defs", "rollout").(map[string]any)
+	if got := strs(lookup(t, ro, "properties", "onStall", "enum")); !slices.Equal(got, manifest.OnStallModes) {
+		t.Errorf("rollout.onStall enum %q, manifest.OnStallModes %q", got, manifest.OnStallModes)
+	}
+	if got := lookup(t, ro, "properties", "onStall", "default"); got != manifest.DefaultOnStall {
+		t.Errorf("rollout.onStall default %v, want %s", got, manifest.DefaultOnStall)
+	}
+	if got := lookup(t, ro, "default", "onStall"); got != manifest.DefaultOnStall {
+		t.Errorf("rollout default onStall %v, want %s", got, manifest.DefaultOnStall)
 	}
 	// The lower bounds are said where an editor shows them.
 	if desc := lookup(t, bo, "properties", "initial", "description").(string); !strings.Contains(desc, "At least "+manifest.MinBackoffInitial.String()) {
@@ -490,6 +506,7 @@ func TestInvalidCorpus(t *testing.T) {
 	for _, name := range []string{
 		"apps-list",
 		"backoff-initial-zero",
+		"critical-not-bool",
 		"duration-bare-number",
 		"duration-negative",
 		"duration-words",
@@ -497,6 +514,8 @@ func TestInvalidCorpus(t *testing.T) {
 		"exec-empty",
 		"exec-missing",
 		"exec-null",
+		"fail-after-not-duration",
+		"fail-after-zero",
 		"group-without-user",
 		"health-bad-values",
 		"health-durations",
@@ -504,6 +523,9 @@ func TestInvalidCorpus(t *testing.T) {
 		"instances-negative",
 		"instances-too-many",
 		"many-errors",
+		"maxmemory-bad",
+		"watchdog-too-short",
+		"watchdog-without-notify",
 		"name-leading-dash",
 		"name-too-long",
 		"name-underscore",
@@ -522,6 +544,9 @@ func TestInvalidCorpus(t *testing.T) {
 		"unknown-app-field",
 		"unknown-backoff-key",
 		"unknown-top-level-key",
+		"depends-not-a-list",
+		"depends-bad-item",
+		"depends-duplicate",
 	} {
 		f := "../manifest/testdata/invalid/" + name + ".yaml"
 		data, err := os.ReadFile(f)
@@ -585,6 +610,7 @@ func TestSchemaAgreesWithDecoder(t *testing.T) {
 		b, _ := json.Marshal(d)
 		check("killTimeout "+d, app("    killTimeout: "+string(b)+"\n"))
 		check("readyTimeout "+d, app("    readyTimeout: "+string(b)+"\n"))
+		check("failAfter "+d, app("    failAfter: "+string(b)+"\n"))
 		check("backoff.initial "+d, app("    backoff: {initial: "+string(b)+", max: 2000000h}\n"))
 		// max below initial is a rule between two fields, beyond the
 		// schema.
@@ -596,12 +622,17 @@ func TestSchemaAgreesWithDecoder(t *testing.T) {
 		b, _ := json.Marshal(d)
 		check("backoff.initial "+d, app("    backoff: {initial: "+string(b)+"}\n"))
 	}
+	for _, d := range []string{"1ns", "0s", "0", "+0s", ".0s", "0.s", "0.0s", "0h0m0s", "00ms", "0h0m1ns", "0.000001s", "5m", "1e3s"} {
+		b, _ := json.Marshal(d)
+		check("failAfter "+d, app("    failAfter: "+string(b)+"\n"))
+	}
 	check("killTimeout as a number", app("    killTimeout: 5\n"))
 	for _, v := range []string{"0", "1", "10000", "auto", "0x10", "-1", "10001", "four", `"4"`, "1.5", "true", "[1]", "AUTO"} {
 		check("instances "+v, app("    instances: "+v+"\n"))
 	}
 	for _, v := range []string{"true", "false", "yes", `"true"`, "1", "[]"} {
 		check("silent "+v, app("    silent: "+v+"\n"))
+		check("critical "+v, app("    critical: "+v+"\n"))
 	}
 	for _, v := range []string{"rr", "none", "reuseport", "RR", "round-robin", "1"} {
 		check("schedulingPolicy "+v, app("    schedulingPolicy: "+v+"\n"))
@@ -619,6 +650,23 @@ func TestSchemaAgreesWithDecoder(t *testing.T) {
 	for _, v := range []string{
 		"user: root", "user: 1000", "user: 0", "user: [root]", "user: {name: root}",
 		"user: root\n    group: wheel", "user: root\n    group: 10", "group: wheel", "user: root\n    group: [a]",
+	} {
+		check(v, app("    "+v+"\n"))
+	}
+	// maxMemory: a size too large for an int64 is a known difference (the
+	// schema takes it).
+	for _, v := range []string{
+		"1", "4096", "0x1000", `"2048"`, "512Mi", "1Ki", "2Gi", "007Mi", "0", "-1", "0Mi", "000Ki", "512M", "512MB", "512mi",
+		"1.5Gi", "1.5", "Mi", "+1Mi", "-1Mi", "1 Mi", "1Ti", "true", "[1]", "{a: 1}", `""`,
+	} {
+		check("maxMemory "+v, app("    maxMemory: "+v+"\n"))
+	}
+	// watchdog: other than 0s, only with readiness notify.
+	for _, v := range []string{
+		"watchdog: 10s", "watchdog: 0s", "watchdog: 0", "watchdog: 0h0m0s", "watchdog: 10",
+		"readiness: notify\n    watchdog: 10s", "readiness: notify\n    watchdog: 0s", "readiness: online\n    watchdog: 10s",
+		"readiness: listening\n    watchdog: 0.1s", "readiness: online\n    watchdog: 0s", "readiness: null\n    watchdog: 10s",
+		"readiness: notify\n    watchdog: 99ms",
 	} {
 		check(v, app("    "+v+"\n"))
 	}
@@ -714,6 +762,8 @@ func TestDurationBoundsAgree(t *testing.T) {
 	}{
 		{"backoff.initial", manifest.MinBackoffInitial, func(d string) string { return app("    backoff: {initial: " + d + ", max: 1h}\n") }},
 		{"readyTimeout", manifest.MinReadyTimeout, func(d string) string { return app("    readyTimeout: " + d + "\n") }},
+		// 0s, however spelt, is no watchdog: both accept it.
+		{"watchdog", manifest.MinWatchdog, func(d string) string { return app("    readiness: notify\n    watchdog: " + d + "\n") }},
 		{"healthCheck.interval", manifest.MinHealthInterval, func(d string) string {
 			return app("    healthCheck: {exec: [x], interval: " + d + "}\n")
 		}},
@@ -792,5 +842,19 @@ func TestEmbedded(t *testing.T) {
 	}
 	if !bytes.Equal(buf.Bytes(), schema.JSON) {
 		t.Error("paddock.schema.json is not indented with two spaces (python3 -m json.tool --indent 2, or jq .)")
+	}
+}
+
+// TestDependsOnAgrees checks values of dependsOn against both the schema
+// and the decoder, beside a declared app db. Beyond the schema: a name of
+// no app of the set, the app itself, and cycles (Validate refuses them).
+func TestDependsOnAgrees(t *testing.T) {
+	sch := compile(t)
+	for _, v := range []string{"[]", "[db]", "[db, db]", "db", "[[db]]", "[{db: x}]", "[null]", "[1]", "[Db]", "[db_2]", "{db: x}"} {
+		src := "apps:\n  web:\n    exec: x\n    dependsOn: " + v + "\n  db:\n    exec: x\n"
+		schemaOK := schemaErr(sch, []byte(src)) == nil
+		if dec := decoderAccepts(src); schemaOK != dec {
+			t.Errorf("dependsOn %s: schema accepts: %v, decoder accepts: %v", v, schemaOK, dec)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -152,6 +153,14 @@ func TestMetricsEndpoint(t *testing.T) {
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
+		}
+	}
+	// Each live worker's memory and CPU time, read from /proc.
+	for _, w := range ws {
+		for _, name := range []string{"paddock_worker_resident_bytes", "paddock_worker_cpu_seconds_total"} {
+			if re := regexp.MustCompile(fmt.Sprintf(`(?m)^%s\{app="web",worker="%d"\} [0-9.e+]+$`, name, w.ID)); !re.MatchString(body) {
+				t.Errorf("metrics lack %s of worker %d", name, w.ID)
+			}
 		}
 	}
 	for _, w := range ws {

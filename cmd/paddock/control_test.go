@@ -88,11 +88,14 @@ func statusOfCLI(t *testing.T, sock string) control.StatusResponse {
 	return st
 }
 
-// liveWorkers returns the running workers of app, by id.
+// liveWorkers returns the running workers of app, by id, without their
+// resource use (which changes from one reading to the next), so that two
+// answers compare.
 func liveWorkers(st control.StatusResponse, app string) map[int]control.Worker {
 	out := map[int]control.Worker{}
 	for _, w := range st.Workers {
 		if w.App == app && w.State == "running" && w.PID != 0 {
+			w.RSSBytes, w.CPUPercent, w.CPUSeconds, w.Processes = nil, nil, nil, nil
 			out[w.ID] = w
 		}
 	}
@@ -246,13 +249,29 @@ func checkStatusTable(t *testing.T, sock string) {
 	t.Helper()
 	// The table names every column and worker.
 	table := mustCLI(t, sock, "status")
-	for _, col := range []string{"APP", "WORKER", "PID", "STATE", "READY", "UPTIME", "RESTARTS", "LISTEN", "GENERATION", "DESIRED", "ROLLOUT"} {
+	for _, col := range []string{"APP", "WORKER", "PID", "STATE", "READY", "UPTIME", "RESTARTS", "LISTEN", "GENERATION", "DESIRED", "ROLLOUT", "CPU", "MEM"} {
 		if !strings.Contains(table, col) {
 			t.Errorf("status lacks column %s:\n%s", col, table)
 		}
 	}
 	if n := len(regexp.MustCompile(`(?m)^web\s+\d+\s+\d+\s+running\s+yes`).FindAllString(table, -1)); n != 2 {
 		t.Errorf("status shows %d running ready web workers, want 2:\n%s", n, table)
+	}
+	// Their CPU and memory, read from /proc, and the app's sum.
+	if n := len(regexp.MustCompile(`(?m)^web\s+\d+\s+\d+\s+running\s+yes\s+\S+\s+\d+\s+\d+(\.\d)?%\s+\d+(\.\d)?(Ki|Mi)\s`).FindAllString(table, -1)); n != 2 {
+		t.Errorf("status shows the CPU and memory of %d web workers, want 2:\n%s", n, table)
+	}
+	st := statusOfCLI(t, sock)
+	var sum int64
+	for _, w := range st.Workers {
+		if w.PID != 0 && (w.RSSBytes == nil || *w.RSSBytes <= 0 || w.CPUPercent == nil || w.Processes == nil || *w.Processes != 1) {
+			t.Errorf("status --json: worker %d without its resource use: %+v", w.ID, w)
+		} else if w.PID != 0 {
+			sum += *w.RSSBytes
+		}
+	}
+	if a := appOf(t, st, "web"); a.RSSBytes == nil || *a.RSSBytes != sum || a.CPUPercent == nil {
+		t.Errorf("status --json: app web's memory is not its workers' sum %d: %+v", sum, a)
 	}
 	if cli, api := liveWorkers(statusOfCLI(t, sock), "web"), liveWorkers(statusOf(t, sock), "web"); fmt.Sprint(cli) != fmt.Sprint(api) {
 		t.Errorf("status --json shows %v, the API %v", cli, api)

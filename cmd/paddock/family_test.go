@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -88,6 +90,24 @@ func helper(mode string) {
 			os.Exit(25)
 		}
 		select {}
+	case "crash":
+		// A program that cannot stay up, and says why first: the first
+		// 3 times it runs (it counts them in $COUNTER); then it stays.
+		f, err := os.OpenFile(os.Getenv("COUNTER"), os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			os.Exit(26)
+		}
+		data, _ := io.ReadAll(f)
+		if _, err := f.WriteString("run\n"); err != nil {
+			os.Exit(27)
+		}
+		f.Close()
+		if bytes.Count(data, []byte("\n")) >= 3 {
+			select {}
+		}
+		fmt.Println("connecting to the database")
+		fmt.Fprintln(os.Stderr, "fatal: the database refused the connection")
+		os.Exit(1)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
 		os.Exit(2)

@@ -28,6 +28,9 @@ const (
 	exitOK      = 0
 	exitFailure = 1 // invalid manifests, a failed run, workers that had to be killed
 	exitUsage   = 2 // bad command line, unreadable paths
+	// exitAppFailed: paddock run stopped because a critical app failed
+	// (critical: true, or --exit-on-failed); every app was stopped.
+	exitAppFailed = 3
 )
 
 const defaultManifest = "paddock.yaml"
@@ -56,11 +59,11 @@ or the default path; exit 1 when no supervisor answers):
   paddock restart [--wait] APP        rolling restart of APP with its rollout rules
   paddock reload                      re-read the manifests now and print what changed
   paddock diff [PATH...]              what applying PATH would change: exit 0 nothing,
-                                      1 something, 2 errors
+                                      1 something (or an app runs rolled back), 2 errors
   paddock send APP[/WORKER] JSON      deliver a message to workers with an IPC channel
   paddock signal APP[/WORKER] SIGNAL  send a signal to workers
   paddock logs [-f] [--lines N] [APP[/WORKER]]
-                                      recent output of silent workers
+                                      recent output of the workers
   paddock stop                        graceful shutdown, as SIGTERM
 
   paddock completion bash|zsh|fish    print a shell completion script

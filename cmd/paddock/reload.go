@@ -59,6 +59,12 @@ func describeChange(c control.Change) string {
 			s += fmt.Sprintf("; scaled %d → %s", c.From, plural.Count(c.To, "worker"))
 		}
 		return s
+	case manifest.ChangeReconfigured:
+		s := fmt.Sprintf("~ %s: reconfigured (%s), workers kept", c.App, strings.Join(c.Fields, ", "))
+		if c.From != c.To {
+			s += fmt.Sprintf("; scaled %d → %s", c.From, plural.Count(c.To, "worker"))
+		}
+		return s
 	}
 	return "? " + c.Summary
 }
@@ -105,8 +111,12 @@ func cmdDiff(args []string, stdout, stderr io.Writer) int {
 		for _, c := range resp.Changes {
 			fmt.Fprintln(stdout, describeChange(c))
 		}
+		for _, rb := range resp.RolledBack {
+			fmt.Fprintf(stdout, "! %s: runs generation %s, rolled back from the manifest's %s (%s); applying keeps the rollback, `paddock restart %s` retries %s\n",
+				rb.App, rb.To, rb.From, rb.Reason, rb.App, rb.From)
+		}
 	}
-	if len(resp.Changes) == 0 {
+	if len(resp.Changes) == 0 && len(resp.RolledBack) == 0 {
 		if !*asJSON {
 			fmt.Fprintln(stdout, "no change")
 		}

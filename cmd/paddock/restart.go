@@ -133,6 +133,11 @@ func (rw *restartWatch) event(e control.Event) bool {
 			return true
 		}
 		fmt.Fprintf(rw.stdout, "%s: stalled: %s\n", app, e.Detail)
+		lines := e.Lines
+		if e.LastExit != nil {
+			lines = e.LastExit.Lines
+		}
+		writeLines(rw.stdout, lines)
 		rw.code = exitFailure
 		return false
 	case "restart-requested", "reload":

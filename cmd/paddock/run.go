@@ -36,6 +36,7 @@ type runOptions struct {
 	metricsAddr         string
 	sysctl              bool
 	cgroup              string
+	exitOnFailed        bool
 }
 
 // parseRun parses paddock run's command line into o and returns its flag
@@ -50,6 +51,7 @@ func parseRun(args []string, stderr io.Writer) (o runOptions, fs *flag.FlagSet, 
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://HOST:PORT/metrics (default: off)")
 	fs.BoolVar(&o.sysctl, "sysctl", true, "let paddock change sysctls it needs (net.ipv4.tcp_migrate_req for reuseport apps; each change is logged)")
 	fs.StringVar(&o.cgroup, "cgroup", "auto", "auto: start the workers in a cgroup v2 of their own, killed as a whole when paddock stops or dies, when paddock can create one; off: never")
+	fs.BoolVar(&o.exitOnFailed, "exit-on-failed", false, "make every app critical: when one has been crash-looping at backoff.max with no worker up for its failAfter, stop every app and exit 3")
 	if code := parse(fs, args); code >= 0 {
 		return o, fs, code
 	}
@@ -168,6 +170,8 @@ func newRunner(o runOptions, manifests []string, logger *slog.Logger, stdout, st
 		OnReload: r.met.OnReload,
 		NoSysctl: !o.sysctl,
 		Reaper:   reaper,
+
+		ExitOnFailed: o.exitOnFailed,
 	}
 	if os.Getenv("NOTIFY_SOCKET") != "" {
 		// Under systemd (Type=notify or notify-reload).
@@ -255,10 +259,16 @@ func handleSignals(logger *slog.Logger, sup *supervisor.Supervisor, stop func())
 // exit code.
 func runExit(err error, logger *slog.Logger, stderr io.Writer) int {
 	var fe *manifest.FieldError
+	var failed *supervisor.AppFailedError
 	switch {
 	case err == nil:
 		logger.Info("all workers stopped")
 		return exitOK
+	case errors.As(err, &failed):
+		// The orchestrator (a container's, systemd's Restart=) learns
+		// that an app cannot stay up: a code of its own.
+		logger.Error("exiting: a critical app failed", "app", failed.App, "err", err)
+		return exitAppFailed
 	case errors.As(err, &fe):
 		// Addresses that could not be bound: reported like validation
 		// errors, one per line, and nothing was started.

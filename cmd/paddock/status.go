@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/paddock-sh/paddock/internal/control"
+	"github.com/paddock-sh/paddock/internal/supervisor"
 )
 
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
@@ -44,10 +45,14 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// writeStatus prints the apps, then the workers, as tables.
+// writeStatus prints the apps, each with its notes (appNotes) under its
+// row, then the workers, as tables. With short names and one listen
+// address, each line fits in 80 columns: the addresses each worker serves
+// are in --json (workers[].listen).
 func writeStatus(out io.Writer, st *control.StatusResponse, now time.Time) {
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "APP\tDESIRED\tREADY\tPOLICY\tLISTEN\tGENERATION\tROLLOUT")
+	var apps strings.Builder
+	tw := tabwriter.NewWriter(&apps, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "APP\tDESIRED\tREADY\tCPU\tMEM\tPOLICY\tLISTEN\tGENERATION\tROLLOUT\tWAITING")
 	for _, a := range st.Apps {
 		desired := strconv.Itoa(a.Instances)
 		if a.Override {
@@ -57,13 +62,19 @@ func writeStatus(out io.Writer, st *control.StatusResponse, now time.Time) {
 		if a.Rollout != nil {
 			rollout = a.Rollout.Summary
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", a.Name, desired, a.Ready, a.Instances, a.SchedulingPolicy,
-			dash(strings.Join(a.Listen, ",")), a.Generation, rollout)
+		gen := a.Generation
+		if a.RolledBack != nil {
+			gen += " (rolled back from " + a.RolledBack.From + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, desired, a.Ready, a.Instances,
+			formatCPU(a.CPUPercent), formatMem(a.RSSBytes), a.SchedulingPolicy,
+			dash(strings.Join(a.Listen, ",")), gen, rollout, dash(a.Waiting))
 	}
 	tw.Flush()
+	writeAppRows(out, apps.String(), st.Apps, now)
 	fmt.Fprintln(out)
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "APP\tWORKER\tPID\tSTATE\tREADY\tUPTIME\tRESTARTS\tLISTEN\tGENERATION")
+	fmt.Fprintln(tw, "APP\tWORKER\tPID\tSTATE\tREADY\tUPTIME\tRESTARTS\tCPU\tMEM\tGENERATION")
 	for _, w := range st.Workers {
 		pid, uptime := "-", "-"
 		if w.PID != 0 {
@@ -78,10 +89,46 @@ func writeStatus(out io.Writer, st *control.StatusResponse, now time.Time) {
 		if w.Ready {
 			ready = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", w.App, w.ID, pid, state, ready, uptime, w.Restarts,
-			dash(strings.Join(w.Listen, ",")), w.Generation)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", w.App, w.ID, pid, state, ready, uptime, w.Restarts,
+			formatCPU(w.CPUPercent), formatMem(w.RSSBytes), w.Generation)
 	}
 	tw.Flush()
+}
+
+// formatCPU prints a CPU percentage as top does, short: 0.3%, 12%, 150%;
+// "-" when there is none.
+func formatCPU(p *float64) string {
+	switch {
+	case p == nil:
+		return "-"
+	case *p < 10:
+		return fmt.Sprintf("%.1f%%", *p)
+	}
+	return fmt.Sprintf("%.0f%%", *p)
+}
+
+// formatMem prints a size in bytes with a binary unit, in at most four
+// figures and two letters: 512B, 8.4Mi, 84Mi, 1.2Gi; "-" when there is
+// none.
+func formatMem(n *int64) string {
+	if n == nil {
+		return "-"
+	}
+	v := float64(*n)
+	if v < 1024 {
+		return fmt.Sprintf("%dB", *n)
+	}
+	unit := ""
+	for _, u := range []string{"Ki", "Mi", "Gi", "Ti"} {
+		v, unit = v/1024, u
+		if v < 1024 {
+			break
+		}
+	}
+	if v < 10 {
+		return fmt.Sprintf("%.1f%s", v, unit)
+	}
+	return fmt.Sprintf("%.0f%s", v, unit)
 }
 
 func dash(s string) string {
@@ -173,4 +220,69 @@ func formatEvent(e control.Event) string {
 		fmt.Fprintf(&b, " %s", e.Detail)
 	}
 	return b.String()
+}
+
+// deployNotes returns the lines printed under app a's row of the status
+// table about its deploys: a stalled rolling update, with why, the failing
+// worker's last exit and its last output lines (or, while it still runs,
+// the lines it wrote), and a rollback (rollout.onStall: rollback), with
+// what ends it. Lines that the crash-loop notes show already are not
+// repeated.
+func deployNotes(a control.App) []string {
+	var notes []string
+	if ro := a.Rollout; ro != nil && ro.Stalled != "" {
+		notes = append(notes, "rollout stalled: "+ro.Stalled)
+		lines := ro.Lines
+		if ex := ro.LastExit; ex != nil {
+			notes = append(notes, "  last exit: "+describeExit(a.Name, ex))
+			lines = ex.Lines
+			if a.CrashLoop != nil && a.LastExit != nil && a.LastExit.Worker == ex.Worker && a.LastExit.At.Equal(ex.At) {
+				lines = nil // under the crash-loop line already
+			}
+		} else if ro.StalledWorker != 0 && len(lines) > 0 {
+			notes = append(notes, fmt.Sprintf("  %s/%d runs, not ready; its last lines:", a.Name, ro.StalledWorker))
+		}
+		if len(lines) > statusLines {
+			lines = lines[len(lines)-statusLines:]
+		}
+		for _, l := range lines {
+			notes = append(notes, "  | "+printable(l))
+		}
+	}
+	if rb := a.RolledBack; rb != nil {
+		notes = append(notes, fmt.Sprintf("rolled back from generation %s to %s: %s", rb.From, rb.To, rb.Reason),
+			fmt.Sprintf("  the manifest still says %s: a reload that changes %s rolls forward; `paddock restart %s` retries it",
+				rb.From, a.Name, a.Name))
+	}
+	return notes
+}
+
+// describeExit says what an exit was, in a phrase.
+func describeExit(app string, ex *control.ExitInfo) string {
+	uptime, _ := time.ParseDuration(ex.Uptime)
+	return supervisor.DescribeExit(app, ex.Worker, ex.PID, ex.Code, ex.Signal, uptime)
+}
+
+// writeLines prints a worker's output lines, indented.
+func writeLines(out io.Writer, lines []string) {
+	for _, l := range lines {
+		fmt.Fprintf(out, "    | %s\n", l)
+	}
+}
+
+// writeRollbacks prints, under the apps table, each app that runs an
+// earlier generation than its manifest's, and why.
+func writeRollbacks(out io.Writer, apps []control.App) {
+	for _, a := range apps {
+		if rb := a.RolledBack; rb != nil {
+			fmt.Fprintf(out, "\n%s\n", describeRollback(a.Name, rb))
+		}
+	}
+}
+
+// describeRollback says that app was rolled back, why, and what ends it.
+func describeRollback(app string, rb *control.RolledBack) string {
+	return fmt.Sprintf("%s: rolled back from generation %s to %s: %s\n"+
+		"  the manifest still says %s: a reload that changes %s rolls forward; `paddock restart %s` retries it",
+		app, rb.From, rb.To, rb.Reason, rb.From, app, app)
 }

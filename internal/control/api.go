@@ -17,7 +17,7 @@ import (
 // StatusResponse is GET /v1/status.
 type StatusResponse struct {
 	Supervisor SupervisorInfo `json:"supervisor"`
-	// LostOutput counts the lines of silent workers that could not be
+	// LostOutput counts the lines of workers that could not be
 	// written to paddock's stdout and stderr (a broken pipe, a full disk).
 	LostOutput map[string]int64 `json:"lostOutput"`
 	Apps       []App            `json:"apps"`
@@ -48,12 +48,88 @@ type App struct {
 	Ready             int    `json:"ready"`
 	Generation        string `json:"generation"`
 	SchedulingPolicy  string `json:"schedulingPolicy"`
-	// Silent: paddock keeps the workers' output (paddock logs).
+	// Silent: the workers' lines reach paddock's stdout and stderr
+	// prefixed with "app/id | ".
 	Silent bool `json:"silent"`
 	// Listen: the addresses of the app's listen: sockets, then those
 	// opened for its cluster workers on demand.
 	Listen  []string `json:"listen"`
 	Rollout *Rollout `json:"rollout,omitempty"`
+	// The resource use of the app's live workers, summed (absent when
+	// none was read): see Worker.
+	RSSBytes   *int64   `json:"rssBytes,omitempty"`
+	CPUPercent *float64 `json:"cpuPercent,omitempty"`
+	// Waiting, when present, says which dependencies (dependsOn) the app's
+	// workers wait for: "waiting for db: 0/1 available".
+	Waiting string `json:"waiting,omitempty"`
+	// Critical: paddock gives up when the app fails (`critical: true`,
+	// or --exit-on-failed). CrashLoop is present while the app is
+	// crash-looping.
+	Critical  bool       `json:"critical,omitempty"`
+	CrashLoop *CrashLoop `json:"crashLoop,omitempty"`
+	// LastExit is the last exit of one of the app's workers that paddock
+	// did not ask for, with its last output lines.
+	LastExit *ExitInfo `json:"lastExit,omitempty"`
+	// RolledBack, when present, says the app runs an earlier generation
+	// (Generation) than its manifest's, after a stalled rolling update
+	// (rollout.onStall: rollback).
+	RolledBack *RolledBack `json:"rolledBack,omitempty"`
+}
+
+// RolledBack says an app was rolled back from generation From (the
+// manifest's, or a restart of it) to To, because its rolling update
+// stalled (Reason).
+type RolledBack struct {
+	App    string `json:"app,omitempty"` // in a diff's answer
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Reason string `json:"reason"`
+}
+
+// CrashLoop describes an app whose workers keep exiting before they
+// stayed up for its backoff.max.
+type CrashLoop struct {
+	// Exits happened within Window (a Go duration string, "1m0s") up to
+	// now; Since is when the crash loop began.
+	Exits  int       `json:"exits"`
+	Window string    `json:"window"`
+	Since  time.Time `json:"since"`
+	// The last exit: its code (-1 when a signal ended the worker or it
+	// could not start), the signal, whether it could not start, and when.
+	LastExitCode    int       `json:"lastExitCode"`
+	LastSignal      string    `json:"lastSignal,omitempty"`
+	LastStartFailed bool      `json:"lastStartFailed,omitempty"`
+	LastExitAt      time.Time `json:"lastExitAt"`
+	// FailAt, for a critical app that is failing, is when paddock gives
+	// up on it and exits.
+	FailAt *time.Time `json:"failAt,omitempty"`
+	// Summary: "14 exits in 60s, last exit 1".
+	Summary string `json:"summary"`
+}
+
+// ExitInfo is what paddock kept of a worker's exit.
+type ExitInfo struct {
+	Worker     int    `json:"worker"`
+	PID        int    `json:"pid"` // 0: the worker could not be started
+	Generation string `json:"generation"`
+	// Code is the exit code, -1 when a signal ended the worker (Signal
+	// names it) or it could not be started.
+	Code   int       `json:"code"`
+	Signal string    `json:"signal,omitempty"`
+	At     time.Time `json:"at"`
+	// Uptime is how long it ran, a Go duration string.
+	Uptime string `json:"uptime"`
+	// Lines are its last output lines (stdout and stderr), oldest first.
+	Lines []string `json:"lines"`
+}
+
+// FromExit converts a supervisor exit record; nil for nil.
+func FromExit(e *supervisor.ExitInfo) *ExitInfo {
+	if e == nil {
+		return nil
+	}
+	return &ExitInfo{Worker: e.Worker, PID: e.PID, Generation: e.Generation, Code: e.Code, Signal: e.Signal,
+		At: e.At, Uptime: e.Uptime.String(), Lines: nonNil(e.Lines)}
 }
 
 // Rollout is a rolling update in progress.
@@ -64,6 +140,13 @@ type Rollout struct {
 	Old       int    `json:"old"`
 	Stalled   string `json:"stalled,omitempty"`
 	Summary   string `json:"summary"`
+	// StalledWorker is the worker Stalled is about; LastExit the last exit
+	// of a worker of the generation rolling out (that one, or a later
+	// replacement of it); Lines the last output lines of StalledWorker
+	// while it still runs (not ready within its readyTimeout).
+	StalledWorker int       `json:"stalledWorker,omitempty"`
+	LastExit      *ExitInfo `json:"lastExit,omitempty"`
+	Lines         []string  `json:"lines,omitempty"`
 }
 
 // Worker is one worker.
@@ -83,6 +166,14 @@ type Worker struct {
 	HandedOut int64 `json:"handedOut"`
 	// Status is the worker's last sd_notify STATUS=.
 	Status string `json:"status,omitempty"`
+	// The resource use of the live worker's process group, as last read
+	// from /proc (absent for a worker gone): resident memory in bytes,
+	// CPU over the last sampling interval in percent of one CPU, CPU
+	// seconds since it started, processes in the group.
+	RSSBytes   *int64   `json:"rssBytes,omitempty"`
+	CPUPercent *float64 `json:"cpuPercent,omitempty"`
+	CPUSeconds *float64 `json:"cpuSeconds,omitempty"`
+	Processes  *int     `json:"processes,omitempty"`
 	// HealthFailures counts the health probes it failed in a row;
 	// HealthAnswer is the last probe's answer paddock took note of.
 	HealthFailures int    `json:"healthFailures,omitempty"`
@@ -118,6 +209,14 @@ type Event struct {
 	Stream string `json:"stream,omitempty"`
 	Lost   int64  `json:"lost,omitempty"`
 	Detail string `json:"detail,omitempty"`
+	// rollout-stalled: the last exit of a worker of the generation rolling
+	// out, or the last output lines of the stalled worker while it still
+	// runs (as in Rollout).
+	LastExit *ExitInfo `json:"lastExit,omitempty"`
+	Lines    []string  `json:"lines,omitempty"`
+	// rollout-rollback: the generation whose rolling update stalled (the
+	// app returns to Generation).
+	FromGeneration string `json:"fromGeneration,omitempty"`
 }
 
 // EventLost is the type of the line GET /v1/events sends in place of
@@ -127,13 +226,16 @@ const EventLost = "events-lost"
 // FromEvent converts a supervisor event.
 func FromEvent(e supervisor.Event) Event {
 	out := Event{Time: e.Time, Type: e.Type, App: e.App, Worker: e.Worker, PID: e.PID, Generation: e.Generation,
-		Signal: e.Signal, Attempt: e.Attempt, Stream: e.Stream, Lost: e.Lost, Detail: e.Detail}
+		Signal: e.Signal, Attempt: e.Attempt, Stream: e.Stream, Lost: e.Lost, Detail: e.Detail, FromGeneration: e.FromGeneration}
 	if e.Type == supervisor.EventExit {
 		code, intended := e.ExitCode, e.Intended
 		out.ExitCode, out.Intended = &code, &intended
 	}
 	if e.Delay != 0 {
 		out.Delay = e.Delay.String()
+	}
+	if e.Stall != nil {
+		out.LastExit, out.Lines = FromExit(e.Stall.Exit), e.Stall.Lines
 	}
 	return out
 }
@@ -162,6 +264,11 @@ func fromChanges(cs []manifest.Change) []Change {
 // ChangesResponse answers reload and diff.
 type ChangesResponse struct {
 	Changes []Change `json:"changes"`
+	// RolledBack (diff only) lists the apps that run an earlier generation
+	// than the manifests say and that applying them leaves so: their
+	// rolling update to the manifests' generation stalled and was rolled
+	// back (rollout.onStall: rollback). By app name.
+	RolledBack []RolledBack `json:"rolledBack,omitempty"`
 }
 
 // DiffRequest is the body of POST /v1/diff: the manifest paths to compare

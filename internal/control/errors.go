@@ -39,8 +39,7 @@ var (
 // 503 whatever its kind; a reload cut short by the end of its request is
 // still answered as a failed reload (422), as it always was. An error that
 // matches no rule is a 409: the request cannot be carried out as things
-// stand (no live worker to signal, no worker with an IPC channel, an app
-// whose output paddock does not keep).
+// stand (no live worker to signal, no worker with an IPC channel).
 var statusRules = []struct {
 	err    error
 	status int
@@ -52,7 +51,6 @@ var statusRules = []struct {
 	{errInvalidManifests, http.StatusUnprocessableEntity},
 	{context.Canceled, http.StatusServiceUnavailable},
 	{errBadRequest, http.StatusBadRequest},
-	{ErrNotSilent, http.StatusConflict},
 }
 
 // statusOf returns the HTTP status that answers err (statusRules).

@@ -40,7 +40,6 @@ func TestStatusOf(t *testing.T) {
 		{"request ended", context.Canceled, 503},
 		{"request ended, marked bad request", badRequest(context.Canceled), 503},
 		{"bad request", badRequest(errors.New("request body: bad")), 400},
-		{"not silent", fmt.Errorf("web: %w", ErrNotSilent), 409},
 		{"anything else", errors.New("no live worker"), 409},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,7 +142,6 @@ func TestRunningSupervisorErrorStatuses(t *testing.T) {
 	}{
 		// startSupervisor's supervisor has no loader: its reload fails.
 		{"POST", "/v1/reload", "", 422, "reload: no manifest loader configured"},
-		{"GET", "/v1/logs?app=web", "", 409, "web: " + ErrNotSilent.Error()},
 		{"GET", "/v1/logs?app=nope", "", 404, "nope: " + supervisor.ErrUnknownApp.Error()},
 		{"POST", "/v1/apps/nope/scale", `{"instances": 2}`, 404, "nope: " + supervisor.ErrUnknownApp.Error()},
 		{"POST", "/v1/apps/web/scale", `{"instances": -1}`, 400, ""},

@@ -6,6 +6,7 @@ package control
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -37,9 +38,30 @@ func StatusFrom(info SupervisorInfo, st supervisor.Status) StatusResponse {
 		app := App{Name: a.Name, Instances: a.Instances, ManifestInstances: a.ManifestInstances, Override: a.Override,
 			Running: a.Running, Ready: a.Ready, Generation: a.Generation, SchedulingPolicy: a.SchedulingPolicy,
 			Silent: a.Silent, Listen: nonNil(a.Listen)}
+		app.Waiting = a.Waiting
 		if ro := a.Rollout; ro != nil {
 			app.Rollout = &Rollout{Instances: ro.Instances, New: ro.New, NewReady: ro.NewReady, Old: ro.Old,
-				Stalled: ro.Stalled, Summary: ro.String()}
+				Stalled: ro.Stalled, Summary: ro.String(), StalledWorker: ro.StalledWorker}
+			if st := a.Stall; st != nil {
+				app.Rollout.LastExit, app.Rollout.Lines = FromExit(st.Exit), st.Lines
+			}
+		}
+		app.Critical = a.Critical
+		if cl := a.CrashLoop; cl != nil {
+			app.CrashLoop = &CrashLoop{Exits: cl.Exits, Window: cl.Window.String(), Since: cl.Since, LastExitCode: cl.LastCode,
+				LastSignal: cl.LastSignal, LastStartFailed: cl.LastStartFailed, LastExitAt: cl.LastAt, Summary: cl.String()}
+			if !cl.FailAt.IsZero() {
+				t := cl.FailAt
+				app.CrashLoop.FailAt = &t
+			}
+		}
+		app.LastExit = FromExit(a.LastExit)
+		if rb := a.RolledBack; rb != nil {
+			app.RolledBack = &RolledBack{From: rb.From, To: rb.To, Reason: rb.Reason}
+		}
+		if u := a.Usage; u != nil {
+			rss, cpu := u.RSS, roundPercent(u.CPUPercent)
+			app.RSSBytes, app.CPUPercent = &rss, &cpu
 		}
 		resp.Apps = append(resp.Apps, app)
 	}
@@ -51,6 +73,10 @@ func StatusFrom(info SupervisorInfo, st supervisor.Status) StatusResponse {
 			t := wi.RestartAt
 			wk.RestartAt = &t
 		}
+		if u := wi.Usage; u != nil {
+			rss, cpu, secs, procs := u.RSS, roundPercent(u.CPUPercent), u.CPUTime.Seconds(), u.Procs
+			wk.RSSBytes, wk.CPUPercent, wk.CPUSeconds, wk.Processes = &rss, &cpu, &secs, &procs
+		}
 		resp.Workers = append(resp.Workers, wk)
 	}
 	for app, c := range st.HealthChecks {
@@ -61,6 +87,10 @@ func StatusFrom(info SupervisorInfo, st supervisor.Status) StatusResponse {
 	}
 	return resp
 }
+
+// roundPercent rounds a CPU percentage to two decimals: the readings are
+// not finer than that.
+func roundPercent(p float64) float64 { return math.Round(p*100) / 100 }
 
 func nonNil(s []string) []string {
 	if s == nil {
@@ -95,7 +125,17 @@ func (s *Server) diff(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ChangesResponse{Changes: fromChanges(changes)})
+	rolledBack, err := s.Supervisor.Rollbacks(r.Context(), set)
+	if err != nil {
+		return err
+	}
+	resp := ChangesResponse{Changes: fromChanges(changes)}
+	for _, name := range set.Names() {
+		if rb, ok := rolledBack[name]; ok {
+			resp.RolledBack = append(resp.RolledBack, RolledBack{App: name, From: rb.From, To: rb.To, Reason: rb.Reason})
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 

@@ -17,7 +17,7 @@ import (
 type Server struct {
 	Supervisor *supervisor.Supervisor
 	// Events must receive every supervisor event (make its Publish the
-	// supervisor's OnEvent); Logs every line of silent workers.
+	// supervisor's OnEvent); Logs every line of the workers.
 	Events *Hub
 	Logs   *logbuf.Store
 	// Load reads and validates manifests, for diff; Manifests are the

@@ -6,7 +6,6 @@ package control
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -171,16 +170,9 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// ErrNotSilent is returned for the logs of an app whose output paddock
-// does not keep.
-var ErrNotSilent = errors.New("its workers are not silent: they write straight to paddock's own stdout and stderr " +
-	"(the terminal, journal or container log paddock runs with), and paddock keeps no copy; " +
-	"set silent: true for paddock to keep their output for paddock logs")
-
 // logsOf checks that paddock may have output of app (worker 0: any of its
-// workers) to show: an app of the running manifests that is silent, or
-// one whose output is still kept (it was removed, or made not silent,
-// after its workers wrote).
+// workers) to show: an app of the running manifests, or one whose output
+// is still kept (it was removed after its workers wrote).
 func (s *Server) logsOf(ctx context.Context, app string, worker int) error {
 	if len(s.Logs.Tail(app, worker, 1)) > 0 {
 		return nil
@@ -191,9 +183,6 @@ func (s *Server) logsOf(ctx context.Context, app string, worker int) error {
 	}
 	for _, a := range st.Apps {
 		if a.Name == app {
-			if !a.Silent {
-				return fmt.Errorf("%s: %w", app, ErrNotSilent)
-			}
 			return nil
 		}
 	}

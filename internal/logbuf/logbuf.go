@@ -1,4 +1,4 @@
-// Package logbuf keeps the recent output of silent workers in memory, a
+// Package logbuf keeps the recent output of the workers in memory, a
 // bounded ring per worker, for `paddock logs`: the last lines of each
 // worker, and the lines that follow for those who subscribe.
 //

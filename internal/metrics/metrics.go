@@ -2,8 +2,9 @@
 // metrics (github.com/prometheus/client_golang).
 //
 // Gauges (workers desired, running, ready; connections handed out; health
-// probes by result) are read from the supervisor at each scrape; counters and histograms (exits,
-// restarts, reloads, rollout durations, start latency) are fed by its
+// probes by result) are read from the supervisor at each scrape; counters
+// and histograms (exits, restarts, reloads, rollout durations and stalls,
+// start latency) are fed by its
 // events through Observe and OnReload.
 package metrics
 
@@ -42,6 +43,8 @@ type Metrics struct {
 	reloads  *prometheus.CounterVec
 	rollouts *prometheus.HistogramVec
 	start    *prometheus.HistogramVec
+	stalls   *prometheus.CounterVec
+	rollback *prometheus.CounterVec
 
 	mu           sync.Mutex
 	rolloutSince map[string]time.Time
@@ -73,12 +76,20 @@ func New(status StatusFunc) *Metrics {
 			Help:    "Time from a worker's start to its readiness (as its app's readiness: says), by app.",
 			Buckets: []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
 		}, []string{"app"}),
+		stalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "paddock_rollout_stalls_total",
+			Help: "Rolling updates that stalled (a new worker not ready within readyTimeout, or exited before it was available), by app.",
+		}, []string{"app"}),
+		rollback: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "paddock_rollout_rollbacks_total",
+			Help: "Stalled rolling updates rolled back to the last generation whose workers were all available (rollout.onStall: rollback), by app.",
+		}, []string{"app"}),
 		rolloutSince: map[string]time.Time{},
 	}
 	for _, reload := range []string{"applied", "unchanged", "failed"} {
 		m.reloads.WithLabelValues(reload) // present from the start, at 0
 	}
-	m.reg.MustRegister(m.exits, m.restarts, m.reloads, m.rollouts, m.start,
+	m.reg.MustRegister(m.exits, m.restarts, m.reloads, m.rollouts, m.start, m.stalls, m.rollback,
 		&stateCollector{status: status},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -106,6 +117,10 @@ func (m *Metrics) Observe(e supervisor.Event) {
 		m.restarts.WithLabelValues(e.App).Inc()
 	case supervisor.EventReady:
 		m.start.WithLabelValues(e.App).Observe(e.Delay.Seconds())
+	case supervisor.EventRolloutStalled:
+		m.stalls.WithLabelValues(e.App).Inc()
+	case supervisor.EventRolloutRollback:
+		m.rollback.WithLabelValues(e.App).Inc()
 	case supervisor.EventRolloutProgress:
 		m.mu.Lock()
 		defer m.mu.Unlock()
@@ -151,16 +166,25 @@ var (
 	descHanded = prometheus.NewDesc("paddock_worker_connections_handed_out_total",
 		"Connections paddock accepted and handed to the worker (rr, sticky), by app and worker id.", []string{"app", "worker"}, nil)
 	descLostOutput = prometheus.NewDesc("paddock_output_lost_lines_total",
-		"Lines of silent workers that could not be written to paddock's stdout or stderr (a broken pipe, a full disk).", []string{"stream"}, nil)
+		"Workers' lines that could not be written to paddock's stdout or stderr (a broken pipe, a full disk).", []string{"stream"}, nil)
+	descResident = prometheus.NewDesc("paddock_worker_resident_bytes",
+		"Resident memory of the worker's process group (the worker and the processes it started in its group), as last read from /proc, by app and worker id.", []string{"app", "worker"}, nil)
+	descCPU = prometheus.NewDesc("paddock_worker_cpu_seconds_total",
+		"CPU time, user and system, that the worker's process group used since the worker started, by app and worker id.", []string{"app", "worker"}, nil)
+	descStalled = prometheus.NewDesc("paddock_rollout_stalled",
+		"1 while the app's rolling update is stalled (the old workers keep serving), else 0.", []string{"app"}, nil)
 	descUp = prometheus.NewDesc("paddock_up",
 		"1 when the supervisor answered the scrape.", nil, nil)
 	descHealth = prometheus.NewDesc("paddock_health_checks_total",
 		"Health probes of the app's workers by result: pass, fail (an answer that fails: a status, an exit code, a refused connection), timeout (no answer within the healthCheck's timeout).",
 		[]string{"app", "result"}, nil)
+	descCrashLooping = prometheus.NewDesc("paddock_app_crash_looping",
+		"1 while the app's workers keep exiting before they stayed up for its backoff.max (a crash loop).", []string{"app"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDesired, descRunning, descReady, descOverride, descHanded, descLostOutput, descUp, descHealth} {
+	for _, d := range []*prometheus.Desc{descDesired, descRunning, descReady, descOverride, descHanded, descLostOutput, descResident, descCPU, descUp,
+		descCrashLooping, descStalled, descHealth} {
 		ch <- d
 	}
 }
@@ -186,8 +210,23 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			override = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descOverride, prometheus.GaugeValue, override, a.Name)
+		looping := 0.0
+		if a.CrashLoop != nil {
+			looping = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descCrashLooping, prometheus.GaugeValue, looping, a.Name)
+		stalled := 0.0
+		if a.Rollout != nil && a.Rollout.Stalled != "" {
+			stalled = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descStalled, prometheus.GaugeValue, stalled, a.Name)
 	}
 	for _, w := range st.Workers {
+		if w.PID != 0 && w.Usage != nil {
+			id := strconv.Itoa(w.ID)
+			ch <- prometheus.MustNewConstMetric(descResident, prometheus.GaugeValue, float64(w.Usage.RSS), w.App, id)
+			ch <- prometheus.MustNewConstMetric(descCPU, prometheus.CounterValue, w.Usage.CPUTime.Seconds(), w.App, id)
+		}
 		if w.PID == 0 || w.HandedOut == 0 {
 			continue
 		}

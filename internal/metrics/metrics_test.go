@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/paddock-sh/paddock/internal/supervisor"
+	"github.com/paddock-sh/paddock/reconcile"
 )
 
 func TestExitCause(t *testing.T) {
@@ -31,7 +32,11 @@ func TestExitCause(t *testing.T) {
 func TestObserveAndCollect(t *testing.T) {
 	m := New(func(context.Context) (supervisor.Status, error) {
 		return supervisor.Status{
-			Apps: []supervisor.AppStatus{{Name: "web", Instances: 3, ManifestInstances: 2, Override: true, Running: 3, Ready: 2}},
+			Apps: []supervisor.AppStatus{
+				{Name: "web", Instances: 3, ManifestInstances: 2, Override: true, Running: 3, Ready: 2},
+				{Name: "api", Instances: 1, ManifestInstances: 1, Running: 2, Ready: 1,
+					Rollout: &reconcile.RolloutStatus{Instances: 1, New: 1, Old: 1, Stalled: "api/4 exited before it was ready"}},
+			},
 			Workers: []supervisor.WorkerInfo{
 				{ID: 7, App: "web", PID: 100, HandedOut: 42},
 				{ID: 8, App: "web", PID: 0, HandedOut: 5}, // exited: not reported
@@ -45,15 +50,29 @@ func TestObserveAndCollect(t *testing.T) {
 	m.Observe(supervisor.Event{Type: supervisor.EventReady, App: "web", Delay: 30 * time.Millisecond})
 	m.Observe(supervisor.Event{Type: supervisor.EventExit, App: "web", PID: 9, ExitCode: 1})
 	m.Observe(supervisor.Event{Type: supervisor.EventRestart, App: "web"})
+	m.Observe(supervisor.Event{Type: supervisor.EventRolloutStalled, App: "api", Detail: "api/4 exited before it was ready"})
+	m.Observe(supervisor.Event{Type: supervisor.EventRolloutRollback, App: "api", Generation: "a", FromGeneration: "b"})
 	m.OnReload("applied")
 
 	want := `
 # HELP paddock_workers_desired Workers the app wants: its manifest's instances, or the runtime override of paddock scale.
 # TYPE paddock_workers_desired gauge
+paddock_workers_desired{app="api"} 1
 paddock_workers_desired{app="web"} 3
 # HELP paddock_workers_ready Live workers of the app that are ready to serve.
 # TYPE paddock_workers_ready gauge
+paddock_workers_ready{app="api"} 1
 paddock_workers_ready{app="web"} 2
+# HELP paddock_rollout_stalled 1 while the app's rolling update is stalled (the old workers keep serving), else 0.
+# TYPE paddock_rollout_stalled gauge
+paddock_rollout_stalled{app="api"} 1
+paddock_rollout_stalled{app="web"} 0
+# HELP paddock_rollout_stalls_total Rolling updates that stalled (a new worker not ready within readyTimeout, or exited before it was available), by app.
+# TYPE paddock_rollout_stalls_total counter
+paddock_rollout_stalls_total{app="api"} 1
+# HELP paddock_rollout_rollbacks_total Stalled rolling updates rolled back to the last generation whose workers were all available (rollout.onStall: rollback), by app.
+# TYPE paddock_rollout_rollbacks_total counter
+paddock_rollout_rollbacks_total{app="api"} 1
 # HELP paddock_worker_connections_handed_out_total Connections paddock accepted and handed to the worker (rr, sticky), by app and worker id.
 # TYPE paddock_worker_connections_handed_out_total counter
 paddock_worker_connections_handed_out_total{app="web",worker="7"} 42
@@ -69,7 +88,8 @@ paddock_reloads_total{result="applied"} 1
 paddock_reloads_total{result="failed"} 0
 paddock_reloads_total{result="unchanged"} 0
 `
-	names := []string{"paddock_workers_desired", "paddock_workers_ready", "paddock_worker_connections_handed_out_total",
+	names := []string{"paddock_workers_desired", "paddock_workers_ready", "paddock_rollout_stalled", "paddock_rollout_stalls_total", "paddock_rollout_rollbacks_total",
+		"paddock_worker_connections_handed_out_total",
 		"paddock_worker_exits_total", "paddock_worker_restarts_total", "paddock_reloads_total"}
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
 		t.Error(err)
@@ -115,6 +135,33 @@ paddock_health_checks_total{app="web",result="pass"} 40
 paddock_health_checks_total{app="web",result="timeout"} 2
 `
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "paddock_health_checks_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestResourceMetrics: each live worker with a reading gets its resident
+// memory (gauge) and CPU seconds (counter); a worker without one, or gone,
+// gets neither.
+func TestResourceMetrics(t *testing.T) {
+	m := New(func(context.Context) (supervisor.Status, error) {
+		return supervisor.Status{
+			Apps: []supervisor.AppStatus{{Name: "web", Instances: 3, Running: 2}},
+			Workers: []supervisor.WorkerInfo{
+				{ID: 7, App: "web", PID: 100, Usage: &supervisor.Usage{RSS: 64 << 20, CPUTime: 1500 * time.Millisecond, Procs: 2}},
+				{ID: 8, App: "web", PID: 101}, // not read yet
+				{ID: 9, App: "web", PID: 0, Usage: &supervisor.Usage{RSS: 1, CPUTime: 1}}, // gone
+			},
+		}, nil
+	})
+	want := `
+# HELP paddock_worker_resident_bytes Resident memory of the worker's process group (the worker and the processes it started in its group), as last read from /proc, by app and worker id.
+# TYPE paddock_worker_resident_bytes gauge
+paddock_worker_resident_bytes{app="web",worker="7"} 6.7108864e+07
+# HELP paddock_worker_cpu_seconds_total CPU time, user and system, that the worker's process group used since the worker started, by app and worker id.
+# TYPE paddock_worker_cpu_seconds_total counter
+paddock_worker_cpu_seconds_total{app="web",worker="7"} 1.5
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "paddock_worker_resident_bytes", "paddock_worker_cpu_seconds_total"); err != nil {
 		t.Error(err)
 	}
 }

@@ -34,10 +34,14 @@ func (o *owner) apply(set *manifest.Set) ([]manifest.Change, error) {
 		return nil, err
 	}
 	first := o.set == nil
+	// The generations running now may have proved themselves since the
+	// last turn of the loop: before they are replaced, they count.
+	o.noteSettled(o.clock.Now())
 	changes := o.effectiveChanges(set)
 	for _, name := range o.dropStaleOverrides(set) {
 		o.opts.Logger.Info("the manifest's instances changed: the runtime scale override is dropped", "app", name)
 	}
+	o.rememberRemovedDeps(set)
 	o.set = set
 	for name := range o.specs {
 		if _, ok := set.Apps[name]; !ok {
@@ -48,6 +52,8 @@ func (o *owner) apply(set *manifest.Set) ([]manifest.Change, error) {
 	for _, a := range set.Apps {
 		o.setSpec(a)
 	}
+	o.forgetExits()
+	o.forgetReleases()
 	if w := DescriptorWarning(set); w != "" && (first || len(changes) > 0) {
 		o.opts.Logger.Warn(w)
 	}

@@ -17,19 +17,17 @@ import (
 const baseDescriptors = 64
 
 // DescriptorsNeeded estimates how many descriptors paddock holds to run
-// set in a steady state: per worker its pidfd, the pipes of a silent
-// worker, its IPC channel, its own SO_REUSEPORT sockets, its health
-// socket and the connection its HTTP probes keep open; per listening
-// address the socket (and the dispatcher's copy under rr and sticky); plus
+// set in a steady state: per worker its pidfd, the pipes its stdout and
+// stderr are copied from, its IPC channel, its own SO_REUSEPORT sockets,
+// its health socket and the connection its HTTP probes keep open; per
+// listening address the socket (and the dispatcher's copy under rr and
+// sticky); plus
 // baseDescriptors. Connections paddock hands out under rr and sticky are
 // held only until a worker takes them and are not counted.
 func DescriptorsNeeded(set *manifest.Set) int {
 	n := baseDescriptors
 	for _, a := range set.Apps {
-		perWorker := 1 // pidfd
-		if a.Silent {
-			perWorker += 2
-		}
+		perWorker := 3 // pidfd, stdout and stderr pipes
 		if a.HasChannel() {
 			perWorker++
 		}

@@ -21,22 +21,32 @@ type scaleOverride struct {
 }
 
 // spec returns the reconcile spec of app a: its manifest, with the
-// runtime scale override and the restart count applied.
+// runtime scale override and the restart count applied; or while the app
+// is rolled back, the release it was rolled back to, with a's instances
+// and the scale override.
 func (o *owner) spec(a *manifest.App) reconcile.AppSpec {
+	run := a
+	rb := o.rolledBack[a.Name]
+	if rb != nil {
+		run = rb.to.app
+	}
 	spec := reconcile.AppSpec{
 		Name:           a.Name,
-		Generation:     a.Generation(),
+		Generation:     run.Generation(),
 		Instances:      a.Instances,
-		KillSignal:     a.KillSignal,
-		KillTimeout:    a.KillTimeout,
-		MaxSurge:       a.Rollout.MaxSurge,
-		MaxUnavailable: a.Rollout.MaxUnavailable,
-		MinReadyTime:   a.MinReadyTime,
+		KillSignal:     run.KillSignal,
+		KillTimeout:    run.KillTimeout,
+		MaxSurge:       run.Rollout.MaxSurge,
+		MaxUnavailable: run.Rollout.MaxUnavailable,
+		MinReadyTime:   run.MinReadyTime,
+		DependsOn:      a.DependsOn,
 	}
 	if ov, ok := o.scale[a.Name]; ok {
 		spec.Instances = ov.instances
 	}
-	if n := o.restartCount[a.Name]; n > 0 {
+	if rb != nil {
+		spec.Generation = rb.to.generation
+	} else if n := o.restartCount[a.Name]; n > 0 {
 		// A restart is a new generation of the same spec: the rolling
 		// update replaces every worker, with the app's rollout rules.
 		spec.Generation += "-r" + strconv.Itoa(n)
@@ -47,11 +57,17 @@ func (o *owner) spec(a *manifest.App) reconcile.AppSpec {
 // setSpec makes a's spec the desired one. When its generation
 // differs from the spec it replaces and the app has workers, a rolling
 // update to it begins (see reconcile.AppSpec.RollingOut); it lasts until
-// reportRollouts sees it complete.
+// reportRollouts sees it complete. A stall recorded for the generation is
+// kept while the generation stays (a scale, a reload that leaves the app
+// alone); a new generation starts without one. A rolled-back app stays so
+// while a's generation is the one rolled back from (keepRollback).
 func (o *owner) setSpec(a *manifest.App) {
+	o.keepRollback(a)
 	spec := o.spec(a)
 	if prev, ok := o.specs[a.Name]; ok && prev.Generation != spec.Generation && o.hasWorkers(a.Name) {
 		o.rollingOut[a.Name] = spec.Generation
+	} else if ok && prev.Generation == spec.Generation {
+		spec.Stall = prev.Stall
 	}
 	spec.RollingOut = o.rollingOut[a.Name] == spec.Generation
 	o.specs[a.Name] = spec

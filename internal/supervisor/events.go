@@ -28,7 +28,8 @@ const (
 	EventReload          = "reload"           // a changed manifest set was applied; Detail lists the changes
 	EventReloadFailed    = "reload-failed"    // a new manifest set was invalid, or a writer still had a file open; the running set is kept
 	EventRolloutProgress = "rollout-progress" // a rolling update moved (Detail: "2/3 new ready, 1 old", or "complete")
-	EventRolloutStalled  = "rollout-stalled"  // a rolling update cannot progress; Detail says why
+	EventRolloutStalled  = "rollout-stalled"  // a rolling update cannot progress; Detail says why, Stall what the failing worker left
+	EventRolloutRollback = "rollout-rollback" // a stalled rolling update is rolled back (rollout.onStall: rollback): from FromGeneration to Generation; Detail says why
 
 	// EventReplaced: a worker marked for replacement (a failed health
 	// check, memory above maxMemory, a missed watchdog; Detail says which)
@@ -44,12 +45,41 @@ const (
 	// replacement is available.
 	EventHealthFailed = "health-failed"
 
-	// EventOutputLost: writing silent workers' lines to paddock's stdout
+	// EventMemoryExceeded: a worker's process group was above its app's
+	// maxMemory in two readings in a row (Detail: the figure and the
+	// limit); it is marked for replacement, new first.
+	EventMemoryExceeded = "memory-exceeded"
+	// EventWatchdogMissed: a notify worker with a watchdog sent no
+	// WATCHDOG=1 within its period, or sent WATCHDOG=trigger (Detail says
+	// which); it is marked for replacement, new first.
+	EventWatchdogMissed = "watchdog-missed"
+
+	// EventOutputLost: writing workers' lines to paddock's stdout
 	// or stderr (Stream) fails; lines are dropped and counted from now on.
 	EventOutputLost = "output-lost"
 	// EventOutputRestored: writing to Stream works again; Lost lines were
 	// dropped meanwhile.
 	EventOutputRestored = "output-restored"
+
+	// EventDependencyWait: the app has workers to start (or a rolling
+	// update to carry on) and waits for a dependency that is not
+	// available; Detail says which and why ("waiting for db: 0/1
+	// available").
+	EventDependencyWait = "dependency-wait"
+	// EventDependencyReady: the app no longer waits for a dependency;
+	// Detail says what it waited for ("was waiting for db: ...").
+	EventDependencyReady = "dependency-ready"
+
+	// EventCrashLoop: the app's workers keep exiting soon after they
+	// start (see reconcile.CrashLoop); Detail: "3 exits in 60s, last
+	// exit 1".
+	EventCrashLoop = "crash-loop"
+	// EventCrashLoopEnded: every worker of a crash-looping app stayed up
+	// for its backoff.max.
+	EventCrashLoopEnded = "crash-loop-ended"
+	// EventAppFailed: a critical app was failing for its failAfter;
+	// paddock stops every app and exits (Detail says why).
+	EventAppFailed = "app-failed"
 )
 
 // Event is something that happened to a worker or to the supervisor. Events
@@ -81,6 +111,12 @@ type Event struct {
 	// Detail is a human-readable addition ("restart policy never", an
 	// error).
 	Detail string
+	// Stall, on rollout-stalled, is what the failing worker left: its
+	// last exit, or its last lines while it still runs (see StallInfo).
+	Stall *StallInfo
+	// FromGeneration, on rollout-rollback, is the generation whose rolling
+	// update stalled; Generation the one the app returns to.
+	FromGeneration string
 }
 
 // attrs returns the event as slog attributes, leaving out empty ones.
@@ -97,6 +133,9 @@ func (e Event) attrs() []any {
 	}
 	if e.Generation != "" {
 		a = append(a, slog.String("generation", e.Generation))
+	}
+	if e.FromGeneration != "" {
+		a = append(a, slog.String("fromGeneration", e.FromGeneration))
 	}
 	if e.Type == EventExit {
 		if e.Signal != "" {

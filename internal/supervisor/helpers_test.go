@@ -108,6 +108,17 @@ func TestMain(m *testing.M) {
 //	states              serve HTTP on descriptor 3 at once, answering
 //	                    "<state> <worker id>": unready, then ready from just
 //	                    before it sends READY=1 (see serveStates)
+//	last-words:N:C      print "out 1" ... "out N" on stdout, then a line of
+//	                    2000 "é" and "last words <worker id>" on stderr,
+//	                    then exit with code C
+//	watchdog-ping       send READY=1, then WATCHDOG=1 every twentieth of
+//	                    $WATCHDOG_USEC; the worker whose id is
+//	                    $PING_LIMIT_WORKER stops after $PING_LIMIT pings;
+//	                    serve
+//	grow                the worker whose id is $GROW_WORKER allocates and
+//	                    touches $GROW_MIB MiB; serve
+//	release             a release of an HTTP server answering "<worker id>
+//	                    <pid> <VERSION>", as $RELEASE says (see serveRelease)
 //	health              serve HTTP with a health path (see serveHealth in
 //	                    health_test.go)
 func helper(mode string) {
@@ -206,6 +217,27 @@ func helper(mode string) {
 		serveGoSystemd()
 	case mode == "go-worker":
 		serveGoWorker()
+	case mode == "release":
+		serveRelease()
+	case strings.HasPrefix(mode, "last-words:"):
+		parts := strings.Split(mode, ":")
+		n, _ := strconv.Atoi(parts[1])
+		code, _ := strconv.Atoi(parts[2])
+		for i := 1; i <= n; i++ {
+			fmt.Printf("out %d\n", i)
+		}
+		fmt.Fprintln(os.Stderr, strings.Repeat("é", 2000))
+		fmt.Fprintf(os.Stderr, "last words %s\n", os.Getenv("PADDOCK_WORKER_ID"))
+		os.Exit(code)
+	case mode == "watchdog-ping":
+		pingWatchdog()
+		serve()
+	case mode == "grow":
+		if os.Getenv("PADDOCK_WORKER_ID") == os.Getenv("GROW_WORKER") {
+			n, _ := strconv.Atoi(os.Getenv("GROW_MIB"))
+			growMemory(n)
+		}
+		serve()
 	case mode == "print":
 		id := os.Getenv("PADDOCK_WORKER_ID")
 		fmt.Printf("hello from %s\nsecond line from %s\n", id, id)
@@ -773,5 +805,41 @@ func trackConns(conns *sync.WaitGroup) func(net.Conn, http.ConnState) {
 		case http.StateClosed, http.StateHijacked:
 			conns.Done()
 		}
+	}
+}
+
+// pingWatchdog is the watchdog-ping worker: READY=1, then WATCHDOG=1 from
+// a goroutine, 20 times per period.
+func pingWatchdog() {
+	usec, err := strconv.Atoi(os.Getenv("WATCHDOG_USEC"))
+	if err != nil || usec <= 0 || os.Getenv("WATCHDOG_PID") != strconv.Itoa(os.Getpid()) {
+		fmt.Fprintln(os.Stderr, "no watchdog for this process:", os.Getenv("WATCHDOG_USEC"), os.Getenv("WATCHDOG_PID"))
+		os.Exit(18)
+	}
+	limit := -1
+	if os.Getenv("PADDOCK_WORKER_ID") == os.Getenv("PING_LIMIT_WORKER") {
+		limit, _ = strconv.Atoi(os.Getenv("PING_LIMIT"))
+	}
+	sendNotify("READY=1")
+	go func() {
+		for n := 0; limit < 0 || n < limit; n++ {
+			sendNotify("WATCHDOG=1")
+			time.Sleep(time.Duration(usec) * time.Microsecond / 20)
+		}
+	}()
+}
+
+// grown keeps the grow worker's memory reachable.
+var grown [][]byte
+
+// growMemory allocates n MiB and writes to each of its pages, so that
+// they are resident.
+func growMemory(n int) {
+	for range n {
+		b := make([]byte, 1<<20)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
+		grown = append(grown, b)
 	}
 }

@@ -19,8 +19,9 @@ import (
 // happens next.
 
 // Run starts the workers of set and keeps them as set says until ctx is
-// done; then it stops every worker gracefully, in parallel, and returns once
-// all have exited: nil when each stopped within its killTimeout, else
+// done; then it stops every worker gracefully, in parallel but for
+// dependencies (an app's workers stop once those of the apps that depend
+// on it exited), and returns once all have exited: nil when each stopped within its killTimeout, else
 // ErrStopTimeout. After Kill it returns ErrKilled at once. A manifest read
 // still blocked then (a filesystem that does not answer) is waited for no
 // longer than 2s, and its result is dropped.
@@ -76,7 +77,8 @@ func (s *Supervisor) startReaping(ctx context.Context) *runHelpers {
 }
 
 // startListening opens the notify socket and starts its reader, the
-// reloader and, with Options.Watch, the manifest watcher.
+// reloader, the reader of resource use (which reads nothing until asked)
+// and, with Options.Watch, the manifest watcher.
 func (s *Supervisor) startListening(h *runHelpers) error {
 	sock, err := notify.Listen(s.opts.NotifyDir)
 	if err != nil {
@@ -85,6 +87,7 @@ func (s *Supervisor) startListening(h *runHelpers) error {
 	s.own.notify = sock
 	h.wg.Go(func() { sock.Run(h.reapCtx, h.notes) })
 	h.wg.Go(func() { s.reloader(h.watchCtx) })
+	h.wg.Go(func() { s.usage.Run(h.reapCtx) })
 	if len(s.opts.Watch) == 0 {
 		return nil
 	}
@@ -117,7 +120,7 @@ func (s *Supervisor) stopHelpers(h *runHelpers) {
 // release closes what the owner holds as Run returns: the workers' IPC
 // channels (waiting for their goroutines), the dispatchers, every socket
 // reference, the notify socket; and it waits, up to outputDrain, for the
-// output of silent workers to be copied.
+// output of the workers to be copied.
 func (o *owner) release() {
 	for _, w := range o.workers {
 		if w.cl != nil {
@@ -155,14 +158,32 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 	defer timer.Stop()
 	for {
 		now := o.clock.Now()
+		watchdogAt := o.checkWatchdogs(now)
 		desired := o.specs
 		if o.shutting {
 			desired = nil
 		}
 		plan := reconcile.Plan(desired, o.observed(), now)
+		// Before the plan is carried out: a critical app that failed
+		// now is not restarted once more.
+		crashWake, failed := o.observeCrashLoops(now)
+		if failed {
+			continue // every worker is to be stopped: plan it
+		}
+		// Before the actions: an app released by this plan is said
+		// to be so before its workers fork.
+		o.reportHeld(plan.Held)
 		o.execute(plan, now)
-		o.reportRollouts(plan.Rollouts)
+		o.wakeAt = time.Time{}
+		o.reportRollouts(plan.Rollouts, now)
+		if !o.shutting {
+			o.noteSettled(now)
+		}
 		if o.shutting && len(o.workers) == 0 {
+			if o.failed != nil {
+				o.failed.Killed = o.forced
+				return o.failed
+			}
 			if o.forced {
 				return ErrStopTimeout
 			}
@@ -176,8 +197,8 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 		}
 		o.notifySystemd(now)
 		var wake <-chan time.Time
-		if !plan.RequeueAt.IsZero() {
-			timer.Reset(max(plan.RequeueAt.Sub(o.clock.Now()), 0))
+		if at := earliest(earliest(earliest(plan.RequeueAt, watchdogAt), crashWake), o.wakeAt); !at.IsZero() {
+			timer.Reset(max(at.Sub(o.clock.Now()), 0))
 			wake = timer.C()
 		}
 		select {
@@ -197,6 +218,9 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 			req(o)
 		case <-o.sup.outputChanged:
 			o.reportOutput()
+			o.refreshExits()
+		case <-o.sup.usageSampled:
+			o.checkMemory()
 		case <-o.prober.report:
 			o.handleHealth()
 		case <-o.sup.kill:
@@ -207,8 +231,12 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 	}
 }
 
-// beginShutdown makes every plan from now on stop every worker.
+// beginShutdown makes every plan from now on stop every worker. It does
+// nothing the second time (a critical app failed, then ctx is done).
 func (o *owner) beginShutdown() {
+	if o.shutting {
+		return
+	}
 	o.shutting = true
 	o.sup.markStopping()
 	o.sup.sdNotify("STOPPING=1")
@@ -254,7 +282,7 @@ func (o *owner) execute(plan reconcile.Result, now time.Time) {
 			if a.Replaces != 0 {
 				delete(o.workers, a.Replaces)
 			}
-			o.start(o.set.Apps[a.App], a.Restarts, now)
+			o.start(o.desiredApp(a.App), a.Restarts, now)
 		case reconcile.Stop:
 			w := o.workers[a.Worker]
 			if w.Replace != "" && w.Phase == reconcile.Running {
@@ -288,14 +316,17 @@ func (o *owner) execute(plan reconcile.Result, now time.Time) {
 	}
 }
 
-// emit logs e, at warn for an unintended exit, lost output or a failed
-// health check, and hands it
-// to Options.OnEvent, stamped with the clock's time.
+// emit logs e, at warn for an unintended exit, lost output, a crash loop
+// or a failed health check, at error for a critical app that failed, and
+// hands it to Options.OnEvent, stamped with the clock's time.
 func (o *owner) emit(e Event) {
 	e.Time = o.clock.Now()
 	level := slog.LevelInfo
-	if (e.Type == EventExit && !e.Intended) || e.Type == EventOutputLost || e.Type == EventHealthFailed {
+	if (e.Type == EventExit && !e.Intended) || e.Type == EventOutputLost || e.Type == EventCrashLoop || e.Type == EventHealthFailed {
 		level = slog.LevelWarn
+	}
+	if e.Type == EventAppFailed {
+		level = slog.LevelError
 	}
 	o.opts.Logger.Log(context.Background(), level, e.Type, e.attrs()...)
 	if o.opts.OnEvent != nil {

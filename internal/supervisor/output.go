@@ -9,13 +9,13 @@ import (
 	"github.com/paddock-sh/paddock/procs"
 )
 
-// This file holds where the output of silent workers goes: paddock's own
+// This file holds where the output of the workers goes: paddock's own
 // stdout and stderr, which may break at any time (the reader of a pipe went
 // away, a log shipper restarts, a disk is full), and the goroutines that
 // copy each worker's pipes there.
 
-// outputStream is paddock's stdout or stderr as the copiers of silent
-// workers write to it: one Write per line, serialized. A line that cannot
+// outputStream is paddock's stdout or stderr as the copiers of the
+// workers' output write to it: one Write per line, serialized. A line that cannot
 // be written is lost: it is counted, and the goroutine that owns the
 // supervisor's state is poked when writing starts or stops failing, so that
 // it reports it. A broken stream never stops anything else.
@@ -84,7 +84,7 @@ func (o *owner) reportOutput() {
 		if failing {
 			o.outputReports[out.name] = outputReport{failing: true, lost: lost - 1}
 			o.emit(Event{Type: EventOutputLost, Stream: out.name,
-				Detail: "writing to paddock's " + out.name + " failed (" + err.Error() + "): silent workers' lines are dropped and counted until it works again"})
+				Detail: "writing to paddock's " + out.name + " failed (" + err.Error() + "): workers' lines are dropped and counted until it works again"})
 			continue
 		}
 		o.outputReports[out.name] = outputReport{}
@@ -93,7 +93,7 @@ func (o *owner) reportOutput() {
 	}
 }
 
-// outputCopiers runs the goroutines that copy silent workers' output, and
+// outputCopiers runs the goroutines that copy the workers' output, and
 // forgets each once its pipe is closed, so that restarts do not pile them
 // up.
 type outputCopiers struct {
@@ -102,8 +102,9 @@ type outputCopiers struct {
 	wg      sync.WaitGroup
 }
 
-// start runs lp until every writer closed its pipe (or drain closes it).
-func (c *outputCopiers) start(lp *procs.LinePrefixer) {
+// start runs lp until every writer closed its pipe (or drain closes it),
+// then calls done.
+func (c *outputCopiers) start(lp *procs.LinePrefixer, done func()) {
 	c.mu.Lock()
 	if c.running == nil {
 		c.running = map[*procs.LinePrefixer]struct{}{}
@@ -115,6 +116,7 @@ func (c *outputCopiers) start(lp *procs.LinePrefixer) {
 		c.mu.Lock()
 		delete(c.running, lp)
 		c.mu.Unlock()
+		done()
 	})
 }
 

@@ -74,7 +74,9 @@ type RestartInfo struct {
 }
 
 // Restart replaces every worker of app through a rolling update with the
-// app's rollout rules, as a manifest change would.
+// app's rollout rules, as a manifest change would. An app rolled back
+// after a stalled rolling update (rollout.onStall: rollback) retries its
+// manifest's release.
 func (s *Supervisor) Restart(ctx context.Context, app string) (RestartInfo, error) {
 	var info RestartInfo
 	var restartErr error
@@ -84,6 +86,9 @@ func (s *Supervisor) Restart(ctx context.Context, app string) (RestartInfo, erro
 			restartErr = fmt.Errorf("%s: %w", app, ErrUnknownApp)
 			return
 		}
+		o.noteSettled(o.clock.Now())
+		rb := o.rolledBack[app]
+		delete(o.rolledBack, app)
 		o.restartCount[app]++
 		o.setSpec(a)
 		info.Generation = o.specs[app].Generation
@@ -92,8 +97,11 @@ func (s *Supervisor) Restart(ctx context.Context, app string) (RestartInfo, erro
 				info.Workers++
 			}
 		}
-		o.emit(Event{Type: EventRestartRequested, App: app, Generation: info.Generation,
-			Detail: "rolling restart of " + plural.Count(info.Workers, "worker")})
+		detail := "rolling restart of " + plural.Count(info.Workers, "worker")
+		if rb != nil {
+			detail += fmt.Sprintf("; it was rolled back to generation %s: the manifest's release is tried again", rb.to.generation)
+		}
+		o.emit(Event{Type: EventRestartRequested, App: app, Generation: info.Generation, Detail: detail})
 	})
 	if err != nil {
 		return info, err

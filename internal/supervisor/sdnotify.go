@@ -38,6 +38,9 @@ func (o *owner) handleNotify(m notify.Message) {
 	if m.Ready() && !w.Ready && w.Phase == reconcile.Running && w.app.Readiness == manifest.ReadinessNotify {
 		o.markReady(w)
 	}
+	if w.app.Readiness == manifest.ReadinessNotify {
+		o.handleWatchdog(w, m.Fields)
+	}
 }
 
 // notifySystemd tells systemd (Options.Notify) that paddock is ready, the
@@ -90,14 +93,15 @@ func monotonicUsec() int64 {
 }
 
 // converged reports whether no worker is still on its way to ready:
-// each is ready, or failed (backoff, done), or missed its readyTimeout.
-// Run asks it once a plan has nothing left to do; the first time it holds,
-// paddock tells systemd it is ready.
+// each is ready, or failed (backoff, done), or missed its readyTimeout;
+// and no app waits for a dependency that is about to be available (see
+// heldOnTheWay). Run asks it once a plan has nothing left to do; the
+// first time it holds, paddock tells systemd it is ready.
 func (o *owner) converged(now time.Time) bool {
 	for _, w := range o.workers {
 		if w.Phase == reconcile.Running && !w.Ready && now.Before(w.ReadyDeadline) {
 			return false // still starting
 		}
 	}
-	return true
+	return !o.heldOnTheWay(now)
 }

@@ -21,7 +21,8 @@ type specSocket struct {
 // workerSpec returns what worker id of app is started with: the app's
 // program, arguments, directory and identity, and the environment of
 // workerEnv over environ; NOTIFY_SOCKET=notifyPath for an app whose
-// readiness is notify; sockets as descriptors 3, 4, ... handed over as
+// readiness is notify, with WATCHDOG_USEC and WATCHDOG_PID when it has a
+// watchdog; sockets as descriptors 3, 4, ... handed over as
 // systemd's socket activation does; and channel, when not nil, as the next
 // descriptor, Node's IPC channel (NODE_CHANNEL_FD and its companions).
 // Stdout and Stderr are left to the caller. It only builds a value: it
@@ -35,6 +36,13 @@ func workerSpec(app *manifest.App, id int, environ []string, notifyPath string, 
 	}
 	if app.Readiness == manifest.ReadinessNotify {
 		spec.Env = append(spec.Env, "NOTIFY_SOCKET="+notifyPath)
+		if app.Watchdog > 0 {
+			// As systemd's WatchdogSec=: the period, and the pid it is
+			// for (set by the exec shim), so that the worker's children
+			// do not take it for theirs.
+			spec.Env = append(spec.Env, "WATCHDOG_USEC="+strconv.FormatInt(app.Watchdog.Microseconds(), 10))
+			spec.PIDEnv = []string{"WATCHDOG_PID"}
+		}
 	}
 	for _, s := range sockets {
 		spec.ExtraFiles = append(spec.ExtraFiles, s.File)
@@ -56,7 +64,7 @@ func workerSpec(app *manifest.App, id int, environ []string, notifyPath string, 
 // inheritedForSupervisor are variables addressed to paddock itself by its
 // own parent (systemd socket activation and readiness): workers never
 // inherit them.
-var inheritedForSupervisor = []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET"}
+var inheritedForSupervisor = []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"}
 
 // paddockVars are the variables paddock sets for a worker (or its exec
 // probe) alone: never inherited (paddock may run under paddock), nor set

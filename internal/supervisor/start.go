@@ -46,6 +46,7 @@ func (o *owner) start(app *manifest.App, restarts int, now time.Time) {
 		},
 		app:       app,
 		startedAt: now,
+		watchdog:  app.Watchdog,
 	}
 	o.workers[id] = w
 	sockets, err := o.takeSockets(w)
@@ -143,23 +144,25 @@ func closeChannel(w *worker, child *os.File) {
 	}
 }
 
-// workerOutput is where a worker's stdout and stderr go: paddock's own
-// streams, or for a silent app pipes whose lines are copied with a prefix.
+// workerOutput is where a worker's stdout and stderr go: pipes whose lines
+// paddock copies to its own stdout and stderr (prefixed for a silent app,
+// as written otherwise), keeping the last ones in the worker's tail.
 type workerOutput struct {
 	stdout, stderr *os.File
 	pipes          []*os.File // the write ends, paddock's copies
 	prefixers      []*procs.LinePrefixer
+	tail           *outputTail
 }
 
-// openOutput returns where worker id of app writes.
+// openOutput returns where worker id of app writes: a pipe for each of
+// stdout and stderr. Every line read from them goes to paddock's own
+// stream, to the worker's tail and to Options.OnOutput.
 func (o *owner) openOutput(app *manifest.App, id int) (*workerOutput, error) {
-	out := &workerOutput{}
-	if !app.Silent {
-		out.stdout, _ = o.opts.Stdout.(*os.File)
-		out.stderr, _ = o.opts.Stderr.(*os.File)
-		return out, nil
+	out := &workerOutput{tail: newOutputTail(2, o.sup.outputChanged)}
+	prefix := ""
+	if app.Silent {
+		prefix = fmt.Sprintf("%s/%d | ", app.Name, id)
 	}
-	prefix := fmt.Sprintf("%s/%d | ", app.Name, id)
 	for i, dst := range []io.Writer{o.sup.stdout, o.sup.stderr} {
 		lp, wr, err := procs.NewOutputPipe(prefix, dst)
 		if err != nil {
@@ -167,9 +170,14 @@ func (o *owner) openOutput(app *manifest.App, id int) (*workerOutput, error) {
 			out.closeReaders()
 			return nil, err
 		}
-		if tap := o.opts.OnOutput; tap != nil {
-			stream, name := [2]string{"stdout", "stderr"}[i], app.Name
-			lp.Tap = func(line []byte) { tap(name, id, stream, line) }
+		lp.Exact = !app.Silent
+		tail, tap := out.tail, o.opts.OnOutput
+		stream, name := [2]string{"stdout", "stderr"}[i], app.Name
+		lp.Tap = func(line []byte) {
+			tail.add(line)
+			if tap != nil {
+				tap(name, id, stream, line)
+			}
 		}
 		out.pipes = append(out.pipes, wr)
 		out.prefixers = append(out.prefixers, lp)
@@ -202,8 +210,9 @@ func (o *owner) started(w *worker, proc process, pid int, startedAt time.Time, c
 		ch, name := w.cl.ch, w.Name()
 		o.sup.channelsWG.Go(func() { o.sup.runChannel(ch, name) })
 	}
+	w.tail = out.tail
 	for _, lp := range out.prefixers {
-		o.copiers.start(lp)
+		o.copiers.start(lp, out.tail.streamDone)
 	}
 	// The worker holds its own copies of its SO_REUSEPORT sockets now.
 	// The group keeps another until the worker exits, so that the
@@ -221,6 +230,9 @@ func (o *owner) started(w *worker, proc process, pid int, startedAt time.Time, c
 	// channel); notify workers when they say READY=1.
 	w.ReadyDeadline = w.startedAt.Add(w.app.ReadyTimeout)
 	o.byPID[pid] = w
+	// Its process group's resource use is read while a reader asks, and
+	// all along when its app has a memory limit.
+	o.sup.usage.Watch(pid, startedAt, w.app.MaxMemory > 0)
 	o.emit(Event{Type: EventFork, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation, Attempt: w.Restarts})
 	o.emit(Event{Type: EventOnline, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation})
 	if len(w.sockets) > 0 && w.cl == nil {
@@ -241,6 +253,7 @@ func (o *owner) started(w *worker, proc process, pid int, startedAt time.Time, c
 // sockets take new connections from now on.
 func (o *owner) markReady(w *worker) {
 	w.Ready, w.ReadyAt = true, o.clock.Now()
+	o.armWatchdog(w, w.ReadyAt)
 	o.setMembersReady(w, true)
 	o.emit(Event{Type: EventReady, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
 		Delay: w.ReadyAt.Sub(w.startedAt)})
@@ -252,7 +265,9 @@ func (o *owner) startFailed(w *worker, err error, now time.Time) {
 	ev := Event{Type: EventExit, App: w.App, Worker: w.ID, Generation: w.Generation, ExitCode: -1}
 	o.markStartFailed(&ev, w, err)
 	o.emit(ev)
+	o.recordExit(w, ExitInfo{Code: -1, At: now, Lines: []string{"paddock: " + ev.Detail}})
 	o.afterExit(w, false, 0, now)
+	o.noteCrash(w, ev, 0, now)
 }
 
 // markStartFailed logs that w could not start (err says why), before it

@@ -24,9 +24,8 @@ type AppStatus struct {
 	Running, Ready   int
 	Generation       string
 	SchedulingPolicy string
-	// Silent says the app's output goes through paddock (and is kept for
-	// paddock logs); otherwise its workers write to paddock's own stdout
-	// and stderr themselves.
+	// Silent says the app's lines reach paddock's stdout and stderr
+	// prefixed with "app/id | "; otherwise as the workers wrote them.
 	Silent bool
 	// Listen holds the addresses the app's workers listen on: its
 	// `listen:` sockets as bound, then the sockets opened for it on
@@ -35,13 +34,35 @@ type AppStatus struct {
 	Listen []string
 	// Rollout is the state of a rolling update in progress, else nil.
 	Rollout *reconcile.RolloutStatus
+	// Critical says paddock gives up when the app fails (`critical:
+	// true`, or --exit-on-failed); CrashLoop describes its crash loop,
+	// nil when it is not crash-looping.
+	Critical  bool
+	CrashLoop *CrashLoopStatus
+	// LastExit is the last exit of one of the app's workers that paddock
+	// did not ask for (a crash, an exit on its own, a start failure), with
+	// the worker's last output lines; nil when there was none.
+	LastExit *ExitInfo
+	// Usage sums the resource use of the app's live workers that were
+	// read (stopping ones aside); nil when none was.
+	Usage *Usage
+	// Waiting, when not empty, says which dependencies the app's workers
+	// wait for before they start: "waiting for db: 0/1 available".
+	Waiting string
+	// Stall, while Rollout is stalled, is what is known of the failing
+	// worker: its last exit and output lines.
+	Stall *StallInfo
+	// RolledBack, when not nil, says the app runs an earlier generation
+	// than its manifest's (rollout.onStall: rollback): Generation is the
+	// one that runs.
+	RolledBack *RollbackInfo
 }
 
 // Status is a snapshot of the whole supervisor.
 type Status struct {
 	Apps    []AppStatus // in name order
 	Workers []WorkerInfo
-	// LostOutput counts the lines of silent workers that could not be
+	// LostOutput counts the lines of workers that could not be
 	// written to paddock's "stdout" and "stderr" since it started.
 	LostOutput map[string]int64
 	// HealthChecks counts the health probes of each app by result since
@@ -49,11 +70,18 @@ type Status struct {
 	HealthChecks map[string]HealthCounts
 }
 
-// Status returns the apps and workers as they are now.
+// Status returns the apps and workers as they are now, with the resource
+// use of each live worker and app as last read (see Usage). A worker never
+// read before is read now, in the caller's goroutine (one pass over /proc
+// for them all); asking keeps the readings going for a minute, so that the
+// next Status finds the CPU use over an interval.
 func (s *Supervisor) Status(ctx context.Context) (Status, error) {
 	var st Status
-	err := s.do(ctx, func(o *owner) { st = o.status() })
-	return st, err
+	if err := s.do(ctx, func(o *owner) { st = o.status() }); err != nil {
+		return st, err
+	}
+	s.addUsage(&st)
+	return st, nil
 }
 
 // status returns the snapshot Status returns.
@@ -65,6 +93,7 @@ func (o *owner) status() Status {
 	if o.set == nil {
 		return st
 	}
+	o.refreshExits()
 	byApp := map[string]*AppStatus{}
 	for _, name := range o.set.Names() {
 		a := o.set.Apps[name]
@@ -83,7 +112,13 @@ func (o *owner) status() Status {
 		as.Listen = append(as.Listen, onDemand...)
 		if r, ok := o.rollouts[name]; ok {
 			as.Rollout = &r
+			as.Stall = o.stallInfo(name, r)
 		}
+		as.Critical = o.critical(a)
+		as.CrashLoop = o.crashLoopStatus(name, o.clock.Now())
+		as.LastExit = o.lastExit[name].clone()
+		as.Waiting = o.held[name]
+		as.RolledBack = o.rollbackInfo(name)
 		st.Apps = append(st.Apps, as)
 	}
 	for i := range st.Apps {
@@ -122,6 +157,9 @@ type WorkerInfo struct {
 	// HandedOut counts the connections paddock handed to the worker
 	// (rr, sticky).
 	HandedOut int64
+	// Usage is the resource use of the live worker's process group, as
+	// last read (Status only; nil from Workers, and for a worker gone).
+	Usage *Usage
 	// HealthFailures counts the health probes it failed in a row (that
 	// count: once it is ready); HealthAnswer is the answer of the last
 	// probe the owner was told of (the first pass, each failure, a pass

@@ -60,6 +60,7 @@ func (o *owner) handleExit(ex procs.Exit) {
 	}
 	delete(o.byPID, ex.Pid)
 	o.unwatchHealth(w)
+	o.sup.usage.Forget(ex.Pid)
 	w.proc.Release()
 	if err := w.releaseSockets(); err != nil {
 		o.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", w.ID, "err", err)
@@ -83,6 +84,13 @@ func (o *owner) handleExit(ex procs.Exit) {
 		o.markStartFailed(&ev, w, ex.StartErr)
 	}
 	o.emit(ev)
+	if w.Phase != reconcile.Stopping {
+		info := ExitInfo{Code: ev.ExitCode, Signal: ev.Signal, At: ex.Time, Uptime: ex.Time.Sub(w.startedAt)}
+		if ex.StartErr != nil {
+			info.Lines = []string{"paddock: " + ev.Detail}
+		}
+		o.recordExit(w, info)
+	}
 	w.pid = 0
 	w.proc = nil
 	if w.Phase == reconcile.Stopping {
@@ -97,6 +105,7 @@ func (o *owner) handleExit(ex procs.Exit) {
 		return
 	}
 	o.afterExit(w, ex.Success() && !faulted, ex.Time.Sub(w.startedAt), ex.Time)
+	o.noteCrash(w, ev, ex.Time.Sub(w.startedAt), ex.Time)
 }
 
 // afterExit moves a worker that exited on its own to Backoff or Done.

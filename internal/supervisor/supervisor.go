@@ -17,6 +17,7 @@ import (
 
 	"github.com/paddock-sh/paddock/internal/ipc"
 	"github.com/paddock-sh/paddock/internal/notify"
+	"github.com/paddock-sh/paddock/internal/procstat"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/netshare"
 	"github.com/paddock-sh/paddock/procs"
@@ -34,7 +35,7 @@ var ErrNotRunning = errors.New("the supervisor has stopped")
 var ErrKilled = errors.New("killed every worker at once")
 
 // outputDrain bounds how long Run waits, after the last worker exited, for
-// the output of silent workers to be copied (a detached grandchild may hold
+// the output of the workers to be copied (a detached grandchild may hold
 // a pipe open for ever).
 const outputDrain = 2 * time.Second
 
@@ -50,9 +51,9 @@ type Options struct {
 	// OnEvent, when set, is called with every event, from the goroutine
 	// that owns the state: it must not block.
 	OnEvent func(Event)
-	// Stdout and Stderr receive the prefixed output of silent workers; the
-	// workers of non-silent apps inherit them when they are *os.File.
-	// Default: os.Stdout and os.Stderr.
+	// Stdout and Stderr receive every worker's output, line by line:
+	// prefixed with "app/id | " for a silent app, exactly as written
+	// otherwise. Default: os.Stdout and os.Stderr.
 	Stdout, Stderr io.Writer
 	// Environ is the environment workers inherit, below their app's env.
 	// Default: os.Environ().
@@ -75,9 +76,9 @@ type Options struct {
 	// NotifyDir is where the sd_notify socket for `readiness: notify`
 	// workers is created. Default: os.TempDir().
 	NotifyDir string
-	// OnOutput, when set, receives every line a silent worker writes
-	// (without its newline), from the goroutine copying that stream
-	// (stream is "stdout" or "stderr"). It must not keep line.
+	// OnOutput, when set, receives every line a worker writes (without
+	// its newline), from the goroutine copying that stream (stream is
+	// "stdout" or "stderr"). It must not keep line.
 	OnOutput func(app string, worker int, stream string, line []byte)
 	// OnReload, when set, is told the result of every reload: "applied",
 	// "unchanged" or "failed".
@@ -100,19 +101,34 @@ type Options struct {
 	// the workers started outlives a killed supervisor. Default: a
 	// procs.Reaper without either.
 	Reaper *procs.Reaper
+	// ExitOnFailed makes every app critical (`paddock run
+	// --exit-on-failed`), as `critical: true` does one: when it has been
+	// failing for its failAfter, Run stops every app and returns an
+	// *AppFailedError.
+	ExitOnFailed bool
+	// SampleInterval is how often the resource use of the workers (the
+	// resident memory and CPU time of each one's process group) is read
+	// from /proc while something needs it: an app with maxMemory, or a
+	// reader of Status (paddock status, metrics) within the last minute.
+	// Nothing is read otherwise. Zero means procstat.DefaultInterval (5s).
+	SampleInterval time.Duration
 
 	// processes and clock, for the owner loop's own tests only, stand in
 	// for Reaper and the time package (see seam.go). Nil: the real ones.
 	processes processes
 	clock     clock
+	// usageSource, for tests only, stands in for /proc (see
+	// procstat.Sampler.Source). Nil: /proc.
+	usageSource func(groups map[int]bool) (map[int]procstat.Usage, error)
 }
 
 // Supervisor keeps the workers of a manifest set running. Create it with
 // New, then call Run.
 type Supervisor struct {
 	opts Options
-	// stdout and stderr receive the prefixed lines of silent workers;
-	// outputChanged is poked when writing to one starts or stops failing.
+	// stdout and stderr receive the lines of every worker;
+	// outputChanged is poked when writing to one starts or stops failing,
+	// and when a worker's output has been copied to its end.
 	stdout, stderr *outputStream
 	outputChanged  chan struct{}
 	// requests carries the functions that other goroutines run in Run's
@@ -144,6 +160,12 @@ type Supervisor struct {
 	ipcFaults chan struct{}
 	// notifiedReady: READY=1 was sent (read by reloads too).
 	notifiedReady atomic.Bool
+	// usage reads the resource use of the workers' process groups;
+	// usageSampled is poked after each reading that a worker's
+	// maxMemory depends on; usageFailing says the last reading failed.
+	usage        *procstat.Sampler
+	usageSampled chan struct{}
+	usageFailing atomic.Bool
 
 	// own is the state Run's goroutine owns; other goroutines reach it
 	// only through do.
@@ -202,6 +224,31 @@ type owner struct {
 	rollingOut map[string]string
 	// statusLine is the last STATUS= sent.
 	statusLine string
+	// crash holds the crash-loop record of the apps whose workers exited
+	// soon after they started (crashloop.go); failed, once a critical app
+	// failed, is what Run returns.
+	crash  map[string]*appCrash
+	failed *AppFailedError
+	// held holds the apps whose workers wait for a dependency, with why,
+	// as the last plan said (reconcile.Result.Held). removedDeps holds the
+	// dependsOn of apps removed from the set while they still have
+	// workers, which stop after those of their dependants.
+	held        map[string]string
+	removedDeps map[string][]string
+	// lastExit holds, by app, the last exit of one of its workers that
+	// paddock did not ask for (see recordExit); exitTails the tails of
+	// those whose output was still being copied then.
+	lastExit  map[string]*ExitInfo
+	exitTails map[string]pendingTail
+	// wakeAt, when not zero, is when the loop must plan again although
+	// the plan asks for no requeue then (a report that waits); the loop
+	// clears it each turn.
+	wakeAt time.Time
+	// lastGood holds, by app, the last generation whose workers were all
+	// available (noteSettled); rolledBack the apps that run it again
+	// after a rolling update stalled (rollout.onStall: rollback).
+	lastGood   map[string]release
+	rolledBack map[string]*rollback
 	// prober runs the health checks; healthCounts counts each app's
 	// probes by result.
 	prober       *prober
@@ -247,7 +294,9 @@ func New(opts Options) *Supervisor {
 		stopping:       make(chan struct{}),
 		ipcIn:          make(chan ipc.Message, 256),
 		ipcFaults:      make(chan struct{}, 1),
+		usageSampled:   make(chan struct{}, 1),
 	}
+	s.usage = &procstat.Sampler{Interval: opts.SampleInterval, Source: opts.usageSource, OnSample: s.sampled}
 	s.own = newOwner(s)
 	return s
 }
@@ -273,6 +322,10 @@ func newOwner(s *Supervisor) *owner {
 		workers:       map[int]*worker{},
 		byPID:         map[int]*worker{},
 		nextID:        1,
+		lastExit:      map[string]*ExitInfo{},
+		exitTails:     map[string]pendingTail{},
+		lastGood:      map[string]release{},
+		rolledBack:    map[string]*rollback{},
 		prober:        newProber(s.opts.processes),
 		healthCounts:  map[string]*healthCounters{},
 	}

@@ -21,6 +21,8 @@ type worker struct {
 	startedAt time.Time
 	// status is the last STATUS= the worker sent to $NOTIFY_SOCKET.
 	status string
+	// tail keeps its last output lines (nil until it started).
+	tail *outputTail
 	// sockets are the shared sockets it holds references to; own the
 	// copies of its SO_REUSEPORT sockets it is given, until it has
 	// started; members those sockets in their groups, by the cluster key
@@ -43,6 +45,11 @@ type worker struct {
 	// exitedAfterDisconnect: the worker said it is leaving on purpose.
 	signaled              bool
 	exitedAfterDisconnect bool
+	// watchdog is the worker's watchdog period: its app's, or what it set
+	// with WATCHDOG_USEC= (0: none). watchdogAt, once it is ready, is when
+	// it misses it unless WATCHDOG=1 comes first (zero: not armed).
+	watchdog   time.Duration
+	watchdogAt time.Time
 	// health is the state of its health check; healthFile, healthAddr
 	// and healthFD its loopback socket for `port: worker` probes
 	// (paddock's copy, its address, its descriptor number in the
@@ -97,11 +104,14 @@ func (o *owner) setMembersReady(w *worker, ready bool) {
 	}
 }
 
-// observed returns the workers as the planner sees them.
+// observed returns the workers as the planner sees them, each with the
+// dependencies its app last declared (see dependsOn).
 func (o *owner) observed() []reconcile.Worker {
 	out := make([]reconcile.Worker, 0, len(o.workers))
 	for _, w := range o.workers {
-		out = append(out, w.Worker)
+		rw := w.Worker
+		rw.DependsOn = o.dependsOn(w.App)
+		out = append(out, rw)
 	}
 	return out
 }

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paddock-sh/paddock/internal/control"
+)
+
+func TestFormatUsage(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	n := func(v int64) *int64 { return &v }
+	for _, tt := range []struct {
+		got, want string
+	}{
+		{formatCPU(nil), "-"},
+		{formatCPU(f(0)), "0.0%"},
+		{formatCPU(f(0.26)), "0.3%"},
+		{formatCPU(f(9.94)), "9.9%"},
+		{formatCPU(f(12.4)), "12%"},
+		{formatCPU(f(150.2)), "150%"},
+		{formatMem(nil), "-"},
+		{formatMem(n(512)), "512B"},
+		{formatMem(n(1536)), "1.5Ki"},
+		{formatMem(n(8_800_000)), "8.4Mi"},
+		{formatMem(n(88_080_384)), "84Mi"},
+		{formatMem(n(512 << 20)), "512Mi"},
+		{formatMem(n(1288490188)), "1.2Gi"},
+		{formatMem(n(3 << 40)), "3.0Ti"},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("got %q, want %q", tt.got, tt.want)
+		}
+	}
+}
+
+// TestStatusTableWidth: with the usual names (an app of three letters, one
+// listen address, pids of five digits), the status tables show CPU and
+// memory per app and per worker; the table of workers fits in 80 columns,
+// and so does the table of apps but for its WAITING column (dependsOn).
+func TestStatusTableWidth(t *testing.T) {
+	now := time.Now()
+	cpu, rss := 12.5, int64(88_080_384)
+	appCPU, appRSS := 25.0, int64(176_160_768)
+	st := &control.StatusResponse{
+		Apps: []control.App{{Name: "web", Instances: 2, ManifestInstances: 2, Running: 2, Ready: 2, Generation: "c42fb811",
+			SchedulingPolicy: "rr", Listen: []string{"127.0.0.1:8000"}, RSSBytes: &appRSS, CPUPercent: &appCPU}},
+	}
+	for i, pid := range []int{48211, 48212} {
+		st.Workers = append(st.Workers, control.Worker{App: "web", ID: i + 1, PID: pid, State: "running", Ready: true,
+			StartedAt: now.Add(-754 * time.Second), Restarts: 12, Generation: "c42fb811", Listen: []string{"127.0.0.1:8000"},
+			RSSBytes: &rss, CPUPercent: &cpu})
+	}
+	st.Workers = append(st.Workers, control.Worker{App: "web", ID: 3, State: "backoff", Generation: "c42fb811"})
+	var out bytes.Buffer
+	writeStatus(&out, st, now)
+	for _, line := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
+		if strings.HasPrefix(line, "APP  DESIRED") || strings.HasPrefix(line, "web  2 ") {
+			line = strings.TrimRight(strings.TrimSuffix(strings.TrimSuffix(line, "WAITING"), "-"), " ")
+		}
+		if len(line) > 80 {
+			t.Errorf("%d columns: %q", len(line), line)
+		}
+	}
+	for _, want := range []string{"web  2        2/2    25%  168Mi", "web  1       48211  running  yes    12m34s  12        12%  84Mi",
+		"web  3       -      backoff  no     -       0         -    -"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, out.String())
+		}
+	}
+	t.Logf("\n%s", out.String())
+}
