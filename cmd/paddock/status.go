@@ -59,8 +59,12 @@ func writeStatus(out io.Writer, st *control.StatusResponse, now time.Time) {
 			desired += fmt.Sprintf(" (scaled; manifest %d)", a.ManifestInstances)
 		}
 		rollout := "-"
-		if a.Rollout != nil {
-			rollout = a.Rollout.Summary
+		if ro := a.Rollout; ro != nil {
+			// The counts only: why it stalled is said under the row.
+			rollout = fmt.Sprintf("%d/%d new ready, %d old", ro.NewReady, ro.Instances, ro.Old)
+			if ro.Stalled != "" {
+				rollout = "stalled: " + rollout
+			}
 		}
 		gen := a.Generation
 		if a.RolledBack != nil {

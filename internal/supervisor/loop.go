@@ -322,10 +322,16 @@ func (o *owner) execute(plan reconcile.Result, now time.Time) {
 func (o *owner) emit(e Event) {
 	e.Time = o.clock.Now()
 	level := slog.LevelInfo
-	if (e.Type == EventExit && !e.Intended) || e.Type == EventOutputLost || e.Type == EventCrashLoop || e.Type == EventHealthFailed {
+	switch e.Type {
+	case EventExit:
+		if !e.Intended {
+			level = slog.LevelWarn
+		}
+	case EventOutputLost, EventCrashLoop, EventHealthFailed, EventRolloutStalled, EventRolloutRollback,
+		EventMemoryExceeded, EventWatchdogMissed:
+		// Something the operator should look at; paddock acts on it.
 		level = slog.LevelWarn
-	}
-	if e.Type == EventAppFailed {
+	case EventAppFailed:
 		level = slog.LevelError
 	}
 	o.opts.Logger.Log(context.Background(), level, e.Type, e.attrs()...)
