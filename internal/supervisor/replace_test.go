@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,25 @@ func (h *fakeHarness) mark(id int, reason string) {
 	h.t.Helper()
 	if err := h.sup.do(context.Background(), func(o *owner) { o.workers[id].Replace = reason }); err != nil {
 		h.t.Fatal(err)
+	}
+}
+
+// expectReplaced waits for the replaced event of worker id, whose reason
+// must start with why, and for the workers stopped to exit; then the
+// serving workers of web must be want, in ID order.
+func (h *fakeHarness) expectReplaced(id int, why string, want ...int) {
+	h.t.Helper()
+	rep := h.waitEvent("replaced", isType(EventReplaced))
+	if rep.Worker != id || !strings.HasPrefix(rep.Detail, why) {
+		h.t.Errorf("replaced: %s, want worker %d, %q", describe([]Event{rep}), id, why)
+	}
+	h.waitRetired()
+	var ids []int
+	for _, w := range live(h.workers(), "web") {
+		ids = append(ids, w.ID)
+	}
+	if !slices.Equal(ids, want) {
+		h.t.Errorf("serving: %v, want %v", ids, want)
 	}
 }
 

@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -102,18 +101,7 @@ apps:
 		t.Fatalf("with the replacement starting: %s, want 3 serving", summary(ws))
 	}
 	h.ready(next.Worker)
-	rep := h.waitEvent("replaced", isType(EventReplaced))
-	if rep.Worker != 1 || !strings.HasPrefix(rep.Detail, "memory: resident memory 200.0MiB") {
-		t.Errorf("replaced: %s, want worker 1, for its memory", describe([]Event{rep}))
-	}
-	h.waitRetired()
-	var ids []int
-	for _, w := range live(h.workers(), "web") {
-		ids = append(ids, w.ID)
-	}
-	if !slices.Equal(ids, []int{2, next.Worker}) {
-		t.Errorf("serving: %v, want 2 and %d", ids, next.Worker)
-	}
+	h.expectReplaced(1, "memory: resident memory 200.0MiB", 2, next.Worker)
 	h.noEvent(EventMemoryExceeded, 2, "worker 2 stayed below the limit")
 }
 

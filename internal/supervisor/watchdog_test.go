@@ -95,18 +95,7 @@ apps:
 	}
 	h.noEvent(EventStopping, 0, "before the replacement is ready")
 	h.ready(next.Worker)
-	rep := h.waitEvent("replaced", isType(EventReplaced))
-	if rep.Worker != 2 || !strings.HasPrefix(rep.Detail, "watchdog: no WATCHDOG=1") {
-		t.Errorf("replaced: %s, want worker 2, for its watchdog", describe([]Event{rep}))
-	}
-	h.waitRetired()
-	var ids []int
-	for _, w := range live(h.workers(), "web") {
-		ids = append(ids, w.ID)
-	}
-	if !slices.Equal(ids, []int{1, next.Worker}) {
-		t.Errorf("serving: %v, want 1 and %d", ids, next.Worker)
-	}
+	h.expectReplaced(2, "watchdog: no WATCHDOG=1", 1, next.Worker)
 	h.noEvent(EventWatchdogMissed, 1, "worker 1 pinged")
 }
 
