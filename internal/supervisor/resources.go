@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/paddock-sh/paddock/internal/plural"
 	"github.com/paddock-sh/paddock/internal/procstat"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/reconcile"
@@ -123,7 +124,7 @@ func (o *owner) checkMemory() {
 			continue
 		}
 		detail := fmt.Sprintf("resident memory %s (%s) above maxMemory %s in two readings in a row",
-			formatBytes(smp.RSS), countProcesses(smp.Procs), manifest.FormatSize(limit))
+			formatBytes(smp.RSS), plural.Count(smp.Procs, "process"), manifest.FormatSize(limit))
 		w.Replace = "memory: " + detail
 		o.emit(Event{Type: EventMemoryExceeded, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
 			Detail: detail + "; replacing it new first"})
@@ -149,12 +150,4 @@ func formatBytes(n int64) string {
 		u++
 	}
 	return fmt.Sprintf("%.1f%s", v, [...]string{"KiB", "MiB", "GiB", "TiB"}[u])
-}
-
-// countProcesses returns "1 process" or "2 processes".
-func countProcesses(n int) string {
-	if n == 1 {
-		return "1 process"
-	}
-	return fmt.Sprintf("%d processes", n)
 }
