@@ -1,21 +1,27 @@
 'use strict';
-// Issue 14, cause 1: of two servers of one worker (on port 0 each), closing
-// one leaves the other serving.
+// Issue 14, cause 1: of several servers of one worker (on port 0 each),
+// closing one leaves the others serving, whichever was closed: here the
+// last one listened (c), then the first (a); b serves to the end.
 const h = require('../common.js');
 const net = require('node:net');
 
-const a = net.createServer((c) => c.end('a'));
-const b = net.createServer((c) => c.end('b'));
-h.stage('listen a');
-a.listen(0, '127.0.0.1', h.mustCall(() => {
-  h.stage('listen b');
-  b.listen(0, '127.0.0.1', h.mustCall(() => {
-    const pb = b.address().port;
-    h.stage('close a');
-    a.close(h.mustCall(async () => {
-      h.stage(`connect to b (${pb})`);
-      h.assert.strictEqual(await h.readAll({ port: pb, host: '127.0.0.1' }), 'b');
-      h.pass(`b still serves on ${pb}`);
-    }));
-  }));
-}));
+const servers = ['a', 'b', 'c'].map((name) => net.createServer((conn) => conn.end(name)));
+const [a, b, c] = servers;
+const listen = (s) => new Promise((resolve) => s.listen(0, '127.0.0.1', resolve));
+const close = (s) => new Promise((resolve) => s.close(resolve));
+(async () => {
+  for (const [i, s] of servers.entries()) {
+    h.stage(`listen ${'abc'[i]}`);
+    await listen(s);
+  }
+  const [pa, pb] = [a.address().port, b.address().port];
+  h.stage('close c');
+  await close(c);
+  h.stage(`connect to a (${pa}) with c closed`);
+  h.assert.strictEqual(await h.readAll({ port: pa, host: '127.0.0.1' }), 'a');
+  h.stage('close a');
+  await close(a);
+  h.stage(`connect to b (${pb}) with a and c closed`);
+  h.assert.strictEqual(await h.readAll({ port: pb, host: '127.0.0.1' }), 'b');
+  h.pass(`a served after c closed, b after a closed`);
+})().catch(h.fail);
