@@ -268,7 +268,11 @@ func report(cases []parityCase, known map[string]knownFailure, results map[strin
 		if k, isKnown := known[c.Name]; isKnown {
 			cause = k.cause + ": " + k.what
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", c.Name, c.policy(), c.From, cell(r[0]), cell(r[1]), cause)
+		paddock := cell(r[1])
+		if _, isKnown := known[c.Name]; isKnown && r[1].pass {
+			paddock = "pass (still listed as known)"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", c.Name, c.policy(), c.From, cell(r[0]), paddock, cause)
 		if !r[0].ran {
 			continue
 		}
@@ -290,7 +294,14 @@ func report(cases []parityCase, known map[string]knownFailure, results map[strin
 		for c := range byCause {
 			causes = append(causes, c)
 		}
-		sort.Strings(causes)
+		sort.Slice(causes, func(i, j int) bool {
+			a, errA := strconv.Atoi(causes[i])
+			b, errB := strconv.Atoi(causes[j])
+			if errA != nil || errB != nil {
+				return causes[i] < causes[j]
+			}
+			return a < b
+		})
 		b.WriteString("Failing under paddock, by cause:")
 		for _, c := range causes {
 			fmt.Fprintf(&b, " %s: %d;", c, byCause[c])
