@@ -209,6 +209,8 @@ func allCases() []parityCase {
 	add(variants(parityCase{Name: "address-default-host", From: "server.address() of listen(port)", IPv6: true})...)
 	add(variants(parityCase{Name: "remote-address", From: "a connection's addresses in a worker"})...)
 	add(variants(parityCase{Name: "spread", From: "every worker of a shared port serves", Instances: 2})...)
+	add(variants(parityCase{Name: "host-mismatch", From: "a handle per address and port", Instances: 2})...)
+	add(parityCase{Name: "exclusive-listen", From: "listen({exclusive: true}) bypasses the cluster", Instances: 2})
 
 	// Unix sockets.
 	// rr only: Node's SharedHandle ignores readableAll and writableAll, so
@@ -217,6 +219,7 @@ func allCases() []parityCase {
 	add(variants(parityCase{Name: "relative-long-path", From: "test-cluster-net-listen-relative-path.js", Exit: exit(0)})...)
 	add(parityCase{Name: "http-pipe", From: "test-cluster-http-pipe.js"})
 	add(variants(parityCase{Name: "unix-address", From: "issue 14, cause 6"})...)
+	add(variants(parityCase{Name: "unix-shared", From: "two workers on one unix socket", Instances: 2})...)
 
 	// Round robin.
 	add(parityCase{Name: "rr-domain-listen", From: "test-cluster-rr-domain-listen.js"})
