@@ -33,7 +33,11 @@ var (
 
 func TestMain(m *testing.M) {
 	testkit.ParseFlags(testkit.DefaultParallel)
-	os.Exit(m.Run())
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
 }
 
 // workerPatience is how long a case's worker waits before it reports the
@@ -84,18 +88,23 @@ func readKnown(t *testing.T, cases map[string]parityCase) map[string]knownFailur
 
 var (
 	buildOnce  sync.Once
+	buildDir   string // removed by TestMain
 	paddockBin string
 	buildErr   error
 )
 
-// buildPaddock builds cmd/paddock once per test binary, into dir.
-func buildPaddock(dir string) (string, error) {
+// buildPaddock builds cmd/paddock once per test binary, into a temporary
+// directory of its own.
+func buildPaddock() (string, error) {
 	buildOnce.Do(func() {
 		gobin, err := exec.LookPath("go")
 		if err != nil {
 			gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
 		}
-		paddockBin = filepath.Join(dir, "paddock")
+		if buildDir, buildErr = os.MkdirTemp("", "parity-paddock"); buildErr != nil {
+			return
+		}
+		paddockBin = filepath.Join(buildDir, "paddock")
 		cmd := exec.Command(gobin, "build", "-o", paddockBin, "github.com/paddock-sh/paddock/cmd/paddock")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -171,11 +180,10 @@ func TestNodeParity(t *testing.T) {
 	cases := allCases()
 	byName := casesByName(cases)
 	known := readKnown(t, byName)
-	bin, err := buildPaddock(os.TempDir())
+	bin, err := buildPaddock()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.Remove(bin) })
 	testdata, err := filepath.Abs("testdata")
 	if err != nil {
 		t.Fatal(err)
