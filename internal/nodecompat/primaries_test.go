@@ -393,6 +393,9 @@ func (p *paddockPrimary) do(ctx context.Context, a action) error {
 func (p *paddockPrimary) exited() <-chan struct{} { return p.gone }
 
 func (p *paddockPrimary) stop() {
+	if p.sockDir != "" {
+		defer os.RemoveAll(p.sockDir)
+	}
 	if p.cmd == nil || p.cmd.Process == nil {
 		return
 	}
@@ -414,5 +417,4 @@ func (p *paddockPrimary) stop() {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 	p.mu.Unlock()
-	os.RemoveAll(p.sockDir)
 }
