@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 10s
 
-.PHONY: all build run test check-files vet race fuzz-smoke fuzz mutate bench bench-go bench-http clean
+.PHONY: all build run test test-node check-files vet race fuzz-smoke fuzz mutate bench bench-go bench-http clean
 
 all: build
 
@@ -23,6 +23,20 @@ run: build
 ## test: no build output tracked, gofmt and vet, the race-enabled test suite,
 ## and a short run of each fuzzer.
 test: check-files vet race fuzz-smoke
+
+## test-node: the Node cluster parity harness (internal/nodecompat), every
+## case: the worker side of Node's test-cluster-* tests under Node's own
+## primary and under paddock, side by side. Fails when a case fails under
+## Node's primary (a harness defect) or fails under paddock without being
+## listed in internal/nodecompat/testdata/known-failures.txt. Prints the
+## table (bin/node-parity.md; docs/node-parity.md keeps the latest). About
+## three minutes; make test runs its fast share (the cases expected to pass).
+test-node:
+	@mkdir -p $(BIN)
+	@rm -f $(BIN)/node-parity.md
+	$(GO) test -count=1 -timeout 30m ./internal/nodecompat -run '^TestNodeParity$$' -parity.all \
+		-parity.markdown $(CURDIR)/$(BIN)/node-parity.md; status=$$?; \
+		if [ -f $(BIN)/node-parity.md ]; then cat $(BIN)/node-parity.md; fi; exit $$status
 
 ## check-files: fail when git tracks an executable binary or a file over 1 MiB.
 check-files:
