@@ -163,7 +163,8 @@ func (c *Channel) SendLine(line []byte, fd int, done func(error)) error {
 // that does not read its channel must not stall the caller), and the part
 // of a line the socket could not take is left to the writing goroutine,
 // ahead of everything else. The caller keeps fd open until the worker
-// acknowledges it.
+// acknowledges it; line is the caller's again when SendLineNow returns (a
+// line that waits is copied).
 func (c *Channel) SendLineNow(line []byte, fd int) error {
 	if c.unwritten.Load() == 0 && c.wmu.TryLock() {
 		if c.unwritten.Load() == 0 {
@@ -182,7 +183,7 @@ func (c *Channel) SendLineNow(line []byte, fd int) error {
 				case sent > 0:
 					// The descriptor and the start of the line are in:
 					// the rest goes first, from the writing goroutine.
-					c.partial = line[sent:]
+					c.partial = bytes.Clone(line[sent:])
 					c.unwritten.Add(1)
 					c.wmu.Unlock()
 					select {
@@ -197,7 +198,7 @@ func (c *Channel) SendLineNow(line []byte, fd int) error {
 		}
 		c.wmu.Unlock()
 	}
-	return c.SendLine(line, fd, nil)
+	return c.SendLine(bytes.Clone(line), fd, nil)
 }
 
 // SendRaw queues one JSON value as it is (a user message).

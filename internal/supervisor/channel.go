@@ -35,20 +35,37 @@ type channel struct {
 }
 
 // pendingConn is a connection handed to a worker and not yet answered,
-// with the dispatcher that offers it again if the worker refuses it; a
-// health probe's has no dispatcher (it is never offered to another
-// worker) and is told the worker's answer (onAnswer, when set).
+// with the dispatcher that handed it and the worker's place in its free
+// list (the worker is free again once it answers); a health probe's has
+// no dispatcher (it is never offered to another worker) and is told the
+// worker's answer (onAnswer, when set).
 type pendingConn struct {
 	conn     acceptedConn
 	disp     *dispatcher
+	slot     *slot
 	onAnswer func(accepted bool)
 }
 
-// offerElsewhere offers pc's connection, refused by worker, to another
-// worker of its dispatcher; it reports whether one took it. A probe's
-// connection goes to no other worker.
-func (pc pendingConn) offerElsewhere(worker int) bool {
-	return pc.disp != nil && pc.disp.offer(pc.conn, map[int]bool{worker: true})
+// giveBack takes the worker's answer to pc's connection: accepted, or
+// refused (also: returned unanswered by a worker that went away), which
+// offers it to another worker of its dispatcher. A probe's connection is
+// closed either way.
+func (pc pendingConn) giveBack(accepted bool) {
+	if pc.disp == nil {
+		pc.conn.Close()
+		return
+	}
+	pc.disp.answered(pc.slot, pc.conn, accepted)
+}
+
+// closed reports whether the worker's channel is closed.
+func (c *channel) closed() bool {
+	select {
+	case <-c.ch.Closed():
+		return true
+	default:
+		return false
+	}
 }
 
 // nextSeq returns the seq of the next cluster message to the worker.
@@ -76,8 +93,10 @@ func (c *channel) interceptAnswer(m ipc.Message) bool {
 
 // answered takes the worker's answer to the newconn sent with seq:
 // accepted, the connection is the worker's and paddock's copy is closed;
-// refused, it is offered to another worker, and closed if none takes it.
-// An answer to no pending connection is ignored. It may be called from any
+// refused, it is offered to another worker, and closed when no other
+// subscribes. Either way the worker is free again in its dispatcher's free
+// list (dispatcher.answered). An answer to no pending connection is
+// ignored. It may be called from any
 // goroutine.
 func (c *channel) answered(seq int, accepted bool) {
 	pc, ok := c.takePending(seq)
@@ -87,9 +106,7 @@ func (c *channel) answered(seq int, accepted bool) {
 	if pc.onAnswer != nil {
 		pc.onAnswer(accepted)
 	}
-	if accepted || !pc.offerElsewhere(c.worker) {
-		pc.conn.Close()
-	}
+	pc.giveBack(accepted)
 }
 
 // send sends a cluster message (cmd NODE_CLUSTER is added) with a seq.
@@ -285,9 +302,7 @@ func (o *owner) closeChannelOnExit(w *worker) bool {
 	}
 	o.unsubscribe(w)
 	for _, pc := range w.cl.drainPending() {
-		if !pc.offerElsewhere(w.ID) {
-			pc.conn.Close()
-		}
+		pc.giveBack(false)
 	}
 	w.cl.ch.Close()
 	if err := w.cl.ch.Err(); w.fault == nil && isChannelFault(err) {
