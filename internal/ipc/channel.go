@@ -87,7 +87,9 @@ type Channel struct {
 	id int
 	// Intercept, when set before Run, sees every message first, in the
 	// reading goroutine; a message for which it returns true is consumed
-	// there and not delivered. It must not block.
+	// there and not delivered. It must not block, and must not keep the
+	// message's Raw (valid only during the call; a message delivered gets
+	// a copy).
 	Intercept func(Message) bool
 	conn      *nodeipc.Conn
 	queue     chan outgoing
@@ -401,17 +403,20 @@ func (c *Channel) handleLine(l nodeipc.Line, in chan<- Message) error {
 		if l.File == nil {
 			return nil // Node drops a handle message without its handle
 		}
-		return c.deliver(in, Message{Raw: bytes.Clone(l.Raw), Cmd: l.Cmd, Handle: l.File})
+		return c.deliver(in, Message{Raw: l.Raw, Cmd: l.Cmd, Handle: l.File})
 	default:
-		return c.deliver(in, Message{Raw: bytes.Clone(l.Raw), Cmd: l.Cmd})
+		return c.deliver(in, Message{Raw: l.Raw, Cmd: l.Cmd})
 	}
 }
 
+// deliver passes m, whose Raw is the reader's buffer, to Intercept, and
+// unless it takes m, a copy to in.
 func (c *Channel) deliver(in chan<- Message, m Message) error {
 	m.From = c.id
 	if c.Intercept != nil && c.Intercept(m) {
 		return nil
 	}
+	m.Raw = bytes.Clone(m.Raw)
 	select {
 	case in <- m:
 		return nil

@@ -222,15 +222,11 @@ func (c *Conn) WriteLine(line []byte, fd int) error {
 // go either). The rest of a line begun is to be written, without the
 // descriptor, before anything else.
 func (c *Conn) WriteLineNow(line []byte, fd int) (int, error) {
-	var rights []byte
-	if fd >= 0 {
-		rights = unix.UnixRights(fd)
-	}
 	var n int
 	var werr error
 	err := c.raw.Write(func(s uintptr) bool {
 		for {
-			n, werr = unix.SendmsgN(int(s), line, rights, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+			n, werr = sendmsg(int(s), line, fd, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
 			if werr != unix.EINTR {
 				return true
 			}
@@ -281,7 +277,7 @@ func (c *Conn) read(buf, oob []byte) (int, []int, error) {
 		for {
 			// MSG_CMSG_CLOEXEC: no descriptor is ever inheritable, not
 			// even for the moment between receiving and marking it.
-			n, oobn, flags, _, rerr = unix.Recvmsg(int(s), buf, oob, unix.MSG_CMSG_CLOEXEC)
+			n, oobn, flags, rerr = recvmsg(int(s), buf, oob, unix.MSG_CMSG_CLOEXEC)
 			if rerr != unix.EINTR {
 				return rerr != unix.EAGAIN
 			}
@@ -411,6 +407,18 @@ type header struct {
 func (d *decoder) line(line []byte, handle func(Line) error) error {
 	if bytes.Equal(line, ackBody) {
 		return handle(Line{Kind: Ack, Raw: line, Cmd: "NODE_HANDLE_ACK"})
+	}
+	if cmd, ok := flatCmd(line); ok && cmd != "NODE_HANDLE" {
+		// Valid JSON by construction; a NODE_HANDLE line takes the slow
+		// path, which finds its "msg" (never flat: it is an object).
+		l := Line{Kind: Message, Raw: line, Cmd: cmd}
+		switch cmd {
+		case "NODE_HANDLE_ACK":
+			l.Kind = Ack
+		case "NODE_HANDLE_NACK":
+			l.Kind = Nack
+		}
+		return handle(l)
 	}
 	if len(bytes.TrimSpace(line)) == 0 {
 		return nil // Node writes none; a blank line carries nothing

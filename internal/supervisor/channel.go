@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/paddock-sh/paddock/internal/ipc"
+	"github.com/paddock-sh/paddock/internal/nodeipc"
 	"github.com/paddock-sh/paddock/reconcile"
 )
 
@@ -76,19 +77,58 @@ func (c *channel) nextSeq() int { return int(c.seq.Add(1) - 1) }
 // accepted, the connection is the worker's and paddock's copy is closed;
 // refused, it is offered to another worker.
 func (c *channel) interceptAnswer(m ipc.Message) bool {
-	if m.Cmd != "NODE_CLUSTER" || m.Handle != nil || !bytes.Contains(m.Raw, []byte(`"accepted"`)) {
+	if m.Cmd != "NODE_CLUSTER" || m.Handle != nil {
 		return false
+	}
+	ack, accepted, ok := parseAnswer(m.Raw)
+	if !ok {
+		return false
+	}
+	c.answered(ack, accepted)
+	return true
+}
+
+// parseAnswer reads a NODE_CLUSTER message that answers a newconn,
+// {"cmd":"NODE_CLUSTER","ack":12,"accepted":true,"seq":7}: an "ack" that
+// is an integer and an "accepted" that is a boolean, and no "act". ok is
+// false for any other message. The flat objects workers write are read
+// without encoding/json.
+func parseAnswer(raw []byte) (ack int, accepted, ok bool) {
+	if !bytes.Contains(raw, []byte(`"accepted"`)) {
+		return 0, false, false
+	}
+	var hasAck, hasAccepted, hasAct, bad bool
+	flat := nodeipc.ScanFlat(raw, func(key, value []byte) bool {
+		switch string(key) {
+		case "ack":
+			n, isInt := nodeipc.ParseInt(value)
+			ack, hasAck, bad = int(n), isInt, bad || !isInt
+		case "accepted":
+			switch string(value) {
+			case "true":
+				accepted, hasAccepted = true, true
+			case "false":
+				accepted, hasAccepted = false, true
+			default:
+				bad = true
+			}
+		case "act":
+			hasAct = true
+		}
+		return true
+	})
+	if flat {
+		return ack, accepted, hasAck && hasAccepted && !hasAct && !bad
 	}
 	var a struct {
 		Act      string `json:"act"`
 		Ack      *int   `json:"ack"`
 		Accepted *bool  `json:"accepted"`
 	}
-	if json.Unmarshal(m.Raw, &a) != nil || a.Act != "" || a.Ack == nil || a.Accepted == nil {
-		return false
+	if json.Unmarshal(raw, &a) != nil || a.Act != "" || a.Ack == nil || a.Accepted == nil {
+		return 0, false, false
 	}
-	c.answered(*a.Ack, *a.Accepted)
-	return true
+	return *a.Ack, *a.Accepted, true
 }
 
 // answered takes the worker's answer to the newconn sent with seq:
