@@ -17,7 +17,34 @@ type result struct {
 	conns     []int64 // connections each worker accepted, in the order of perWorker
 	rss       int64   // largest VmRSS of the supervisor process, bytes
 	otherCPU  float64 // CPU used by other processes meanwhile, in CPUs (1 = one CPU busy)
-	err       error
+	// supCPU is the CPU time (user and system, every thread) the
+	// supervisor process took meanwhile: paddock, or Node's primary.
+	supCPU time.Duration
+	load   string // the load average (1, 5, 15 min) as the measurement began
+	err    error
+}
+
+// connections is how many connections the workers accepted during the
+// measurement, as they counted them (with Connection: close, one per
+// request).
+func (r *result) connections() int64 {
+	var n int64
+	for _, c := range r.conns {
+		n += c
+	}
+	return n
+}
+
+// cpuPerConn is the supervisor's CPU time per connection the workers
+// accepted: what the primary spends per connection it hands out under rr
+// (under none and reuseport it is not on a connection's path, and this is
+// its idle cost spread over them); NaN without connections.
+func (r *result) cpuPerConn() float64 {
+	n := r.connections()
+	if n <= 0 {
+		return math.NaN()
+	}
+	return float64(r.supCPU) / float64(n)
 }
 
 // balance is the largest over the smallest per-worker request count (+Inf
@@ -62,6 +89,8 @@ func (a *agg) p99() time.Duration {
 }
 
 func (a *agg) balance() float64 { return median(a.runs, (*result).balance) }
+
+func (a *agg) cpuPerConn() float64 { return median(a.runs, (*result).cpuPerConn) }
 
 func (a *agg) worstBalance() float64 {
 	v := math.NaN()

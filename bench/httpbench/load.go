@@ -21,31 +21,44 @@ import (
 // runConfig starts c, measures it in every mode and stops it. A failure
 // is recorded in the results of the modes it prevented.
 func (b *bench) runConfig(ctx context.Context, c config) []*result {
-	var out []*result
-	fail := func(err error) []*result {
-		switch ctx.Err() {
-		case context.Canceled:
-			err = errors.New("interrupted")
-		case context.DeadlineExceeded:
-			err = fmt.Errorf("the run timed out (-timeout %s)", b.o.timeout)
-		default:
-			logf("%s: FAILED: %v", c, err)
-		}
-		for _, m := range modes[len(out):] {
-			out = append(out, &result{cfg: c, mode: m, err: err})
-		}
-		return out
-	}
 	if err := b.waitQuiet(ctx); err != nil {
-		return fail(err)
+		return b.failed(ctx, c, nil, err)
 	}
-	logf("%s: starting %d workers", c, b.o.workers)
-	srv, err := b.start(ctx, c)
+	srv, err := b.startWarm(ctx, c)
 	if srv != nil {
 		defer b.stop(srv)
 	}
 	if err != nil {
-		return fail(err)
+		return b.failed(ctx, c, nil, err)
+	}
+	return b.measureModes(ctx, srv, c)
+}
+
+// failed completes out, the results of c measured so far, with err for
+// every mode not measured.
+func (b *bench) failed(ctx context.Context, c config, out []*result, err error) []*result {
+	switch ctx.Err() {
+	case context.Canceled:
+		err = errors.New("interrupted")
+	case context.DeadlineExceeded:
+		err = fmt.Errorf("the run timed out (-timeout %s)", b.o.timeout)
+	default:
+		logf("%s: FAILED: %v", c, err)
+	}
+	for _, m := range modes[len(out):] {
+		out = append(out, &result{cfg: c, mode: m, err: err})
+	}
+	return out
+}
+
+// startWarm starts c's supervisor, waits until its workers listen, and
+// warms them up. The server it returns (also with an error) is the
+// caller's to stop.
+func (b *bench) startWarm(ctx context.Context, c config) (*server, error) {
+	logf("%s: starting %d workers", c, b.o.workers)
+	srv, err := b.start(ctx, c)
+	if err != nil {
+		return srv, err
 	}
 	logf("%s: %d workers listening on 127.0.0.1:%d (supervisor pid %d, workers %v)", c, len(srv.workers), srv.port, srv.sup.pid(), srv.workers)
 	if c.side == "paddock" {
@@ -60,17 +73,69 @@ func (b *bench) runConfig(ctx context.Context, c config) []*result {
 	if b.o.warmup > 0 {
 		logf("%s: warm-up, %s keep-alive", c, b.o.warmup)
 		if _, err := b.runWrk(ctx, srv.port, false, b.o.warmup); err != nil {
-			return fail(fmt.Errorf("warm-up: %w", err))
+			return srv, fmt.Errorf("warm-up: %w", err)
 		}
 	}
+	return srv, nil
+}
+
+// measureModes measures srv, running c, in every connection mode.
+func (b *bench) measureModes(ctx context.Context, srv *server, c config) []*result {
+	var out []*result
 	for _, m := range modes {
 		r, err := b.measure(ctx, srv, c, m)
 		if err != nil {
-			return fail(err)
+			return b.failed(ctx, c, out, err)
 		}
 		out = append(out, r)
 	}
 	return out
+}
+
+// pairedRounds is -paired: every configuration's supervisor is started
+// first and runs to the end, and each round measures each configuration
+// once, in a rotated order, so that the configurations are compared
+// minute by minute on the same machine (a supervisor whose workers are not
+// measured takes no CPU). A configuration that does not start fails in
+// every round.
+func (b *bench) pairedRounds(ctx context.Context, configs []config) (results []*result, failed bool) {
+	servers := make([]*server, len(configs))
+	startErr := make([]error, len(configs))
+	defer func() {
+		for _, srv := range servers {
+			if srv != nil {
+				b.stop(srv)
+			}
+		}
+	}()
+	if err := b.waitQuiet(ctx); err != nil {
+		return nil, true
+	}
+	for i, c := range configs {
+		servers[i], startErr[i] = b.startWarm(ctx, c)
+	}
+	for round := range b.o.rounds {
+		logf("round %d of %d (paired)", round+1, b.o.rounds)
+		for i := range configs {
+			if ctx.Err() != nil {
+				return results, true
+			}
+			j := (i + round) % len(configs)
+			var rs []*result
+			if startErr[j] != nil {
+				rs = b.failed(ctx, configs[j], nil, startErr[j])
+			} else {
+				rs = b.measureModes(ctx, servers[j], configs[j])
+			}
+			for _, r := range rs {
+				if r.err != nil {
+					failed = true
+				}
+			}
+			results = append(results, rs...)
+		}
+	}
+	return results, failed
 }
 
 // measure runs wrk once against srv and gathers the per-worker counts and
@@ -92,9 +157,11 @@ func (b *bench) measure(ctx context.Context, srv *server, c config, m mode) (*re
 	// all the machine's, less this runner's, the supervisor's, the
 	// workers' and wrk's.
 	ours := append([]int{os.Getpid(), srv.sup.pid()}, srv.workers...)
-	busy0, ours0, t0 := systemBusy(), processCPU(ours), time.Now()
+	sup := []int{srv.sup.pid()}
+	busy0, ours0, sup0, t0 := systemBusy(), processCPU(ours), processCPU(sup), time.Now()
+	load0 := loadAverage()
 	w, err := b.runWrk(ctx, srv.port, m.close, b.o.duration)
-	busy1, ours1, wall := systemBusy(), processCPU(ours), time.Since(t0)
+	busy1, ours1, sup1, wall := systemBusy(), processCPU(ours), processCPU(sup), time.Since(t0)
 	close(rssDone)
 	rss := <-rssMax
 	if err != nil {
@@ -111,7 +178,8 @@ func (b *bench) measure(ctx context.Context, srv *server, c config, m mode) (*re
 	if err := srv.check(); err != nil {
 		return nil, err
 	}
-	r := &result{cfg: c, mode: m, wrk: w, rss: rss, otherCPU: float64(other) / float64(wall)}
+	r := &result{cfg: c, mode: m, wrk: w, rss: rss, otherCPU: float64(other) / float64(wall),
+		supCPU: sup1 - sup0, load: load0}
 	var diffs []workerCount
 	for pid, n := range after {
 		diffs = append(diffs, workerCount{n.requests - before[pid].requests, n.conns - before[pid].conns})
@@ -121,8 +189,8 @@ func (b *bench) measure(ctx context.Context, srv *server, c config, m mode) (*re
 		r.perWorker = append(r.perWorker, d.requests)
 		r.conns = append(r.conns, d.conns)
 	}
-	logf("%s: %s: %.0f req/s, p99 %s, per worker %v requests %v connections, supervisor RSS %s, other processes' CPU %s%s",
-		c, m.name, w.reqPerSec, fmtDur(w.p99), r.perWorker, r.conns, fmtMiB(rss), fmtPct(r.otherCPU), errSuffix(w))
+	logf("%s: %s: %.0f req/s, p99 %s, per worker %v requests %v connections, supervisor RSS %s, supervisor CPU %s (%s per connection), other processes' CPU %s, load average %s%s",
+		c, m.name, w.reqPerSec, fmtDur(w.p99), r.perWorker, r.conns, fmtMiB(rss), r.supCPU, fmtMicros(r.cpuPerConn()), fmtPct(r.otherCPU), load0, errSuffix(w))
 	return r, nil
 }
 

@@ -67,7 +67,11 @@ func describeMachine(ctx context.Context, o options, b *bench) machineInfo {
 		warm = fmt.Sprintf("after a %s keep-alive warm-up per configuration", o.warmup)
 	}
 	add("wrk settings", fmt.Sprintf("`wrk %s URL`, and with `-H 'Connection: close'`; %s", strings.Join(b.wrkArgs(false, o.duration), " "), warm))
-	add("rounds", strconv.Itoa(o.rounds))
+	rounds := strconv.Itoa(o.rounds)
+	if o.paired {
+		rounds += " (-paired: every supervisor started first; each round measures each configuration in turn)"
+	}
+	add("rounds", rounds)
 	return m
 }
 

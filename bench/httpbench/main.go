@@ -56,6 +56,7 @@ type options struct {
 	timeout     time.Duration
 	keep        bool
 	rounds      int
+	paired      bool
 	quietWait   time.Duration
 	paddockIPC  string
 }
@@ -75,6 +76,8 @@ func main() {
 		"configurations to run, comma-separated: paddock-none, paddock-reuseport, paddock-rr, node-rr, node-none")
 	flag.DurationVar(&o.timeout, "timeout", 0, "give up on the whole run after this long (0: a bound computed from the other flags)")
 	flag.IntVar(&o.rounds, "rounds", 1, "measure every configuration this many times, in a rotated order each round, and report medians")
+	flag.BoolVar(&o.paired, "paired", false, "start every configuration at once and alternate their measurements round by round\n"+
+		"(idle supervisors take no CPU), so that their ratios come from the same minutes of a shared machine")
 	flag.StringVar(&o.paddockIPC, "paddock-ipc", "",
 		"the `ipc:` of the paddock app: auto, node or off (empty: paddock's default). With a channel, hello.js is a cluster\n"+
 			"worker and its listen({fd: 3}) is answered by paddock over the cluster protocol; without, it serves the inherited socket")
@@ -158,12 +161,19 @@ func defaultTimeout(o options, n int) time.Duration {
 	// Per configuration: waiting for a quiet machine, start-up, the
 	// warm-up, two measurements with their pauses, and the stop.
 	per := o.quietWait + 20*time.Second + o.warmup + 2*(o.duration+time.Second)
+	if o.paired {
+		// Started once, measured every round.
+		return o.quietWait + time.Duration(n)*(20*time.Second+o.warmup) + time.Duration(o.rounds*n)*2*(o.duration+time.Second)
+	}
 	return time.Duration(o.rounds*n) * per
 }
 
 // rounds measures every configuration -rounds times, until ctx ends, and
 // returns the results and whether any measurement failed.
 func (b *bench) rounds(ctx context.Context, configs []config) (results []*result, failed bool) {
+	if b.o.paired {
+		return b.pairedRounds(ctx, configs)
+	}
 	for round := range b.o.rounds {
 		if b.o.rounds > 1 {
 			logf("round %d of %d", round+1, b.o.rounds)

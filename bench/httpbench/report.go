@@ -27,11 +27,67 @@ func report(out io.Writer, o options, m machineInfo, configs []config, results [
 	aggs := aggregate(configs, results)
 	many := o.rounds > 1
 	writeResults(out, o, aggs)
+	writeCPU(out, o, aggs)
 	cmp := compare(configs, aggs)
 	if len(cmp.best) > 0 && len(cmp.paddockPolicies) > 0 {
 		writeRatios(out, cmp)
 	}
 	writeTargets(out, cmp, many)
+}
+
+// writeCPU writes the supervisor's CPU time per connection of every
+// configuration, the rr ratios of paddock against Node's primary, and the
+// load averages the measurements began at.
+func writeCPU(out io.Writer, o options, aggs []*agg) {
+	many := o.rounds > 1
+	fmt.Fprintf(out, "\n### The supervisor's CPU per connection\n\n")
+	fmt.Fprintf(out, "CPU time (user and system, from `/proc/PID/stat`) of the supervisor process (paddock, or Node's primary) during "+
+		"the measurement, divided by the connections the workers accepted meanwhile. Under rr the supervisor accepts and hands out "+
+		"every connection; under none and reuseport it is not on a connection's path (its figure is what it spends idle, spread "+
+		"over the connections). The clock ticks of /proc are 10 ms: a figure under about 10 µs is noise.")
+	if many {
+		fmt.Fprintf(out, " Medians over the rounds, each round's value in brackets.")
+	}
+	fmt.Fprintf(out, "\n\n| configuration | connections | supervisor CPU per connection | supervisor CPU, share of one CPU | load average at the start |\n|---|---|---:|---:|---|\n")
+	for _, a := range aggs {
+		if !a.ok() {
+			continue
+		}
+		var per, share, loads []string
+		for _, r := range a.runs {
+			per = append(per, fmtMicros(r.cpuPerConn()))
+			share = append(share, fmtPct(float64(r.supCPU)/float64(max(o.duration, time.Second))))
+			loads = append(loads, r.load)
+		}
+		cell := fmtMicros(a.cpuPerConn())
+		shareCell := fmtPct(median(a.runs, func(r *result) float64 { return float64(r.supCPU) / float64(max(o.duration, time.Second)) }))
+		if many {
+			cell += " (" + strings.Join(per, ", ") + ")"
+			shareCell += " (" + strings.Join(share, ", ") + ")"
+		}
+		fmt.Fprintf(out, "| %s | %s | %s | %s | %s |\n", a.name(), a.mode.name, cell, shareCell, strings.Join(loads, "; "))
+	}
+	var p, n *agg
+	for _, a := range aggs {
+		if a.ok() && len(a.fails) == 0 && a.mode.close && a.cfg.policy == "rr" {
+			if a.cfg.side == "paddock" {
+				p = a
+			} else {
+				n = a
+			}
+		}
+	}
+	if p == nil || n == nil {
+		return
+	}
+	fmt.Fprintf(out, "\nrr with `Connection: close`, paddock against Node's primary, round by round (each round measures both):\n\n")
+	fmt.Fprintf(out, "| round | paddock rr req/s | Node rr req/s | req/s ratio | paddock CPU per connection | Node CPU per connection | CPU ratio |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	for i := range min(len(p.runs), len(n.runs)) {
+		pr, nr := p.runs[i], n.runs[i]
+		fmt.Fprintf(out, "| %d | %.0f | %.0f | %s× | %s | %s | %s× |\n", i+1, pr.wrk.reqPerSec, nr.wrk.reqPerSec,
+			fmtRatio(pr.wrk.reqPerSec/nr.wrk.reqPerSec), fmtMicros(pr.cpuPerConn()), fmtMicros(nr.cpuPerConn()),
+			fmtRatio(pr.cpuPerConn()/nr.cpuPerConn()))
+	}
 }
 
 // writeResults writes the table of results, with what its columns mean.
@@ -196,7 +252,10 @@ func writeTargets(out io.Writer, c *comparison, many bool) {
 	// paddock's rr against Node's own rr primary, on the same workers.
 	if p, n := c.find("paddock", "rr", modes[1]), c.find("node", "rr", modes[1]); p != nil && n != nil {
 		v := p.reqPerSec() / n.reqPerSec()
-		fmt.Fprintf(out, "| %s: paddock rr req/s ≥ 1.5× Node's rr | %.3f× | %s |\n", modes[1].name, v, yesNo(v >= 1.5))
+		fmt.Fprintf(out, "| %s: paddock rr req/s ≥ 1.25× Node's rr | %.3f× | %s |\n", modes[1].name, v, yesNo(v >= 1.25))
+		cpu := p.cpuPerConn() / n.cpuPerConn()
+		fmt.Fprintf(out, "| %s: paddock rr CPU per connection ≤ 1/3 of Node's rr primary's | %s× (%s against %s) | %s |\n",
+			modes[1].name, fmtRatio(cpu), fmtMicros(p.cpuPerConn()), fmtMicros(n.cpuPerConn()), yesNo(cpu <= 1.0/3))
 	}
 	writeBalanceTarget(out, c, many)
 	writeRSSTargets(out, c.aggs)
@@ -292,4 +351,12 @@ func fmtMiB(b int64) string {
 		return "—"
 	}
 	return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+}
+
+// fmtMicros formats a duration in nanoseconds (a float: a median) in µs.
+func fmtMicros(ns float64) string {
+	if math.IsNaN(ns) || math.IsInf(ns, 0) {
+		return "—"
+	}
+	return fmt.Sprintf("%.0f µs", ns/1e3)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"flag"
 	"os"
 	"path/filepath"
@@ -25,7 +26,8 @@ func reportResults() ([]config, []*result) {
 					wrk: wrkResult{reqPerSec: n, p99: time.Duration(n) * time.Microsecond, requests: int64(n) * 8,
 						read: int64(round * j)},
 					perWorker: []int64{int64(n) * 5, int64(n) * 4}, conns: []int64{33, 31},
-					rss: int64(n) * 10 << 10, otherCPU: 0.01 * float64(round+j)}
+					rss: int64(n) * 10 << 10, otherCPU: 0.01 * float64(round+j),
+					supCPU: time.Duration(n) * time.Duration(10+i) * time.Microsecond, load: fmt.Sprintf("%d.00 1.50 1.25", 2+round)}
 				switch {
 				case c == configs[2] && m == modes[0] && round == 1:
 					r.err = errors.New("supervisor exited: exit status 1 | see the log\nsecond line")

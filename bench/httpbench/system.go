@@ -129,3 +129,17 @@ func processCPU(pids []int) time.Duration {
 	}
 	return time.Duration(ticks) * clockTick
 }
+
+// loadAverage is the machine's load average over 1, 5 and 15 minutes, as
+// /proc/loadavg has it ("" when it cannot be read).
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}

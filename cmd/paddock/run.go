@@ -96,6 +96,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		defer metricsLn.Close()
 	}
 
+	if addr := os.Getenv(pprofEnv); addr != "" {
+		closePprof, err := servePprof(addr, logger)
+		if err != nil {
+			fmt.Fprintln(stderr, "paddock:", err)
+			return exitFailure
+		}
+		defer closePprof()
+	}
+
 	reaper, stopProcs := startGuards(logger, o.cgroup == "auto", o.logFormat == "json")
 	defer stopProcs()
 	r := newRunner(o, manifests, logger, stdout, stderr, reaper)
