@@ -121,8 +121,10 @@ type dispatcher struct {
 	// offers counts the connections handed to a worker (tries to).
 	offers atomic.Uint64
 	// dropped counts the sticky connections closed because their worker
-	// had stickyWaitLimit waiting already.
+	// had waitLimit waiting already.
 	dropped atomic.Uint64
+	// waitLimit is stickyWaitLimit (tests lower it).
+	waitLimit int
 
 	mu    sync.Mutex
 	slots map[slotKey]*slot // the live ones, in list order in live
@@ -181,14 +183,15 @@ func newDispatcher(app string, sticky bool, sock *netshare.Socket) (*dispatcher,
 	}
 	ln := os.NewFile(uintptr(fd), "dispatch "+sock.Listen.Raw)
 	return &dispatcher{app: app, sticky: sticky, sock: sock.Ref(), ln: ln, lnfd: fd,
-		slots: map[slotKey]*slot{},
-		wake:  make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}, nil
+		slots: map[slotKey]*slot{}, waitLimit: stickyWaitLimit,
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
 // setSubscribers replaces the workers that take connections. A worker
-// that stays keeps its place in the free list; the connections waiting
-// for one that left (sticky) go to their next worker. It never blocks: Run
-// hands out what waits.
+// that stays keeps its place in the free list; the connections held for
+// want of a worker, and those waiting for one that left (sticky), are
+// handed to the free workers (or wait for them). It never blocks: it
+// writes to worker channels without waiting, and Run accepts.
 func (d *dispatcher) setSubscribers(subs []subscriber) {
 	d.mu.Lock()
 	old := d.slots
@@ -212,6 +215,9 @@ func (d *dispatcher) setSubscribers(subs []subscriber) {
 			d.held = append(d.held, heldConn{conn: c, since: now})
 		}
 		sl.waiting = nil
+	}
+	if !d.stopped {
+		d.serveHeldLocked(now)
 	}
 	d.mu.Unlock()
 	d.signal()
@@ -529,8 +535,7 @@ func (d *dispatcher) placeLocked(conn acceptedConn, not *channel) {
 // placeStickyLocked hands conn to the worker its client's address goes
 // to, the first by rendezvous hashing of the live workers whose channel is
 // open, other than not: at once when it is free, else after the
-// connections waiting for it; beyond stickyWaitLimit waiting, conn is
-// closed. With no such worker it is held.
+// connections waiting for it; beyond waitLimit waiting, conn is closed. With no such worker it is held.
 func (d *dispatcher) placeStickyLocked(conn acceptedConn, not *channel) {
 	for {
 		sl := d.stickyChoiceLocked(conn.ip, not)
@@ -543,7 +548,7 @@ func (d *dispatcher) placeStickyLocked(conn acceptedConn, not *channel) {
 			return
 		}
 		if !sl.free() || len(sl.waiting) > 0 {
-			if len(sl.waiting) >= stickyWaitLimit {
+			if len(sl.waiting) >= d.waitLimit {
 				d.dropped.Add(1)
 				conn.Close()
 				return

@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/paddock-sh/paddock/internal/ipc"
 	"github.com/paddock-sh/paddock/internal/nodeipc"
+	"github.com/paddock-sh/paddock/internal/testkit"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/netshare"
 )
@@ -91,10 +94,46 @@ type testWorker struct {
 	refuse bool
 	// offered counts the newconns received.
 	offered atomic.Int64
+	// gate, when set (stall), holds the worker's reading of its channel
+	// until it is closed (release): a worker whose event loop is blocked.
+	gate     chan struct{}
+	gateOnce sync.Once
+	// busy is set from a newconn until the worker answers it; early counts
+	// the newconns received while busy: handed to the worker before it
+	// answered the previous one.
+	busy  atomic.Bool
+	early atomic.Int64
+	// peers are the client addresses of the connections served, in order.
+	mu    sync.Mutex
+	peers []netip.Addr
 }
+
+// served returns the client addresses of the connections w served.
+func (w *testWorker) served() []netip.Addr {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]netip.Addr(nil), w.peers...)
+}
+
+
+// release lets a stalled worker go on.
+func (w *testWorker) release() { w.gateOnce.Do(func() { close(w.gate) }) }
 
 // addWorker starts a test worker with id on a channel of its own.
 func (dt *dispatchTest) addWorker(id int, refuse bool) *testWorker {
+	dt.t.Helper()
+	return dt.startWorker(id, refuse, false)
+}
+
+// addStalledWorker starts a test worker that stops reading its channel
+// once it received its first newconn, until release.
+func (dt *dispatchTest) addStalledWorker(id int) *testWorker {
+	dt.t.Helper()
+	return dt.startWorker(id, false, true)
+}
+
+// startWorker starts a test worker (refusing or stalling, if told).
+func (dt *dispatchTest) startWorker(id int, refuse, stall bool) *testWorker {
 	dt.t.Helper()
 	ch, child, err := ipc.Pair(id)
 	if err != nil {
@@ -107,6 +146,9 @@ func (dt *dispatchTest) addWorker(id int, refuse bool) *testWorker {
 		dt.t.Fatal(err)
 	}
 	w := &testWorker{id: id, c: &channel{worker: id, ch: ch}, end: end, refuse: refuse}
+	if stall {
+		w.gate = make(chan struct{})
+	}
 	ch.Intercept = w.c.interceptAnswer
 	in := make(chan ipc.Message, 16)
 	dt.wg.Go(func() { ch.Run(dt.ctx, in) })
@@ -126,7 +168,15 @@ func (dt *dispatchTest) addWorker(id int, refuse bool) *testWorker {
 			dt.t.Errorf("worker %d: %v", id, err)
 		}
 	})
-	dt.t.Cleanup(func() { end.Close() })
+	dt.t.Cleanup(func() {
+		if w.gate != nil {
+			w.release()
+		}
+		end.Close()
+		if n := w.early.Load(); n != 0 {
+			dt.t.Errorf("worker %d was handed %d connections before it answered the previous one", id, n)
+		}
+	})
 	return w
 }
 
@@ -146,16 +196,28 @@ func (w *testWorker) take(l nodeipc.Line) error {
 		l.File.Close()
 		return fmt.Errorf("worker %d: not a newconn: %s", w.id, l.Raw)
 	}
+	if w.busy.Swap(true) {
+		w.early.Add(1)
+	}
 	w.offered.Add(1)
+	if w.gate != nil {
+		<-w.gate
+	}
 	if err := w.end.WriteLine(nodeipc.AckLine, -1); err != nil {
 		l.File.Close()
 		return err
 	}
 	if !w.refuse {
+		if sa, err := unix.Getpeername(int(l.File.Fd())); err == nil {
+			w.mu.Lock()
+			w.peers = append(w.peers, rawSockaddrIPOf(sa))
+			w.mu.Unlock()
+		}
 		fmt.Fprintf(l.File, "%d %s\n", w.id, m.Key)
 	}
 	l.File.Close()
 	answer := fmt.Sprintf(`{"cmd":"NODE_CLUSTER","ack":%d,"accepted":%t,"seq":%d}`+"\n", m.Seq, !w.refuse, m.Seq)
+	w.busy.Store(false) // paddock may hand the next one as soon as it reads this
 	return w.end.WriteLine([]byte(answer), -1)
 }
 
@@ -430,4 +492,220 @@ func TestDispatcherWaitsInsteadOfSpinning(t *testing.T) {
 	if n := dt.d.offers.Load(); n != 1 {
 		t.Errorf("the connection was offered %d times, want once (to the live worker)", n)
 	}
+}
+
+// acceptQueue returns how many connections wait in the kernel's accept
+// queue of the dispatcher's TCP socket (TCP_INFO of a listening socket
+// gives it as tcpi_unacked).
+func (dt *dispatchTest) acceptQueue() int {
+	dt.t.Helper()
+	var n int
+	var err error
+	rc, rerr := dt.sock.File.SyscallConn()
+	if rerr != nil {
+		dt.t.Fatal(rerr)
+	}
+	rc.Control(func(fd uintptr) {
+		var info *unix.TCPInfo
+		info, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err == nil {
+			n = int(info.Unacked)
+		}
+	})
+	if err != nil {
+		dt.t.Fatal(err)
+	}
+	return n
+}
+
+// serveAll reads, in goroutines, which worker serves each of conns; the
+// channel it returns gets one id per connection (0 when it failed).
+func (dt *dispatchTest) serveAll(conns []net.Conn) <-chan int {
+	out := make(chan int, len(conns))
+	for _, c := range conns {
+		go func() {
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(patience))
+			b, _ := io.ReadAll(c)
+			var id int
+			fmt.Sscanf(string(b), "%d", &id)
+			out <- id
+		}()
+	}
+	return out
+}
+
+// TestDispatcherFreeList: under rr a worker gets its next connection only
+// once it answered the previous one, as Node's RoundRobinHandle does. A
+// worker that blocks (it stops reading its channel once it received a
+// connection) is handed none of 20 more connections: the other worker
+// serves them all without waiting for it. With every worker busy,
+// connections wait in the kernel's accept queue, not accepted by paddock,
+// and are served once the workers answer. Every test worker also checks
+// that it never receives a connection while it has one unanswered
+// (testWorker.early).
+func TestDispatcherFreeList(t *testing.T) {
+	dt := startDispatcher(t, false)
+	stalled, ok, slow := dt.addStalledWorker(1), dt.addWorker(2, false), dt.addStalledWorker(3)
+	dt.subscribe(stalled)
+	held := dt.serveAll([]net.Conn{dt.dialFrom(netip.Addr{})})
+	testkit.WaitFor(t, "worker 1 handed a connection", func() bool { return stalled.offered.Load() == 1 })
+
+	dt.subscribe(stalled, ok)
+	const n = 20
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		conns[i] = dt.dialFrom(netip.Addr{})
+	}
+	served := dt.serveAll(conns)
+	for range n {
+		if id := <-served; id != ok.id {
+			t.Fatalf("a connection was served by worker %d (0: none) while worker %d is stalled", id, stalled.id)
+		}
+	}
+	if got := stalled.offered.Load(); got != 1 {
+		t.Errorf("the stalled worker was handed %d connections, want only its first", got)
+	}
+
+	// Both busy: three connections stay in the kernel's queue.
+	dt.subscribe(stalled, slow)
+	busy := dt.serveAll([]net.Conn{dt.dialFrom(netip.Addr{})})
+	testkit.WaitFor(t, "worker 3 handed a connection", func() bool { return slow.offered.Load() == 1 })
+	more := []net.Conn{dt.dialFrom(netip.Addr{}), dt.dialFrom(netip.Addr{}), dt.dialFrom(netip.Addr{})}
+	testkit.WaitFor(t, "three connections in the kernel's accept queue", func() bool { return dt.acceptQueue() == 3 })
+	servedMore := dt.serveAll(more)
+	stalled.release()
+	slow.release()
+	for want, ch := range map[int]<-chan int{stalled.id: held, slow.id: busy} {
+		if id := <-ch; id != want {
+			t.Errorf("the connection handed to worker %d was served by %d", want, id)
+		}
+	}
+	for range more {
+		if id := <-servedMore; id != stalled.id && id != slow.id {
+			t.Errorf("a queued connection was served by %d (0: none)", id)
+		}
+	}
+}
+
+// stickyClients returns, of the addresses 127.0.0.2 and up, n that the
+// sticky hash gives to worker id among ws.
+func stickyClients(t *testing.T, d *dispatcher, ws []*testWorker, id, n int) []netip.Addr {
+	t.Helper()
+	subs := make([]subscriber, len(ws))
+	for i, w := range ws {
+		subs[i] = newSubscriber(w.c, "key"+strconv.Itoa(w.id))
+	}
+	var out []netip.Addr
+	for i := 2; len(out) < n; i++ {
+		if i > 250 {
+			t.Fatalf("fewer than %d of 249 addresses go to worker %d", n, id)
+		}
+		ip := netip.AddrFrom4([4]byte{127, 0, 0, byte(i)})
+		if subs[d.order(acceptedConn{ip: ip}, subs)[0]].c.worker == id {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+// TestDispatcherStickyBusyWorker: under sticky a connection goes to its
+// client's worker even when that worker is busy: it waits in paddock for
+// that worker alone, and is handed to it once it answered the previous
+// one, in the order they came; meanwhile the other worker's clients are
+// served without waiting. Beyond the limit of connections waiting for one
+// worker, a connection is closed (never given to another worker). When
+// the busy worker leaves, the connections waiting for it go to the
+// worker their clients move to.
+func TestDispatcherStickyBusyWorker(t *testing.T) {
+	dt := startDispatcher(t, true)
+	dt.d.waitLimit = 2
+	a, b := dt.addStalledWorker(1), dt.addWorker(2, false)
+	ws := []*testWorker{a, b}
+	dt.subscribe(ws...)
+	ofA, ofB := stickyClients(t, dt.d, ws, a.id, 4), stickyClients(t, dt.d, ws, b.id, 5)
+
+	first := dt.serveAll([]net.Conn{dt.dialFrom(ofA[0])})
+	testkit.WaitFor(t, "worker 1 handed its client's connection", func() bool { return a.offered.Load() == 1 })
+	// Two wait for worker 1; the next one of its clients is one too many.
+	waiting := []net.Conn{dt.dialFrom(ofA[1]), dt.dialFrom(ofA[2])}
+	for _, ip := range ofB {
+		if id := dt.get(ip); id != b.id {
+			t.Fatalf("client %s of worker %d served by %d", ip, b.id, id)
+		}
+	}
+	// Worker 2's clients came after the two of worker 1's, which wait in
+	// paddock now: the third is closed.
+	tooMany := dt.dialFrom(ofA[3])
+	tooMany.SetDeadline(time.Now().Add(patience))
+	if n, err := tooMany.Read(make([]byte, 1)); n != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the connection beyond the limit: read %d, %v; want it closed", n, err)
+	}
+	tooMany.Close()
+	if n := dt.d.dropped.Load(); n != 1 {
+		t.Errorf("%d connections dropped, want 1", n)
+	}
+	if n := a.offered.Load(); n != 1 {
+		t.Errorf("busy worker 1 was handed %d connections, want only its first", n)
+	}
+
+	// Worker 1 leaves: its waiting clients move to worker 2, the only one.
+	dt.subscribe(b)
+	moved := dt.serveAll(waiting)
+	for range waiting {
+		if id := <-moved; id != b.id {
+			t.Errorf("a connection waiting for worker 1, which left, was served by %d", id)
+		}
+	}
+	a.release()
+	if id := <-first; id != a.id {
+		t.Errorf("worker 1's connection was served by %d", id)
+	}
+}
+
+// TestDispatcherStickyWaitingServedInOrder: the connections that waited
+// for a busy worker are handed to it, oldest first, once it answers.
+func TestDispatcherStickyWaitingServedInOrder(t *testing.T) {
+	dt := startDispatcher(t, true)
+	a, b := dt.addStalledWorker(1), dt.addWorker(2, false)
+	ws := []*testWorker{a, b}
+	dt.subscribe(ws...)
+	ofA := stickyClients(t, dt.d, ws, a.id, 3)
+	first := dt.serveAll([]net.Conn{dt.dialFrom(ofA[0])})
+	testkit.WaitFor(t, "worker 1 handed its client's connection", func() bool { return a.offered.Load() == 1 })
+	var later []<-chan int
+	for _, ip := range ofA[1:] {
+		later = append(later, dt.serveAll([]net.Conn{dt.dialFrom(ip)}))
+	}
+	// Worker 2 is free, so the dispatcher accepts: both wait in paddock.
+	testkit.WaitFor(t, "two connections waiting in paddock for worker 1", func() bool {
+		dt.d.mu.Lock()
+		defer dt.d.mu.Unlock()
+		for _, sl := range dt.d.live {
+			if sl.sub.c == a.c {
+				return len(sl.waiting) == 2
+			}
+		}
+		return false
+	})
+	a.release()
+	for i, ch := range append([]<-chan int{first}, later...) {
+		if id := <-ch; id != a.id {
+			t.Errorf("connection %d of worker 1's clients was served by %d", i, id)
+		}
+	}
+	if got := a.served(); fmt.Sprint(got) != fmt.Sprint(ofA) {
+		t.Errorf("worker 1 served its clients in the order %v, want %v", got, ofA)
+	}
+}
+
+// rawSockaddrIPOf returns the IP address of a TCP peer.
+func rawSockaddrIPOf(sa unix.Sockaddr) netip.Addr {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrFrom4(sa.Addr)
+	case *unix.SockaddrInet6:
+		return netip.AddrFrom16(sa.Addr).Unmap()
+	}
+	return netip.Addr{}
 }
