@@ -147,6 +147,51 @@ func violation(format string, args ...any) error {
 type Conn struct {
 	uc  *net.UnixConn
 	raw syscall.RawConn
+	// rd and wr are the state of the raw read and the immediate write,
+	// with their functions for raw bound once (readFn, writeFn), so that
+	// neither allocates a closure per call.
+	rd      rawRead
+	readFn  func(uintptr) bool
+	wr      rawWrite
+	writeFn func(uintptr) bool
+}
+
+// rawRead is one recvmsg into buf and oob (ReadLines' goroutine only).
+type rawRead struct {
+	buf, oob       []byte
+	n, oobn, flags int
+	err            error
+}
+
+// do reads once, retrying EINTR; it reports whether the read is done (not
+// EAGAIN), as syscall.RawConn.Read wants.
+func (r *rawRead) do(s uintptr) bool {
+	for {
+		// MSG_CMSG_CLOEXEC: no descriptor is ever inheritable, not even
+		// for the moment between receiving and marking it.
+		r.n, r.oobn, r.flags, r.err = recvmsg(int(s), r.buf, r.oob, unix.MSG_CMSG_CLOEXEC)
+		if r.err != unix.EINTR {
+			return r.err != unix.EAGAIN
+		}
+	}
+}
+
+// rawWrite is one sendmsg of line with fd (one writer at a time).
+type rawWrite struct {
+	line []byte
+	fd   int
+	n    int
+	err  error
+}
+
+// do writes once without waiting, retrying EINTR.
+func (w *rawWrite) do(s uintptr) bool {
+	for {
+		w.n, w.err = sendmsg(int(s), w.line, w.fd, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+		if w.err != unix.EINTR {
+			return true
+		}
+	}
 }
 
 // Pair returns a connected pair of sockets: the Conn for this process, and
@@ -186,7 +231,9 @@ func NewConn(f *os.File) (*Conn, error) {
 		uc.Close()
 		return nil, fmt.Errorf("ipc channel %s: %w", f.Name(), err)
 	}
-	return &Conn{uc: uc, raw: raw}, nil
+	c := &Conn{uc: uc, raw: raw}
+	c.readFn, c.writeFn = c.rd.do, c.wr.do
+	return c, nil
 }
 
 // Close closes the socket: a ReadLines in progress returns, the other end
@@ -222,16 +269,10 @@ func (c *Conn) WriteLine(line []byte, fd int) error {
 // go either). The rest of a line begun is to be written, without the
 // descriptor, before anything else.
 func (c *Conn) WriteLineNow(line []byte, fd int) (int, error) {
-	var n int
-	var werr error
-	err := c.raw.Write(func(s uintptr) bool {
-		for {
-			n, werr = sendmsg(int(s), line, fd, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
-			if werr != unix.EINTR {
-				return true
-			}
-		}
-	})
+	c.wr.line, c.wr.fd = line, fd
+	err := c.raw.Write(c.writeFn)
+	n, werr := c.wr.n, c.wr.err
+	c.wr.line = nil
 	if err != nil {
 		return 0, err
 	}
@@ -271,18 +312,9 @@ func (c *Conn) ReadLines(handle func(Line) error) error {
 
 // read takes what the socket holds, with the descriptors that came along.
 func (c *Conn) read(buf, oob []byte) (int, []int, error) {
-	var n, oobn, flags int
-	var rerr error
-	err := c.raw.Read(func(s uintptr) bool {
-		for {
-			// MSG_CMSG_CLOEXEC: no descriptor is ever inheritable, not
-			// even for the moment between receiving and marking it.
-			n, oobn, flags, rerr = recvmsg(int(s), buf, oob, unix.MSG_CMSG_CLOEXEC)
-			if rerr != unix.EINTR {
-				return rerr != unix.EAGAIN
-			}
-		}
-	})
+	c.rd.buf, c.rd.oob = buf, oob
+	err := c.raw.Read(c.readFn)
+	n, oobn, flags, rerr := c.rd.n, c.rd.oobn, c.rd.flags, c.rd.err
 	if err == nil {
 		err = rerr
 	}
