@@ -216,7 +216,13 @@ func (d *dispatcher) setSubscribers(subs []subscriber) {
 		}
 		sl.waiting = nil
 	}
-	if !d.stopped {
+	if d.stopped {
+		// Run has ended (or is ending): it closes nothing more.
+		for _, h := range d.held {
+			h.conn.Close()
+		}
+		d.held = nil
+	} else {
 		d.serveHeldLocked(now)
 	}
 	d.mu.Unlock()
@@ -395,6 +401,14 @@ func (d *dispatcher) anyFreeLocked() bool {
 // from the kernel's queue. It may be called from any goroutine.
 func (d *dispatcher) answered(sl *slot, conn acceptedConn, accepted bool) {
 	d.mu.Lock()
+	if d.stopped {
+		// Nothing is handed out any more, and nothing held is closed
+		// after Run ended: the connection goes now.
+		sl.busy = false
+		d.mu.Unlock()
+		conn.Close()
+		return
+	}
 	if !accepted {
 		d.placeLocked(conn, sl.sub.c)
 	}
