@@ -586,7 +586,8 @@ func (d *dispatcher) stickyChoiceLocked(ip netip.Addr, not *channel) *slot {
 	var bestScore uint64
 	var buf [64]byte
 	addr := stickyAddr(buf[:0], ip)
-	for _, sl := range d.live {
+	for i := range d.live {
+		sl := d.live[i]
 		if sl.sub.c == not || sl.sub.c.closed() {
 			continue
 		}
