@@ -115,7 +115,6 @@ func (w *testWorker) served() []netip.Addr {
 	return append([]netip.Addr(nil), w.peers...)
 }
 
-
 // release lets a stalled worker go on.
 func (w *testWorker) release() { w.gateOnce.Do(func() { close(w.gate) }) }
 
