@@ -35,13 +35,19 @@ func (r *result) connections() int64 {
 	return n
 }
 
+// minConnsForCPU is how many connections a measurement needs for its CPU
+// per connection to mean something: /proc counts CPU time in 10 ms ticks,
+// and with keep-alive wrk opens only its 64 connections.
+const minConnsForCPU = 1000
+
 // cpuPerConn is the supervisor's CPU time per connection the workers
 // accepted: what the primary spends per connection it hands out under rr
 // (under none and reuseport it is not on a connection's path, and this is
-// its idle cost spread over them); NaN without connections.
+// its idle cost spread over them); NaN with fewer than minConnsForCPU
+// connections.
 func (r *result) cpuPerConn() float64 {
 	n := r.connections()
-	if n <= 0 {
+	if n < minConnsForCPU {
 		return math.NaN()
 	}
 	return float64(r.supCPU) / float64(n)

@@ -102,11 +102,14 @@ func (b *bench) pairedRounds(ctx context.Context, configs []config) (results []*
 	servers := make([]*server, len(configs))
 	startErr := make([]error, len(configs))
 	defer func() {
+		// Every supervisor first, then the workers left over: stopping one
+		// server must not take the others' workers for leftovers.
 		for _, srv := range servers {
 			if srv != nil {
-				b.stop(srv)
+				srv.sup.stop(8 * time.Second)
 			}
 		}
+		b.procs.killWorkers()
 	}()
 	if err := b.waitQuiet(ctx); err != nil {
 		return nil, true

@@ -44,7 +44,8 @@ func writeCPU(out io.Writer, o options, aggs []*agg) {
 	fmt.Fprintf(out, "CPU time (user and system, from `/proc/PID/stat`) of the supervisor process (paddock, or Node's primary) during "+
 		"the measurement, divided by the connections the workers accepted meanwhile. Under rr the supervisor accepts and hands out "+
 		"every connection; under none and reuseport it is not on a connection's path (its figure is what it spends idle, spread "+
-		"over the connections). The clock ticks of /proc are 10 ms: a figure under about 10 µs is noise.")
+		"over the connections). The clock ticks of /proc are 10 ms: a figure under about 10 µs is noise, and with keep-alive "+
+		"(a few dozen connections) there is none (—).")
 	if many {
 		fmt.Fprintf(out, " Medians over the rounds, each round's value in brackets.")
 	}
