@@ -28,6 +28,9 @@ func reportResults() ([]config, []*result) {
 					perWorker: []int64{int64(n) * 5, int64(n) * 4}, conns: []int64{33, 31},
 					rss: int64(n) * 10 << 10, otherCPU: 0.01 * float64(round+j),
 					supCPU: time.Duration(n) * time.Duration(10+i) * time.Microsecond, load: fmt.Sprintf("%d.00 1.50 1.25", 2+round)}
+				if m.close {
+					r.conns = append([]int64(nil), r.perWorker...) // one connection per request
+				}
 				switch {
 				case c == configs[2] && m == modes[0] && round == 1:
 					r.err = errors.New("supervisor exited: exit status 1 | see the log\nsecond line")
