@@ -708,3 +708,30 @@ func rawSockaddrIPOf(sa unix.Sockaddr) netip.Addr {
 	}
 	return netip.Addr{}
 }
+
+// TestDispatcherAnswerAfterClose: a connection a worker refuses after its
+// dispatcher closed is closed by paddock at once (nothing would hand it out
+// or close it later): its client sees the end of the connection. The other
+// worker is busy, so that before the close the refused connection would
+// have waited for it.
+func TestDispatcherAnswerAfterClose(t *testing.T) {
+	dt := startDispatcher(t, false)
+	a := dt.startWorker(1, true, true) // refuses, once released
+	b := dt.addStalledWorker(2)
+	dt.subscribe(a, b)
+	c1 := dt.dialFrom(netip.Addr{})
+	defer c1.Close()
+	testkit.WaitFor(t, "worker 1 handed the first connection", func() bool { return a.offered.Load() == 1 })
+	c2 := dt.dialFrom(netip.Addr{})
+	defer c2.Close()
+	testkit.WaitFor(t, "worker 2 handed the second connection", func() bool { return b.offered.Load() == 1 })
+	dt.closed = true
+	dt.d.Close()
+	dt.sock.Release()
+	a.release()
+	c1.SetDeadline(time.Now().Add(patience))
+	if n, err := c1.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Errorf("the connection refused after the close: read %d, %v; want the end of it", n, err)
+	}
+	b.release()
+}
