@@ -81,17 +81,30 @@ func mustRaw(p *string) json.RawMessage {
 // maxMessageDetail bounds how much of a worker's message an event carries.
 const maxMessageDetail = 4096
 
+// messageDetail returns raw, a worker's message, as an event's detail: its
+// first maxMessageDetail bytes and "…" when it is longer, without copying
+// the rest of a large message.
+func messageDetail(raw []byte) string {
+	if len(raw) > maxMessageDetail {
+		return string(raw[:maxMessageDetail]) + "…"
+	}
+	return string(raw)
+}
+
 // handleIPC takes one message from a worker's channel. ctx bounds the
 // dispatchers a queryServer starts (see owner.dispatcher).
 func (o *owner) handleIPC(ctx context.Context, m ipc.Message, now time.Time) {
 	if m.Handle != nil {
-		m.Handle.Close() // paddock keeps no handle a worker sends
+		// paddock keeps no handle a worker sends (docs/protocol.md): a
+		// connection sent to it ends here; see also socketlist.go.
+		m.Handle.Close()
 	}
 	w := o.workers[m.From]
 	if w == nil || w.cl == nil {
 		return
 	}
 	switch {
+	case m.Internal() && o.answerSocketList(w, m):
 	case m.Cmd == "NODE_CLUSTER":
 		var cm clusterIn
 		if err := json.Unmarshal(m.Raw, &cm); err != nil {
@@ -102,10 +115,7 @@ func (o *owner) handleIPC(ctx context.Context, m ipc.Message, now time.Time) {
 	case m.Internal():
 		// Other internal messages (NODE_...) are Node's own business.
 	default:
-		detail := string(m.Raw)
-		if len(detail) > maxMessageDetail {
-			detail = detail[:maxMessageDetail] + "…"
-		}
+		detail := messageDetail(m.Raw)
 		o.emit(Event{Type: EventMessage, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation, Detail: detail})
 	}
 }
