@@ -35,6 +35,7 @@ const (
 	DefaultMaxUnavailable   = 0
 	DefaultOnStall          = OnStallKeep
 	DefaultIPC              = IPCAuto
+	DefaultSerialization    = SerializationJSON
 	DefaultFailAfter        = 5 * time.Minute
 )
 
@@ -103,6 +104,18 @@ const (
 
 // IPCModes lists the accepted values of App.IPC.
 var IPCModes = []string{IPCAuto, IPCNode, IPCOff}
+
+// Serializations of the IPC channel, the values of Node's `serialization`
+// option (cluster.setupPrimary, child_process.fork). paddock speaks JSON
+// only: Validate refuses SerializationAdvanced, V8's structured clone
+// format, and says why.
+const (
+	SerializationJSON     = "json"
+	SerializationAdvanced = "advanced"
+)
+
+// Serializations lists the accepted values of App.Serialization.
+var Serializations = []string{SerializationJSON}
 
 // RestartPolicies lists the accepted values of App.Restart.
 var RestartPolicies = []string{RestartAlways, RestartOnFailure, RestartNever}
@@ -215,6 +228,14 @@ type App struct {
 	// protocol with the supervisor: auto (when the interpreter is node),
 	// node or off. Default auto.
 	IPC string `yaml:"ipc"`
+	// Serialization is the IPC channel's serialization, as Node's
+	// setupPrimary names it: json, the only one paddock speaks (workers
+	// get NODE_CHANNEL_SERIALIZATION_MODE=json). Node's advanced (V8
+	// serialization) is refused with the reason, so that a program written
+	// for it fails at validation rather than by losing what JSON cannot
+	// carry. Default json. It does not replace the workers: it has one
+	// value (not part of the generation).
+	Serialization string `yaml:"serialization"`
 	// Listen lists the addresses the supervisor listens on for the app's
 	// workers, kept open across restarts and rolling updates and handed to
 	// workers as LISTEN_FDS descriptors (3, 4, ...) in this order.
@@ -414,6 +435,7 @@ func (a *App) Generation() string {
 	// What a worker runs does not depend on the order apps start in.
 	spec.DependsOn = nil
 	spec.Critical, spec.FailAfter = false, 0
+	spec.Serialization = ""
 	h := sha256.New()
 	// encoding/json sorts map keys, so the encoding is canonical.
 	_ = json.NewEncoder(h).Encode(&spec)

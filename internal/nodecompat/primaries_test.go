@@ -219,9 +219,8 @@ func (p *paddockPrimary) manifestFor(r *run) (string, error) {
 		app["cwd"] = r.c.Cwd
 	}
 	if r.c.Serialization != "" {
-		// Not a field of paddock's manifests yet (issue 14, cause 9): the
-		// name is the one Node's setupPrimary uses; the fix may choose
-		// another and change it here.
+		// The name Node's setupPrimary uses; paddock knows json only
+		// and refuses advanced (parityCase.RefusedByPaddock).
 		app["serialization"] = r.c.Serialization
 	}
 	b, err := json.MarshalIndent(map[string]any{"apps": map[string]any{"parity": app}}, "", "  ")
