@@ -12,10 +12,15 @@
 //
 // A Channel never lets one worker hold up the supervisor or another worker:
 // one goroutine reads and one writes per channel, the write queue is
-// bounded, a line is at most MaxMessage bytes, and anything that is not the
-// protocol (garbage, an oversized line, a descriptor without a NODE_HANDLE,
-// a reply the worker does not read) closes that channel alone, with every
-// descriptor it held.
+// bounded, a line is at most MaxMessage bytes (by default), and anything
+// that is not the protocol (garbage, an oversized line, a descriptor
+// without a NODE_HANDLE, a reply the worker does not read) closes that
+// channel alone, with every descriptor it held.
+//
+// Nor does a worker make the supervisor hold much of its memory: a channel
+// holds at most one large message (over BigMessage bytes) at a time, not
+// copied, the one being read or the one delivered and not yet released
+// (Message.Release); its reader waits for the release before it reads on.
 package ipc
 
 import (
@@ -34,8 +39,12 @@ import (
 
 // Limits of one channel.
 const (
-	// MaxMessage is the longest line accepted from a worker.
+	// MaxMessage is the longest line accepted from a worker by default
+	// (SetMaxMessage changes it): 64 MiB. Node's own channel has none.
 	MaxMessage = nodeipc.MaxLine
+	// BigMessage is the size above which a message is large: a channel
+	// delivers large messages one at a time (Message.Release).
+	BigMessage = 64 << 10
 	// QueueLen is how many messages may wait to be written to a worker.
 	QueueLen = 1024
 	// HandlesInFlight is how many descriptors may be sent to a worker
@@ -68,6 +77,19 @@ type Message struct {
 	// Handle is the descriptor that came with a NODE_HANDLE line, or nil.
 	// The receiver owns it and must close it.
 	Handle *os.File
+	// release, for a large message, lets its channel read on.
+	release func()
+}
+
+// Release tells the channel the message came from that the receiver is
+// done with it: for a large message (over BigMessage bytes) its reader,
+// which waits for that before it reads more, goes on. Call it once the
+// message was handled, for every message (it does nothing for most); more
+// calls do nothing. Raw may be kept after it.
+func (m Message) Release() {
+	if m.release != nil {
+		m.release()
+	}
 }
 
 // Internal reports whether the message is one of Node's internal ones
@@ -109,7 +131,15 @@ type Channel struct {
 	closeOnce sync.Once
 	dmu       sync.Mutex // held while the queue is drained at close
 	err       atomic.Pointer[error]
+	// awaiting is true while the reader waits for a large message it
+	// delivered to be released.
+	awaiting atomic.Bool
 }
+
+// SetMaxMessage sets the longest line, without its "\n", accepted from
+// the worker: n > 0, or MaxMessage when n <= 0. It must be called before
+// Run.
+func (c *Channel) SetMaxMessage(n int) { c.conn.SetMaxLine(n) }
 
 // Pair creates a channel, whose messages say they come From id, and
 // returns the child's end, to be passed to the worker (then closed in the
@@ -400,24 +430,51 @@ func (c *Channel) handleLine(l nodeipc.Line, in chan<- Message) error {
 		if l.File == nil {
 			return nil // Node drops a handle message without its handle
 		}
-		return c.deliver(in, Message{Raw: bytes.Clone(l.Raw), Cmd: l.Cmd, Handle: l.File})
+		return c.deliver(in, Message{Raw: raw(l), Cmd: l.Cmd, Handle: l.File})
 	default:
-		return c.deliver(in, Message{Raw: bytes.Clone(l.Raw), Cmd: l.Cmd})
+		return c.deliver(in, Message{Raw: raw(l), Cmd: l.Cmd})
 	}
 }
 
+// raw returns l's value for a Message: the line's own memory when the
+// reader gave it up (a long line), else a copy.
+func raw(l nodeipc.Line) json.RawMessage {
+	if l.Owned {
+		return l.Raw
+	}
+	return bytes.Clone(l.Raw)
+}
+
+// deliver passes m to in, unless Intercept takes it; a large message is
+// delivered alone: deliver returns once it was released (or the channel
+// closed), so that the reader holds no other meanwhile.
 func (c *Channel) deliver(in chan<- Message, m Message) error {
 	m.From = c.id
 	if c.Intercept != nil && c.Intercept(m) {
 		return nil
 	}
+	var released chan struct{}
+	if len(m.Raw) > BigMessage {
+		released = make(chan struct{})
+		m.release = sync.OnceFunc(func() { close(released) })
+	}
 	select {
 	case in <- m:
-		return nil
 	case <-c.closed:
 		if m.Handle != nil {
 			m.Handle.Close()
 		}
+		return ErrClosed
+	}
+	if released == nil {
+		return nil
+	}
+	c.awaiting.Store(true)
+	defer c.awaiting.Store(false)
+	select {
+	case <-released:
+		return nil
+	case <-c.closed:
 		return ErrClosed
 	}
 }

@@ -91,9 +91,11 @@ func messageDetail(raw []byte) string {
 	return string(raw)
 }
 
-// handleIPC takes one message from a worker's channel. ctx bounds the
-// dispatchers a queryServer starts (see owner.dispatcher).
+// handleIPC takes one message from a worker's channel, and releases it
+// (the channel of a large one reads on). ctx bounds the dispatchers a
+// queryServer starts (see owner.dispatcher).
 func (o *owner) handleIPC(ctx context.Context, m ipc.Message, now time.Time) {
+	defer m.Release()
 	if m.Handle != nil {
 		// paddock keeps no handle a worker sends (docs/protocol.md): a
 		// connection sent to it ends here; see also socketlist.go.
