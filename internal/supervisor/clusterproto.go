@@ -27,7 +27,7 @@ import (
 // Errno values the worker turns into Node errors.
 const (
 	errnoAddrInUse = -98 // EADDRINUSE
-	errnoNoSupport = -97 // EAFNOSUPPORT: UDP is not shared by paddock
+	errnoNoSupport = -97 // EAFNOSUPPORT: an address paddock cannot serve
 	errnoBadFD     = -9  // EBADF
 )
 
@@ -43,6 +43,7 @@ type clusterIn struct {
 	Port        int             `json:"port"`
 	AddressType json.RawMessage `json:"addressType"`
 	FD          json.RawMessage `json:"fd"`
+	Flags       json.RawMessage `json:"flags"`
 	Key         string          `json:"key"`
 }
 
@@ -153,6 +154,7 @@ func (o *owner) serverListening(w *worker, m clusterIn) {
 // serverClosed takes w's word that it closed its server known by key: it
 // gets no more of that server's connections.
 func (o *owner) serverClosed(w *worker, key string) {
+	o.closeUDP(w, key)
 	for d, k := range w.subs {
 		if k == key {
 			delete(w.subs, d)
@@ -224,6 +226,9 @@ func (o *owner) queryServer(ctx context.Context, w *worker, m clusterIn) {
 	key := clusterKey(m)
 	r := &serverReply{o: o, w: w, key: key,
 		fields: map[string]any{"errno": 0, "key": key, "ack": *m.Seq, "data": json.RawMessage("null")}}
+	if o.queryUDP(r, m) { // a dgram socket: shared whatever the policy
+		return
+	}
 	if w.healthFile != nil && isHealthQuery(w, m) {
 		// The worker's own health socket, whatever the policy: a probe
 		// of it must reach this worker and no other.
@@ -321,7 +326,7 @@ func wantedListen(m clusterIn, base string) (manifest.Listen, error) {
 	}
 	switch at {
 	case "udp4", "udp6":
-		return manifest.Listen{}, errors.New("UDP sockets are not shared by paddock")
+		return manifest.Listen{}, errors.New("a UDP socket is no server's (see queryUDP)")
 	case "-1":
 		return manifest.ParseListen("unix:"+addr, base)
 	}

@@ -102,7 +102,7 @@ func (o *owner) status() Status {
 			Generation: spec.Generation, SchedulingPolicy: a.SchedulingPolicy, Silent: a.Silent}
 		_, as.Override = o.scale[name]
 		for _, sock := range o.appSockets[name] {
-			as.Listen = append(as.Listen, sock.Addr.String())
+			as.Listen = append(as.Listen, sock.String())
 		}
 		var onDemand []string
 		for _, sock := range o.onDemand[name] {
@@ -110,6 +110,7 @@ func (o *owner) status() Status {
 		}
 		sort.Strings(onDemand)
 		as.Listen = append(as.Listen, onDemand...)
+		as.Listen = append(as.Listen, o.udpListening(name)...)
 		if r, ok := o.rollouts[name]; ok {
 			as.Rollout = &r
 			as.Stall = o.stallInfo(name, r)
