@@ -40,7 +40,7 @@ type clusterIn struct {
 	Index       json.RawMessage `json:"index"`
 	Data        json.RawMessage `json:"data"`
 	Address     *string         `json:"address"`
-	Port        int             `json:"port"`
+	Port        int             `json:"port"` // a string too: see UnmarshalJSON
 	AddressType json.RawMessage `json:"addressType"`
 	FD          json.RawMessage `json:"fd"`
 	Flags       json.RawMessage `json:"flags"`

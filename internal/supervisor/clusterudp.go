@@ -56,6 +56,30 @@ type udpHandle struct {
 	workers map[int]bool
 }
 
+// UnmarshalJSON decodes a cluster message, its port given as a number or,
+// as a dgram socket's bind(port) passes it on unchecked
+// (bind(process.env.PORT)), as a string: Node's primary binds the number
+// a decimal string spells, and port 0 for any other value, as it does.
+func (m *clusterIn) UnmarshalJSON(b []byte) error {
+	type plain clusterIn // without this method
+	v := struct {
+		*plain
+		Port json.RawMessage `json:"port"`
+	}{plain: (*plain)(m)}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	m.Port = 0
+	var s string
+	if json.Unmarshal(v.Port, &s) != nil {
+		s = string(v.Port)
+	}
+	if n, err := strconv.Atoi(s); err == nil {
+		m.Port = n
+	}
+	return nil
+}
+
 // isUDPQuery reports whether a queryServer is a dgram socket's.
 func isUDPQuery(m clusterIn) bool {
 	at := rawOr(m.AddressType, "")

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -324,4 +325,33 @@ apps:
 		t.Fatalf("the port bound on demand is not free once both workers died: %v", err)
 	}
 	c.Close()
+}
+
+// TestClusterMessagePort: a cluster message's port is a number, or a
+// string as dgram's bind(process.env.PORT) sends it (the number it spells,
+// 0 for anything else, as Node's primary binds); the other fields decode
+// as without it.
+func TestClusterMessagePort(t *testing.T) {
+	for _, tt := range []struct {
+		port string
+		want int
+	}{{`8000`, 8000}, {`"8000"`, 8000}, {`"http"`, 0}, {`null`, 0}, {``, 0}, {`{"a":1}`, 0}, {`-1`, -1}} {
+		raw := `{"cmd":"NODE_CLUSTER","act":"queryServer","seq":3,"address":"127.0.0.1","addressType":"udp4","fd":-1,"flags":4`
+		if tt.port != "" {
+			raw += `,"port":` + tt.port
+		}
+		raw += "}"
+		var m clusterIn
+		if err := json.Unmarshal([]byte(raw), &m); err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		if m.Port != tt.want || m.Act != "queryServer" || m.Seq == nil || *m.Seq != 3 || m.Address == nil || *m.Address != "127.0.0.1" ||
+			rawOr(m.AddressType, "") != "udp4" || rawOr(m.Flags, "") != "4" {
+			t.Errorf("%s decoded as %+v, port %d; want port %d", raw, m, m.Port, tt.want)
+		}
+	}
+	var m clusterIn
+	if err := json.Unmarshal([]byte(`{"port":"8000","seq":"x"}`), &m); err == nil {
+		t.Error("a seq that is no number decoded without error")
+	}
 }
