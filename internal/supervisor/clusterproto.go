@@ -326,7 +326,7 @@ func wantedListen(m clusterIn, base string) (manifest.Listen, error) {
 	}
 	switch at {
 	case "udp4", "udp6":
-		return manifest.Listen{}, errors.New("a UDP socket is no server's (see queryUDP)")
+		return manifest.Listen{}, errors.New("a UDP socket is not a server's (queryUDP answers for it)")
 	case "-1":
 		return manifest.ParseListen("unix:"+addr, base)
 	}

@@ -30,7 +30,8 @@ type AppStatus struct {
 	// Listen holds the addresses the app's workers listen on: its
 	// `listen:` sockets as bound, then the sockets opened for it on
 	// demand (a cluster worker's listen() of an address `listen:` does
-	// not name).
+	// not name), then the UDP sockets bound for its workers' dgram
+	// sockets. A UDP socket's address begins with "udp:".
 	Listen []string
 	// Rollout is the state of a rolling update in progress, else nil.
 	Rollout *reconcile.RolloutStatus
