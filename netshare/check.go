@@ -43,7 +43,7 @@ func Check(l manifest.Listen, reuseport bool) error {
 	if l.Port() == 0 {
 		return nil
 	}
-	f, _, err := bind(l, l.Address, reuseport, !reuseport)
+	f, _, err := bind(l, l.Address, reuseport, !reuseport, false)
 	if err != nil {
 		var be *BindError
 		if errors.As(err, &be) && errors.Is(be.Err, unix.EADDRINUSE) {
