@@ -238,6 +238,10 @@ func (o *owner) queryServer(ctx context.Context, w *worker, m clusterIn) {
 	key := clusterKey(m)
 	r := &serverReply{o: o, w: w, key: key,
 		fields: map[string]any{"errno": 0, "key": key, "ack": *m.Seq, "data": json.RawMessage("null")}}
+	if at := rawOr(m.AddressType, "4"); at == "udp4" || at == "udp6" {
+		r.fail(refuse(errnoNoSupport, errors.New("UDP sockets are not shared by paddock")))
+		return
+	}
 	if w.healthFile != nil && isHealthQuery(w, m) {
 		// The worker's own health socket, whatever the policy: a probe
 		// of it must reach this worker and no other.
@@ -248,10 +252,6 @@ func (o *owner) queryServer(ctx context.Context, w *worker, m clusterIn) {
 		if err := answerShared(r, w.healthFile); err != nil {
 			r.fail(err)
 		}
-		return
-	}
-	if at := rawOr(m.AddressType, "4"); at == "udp4" || at == "udp6" {
-		r.fail(refuse(errnoNoSupport, errors.New("UDP sockets are not shared by paddock")))
 		return
 	}
 	h, err := o.serverHandle(w, key, m)
