@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -83,7 +84,7 @@ func parseServerRequest(m clusterIn, base string) (serverRequest, error) {
 		// where Node's primary binds it relative to its own working
 		// directory.
 		if addr == "" {
-			return req, refuse(errnoInval, fmt.Errorf("a unix socket needs a path"))
+			return req, refuse(errnoInval, errors.New("a unix socket needs a path"))
 		}
 		if !filepath.IsAbs(addr) {
 			addr = filepath.Join(base, addr)
