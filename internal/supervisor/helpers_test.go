@@ -99,6 +99,8 @@ func TestMain(m *testing.M) {
 //	                    channel, then serve
 //	deaf-query          never read the IPC channel; on SIGUSR1 send a
 //	                    queryServer for 127.0.0.1:$PORT on it; else serve
+//	late-query          speak the cluster protocol itself: ask for a server
+//	                    once leaving (see lateQuery), exit 3 if answered
 //	go-systemd          take the sockets and report readiness with
 //	                    github.com/coreos/go-systemd (activation, daemon), then
 //	                    answer "<worker id> <pid> <LISTEN_PID> <names>" over HTTP
@@ -216,6 +218,8 @@ func helper(mode string) {
 				os.Getenv("PORT") + `,"addressType":4,"backlog":511,"seq":0}` + "\n"))
 		}()
 		serve()
+	case mode == "late-query":
+		lateQuery()
 	case mode == "go-systemd":
 		serveGoSystemd()
 	case mode == "go-worker":

@@ -175,6 +175,7 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 		// to be so before its workers fork.
 		o.reportHeld(plan.Held)
 		o.execute(plan, now)
+		o.releaseIdleHandles()
 		o.wakeAt = time.Time{}
 		o.reportRollouts(plan.Rollouts, now)
 		if !o.shutting {
