@@ -12,7 +12,7 @@ const (
 	EventListening  = "listening"  // the worker listens (LISTEN_FDS workers: at once; Detail: LISTEN_FDNAMES)
 	EventStopping   = "stopping"   // the worker was asked to stop (killSignal)
 	EventDisconnect = "disconnect" // a cluster worker was asked to disconnect (graceful retirement)
-	EventMessage    = "message"    // a worker sent a message with process.send (Detail: the JSON)
+	EventMessage    = "message"    // a worker sent a message with process.send that ipc.relay does not relay (Detail: the JSON)
 	EventKill       = "kill"       // the worker's process group got SIGKILL
 	EventExit       = "exit"       // the worker exited; Intended tells whether it was asked to
 	EventRestart    = "restart"    // a replacement is scheduled after Delay
