@@ -64,12 +64,13 @@ race:
 
 ## fuzz-smoke: each fuzzer for FUZZTIME: the manifest decoder, the IPC wire
 ## (framing and descriptors), a worker's IPC channel, the cluster protocol
-## handler, the control API.
+## handler, the relay's reading of messages (ipc.relay), the control API.
 fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./manifest
 	$(GO) test -run='^$$' -fuzz='^FuzzWire$$' -fuzztime=$(FUZZTIME) ./internal/nodeipc
 	$(GO) test -run='^$$' -fuzz='^FuzzChannel$$' -fuzztime=$(FUZZTIME) ./internal/ipc
 	$(GO) test -run='^$$' -fuzz='^FuzzClusterMessage$$' -fuzztime=$(FUZZTIME) ./internal/supervisor
+	$(GO) test -run='^$$' -fuzz='^FuzzRelayMessage$$' -fuzztime=$(FUZZTIME) ./internal/supervisor
 	$(GO) test -run='^$$' -fuzz='^FuzzControlRequest$$' -fuzztime=$(FUZZTIME) ./internal/control
 
 ## fuzz: a longer fuzzing session, by hand: make fuzz FUZZTIME=10m

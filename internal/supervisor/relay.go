@@ -1,12 +1,14 @@
 package supervisor
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/paddock-sh/paddock/internal/ipc"
 	"github.com/paddock-sh/paddock/manifest"
@@ -78,23 +80,30 @@ type workerRelay struct {
 type relayRule struct {
 	match  []relayCond
 	to     string
-	toPath []string
-	alias  []string
+	toPath relayPath
+	alias  relayPath
 }
 
 // relayCond is one condition of a rule: the value at path equals value
 // (a string, a float64, a bool, or nil for null).
 type relayCond struct {
-	path  []string
+	path  relayPath
 	value any
 }
 
-// splitPath splits a manifest path ("data.kind"); nil for "".
-func splitPath(p string) []string {
+// relayPath is a manifest path: as written (the key of a message's
+// values already read), and split.
+type relayPath struct {
+	text string
+	keys []string
+}
+
+// splitPath splits a manifest path ("data.kind"); keys is nil for "".
+func splitPath(p string) relayPath {
 	if p == "" {
-		return nil
+		return relayPath{}
 	}
-	return strings.Split(p, ".")
+	return relayPath{text: p, keys: strings.Split(p, ".")}
 }
 
 // compileRelay compiles the rules of an app.
@@ -111,22 +120,38 @@ func compileRelay(spec []manifest.RelayRule) []relayRule {
 }
 
 // relayMessage is a worker's message as the rules read it: its top-level
-// keys, decoded once.
-type relayMessage map[string]json.RawMessage
+// keys, decoded once, and the values at the paths read so far.
+type relayMessage struct {
+	top  map[string]json.RawMessage
+	read map[string]scalarAt
+}
+
+// scalarAt is what relayMessage.scalar found at a path.
+type scalarAt struct {
+	v  any
+	ok bool
+}
+
+// parseRelayMessage reads the top-level keys of raw, a JSON object; ok is
+// false for anything else.
+func parseRelayMessage(raw json.RawMessage) (relayMessage, bool) {
+	top, ok := splitObject(raw)
+	return relayMessage{top: top}, ok
+}
 
 // lookup returns the JSON text at path in the message, and whether there
 // is one.
-func (m relayMessage) lookup(path []string) (json.RawMessage, bool) {
-	if len(path) == 0 {
+func (m *relayMessage) lookup(path relayPath) (json.RawMessage, bool) {
+	if len(path.keys) == 0 {
 		return nil, false
 	}
-	v, ok := m[path[0]]
-	for _, k := range path[1:] {
+	v, ok := m.top[path.keys[0]]
+	for _, k := range path.keys[1:] {
 		if !ok {
 			return nil, false
 		}
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(v, &obj) != nil {
+		obj, isObj := splitObject(v)
+		if !isObj {
 			return nil, false
 		}
 		v, ok = obj[k]
@@ -136,24 +161,55 @@ func (m relayMessage) lookup(path []string) (json.RawMessage, bool) {
 
 // scalar returns the JSON value at path when it is a string, a number, a
 // bool or null (as a string, a float64, a bool or nil); ok is false when
-// there is none there, or an object or array.
-func (m relayMessage) scalar(path []string) (v any, ok bool) {
-	raw, found := m.lookup(path)
-	if !found {
-		return nil, false
+// there is none there, or an object or array. Each path is read once per
+// message: rules tend to share their first condition.
+func (m *relayMessage) scalar(path relayPath) (any, bool) {
+	if s, done := m.read[path.text]; done {
+		return s.v, s.ok
 	}
+	var s scalarAt
+	if raw, found := m.lookup(path); found {
+		s.v, s.ok = decodeScalar(raw)
+	}
+	if m.read == nil {
+		m.read = make(map[string]scalarAt, 4)
+	}
+	m.read[path.text] = s
+	return s.v, s.ok
+}
+
+// decodeScalar decodes raw, one valid JSON value (the channel checks every
+// message), when it is a string, a number, a bool or null; without
+// encoding/json's reflection for strings without escapes and numbers,
+// which are what rules compare.
+func decodeScalar(raw json.RawMessage) (any, bool) {
+	switch raw[0] {
+	case '{', '[':
+		return nil, false
+	case '"':
+		if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+			return string(raw[1 : len(raw)-1]), true
+		}
+	case 't':
+		return true, true
+	case 'f':
+		return false, true
+	case 'n':
+		return nil, true
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		if f, err := strconv.ParseFloat(string(raw), 64); err == nil {
+			return f, true
+		}
+	}
+	var v any
 	if json.Unmarshal(raw, &v) != nil {
 		return nil, false
 	}
-	switch v.(type) {
-	case nil, string, float64, bool:
-		return v, true
-	}
-	return nil, false
+	return v, true
 }
 
 // matches reports whether every condition of r holds for m.
-func (r *relayRule) matches(m relayMessage) bool {
+func (r *relayRule) matches(m *relayMessage) bool {
 	for _, c := range r.match {
 		v, ok := m.scalar(c.path)
 		if !ok || v != c.value {
@@ -199,22 +255,22 @@ func (r *appRelay) worker(id int) *workerRelay {
 // can match. It never blocks.
 func (o *owner) relay(w *worker, m ipc.Message) bool {
 	a := o.app(w.App)
-	if a == nil || !a.HasRelay() || len(m.Raw) == 0 || m.Raw[0] != '{' {
+	if a == nil || !a.HasRelay() {
 		return false
 	}
-	var msg relayMessage
-	if json.Unmarshal(m.Raw, &msg) != nil {
+	msg, ok := parseRelayMessage(m.Raw)
+	if !ok {
 		return false
 	}
 	r := o.relayState(a)
 	for i := range r.rules {
 		rule := &r.rules[i]
-		if !rule.matches(msg) {
+		if !rule.matches(&msg) {
 			continue
 		}
 		r.counts.Messages++
-		if rule.alias != nil {
-			o.claimAlias(r, w, msg, rule.alias)
+		if rule.alias.keys != nil {
+			o.claimAlias(r, w, &msg, rule.alias)
 		}
 		// One line for every target: the message as the worker wrote
 		// it. A copy: m.Raw's array must not be appended to.
@@ -227,7 +283,7 @@ func (o *owner) relay(w *worker, m ipc.Message) bool {
 				}
 			}
 		default: // a worker or an alias the message names
-			if t := o.relayNamed(r, w, msg, rule); t != nil {
+			if t := o.relayNamed(r, w, &msg, rule); t != nil {
 				o.relayTo(r, t, line)
 			} else {
 				r.counts.Unrouted++
@@ -248,7 +304,7 @@ func relayTarget(t *worker) bool {
 // relayNamed returns the worker of w's app that msg names for rule (to:
 // {worker: PATH} or {alias: PATH}), or nil when it names none that can be
 // sent relayed messages.
-func (o *owner) relayNamed(r *appRelay, w *worker, msg relayMessage, rule *relayRule) *worker {
+func (o *owner) relayNamed(r *appRelay, w *worker, msg *relayMessage, rule *relayRule) *worker {
 	v, ok := msg.scalar(rule.toPath)
 	if !ok {
 		return nil
@@ -295,7 +351,7 @@ func aliasKey(v any) (string, bool) {
 
 // claimAlias records that w is known by msg's value at path from now on
 // (the last worker to claim an alias has it), within maxRelayAliases.
-func (o *owner) claimAlias(r *appRelay, w *worker, msg relayMessage, path []string) {
+func (o *owner) claimAlias(r *appRelay, w *worker, msg *relayMessage, path relayPath) {
 	v, ok := msg.scalar(path)
 	if !ok {
 		return
@@ -371,4 +427,129 @@ func (o *owner) relayCounts() map[string]RelayCounts {
 		out[app] = r.counts
 	}
 	return out
+}
+
+// splitObject returns the members of raw, a JSON object, as parts of raw
+// (no copy), the last of two with one key winning, as JSON.parse has it.
+// It reads only as far as it needs to tell where each value ends: the
+// channel checked that every message is valid JSON, and this runs for
+// each relayed message on the owner goroutine, where a full decode of a
+// large message would cost several times more. ok is false when raw is
+// not an object, or where it is not well formed.
+func splitObject(raw []byte) (map[string]json.RawMessage, bool) {
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return nil, false
+	}
+	m := make(map[string]json.RawMessage, 8)
+	i = skipSpace(raw, i+1)
+	if i < len(raw) && raw[i] == '}' {
+		return m, skipSpace(raw, i+1) == len(raw)
+	}
+	for i < len(raw) {
+		end := skipString(raw, i)
+		if end < 0 {
+			return nil, false
+		}
+		key, ok := stringValue(raw[i:end])
+		if !ok {
+			return nil, false
+		}
+		i = skipSpace(raw, end)
+		if i >= len(raw) || raw[i] != ':' {
+			return nil, false
+		}
+		i = skipSpace(raw, i+1)
+		vend := skipValue(raw, i)
+		if vend < 0 {
+			return nil, false
+		}
+		m[key] = raw[i:vend:vend]
+		i = skipSpace(raw, vend)
+		switch {
+		case i < len(raw) && raw[i] == ',':
+			i = skipSpace(raw, i+1)
+		case i < len(raw) && raw[i] == '}':
+			return m, skipSpace(raw, i+1) == len(raw)
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// skipSpace returns the index of the first byte from i on that is not
+// JSON white space.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index just past the string that starts at i, or
+// -1 when there is none there.
+func skipString(b []byte, i int) int {
+	if i >= len(b) || b[i] != '"' {
+		return -1
+	}
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// skipValue returns the index just past the JSON value that starts at i,
+// or -1 when there is none there.
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				if i < 0 {
+					return -1
+				}
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return -1
+	}
+	start := i
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		i++
+	}
+	if i == start {
+		return -1
+	}
+	return i
+}
+
+// stringValue decodes s, a JSON string with its quotes.
+func stringValue(s []byte) (string, bool) {
+	if bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
+		return string(s[1 : len(s)-1]), true
+	}
+	var v string
+	return v, json.Unmarshal(s, &v) == nil
 }
