@@ -172,8 +172,10 @@ type App struct {
 	Instances int `yaml:"instances"`
 	// InstancesAuto records that Instances came from "auto".
 	InstancesAuto bool `yaml:"-"`
-	// SchedulingPolicy is how workers share listening ports: rr, none or
-	// reuseport. Default rr.
+	// SchedulingPolicy is how workers share listening ports: rr, none,
+	// reuseport or sticky. Default rr. It concerns TCP and unix addresses:
+	// a UDP socket (a "udp:" address, a Node worker's dgram bind) is one
+	// socket shared by every worker under every policy.
 	SchedulingPolicy string `yaml:"schedulingPolicy"`
 	// Restart says which exits are followed by a new worker: always,
 	// on-failure (exit code other than 0, or a signal) or never. Default
@@ -229,7 +231,13 @@ type App struct {
 	Relay []RelayRule `yaml:"-"`
 	// Listen lists the addresses the supervisor listens on for the app's
 	// workers, kept open across restarts and rolling updates and handed to
-	// workers as LISTEN_FDS descriptors (3, 4, ...) in this order.
+	// workers as LISTEN_FDS descriptors (3, 4, ...) in this order (see
+	// ParseListen for how each is written). A "udp:" address is a
+	// SOCK_DGRAM socket, systemd's ListenDatagram=: one socket shared by
+	// every worker of the app whatever SchedulingPolicy says, as Node's
+	// primary shares UDP sockets under every policy (datagrams are not
+	// connections to hand out, and a SO_REUSEPORT group of UDP sockets
+	// cannot be kept to the ready workers).
 	Listen []Listen `yaml:"listen"`
 	// DependsOn lists the apps, by name, that this app's workers need: its
 	// workers start (first start, scale-up, restarts, the new workers of a
@@ -319,11 +327,11 @@ func (b Backoff) Delay(n int) time.Duration {
 
 // Listen is one address of `listen:`.
 type Listen struct {
-	// Network is "tcp" or "unix".
+	// Network is "tcp", "udp" or "unix".
 	Network string
-	// Address is "host:port" for tcp, with an empty host for every
-	// interface (IPv4 and IPv6, like Node), or the absolute socket path for
-	// unix.
+	// Address is "host:port" for tcp and udp, with an empty host for
+	// every interface (IPv4 and IPv6, like Node), or the absolute socket
+	// path for unix.
 	Address string
 	// Mode is the permission of a unix socket file. Default 0660.
 	Mode uint32
@@ -342,9 +350,10 @@ const DefaultUnixMode = 0o660
 // across reloads is the same socket.
 func (l Listen) Key() string { return l.Network + ":" + l.Address }
 
-// Port returns the TCP port (0 for unix sockets or an ephemeral port).
+// Port returns the TCP or UDP port (0 for unix sockets or an ephemeral
+// port).
 func (l Listen) Port() int {
-	if l.Network != "tcp" {
+	if l.Network != "tcp" && l.Network != "udp" {
 		return 0
 	}
 	_, p, _ := strings.Cut(l.Address[strings.LastIndexByte(l.Address, ']')+1:], ":")

@@ -55,7 +55,7 @@ func Validate(apps []*App) (*Set, error) {
 			if ln.Network == "unix" && a.SchedulingPolicy == "reuseport" {
 				l.add(pos, field, "schedulingPolicy reuseport needs TCP addresses; a unix socket cannot be bound once per worker")
 			}
-			if ln.Port() == 0 && ln.Network == "tcp" {
+			if ln.Port() == 0 && ln.Network != "unix" {
 				continue // each ephemeral port is its own socket
 			}
 			if first, dup := listeners[ln.Key()]; dup {

@@ -12,7 +12,9 @@
 // interface", and SO_REUSEPORT where the scheduling policy wants one socket
 // per worker. The sockets of one SO_REUSEPORT address form a Group, which
 // steers new connections to the workers that are ready. Unix sockets are
-// bound by internal/unixsock, which never takes over a live one.
+// bound by internal/unixsock, which never takes over a live one. UDP
+// sockets (systemd's ListenDatagram=) are bound without SO_REUSEADDR and
+// shared by every worker whatever the policy.
 package netshare
 
 import (
@@ -73,11 +75,19 @@ func NewPool() *Pool { return &Pool{socks: map[string]*Socket{}} }
 // each worker then gets its own socket from BindWorker. An ephemeral port
 // (port 0) is a socket of its own for each owner (app and list index), kept
 // across reloads like any other. A listening socket asks for an accept
-// queue of 4096 connections (the kernel caps it at net.core.somaxconn).
+// queue of 4096 connections (the kernel caps it at net.core.somaxconn). A
+// UDP address ("udp" network) is one SOCK_DGRAM socket whatever reuseport
+// says: see bindUDP for its options.
 func (p *Pool) Acquire(l manifest.Listen, reuseport bool, owner string) (*Socket, error) {
 	key := l.Key()
-	if l.Network == "tcp" && l.Port() == 0 {
+	if l.Network != "unix" && l.Port() == 0 {
 		key += "#" + owner
+	}
+	if l.Network == "udp" {
+		// One socket shared by every worker, whatever the policy: a
+		// reuseport group of UDP sockets cannot be steered (see
+		// manifest.App.Listen).
+		reuseport = false
 	}
 	if reuseport {
 		key += "/reuseport"
@@ -87,14 +97,21 @@ func (p *Pool) Acquire(l manifest.Listen, reuseport bool, owner string) (*Socket
 		return s, nil
 	}
 	var s *Socket
-	if l.Network == "unix" {
+	switch l.Network {
+	case "unix":
 		us, err := unixsock.Listen(l.Address, unixsock.Options{Mode: os.FileMode(l.Mode), Backlog: backlog})
 		if err != nil {
 			return nil, &BindError{Listen: l, Err: err}
 		}
 		s = &Socket{Listen: l, File: us.File, Addr: &net.UnixAddr{Name: l.Address, Net: "unix"}, Listening: true,
 			Replaced: us.Replaced, unixSock: us}
-	} else {
+	case "udp":
+		f, addr, err := bindUDP(l, DatagramOptions{})
+		if err != nil {
+			return nil, err
+		}
+		s = &Socket{Listen: l, File: f, Addr: addr, Listening: true}
+	default:
 		f, addr, err := bind(l, l.Address, reuseport, !reuseport)
 		if err != nil {
 			return nil, err
@@ -141,13 +158,27 @@ func (s *Socket) close() {
 // Len returns the number of sockets held.
 func (p *Pool) Len() int { return len(p.socks) }
 
-// Name returns the LISTEN_FDNAMES entry for s: the port of a TCP socket
-// (as bound), the file name of a unix socket; names may not contain ':'.
+// Name returns the LISTEN_FDNAMES entry for s: the port of a TCP or UDP
+// socket (as bound), the file name of a unix socket; names may not
+// contain ':'.
 func (s *Socket) Name() string {
-	if a, ok := s.Addr.(*net.TCPAddr); ok {
+	switch a := s.Addr.(type) {
+	case *net.TCPAddr:
+		return strconv.Itoa(a.Port)
+	case *net.UDPAddr:
 		return strconv.Itoa(a.Port)
 	}
 	return filepath.Base(s.Listen.Address)
+}
+
+// String returns the address bound, as paddock status shows it:
+// "127.0.0.1:8000", "[::]:8000", "/run/web.sock", and "udp:" before that of
+// a UDP socket ("udp:[::]:5353").
+func (s *Socket) String() string {
+	if _, ok := s.Addr.(*net.UDPAddr); ok {
+		return "udp:" + s.Addr.String()
+	}
+	return s.Addr.String()
 }
 
 // BindError is a socket that could not be bound.
@@ -196,15 +227,12 @@ func bind(l manifest.Listen, address string, reuseport, listen bool) (f *os.File
 			return nil, nil, err
 		}
 	}
-	var sa unix.Sockaddr
-	if family == unix.AF_INET {
-		sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
-	} else {
+	_, sa := sockaddr(ap.Addr().Is4(), ap.Addr().As16(), int(ap.Port()))
+	if family == unix.AF_INET6 {
 		// Every interface means IPv4 and IPv6 alike, as Node's listen().
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
 			return nil, nil, err
 		}
-		sa = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
 	}
 	if err := unix.Bind(fd, sa); err != nil {
 		return nil, nil, err

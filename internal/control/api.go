@@ -55,7 +55,8 @@ type App struct {
 	// prefixed with "app/id | ".
 	Silent bool `json:"silent"`
 	// Listen: the addresses of the app's listen: sockets, then those
-	// opened for its cluster workers on demand.
+	// opened for its cluster workers on demand ("udp:" before a UDP
+	// socket's).
 	Listen  []string `json:"listen"`
 	Rollout *Rollout `json:"rollout,omitempty"`
 	// The resource use of the app's live workers, summed (absent when

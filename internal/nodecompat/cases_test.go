@@ -251,6 +251,8 @@ func allCases() []parityCase {
 	add(parityCase{Name: "dgram-reuse", From: "test-cluster-dgram-reuse.js", Exit: exit(0)})
 	add(parityCase{Name: "dgram-ipv6only", From: "test-cluster-dgram-ipv6only.js", Exit: exit(0), IPv6: true})
 	add(parityCase{Name: "child-index-dgram", From: "test-cluster-child-index-dgram.js", Exit: exit(0)})
+	add(variants(parityCase{Name: "dgram-released", From: "issue 14, cause 4 (SharedHandle.remove)", Instances: 2})...)
+	add(parityCase{Name: "dgram-string-port", From: "issue 14, cause 4: bind(process.env.PORT)", Instances: 2})
 	return cs
 }
 

@@ -207,7 +207,10 @@ func (p *paddockPrimary) manifestFor(r *run) (string, error) {
 		"instances":        0,
 		"schedulingPolicy": r.c.policy(),
 		"restart":          "never",
-		"killTimeout":      "2s",
+		// Node's primary waits for a disconnected worker as long as it
+		// takes; a short killTimeout would fail a slow machine's cases.
+		// The harness's own deadline bounds a worker that never exits.
+		"killTimeout": testkit.Patience.String(),
 	}
 	if len(r.c.Env) > 0 {
 		app["env"] = r.c.Env

@@ -27,7 +27,7 @@ import (
 // Errno values the worker turns into Node errors.
 const (
 	errnoAddrInUse = -98 // EADDRINUSE
-	errnoNoSupport = -97 // EAFNOSUPPORT: UDP is not shared by paddock
+	errnoNoSupport = -97 // EAFNOSUPPORT: an address paddock cannot serve
 	errnoBadFD     = -9  // EBADF
 )
 
@@ -40,9 +40,10 @@ type clusterIn struct {
 	Index       json.RawMessage `json:"index"`
 	Data        json.RawMessage `json:"data"`
 	Address     *string         `json:"address"`
-	Port        int             `json:"port"`
+	Port        int             `json:"port"` // a string too: see UnmarshalJSON
 	AddressType json.RawMessage `json:"addressType"`
 	FD          json.RawMessage `json:"fd"`
+	Flags       json.RawMessage `json:"flags"`
 	Key         string          `json:"key"`
 }
 
@@ -156,6 +157,7 @@ func (o *owner) serverListening(w *worker, m clusterIn) {
 // serverClosed takes w's word that it closed its server known by key: it
 // gets no more of that server's connections.
 func (o *owner) serverClosed(w *worker, key string) {
+	o.closeUDP(w, key)
 	for d, k := range w.subs {
 		if k == key {
 			delete(w.subs, d)
@@ -227,6 +229,9 @@ func (o *owner) queryServer(ctx context.Context, w *worker, m clusterIn) {
 	key := clusterKey(m)
 	r := &serverReply{o: o, w: w, key: key,
 		fields: map[string]any{"errno": 0, "key": key, "ack": *m.Seq, "data": json.RawMessage("null")}}
+	if o.queryUDP(r, m) { // a dgram socket: shared whatever the policy
+		return
+	}
 	if w.healthFile != nil && isHealthQuery(w, m) {
 		// The worker's own health socket, whatever the policy: a probe
 		// of it must reach this worker and no other.
@@ -324,7 +329,7 @@ func wantedListen(m clusterIn, base string) (manifest.Listen, error) {
 	}
 	switch at {
 	case "udp4", "udp6":
-		return manifest.Listen{}, errors.New("UDP sockets are not shared by paddock")
+		return manifest.Listen{}, errors.New("a UDP socket is not a server's (queryUDP answers for it)")
 	case "-1":
 		return manifest.ParseListen("unix:"+addr, base)
 	}

@@ -102,6 +102,7 @@ func TestMain(m *testing.M) {
 //	go-systemd          take the sockets and report readiness with
 //	                    github.com/coreos/go-systemd (activation, daemon), then
 //	                    answer "<worker id> <pid> <LISTEN_PID> <names>" over HTTP
+//	udp-echo            answer datagrams on descriptor 3 (see serveUDP)
 //	http                serve HTTP on the LISTEN_FDS sockets, answering
 //	                    "<worker id> <pid> <LISTEN_PID>"; drain and exit 0 on
 //	                    SIGTERM
@@ -196,6 +197,8 @@ func helper(mode string) {
 		serve()
 	case mode == "http":
 		serveHTTP()
+	case mode == "udp-echo":
+		serveUDP()
 	case mode == "states":
 		serveStates()
 	case mode == "health":

@@ -132,6 +132,7 @@ func (o *owner) release() {
 	for _, w := range o.workers {
 		w.releaseSockets()
 	}
+	o.closeUDPHandles()
 	for _, socks := range o.onDemand {
 		for _, sock := range socks {
 			sock.Release()

@@ -212,6 +212,9 @@ type owner struct {
 	dispatchWG  sync.WaitGroup
 	onDemand    map[string]map[string]*netshare.Socket
 	clusterData map[*netshare.Socket]json.RawMessage
+	// udpHandles holds the UDP sockets bound for workers' dgram sockets
+	// (clusterudp.go), created on first use.
+	udpHandles map[udpKey]*udpHandle
 	// rollouts holds the last reported status of each app in a rolling
 	// update.
 	rollouts map[string]reconcile.RolloutStatus
