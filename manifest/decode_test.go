@@ -807,6 +807,9 @@ func TestGeneration(t *testing.T) {
 		// variables of their own; every other setting rolls too, as
 		// killTimeout does, so that one generation has one probe.
 		"HealthCheck": {func(a *manifest.App) { a.HealthCheck = &manifest.HealthCheck{TCP: &manifest.TCPProbe{}} }, true},
+		// Relaying is the supervisor's: the running workers take the new
+		// rules at once.
+		"Relay": {func(a *manifest.App) { a.Relay = []manifest.RelayRule{{To: manifest.RelayToAll}} }, false},
 	}
 	typ := reflect.TypeFor[manifest.App]()
 	for i := range typ.NumField() {

@@ -547,6 +547,8 @@ func TestInvalidCorpus(t *testing.T) {
 		"depends-not-a-list",
 		"depends-bad-item",
 		"depends-duplicate",
+		"ipc-relay-bad",
+		"ipc-relay-without-channel",
 	} {
 		f := "../manifest/testdata/invalid/" + name + ".yaml"
 		data, err := os.ReadFile(f)

@@ -113,6 +113,9 @@ func (o *owner) handleIPC(ctx context.Context, m ipc.Message, now time.Time) {
 	case m.Internal():
 		// Other internal messages (NODE_...) are Node's own business.
 	default:
+		if o.relay(w, m) {
+			return // forwarded to other workers (ipc.relay), counted
+		}
 		detail := string(m.Raw)
 		if len(detail) > maxMessageDetail {
 			detail = detail[:maxMessageDetail] + "…"

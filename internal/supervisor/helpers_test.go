@@ -124,6 +124,9 @@ func TestMain(m *testing.M) {
 //	                    <pid> <VERSION>", as $RELEASE says (see serveRelease)
 //	health              serve HTTP with a health path (see serveHealth in
 //	                    health_test.go)
+//	relay               flood relayed messages on request, or, as worker
+//	                    $DEAF_WORKER, never read the IPC channel (see
+//	                    serveRelay in relay_test.go)
 func helper(mode string) {
 	switch {
 	case mode == "serve":
@@ -224,6 +227,8 @@ func helper(mode string) {
 		serveGoSystemd()
 	case mode == "go-worker":
 		serveGoWorker()
+	case mode == "relay":
+		serveRelay()
 	case mode == "release":
 		serveRelease()
 	case strings.HasPrefix(mode, "last-words:"):

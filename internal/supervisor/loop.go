@@ -330,7 +330,7 @@ func (o *owner) emit(e Event) {
 			level = slog.LevelWarn
 		}
 	case EventOutputLost, EventCrashLoop, EventHealthFailed, EventRolloutStalled, EventRolloutRollback,
-		EventMemoryExceeded, EventWatchdogMissed:
+		EventMemoryExceeded, EventWatchdogMissed, EventRelayDropped:
 		// Something the operator should look at; paddock acts on it.
 		level = slog.LevelWarn
 	case EventAppFailed:

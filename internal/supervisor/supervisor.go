@@ -258,6 +258,9 @@ type owner struct {
 	// probes by result.
 	prober       *prober
 	healthCounts map[string]*healthCounters
+	// relays holds each app's relaying state (ipc.relay, relay.go),
+	// made on its first relayed message.
+	relays map[string]*appRelay
 }
 
 // New returns a Supervisor with opts; it starts nothing.
