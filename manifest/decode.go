@@ -796,7 +796,7 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 	"killTimeout":  setDuration(func(a *App) *time.Duration { return &a.KillTimeout }),
 	"user":         setString(func(a *App) *string { return &a.User }),
 	"readiness":    setEnum(ReadinessModes, func(a *App) *string { return &a.Readiness }),
-	"ipc":          setEnum(IPCModes, func(a *App) *string { return &a.IPC }),
+	"ipc":          decodeIPC,
 	"readyTimeout": setDuration(func(a *App) *time.Duration { return &a.ReadyTimeout }),
 	"minReadyTime": setDuration(func(a *App) *time.Duration { return &a.MinReadyTime }),
 	"rollout": func(f *fieldDecoder, n *yaml.Node) {

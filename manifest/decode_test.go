@@ -811,6 +811,9 @@ func TestGeneration(t *testing.T) {
 		// json is its one valid value: written out or left to the
 		// default, the workers are the same.
 		"Serialization": {func(a *manifest.App) { a.Serialization = manifest.SerializationJSON }, false},
+		// Relaying is the supervisor's: the running workers take the new
+		// rules at once.
+		"Relay": {func(a *manifest.App) { a.Relay = []manifest.RelayRule{{To: manifest.RelayToAll}} }, false},
 	}
 	typ := reflect.TypeFor[manifest.App]()
 	for i := range typ.NumField() {

@@ -228,7 +228,8 @@ type App struct {
 	Rollout Rollout `yaml:"rollout"`
 	// IPC says whether workers get Node's IPC channel and speak the cluster
 	// protocol with the supervisor: auto (when the interpreter is node),
-	// node or off. Default auto.
+	// node or off. Default auto. In a manifest, `ipc:` is this mode, or a
+	// mapping whose `mode:` it is, beside `relay:` (Relay).
 	IPC string `yaml:"ipc"`
 	// Serialization is the IPC channel's serialization, as Node's
 	// setupPrimary names it: json, the only one paddock speaks (workers
@@ -238,6 +239,17 @@ type App struct {
 	// carry. Default json. It does not replace the workers: it has one
 	// value (not part of the generation).
 	Serialization string `yaml:"serialization"`
+	// Relay is `ipc.relay`: the rules by which paddock forwards a
+	// worker's messages (process.send) to other workers of the app, as a
+	// Node primary's cluster.on('message') relay does, instead of
+	// reporting them as message events. Written as a preset name
+	// ("socket.io", for @socket.io/cluster-adapter), or a list of presets
+	// and rules ({match: {PATH: VALUE, ...}, to: others | all | {worker:
+	// PATH} | {alias: PATH}, alias: PATH}); presets are expanded here.
+	// Nil: no message is relayed. It needs the IPC channel. Changing it
+	// does not replace the workers: the running ones relay by the new
+	// rules at once.
+	Relay []RelayRule `yaml:"-"`
 	// Listen lists the addresses the supervisor listens on for the app's
 	// workers, kept open across restarts and rolling updates and handed to
 	// workers as LISTEN_FDS descriptors (3, 4, ...) in this order (see
@@ -434,7 +446,7 @@ func (a *App) posOf(field string) Pos {
 // Generation returns a short hash of everything in the spec that, when
 // changed, requires new workers: every field but Instances, DependsOn and
 // the supervision policy that does not reach the workers (Critical,
-// FailAfter). Two apps with the same generation run identical workers.
+// FailAfter, Relay). Two apps with the same generation run identical workers.
 func (a *App) Generation() string {
 	// Everything but the name, the worker count, where it was written and
 	// what paddock does when the app fails.
@@ -445,6 +457,8 @@ func (a *App) Generation() string {
 	spec.DependsOn = nil
 	spec.Critical, spec.FailAfter = false, 0
 	spec.Serialization = ""
+	// Relaying is the supervisor's part, read live.
+	spec.Relay = nil
 	h := sha256.New()
 	// encoding/json sorts map keys, so the encoding is canonical.
 	_ = json.NewEncoder(h).Encode(&spec)

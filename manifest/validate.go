@@ -71,6 +71,7 @@ func Validate(apps []*App) (*Set, error) {
 			listeners[ln.Key()] = decl{a.Name, pos}
 		}
 		validateWatchdog(&l, a, field)
+		validateRelay(&l, a, field)
 		if a.FailAfter <= 0 {
 			l.add(a.posOf("failAfter"), field+".failAfter", "must be more than 0, got %s: a critical app would be given up at its first crash", a.FailAfter)
 		}

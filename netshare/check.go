@@ -50,7 +50,7 @@ func Check(l manifest.Listen, reuseport bool) error {
 	if l.Network == "udp" {
 		f, _, err = bindUDP(l, DatagramOptions{})
 	} else {
-		f, _, err = bind(l, l.Address, reuseport, !reuseport)
+		f, _, err = bind(l, l.Address, reuseport, !reuseport, false)
 	}
 	if err != nil {
 		var be *BindError

@@ -49,6 +49,9 @@ type Socket struct {
 	// Replaced is true when binding a unix socket removed a stale socket
 	// file (nothing listened on it) at its path.
 	Replaced bool
+	// V6Only is true for a socket on every interface bound IPv6 only
+	// (Options.V6Only).
+	V6Only   bool
 	refs     int
 	pool     *Pool
 	key      string
@@ -68,8 +71,31 @@ type Pool struct {
 // NewPool returns an empty pool.
 func NewPool() *Pool { return &Pool{socks: map[string]*Socket{}} }
 
-// Acquire returns the pool's socket for l, binding it first if there is
-// none, and takes a reference to it. For reuseport the pool's socket is an
+// Options are what a socket may be asked for beyond its address: what a
+// Node cluster worker's listen() asks of the socket paddock opens for it.
+// The zero value is what `listen:` sockets get.
+type Options struct {
+	// V6Only binds a TCP socket on every interface ("::") to IPv6 alone
+	// (IPV6_V6ONLY, Node's listen({ipv6Only: true})), so that 0.0.0.0 on
+	// the same port stays free; the default takes IPv4 connections too.
+	// It makes another socket than the default at the same address, and
+	// means nothing for other addresses.
+	V6Only bool
+	// UmaskMode gives a unix socket's file the mode bind(2) gives it (0777
+	// less the supervisor's umask) with the bits of the Listen's Mode
+	// added, as Node's listen(path) does (readableAll, writableAll),
+	// instead of exactly the Listen's Mode.
+	UmaskMode bool
+}
+
+// Acquire returns the pool's socket for l with the default Options (see
+// AcquireWith).
+func (p *Pool) Acquire(l manifest.Listen, reuseport bool, owner string) (*Socket, error) {
+	return p.AcquireWith(l, reuseport, owner, Options{})
+}
+
+// AcquireWith returns the pool's socket for l and opts, binding it first
+// if there is none, and takes a reference to it. For reuseport the pool's socket is an
 // anchor: bound with SO_REUSEPORT and not listening, so that it reserves the
 // address (and, for port 0, the port) without ever receiving a connection;
 // each worker then gets its own socket from BindWorker. An ephemeral port
@@ -78,7 +104,7 @@ func NewPool() *Pool { return &Pool{socks: map[string]*Socket{}} }
 // queue of 4096 connections (the kernel caps it at net.core.somaxconn). A
 // UDP address ("udp" network) is one SOCK_DGRAM socket whatever reuseport
 // says: see bindUDP for its options.
-func (p *Pool) Acquire(l manifest.Listen, reuseport bool, owner string) (*Socket, error) {
+func (p *Pool) AcquireWith(l manifest.Listen, reuseport bool, owner string, opts Options) (*Socket, error) {
 	key := l.Key()
 	if l.Network != "unix" && l.Port() == 0 {
 		key += "#" + owner
@@ -92,6 +118,9 @@ func (p *Pool) Acquire(l manifest.Listen, reuseport bool, owner string) (*Socket
 	if reuseport {
 		key += "/reuseport"
 	}
+	if opts.V6Only = opts.V6Only && l.Network == "tcp" && everyInterface(l.Address); opts.V6Only {
+		key += "/v6only"
+	}
 	if s, ok := p.socks[key]; ok {
 		s.refs++
 		return s, nil
@@ -99,7 +128,7 @@ func (p *Pool) Acquire(l manifest.Listen, reuseport bool, owner string) (*Socket
 	var s *Socket
 	switch l.Network {
 	case "unix":
-		us, err := unixsock.Listen(l.Address, unixsock.Options{Mode: os.FileMode(l.Mode), Backlog: backlog})
+		us, err := unixsock.Listen(l.Address, unixsock.Options{Mode: os.FileMode(l.Mode), AddToUmask: opts.UmaskMode, Backlog: backlog})
 		if err != nil {
 			return nil, &BindError{Listen: l, Err: err}
 		}
@@ -112,11 +141,11 @@ func (p *Pool) Acquire(l manifest.Listen, reuseport bool, owner string) (*Socket
 		}
 		s = &Socket{Listen: l, File: f, Addr: addr, Listening: true}
 	default:
-		f, addr, err := bind(l, l.Address, reuseport, !reuseport)
+		f, addr, err := bind(l, l.Address, reuseport, !reuseport, opts.V6Only)
 		if err != nil {
 			return nil, err
 		}
-		s = &Socket{Listen: l, File: f, Addr: addr, Listening: !reuseport}
+		s = &Socket{Listen: l, File: f, Addr: addr, Listening: !reuseport, V6Only: opts.V6Only}
 	}
 	s.refs, s.pool, s.key = 1, p, key
 	p.socks[key] = s
@@ -194,8 +223,9 @@ func (e *BindError) Error() string {
 func (e *BindError) Unwrap() error { return e.Err }
 
 // bind creates a TCP socket bound to address (l's, or the concrete one of
-// an anchor), listening when listen is set.
-func bind(l manifest.Listen, address string, reuseport, listen bool) (f *os.File, addr net.Addr, err error) {
+// an anchor), listening when listen is set; on every interface, IPv6 only
+// when v6only is set, else IPv4 and IPv6.
+func bind(l manifest.Listen, address string, reuseport, listen, v6only bool) (f *os.File, addr net.Addr, err error) {
 	defer func() {
 		if err != nil {
 			err = &BindError{Listen: l, Err: err}
@@ -229,8 +259,13 @@ func bind(l manifest.Listen, address string, reuseport, listen bool) (f *os.File
 	}
 	_, sa := sockaddr(ap.Addr().Is4(), ap.Addr().As16(), int(ap.Port()))
 	if family == unix.AF_INET6 {
-		// Every interface means IPv4 and IPv6 alike, as Node's listen().
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
+		// Every interface means IPv4 and IPv6 alike, as Node's listen(),
+		// unless IPv6 alone is asked for.
+		only := 0
+		if v6only {
+			only = 1
+		}
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, only); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -248,6 +283,13 @@ func bind(l manifest.Listen, address string, reuseport, listen bool) (f *os.File
 	}
 	ok = true
 	return os.NewFile(uintptr(fd), "listen "+l.Raw), tcpAddr(bound), nil
+}
+
+// everyInterface reports whether a TCP address ("host:port") is on every
+// interface: an empty host or "::".
+func everyInterface(address string) bool {
+	host, _, err := net.SplitHostPort(address)
+	return err == nil && (host == "" || host == "::")
 }
 
 // resolveTCP turns "host:port" ("" host: every interface) into an address.

@@ -554,6 +554,8 @@ func TestInvalidCorpus(t *testing.T) {
 		"depends-bad-item",
 		"depends-duplicate",
 		"serialization-advanced",
+		"ipc-relay-bad",
+		"ipc-relay-without-channel",
 	} {
 		f := "../manifest/testdata/invalid/" + name + ".yaml"
 		data, err := os.ReadFile(f)

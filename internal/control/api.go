@@ -25,6 +25,9 @@ type StatusResponse struct {
 	// HealthChecks counts each app's health probes by result since
 	// paddock started.
 	HealthChecks map[string]HealthCounts `json:"healthChecks,omitempty"`
+	// Relay counts the relayed messages (ipc.relay) of each app that
+	// relayed one since paddock started.
+	Relay map[string]RelayCounts `json:"relay,omitempty"`
 }
 
 // SupervisorInfo describes the supervisor process.

@@ -54,7 +54,15 @@ type parityCase struct {
 	// Slow marks a case that takes seconds even when it passes: it runs in
 	// make test-node only.
 	Slow bool
+	// Relay, when not nil, makes the primary relay every message whose
+	// Key is Value to every other worker, as @socket.io/cluster-adapter's
+	// setupPrimary() does: Node's primary by cluster.on('message'),
+	// paddock by ipc.relay.
+	Relay *relayMatch
 }
+
+// relayMatch is the messages a primary relays: those whose Key is Value.
+type relayMatch struct{ Key, Value string }
 
 // A step is one thing a primary does, once On has happened.
 type step struct {
@@ -235,6 +243,10 @@ func allCases() []parityCase {
 	add(parityCase{Name: "rr-ref-unref", From: "test-cluster-rr-ref.js"})
 	add(parityCase{Name: "rr-max-connections", From: "test-cluster-net-server-drop-connection.js", Instances: 2})
 	add(parityCase{Name: "rr-stalled-worker", From: "issue 14, cause 7", Instances: 2, Slow: true})
+
+	// Messages between workers, relayed by the primary.
+	add(parityCase{Name: "relay-others", From: "issue 14, cause 8 (what @socket.io/cluster-adapter's setupPrimary() does)",
+		Instances: 3, Env: map[string]string{"RELAY_PEERS": "2"}, Relay: &relayMatch{Key: "kind", Value: "relay"}})
 
 	// Sockets a worker sends to its primary.
 	add(parityCase{Name: "send-handle-twice", From: "test-cluster-send-handle-twice.js", Exit: exit(0)})

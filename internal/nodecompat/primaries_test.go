@@ -93,6 +93,9 @@ func (p *nodePrimary) start(ctx context.Context, r *run) error {
 	if r.c.Serialization != "" {
 		conf["serialization"] = r.c.Serialization
 	}
+	if m := r.c.Relay; m != nil {
+		conf["relay"] = map[string]string{"key": m.Key, "value": m.Value}
+	}
 	setup, err := json.Marshal(conf)
 	if err != nil {
 		return err
@@ -225,6 +228,9 @@ func (p *paddockPrimary) manifestFor(r *run) (string, error) {
 		// The name Node's setupPrimary uses; paddock knows json only
 		// and refuses advanced (parityCase.RefusedByPaddock).
 		app["serialization"] = r.c.Serialization
+	}
+	if m := r.c.Relay; m != nil {
+		app["ipc"] = map[string]any{"mode": "node", "relay": []any{map[string]any{"match": map[string]string{m.Key: m.Value}}}}
 	}
 	b, err := json.MarshalIndent(map[string]any{"apps": map[string]any{"parity": app}}, "", "  ")
 	if err != nil {

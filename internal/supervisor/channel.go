@@ -284,6 +284,7 @@ func (o *owner) closeChannelOnExit(w *worker) bool {
 		return false
 	}
 	o.unsubscribe(w)
+	o.forgetRelay(w)
 	for _, pc := range w.cl.drainPending() {
 		if !pc.offerElsewhere(w.ID) {
 			pc.conn.Close()

@@ -31,12 +31,6 @@ const (
 	uvUDPReuseAddr = 4 // UV_UDP_REUSEADDR: Node's reuseAddr
 )
 
-// Errno values a dgram bind can be refused with, besides those of
-// clusterproto.go.
-const (
-	errnoInval = -22 // EINVAL: a descriptor that is not of the kind asked for
-)
-
 // udpKey names a shared UDP socket: the app and the cluster key its
 // workers know it by (address:port:addressType:fd:index).
 type udpKey struct {
@@ -180,7 +174,7 @@ func wantedDatagram(m clusterIn) (manifest.Listen, netshare.DatagramOptions, err
 	if err != nil {
 		return manifest.Listen{}, netshare.DatagramOptions{}, refuse(errnoInval, err)
 	}
-	flags, _ := strconv.Atoi(rawOr(m.Flags, "0"))
+	flags := m.flags()
 	return l, netshare.DatagramOptions{ReuseAddr: flags&uvUDPReuseAddr != 0, IPv6Only: flags&uvUDPIPv6Only != 0}, nil
 }
 

@@ -175,6 +175,7 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 		// to be so before its workers fork.
 		o.reportHeld(plan.Held)
 		o.execute(plan, now)
+		o.releaseIdleHandles()
 		o.wakeAt = time.Time{}
 		o.reportRollouts(plan.Rollouts, now)
 		if !o.shutting {
@@ -329,7 +330,7 @@ func (o *owner) emit(e Event) {
 			level = slog.LevelWarn
 		}
 	case EventOutputLost, EventCrashLoop, EventHealthFailed, EventRolloutStalled, EventRolloutRollback,
-		EventMemoryExceeded, EventWatchdogMissed:
+		EventMemoryExceeded, EventWatchdogMissed, EventRelayDropped:
 		// Something the operator should look at; paddock acts on it.
 		level = slog.LevelWarn
 	case EventAppFailed:

@@ -69,6 +69,9 @@ type Status struct {
 	// HealthChecks counts the health probes of each app by result since
 	// paddock started (apps removed since included).
 	HealthChecks map[string]HealthCounts
+	// Relay counts the relayed messages (ipc.relay) of each app that
+	// relayed one since paddock started (apps removed since included).
+	Relay map[string]RelayCounts
 }
 
 // Status returns the apps and workers as they are now, with the resource
@@ -87,7 +90,7 @@ func (s *Supervisor) Status(ctx context.Context) (Status, error) {
 
 // status returns the snapshot Status returns.
 func (o *owner) status() Status {
-	st := Status{Workers: o.workerList(), LostOutput: map[string]int64{}, HealthChecks: o.healthCheckCounts()}
+	st := Status{Workers: o.workerList(), LostOutput: map[string]int64{}, HealthChecks: o.healthCheckCounts(), Relay: o.relayCounts()}
 	for _, out := range []*outputStream{o.sup.stdout, o.sup.stderr} {
 		st.LostOutput[out.name] = out.lost.Load()
 	}

@@ -66,6 +66,7 @@ func (o *owner) handleExit(ex procs.Exit) {
 		o.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", w.ID, "err", err)
 	}
 	o.releaseUDP(w)
+	o.dropHolds(w)
 	faulted := o.closeChannelOnExit(w)
 	// A worker's process group does not outlive it: the reaper killed
 	// whatever it left behind in its group before reaping it.

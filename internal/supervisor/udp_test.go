@@ -231,7 +231,7 @@ apps:
 `, policy, port))
 			for _, want := range []string{fmt.Sprintf(`{"bound":%d}`, port), `{"fd":`, `{"netfd":"EINVAL"}`} {
 				for range 2 {
-					h.waitMessage(want)
+					h.waitMessagePrefix(want)
 				}
 			}
 			ws := h.waitWorkers("2 workers", running("dgram", 2))
@@ -266,9 +266,9 @@ apps:
 	}
 }
 
-// waitMessage waits for a message from a worker that begins with want,
+// waitMessagePrefix waits for a message from a worker that begins with want,
 // and fails the test at once on a message that reports an error.
-func (h *harness) waitMessage(want string) Event {
+func (h *harness) waitMessagePrefix(want string) Event {
 	h.t.Helper()
 	e := h.waitEvent(want, func(e Event) bool {
 		return e.Type == EventMessage && (strings.HasPrefix(e.Detail, want) || strings.HasPrefix(e.Detail, `{"error"`))
@@ -297,8 +297,8 @@ apps:
     listen: ["udp:127.0.0.1:0"]
     env: {PORT: "%d"}
 `, port))
-	h.waitMessage(fmt.Sprintf(`{"bound":%d}`, port))
-	h.waitMessage(fmt.Sprintf(`{"bound":%d}`, port))
+	h.waitMessagePrefix(fmt.Sprintf(`{"bound":%d}`, port))
+	h.waitMessagePrefix(fmt.Sprintf(`{"bound":%d}`, port))
 	ws := h.waitWorkers("2 workers", running("dgram", 2))
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	if err := syscall.Kill(ws[0].PID, syscall.SIGKILL); err != nil {
