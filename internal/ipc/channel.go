@@ -102,6 +102,9 @@ type outgoing struct {
 	line []byte
 	fd   int // -1: none
 	done func(error)
+	// relayed is the length of a line SendRelayed queued (counted in
+	// Channel.relayedBytes until it leaves the queue), else 0.
+	relayed int64
 }
 
 // Channel is the supervisor's end of one worker's IPC channel.
@@ -134,6 +137,9 @@ type Channel struct {
 	// awaiting is true while the reader waits for a large message it
 	// delivered to be released.
 	awaiting atomic.Bool
+	// relayedBytes counts the bytes of the relayed lines in the queue
+	// (SendRelayed).
+	relayedBytes atomic.Int64
 }
 
 // SetMaxMessage sets the longest line, without its "\n", accepted from
@@ -322,6 +328,7 @@ func (c *Channel) drain() {
 		select {
 		case o := <-c.queue:
 			c.unwritten.Add(-1)
+			c.relayedBytes.Add(-o.relayed)
 			if o.done != nil {
 				o.done(ErrClosed)
 			}
@@ -361,6 +368,7 @@ func (c *Channel) writeLoop() {
 			}
 			continue
 		case o = <-c.queue:
+			c.relayedBytes.Add(-o.relayed)
 		}
 		if o.fd >= 0 {
 			select {
