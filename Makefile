@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 10s
 
-.PHONY: all build run test test-node check-files vet race fuzz-smoke fuzz mutate bench bench-go bench-http clean
+.PHONY: all build run test test-node npm-deps check-files vet race fuzz-smoke fuzz mutate bench bench-go bench-http clean
 
 all: build
 
@@ -20,9 +20,22 @@ build:
 run: build
 	exec $(BIN)/paddock run examples/hello.yaml
 
-## test: no build output tracked, gofmt and vet, the race-enabled test suite,
-## and a short run of each fuzzer.
-test: check-files vet race fuzz-smoke
+## test: no build output tracked, gofmt and vet, the npm packages of the
+## tests that run npm libraries, the race-enabled test suite, and a short run
+## of each fuzzer.
+test: check-files vet npm-deps race fuzz-smoke
+
+## npm-deps: the npm packages some tests run (NPM_TEST_DIRS: socket.io and
+## @socket.io/cluster-adapter for ipc.relay), installed with npm ci from their
+## package-lock.json into each directory's node_modules (not tracked), again
+## only when the lock file changed. Needs npm and the npm registry; without
+## node on the machine the Node tests skip, and this does nothing.
+NPM_TEST_DIRS := internal/supervisor/testdata/socketio
+npm-deps: $(addsuffix /node_modules/.package-lock.json,$(NPM_TEST_DIRS))
+
+%/node_modules/.package-lock.json: %/package-lock.json %/package.json
+	@if ! command -v node >/dev/null 2>&1; then echo "node is not installed: $* not installed, its tests skip"; exit 0; fi; \
+	echo "npm ci in $*"; cd $* && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.package-lock.json
 
 ## test-node: the Node cluster parity harness (internal/nodecompat), every
 ## case: the worker side of Node's test-cluster-* tests under Node's own
@@ -51,12 +64,13 @@ race:
 
 ## fuzz-smoke: each fuzzer for FUZZTIME: the manifest decoder, the IPC wire
 ## (framing and descriptors), a worker's IPC channel, the cluster protocol
-## handler, the control API.
+## handler, the relay's reading of messages (ipc.relay), the control API.
 fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./manifest
 	$(GO) test -run='^$$' -fuzz='^FuzzWire$$' -fuzztime=$(FUZZTIME) ./internal/nodeipc
 	$(GO) test -run='^$$' -fuzz='^FuzzChannel$$' -fuzztime=$(FUZZTIME) ./internal/ipc
 	$(GO) test -run='^$$' -fuzz='^FuzzClusterMessage$$' -fuzztime=$(FUZZTIME) ./internal/supervisor
+	$(GO) test -run='^$$' -fuzz='^FuzzRelayMessage$$' -fuzztime=$(FUZZTIME) ./internal/supervisor
 	$(GO) test -run='^$$' -fuzz='^FuzzControlRequest$$' -fuzztime=$(FUZZTIME) ./internal/control
 
 ## fuzz: a longer fuzzing session, by hand: make fuzz FUZZTIME=10m

@@ -508,6 +508,7 @@ func (d *decoder) app(key, val *yaml.Node) *App {
 		KillTimeout:      DefaultKillTimeout,
 		Readiness:        DefaultReadiness,
 		IPC:              DefaultIPC,
+		Serialization:    DefaultSerialization,
 		ReadyTimeout:     DefaultReadyTimeout,
 		MinReadyTime:     DefaultMinReadyTime,
 		Rollout:          Rollout{MaxSurge: DefaultMaxSurge, MaxUnavailable: DefaultMaxUnavailable, OnStall: DefaultOnStall},
@@ -795,7 +796,7 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 	"killTimeout":  setDuration(func(a *App) *time.Duration { return &a.KillTimeout }),
 	"user":         setString(func(a *App) *string { return &a.User }),
 	"readiness":    setEnum(ReadinessModes, func(a *App) *string { return &a.Readiness }),
-	"ipc":          setEnum(IPCModes, func(a *App) *string { return &a.IPC }),
+	"ipc":          decodeIPC,
 	"readyTimeout": setDuration(func(a *App) *time.Duration { return &a.ReadyTimeout }),
 	"minReadyTime": setDuration(func(a *App) *time.Duration { return &a.MinReadyTime }),
 	"rollout": func(f *fieldDecoder, n *yaml.Node) {
@@ -840,6 +841,9 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 	"failAfter": setDuration(func(a *App) *time.Duration { return &a.FailAfter }),
 
 	"healthCheck": decodeHealthCheck,
+
+	// Any string: Validate says why advanced is refused.
+	"serialization": setString(func(a *App) *string { return &a.Serialization }),
 }
 
 // decodeDependsOn decodes `dependsOn:`, a list of app names, recording the

@@ -41,6 +41,7 @@ func TestDecodeDefaults(t *testing.T) {
 		KillTimeout:      manifest.DefaultKillTimeout,
 		Readiness:        manifest.DefaultReadiness,
 		IPC:              manifest.DefaultIPC,
+		Serialization:    manifest.DefaultSerialization,
 		ReadyTimeout:     manifest.DefaultReadyTimeout,
 		MinReadyTime:     manifest.DefaultMinReadyTime,
 		Rollout:          manifest.Rollout{MaxSurge: manifest.DefaultMaxSurge, MaxUnavailable: manifest.DefaultMaxUnavailable, OnStall: manifest.DefaultOnStall},
@@ -807,6 +808,12 @@ func TestGeneration(t *testing.T) {
 		// variables of their own; every other setting rolls too, as
 		// killTimeout does, so that one generation has one probe.
 		"HealthCheck": {func(a *manifest.App) { a.HealthCheck = &manifest.HealthCheck{TCP: &manifest.TCPProbe{}} }, true},
+		// json is its one valid value: written out or left to the
+		// default, the workers are the same.
+		"Serialization": {func(a *manifest.App) { a.Serialization = manifest.SerializationJSON }, false},
+		// Relaying is the supervisor's: the running workers take the new
+		// rules at once.
+		"Relay": {func(a *manifest.App) { a.Relay = []manifest.RelayRule{{To: manifest.RelayToAll}} }, false},
 	}
 	typ := reflect.TypeFor[manifest.App]()
 	for i := range typ.NumField() {

@@ -14,8 +14,8 @@ const (
 	ChangeScaled  = "scaled"  // only instances changed
 	ChangeUpdated = "updated" // the spec changed: a rolling update (instances may change too)
 	// ChangeReconfigured: only fields that do not replace workers changed
-	// (dependsOn, critical, failAfter), and maybe instances; the workers
-	// are kept.
+	// (dependsOn, critical, failAfter, ipc.relay), and maybe instances;
+	// the workers are kept.
 	ChangeReconfigured = "reconfigured"
 )
 
@@ -113,6 +113,9 @@ func fieldDiff(a, b *App) []string {
 		if !reflect.DeepEqual(fa, fb) {
 			fields = append(fields, subfieldDiff(tag, va.Field(i), vb.Field(i))...)
 		}
+	}
+	if !reflect.DeepEqual(a.Relay, b.Relay) {
+		fields = append(fields, "ipc.relay") // no yaml tag of its own
 	}
 	return fields
 }

@@ -23,7 +23,7 @@ func TestDiff(t *testing.T) {
 		return s
 	}
 	prev := set(app("web", 2, nil), app("api", 1, nil), app("old", 3, nil), app("same", 1, nil),
-		app("guard", 1, nil), app("watch", 1, nil))
+		app("guard", 1, nil), app("watch", 1, nil), app("chat", 2, nil))
 	next := set(
 		app("web", 4, func(a *App) {
 			a.Args = []string{"--x"}
@@ -37,6 +37,7 @@ func TestDiff(t *testing.T) {
 		app("same", 1, nil),
 		app("guard", 1, func(a *App) { a.Critical = true }),
 		app("watch", 2, func(a *App) { a.FailAfter = time.Minute }),
+		app("chat", 2, func(a *App) { a.Relay = relayPreset(RelayPresetSocketIO) }),
 	)
 	var lines []string
 	for _, c := range Diff(prev, next) {
@@ -45,6 +46,7 @@ func TestDiff(t *testing.T) {
 	got := strings.Join(lines, "\n")
 	want := strings.Join([]string{
 		"api: scaled 1→3",
+		"chat: reconfigured (ipc.relay)",
 		"guard: reconfigured (critical)",
 		"new: added 2",
 		"old: removed 3",

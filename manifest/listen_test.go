@@ -51,6 +51,12 @@ func TestValidateOneAddressPerSocket(t *testing.T) {
 		{"different tcp ports", `[8000]`, `[8001]`, nil},
 		{"unix path and tcp port", `["unix:/run/8000"]`, `[8000]`, nil},
 		{"ephemeral ports", `[0, "127.0.0.1:0"]`, `[0]`, nil},
+		{"udp address twice", `["udp:5353"]`, `["udp:[::]:5353"]`,
+			[]string{`8:14: apps.api.listen[0]: udp:[::]:5353 is already the address of app web at $M:4:14`}},
+		{"udp listed twice by one app", `["udp:53", "udp::53"]`, "",
+			[]string{`4:24: apps.web.listen[1]: udp::53 is listed twice`}},
+		{"tcp and udp on one port", `[53, "udp:53"]`, `["127.0.0.1:5353"]`, nil},
+		{"udp ephemeral ports", `["udp:0", "udp:127.0.0.1:0"]`, `["udp:0"]`, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

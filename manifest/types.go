@@ -35,6 +35,7 @@ const (
 	DefaultMaxUnavailable   = 0
 	DefaultOnStall          = OnStallKeep
 	DefaultIPC              = IPCAuto
+	DefaultSerialization    = SerializationJSON
 	DefaultFailAfter        = 5 * time.Minute
 )
 
@@ -104,6 +105,18 @@ const (
 // IPCModes lists the accepted values of App.IPC.
 var IPCModes = []string{IPCAuto, IPCNode, IPCOff}
 
+// Serializations of the IPC channel, the values of Node's `serialization`
+// option (cluster.setupPrimary, child_process.fork). paddock speaks JSON
+// only: Validate refuses SerializationAdvanced, V8's structured clone
+// format, and says why.
+const (
+	SerializationJSON     = "json"
+	SerializationAdvanced = "advanced"
+)
+
+// Serializations lists the accepted values of App.Serialization.
+var Serializations = []string{SerializationJSON}
+
 // RestartPolicies lists the accepted values of App.Restart.
 var RestartPolicies = []string{RestartAlways, RestartOnFailure, RestartNever}
 
@@ -172,8 +185,10 @@ type App struct {
 	Instances int `yaml:"instances"`
 	// InstancesAuto records that Instances came from "auto".
 	InstancesAuto bool `yaml:"-"`
-	// SchedulingPolicy is how workers share listening ports: rr, none or
-	// reuseport. Default rr.
+	// SchedulingPolicy is how workers share listening ports: rr, none,
+	// reuseport or sticky. Default rr. It concerns TCP and unix addresses:
+	// a UDP socket (a "udp:" address, a Node worker's dgram bind) is one
+	// socket shared by every worker under every policy.
 	SchedulingPolicy string `yaml:"schedulingPolicy"`
 	// Restart says which exits are followed by a new worker: always,
 	// on-failure (exit code other than 0, or a signal) or never. Default
@@ -213,11 +228,37 @@ type App struct {
 	Rollout Rollout `yaml:"rollout"`
 	// IPC says whether workers get Node's IPC channel and speak the cluster
 	// protocol with the supervisor: auto (when the interpreter is node),
-	// node or off. Default auto.
+	// node or off. Default auto. In a manifest, `ipc:` is this mode, or a
+	// mapping whose `mode:` it is, beside `relay:` (Relay).
 	IPC string `yaml:"ipc"`
+	// Serialization is the IPC channel's serialization, as Node's
+	// setupPrimary names it: json, the only one paddock speaks (workers
+	// get NODE_CHANNEL_SERIALIZATION_MODE=json). Node's advanced (V8
+	// serialization) is refused with the reason, so that a program written
+	// for it fails at validation rather than by losing what JSON cannot
+	// carry. Default json. It does not replace the workers: it has one
+	// value (not part of the generation).
+	Serialization string `yaml:"serialization"`
+	// Relay is `ipc.relay`: the rules by which paddock forwards a
+	// worker's messages (process.send) to other workers of the app, as a
+	// Node primary's cluster.on('message') relay does, instead of
+	// reporting them as message events. Written as a preset name
+	// ("socket.io", for @socket.io/cluster-adapter), or a list of presets
+	// and rules ({match: {PATH: VALUE, ...}, to: others | all | {worker:
+	// PATH} | {alias: PATH}, alias: PATH}); presets are expanded here.
+	// Nil: no message is relayed. It needs the IPC channel. Changing it
+	// does not replace the workers: the running ones relay by the new
+	// rules at once.
+	Relay []RelayRule `yaml:"-"`
 	// Listen lists the addresses the supervisor listens on for the app's
 	// workers, kept open across restarts and rolling updates and handed to
-	// workers as LISTEN_FDS descriptors (3, 4, ...) in this order.
+	// workers as LISTEN_FDS descriptors (3, 4, ...) in this order (see
+	// ParseListen for how each is written). A "udp:" address is a
+	// SOCK_DGRAM socket, systemd's ListenDatagram=: one socket shared by
+	// every worker of the app whatever SchedulingPolicy says, as Node's
+	// primary shares UDP sockets under every policy (datagrams are not
+	// connections to hand out, and a SO_REUSEPORT group of UDP sockets
+	// cannot be kept to the ready workers).
 	Listen []Listen `yaml:"listen"`
 	// DependsOn lists the apps, by name, that this app's workers need: its
 	// workers start (first start, scale-up, restarts, the new workers of a
@@ -307,11 +348,11 @@ func (b Backoff) Delay(n int) time.Duration {
 
 // Listen is one address of `listen:`.
 type Listen struct {
-	// Network is "tcp" or "unix".
+	// Network is "tcp", "udp" or "unix".
 	Network string
-	// Address is "host:port" for tcp, with an empty host for every
-	// interface (IPv4 and IPv6, like Node), or the absolute socket path for
-	// unix.
+	// Address is "host:port" for tcp and udp, with an empty host for
+	// every interface (IPv4 and IPv6, like Node), or the absolute socket
+	// path for unix.
 	Address string
 	// Mode is the permission of a unix socket file. Default 0660.
 	Mode uint32
@@ -330,9 +371,10 @@ const DefaultUnixMode = 0o660
 // across reloads is the same socket.
 func (l Listen) Key() string { return l.Network + ":" + l.Address }
 
-// Port returns the TCP port (0 for unix sockets or an ephemeral port).
+// Port returns the TCP or UDP port (0 for unix sockets or an ephemeral
+// port).
 func (l Listen) Port() int {
-	if l.Network != "tcp" {
+	if l.Network != "tcp" && l.Network != "udp" {
 		return 0
 	}
 	_, p, _ := strings.Cut(l.Address[strings.LastIndexByte(l.Address, ']')+1:], ":")
@@ -404,7 +446,7 @@ func (a *App) posOf(field string) Pos {
 // Generation returns a short hash of everything in the spec that, when
 // changed, requires new workers: every field but Instances, DependsOn and
 // the supervision policy that does not reach the workers (Critical,
-// FailAfter). Two apps with the same generation run identical workers.
+// FailAfter, Relay). Two apps with the same generation run identical workers.
 func (a *App) Generation() string {
 	// Everything but the name, the worker count, where it was written and
 	// what paddock does when the app fails.
@@ -414,6 +456,9 @@ func (a *App) Generation() string {
 	// What a worker runs does not depend on the order apps start in.
 	spec.DependsOn = nil
 	spec.Critical, spec.FailAfter = false, 0
+	spec.Serialization = ""
+	// Relaying is the supervisor's part, read live.
+	spec.Relay = nil
 	h := sha256.New()
 	// encoding/json sorts map keys, so the encoding is canonical.
 	_ = json.NewEncoder(h).Encode(&spec)

@@ -11,7 +11,9 @@ import (
 // what a single field cannot tell: names unique across files, a known kill
 // signal, the lower bounds of durations (MinBackoffInitial,
 // MinReadyTimeout, failAfter above 0), backoff.max at least
-// backoff.initial, fields that need each other, and the dependencies
+// backoff.initial, fields that need each other, the IPC channel's
+// serialization (json only: advanced is refused with the reason), and the
+// dependencies
 // between apps (dependsOn: known names, no cycle). It is pure: no file or
 // user is looked up (CheckHost does that). It returns the Set even when
 // there are errors, holding the first declaration of each name.
@@ -55,7 +57,7 @@ func Validate(apps []*App) (*Set, error) {
 			if ln.Network == "unix" && a.SchedulingPolicy == "reuseport" {
 				l.add(pos, field, "schedulingPolicy reuseport needs TCP addresses; a unix socket cannot be bound once per worker")
 			}
-			if ln.Port() == 0 && ln.Network == "tcp" {
+			if ln.Port() == 0 && ln.Network != "unix" {
 				continue // each ephemeral port is its own socket
 			}
 			if first, dup := listeners[ln.Key()]; dup {
@@ -69,6 +71,7 @@ func Validate(apps []*App) (*Set, error) {
 			listeners[ln.Key()] = decl{a.Name, pos}
 		}
 		validateWatchdog(&l, a, field)
+		validateRelay(&l, a, field)
 		if a.FailAfter <= 0 {
 			l.add(a.posOf("failAfter"), field+".failAfter", "must be more than 0, got %s: a critical app would be given up at its first crash", a.FailAfter)
 		}
@@ -76,6 +79,7 @@ func Validate(apps []*App) (*Set, error) {
 			l.add(a.posOf("execArgv"), field+".execArgv", "interpreter arguments need an interpreter: set execPath, or use args")
 		}
 		validateHealth(a, &l)
+		validateSerialization(&l, a, field)
 	}
 	validateDependsOn(set, &l)
 	return set, l.err()
@@ -136,5 +140,38 @@ func validateWatchdog(l *errorList, a *App, field string) {
 			pos = p
 		}
 		l.add(pos, field+".readiness", "must be notify for watchdog (the worker sends WATCHDOG=1 to $NOTIFY_SOCKET), got %s", a.Readiness)
+	}
+}
+
+// ChannelSerializationEnv is the variable that tells a Node child the
+// serialization of its IPC channel; paddock sets it to json for a worker
+// with the channel.
+const ChannelSerializationEnv = "NODE_CHANNEL_SERIALIZATION_MODE"
+
+// advancedRefusal says why paddock refuses Node's advanced serialization
+// and what to do instead.
+const advancedRefusal = `"advanced" (V8 serialization) is not supported: paddock's IPC channel speaks Node's JSON serialization only ` +
+	`(the cluster protocol, paddock send, and message events are JSON); remove the setting, and send values JSON can carry ` +
+	`(turn a Map, Set, BigInt or Date into plain values, or v8.serialize() them into a base64 string)`
+
+// validateSerialization checks an app's serialization, and that its env
+// does not choose another one behind paddock's back (Node reads
+// NODE_CHANNEL_SERIALIZATION_MODE before any user code runs): json only,
+// advanced refused with the reason.
+func validateSerialization(l *errorList, a *App, field string) {
+	switch a.Serialization {
+	case SerializationJSON:
+	case SerializationAdvanced:
+		l.add(a.posOf("serialization"), field+".serialization", "%s", advancedRefusal)
+	default:
+		l.add(a.posOf("serialization"), field+".serialization", "must be json (Node's other value, advanced, is not supported), got %q", a.Serialization)
+	}
+	if v, ok := a.Env[ChannelSerializationEnv]; ok && v != SerializationJSON {
+		key := "env." + ChannelSerializationEnv
+		if v == SerializationAdvanced {
+			l.add(a.posOf(key), field+"."+key, "%s", advancedRefusal)
+		} else {
+			l.add(a.posOf(key), field+"."+key, "is set by paddock (json) for workers with the IPC channel; remove it, got %q", v)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package netshare
 
 import (
 	"errors"
+	"os"
 
 	"golang.org/x/sys/unix"
 
@@ -10,7 +11,7 @@ import (
 )
 
 // ErrInUse is wrapped by the error Check returns when another process holds
-// the address: a TCP address that cannot be bound (EADDRINUSE), a unix
+// the address: a TCP or UDP address that cannot be bound (EADDRINUSE), a unix
 // socket path where a live socket answers (unixsock.ErrInUse), or where
 // something else than a socket is (unixsock.ErrNotSocket).
 var ErrInUse = errors.New("the address is taken on this host")
@@ -27,7 +28,8 @@ func (e inUseError) Is(target error) bool { return target == ErrInUse }
 // socket or file behind. A TCP address is bound as Acquire binds it (with
 // SO_REUSEADDR, and SO_REUSEPORT when reuseport is set, listening unless
 // reuseport) and closed at once: a connection that arrives in that instant
-// is reset, as it would be refused with nothing there. A unix path is only
+// is reset, as it would be refused with nothing there; a UDP address is
+// bound as Acquire binds it and closed likewise. A unix path is only
 // looked at: a socket file found there is probed with a connect, and, as
 // for Acquire, only ECONNREFUSED makes it stale (Acquire would replace it;
 // Check removes nothing). An ephemeral port (0) is always free.
@@ -43,7 +45,13 @@ func Check(l manifest.Listen, reuseport bool) error {
 	if l.Port() == 0 {
 		return nil
 	}
-	f, _, err := bind(l, l.Address, reuseport, !reuseport)
+	var f *os.File
+	var err error
+	if l.Network == "udp" {
+		f, _, err = bindUDP(l, DatagramOptions{})
+	} else {
+		f, _, err = bind(l, l.Address, reuseport, !reuseport, false)
+	}
 	if err != nil {
 		var be *BindError
 		if errors.As(err, &be) && errors.Is(be.Err, unix.EADDRINUSE) {

@@ -12,7 +12,9 @@
 // interface", and SO_REUSEPORT where the scheduling policy wants one socket
 // per worker. The sockets of one SO_REUSEPORT address form a Group, which
 // steers new connections to the workers that are ready. Unix sockets are
-// bound by internal/unixsock, which never takes over a live one.
+// bound by internal/unixsock, which never takes over a live one. UDP
+// sockets (systemd's ListenDatagram=) are bound without SO_REUSEADDR and
+// shared by every worker whatever the policy.
 package netshare
 
 import (
@@ -47,6 +49,9 @@ type Socket struct {
 	// Replaced is true when binding a unix socket removed a stale socket
 	// file (nothing listened on it) at its path.
 	Replaced bool
+	// V6Only is true for a socket on every interface bound IPv6 only
+	// (Options.V6Only).
+	V6Only   bool
 	refs     int
 	pool     *Pool
 	key      string
@@ -66,40 +71,81 @@ type Pool struct {
 // NewPool returns an empty pool.
 func NewPool() *Pool { return &Pool{socks: map[string]*Socket{}} }
 
-// Acquire returns the pool's socket for l, binding it first if there is
-// none, and takes a reference to it. For reuseport the pool's socket is an
+// Options are what a socket may be asked for beyond its address: what a
+// Node cluster worker's listen() asks of the socket paddock opens for it.
+// The zero value is what `listen:` sockets get.
+type Options struct {
+	// V6Only binds a TCP socket on every interface ("::") to IPv6 alone
+	// (IPV6_V6ONLY, Node's listen({ipv6Only: true})), so that 0.0.0.0 on
+	// the same port stays free; the default takes IPv4 connections too.
+	// It makes another socket than the default at the same address, and
+	// means nothing for other addresses.
+	V6Only bool
+	// UmaskMode gives a unix socket's file the mode bind(2) gives it (0777
+	// less the supervisor's umask) with the bits of the Listen's Mode
+	// added, as Node's listen(path) does (readableAll, writableAll),
+	// instead of exactly the Listen's Mode.
+	UmaskMode bool
+}
+
+// Acquire returns the pool's socket for l with the default Options (see
+// AcquireWith).
+func (p *Pool) Acquire(l manifest.Listen, reuseport bool, owner string) (*Socket, error) {
+	return p.AcquireWith(l, reuseport, owner, Options{})
+}
+
+// AcquireWith returns the pool's socket for l and opts, binding it first
+// if there is none, and takes a reference to it. For reuseport the pool's socket is an
 // anchor: bound with SO_REUSEPORT and not listening, so that it reserves the
 // address (and, for port 0, the port) without ever receiving a connection;
 // each worker then gets its own socket from BindWorker. An ephemeral port
 // (port 0) is a socket of its own for each owner (app and list index), kept
 // across reloads like any other. A listening socket asks for an accept
-// queue of 4096 connections (the kernel caps it at net.core.somaxconn).
-func (p *Pool) Acquire(l manifest.Listen, reuseport bool, owner string) (*Socket, error) {
+// queue of 4096 connections (the kernel caps it at net.core.somaxconn). A
+// UDP address ("udp" network) is one SOCK_DGRAM socket whatever reuseport
+// says: see bindUDP for its options.
+func (p *Pool) AcquireWith(l manifest.Listen, reuseport bool, owner string, opts Options) (*Socket, error) {
 	key := l.Key()
-	if l.Network == "tcp" && l.Port() == 0 {
+	if l.Network != "unix" && l.Port() == 0 {
 		key += "#" + owner
+	}
+	if l.Network == "udp" {
+		// One socket shared by every worker, whatever the policy: a
+		// reuseport group of UDP sockets cannot be steered (see
+		// manifest.App.Listen).
+		reuseport = false
 	}
 	if reuseport {
 		key += "/reuseport"
+	}
+	if opts.V6Only = opts.V6Only && l.Network == "tcp" && everyInterface(l.Address); opts.V6Only {
+		key += "/v6only"
 	}
 	if s, ok := p.socks[key]; ok {
 		s.refs++
 		return s, nil
 	}
 	var s *Socket
-	if l.Network == "unix" {
-		us, err := unixsock.Listen(l.Address, unixsock.Options{Mode: os.FileMode(l.Mode), Backlog: backlog})
+	switch l.Network {
+	case "unix":
+		us, err := unixsock.Listen(l.Address, unixsock.Options{Mode: os.FileMode(l.Mode), AddToUmask: opts.UmaskMode, Backlog: backlog})
 		if err != nil {
 			return nil, &BindError{Listen: l, Err: err}
 		}
 		s = &Socket{Listen: l, File: us.File, Addr: &net.UnixAddr{Name: l.Address, Net: "unix"}, Listening: true,
 			Replaced: us.Replaced, unixSock: us}
-	} else {
-		f, addr, err := bind(l, l.Address, reuseport, !reuseport)
+	case "udp":
+		f, addr, err := bindUDP(l, DatagramOptions{})
 		if err != nil {
 			return nil, err
 		}
-		s = &Socket{Listen: l, File: f, Addr: addr, Listening: !reuseport}
+		s = &Socket{Listen: l, File: f, Addr: addr, Listening: true}
+	default:
+		f, addr, err := bind(l, l.Address, reuseport, !reuseport, opts.V6Only)
+		if err != nil {
+			return nil, err
+		}
+		s = &Socket{Listen: l, File: f, Addr: addr, Listening: !reuseport, V6Only: opts.V6Only}
 	}
 	s.refs, s.pool, s.key = 1, p, key
 	p.socks[key] = s
@@ -141,13 +187,27 @@ func (s *Socket) close() {
 // Len returns the number of sockets held.
 func (p *Pool) Len() int { return len(p.socks) }
 
-// Name returns the LISTEN_FDNAMES entry for s: the port of a TCP socket
-// (as bound), the file name of a unix socket; names may not contain ':'.
+// Name returns the LISTEN_FDNAMES entry for s: the port of a TCP or UDP
+// socket (as bound), the file name of a unix socket; names may not
+// contain ':'.
 func (s *Socket) Name() string {
-	if a, ok := s.Addr.(*net.TCPAddr); ok {
+	switch a := s.Addr.(type) {
+	case *net.TCPAddr:
+		return strconv.Itoa(a.Port)
+	case *net.UDPAddr:
 		return strconv.Itoa(a.Port)
 	}
 	return filepath.Base(s.Listen.Address)
+}
+
+// String returns the address bound, as paddock status shows it:
+// "127.0.0.1:8000", "[::]:8000", "/run/web.sock", and "udp:" before that of
+// a UDP socket ("udp:[::]:5353").
+func (s *Socket) String() string {
+	if _, ok := s.Addr.(*net.UDPAddr); ok {
+		return "udp:" + s.Addr.String()
+	}
+	return s.Addr.String()
 }
 
 // BindError is a socket that could not be bound.
@@ -163,8 +223,9 @@ func (e *BindError) Error() string {
 func (e *BindError) Unwrap() error { return e.Err }
 
 // bind creates a TCP socket bound to address (l's, or the concrete one of
-// an anchor), listening when listen is set.
-func bind(l manifest.Listen, address string, reuseport, listen bool) (f *os.File, addr net.Addr, err error) {
+// an anchor), listening when listen is set; on every interface, IPv6 only
+// when v6only is set, else IPv4 and IPv6.
+func bind(l manifest.Listen, address string, reuseport, listen, v6only bool) (f *os.File, addr net.Addr, err error) {
 	defer func() {
 		if err != nil {
 			err = &BindError{Listen: l, Err: err}
@@ -196,15 +257,17 @@ func bind(l manifest.Listen, address string, reuseport, listen bool) (f *os.File
 			return nil, nil, err
 		}
 	}
-	var sa unix.Sockaddr
-	if family == unix.AF_INET {
-		sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
-	} else {
-		// Every interface means IPv4 and IPv6 alike, as Node's listen().
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
+	_, sa := sockaddr(ap.Addr().Is4(), ap.Addr().As16(), int(ap.Port()))
+	if family == unix.AF_INET6 {
+		// Every interface means IPv4 and IPv6 alike, as Node's listen(),
+		// unless IPv6 alone is asked for.
+		only := 0
+		if v6only {
+			only = 1
+		}
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, only); err != nil {
 			return nil, nil, err
 		}
-		sa = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
 	}
 	if err := unix.Bind(fd, sa); err != nil {
 		return nil, nil, err
@@ -220,6 +283,13 @@ func bind(l manifest.Listen, address string, reuseport, listen bool) (f *os.File
 	}
 	ok = true
 	return os.NewFile(uintptr(fd), "listen "+l.Raw), tcpAddr(bound), nil
+}
+
+// everyInterface reports whether a TCP address ("host:port") is on every
+// interface: an empty host or "::".
+func everyInterface(address string) bool {
+	host, _, err := net.SplitHostPort(address)
+	return err == nil && (host == "" || host == "::")
 }
 
 // resolveTCP turns "host:port" ("" host: every interface) into an address.

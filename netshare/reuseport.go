@@ -91,7 +91,7 @@ func (s *Socket) Group() *Group {
 // When err is a *SteerError the socket did join, and m and worker are
 // valid; any other error means nothing changed.
 func (g *Group) Join() (m *Member, worker *os.File, err error) {
-	f, _, err := bind(g.anchor.Listen, g.anchor.Addr.String(), true, true)
+	f, _, err := bind(g.anchor.Listen, g.anchor.Addr.String(), true, true, g.anchor.V6Only)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -338,6 +338,12 @@ func TestSchemaValuesInStep(t *testing.T) {
 	if desc := app("readyTimeout", "description").(string); !strings.Contains(desc, "At least "+manifest.MinReadyTimeout.String()) {
 		t.Errorf("readyTimeout description %q does not say At least %s", desc, manifest.MinReadyTimeout)
 	}
+	if got := strs(app("serialization", "enum")); !slices.Equal(got, manifest.Serializations) {
+		t.Errorf("serialization enum %q, manifest.Serializations %q", got, manifest.Serializations)
+	}
+	if got := app("serialization", "default"); got != manifest.DefaultSerialization {
+		t.Errorf("serialization default %v, want %s", got, manifest.DefaultSerialization)
+	}
 	if got := strs(app("readiness", "enum")); !slices.Equal(got, manifest.ReadinessModes) {
 		t.Errorf("readiness enum %q, manifest.ReadinessModes %q", got, manifest.ReadinessModes)
 	}
@@ -547,6 +553,9 @@ func TestInvalidCorpus(t *testing.T) {
 		"depends-not-a-list",
 		"depends-bad-item",
 		"depends-duplicate",
+		"serialization-advanced",
+		"ipc-relay-bad",
+		"ipc-relay-without-channel",
 	} {
 		f := "../manifest/testdata/invalid/" + name + ".yaml"
 		data, err := os.ReadFile(f)
@@ -636,6 +645,9 @@ func TestSchemaAgreesWithDecoder(t *testing.T) {
 	}
 	for _, v := range []string{"rr", "none", "reuseport", "RR", "round-robin", "1"} {
 		check("schedulingPolicy "+v, app("    schedulingPolicy: "+v+"\n"))
+	}
+	for _, v := range []string{"json", "advanced", "JSON", "v8", "1", "[json]"} {
+		check("serialization "+v, app("    serialization: "+v+"\n"))
 	}
 	for _, v := range []string{"always", "on-failure", "never", "Always", "on_failure", "no"} {
 		check("restart "+v, app("    restart: "+v+"\n"))

@@ -22,13 +22,16 @@ type channel struct {
 	messages      chan json.RawMessage
 	disconnecting chan struct{}
 
-	mu        sync.Mutex
-	seq       int
-	replies   map[int]chan reply
-	servers   map[string]*rrListener // by key, for newconn
-	shared    []net.Listener
-	index     int
-	gone      bool // the channel ended: no reply can come any more
+	mu      sync.Mutex
+	seq     int
+	replies map[int]chan reply
+	servers map[string]*rrListener // by key, for newconn
+	shared  []net.Listener
+	index   int
+	gone    bool // the channel ended: no reply can come any more
+	// leaving: the supervisor asked the worker to disconnect; it answers
+	// no listen from then on, as Node's primary does not.
+	leaving   bool
 	closeOnce sync.Once
 
 	readDone chan struct{} // closed when read returns
@@ -88,7 +91,7 @@ func (c *channel) writeLine(line []byte) error {
 // cluster sends a cluster message; with wait set, the reply arrives there.
 func (c *channel) cluster(fields map[string]any, wait chan reply) error {
 	c.mu.Lock()
-	if c.gone {
+	if c.gone || (wait != nil && c.leaving) {
 		c.mu.Unlock()
 		return errClosed
 	}
@@ -202,9 +205,16 @@ func (c *channel) nextSeq() int {
 	return s
 }
 
-// disconnect closes every listener and tells the program to leave.
+// disconnect closes every listener and tells the program to leave. A
+// Listen waiting for its answer returns errClosed, as does any later one:
+// the supervisor answers no listen of a worker it disconnects.
 func (c *channel) disconnect() {
 	c.mu.Lock()
+	c.leaving = true
+	for seq, w := range c.replies {
+		close(w)
+		delete(c.replies, seq)
+	}
 	servers := c.servers
 	c.servers = map[string]*rrListener{}
 	shared := c.shared

@@ -77,7 +77,7 @@ func (c *channel) listen(network, address string) (net.Listener, error) {
 		c.shared = append(c.shared, l)
 		c.mu.Unlock()
 	} else { // rr, sticky: the supervisor hands connections over
-		rl := &rrListener{c: c, key: r.msg.Key, conns: make(chan net.Conn, 64), done: make(chan struct{}), addr: sockAddr(r.msg.Sockname, network)}
+		rl := &rrListener{c: c, key: r.msg.Key, conns: make(chan net.Conn, 64), done: make(chan struct{}), addr: sockAddr(r.msg.Sockname, network, address)}
 		c.mu.Lock()
 		c.servers[r.msg.Key] = rl
 		c.mu.Unlock()
@@ -88,15 +88,18 @@ func (c *channel) listen(network, address string) (net.Listener, error) {
 	return l, nil
 }
 
-func sockAddr(raw json.RawMessage, network string) net.Addr {
+// sockAddr returns the address of an rr server: the sockname of a TCP
+// one, the path asked for of a unix one (the supervisor sends no sockname
+// for it, as Node's primary).
+func sockAddr(raw json.RawMessage, network, address string) net.Addr {
+	if strings.HasPrefix(network, "unix") {
+		return &net.UnixAddr{Name: address, Net: "unix"}
+	}
 	var s struct {
 		Address string
 		Port    int
 	}
 	_ = json.Unmarshal(raw, &s)
-	if strings.HasPrefix(network, "unix") {
-		return &net.UnixAddr{Name: s.Address, Net: "unix"}
-	}
 	return &net.TCPAddr{IP: net.ParseIP(s.Address), Port: s.Port}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -322,7 +323,38 @@ func inheritedWorker() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(4)
 	}
+	if os.Getenv("DGRAM_FD") == "4" {
+		if typ, err := unix.GetsockoptInt(4, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_DGRAM {
+			fmt.Fprintf(os.Stderr, "descriptor 4 after Open: SO_TYPE %d, %v; want the datagram socket\n", typ, err)
+			os.Exit(5)
+		}
+	}
 	os.Exit(0)
+}
+
+// TestInheritedDatagramSocketLeftAlone: a LISTEN_FDS datagram socket (a
+// udp: address) is no listener: Open leaves its descriptor open for the
+// program, and takes the stream socket beside it.
+func TestInheritedDatagramSocketLeftAlone(t *testing.T) {
+	f, addr := testkit.ListenerFile(t)
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	uf, err := pc.(*net.UDPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uf.Close()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "WORKER_TEST_HELPER=inherited", "LISTEN_FDS=2", "LISTEN_PID=self", "DGRAM_FD=4",
+		"ADDR="+addr.String(), "NODE_CHANNEL_FD=", "NODE_UNIQUE_ID=")
+	cmd.ExtraFiles = []*os.File{f, uf}
+	out, _ := cmd.CombinedOutput()
+	if got := cmd.ProcessState.ExitCode(); got != 0 {
+		t.Errorf("exit %d, want 0; output: %s", got, out)
+	}
 }
 
 // TestInheritedSocketsOnlyForTheirPid: LISTEN_FDS sockets are taken only

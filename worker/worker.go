@@ -210,7 +210,9 @@ func (w *Worker) takeInherited(network, address string) net.Listener {
 
 // inheritedListeners takes the LISTEN_FDS sockets (descriptors 3 on) when
 // they are this process's (LISTEN_PID), as sd_listen_fds does; nil when
-// there are none.
+// there are none. A descriptor that is not a stream socket (a `udp:`
+// address's datagram socket) is left open, untouched, for the program to
+// take itself (net.FilePacketConn).
 func inheritedListeners() []net.Listener {
 	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
 		return nil
@@ -221,6 +223,9 @@ func inheritedListeners() []net.Listener {
 	}
 	var ls []net.Listener
 	for i := range n {
+		if typ, err := unix.GetsockoptInt(3+i, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_STREAM {
+			continue
+		}
 		f := os.NewFile(uintptr(3+i), "LISTEN_FDS")
 		l, err := net.FileListener(f)
 		f.Close()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/paddock-sh/paddock/internal/control"
@@ -60,11 +61,16 @@ func runningListeners(sock string) map[string][]string {
 }
 
 // sameListen reports whether bound, an address as a running supervisor
-// reports it ("127.0.0.1:8080", "[::]:8000", "/run/web.sock"), is the one
-// l asks for (a TCP address without a host is bound on every interface).
+// reports it ("127.0.0.1:8080", "[::]:8000", "/run/web.sock",
+// "udp:[::]:5353"), is the one l asks for (a TCP or UDP address without a
+// host is bound on every interface).
 func sameListen(l manifest.Listen, bound string) bool {
 	if l.Network == "unix" {
 		return l.Address == bound
+	}
+	bound, udp := strings.CutPrefix(bound, "udp:")
+	if udp != (l.Network == "udp") {
+		return false
 	}
 	host, port, err := net.SplitHostPort(l.Address)
 	bhost, bport, berr := net.SplitHostPort(bound)

@@ -206,3 +206,45 @@ apps:
 		})
 	}
 }
+
+// TestValidateUDP: a udp: address another socket holds is reported as in
+// use; beside the running paddock that holds it for the same app it is not
+// reported, and that paddock's status names it "udp:"; TCP on the same
+// port, held by another process, is still reported there (the paddock
+// holds the UDP socket, not that).
+func TestValidateUDP(t *testing.T) {
+	t.Parallel()
+	heldTCP, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer heldTCP.Close()
+	addr := heldTCP.Addr().String()
+	held, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		t.Skipf("UDP %s is taken: %v", addr, err)
+	}
+	m := writeManifest(t, "apps:\n  dns:\n    exec: /bin/sleep\n    args: [600]\n    listen: [\"udp:"+addr+"\"]\n")
+	_, stderr, code := runCommand(t, exec.Command(paddockBin, "validate", m))
+	want := "warning: " + m + ":5:14: apps.dns.listen[0]: udp:" + addr + " is in use on this host (by another process); paddock run would refuse this set here"
+	if code != 0 || strings.TrimSpace(stderr) != want {
+		t.Errorf("validate with the UDP address taken: exit %d, stderr %q; want 0 and\n%s", code, stderr, want)
+	}
+	held.Close()
+
+	sock := socketPath(t)
+	r := startWithSocket(t, sock, m)
+	defer r.cmd.Process.Kill()
+	testkit.WaitFor(t, "the worker", func() bool { return len(liveWorkers(statusOf(t, sock), "dns")) == 1 })
+	if got := strings.Join(statusOf(t, sock).Apps[0].Listen, " "); got != "udp:"+addr {
+		t.Errorf("status listen %q, want udp:%s", got, addr)
+	}
+	if _, errOut, code := cli(t, sock, "validate", m); code != 0 || strings.Contains(errOut, "warning") {
+		t.Errorf("validate beside its own paddock: exit %d, stderr %q; want 0 and no warning", code, errOut)
+	}
+	tcp := writeManifest(t, "apps:\n  dns:\n    exec: /bin/sleep\n    args: [600]\n    listen: [\""+addr+"\"]\n")
+	_, errOut, code := cli(t, sock, "validate", tcp)
+	if want := "apps.dns.listen[0]: " + addr + " is in use on this host"; code != 0 || !strings.Contains(errOut, want) {
+		t.Errorf("validate of TCP on the port, held by the test: exit %d, stderr %q; want 0 and %q", code, errOut, want)
+	}
+}

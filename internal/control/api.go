@@ -25,6 +25,9 @@ type StatusResponse struct {
 	// HealthChecks counts each app's health probes by result since
 	// paddock started.
 	HealthChecks map[string]HealthCounts `json:"healthChecks,omitempty"`
+	// Relay counts the relayed messages (ipc.relay) of each app that
+	// relayed one since paddock started.
+	Relay map[string]RelayCounts `json:"relay,omitempty"`
 }
 
 // SupervisorInfo describes the supervisor process.
@@ -52,7 +55,8 @@ type App struct {
 	// prefixed with "app/id | ".
 	Silent bool `json:"silent"`
 	// Listen: the addresses of the app's listen: sockets, then those
-	// opened for its cluster workers on demand.
+	// opened for its cluster workers on demand ("udp:" before a UDP
+	// socket's).
 	Listen  []string `json:"listen"`
 	Rollout *Rollout `json:"rollout,omitempty"`
 	// The resource use of the app's live workers, summed (absent when

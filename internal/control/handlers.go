@@ -85,6 +85,7 @@ func StatusFrom(info SupervisorInfo, st supervisor.Status) StatusResponse {
 		}
 		resp.HealthChecks[app] = HealthCounts{Pass: c.Pass, Fail: c.Fail, Timeout: c.Timeout}
 	}
+	resp.Relay = relayFrom(st.Relay)
 	return resp
 }
 

@@ -12,10 +12,15 @@
 //
 // A Channel never lets one worker hold up the supervisor or another worker:
 // one goroutine reads and one writes per channel, the write queue is
-// bounded, a line is at most MaxMessage bytes, and anything that is not the
-// protocol (garbage, an oversized line, a descriptor without a NODE_HANDLE,
-// a reply the worker does not read) closes that channel alone, with every
-// descriptor it held.
+// bounded, a line is at most MaxMessage bytes (by default), and anything
+// that is not the protocol (garbage, an oversized line, a descriptor
+// without a NODE_HANDLE, a reply the worker does not read) closes that
+// channel alone, with every descriptor it held.
+//
+// Nor does a worker make the supervisor hold much of its memory: a channel
+// holds at most one large message (over BigMessage bytes) at a time, not
+// copied, the one being read or the one delivered and not yet released
+// (Message.Release); its reader waits for the release before it reads on.
 package ipc
 
 import (
@@ -34,8 +39,12 @@ import (
 
 // Limits of one channel.
 const (
-	// MaxMessage is the longest line accepted from a worker.
+	// MaxMessage is the longest line accepted from a worker by default
+	// (SetMaxMessage changes it): 64 MiB. Node's own channel has none.
 	MaxMessage = nodeipc.MaxLine
+	// BigMessage is the size above which a message is large: a channel
+	// delivers large messages one at a time (Message.Release).
+	BigMessage = 64 << 10
 	// QueueLen is how many messages may wait to be written to a worker.
 	QueueLen = 1024
 	// HandlesInFlight is how many descriptors may be sent to a worker
@@ -68,6 +77,19 @@ type Message struct {
 	// Handle is the descriptor that came with a NODE_HANDLE line, or nil.
 	// The receiver owns it and must close it.
 	Handle *os.File
+	// release, for a large message, lets its channel read on.
+	release func()
+}
+
+// Release tells the channel the message came from that the receiver is
+// done with it: for a large message (over BigMessage bytes) its reader,
+// which waits for that before it reads more, goes on. Call it once the
+// message was handled, for every message (it does nothing for most); more
+// calls do nothing. Raw may be kept after it.
+func (m Message) Release() {
+	if m.release != nil {
+		m.release()
+	}
 }
 
 // Internal reports whether the message is one of Node's internal ones
@@ -80,6 +102,9 @@ type outgoing struct {
 	line []byte
 	fd   int // -1: none
 	done func(error)
+	// relayed is the length of a line SendRelayed queued (counted in
+	// Channel.relayedBytes until it leaves the queue), else 0.
+	relayed int64
 }
 
 // Channel is the supervisor's end of one worker's IPC channel.
@@ -111,7 +136,18 @@ type Channel struct {
 	closeOnce sync.Once
 	dmu       sync.Mutex // held while the queue is drained at close
 	err       atomic.Pointer[error]
+	// awaiting is true while the reader waits for a large message it
+	// delivered to be released.
+	awaiting atomic.Bool
+	// relayedBytes counts the bytes of the relayed lines in the queue
+	// (SendRelayed).
+	relayedBytes atomic.Int64
 }
+
+// SetMaxMessage sets the longest line, without its "\n", accepted from
+// the worker: n > 0, or MaxMessage when n <= 0. It must be called before
+// Run.
+func (c *Channel) SetMaxMessage(n int) { c.conn.SetMaxLine(n) }
 
 // Pair creates a channel, whose messages say they come From id, and
 // returns the child's end, to be passed to the worker (then closed in the
@@ -295,6 +331,7 @@ func (c *Channel) drain() {
 		select {
 		case o := <-c.queue:
 			c.unwritten.Add(-1)
+			c.relayedBytes.Add(-o.relayed)
 			if o.done != nil {
 				o.done(ErrClosed)
 			}
@@ -334,6 +371,7 @@ func (c *Channel) writeLoop() {
 			}
 			continue
 		case o = <-c.queue:
+			c.relayedBytes.Add(-o.relayed)
 		}
 		if o.fd >= 0 {
 			select {
@@ -403,27 +441,47 @@ func (c *Channel) handleLine(l nodeipc.Line, in chan<- Message) error {
 		if l.File == nil {
 			return nil // Node drops a handle message without its handle
 		}
-		return c.deliver(in, Message{Raw: l.Raw, Cmd: l.Cmd, Handle: l.File})
+		return c.deliver(in, Message{Raw: l.Raw, Cmd: l.Cmd, Handle: l.File}, l.Owned)
 	default:
-		return c.deliver(in, Message{Raw: l.Raw, Cmd: l.Cmd})
+		return c.deliver(in, Message{Raw: l.Raw, Cmd: l.Cmd}, l.Owned)
 	}
 }
 
-// deliver passes m, whose Raw is the reader's buffer, to Intercept, and
-// unless it takes m, a copy to in.
-func (c *Channel) deliver(in chan<- Message, m Message) error {
+// deliver passes m, whose Raw is the reader's memory (given up to the
+// message when owned: a long line), to Intercept, and unless Intercept
+// takes it, to in, with a copy of Raw unless owned; a large message is
+// delivered alone: deliver returns once it was released (or the channel
+// closed), so that the reader holds no other meanwhile.
+func (c *Channel) deliver(in chan<- Message, m Message, owned bool) error {
 	m.From = c.id
 	if c.Intercept != nil && c.Intercept(m) {
 		return nil
 	}
-	m.Raw = bytes.Clone(m.Raw)
+	if !owned {
+		m.Raw = bytes.Clone(m.Raw)
+	}
+	var released chan struct{}
+	if len(m.Raw) > BigMessage {
+		released = make(chan struct{})
+		m.release = sync.OnceFunc(func() { close(released) })
+	}
 	select {
 	case in <- m:
-		return nil
 	case <-c.closed:
 		if m.Handle != nil {
 			m.Handle.Close()
 		}
+		return ErrClosed
+	}
+	if released == nil {
+		return nil
+	}
+	c.awaiting.Store(true)
+	defer c.awaiting.Store(false)
+	select {
+	case <-released:
+		return nil
+	case <-c.closed:
 		return ErrClosed
 	}
 }

@@ -135,7 +135,7 @@ func TestProtocolViolationsCloseOnlyThatChannel(t *testing.T) {
 	for name, data := range map[string][]byte{
 		"not json":        []byte("hello there\n"),
 		"half json":       []byte(`{"cmd":` + "\n"),
-		"oversized":       bytes.Repeat([]byte("x"), MaxMessage+10),
+		"oversized":       bytes.Repeat([]byte("x"), testLimit+10),
 		"unsolicited ack": []byte(`{"cmd":"NODE_HANDLE_ACK"}` + "\n"),
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -144,6 +144,7 @@ func TestProtocolViolationsCloseOnlyThatChannel(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer child.Close()
+			c.SetMaxMessage(testLimit) // TestMaxMessage checks the default
 			running(t, c)
 			go child.Write(data)
 			select {

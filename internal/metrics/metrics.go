@@ -180,11 +180,14 @@ var (
 		[]string{"app", "result"}, nil)
 	descCrashLooping = prometheus.NewDesc("paddock_app_crash_looping",
 		"1 while the app's workers keep exiting before they stayed up for its backoff.max (a crash loop).", []string{"app"}, nil)
+	descRelayed = prometheus.NewDesc("paddock_relayed_messages_total",
+		"Workers' messages relayed to other workers of the app (ipc.relay), by result: delivered (a copy queued to a worker), dropped (a copy a worker that does not read its IPC channel could not take), unrouted (a message for a worker or alias that is no running worker of the app).",
+		[]string{"app", "result"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDesired, descRunning, descReady, descOverride, descHanded, descLostOutput, descResident, descCPU, descUp,
-		descCrashLooping, descStalled, descHealth} {
+		descCrashLooping, descStalled, descHealth, descRelayed} {
 		ch <- d
 	}
 }
@@ -231,6 +234,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		ch <- prometheus.MustNewConstMetric(descHanded, prometheus.CounterValue, float64(w.HandedOut), w.App, strconv.Itoa(w.ID))
+	}
+	for app, c := range st.Relay {
+		for result, n := range map[string]int64{"delivered": c.Delivered, "dropped": c.Dropped, "unrouted": c.Unrouted} {
+			ch <- prometheus.MustNewConstMetric(descRelayed, prometheus.CounterValue, float64(n), app, result)
+		}
 	}
 	for app, c := range st.HealthChecks {
 		for result, n := range map[string]int64{supervisor.HealthPass: c.Pass, supervisor.HealthFail: c.Fail, supervisor.HealthTimeout: c.Timeout} {

@@ -39,6 +39,12 @@ type parityCase struct {
 	// Serialization is the IPC channel's serialization: "" (json) or
 	// "advanced".
 	Serialization string
+	// RefusedByPaddock, when set, is a regular expression for the error
+	// paddock refuses the case's manifest with, by design (a Node feature
+	// paddock does not offer, and says so): under paddock the case passes
+	// when paddock exits before it starts a worker and its output matches;
+	// under Node's primary the case runs as any other.
+	RefusedByPaddock string
 	// Steps are what the primary does, in order.
 	Steps []step
 	// Exit, when not nil, is the exit code every worker must end with.
@@ -48,7 +54,15 @@ type parityCase struct {
 	// Slow marks a case that takes seconds even when it passes: it runs in
 	// make test-node only.
 	Slow bool
+	// Relay, when not nil, makes the primary relay every message whose
+	// Key is Value to every other worker, as @socket.io/cluster-adapter's
+	// setupPrimary() does: Node's primary by cluster.on('message'),
+	// paddock by ipc.relay.
+	Relay *relayMatch
 }
+
+// relayMatch is the messages a primary relays: those whose Key is Value.
+type relayMatch struct{ Key, Value string }
 
 // A step is one thing a primary does, once On has happened.
 type step struct {
@@ -161,7 +175,10 @@ func allCases() []parityCase {
 	add(parityCase{Name: "setup-args", From: "test-cluster-setup-primary-argv.js, test-cluster-setup-primary.js",
 		Args: []string{"custom", "argv"}, ExecArgv: []string{"--no-deprecation"}})
 	add(parityCase{Name: "advanced-serialization", From: "test-cluster-advanced-serialization.js",
-		Serialization: "advanced"})
+		Serialization: "advanced",
+		// Issue 14, cause 9: paddock speaks JSON only.
+		RefusedByPaddock: `paddock\.yaml:[0-9]+:[0-9]+: apps\.parity\.serialization: "advanced" \(V8 serialization\) is not supported: ` +
+			`paddock's IPC channel speaks Node's JSON serialization only`})
 
 	// Disconnecting, and how workers end.
 	add(parityCase{Name: "worker-isconnected", From: "test-cluster-worker-isconnected.js", Exit: exit(0),
@@ -227,6 +244,10 @@ func allCases() []parityCase {
 	add(parityCase{Name: "rr-max-connections", From: "test-cluster-net-server-drop-connection.js", Instances: 2})
 	add(parityCase{Name: "rr-stalled-worker", From: "issue 14, cause 7", Instances: 2, Slow: true})
 
+	// Messages between workers, relayed by the primary.
+	add(parityCase{Name: "relay-others", From: "issue 14, cause 8 (what @socket.io/cluster-adapter's setupPrimary() does)",
+		Instances: 3, Env: map[string]string{"RELAY_PEERS": "2"}, Relay: &relayMatch{Key: "kind", Value: "relay"}})
+
 	// Sockets a worker sends to its primary.
 	add(parityCase{Name: "send-handle-twice", From: "test-cluster-send-handle-twice.js", Exit: exit(0)})
 	add(parityCase{Name: "close-after-send", From: "test-cluster-net-send.js, test-cluster-send-handle-twice.js"})
@@ -239,6 +260,8 @@ func allCases() []parityCase {
 	add(parityCase{Name: "dgram-reuse", From: "test-cluster-dgram-reuse.js", Exit: exit(0)})
 	add(parityCase{Name: "dgram-ipv6only", From: "test-cluster-dgram-ipv6only.js", Exit: exit(0), IPv6: true})
 	add(parityCase{Name: "child-index-dgram", From: "test-cluster-child-index-dgram.js", Exit: exit(0)})
+	add(variants(parityCase{Name: "dgram-released", From: "issue 14, cause 4 (SharedHandle.remove)", Instances: 2})...)
+	add(parityCase{Name: "dgram-string-port", From: "issue 14, cause 4: bind(process.env.PORT)", Instances: 2})
 	return cs
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"sort"
@@ -165,7 +166,10 @@ func hasIPv6() bool {
 type outcome struct {
 	ran  bool
 	pass bool
-	why  string // the failure, or the PASS lines
+	// refused says paddock refused the case as it should
+	// (parityCase.RefusedByPaddock); pass is then true.
+	refused bool
+	why     string // the failure, the PASS lines, or the refusal
 }
 
 // TestNodeParity runs the cases under Node's own primary and under paddock.
@@ -258,13 +262,15 @@ func report(cases []parityCase, known map[string]knownFailure, results map[strin
 		switch {
 		case !o.ran:
 			return "–"
+		case o.refused:
+			return "refused by design"
 		case o.pass:
 			return "pass"
 		default:
 			return "**FAIL**"
 		}
 	}
-	var ran, nodePass, paddockPass int
+	var ran, nodePass, paddockPass, paddockRefused int
 	byCause := map[string]int{}
 	b.WriteString("| case | policy | from | Node's primary | paddock | known cause |\n|---|---|---|---|---|---|\n")
 	for _, c := range cases {
@@ -288,7 +294,9 @@ func report(cases []parityCase, known map[string]knownFailure, results map[strin
 		if r[0].pass {
 			nodePass++
 		}
-		if r[1].pass {
+		if r[1].refused {
+			paddockRefused++
+		} else if r[1].pass {
 			paddockPass++
 		} else if k, isKnown := known[c.Name]; isKnown {
 			byCause[k.cause]++
@@ -296,7 +304,11 @@ func report(cases []parityCase, known map[string]knownFailure, results map[strin
 			byCause["unknown"]++
 		}
 	}
-	fmt.Fprintf(&b, "\nCases run: %d. Pass under Node's primary: %d. Pass under paddock: %d.\n", ran, nodePass, paddockPass)
+	fmt.Fprintf(&b, "\nCases run: %d. Pass under Node's primary: %d. Pass under paddock: %d.", ran, nodePass, paddockPass)
+	if paddockRefused > 0 {
+		fmt.Fprintf(&b, " Refused by paddock by design, with the reason: %d.", paddockRefused)
+	}
+	b.WriteString("\n")
 	if len(byCause) > 0 {
 		causes := make([]string, 0, len(byCause))
 		for c := range byCause {
@@ -363,6 +375,9 @@ func runCase(t *testing.T, testdata string, c parityCase, p primary) (o outcome)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), testkit.Patience)
 	defer cancel()
+	if _, ok := p.(*paddockPrimary); ok && c.RefusedByPaddock != "" {
+		return refusal(ctx, r, p, regexp.MustCompile(c.RefusedByPaddock))
+	}
 	if err := p.start(ctx, r); err != nil {
 		p.stop()
 		return outcome{ran: true, why: fmt.Sprintf("%v\n%s", err, tail(r.output.String()))}
@@ -372,6 +387,22 @@ func runCase(t *testing.T, testdata string, c parityCase, p primary) (o outcome)
 		return outcome{ran: true, why: fmt.Sprintf("%v\noutput:\n%s", err, tail(r.output.String()))}
 	}
 	return outcome{ran: true, pass: true, why: passLines(dir)}
+}
+
+// refusal starts p, paddock, for a case it must refuse (want matches the
+// error it says why with), and says whether it did: it must exit before it
+// serves its control socket, with want in its output.
+func refusal(ctx context.Context, r *run, p primary, want *regexp.Regexp) outcome {
+	err := p.start(ctx, r)
+	p.stop()
+	out := r.output.String()
+	switch {
+	case err == nil:
+		return outcome{ran: true, why: fmt.Sprintf("paddock accepted the case; want it refused with %q\noutput:\n%s", want, tail(out))}
+	case !want.MatchString(out):
+		return outcome{ran: true, why: fmt.Sprintf("paddock did not start (%v), but without the refusal %q\noutput:\n%s", err, want, tail(out))}
+	}
+	return outcome{ran: true, pass: true, refused: true, why: "refused: " + want.FindString(out)}
 }
 
 // drive carries out the case's steps as the primary's events come, and

@@ -93,6 +93,9 @@ func (p *nodePrimary) start(ctx context.Context, r *run) error {
 	if r.c.Serialization != "" {
 		conf["serialization"] = r.c.Serialization
 	}
+	if m := r.c.Relay; m != nil {
+		conf["relay"] = map[string]string{"key": m.Key, "value": m.Value}
+	}
 	setup, err := json.Marshal(conf)
 	if err != nil {
 		return err
@@ -204,7 +207,10 @@ func (p *paddockPrimary) manifestFor(r *run) (string, error) {
 		"instances":        0,
 		"schedulingPolicy": r.c.policy(),
 		"restart":          "never",
-		"killTimeout":      "2s",
+		// Node's primary waits for a disconnected worker as long as it
+		// takes; a short killTimeout would fail a slow machine's cases.
+		// The harness's own deadline bounds a worker that never exits.
+		"killTimeout": testkit.Patience.String(),
 	}
 	if len(r.c.Env) > 0 {
 		app["env"] = r.c.Env
@@ -219,10 +225,12 @@ func (p *paddockPrimary) manifestFor(r *run) (string, error) {
 		app["cwd"] = r.c.Cwd
 	}
 	if r.c.Serialization != "" {
-		// Not a field of paddock's manifests yet (issue 14, cause 9): the
-		// name is the one Node's setupPrimary uses; the fix may choose
-		// another and change it here.
+		// The name Node's setupPrimary uses; paddock knows json only
+		// and refuses advanced (parityCase.RefusedByPaddock).
 		app["serialization"] = r.c.Serialization
+	}
+	if m := r.c.Relay; m != nil {
+		app["ipc"] = map[string]any{"mode": "node", "relay": []any{map[string]any{"match": map[string]string{m.Key: m.Value}}}}
 	}
 	b, err := json.MarshalIndent(map[string]any{"apps": map[string]any{"parity": app}}, "", "  ")
 	if err != nil {

@@ -1,6 +1,6 @@
 // Package nodeipc is Node.js's child_process IPC wire in its JSON
-// serialization: "\n"-terminated JSON lines of at most MaxLine bytes over a
-// unix stream socket, descriptors passed by SCM_RIGHTS riding on the first
+// serialization: "\n"-terminated JSON lines of at most MaxLine bytes (by
+// default) over a unix stream socket, descriptors passed by SCM_RIGHTS riding on the first
 // byte of a {"cmd":"NODE_HANDLE",...} line, and the NODE_HANDLE_ACK or
 // NODE_HANDLE_NACK that answers each such line.
 //
@@ -33,15 +33,22 @@ import (
 
 // Limits of the wire.
 const (
-	// MaxLine is the longest line accepted, without its "\n". A longer
-	// one is refused before more of it is buffered.
-	MaxLine = 1 << 20
+	// MaxLine is the longest line a Conn accepts by default, without its
+	// "\n" (Conn.SetMaxLine changes it). A longer one is refused before
+	// more of it is buffered. Node's own channel has no limit (but V8's
+	// longest string); this one keeps what one peer can make this process
+	// hold bounded, and is far above what Node programs send: socket.io's
+	// largest message by default (1 MB) encoded as JSON, several times
+	// over.
+	MaxLine = 64 << 20
 	// MaxUnclaimed is how many received descriptors may wait for the
 	// NODE_HANDLE line still being received. A sender that follows the
 	// protocol has at most one waiting: its descriptor arrives with the
 	// first byte of its line.
 	MaxUnclaimed = 16
-	// readBuffer is how many bytes one read takes at most.
+	// readBuffer is how many bytes one read takes at most, and the most
+	// a decoder keeps between lines: a line that grew its buffer beyond
+	// it leaves with that buffer (Line.Owned).
 	readBuffer = 64 << 10
 )
 
@@ -96,9 +103,13 @@ const (
 type Line struct {
 	Kind Kind
 	// Raw is the JSON value received; for a Handle line, its "msg" (null
-	// when absent). It is valid only until the handler it was passed to
-	// returns: keep a copy.
+	// when absent). Unless Owned, it is valid only until the handler it
+	// was passed to returns: keep a copy.
 	Raw []byte
+	// Owned says Raw's memory is the handler's to keep: the reader never
+	// uses it again (a long line gathered over several reads, the msg of a
+	// Handle line), so a large message need not be copied.
+	Owned bool
 	// Cmd is Raw's "cmd" when Raw is an object whose cmd is a string; ""
 	// otherwise.
 	Cmd string
@@ -126,7 +137,7 @@ func (l Line) Reply() []byte {
 }
 
 // ProtocolError is a violation of the wire by the other end: a line that is
-// not JSON, a line longer than MaxLine, a descriptor that no NODE_HANDLE line
+// not JSON, a line longer than the limit (MaxLine), a descriptor that no NODE_HANDLE line
 // claims. Nothing the other end sends afterwards can be trusted: the reader
 // that reports one has closed every descriptor it held, and its channel is
 // to be closed.
@@ -154,6 +165,15 @@ type Conn struct {
 	readFn  func(uintptr) bool
 	wr      rawWrite
 	writeFn func(uintptr) bool
+	// maxLine is the longest line ReadLines accepts; 0: MaxLine.
+	maxLine int
+}
+
+// SetMaxLine sets the longest line, without its "\n", that ReadLines
+// accepts: n > 0, or MaxLine when n <= 0. It must be called before
+// ReadLines.
+func (c *Conn) SetMaxLine(n int) {
+	c.maxLine = max(n, 0)
 }
 
 // rawRead is one recvmsg into buf and oob (ReadLines' goroutine only).
@@ -289,7 +309,7 @@ func (c *Conn) WriteLineNow(line []byte, fd int) (int, error) {
 // descriptor received and not claimed by a line is closed before it
 // returns. Each descriptor received is close-on-exec.
 func (c *Conn) ReadLines(handle func(Line) error) error {
-	var d decoder
+	d := decoder{max: c.maxLine}
 	defer d.Close()
 	buf := make([]byte, readBuffer)
 	oob := make([]byte, unix.CmsgSpace(4*MaxUnclaimed))
@@ -367,13 +387,28 @@ func closeAll(fds []int) {
 }
 
 // decoder turns what one end reads (bytes and descriptors) into Lines: it
-// frames, enforces MaxLine, classifies, assigns descriptors to NODE_HANDLE
-// lines and finds stray ones. Its zero value is ready. Not safe for
-// concurrent use.
+// frames, enforces the longest line, classifies, assigns descriptors to
+// NODE_HANDLE lines and finds stray ones. Its zero value is ready, with
+// MaxLine. Not safe for concurrent use.
+//
+// Each byte is looked at once by the framing (a line's end is searched for
+// in what a read brought, never again in what was gathered before), and a
+// line is gathered in one buffer, grown by doubling: reading is linear in
+// the bytes read, however long the lines. What it holds between lines is
+// bounded by readBuffer: a longer buffer leaves with its line.
 type decoder struct {
+	max     int    // the longest line; 0: MaxLine
 	pending []byte // the start of a line not yet complete
 	fds     []int  // descriptors received, not yet claimed
 	broken  error  // the violation that ended it
+}
+
+// limit returns the longest line accepted.
+func (d *decoder) limit() int {
+	if d.max > 0 {
+		return d.max
+	}
+	return MaxLine
 }
 
 // feed takes the bytes and descriptors of one read and passes every line
@@ -395,24 +430,30 @@ func (d *decoder) feed(data []byte, fds []int, handle func(Line) error) error {
 }
 
 func (d *decoder) frame(data []byte, handle func(Line) error) error {
+	limit := d.limit()
 	for len(data) > 0 {
 		i := bytes.IndexByte(data, '\n')
 		if i < 0 {
-			if len(d.pending)+len(data) > MaxLine {
-				return violation("a line longer than %d bytes", MaxLine)
+			if len(d.pending)+len(data) > limit {
+				return violation("a line longer than %d bytes", limit)
 			}
-			d.pending = append(d.pending, data...)
+			d.pending = append(grow(d.pending, len(data), limit), data...)
 			break
 		}
-		if len(d.pending)+i > MaxLine {
-			return violation("a line longer than %d bytes", MaxLine)
+		if len(d.pending)+i > limit {
+			return violation("a line longer than %d bytes", limit)
 		}
-		line := data[:i]
+		line, owned := data[:i], false
 		if len(d.pending) > 0 {
-			d.pending = append(d.pending, line...)
-			line = d.pending
+			d.pending = append(grow(d.pending, len(line), limit), line...)
+			// A buffer grown beyond a read's size goes with its line:
+			// the decoder keeps no more than readBuffer between lines.
+			line, owned = d.pending, cap(d.pending) > readBuffer
 		}
-		if err := d.line(line, handle); err != nil {
+		if owned {
+			d.pending = nil
+		}
+		if err := d.line(line, owned, handle); err != nil {
 			return err
 		}
 		d.pending = d.pending[:0]
@@ -429,21 +470,36 @@ func (d *decoder) frame(data []byte, handle func(Line) error) error {
 	return nil
 }
 
+// grow returns b with room for n more bytes: b itself when it has it, else
+// a copy with twice the room, but never more than limit bytes in all
+// (len(b)+n <= limit), so that a line's buffer is copied a few times at
+// most and never outgrows the longest line.
+func grow(b []byte, n, limit int) []byte {
+	if cap(b)-len(b) >= n {
+		return b
+	}
+	size := min(max(2*cap(b), len(b)+n), max(limit, len(b)+n))
+	nb := make([]byte, len(b), size)
+	copy(nb, b)
+	return nb
+}
+
 // header is what the wire looks at in a line.
 type header struct {
 	Cmd *string         `json:"cmd"`
 	Msg json.RawMessage `json:"msg"`
 }
 
-// line handles one complete line.
-func (d *decoder) line(line []byte, handle func(Line) error) error {
+// line handles one complete line; owned says the handler may keep its
+// memory.
+func (d *decoder) line(line []byte, owned bool, handle func(Line) error) error {
 	if bytes.Equal(line, ackBody) {
-		return handle(Line{Kind: Ack, Raw: line, Cmd: "NODE_HANDLE_ACK"})
+		return handle(Line{Kind: Ack, Raw: line, Cmd: "NODE_HANDLE_ACK", Owned: owned})
 	}
 	if cmd, ok := flatCmd(line); ok && cmd != "NODE_HANDLE" {
 		// Valid JSON by construction; a NODE_HANDLE line takes the slow
 		// path, which finds its "msg" (never flat: it is an object).
-		l := Line{Kind: Message, Raw: line, Cmd: cmd}
+		l := Line{Kind: Message, Raw: line, Cmd: cmd, Owned: owned}
 		switch cmd {
 		case "NODE_HANDLE_ACK":
 			l.Kind = Ack
@@ -455,12 +511,24 @@ func (d *decoder) line(line []byte, handle func(Line) error) error {
 	if len(bytes.TrimSpace(line)) == 0 {
 		return nil // Node writes none; a blank line carries nothing
 	}
-	if !json.Valid(line) {
-		return violation("a line that is not JSON: %.80q", line)
-	}
-	l := Line{Kind: Message, Raw: line}
+	l := Line{Kind: Message, Raw: line, Owned: owned}
 	var h header
-	if line[0] != '{' || json.Unmarshal(line, &h) != nil || h.Cmd == nil {
+	if line[0] == '{' {
+		// Unmarshal checks the whole line is JSON before it decodes:
+		// one pass less than json.Valid first. A cmd that is not a
+		// string (a type error) makes a message without a cmd.
+		err := json.Unmarshal(line, &h)
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return violation("a line that is not JSON: %.80q", line)
+		}
+		if err != nil || h.Cmd == nil {
+			return handle(l)
+		}
+	} else {
+		if !json.Valid(line) {
+			return violation("a line that is not JSON: %.80q", line)
+		}
 		return handle(l)
 	}
 	l.Cmd = *h.Cmd
@@ -471,7 +539,8 @@ func (d *decoder) line(line []byte, handle func(Line) error) error {
 		l.Kind = Nack
 	case "NODE_HANDLE":
 		l.Kind = Handle
-		l.Raw, l.Cmd = h.Msg, ""
+		// Unmarshal copied msg: the handler's to keep.
+		l.Raw, l.Cmd, l.Owned = h.Msg, "", true
 		if len(l.Raw) == 0 {
 			l.Raw = []byte("null")
 		}

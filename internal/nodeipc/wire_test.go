@@ -165,7 +165,10 @@ func (r *reader) wait(t *testing.T) {
 func TestFraming(t *testing.T) {
 	handle := `{"cmd":"NODE_HANDLE","type":"net.Native","msg":{"cmd":"NODE_CLUSTER","act":"newconn","key":"k","seq":3}}` + "\n"
 	inner := `{"cmd":"NODE_CLUSTER","act":"newconn","key":"k","seq":3}`
-	long := `"` + strings.Repeat("x", MaxLine-2) + `"`
+	// The longest line, set lower than MaxLine (TestDefaultMaxLine
+	// checks that one) to keep the test quick.
+	const limit = 1 << 20
+	long := `"` + strings.Repeat("x", limit-2) + `"`
 	var pendingHandle []write
 	pendingHandle = append(pendingHandle, write{`{"cmd":"NODE_HANDLE","msg":"`, 1})
 	for range MaxUnclaimed {
@@ -194,7 +197,9 @@ func TestFraming(t *testing.T) {
 			[]string{"handle+fd[NODE_CLUSTER] " + inner, "msg[] 1", "handle+fd[NODE_CLUSTER] " + inner}, false},
 		{"handle without msg", []write{{`{"cmd":"NODE_HANDLE"}` + "\n", 1}}, []string{"handle+fd[] null"}, false},
 		{"handle without a descriptor", []write{{`{"cmd":"NODE_HANDLE","msg":1}` + "\n", 0}}, []string{"handle-nofd[] 1"}, false},
-		{"longest line", []write{{long + "\n", 0}}, []string{fmt.Sprintf("msg[] <%d bytes>", MaxLine)}, false},
+		{"longest line", []write{{long + "\n", 0}}, []string{fmt.Sprintf("msg[] <%d bytes>", limit)}, false},
+		{"longest line across writes", []write{{long[:limit/3], 0}, {long[limit/3 : limit/2], 0}, {long[limit/2:] + "\n1\n", 0}},
+			[]string{fmt.Sprintf("msg[] <%d bytes>", limit), "msg[] 1"}, false},
 
 		{"stray descriptor", []write{{`{"n":1}` + "\n", 1}}, []string{`msg[] {"n":1}`}, true},
 		{"stray descriptor before a handle", []write{{"1\n", 1}, {handle, 1}}, []string{"msg[] 1"}, true},
@@ -203,18 +208,23 @@ func TestFraming(t *testing.T) {
 		{"too many descriptors for a pending line", pendingHandle, nil, true},
 		{"more descriptors than a message may carry", []write{{handle, MaxUnclaimed + 1}}, nil, true},
 		{"over-long line", []write{{long + "x", 0}}, nil, true},
-		{"over-long line across writes", []write{{long[:MaxLine/2], 0}, {long[MaxLine/2:] + "x\n", 0}}, nil, true},
+		{"over-long line across writes", []write{{long[:limit/2], 0}, {long[limit/2:] + "x\n", 0}}, nil, true},
 		// Valid JSON one byte over the limit, so that only the length can
 		// make it a violation.
 		{"over-long JSON line", []write{{" " + long + "\n", 0}}, nil, true},
-		{"over-long JSON line across writes", []write{{" " + long[:MaxLine/2], 0}, {long[MaxLine/2:] + "\n", 0}}, nil, true},
+		{"over-long JSON line across writes", []write{{" " + long[:limit/2], 0}, {long[limit/2:] + "\n", 0}}, nil, true},
 		{"not JSON", []write{{"1\nhello\n2\n", 0}}, []string{"msg[] 1"}, true},
 		{"half JSON", []write{{`{"cmd":` + "\n", 0}}, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pw := testkit.Pipe(t)
 			before := testkit.NumFDs(t)
-			r := startReader(t, pw)
+			conn, peer, err := Pair()
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn.SetMaxLine(limit)
+			r := startReading(t, conn, peer, pw)
 			r.send(t, pw, tc.writes)
 			r.wait(t)
 			if got, want := strings.Join(r.lines, "\n"), strings.Join(tc.want, "\n"); got != want {

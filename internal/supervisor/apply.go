@@ -92,17 +92,7 @@ func (o *owner) bind(set *manifest.Set) error {
 	}
 	o.appSockets = next
 	// Sockets opened on demand for an app that is gone close once the
-	// workers using them are gone too.
-	for name, socks := range o.onDemand {
-		if _, ok := set.Apps[name]; ok {
-			continue
-		}
-		for _, sock := range socks {
-			sock.Release()
-			delete(o.clusterData, sock)
-		}
-		delete(o.onDemand, name)
-	}
+	// workers using them are gone too (releaseIdleHandles).
 	for name, socks := range next {
 		for _, sock := range socks {
 			if !held[sock] { // newly bound

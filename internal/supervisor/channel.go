@@ -341,6 +341,7 @@ func (o *owner) closeChannelOnExit(w *worker) bool {
 		return false
 	}
 	o.unsubscribe(w)
+	o.forgetRelay(w)
 	for _, pc := range w.cl.drainPending() {
 		pc.giveBack(false)
 	}

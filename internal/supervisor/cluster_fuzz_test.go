@@ -13,9 +13,9 @@ import (
 	"github.com/paddock-sh/paddock/reconcile"
 )
 
-// FuzzClusterMessage hands arbitrary NODE_CLUSTER messages from a worker to
-// the supervisor's protocol handler: it must never panic, whatever the
-// fields hold.
+// FuzzClusterMessage hands arbitrary NODE_CLUSTER messages (and the other
+// internal ones paddock answers) from a worker to the supervisor's protocol
+// handler: it must never panic, whatever the fields hold.
 func FuzzClusterMessage(f *testing.F) {
 	for _, s := range []string{
 		`{"cmd":"NODE_CLUSTER","act":"online","seq":0}`,
@@ -28,6 +28,9 @@ func FuzzClusterMessage(f *testing.F) {
 		`{"cmd":"NODE_CLUSTER","act":"close","key":"x","seq":4}`,
 		`{"cmd":"NODE_CLUSTER","act":"exitedAfterDisconnect","seq":5}`,
 		`{"cmd":"NODE_CLUSTER","act":"queryServer","port":99999999999,"address":{"a":1},"seq":-1}`,
+		`{"cmd":"NODE_SOCKET_NOTIFY_CLOSE","key":"4:127.0.0.1:8000"}`,
+		`{"cmd":"NODE_SOCKET_GET_COUNT","key":null}`,
+		`{"cmd":"NODE_SOCKET_GET_COUNT","key":{"a":[1]}}`,
 		`{"hello":"user message"}`,
 		`[1,2]`,
 	} {

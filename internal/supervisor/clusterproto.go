@@ -27,8 +27,9 @@ import (
 // Errno values the worker turns into Node errors.
 const (
 	errnoAddrInUse = -98 // EADDRINUSE
-	errnoNoSupport = -97 // EAFNOSUPPORT: UDP is not shared by paddock
+	errnoNoSupport = -97 // EAFNOSUPPORT: an address paddock cannot serve
 	errnoBadFD     = -9  // EBADF
+	errnoInval     = -22 // EINVAL: an address paddock cannot bind, a descriptor not of the kind asked for
 )
 
 // clusterIn is a NODE_CLUSTER message from a worker.
@@ -40,9 +41,12 @@ type clusterIn struct {
 	Index       json.RawMessage `json:"index"`
 	Data        json.RawMessage `json:"data"`
 	Address     *string         `json:"address"`
-	Port        int             `json:"port"`
+	Port        int             `json:"port"` // a string too: see UnmarshalJSON
 	AddressType json.RawMessage `json:"addressType"`
 	FD          json.RawMessage `json:"fd"`
+	Flags       json.RawMessage `json:"flags"` // see clusterIn.flags
+	ReadableAll bool            `json:"readableAll"`
+	WritableAll bool            `json:"writableAll"`
 	Key         string          `json:"key"`
 }
 
@@ -54,6 +58,13 @@ func clusterKey(m clusterIn) string {
 		addr = *m.Address
 	}
 	return fmt.Sprintf("%s:%d:%s:%s:%s", addr, m.Port, rawOr(m.AddressType, "undefined"), rawOr(m.FD, "undefined"), rawOr(m.Index, "0"))
+}
+
+// flags returns the message's libuv flags (UV_TCP_IPV6ONLY, UV_UDP_REUSEADDR,
+// ...): 0 when absent or not a number.
+func (m clusterIn) flags() int {
+	n, _ := strconv.Atoi(rawOr(m.Flags, "0"))
+	return n
 }
 
 // rawOr returns r as text (a JSON string unquoted), or def when r is
@@ -81,17 +92,32 @@ func mustRaw(p *string) json.RawMessage {
 // maxMessageDetail bounds how much of a worker's message an event carries.
 const maxMessageDetail = 4096
 
-// handleIPC takes one message from a worker's channel. ctx bounds the
-// dispatchers a queryServer starts (see owner.dispatcher).
+// messageDetail returns raw, a worker's message, as an event's detail: its
+// first maxMessageDetail bytes and "…" when it is longer, without copying
+// the rest of a large message.
+func messageDetail(raw []byte) string {
+	if len(raw) > maxMessageDetail {
+		return string(raw[:maxMessageDetail]) + "…"
+	}
+	return string(raw)
+}
+
+// handleIPC takes one message from a worker's channel, and releases it
+// (the channel of a large one reads on). ctx bounds the dispatchers a
+// queryServer starts (see owner.dispatcher).
 func (o *owner) handleIPC(ctx context.Context, m ipc.Message, now time.Time) {
+	defer m.Release()
 	if m.Handle != nil {
-		m.Handle.Close() // paddock keeps no handle a worker sends
+		// paddock keeps no handle a worker sends (docs/protocol.md): a
+		// connection sent to it ends here; see also socketlist.go.
+		m.Handle.Close()
 	}
 	w := o.workers[m.From]
 	if w == nil || w.cl == nil {
 		return
 	}
 	switch {
+	case m.Internal() && o.answerSocketList(w, m):
 	case m.Cmd == "NODE_CLUSTER":
 		var cm clusterIn
 		if err := json.Unmarshal(m.Raw, &cm); err != nil {
@@ -102,10 +128,10 @@ func (o *owner) handleIPC(ctx context.Context, m ipc.Message, now time.Time) {
 	case m.Internal():
 		// Other internal messages (NODE_...) are Node's own business.
 	default:
-		detail := string(m.Raw)
-		if len(detail) > maxMessageDetail {
-			detail = detail[:maxMessageDetail] + "…"
+		if o.relay(w, m) {
+			return // forwarded to other workers (ipc.relay), counted
 		}
+		detail := messageDetail(m.Raw)
 		o.emit(Event{Type: EventMessage, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation, Detail: detail})
 	}
 }
@@ -151,8 +177,10 @@ func (o *owner) serverListening(w *worker, m clusterIn) {
 }
 
 // serverClosed takes w's word that it closed its server known by key: it
-// gets no more of that server's connections.
+// gets no more of that server's connections, and the server's handle is
+// released if nobody else holds it (closeServer).
 func (o *owner) serverClosed(w *worker, key string) {
+	o.closeUDP(w, key)
 	for d, k := range w.subs {
 		if k == key {
 			delete(w.subs, d)
@@ -170,6 +198,8 @@ func (o *owner) serverClosed(w *worker, key string) {
 			}
 		}
 	}
+	delete(w.listening, key)
+	o.closeServer(w, key)
 }
 
 // listenError is why paddock refuses a worker's listen, with the errno
@@ -219,11 +249,21 @@ func (r *serverReply) fail(err error) {
 
 // queryServer answers a worker's listen(): with the shared socket
 // (none), the worker's own SO_REUSEPORT socket (reuseport), or the
-// address alone while paddock accepts (rr, sticky).
+// address alone while paddock accepts (rr, sticky). Each listen() is a
+// server handle of its own (serverHandleFor). A worker paddock is
+// disconnecting, or that said it leaves, is not answered, as under Node's
+// primary: the answer would reach it after its disconnect.
 func (o *owner) queryServer(ctx context.Context, w *worker, m clusterIn) {
+	if w.exitedAfterDisconnect || w.Phase != reconcile.Running {
+		o.opts.Logger.Debug("ignored the listen of a leaving worker", "app", w.App, "worker", w.ID)
+		return
+	}
 	key := clusterKey(m)
 	r := &serverReply{o: o, w: w, key: key,
 		fields: map[string]any{"errno": 0, "key": key, "ack": *m.Seq, "data": json.RawMessage("null")}}
+	if o.queryUDP(r, m) { // a dgram socket: shared whatever the policy
+		return
+	}
 	if w.healthFile != nil && isHealthQuery(w, m) {
 		// The worker's own health socket, whatever the policy: a probe
 		// of it must reach this worker and no other.
@@ -236,11 +276,12 @@ func (o *owner) queryServer(ctx context.Context, w *worker, m clusterIn) {
 		}
 		return
 	}
-	sock, err := o.serverSocket(w, m)
+	h, err := o.serverHandle(w, key, m)
 	if err != nil {
 		r.fail(err)
 		return
 	}
+	sock := h.sock
 	if w.listening == nil {
 		w.listening = map[string]string{}
 	}
@@ -261,34 +302,23 @@ func (o *owner) queryServer(ctx context.Context, w *worker, m clusterIn) {
 		err = o.answerDispatched(ctx, r, sock)
 	}
 	if err != nil {
+		delete(w.listening, key)
+		o.dropIfUnheld(h)
 		r.fail(err)
+		return
 	}
+	o.hold(w, h)
 }
 
-// serverSocket returns the socket a worker's listen asks for: one of its
-// app's `listen:` sockets by descriptor number, or the socket for the
-// address it names. Its errors are listenErrors.
-func (o *owner) serverSocket(w *worker, m clusterIn) (*netshare.Socket, error) {
-	if fd, err := strconv.Atoi(rawOr(m.FD, "")); err == nil {
-		// listen({fd: N}) in a cluster worker names the primary's
-		// descriptor N; under paddock descriptors 3, 4, ... are the
-		// app's `listen:` sockets, as the worker itself sees them.
-		socks := o.appSockets[w.app.Name]
-		if fd < 3 || fd-3 >= len(socks) {
-			return nil, refuse(errnoBadFD, fmt.Errorf("descriptor %d is not one of the app's %d listen: sockets", fd, len(socks)))
-		}
-		return socks[fd-3], nil
-	}
+// serverHandle returns the handle a worker's listen() known by key asks
+// for (serverHandleFor). Its errors are listenErrors.
+func (o *owner) serverHandle(w *worker, key string, m clusterIn) (*serverHandle, error) {
 	// Node resolves a relative unix path against its working directory.
-	ln, err := wantedListen(m, w.app.Resolved.Dir)
+	req, err := parseServerRequest(m, w.app.Resolved.Dir)
 	if err != nil {
-		return nil, refuse(errnoNoSupport, err)
+		return nil, err
 	}
-	sock, err := o.socketFor(w.app, ln)
-	if err != nil {
-		return nil, refuse(errnoAddrInUse, err)
-	}
-	return sock, nil
+	return o.serverHandleFor(w, key, req)
 }
 
 // isHealthQuery reports whether a worker's listen() asks for its health
@@ -310,25 +340,6 @@ func isHealthQuery(w *worker, m clusterIn) bool {
 		return true
 	}
 	return false
-}
-
-// wantedListen turns a queryServer into the manifest address it asks for.
-func wantedListen(m clusterIn, base string) (manifest.Listen, error) {
-	at := rawOr(m.AddressType, "4")
-	addr := ""
-	if m.Address != nil {
-		addr = *m.Address
-	}
-	switch at {
-	case "udp4", "udp6":
-		return manifest.Listen{}, errors.New("UDP sockets are not shared by paddock")
-	case "-1":
-		return manifest.ParseListen("unix:"+addr, base)
-	}
-	if addr == "0.0.0.0" || addr == "::" {
-		addr = ""
-	}
-	return manifest.ParseListen(net.JoinHostPort(addr, strconv.Itoa(m.Port)), base)
 }
 
 // answerShared answers with the shared socket f itself (none).
@@ -386,7 +397,11 @@ func (o *owner) answerDispatched(ctx context.Context, r *serverReply, sock *nets
 	if err != nil {
 		return err
 	}
-	r.fields["sockname"] = sockname(sock.Addr)
+	if sn := sockname(sock.Addr); sn != nil {
+		// A unix socket has none: server.address() in the worker then
+		// returns its path, as under Node's primary.
+		r.fields["sockname"] = sn
+	}
 	if !r.send(-1, nil) {
 		return nil
 	}
@@ -401,8 +416,8 @@ func (o *owner) answerDispatched(ctx context.Context, r *serverReply, sock *nets
 	return nil
 }
 
-// sockname is the address of a socket as Node's server.address() gives
-// it, which the worker returns for an rr server.
+// sockname is the address of a TCP socket as Node's server.address()
+// gives it, which the worker returns for an rr server; nil for others.
 func sockname(a net.Addr) map[string]any {
 	switch a := a.(type) {
 	case *net.TCPAddr:
@@ -411,10 +426,8 @@ func sockname(a net.Addr) map[string]any {
 			family = "IPv4"
 		}
 		return map[string]any{"address": a.IP.String(), "family": family, "port": a.Port}
-	case *net.UnixAddr:
-		return map[string]any{"address": a.Name}
 	}
-	return nil
+	return nil // unix sockets: Node's primary sends none
 }
 
 // setNonblock puts a socket in non-blocking mode, which Node requires of

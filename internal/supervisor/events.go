@@ -12,7 +12,7 @@ const (
 	EventListening  = "listening"  // the worker listens (LISTEN_FDS workers: at once; Detail: LISTEN_FDNAMES)
 	EventStopping   = "stopping"   // the worker was asked to stop (killSignal)
 	EventDisconnect = "disconnect" // a cluster worker was asked to disconnect (graceful retirement)
-	EventMessage    = "message"    // a worker sent a message with process.send (Detail: the JSON)
+	EventMessage    = "message"    // a worker sent a message with process.send that ipc.relay does not relay (Detail: the JSON)
 	EventKill       = "kill"       // the worker's process group got SIGKILL
 	EventExit       = "exit"       // the worker exited; Intended tells whether it was asked to
 	EventRestart    = "restart"    // a replacement is scheduled after Delay
@@ -61,6 +61,14 @@ const (
 	// dropped meanwhile.
 	EventOutputRestored = "output-restored"
 
+	// EventRelayDropped: a worker does not read its IPC channel (it holds
+	// ipc.RelayQueueLen messages unread), so the messages relayed to it
+	// (ipc.relay) are dropped and counted, from this one on.
+	EventRelayDropped = "relay-dropped"
+	// EventRelayResumed: a worker that was dropping relayed messages took
+	// one again; Lost counts those dropped meanwhile.
+	EventRelayResumed = "relay-resumed"
+
 	// EventDependencyWait: the app has workers to start (or a rolling
 	// update to carry on) and waits for a dependency that is not
 	// available; Detail says which and why ("waiting for db: 0/1
@@ -105,7 +113,8 @@ type Event struct {
 	// killTimeout in Delay and the killSignal in Signal.
 	Delay   time.Duration
 	Attempt int
-	// Output events: paddock's "stdout" or "stderr", and the lines lost.
+	// Output events: paddock's "stdout" or "stderr", and the lines lost;
+	// relay-resumed: the relayed messages lost.
 	Stream string
 	Lost   int64
 	// Detail is a human-readable addition ("restart policy never", an
@@ -156,7 +165,7 @@ func (e Event) attrs() []any {
 	if e.Stream != "" {
 		a = append(a, slog.String("stream", e.Stream))
 	}
-	if e.Type == EventOutputRestored {
+	if e.Type == EventOutputRestored || e.Type == EventRelayResumed {
 		a = append(a, slog.Int64("lost", e.Lost))
 	}
 	if e.Attempt != 0 {

@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"sort"
 	"strconv"
@@ -12,44 +11,9 @@ import (
 	"github.com/paddock-sh/paddock/reconcile"
 )
 
-// This file holds the sockets that cluster workers ask for (owner.socketFor:
-// a `listen:` socket of their app, or one opened on demand) and the
-// dispatchers of the rr and sticky ones, with the workers each hands
+// This file holds the dispatchers of the rr and sticky sockets that
+// cluster workers ask for (serverhandles.go), with the workers each hands
 // connections to.
-
-// socketFor returns the socket for an address a worker of app asked
-// for: one of its `listen:` sockets, or one opened on demand for the app,
-// as Node's primary does. An address of another app is refused.
-func (o *owner) socketFor(app *manifest.App, l manifest.Listen) (*netshare.Socket, error) {
-	rp := app.SchedulingPolicy == "reuseport"
-	for name, socks := range o.appSockets {
-		for _, sock := range socks {
-			if !sameAddress(sock, l) {
-				continue
-			}
-			if name != app.Name {
-				return nil, fmt.Errorf("%s belongs to app %s", l.Raw, name)
-			}
-			return sock, nil
-		}
-	}
-	if sock, ok := o.onDemand[app.Name][l.Key()]; ok {
-		return sock, nil
-	}
-	sock, err := o.pool.Acquire(l, rp, app.Name+"[on demand "+l.Key()+"]")
-	if err != nil {
-		return nil, err
-	}
-	if o.onDemand[app.Name] == nil {
-		o.onDemand[app.Name] = map[string]*netshare.Socket{}
-	}
-	o.onDemand[app.Name][l.Key()] = sock
-	o.opts.Logger.Info("listening on demand", "app", app.Name, "address", sock.Addr.String())
-	if sock.Replaced {
-		o.opts.Logger.Info("replaced a stale socket file nothing listened on", "app", app.Name, "path", l.Address)
-	}
-	return sock, nil
-}
 
 // sameAddress reports whether sock serves what l asks for: the same unix
 // path, or the same port and host (port 0 matches the port bound).

@@ -269,7 +269,13 @@ func testOnlySickReplaced(t *testing.T, h *harness) {
 	// And at least three sick workers were replaced meanwhile, or since.
 	var replaced []Event
 	for len(replaced) < 3 {
-		replaced = append(replaced, h.waitEvent("a sick worker replaced", isType(EventReplaced)))
+		rep := h.waitEvent("a sick worker replaced", isType(EventReplaced))
+		replaced = append(replaced, rep)
+		// Its stop follows its replaced event, perhaps not yet received:
+		// wait for it, so that checkNewFirst below sees it.
+		h.waitEvent(fmt.Sprintf("worker %d stopped", rep.Worker), func(e Event) bool {
+			return (e.Type == EventStopping || e.Type == EventDisconnect) && e.Worker == rep.Worker
+		})
 	}
 	events := h.drain()
 	for _, e := range events {

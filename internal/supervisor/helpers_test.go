@@ -99,9 +99,12 @@ func TestMain(m *testing.M) {
 //	                    channel, then serve
 //	deaf-query          never read the IPC channel; on SIGUSR1 send a
 //	                    queryServer for 127.0.0.1:$PORT on it; else serve
+//	late-query          speak the cluster protocol itself: ask for a server
+//	                    once leaving (see lateQuery), exit 3 if answered
 //	go-systemd          take the sockets and report readiness with
 //	                    github.com/coreos/go-systemd (activation, daemon), then
 //	                    answer "<worker id> <pid> <LISTEN_PID> <names>" over HTTP
+//	udp-echo            answer datagrams on descriptor 3 (see serveUDP)
 //	http                serve HTTP on the LISTEN_FDS sockets, answering
 //	                    "<worker id> <pid> <LISTEN_PID>"; drain and exit 0 on
 //	                    SIGTERM
@@ -121,6 +124,9 @@ func TestMain(m *testing.M) {
 //	                    <pid> <VERSION>", as $RELEASE says (see serveRelease)
 //	health              serve HTTP with a health path (see serveHealth in
 //	                    health_test.go)
+//	relay               flood relayed messages on request, or, as worker
+//	                    $DEAF_WORKER, never read the IPC channel (see
+//	                    serveRelay in relay_test.go)
 func helper(mode string) {
 	switch {
 	case mode == "serve":
@@ -193,6 +199,8 @@ func helper(mode string) {
 		serve()
 	case mode == "http":
 		serveHTTP()
+	case mode == "udp-echo":
+		serveUDP()
 	case mode == "states":
 		serveStates()
 	case mode == "health":
@@ -213,10 +221,14 @@ func helper(mode string) {
 				os.Getenv("PORT") + `,"addressType":4,"backlog":511,"seq":0}` + "\n"))
 		}()
 		serve()
+	case mode == "late-query":
+		lateQuery()
 	case mode == "go-systemd":
 		serveGoSystemd()
 	case mode == "go-worker":
 		serveGoWorker()
+	case mode == "relay":
+		serveRelay()
 	case mode == "release":
 		serveRelease()
 	case strings.HasPrefix(mode, "last-words:"):

@@ -132,6 +132,7 @@ func (o *owner) release() {
 	for _, w := range o.workers {
 		w.releaseSockets()
 	}
+	o.closeUDPHandles()
 	for _, socks := range o.onDemand {
 		for _, sock := range socks {
 			sock.Release()
@@ -174,6 +175,7 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 		// to be so before its workers fork.
 		o.reportHeld(plan.Held)
 		o.execute(plan, now)
+		o.releaseIdleHandles()
 		o.wakeAt = time.Time{}
 		o.reportRollouts(plan.Rollouts, now)
 		if !o.shutting {
@@ -328,7 +330,7 @@ func (o *owner) emit(e Event) {
 			level = slog.LevelWarn
 		}
 	case EventOutputLost, EventCrashLoop, EventHealthFailed, EventRolloutStalled, EventRolloutRollback,
-		EventMemoryExceeded, EventWatchdogMissed:
+		EventMemoryExceeded, EventWatchdogMissed, EventRelayDropped:
 		// Something the operator should look at; paddock acts on it.
 		level = slog.LevelWarn
 	case EventAppFailed:

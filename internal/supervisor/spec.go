@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,6 +54,13 @@ func workerSpec(app *manifest.App, id int, environ []string, notifyPath string, 
 	}
 	if channel != nil {
 		spec.ExtraFiles = append(spec.ExtraFiles, channel)
+		// Node reads the first of a name twice in its environment:
+		// the channel's variables are paddock's alone (an app's env
+		// cannot switch the channel to advanced serialization).
+		spec.Env = slices.DeleteFunc(spec.Env, func(kv string) bool {
+			k, _, _ := strings.Cut(kv, "=")
+			return channelVars[k]
+		})
 		spec.Env = append(spec.Env,
 			"NODE_CHANNEL_FD="+strconv.Itoa(2+len(spec.ExtraFiles)),
 			"NODE_CHANNEL_SERIALIZATION_MODE=json",
@@ -66,6 +74,12 @@ func workerSpec(app *manifest.App, id int, environ []string, notifyPath string, 
 // inherit them.
 var inheritedForSupervisor = []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"}
 
+// channelVars are the variables of Node's IPC channel and cluster role,
+// which paddock sets for a worker with a channel. Inherited by paddock from
+// its own parent they describe that parent's channel, never a worker's:
+// workers never inherit them.
+var channelVars = map[string]bool{"NODE_CHANNEL_FD": true, "NODE_CHANNEL_SERIALIZATION_MODE": true, "NODE_UNIQUE_ID": true}
+
 // paddockVars are the variables paddock sets for a worker (or its exec
 // probe) alone: never inherited (paddock may run under paddock), nor set
 // by an app's env.
@@ -73,7 +87,8 @@ var paddockVars = map[string]bool{"PADDOCK_APP": true, "PADDOCK_WORKER_ID": true
 	HealthFDEnv: true, HealthAddrEnv: true, WorkerPIDEnv: true}
 
 // workerEnv returns the environment of worker id of app: base without the
-// supervisor's own activation variables, then the app's env, then
+// supervisor's own activation and IPC channel variables, then the app's
+// env, then
 // PADDOCK_APP and PADDOCK_WORKER_ID. Each name appears once.
 func workerEnv(base []string, app *manifest.App, id int) []string {
 	drop := map[string]bool{}
@@ -81,6 +96,9 @@ func workerEnv(base []string, app *manifest.App, id int) []string {
 		drop[k] = true
 	}
 	for _, k := range inheritedForSupervisor {
+		drop[k] = true
+	}
+	for k := range channelVars {
 		drop[k] = true
 	}
 	for k := range app.Env {

@@ -18,7 +18,10 @@ func TestWorkerSpec(t *testing.T) {
 		return &manifest.App{Name: "web", Readiness: manifest.ReadinessOnline,
 			Resolved: manifest.Resolved{Path: "/usr/bin/node", Argv: []string{"node", "app.js"}, Dir: "/srv/web"}}
 	}
-	environ := []string{"PATH=/bin", "HOME=/root", "LISTEN_FDS=2", "NOTIFY_SOCKET=/run/systemd/notify", "GREETING=outer"}
+	// paddock's own parent may have given it a Node IPC channel
+	// (NODE_CHANNEL_*): its variables are not the workers'.
+	environ := []string{"PATH=/bin", "HOME=/root", "LISTEN_FDS=2", "NOTIFY_SOCKET=/run/systemd/notify", "GREETING=outer",
+		"NODE_CHANNEL_FD=9", "NODE_CHANNEL_SERIALIZATION_MODE=advanced", "NODE_UNIQUE_ID=3"}
 	tests := []struct {
 		name    string
 		app     func(*manifest.App)
@@ -60,6 +63,17 @@ func TestWorkerSpec(t *testing.T) {
 			env: []string{"PATH=/bin", "HOME=/root", "GREETING=outer", "PADDOCK_APP=web", "PADDOCK_WORKER_ID=7",
 				"NODE_CHANNEL_FD=3", "NODE_CHANNEL_SERIALIZATION_MODE=json", "NODE_UNIQUE_ID=7"},
 			extra: []*os.File{channel}},
+		{name: "an app's own channel variables give way to paddock's",
+			app: func(a *manifest.App) {
+				a.Env = map[string]string{"NODE_CHANNEL_SERIALIZATION_MODE": "advanced", "NODE_UNIQUE_ID": "1", "NODE_CHANNEL_FD": "0"}
+			},
+			channel: channel,
+			env: []string{"PATH=/bin", "HOME=/root", "GREETING=outer", "PADDOCK_APP=web", "PADDOCK_WORKER_ID=7",
+				"NODE_CHANNEL_FD=3", "NODE_CHANNEL_SERIALIZATION_MODE=json", "NODE_UNIQUE_ID=7"},
+			extra: []*os.File{channel}},
+		{name: "without a channel an app's own are kept",
+			app: func(a *manifest.App) { a.Env = map[string]string{"NODE_UNIQUE_ID": "1"} },
+			env: []string{"PATH=/bin", "HOME=/root", "GREETING=outer", "NODE_UNIQUE_ID=1", "PADDOCK_APP=web", "PADDOCK_WORKER_ID=7"}},
 		{name: "user",
 			app: func(a *manifest.App) {
 				a.Resolved.Credential = &manifest.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{4, 5}}

@@ -30,7 +30,8 @@ type AppStatus struct {
 	// Listen holds the addresses the app's workers listen on: its
 	// `listen:` sockets as bound, then the sockets opened for it on
 	// demand (a cluster worker's listen() of an address `listen:` does
-	// not name).
+	// not name), then the UDP sockets bound for its workers' dgram
+	// sockets. A UDP socket's address begins with "udp:".
 	Listen []string
 	// Rollout is the state of a rolling update in progress, else nil.
 	Rollout *reconcile.RolloutStatus
@@ -68,6 +69,9 @@ type Status struct {
 	// HealthChecks counts the health probes of each app by result since
 	// paddock started (apps removed since included).
 	HealthChecks map[string]HealthCounts
+	// Relay counts the relayed messages (ipc.relay) of each app that
+	// relayed one since paddock started (apps removed since included).
+	Relay map[string]RelayCounts
 }
 
 // Status returns the apps and workers as they are now, with the resource
@@ -86,7 +90,7 @@ func (s *Supervisor) Status(ctx context.Context) (Status, error) {
 
 // status returns the snapshot Status returns.
 func (o *owner) status() Status {
-	st := Status{Workers: o.workerList(), LostOutput: map[string]int64{}, HealthChecks: o.healthCheckCounts()}
+	st := Status{Workers: o.workerList(), LostOutput: map[string]int64{}, HealthChecks: o.healthCheckCounts(), Relay: o.relayCounts()}
 	for _, out := range []*outputStream{o.sup.stdout, o.sup.stderr} {
 		st.LostOutput[out.name] = out.lost.Load()
 	}
@@ -102,7 +106,7 @@ func (o *owner) status() Status {
 			Generation: spec.Generation, SchedulingPolicy: a.SchedulingPolicy, Silent: a.Silent}
 		_, as.Override = o.scale[name]
 		for _, sock := range o.appSockets[name] {
-			as.Listen = append(as.Listen, sock.Addr.String())
+			as.Listen = append(as.Listen, sock.String())
 		}
 		var onDemand []string
 		for _, sock := range o.onDemand[name] {
@@ -110,6 +114,7 @@ func (o *owner) status() Status {
 		}
 		sort.Strings(onDemand)
 		as.Listen = append(as.Listen, onDemand...)
+		as.Listen = append(as.Listen, o.udpListening(name)...)
 		if r, ok := o.rollouts[name]; ok {
 			as.Rollout = &r
 			as.Stall = o.stallInfo(name, r)

@@ -65,6 +65,8 @@ func (o *owner) handleExit(ex procs.Exit) {
 	if err := w.releaseSockets(); err != nil {
 		o.opts.Logger.Warn("new connections may reach a worker that is not ready", "app", w.App, "worker", w.ID, "err", err)
 	}
+	o.releaseUDP(w)
+	o.dropHolds(w)
 	faulted := o.closeChannelOnExit(w)
 	// A worker's process group does not outlive it: the reaper killed
 	// whatever it left behind in its group before reaping it.

@@ -204,14 +204,19 @@ type owner struct {
 	appSockets map[string][]*netshare.Socket
 	migration  bool // tcp_migrate_req was checked
 	// dispatchers hand out the connections of rr and sticky sockets;
-	// dispatchWG waits for their Run goroutines; onDemand holds the
-	// sockets workers asked for that `listen:` does not list, by app and
-	// listen key; clusterData the first worker's server data per socket,
-	// echoed to the others.
+	// dispatchWG waits for their Run goroutines; handles holds the
+	// cluster workers' server handles by app and key (serverhandles.go);
+	// onDemand the sockets opened for them that `listen:` does not list,
+	// by app and address as bound; clusterData the first worker's server
+	// data per socket, echoed to the others.
 	dispatchers map[*netshare.Socket]*dispatcher
 	dispatchWG  sync.WaitGroup
+	handles     map[string]map[string]*serverHandle
 	onDemand    map[string]map[string]*netshare.Socket
 	clusterData map[*netshare.Socket]json.RawMessage
+	// udpHandles holds the UDP sockets bound for workers' dgram sockets
+	// (clusterudp.go), created on first use.
+	udpHandles map[udpKey]*udpHandle
 	// rollouts holds the last reported status of each app in a rolling
 	// update.
 	rollouts map[string]reconcile.RolloutStatus
@@ -253,6 +258,9 @@ type owner struct {
 	// probes by result.
 	prober       *prober
 	healthCounts map[string]*healthCounters
+	// relays holds each app's relaying state (ipc.relay, relay.go),
+	// made on its first relayed message.
+	relays map[string]*appRelay
 }
 
 // New returns a Supervisor with opts; it starts nothing.
@@ -316,6 +324,7 @@ func newOwner(s *Supervisor) *owner {
 		rollingOut:    map[string]string{},
 		pool:          netshare.NewPool(),
 		dispatchers:   map[*netshare.Socket]*dispatcher{},
+		handles:       map[string]map[string]*serverHandle{},
 		onDemand:      map[string]map[string]*netshare.Socket{},
 		clusterData:   map[*netshare.Socket]json.RawMessage{},
 		appSockets:    map[string][]*netshare.Socket{},

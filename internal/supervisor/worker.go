@@ -38,6 +38,9 @@ type worker struct {
 	// dispatchers that hand it connections, with its key for each.
 	cl   *channel
 	subs map[*dispatcher]string
+	// holds are the server handles it was answered with and has not
+	// closed, by key.
+	holds map[string]*serverHandle
 	// fault is set once paddock closed its channel for a fault of the
 	// worker's end: it is stopped, and its exit counts as a failure.
 	fault *channelFault

@@ -40,8 +40,14 @@ const maxSunPath = 107
 // Options configure Listen.
 type Options struct {
 	// Mode is the permission of the socket file, whatever the umask (the
-	// zero value, 0000, lets only root connect).
+	// zero value, 0000, lets only root connect); with AddToUmask, the
+	// bits added to what the umask leaves.
 	Mode os.FileMode
+	// AddToUmask makes the socket file's permission the one bind(2)
+	// gives it (0777 less the process's umask) with Mode's bits added, as
+	// libuv's uv_pipe_chmod does for Node's listen(path) with readableAll
+	// or writableAll, instead of exactly Mode.
+	AddToUmask bool
 	// Backlog is the listen(2) backlog; the kernel caps it at
 	// net.core.somaxconn. Zero means 4096.
 	Backlog int
@@ -153,7 +159,15 @@ func bindIn(dir int, dirPath, name string, opts Options) (b bound, err error) {
 	if err := unix.Bind(b.fd, &unix.SockaddrUnix{Name: bindName}); err != nil {
 		return b, fmt.Errorf("bind: %w", err)
 	}
-	if err := unix.Fchmodat(dir, name, uint32(opts.Mode.Perm()), 0); err != nil {
+	mode := uint32(opts.Mode.Perm())
+	if opts.AddToUmask {
+		var st unix.Stat_t
+		if err := unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return b, fmt.Errorf("stat: %w", err)
+		}
+		mode |= st.Mode & 0o777
+	}
+	if err := unix.Fchmodat(dir, name, mode, 0); err != nil {
 		return b, fmt.Errorf("chmod: %w", err)
 	}
 	if b.handle, err = unix.Openat(dir, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err != nil {

@@ -53,6 +53,40 @@ func TestListenNewPathHasItsMode(t *testing.T) {
 	c.Close()
 }
 
+// TestListenAddToUmask: with AddToUmask the socket file has the mode
+// bind(2) gives it, 0777 less the umask, with Mode's bits added (Node's
+// readableAll, writableAll); the umask here is an unusual one, so that the
+// mode cannot be a constant. The tests of this package do not run in
+// parallel: the umask is the process's.
+func TestListenAddToUmask(t *testing.T) {
+	old := unix.Umask(0o027)
+	defer unix.Umask(old)
+	for _, tt := range []struct {
+		add, want os.FileMode
+	}{
+		{0, 0o750},
+		{0o444, 0o754},
+		{0o222, 0o772},
+		{0o666, 0o776},
+	} {
+		t.Run(fmt.Sprintf("%04o", tt.add), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "s.sock")
+			s, err := Listen(path, Options{Mode: tt.add, AddToUmask: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.File.Close()
+			fi, err := os.Lstat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != tt.want {
+				t.Errorf("mode %04o under umask 0027 adding %04o, want %04o", fi.Mode().Perm(), tt.add, tt.want)
+			}
+		})
+	}
+}
+
 func TestListenReplacesOnlyStaleSockets(t *testing.T) {
 	t.Run("stale", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "s.sock")

@@ -1,7 +1,7 @@
 'use strict';
 // primary.js: the parity harness's reference primary, Node's own cluster
 // module. argv[2] is the run as JSON ({exec, args, execArgv, cwd, env,
-// instances, policy, serialization}); commands arrive as JSON lines on stdin
+// instances, policy, serialization, relay}); commands arrive as JSON lines on stdin
 // ({op: fork | send | disconnect-all | disconnect-newest, worker, message});
 // events leave as JSON lines on descriptor 3.
 const cluster = require('node:cluster');
@@ -24,6 +24,12 @@ const fork = () => {
     .on('message', (m) => emit({ type: 'message', worker: w.id, message: m }))
     .on('exit', (code, signal) => emit({ type: 'exit', worker: w.id, exitCode: code, signal }));
 };
+// relay {key, value}: every message whose key is value goes to every other
+// worker, as @socket.io/cluster-adapter's setupPrimary() relays its own.
+if (run.relay) {
+  cluster.on('message', (w, m) => m !== null && typeof m === 'object' && m[run.relay.key] === run.relay.value &&
+    Object.values(cluster.workers).forEach((o) => o !== w && o.send(m)));
+}
 for (let i = 0; i < run.instances; i++) fork();
 require('node:readline').createInterface({ input: process.stdin }).on('line', (line) => {
   const { op, worker, message } = JSON.parse(line);

@@ -445,8 +445,19 @@ func firstFailure(out []byte) string {
 
 // copyTree copies the files git tracks under root, and the untracked ones
 // it does not ignore, into dst, as they are on disk. Tracked files deleted
-// from the working tree are left out.
+// from the working tree are left out. Ignored node_modules directories
+// (the npm packages some tests run, installed by make npm-deps) are linked
+// into the copy, not copied: without them those tests would fail on every
+// mutation of their package, which would then count as caught.
 func copyTree(root, dst string) error {
+	if err := copyFiles(root, dst); err != nil {
+		return err
+	}
+	return linkNodeModules(root, dst)
+}
+
+// copyFiles copies the files of copyTree.
+func copyFiles(root, dst string) error {
 	cmd := exec.Command("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard")
 	cmd.Dir = root
 	var stderr bytes.Buffer
@@ -462,6 +473,36 @@ func copyTree(root, dst string) error {
 		}
 		seen[name] = true
 		if err := copyFile(filepath.Join(root, name), filepath.Join(dst, name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// linkNodeModules links each node_modules directory git ignores under root
+// to the same place under dst.
+func linkNodeModules(root, dst string) error {
+	cmd := exec.Command("git", "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory")
+	cmd.Dir = root
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("list the ignored directories of %s: git ls-files: %w: %s", root, err, strings.TrimSpace(stderr.String()))
+	}
+	for _, name := range strings.Split(string(out), "\x00") {
+		name = strings.TrimSuffix(name, "/")
+		if filepath.Base(name) != "node_modules" {
+			continue
+		}
+		abs, err := filepath.Abs(filepath.Join(root, name))
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dst, name)), 0o755); err != nil {
+			return err
+		}
+		if err := os.Symlink(abs, filepath.Join(dst, name)); err != nil {
 			return err
 		}
 	}

@@ -25,7 +25,8 @@ func fakeModule(t *testing.T, list string) string {
 		"calc/calc_test.go":    "package calc\n\nimport \"testing\"\n\nfunc TestAdd(t *testing.T) {\n\tif Add(2, 3) != 5 {\n\t\tt.Fatal(\"Add(2, 3) != 5\")\n\t}\n}\n",
 		"mutations.yaml":       list,
 		"ignored/out.txt":      "build output\n",
-		".gitignore":           "ignored/\n",
+		".gitignore":           "ignored/\nnode_modules/\n",
+		"js/node_modules/p.js": "an npm package\n",
 		"calc/untracked_x.txt": "an untracked file is copied too\n",
 	}
 	for name, content := range files {
@@ -181,7 +182,8 @@ func TestFirstFailure(t *testing.T) {
 }
 
 // TestCopyTree copies what git tracks and the untracked files it does not
-// ignore, as they are on disk (a dirty tree is checked as it is).
+// ignore, as they are on disk (a dirty tree is checked as it is), and
+// links the ignored node_modules directories.
 func TestCopyTree(t *testing.T) {
 	dir := fakeModule(t, fakeList)
 	if err := os.WriteFile(filepath.Join(dir, "calc/calc.go"), []byte("package calc // edited\n"), 0o644); err != nil {
@@ -193,12 +195,15 @@ func TestCopyTree(t *testing.T) {
 	}
 	for name, want := range map[string]bool{
 		"go.mod": true, "calc/calc.go": true, "calc/untracked_x.txt": true, "mutations.yaml": true,
-		"ignored/out.txt": false, ".git/HEAD": false,
+		"ignored/out.txt": false, ".git/HEAD": false, "js/node_modules/p.js": true,
 	} {
 		_, err := os.Stat(filepath.Join(dst, name))
 		if got := err == nil; got != want {
 			t.Errorf("%s copied: %v, want %v", name, got, want)
 		}
+	}
+	if fi, err := os.Lstat(filepath.Join(dst, "js/node_modules")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("js/node_modules: %v, want a link to the original", err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dst, "calc/calc.go")); string(b) != "package calc // edited\n" {
 		t.Errorf("calc/calc.go copied as %q, not as it is on disk", b)
