@@ -261,11 +261,7 @@ func bind(l manifest.Listen, address string, reuseport, listen, v6only bool) (f 
 	if family == unix.AF_INET6 {
 		// Every interface means IPv4 and IPv6 alike, as Node's listen(),
 		// unless IPv6 alone is asked for.
-		only := 0
-		if v6only {
-			only = 1
-		}
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, only); err != nil {
+		if err := setV6Only(fd, v6only); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -283,6 +279,16 @@ func bind(l manifest.Listen, address string, reuseport, listen, v6only bool) (f 
 	}
 	ok = true
 	return os.NewFile(uintptr(fd), "listen "+l.Raw), tcpAddr(bound), nil
+}
+
+// setV6Only sets IPV6_V6ONLY on the IPv6 socket fd: on, it takes IPv6
+// alone; off, IPv4 too (as IPv4-mapped addresses).
+func setV6Only(fd int, on bool) error {
+	v := 0
+	if on {
+		v = 1
+	}
+	return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v)
 }
 
 // everyInterface reports whether a TCP address ("host:port") is on every

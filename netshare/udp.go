@@ -62,11 +62,7 @@ func bindUDP(l manifest.Listen, o DatagramOptions) (f *os.File, addr *net.UDPAdd
 		}
 	}
 	if family == unix.AF_INET6 {
-		v6only := 0
-		if o.IPv6Only {
-			v6only = 1
-		}
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v6only); err != nil {
+		if err := setV6Only(fd, o.IPv6Only); err != nil {
 			return nil, nil, err
 		}
 	}
