@@ -6,13 +6,11 @@ package main
 // profiled with it).
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime/pprof"
-	"strconv"
+	httppprof "net/http/pprof"
 	"strings"
 	"time"
 )
@@ -23,9 +21,6 @@ import (
 // (they hold function names and stacks, no environment values), so keep it
 // on the loopback.
 const pprofEnv = "PADDOCK_PPROF"
-
-// maxCPUProfile bounds the seconds of one CPU profile.
-const maxCPUProfile = 10 * time.Minute
 
 // servePprof serves the profiles on addr in a goroutine of its own and
 // returns the function that closes the server.
@@ -47,51 +42,14 @@ func pprofNames() []string {
 	return []string{"heap", "allocs", "goroutine", "threadcreate", "block", "mutex"}
 }
 
-// pprofHandler serves GET /debug/pprof/profile?seconds=N (a CPU profile of
-// the next N seconds, 30 by default) and /debug/pprof/NAME?debug=N for the
-// named profiles, in the formats `go tool pprof` reads.
+// pprofHandler serves the standard library's profile handlers
+// (net/http/pprof) on a mux of paddock's own: /debug/pprof/profile?seconds=N
+// for a CPU profile, /debug/pprof/NAME?debug=N for the named ones, and the
+// index. Nothing else paddock serves (the control socket, metrics) gets them.
 func pprofHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /debug/pprof/profile", func(w http.ResponseWriter, r *http.Request) {
-		secs := 30
-		if s := r.URL.Query().Get("seconds"); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n <= 0 || time.Duration(n)*time.Second > maxCPUProfile {
-				http.Error(w, fmt.Sprintf("seconds must be a whole number from 1 to %d", int(maxCPUProfile/time.Second)), http.StatusBadRequest)
-				return
-			}
-			secs = n
-		}
-		w.Header().Set("Content-Type", "application/octet-stream")
-		if err := pprof.StartCPUProfile(w); err != nil {
-			// One CPU profile at a time, for the whole process.
-			http.Error(w, "cpu profile: "+err.Error(), http.StatusConflict)
-			return
-		}
-		t := time.NewTimer(time.Duration(secs) * time.Second)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-		}
-		pprof.StopCPUProfile()
-	})
-	mux.HandleFunc("GET /debug/pprof/{name}", func(w http.ResponseWriter, r *http.Request) {
-		name := r.PathValue("name")
-		p := pprof.Lookup(name)
-		if p == nil || name == "profile" {
-			http.Error(w, fmt.Sprintf("unknown profile %q; there are profile (CPU), %s", name, strings.Join(pprofNames(), ", ")), http.StatusNotFound)
-			return
-		}
-		debug, _ := strconv.Atoi(r.URL.Query().Get("debug"))
-		if debug > 0 {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		} else {
-			w.Header().Set("Content-Type", "application/octet-stream")
-		}
-		if err := p.WriteTo(w, debug); err != nil && !errors.Is(err, http.ErrHandlerTimeout) {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-		}
-	})
+	mux.HandleFunc("/debug/pprof/", httppprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
 	return mux
 }
