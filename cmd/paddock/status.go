@@ -273,20 +273,3 @@ func writeLines(out io.Writer, lines []string) {
 		fmt.Fprintf(out, "    | %s\n", l)
 	}
 }
-
-// writeRollbacks prints, under the apps table, each app that runs an
-// earlier generation than its manifest's, and why.
-func writeRollbacks(out io.Writer, apps []control.App) {
-	for _, a := range apps {
-		if rb := a.RolledBack; rb != nil {
-			fmt.Fprintf(out, "\n%s\n", describeRollback(a.Name, rb))
-		}
-	}
-}
-
-// describeRollback says that app was rolled back, why, and what ends it.
-func describeRollback(app string, rb *control.RolledBack) string {
-	return fmt.Sprintf("%s: rolled back from generation %s to %s: %s\n"+
-		"  the manifest still says %s: a reload that changes %s rolls forward; `paddock restart %s` retries it",
-		app, rb.From, rb.To, rb.Reason, rb.From, app, app)
-}

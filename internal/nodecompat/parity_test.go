@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -98,15 +97,11 @@ var (
 // directory of its own.
 func buildPaddock() (string, error) {
 	buildOnce.Do(func() {
-		gobin, err := exec.LookPath("go")
-		if err != nil {
-			gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
 		if buildDir, buildErr = os.MkdirTemp("", "parity-paddock"); buildErr != nil {
 			return
 		}
 		paddockBin = filepath.Join(buildDir, "paddock")
-		cmd := exec.Command(gobin, "build", "-o", paddockBin, "github.com/paddock-sh/paddock/cmd/paddock")
+		cmd := exec.Command("go", "build", "-o", paddockBin, "github.com/paddock-sh/paddock/cmd/paddock")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build cmd/paddock: %w\n%s", err, out)

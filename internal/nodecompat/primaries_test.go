@@ -48,11 +48,10 @@ type primary interface {
 // A run is one case under one primary.
 type run struct {
 	c      parityCase
-	dir    string            // the case's directory: scripts, results, sockets
-	env    []string          // the primary's own environment
-	events chan event        // the primary's events, in order
-	output *testkit.Buffer   // what the primary and its workers wrote
-	ports  map[string]string // PORT, PORT2
+	dir    string          // the case's directory: scripts, results, sockets
+	env    []string        // the primary's own environment
+	events chan event      // the primary's events, in order
+	output *testkit.Buffer // what the primary and its workers wrote
 }
 
 // exec returns the absolute path of the case's script in its directory.

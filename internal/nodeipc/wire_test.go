@@ -36,15 +36,6 @@ type reader struct {
 	done  chan struct{}
 }
 
-func startReader(t *testing.T, pipe *os.File) *reader {
-	t.Helper()
-	conn, peer, err := Pair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return startReading(t, conn, peer, pipe)
-}
-
 // startReaderOn reads from end, the other end of a pair whose first end is
 // written to.
 func startReaderOn(t *testing.T, end, pipe *os.File) *reader {

@@ -137,8 +137,6 @@ type dispatcher struct {
 	polling bool
 	// stopped is set before ln closes: nothing accepts on lnfd after.
 	stopped bool
-	// scores is the sticky hash's scratch space.
-	scores []uint64
 	// line is the scratch space of newconn lines.
 	line []byte
 

@@ -229,10 +229,8 @@ func (p *prober) Run(ctx context.Context) {
 	for {
 		now := time.Now()
 		p.mu.Lock()
-		var due []*probeTarget
 		for len(p.queue) > 0 && !p.queue[0].due.After(now) {
 			t := heap.Pop(&p.queue).(*probeTarget)
-			due = append(due, t)
 			p.launchLocked(t)
 		}
 		next := time.Duration(-1)
