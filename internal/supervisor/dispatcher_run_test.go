@@ -78,7 +78,10 @@ func dispatcherGoroutines() int {
 	for _, g := range strings.Split(string(buf), "\n\n") {
 		// A goroutine not yet started shows only its go statement's
 		// wrapper, and who created it.
-		if strings.Contains(g, "supervisor.(*dispatcher).") || strings.Contains(g, "created by github.com/paddock-sh/paddock/internal/supervisor.newDispatcher") {
+		// A channel's reader goroutine also runs dispatcher code while
+		// it hands its worker the next connection (the free list's hot
+		// path): only Run makes a goroutine a dispatcher's.
+		if strings.Contains(g, "supervisor.(*dispatcher).Run(") || strings.Contains(g, "created by github.com/paddock-sh/paddock/internal/supervisor.newDispatcher") {
 			n++
 		}
 	}
