@@ -63,7 +63,9 @@ or the default path; exit 1 when no supervisor answers):
   paddock send APP[/WORKER] JSON      deliver a message to workers with an IPC channel
   paddock signal APP[/WORKER] SIGNAL  send a signal to workers
   paddock logs [-f] [--lines N] [APP[/WORKER]]
-                                      recent output of the workers
+                                      recent output of the workers (from the log files,
+                                      logs:, once the lines kept in memory rolled past)
+  paddock logs --reopen               reopen the log files (after logrotate), as SIGUSR1
   paddock stop                        graceful shutdown, as SIGTERM
 
   paddock completion bash|zsh|fish    print a shell completion script

@@ -43,7 +43,7 @@ type runOptions struct {
 // set, with the manifest paths as arguments; code is -1 to go on.
 func parseRun(args []string, stderr io.Writer) (o runOptions, fs *flag.FlagSet, code int) {
 	fs = newFlagSet("run", "run [flags] [PATH...]", stderr)
-	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format of paddock's own lines (stderr) and of the apps' log files (logs:): text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&o.watch, "watch", true, "watch the manifests and apply every change (SIGHUP reloads either way)")
 	fs.DurationVar(&o.debounce, "reload-debounce", watch.DefaultDebounce, "apply a change once the manifest files have been quiet this long")
@@ -175,7 +175,8 @@ func newRunner(o runOptions, manifests []string, logger *slog.Logger, stdout, st
 			r.hub.Publish(e)
 			r.met.Observe(e)
 		},
-		OnOutput: r.logs.Add,
+		OnOutput:  r.logs.Add,
+		LogFormat: o.logFormat,
 		OnReload: r.met.OnReload,
 		NoSysctl: !o.sysctl,
 		Reaper:   reaper,
@@ -238,12 +239,13 @@ func (r *runner) serveMetrics(ln net.Listener) (closeServer func()) {
 }
 
 // handleSignals holds paddock run's signal policy, in a goroutine of its
-// own: SIGHUP reloads the manifests; the first SIGTERM or SIGINT calls stop
-// (a graceful shutdown), a second kills every worker at once. It returns
-// the function that stops delivering the signals.
+// own: SIGHUP reloads the manifests; SIGUSR1 reopens the apps' log files
+// (for an external logrotate); the first SIGTERM or SIGINT calls stop (a
+// graceful shutdown), a second kills every worker at once. It returns the
+// function that stops delivering the signals.
 func handleSignals(logger *slog.Logger, sup *supervisor.Supervisor, stop func()) (stopSignals func()) {
 	signals := make(chan os.Signal, 4)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
 	go func() {
 		stopping := false
 		for sig := range signals {
@@ -251,6 +253,8 @@ func handleSignals(logger *slog.Logger, sup *supervisor.Supervisor, stop func())
 			case sig == syscall.SIGHUP:
 				logger.Info("SIGHUP: reloading manifests")
 				sup.RequestReload()
+			case sig == syscall.SIGUSR1:
+				go reopenLogs(logger, sup)
 			case !stopping:
 				stopping = true
 				logger.Info("graceful shutdown; send the signal again to kill every worker at once", "signal", sig.String())

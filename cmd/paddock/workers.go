@@ -59,13 +59,21 @@ func cmdSignal(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdLogs(args []string, stdout, stderr io.Writer) int {
-	fs, sock := newClientFlagSet("logs", "logs [-f] [--lines N] [--json] [APP[/WORKER]]", stderr)
+	fs, sock := newClientFlagSet("logs", "logs [-f] [--lines N] [--json] [APP[/WORKER]] | logs --reopen", stderr)
+	reopen := fs.Bool("reopen", false, "close and reopen every log file (logs:), for an external logrotate; as SIGUSR1 to paddock run")
 	follow := fs.Bool("f", false, "follow: print the lines that come next, until interrupted")
 	fs.BoolVar(follow, "follow", false, "same as -f")
 	lines := fs.Int("lines", 100, "how many recent lines to print first")
 	asJSON := fs.Bool("json", false, "print each line as JSON (time, app, worker, stream, text)")
 	if code := parse(fs, args); code >= 0 {
 		return code
+	}
+	if *reopen {
+		if fs.NArg() > 0 || *follow {
+			fmt.Fprintln(stderr, "paddock logs: --reopen reopens every log file: it takes no APP and no -f")
+			return exitUsage
+		}
+		return runLogsReopen(*sock, stdout, stderr)
 	}
 	if fs.NArg() > 1 || *lines < 0 {
 		fmt.Fprintln(stderr, "paddock logs: want at most one APP[/WORKER] and --lines >= 0")

@@ -327,9 +327,10 @@ type SignalResponse struct {
 	Workers []int `json:"workers"`
 }
 
-// LogLine is one line of GET /v1/logs.
+// LogLine is one line of GET /v1/logs. A line read back from a text log
+// file has no time, and no stream when the file holds both.
 type LogLine struct {
-	Time   time.Time `json:"time"`
+	Time   time.Time `json:"time,omitzero"`
 	App    string    `json:"app"`
 	Worker int       `json:"worker"`
 	Stream string    `json:"stream"`

@@ -74,7 +74,8 @@ type Rotation struct {
 }
 
 // App is where one app's output goes: the file of its stdout and the
-// file of its stderr (the same one when merged), rotated by Rotation.
+// file of its stderr (the same one when merged), rotated by Rotation; the
+// zero App, no file.
 type App struct {
 	Stdout, Stderr string
 	Rotation       Rotation
@@ -211,15 +212,21 @@ func (s *Set) Configure(apps map[string]App) {
 	}
 }
 
-// Has reports whether app writes to a file (any app when app is "").
+// Has reports whether app writes to files; for app "", whether every app
+// configured does (Configure lists the apps without files too, as zero
+// Apps).
 func (s *Set) Has(app string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if app == "" {
-		return len(s.writers) > 0
+	if app != "" {
+		return s.apps[app].Stdout != ""
 	}
-	_, ok := s.apps[app]
-	return ok
+	for _, a := range s.apps {
+		if a.Stdout == "" {
+			return false
+		}
+	}
+	return len(s.apps) > 0
 }
 
 // Write queues l for the file of its app and stream, formatted, and calls

@@ -116,7 +116,7 @@ func (s *Set) mark(app string, atMarker func()) ([]source, []chan snapshot, erro
 		streams[path] = stream
 	}
 	for name, a := range s.apps {
-		if app != "" && name != app {
+		if (app != "" && name != app) || a.Stdout == "" {
 			continue
 		}
 		if a.Stdout == a.Stderr {

@@ -19,6 +19,7 @@ func (o *owner) configureLogs(set *manifest.Set) {
 	apps := map[string]logfile.App{}
 	for name, a := range set.Apps {
 		if a.Logs == nil || a.Logs.Off {
+			apps[name] = logfile.App{} // listed: see logfile.Set.Has
 			continue
 		}
 		out, errPath := a.Logs.Paths()

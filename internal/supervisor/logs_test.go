@@ -173,7 +173,7 @@ apps:
     exec: $SELF
     env: {PADDOCK_TEST_HELPER: echo-usr1, READY_DIR: $DIR}
 `)
-	if files := h.sup.LogFiles().Files(); len(files) != 0 {
+	if files := h.sup.LogFiles().Files(); len(files) != 0 || h.sup.LogFiles().Has("web") {
 		t.Errorf("log files %q after logs: was removed", files)
 	}
 }
