@@ -279,7 +279,7 @@ func TestTailMarker(t *testing.T) {
 			}
 		})
 	}
-	for round := range 5 {
+	for round := range 10 {
 		var atMarker int
 		lines, err := s.Tail(t.Context(), "web", 0, 1<<30, func() { atMarker = len(kept) })
 		if err != nil {
