@@ -28,6 +28,9 @@ type StatusResponse struct {
 	// Relay counts the relayed messages (ipc.relay) of each app that
 	// relayed one since paddock started.
 	Relay map[string]RelayCounts `json:"relay,omitempty"`
+	// LogDropped counts, by app, the lines that could not be written to
+	// its log file (logs:) since paddock started.
+	LogDropped map[string]int64 `json:"logDropped,omitempty"`
 }
 
 // SupervisorInfo describes the supervisor process.
