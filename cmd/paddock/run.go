@@ -177,9 +177,9 @@ func newRunner(o runOptions, manifests []string, logger *slog.Logger, stdout, st
 		},
 		OnOutput:  r.logs.Add,
 		LogFormat: o.logFormat,
-		OnReload: r.met.OnReload,
-		NoSysctl: !o.sysctl,
-		Reaper:   reaper,
+		OnReload:  r.met.OnReload,
+		NoSysctl:  !o.sysctl,
+		Reaper:    reaper,
 
 		ExitOnFailed: o.exitOnFailed,
 	}
