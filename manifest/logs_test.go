@@ -43,14 +43,7 @@ func TestLogsLoad(t *testing.T) {
 	}
 	all := filepath.Join(dir, "logs", "all.log")
 	for _, name := range []string{"web", "worker"} {
-		l := set.Apps[name].Logs
-		if l == nil || l.File != all || l.MaxSize != manifest.DefaultLogMaxSize || l.MaxFiles != manifest.DefaultLogMaxFiles ||
-			l.Compress || l.Streams != manifest.StreamsMerged {
-			t.Errorf("%s: logs %+v, want the top-level one with the defaults", name, l)
-		}
-		if out, errPath := l.Paths(); out != all || errPath != all {
-			t.Errorf("%s: Paths() = %s, %s", name, out, errPath)
-		}
+		checkDefaultLogs(t, name, set.Apps[name].Logs, all)
 	}
 	if l := set.Apps["quiet"].Logs; l != nil {
 		t.Errorf("quiet: logs %+v, want none (logs: false)", l)
@@ -66,6 +59,20 @@ func TestLogsLoad(t *testing.T) {
 	sort.Strings(want)
 	if got := set.LogFiles(); !slices.Equal(got, want) {
 		t.Errorf("LogFiles() = %q, want %q", got, want)
+	}
+}
+
+// checkDefaultLogs fails unless l writes both streams to file with the
+// default rotation.
+func checkDefaultLogs(t *testing.T, name string, l *manifest.Logs, file string) {
+	t.Helper()
+	if l == nil || l.File != file || l.MaxSize != manifest.DefaultLogMaxSize || l.MaxFiles != manifest.DefaultLogMaxFiles ||
+		l.Compress || l.Streams != manifest.StreamsMerged {
+		t.Errorf("%s: logs %+v, want the top-level one with the defaults", name, l)
+		return
+	}
+	if out, errPath := l.Paths(); out != file || errPath != file {
+		t.Errorf("%s: Paths() = %s, %s", name, out, errPath)
 	}
 }
 

@@ -216,18 +216,10 @@ func TestRotationAndTail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := numbers(lines)
 	// The lines of the current file and of the two kept rotations: a
 	// run of consecutive numbers ending with the last, beginning after
 	// the removed rotation.
-	if len(got) < 2*1000 || got[len(got)-1] != total-1 {
-		t.Fatalf("Tail gave %d lines ending %v", len(got), got[max(0, len(got)-3):])
-	}
-	for i := 1; i < len(got); i++ {
-		if got[i] != got[i-1]+1 {
-			t.Fatalf("line %d is %d after %d: not in order, or a duplicate or gap", i, got[i], got[i-1])
-		}
-	}
+	consecutive(t, numbers(lines), 2*1000, total-1)
 	// Fewer lines than the files hold: the last ones.
 	lines, err = s.Tail(t.Context(), "web", 0, 1500, nil)
 	if err != nil {
@@ -242,6 +234,20 @@ func TestRotationAndTail(t *testing.T) {
 	}
 	if lines, _ := s.Tail(t.Context(), "api", 0, 10, nil); len(lines) != 0 {
 		t.Errorf("Tail of api (no file) = %d lines, want none", len(lines))
+	}
+}
+
+// consecutive fails unless got is at least n numbers, each one more than
+// the one before, ending with last.
+func consecutive(t *testing.T, got []int, n, last int) {
+	t.Helper()
+	if len(got) < n || got[len(got)-1] != last {
+		t.Fatalf("Tail gave %d lines ending %v", len(got), got[max(0, len(got)-3):])
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i] != got[i-1]+1 {
+			t.Fatalf("line %d is %d after %d: not in order, or a duplicate or gap", i, got[i], got[i-1])
+		}
 	}
 }
 
