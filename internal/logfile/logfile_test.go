@@ -274,7 +274,7 @@ func TestTailMarker(t *testing.T) {
 				default:
 				}
 				n := int(next.Add(1))
-				if n > 100000 {
+				if n > 50000 {
 					return
 				}
 				s.Write(logfile.Line{App: "web", Worker: 1, Stream: "stdout", Text: fmt.Sprintf("%08d", n)}, func() {
