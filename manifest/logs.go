@@ -3,7 +3,6 @@ package manifest
 import (
 	"fmt"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -297,24 +296,6 @@ func validateLogs(l *errorList, apps []*App) {
 				p, u.app, u.logs.Field, u.logs.Source)
 		}
 	}
-}
-
-// LogFiles returns every file the apps of s write their output to, sorted.
-func (s *Set) LogFiles() []string {
-	seen := map[string]bool{}
-	for _, a := range s.Apps {
-		if a.Logs == nil {
-			continue
-		}
-		out, errPath := a.Logs.Paths()
-		seen[out], seen[errPath] = true, true
-	}
-	files := make([]string, 0, len(seen))
-	for f := range seen {
-		files = append(files, f)
-	}
-	sort.Strings(files)
-	return files
 }
 
 // topLogsError is the error of a second top-level `logs:` in a set.

@@ -3,8 +3,6 @@ package manifest_test
 import (
 	"os"
 	"path/filepath"
-	"slices"
-	"sort"
 	"testing"
 
 	"github.com/paddock-sh/paddock/manifest"
@@ -54,11 +52,6 @@ func TestLogsLoad(t *testing.T) {
 	}
 	if out, errPath := own.Paths(); out != "/tmp/own.log" || errPath != "/tmp/own.stderr.log" {
 		t.Errorf("own: Paths() = %s, %s", out, errPath)
-	}
-	want := []string{all, "/tmp/own.log", "/tmp/own.stderr.log"}
-	sort.Strings(want)
-	if got := set.LogFiles(); !slices.Equal(got, want) {
-		t.Errorf("LogFiles() = %q, want %q", got, want)
 	}
 }
 
