@@ -27,7 +27,7 @@ func TestLogsReadFromFiles(t *testing.T) {
 apps:
   web:
     exec: /bin/sh
-    args: ["-c", "seq -f '%05g `+pad+`' 1 7000; exec sleep 600"]
+    args: ["-c", "trap 'echo after' USR1; seq -f '%05g `+pad+`' 1 7000; while :; do sleep 600 & wait $!; kill $! 2>/dev/null; done"]
     logs: {file: web.log, maxSize: 1Mi, maxFiles: 5, compress: true}
 `)
 	r := startWithSocket(t, sock, manifest)
@@ -61,10 +61,26 @@ apps:
 	if want := fmt.Sprintf("web/1 | 06998 %s\nweb/1 | 06999 %s\nweb/1 | 07000 %s\n", pad, pad, pad); out != want {
 		t.Errorf("paddock logs --lines 3 web:\n%s", out)
 	}
-	// An app that writes no file still answers from the ring (a worker
-	// filter and an unknown worker too).
+	// A worker filter: no line of web/2.
 	if out := mustCLI(t, sock, "logs", "--lines", "6000", "web/2"); out != "" {
 		t.Errorf("paddock logs web/2: %q", out)
+	}
+	// Following: the lines from the files, then those written next, each
+	// once.
+	follow := exec.Command(paddockBin, "logs", "-f", "--lines", "8000", "web")
+	follow.Env = append(os.Environ(), control.SocketEnv+"="+sock)
+	var followed testkit.Buffer
+	follow.Stdout = &followed
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = follow.Process.Kill(); _ = follow.Wait() }()
+	followed.WaitFor(t, fmt.Sprintf("web/1 | 07000 %s\n", pad))
+	mustCLI(t, sock, "signal", "web", "USR1")
+	followed.WaitFor(t, "web/1 | after\n")
+	lines := strings.Split(strings.TrimSuffix(followed.String(), "\n"), "\n")
+	if len(lines) != 7001 || lines[0] != "web/1 | 00001 "+pad || lines[7000] != "web/1 | after" {
+		t.Errorf("paddock logs -f: %d lines, first %.20q, last %q; want 7001 lines, 00001 to 07000 then after", len(lines), lines[0], lines[len(lines)-1])
 	}
 }
 
