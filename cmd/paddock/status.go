@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/paddock-sh/paddock/internal/bytesize"
 	"github.com/paddock-sh/paddock/internal/control"
 	"github.com/paddock-sh/paddock/internal/supervisor"
 )
@@ -111,28 +112,13 @@ func formatCPU(p *float64) string {
 	return fmt.Sprintf("%.0f%%", *p)
 }
 
-// formatMem prints a size in bytes with a binary unit, in at most four
-// figures and two letters: 512B, 8.4Mi, 84Mi, 1.2Gi; "-" when there is
-// none.
+// formatMem prints a size in bytes as bytesize.Format does; "-" when
+// there is none.
 func formatMem(n *int64) string {
 	if n == nil {
 		return "-"
 	}
-	v := float64(*n)
-	if v < 1024 {
-		return fmt.Sprintf("%dB", *n)
-	}
-	unit := ""
-	for _, u := range []string{"Ki", "Mi", "Gi", "Ti"} {
-		v, unit = v/1024, u
-		if v < 1024 {
-			break
-		}
-	}
-	if v < 10 {
-		return fmt.Sprintf("%.1f%s", v, unit)
-	}
-	return fmt.Sprintf("%.0f%s", v, unit)
+	return bytesize.Format(*n)
 }
 
 func dash(s string) string {
