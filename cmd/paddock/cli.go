@@ -222,6 +222,7 @@ func newHelpCmd(root *cobra.Command) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			cmd.InitDefaultHelpFlag() // as when it runs: its help shows --help
 			return cmd.Help()
 		},
 	}
