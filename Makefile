@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 10s
 
-.PHONY: all build run test test-node npm-deps check-files vet race fuzz-smoke fuzz mutate bench bench-go bench-http clean
+.PHONY: all build run test test-node npm-deps check-files vet race fuzz-smoke fuzz mutate bench bench-go bench-http clean docs-cli
 
 all: build
 
@@ -61,6 +61,11 @@ vet:
 
 race:
 	$(GO) test -race -count=1 ./...
+
+## docs-cli: regenerate docs/cli/, the Markdown reference of the command line,
+## from paddock's command tree (cmd/paddock's TestCLIDocs fails when it is stale).
+docs-cli:
+	$(GO) test -count=1 -run '^TestCLIDocs$$' ./cmd/paddock -update
 
 ## fuzz-smoke: each fuzzer for FUZZTIME: the manifest decoder, the IPC wire
 ## (framing and descriptors), a worker's IPC channel, the cluster protocol

@@ -114,8 +114,8 @@ func newLogsCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "logs [-f] [--lines N] [--json] [APP[/WORKER]]",
 		Short: "Recent output of the workers",
 		Long: `Print the recent output lines of every worker, of APP's, or of APP/WORKER's
-(the lines of silent apps, kept in memory); with -f, go on with the lines
-that come next until interrupted.`,
+(silent or not, kept in memory); with -f, go on with the lines that come
+next until interrupted.`,
 		ValidArgsFunction: completeTargets(true),
 		RunE: func(_ *cobra.Command, args []string) error {
 			return exit(runLogs(o, args, stdout, stderr))
