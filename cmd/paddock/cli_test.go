@@ -74,6 +74,12 @@ func TestHelp(t *testing.T) {
 			t.Errorf("%s: exit %d, stderr %q, stdout:\n%s", args, code, errOut, out)
 		}
 	}
+}
+
+// TestRootHelpAndVersion: paddock's own help and version, also in the old
+// single-dash spellings.
+func TestRootHelpAndVersion(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{"help"}, {"--help"}, {"-help"}, {"-h"}} {
 		out, _, code := cli(t, socketPath(t), args...)
 		if code != 0 || !strings.Contains(out, "Steering a running supervisor:") || !strings.Contains(out, "Exit codes:") {
@@ -142,6 +148,13 @@ func TestStatusOutputFormats(t *testing.T) {
 		t.Errorf("-o yaml is not plain block YAML:\n%s", out)
 	}
 
+	checkStatusWide(t, sock)
+}
+
+// checkStatusWide checks that status -o wide has its columns and a row
+// per worker.
+func checkStatusWide(t *testing.T, sock string) {
+	t.Helper()
 	wide := mustCLI(t, sock, "status", "-o", "wide")
 	for _, col := range []string{"RUNNING", "CRITICAL", "CPU-TIME", "PROCS", "HANDED-OUT", "HEALTH"} {
 		if !strings.Contains(wide, col) {
@@ -165,14 +178,7 @@ func TestEventsOutputFormats(t *testing.T) {
 	startWithSocket(t, sock, writeManifest(t, twoApps))
 	waitWorkers(t, sock, "api", 1)
 	follow := func(args ...string) *testkit.Buffer {
-		cmd := exec.Command(paddockBin, append([]string{"events", "--app", "api", "--socket", sock}, args...)...)
-		var out testkit.Buffer
-		cmd.Stdout = &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		return &out
+		return printEvents(t, sock, append([]string{"--app", "api"}, args...)...)
 	}
 	wide, asYAML, asJSON := follow("-o", "wide"), follow("-o", "yaml"), follow("--json")
 	// The followers are open once they show the scale event that follows.
@@ -195,38 +201,58 @@ func TestEventsOutputFormats(t *testing.T) {
 			strings.Contains(asJSON.String(), `"signal":"SIGKILL"`)
 	})
 	var exit control.Event
-	for _, l := range strings.Split(asJSON.String(), "\n") {
-		if strings.Contains(l, `"signal":"SIGKILL"`) {
-			if err := json.Unmarshal([]byte(l), &exit); err != nil {
-				t.Fatal(err)
-			}
-		}
+	if err := json.Unmarshal([]byte(lineWith(asJSON.String(), `"signal":"SIGKILL"`)), &exit); err != nil {
+		t.Fatal(err)
 	}
-	line := ""
-	for _, l := range strings.Split(wide.String(), "\n") {
-		if strings.Contains(l, "signal=SIGKILL") {
-			line = l
-		}
-	}
+	line := lineWith(wide.String(), "signal=SIGKILL")
 	for _, want := range []string{fmt.Sprintf(" exit api/%d ", exit.Worker), fmt.Sprintf("pid=%d", exit.PID),
 		"generation=" + exit.Generation, "exitCode=-1", "intended=false"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("the wide exit line lacks %q: %s", want, line)
 		}
 	}
-	var docs []map[string]any
-	dec := yaml.NewDecoder(strings.NewReader(asYAML.String()))
-	for {
-		var d map[string]any
-		if dec.Decode(&d) != nil {
-			break
-		}
-		docs = append(docs, d)
-	}
-	if !slices.ContainsFunc(docs, func(d map[string]any) bool {
+	if !slices.ContainsFunc(yamlDocuments(asYAML.String()), func(d map[string]any) bool {
 		return d["type"] == "exit" && d["signal"] == "SIGKILL" && d["pid"] == exit.PID && d["exitCode"] == -1
 	}) {
 		t.Errorf("-o yaml lacks the exit as a document of its own:\n%s", asYAML.String())
+	}
+}
+
+// printEvents runs `paddock events ARGS` against sock until the test
+// ends and returns what it prints.
+func printEvents(t *testing.T, sock string, args ...string) *testkit.Buffer {
+	t.Helper()
+	cmd := exec.Command(paddockBin, append([]string{"events", "--socket", sock}, args...)...)
+	var out testkit.Buffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return &out
+}
+
+// lineWith returns the last line of s that holds sub, or "".
+func lineWith(s, sub string) string {
+	line := ""
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			line = l
+		}
+	}
+	return line
+}
+
+// yamlDocuments decodes the stream of YAML documents s.
+func yamlDocuments(s string) []map[string]any {
+	var docs []map[string]any
+	dec := yaml.NewDecoder(strings.NewReader(s))
+	for {
+		var d map[string]any
+		if dec.Decode(&d) != nil {
+			return docs
+		}
+		docs = append(docs, d)
 	}
 }
 
