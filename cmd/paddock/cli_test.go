@@ -41,6 +41,9 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"status", "--json", "-o", "yaml"}, []string{"--json is -o json; it contradicts -o yaml"}},
 		{[]string{"status", "extra"}, []string{`unknown command "extra" for "paddock status"`}},
 		{[]string{"logs", "--lines", "many"}, []string{`invalid argument "many" for "--lines" flag`}},
+		// "--" ends the flags: -3 is N, not a flag.
+		{[]string{"scale", "--", "web", "-3"}, []string{`paddock scale: N must be a worker count >= 0, got "-3"`}},
+		{[]string{"scale", "web", "-3"}, []string{"flag provided but not defined: -3\n"}},
 		{[]string{"completion", "tcsh"}, []string{`invalid argument "tcsh" for "paddock completion"`}},
 		{[]string{"help", "stauts"}, []string{`unknown command "stauts" (did you mean "status"?)`}},
 	} {
