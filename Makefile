@@ -69,7 +69,8 @@ docs-cli:
 
 ## fuzz-smoke: each fuzzer for FUZZTIME: the manifest decoder, the IPC wire
 ## (framing and descriptors), a worker's IPC channel, the cluster protocol
-## handler, the relay's reading of messages (ipc.relay), the control API.
+## handler, the relay's reading of messages (ipc.relay), the control API,
+## the JSON to YAML of -o yaml.
 fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./manifest
 	$(GO) test -run='^$$' -fuzz='^FuzzWire$$' -fuzztime=$(FUZZTIME) ./internal/nodeipc
@@ -77,6 +78,7 @@ fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzClusterMessage$$' -fuzztime=$(FUZZTIME) ./internal/supervisor
 	$(GO) test -run='^$$' -fuzz='^FuzzRelayMessage$$' -fuzztime=$(FUZZTIME) ./internal/supervisor
 	$(GO) test -run='^$$' -fuzz='^FuzzControlRequest$$' -fuzztime=$(FUZZTIME) ./internal/control
+	$(GO) test -run='^$$' -fuzz='^FuzzJSONToYAML$$' -fuzztime=$(FUZZTIME) ./cmd/paddock
 
 ## fuzz: a longer fuzzing session, by hand: make fuzz FUZZTIME=10m
 fuzz: fuzz-smoke

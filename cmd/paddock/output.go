@@ -85,11 +85,34 @@ func writeDocument(w io.Writer, format string, raw []byte) error {
 func jsonToYAML(raw []byte) ([]byte, error) {
 	var doc yaml.Node
 	// JSON is YAML (in flow style): parsing it keeps order and text.
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
+	if err := yaml.Unmarshal(yamlPrintable(raw), &doc); err != nil {
 		return nil, fmt.Errorf("converting to YAML: %w", err)
 	}
 	blockStyle(&doc)
 	return yaml.Marshal(&doc)
+}
+
+// yamlPrintable escapes, in the JSON document raw, the characters YAML
+// does not allow unescaped but JSON does (DEL, the C1 controls, U+FFFE and
+// U+FFFF: a worker's output line may hold them), and NEL, a line break to
+// YAML that would fold into a space. They occur only inside strings, where
+// \uXXXX means the same to both.
+func yamlPrintable(raw []byte) []byte {
+	ok := func(r rune) bool {
+		return r != 0x7f && (r < 0x80 || r > 0x9f) && r != 0xfffe && r != 0xffff
+	}
+	if !bytes.ContainsFunc(raw, func(r rune) bool { return !ok(r) }) {
+		return raw
+	}
+	var b bytes.Buffer
+	for _, r := range string(raw) {
+		if ok(r) {
+			b.WriteRune(r)
+		} else {
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+	}
+	return b.Bytes()
 }
 
 // blockStyle drops the flow style and quotes the JSON had from n and

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/paddock-sh/paddock/internal/control"
 )
 
@@ -25,6 +27,8 @@ func TestJSONToYAML(t *testing.T) {
 			"apps:\n    - name: web\n      listen: []\n    - name: api\n      listen:\n        - 127.0.0.1:80\n"},
 		{`{"lines":["\u003chtml\u003e","tab\there","é"]}`, "lines:\n    - <html>\n    - \"tab\\there\"\n    - é\n"},
 		{`{"failAt":null,"ok":true}`, "failAt: null\nok: true\n"},
+		// A worker's line with DEL and C1 controls, which YAML has escaped.
+		{"{\"line\":\"a\x7fb\xc2\x85c\xc2\x90\"}", "line: \"a\\x7Fb\\Nc\\x90\"\n"},
 	} {
 		got, err := jsonToYAML([]byte(tt.in))
 		if err != nil || string(got) != tt.want {
@@ -136,4 +140,40 @@ func TestOutputFlags(t *testing.T) {
 			t.Errorf("-o %q --json=%t: %q %t %q, want %q %t", tt.output, tt.json, got, ok, stderr.String(), tt.want, tt.ok)
 		}
 	}
+}
+
+// FuzzJSONToYAML: whatever JSON the control API sends (as Go's encoder
+// writes it), -o yaml converts it, and the YAML reads back as the same
+// value.
+func FuzzJSONToYAML(f *testing.F) {
+	for _, s := range []string{`{"apps":[{"name":"web","listen":[],"rssBytes":88080384}]}`, `{"s":"yes","n":"0x10","t":"~"}`,
+		`{"lines":["- a","#b","key: v","\u2028","'q'","\"dq\"",""]}`, `[1.5e300,-0,true,null,{}]`, `"text"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var v any
+		if json.Unmarshal(data, &v) != nil {
+			return
+		}
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return
+		}
+		y, err := jsonToYAML(raw)
+		if err != nil {
+			t.Fatalf("jsonToYAML(%s): %v", raw, err)
+		}
+		var back any
+		if err := yaml.Unmarshal(y, &back); err != nil {
+			t.Fatalf("the YAML of %s does not read back: %v\n%s", raw, err, y)
+		}
+		again, err := json.Marshal(back)
+		if err != nil {
+			t.Fatalf("the YAML of %s reads back as %#v, not JSON: %v", raw, back, err)
+		}
+		var w any
+		if json.Unmarshal(again, &w) != nil || !reflect.DeepEqual(v, w) {
+			t.Fatalf("%s became YAML\n%s\nwhich reads back as %s", raw, y, again)
+		}
+	})
 }
