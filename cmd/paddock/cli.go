@@ -34,8 +34,9 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 
 It runs the workers that YAML manifests declare and keeps them as declared.
 The commands that steer a running supervisor talk to it through its control
-socket: --socket, $` + control.SocketEnv + `, or ` + control.DefaultSocketPath() + `;
-they exit 1 when no supervisor answers.
+socket (--socket, else $` + control.SocketEnv + `, else ` + control.DefaultSocketPath() + `);
+they exit 1 when no supervisor answers. Run 'paddock help COMMAND' for a
+command's flags; docs/cli/ in paddock's repository has them all.
 
 Exit codes: 0 ok; 1 failure (invalid manifests, a failed run, workers that had
 to be killed); 2 bad command line or unreadable paths; 3 paddock run stopped

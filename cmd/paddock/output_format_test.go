@@ -147,7 +147,7 @@ func TestOutputFlags(t *testing.T) {
 // value.
 func FuzzJSONToYAML(f *testing.F) {
 	for _, s := range []string{`{"apps":[{"name":"web","listen":[],"rssBytes":88080384}]}`, `{"s":"yes","n":"0x10","t":"~"}`,
-		`{"lines":["- a","#b","key: v","\u2028","'q'","\"dq\"",""]}`, `[1.5e300,-0,true,null,{}]`, `"text"`} {
+		`{"lines":["- a","#b","key: v","\u2028","'q'","\"dq\"",""]}`, `[1.5e300,-0,true,null,{}]`, `"text"`, "\"a\u0085b\u007f\""} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
