@@ -89,7 +89,16 @@ func jsonToYAML(raw []byte) ([]byte, error) {
 		return nil, fmt.Errorf("converting to YAML: %w", err)
 	}
 	blockStyle(&doc)
-	return yaml.Marshal(&doc)
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2) // as kubectl writes it
+	if err := enc.Encode(&doc); err != nil {
+		return nil, fmt.Errorf("converting to YAML: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("converting to YAML: %w", err)
+	}
+	return b.Bytes(), nil
 }
 
 // yamlPrintable escapes, in the JSON document raw, the characters YAML

@@ -24,8 +24,8 @@ func TestJSONToYAML(t *testing.T) {
 		{`{"s":"yes","n":"123","z":"null","e":"","t":"plain text","c":"a: b"}`,
 			"s: yes\nn: \"123\"\nz: \"null\"\ne: \"\"\nt: plain text\nc: 'a: b'\n"},
 		{`{"apps":[{"name":"web","listen":[]},{"name":"api","listen":["127.0.0.1:80"]}]}`,
-			"apps:\n    - name: web\n      listen: []\n    - name: api\n      listen:\n        - 127.0.0.1:80\n"},
-		{`{"lines":["\u003chtml\u003e","tab\there","é"]}`, "lines:\n    - <html>\n    - \"tab\\there\"\n    - é\n"},
+			"apps:\n  - name: web\n    listen: []\n  - name: api\n    listen:\n      - 127.0.0.1:80\n"},
+		{`{"lines":["\u003chtml\u003e","tab\there","é"]}`, "lines:\n  - <html>\n  - \"tab\\there\"\n  - é\n"},
 		{`{"failAt":null,"ok":true}`, "failAt: null\nok: true\n"},
 		// A worker's line with DEL and C1 controls, which YAML has escaped.
 		{"{\"line\":\"a\x7fb\xc2\x85c\xc2\x90\"}", "line: \"a\\x7Fb\\Nc\\x90\"\n"},
