@@ -65,8 +65,13 @@ apps:
 	if out := mustCLI(t, sock, "logs", "--lines", "6000", "web/2"); out != "" {
 		t.Errorf("paddock logs web/2: %q", out)
 	}
-	// Following: the lines from the files, then those written next, each
-	// once.
+	followFiles(t, sock, pad)
+}
+
+// followFiles checks paddock logs -f of TestLogsReadFromFiles: the 7000
+// lines from the files, then the one written next, each once.
+func followFiles(t *testing.T, sock, pad string) {
+	t.Helper()
 	follow := exec.Command(paddockBin, "logs", "-f", "--lines", "8000", "web")
 	follow.Env = append(os.Environ(), control.SocketEnv+"="+sock)
 	var followed testkit.Buffer
