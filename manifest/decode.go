@@ -47,10 +47,25 @@ var appNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 // problem it found, so that a caller can report them all at once. An empty
 // file declares nothing and is valid.
 func Decode(file string, data []byte) ([]*App, error) {
+	f, err := DecodeFile(file, data)
+	return f.Apps, err
+}
+
+// File is what one manifest file declares: its apps, and the top-level
+// `logs:` that the apps of the whole set without one of their own take
+// (nil when the file has none).
+type File struct {
+	Apps []*App
+	Logs *Logs
+}
+
+// DecodeFile is Decode, also returning the file's top-level `logs:`. Load
+// gives it to the apps of every file of the set; a set may have one.
+func DecodeFile(file string, data []byte) (File, error) {
 	var l errorList
 	if len(data) > maxDecodeBytes {
 		l.add(Pos{file, 1, 1}, "", "file is larger than %d bytes", maxDecodeBytes)
-		return nil, l.err()
+		return File{}, l.err()
 	}
 	limit := minValues + valuesPerByte*len(data)
 	d := &decoder{file: file, l: &l, merged: map[*yaml.Node][]pair{}, weights: map[*yaml.Node]int{}, budget: limit, limit: limit}
@@ -71,7 +86,7 @@ func Decode(file string, data []byte) ([]*App, error) {
 			break
 		}
 	}
-	return apps, l.err()
+	return File{Apps: apps, Logs: d.topLogs}, l.err()
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -227,6 +242,8 @@ type decoder struct {
 	budget int
 	limit  int
 	nerrs  int
+	// topLogs is the file's top-level `logs:`, from any of its documents.
+	topLogs *Logs
 }
 
 type pair struct{ key, val *yaml.Node }
@@ -467,8 +484,12 @@ func (d *decoder) document(doc *yaml.Node) []*App {
 		if strings.HasPrefix(p.key.Value, "x-") {
 			continue // extension keys hold YAML anchors for apps to merge
 		}
+		if p.key.Value == "logs" {
+			d.topLevelLogs(p.val)
+			continue
+		}
 		if p.key.Value != "apps" {
-			d.errorf(p.key, p.key.Value, "unknown key (a manifest has `apps:`, and `x-` keys for anchors)")
+			d.errorf(p.key, p.key.Value, "unknown key (a manifest has `apps:`, `logs:`, and `x-` keys for anchors)")
 			continue
 		}
 		v := deref(p.val)
@@ -841,6 +862,7 @@ var appFields = map[string]func(f *fieldDecoder, n *yaml.Node){
 	"failAfter": setDuration(func(a *App) *time.Duration { return &a.FailAfter }),
 
 	"healthCheck": decodeHealthCheck,
+	"logs":        decodeAppLogs,
 
 	// Any string: Validate says why advanced is refused.
 	"serialization": setString(func(a *App) *string { return &a.Serialization }),

@@ -814,6 +814,9 @@ func TestGeneration(t *testing.T) {
 		// Relaying is the supervisor's: the running workers take the new
 		// rules at once.
 		"Relay": {func(a *manifest.App) { a.Relay = []manifest.RelayRule{{To: manifest.RelayToAll}} }, false},
+		// Writing the output to files is the supervisor's: the running
+		// workers' lines go where the new logs: says at once.
+		"Logs": {func(a *manifest.App) { a.Logs = &manifest.Logs{File: "/var/log/web.log"} }, false},
 	}
 	typ := reflect.TypeFor[manifest.App]()
 	for i := range typ.NumField() {

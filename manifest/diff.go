@@ -14,7 +14,7 @@ const (
 	ChangeScaled  = "scaled"  // only instances changed
 	ChangeUpdated = "updated" // the spec changed: a rolling update (instances may change too)
 	// ChangeReconfigured: only fields that do not replace workers changed
-	// (dependsOn, critical, failAfter, ipc.relay), and maybe instances;
+	// (dependsOn, critical, failAfter, ipc.relay, logs), and maybe instances;
 	// the workers are kept.
 	ChangeReconfigured = "reconfigured"
 )
@@ -108,6 +108,12 @@ func fieldDiff(a, b *App) []string {
 		fa, fb := va.Field(i).Interface(), vb.Field(i).Interface()
 		if tag == "env" {
 			fields = append(fields, envDiff(a.Env, b.Env)...)
+			continue
+		}
+		if tag == "logs" {
+			if !a.Logs.Equal(b.Logs) {
+				fields = append(fields, "logs")
+			}
 			continue
 		}
 		if !reflect.DeepEqual(fa, fb) {

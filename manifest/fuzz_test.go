@@ -69,6 +69,18 @@ var fuzzSeeds = []string{
 	"apps:\n  web:\n    exec: x\n    exec: y\n    exec: z\n",
 }
 
+// checkLogs fails when a decoded logs: is out of its bounds.
+func checkLogs(t *testing.T, what string, l *manifest.Logs) {
+	t.Helper()
+	if l == nil || l.Off {
+		return
+	}
+	if !filepath.IsAbs(l.File) || l.MaxSize < manifest.LogSizeStep || l.MaxSize%manifest.LogSizeStep != 0 ||
+		l.MaxFiles < 0 || l.MaxFiles > manifest.MaxLogFiles || (l.Streams != manifest.StreamsMerged && l.Streams != manifest.StreamsSeparate) {
+		t.Fatalf("%s: logs %+v out of bounds", what, l)
+	}
+}
+
 func FuzzDecode(f *testing.F) {
 	err := filepath.WalkDir("testdata", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -118,7 +130,10 @@ func FuzzDecode(f *testing.F) {
 			if a.KillTimeout < 0 || a.Backoff.Initial < 0 || a.Backoff.Max < 0 {
 				t.Fatalf("app %s: negative duration: %v %+v", a.Name, a.KillTimeout, a.Backoff)
 			}
+			checkLogs(t, "app "+a.Name, a.Logs)
 		}
+		file, _ := manifest.DecodeFile("f.yaml", data)
+		checkLogs(t, "top-level", file.Logs)
 
 		set, err := manifest.Validate(apps)
 		checkFieldErrors(t, "Validate", err)

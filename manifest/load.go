@@ -90,6 +90,7 @@ func Load(paths []string, host Host) (*Set, error) {
 	}
 	var apps []*App
 	var states []FileState
+	var topLogs *Logs
 	for _, f := range files {
 		data, state, err := readFile(f)
 		if err != nil {
@@ -97,12 +98,21 @@ func Load(paths []string, host Host) (*Set, error) {
 			continue
 		}
 		states = append(states, state)
-		decoded, err := Decode(f, data)
+		decoded, err := DecodeFile(f, data)
 		for _, e := range Errors(err) {
 			l.addErr(e)
 		}
-		apps = append(apps, decoded...)
+		apps = append(apps, decoded.Apps...)
+		switch {
+		case decoded.Logs == nil:
+		case topLogs != nil:
+			l.addErr(topLogsError(decoded.Logs, topLogs))
+		default:
+			topLogs = decoded.Logs
+		}
 	}
+	// The top-level logs: reaches the apps of every file.
+	applyLogs(apps, topLogs)
 	set, err := Validate(apps)
 	for _, e := range Errors(err) {
 		l.addErr(e)

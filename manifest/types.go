@@ -304,6 +304,12 @@ type App struct {
 	// first). A readiness of http, tcp or exec waits for its first pass.
 	// Nil: no probe.
 	HealthCheck *HealthCheck `yaml:"healthCheck"`
+	// Logs, when set, is where the workers' output is also written on
+	// disk, with rotation: the app's own `logs:`, or the set's top-level
+	// one (`logs: false` in an app: none). Nil: no file. Changing it does
+	// not replace the workers: the running ones write where it says from
+	// the moment it is applied (it is not part of the generation).
+	Logs *Logs `yaml:"logs"`
 
 	// Resolved holds what CheckHost derived from the fields above: the
 	// program to execute and the credentials. It is zero until CheckHost
@@ -446,7 +452,7 @@ func (a *App) posOf(field string) Pos {
 // Generation returns a short hash of everything in the spec that, when
 // changed, requires new workers: every field but Instances, DependsOn and
 // the supervision policy that does not reach the workers (Critical,
-// FailAfter, Relay). Two apps with the same generation run identical workers.
+// FailAfter, Relay) and where their output is written (Logs). Two apps with the same generation run identical workers.
 func (a *App) Generation() string {
 	// Everything but the name, the worker count, where it was written and
 	// what paddock does when the app fails.
@@ -457,8 +463,10 @@ func (a *App) Generation() string {
 	spec.DependsOn = nil
 	spec.Critical, spec.FailAfter = false, 0
 	spec.Serialization = ""
-	// Relaying is the supervisor's part, read live.
+	// Relaying and writing the output to files are the supervisor's
+	// part, read live.
 	spec.Relay = nil
+	spec.Logs = nil
 	h := sha256.New()
 	// encoding/json sorts map keys, so the encoding is canonical.
 	_ = json.NewEncoder(h).Encode(&spec)

@@ -82,6 +82,7 @@ func Validate(apps []*App) (*Set, error) {
 		validateSerialization(&l, a, field)
 	}
 	validateDependsOn(set, &l)
+	validateLogs(&l, apps)
 	return set, l.err()
 }
 

@@ -195,6 +195,7 @@ func TestFieldsInStep(t *testing.T) {
 		{reflect.TypeFor[manifest.HealthCheck](), []string{"$defs", "healthCheck", "properties"}},
 		{reflect.TypeFor[manifest.HTTPProbe](), []string{"$defs", "httpProbe", "properties"}},
 		{reflect.TypeFor[manifest.TCPProbe](), []string{"$defs", "tcpProbe", "properties"}},
+		{reflect.TypeFor[manifest.Logs](), []string{"$defs", "logs", "properties"}},
 	} {
 		goKeys := yamlKeys(c.typ)
 		props, ok := lookup(t, raw, c.path...).(map[string]any)
@@ -367,6 +368,24 @@ func TestSchemaValuesInStep(t *testing.T) {
 	}
 	if desc := hc("interval", "description").(string); !strings.Contains(desc, "At least "+manifest.MinHealthInterval.String()) {
 		t.Errorf("healthCheck.interval description %q does not say At least %s", desc, manifest.MinHealthInterval)
+	}
+	lg := func(path ...string) any {
+		return lookup(t, raw, append([]string{"$defs", "logs", "properties"}, path...)...)
+	}
+	if got := strs(lg("streams", "enum")); !slices.Equal(got, manifest.LogStreams) {
+		t.Errorf("logs.streams enum %q, manifest.LogStreams %q", got, manifest.LogStreams)
+	}
+	if got := lg("streams", "default"); got != manifest.DefaultLogStreams {
+		t.Errorf("logs.streams default %v, want %s", got, manifest.DefaultLogStreams)
+	}
+	if got, ok := manifest.ParseSize(lg("maxSize", "default").(string)); !ok || got != manifest.DefaultLogMaxSize {
+		t.Errorf("logs.maxSize default %v, want %d", lg("maxSize", "default"), manifest.DefaultLogMaxSize)
+	}
+	if got := lg("maxFiles", "default"); got != float64(manifest.DefaultLogMaxFiles) {
+		t.Errorf("logs.maxFiles default %v, want %d", got, manifest.DefaultLogMaxFiles)
+	}
+	if got := lg("maxFiles", "maximum"); got != float64(manifest.MaxLogFiles) {
+		t.Errorf("logs.maxFiles maximum %v, want %d", got, manifest.MaxLogFiles)
 	}
 	if got := strs(lookup(t, raw, "$defs", "app", "required")); !slices.Equal(got, []string{"exec"}) {
 		t.Errorf("app required %q, want [exec]", got)
@@ -556,6 +575,8 @@ func TestInvalidCorpus(t *testing.T) {
 		"serialization-advanced",
 		"ipc-relay-bad",
 		"ipc-relay-without-channel",
+		"logs-bad",
+		"logs-top-level-bad",
 	} {
 		f := "../manifest/testdata/invalid/" + name + ".yaml"
 		data, err := os.ReadFile(f)
@@ -673,6 +694,25 @@ func TestSchemaAgreesWithDecoder(t *testing.T) {
 	} {
 		check("maxMemory "+v, app("    maxMemory: "+v+"\n"))
 	}
+	// logs: a size in Ki that is a whole number of Mi (1024Ki) and a file
+	// named "." or ".." are known differences (the schema is stricter on
+	// the first, looser on the others).
+	for _, v := range []string{
+		"false", "true", "[a.log]", "a.log", "{}", "{file: a.log}", "{file: /var/log/a.log}", `{file: ""}`, "{file: logs/}",
+		"{file: a.log, maxSize: 1Mi}", "{file: a.log, maxSize: 50Mi}", "{file: a.log, maxSize: 2Gi}", "{file: a.log, maxSize: 1048576}",
+		"{file: a.log, maxSize: 0}", "{file: a.log, maxSize: 1536Ki}", "{file: a.log, maxSize: 1000000}", "{file: a.log, maxSize: 512M}",
+		"{file: a.log, maxSize: 1.5Mi}", "{file: a.log, maxSize: -1Mi}",
+		"{file: a.log, maxFiles: 0}", "{file: a.log, maxFiles: 5}", "{file: a.log, maxFiles: 10000}", "{file: a.log, maxFiles: 10001}",
+		"{file: a.log, maxFiles: -1}", "{file: a.log, maxFiles: five}", "{file: a.log, compress: true}", "{file: a.log, compress: yes}",
+		"{file: a.log, streams: merged}", "{file: a.log, streams: separate}", "{file: a.log, streams: both}", "{file: a.log, maxAge: 7}",
+		"{maxSize: 1Mi}",
+	} {
+		check("logs "+v, app("    logs: "+v+"\n"))
+		if v != "false" {
+			check("top-level logs "+v, "logs: "+v+"\napps: {}\n")
+		}
+	}
+	check("top-level logs null", "logs: null\napps: {}\n")
 	// watchdog: other than 0s, only with readiness notify.
 	for _, v := range []string{
 		"watchdog: 10s", "watchdog: 0s", "watchdog: 0", "watchdog: 0h0m0s", "watchdog: 10",

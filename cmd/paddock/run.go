@@ -49,7 +49,8 @@ func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
 		Long: `Run the apps declared in the manifests PATH (files, or directories of them;
 default ` + defaultManifest + `) and keep them as declared until SIGTERM, SIGINT or
 paddock stop. SIGHUP, and with --watch every change to the files, re-reads
-them and applies what changed.
+them and applies what changed. SIGUSR1 reopens the apps' log files (logs:),
+for an external logrotate.
 
 Exit codes: 0 every worker stopped in time; 1 invalid manifests, a failed
 start, or workers that had to be killed; 2 usage errors or unreadable paths;
@@ -59,7 +60,7 @@ start, or workers that had to be killed; 2 usage errors or unreadable paths;
 		},
 	}
 	fs := c.Flags()
-	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format of paddock's own lines (stderr) and of the apps' log files (logs:): text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&o.watch, "watch", true, "watch the manifests and apply every change (SIGHUP reloads either way)")
 	fs.DurationVar(&o.debounce, "reload-debounce", watch.DefaultDebounce, "apply a change once the manifest files have been quiet this long")
@@ -188,10 +189,11 @@ func newRunner(o runOptions, manifests []string, logger *slog.Logger, stdout, st
 			r.hub.Publish(e)
 			r.met.Observe(e)
 		},
-		OnOutput: r.logs.Add,
-		OnReload: r.met.OnReload,
-		NoSysctl: !o.sysctl,
-		Reaper:   reaper,
+		OnOutput:  r.logs.Add,
+		LogFormat: o.logFormat,
+		OnReload:  r.met.OnReload,
+		NoSysctl:  !o.sysctl,
+		Reaper:    reaper,
 
 		ExitOnFailed: o.exitOnFailed,
 	}
@@ -251,12 +253,13 @@ func (r *runner) serveMetrics(ln net.Listener) (closeServer func()) {
 }
 
 // handleSignals holds paddock run's signal policy, in a goroutine of its
-// own: SIGHUP reloads the manifests; the first SIGTERM or SIGINT calls stop
-// (a graceful shutdown), a second kills every worker at once. It returns
-// the function that stops delivering the signals.
+// own: SIGHUP reloads the manifests; SIGUSR1 reopens the apps' log files
+// (for an external logrotate); the first SIGTERM or SIGINT calls stop (a
+// graceful shutdown), a second kills every worker at once. It returns the
+// function that stops delivering the signals.
 func handleSignals(logger *slog.Logger, sup *supervisor.Supervisor, stop func()) (stopSignals func()) {
 	signals := make(chan os.Signal, 4)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
 	go func() {
 		stopping := false
 		for sig := range signals {
@@ -264,6 +267,8 @@ func handleSignals(logger *slog.Logger, sup *supervisor.Supervisor, stop func())
 			case sig == syscall.SIGHUP:
 				logger.Info("SIGHUP: reloading manifests")
 				sup.RequestReload()
+			case sig == syscall.SIGUSR1:
+				go reopenLogs(logger, sup)
 			case !stopping:
 				stopping = true
 				logger.Info("graceful shutdown; send the signal again to kill every worker at once", "signal", sig.String())

@@ -105,17 +105,23 @@ type logsOptions struct {
 	follow bool
 	lines  int
 	json   bool
+	reopen bool
 }
 
 // newLogsCmd returns `paddock logs`.
 func newLogsCmd(stdout, stderr io.Writer) *cobra.Command {
 	var o logsOptions
 	c := &cobra.Command{
-		Use:   "logs [-f] [--lines N] [--json] [APP[/WORKER]]",
+		Use:   "logs [-f] [--lines N] [--json] [APP[/WORKER]] | logs --reopen",
 		Short: "Recent output of the workers",
 		Long: `Print the recent output lines of every worker, of APP's, or of APP/WORKER's
 (silent or not, kept in memory); with -f, go on with the lines that come
-next until interrupted.`,
+next until interrupted. When memory holds fewer than --lines lines and the
+app writes log files (logs:), the lines come from the files, rotated ones
+included.
+
+--reopen closes and reopens every log file instead, as SIGUSR1 to paddock
+run does, after an external logrotate renamed them.`,
 		ValidArgsFunction: completeTargets(true),
 		RunE: func(_ *cobra.Command, args []string) error {
 			return exit(runLogs(o, args, stdout, stderr))
@@ -125,11 +131,19 @@ next until interrupted.`,
 	c.Flags().BoolVarP(&o.follow, "follow", "f", false, "follow: print the lines that come next, until interrupted")
 	c.Flags().IntVar(&o.lines, "lines", 100, "how many recent lines to print first")
 	c.Flags().BoolVar(&o.json, "json", false, "print each line as JSON (time, app, worker, stream, text)")
+	c.Flags().BoolVar(&o.reopen, "reopen", false, "close and reopen every log file (logs:), for an external logrotate; as SIGUSR1 to paddock run")
 	return c
 }
 
 // runLogs runs paddock logs [APP[/WORKER]] (args).
 func runLogs(o logsOptions, args []string, stdout, stderr io.Writer) int {
+	if o.reopen {
+		if len(args) > 0 || o.follow {
+			fmt.Fprintln(stderr, "paddock logs: --reopen reopens every log file: it takes no APP and no -f")
+			return exitUsage
+		}
+		return runLogsReopen(*o.socket, stdout, stderr)
+	}
 	if len(args) > 1 || o.lines < 0 {
 		fmt.Fprintln(stderr, "paddock logs: want at most one APP[/WORKER] and --lines >= 0")
 		return exitUsage

@@ -28,6 +28,9 @@ type StatusResponse struct {
 	// Relay counts the relayed messages (ipc.relay) of each app that
 	// relayed one since paddock started.
 	Relay map[string]RelayCounts `json:"relay,omitempty"`
+	// LogDropped counts, by app, the lines that could not be written to
+	// its log file (logs:) since paddock started.
+	LogDropped map[string]int64 `json:"logDropped,omitempty"`
 }
 
 // SupervisorInfo describes the supervisor process.
@@ -327,9 +330,10 @@ type SignalResponse struct {
 	Workers []int `json:"workers"`
 }
 
-// LogLine is one line of GET /v1/logs.
+// LogLine is one line of GET /v1/logs. A line read back from a text log
+// file has no time, and no stream when the file holds both.
 type LogLine struct {
-	Time   time.Time `json:"time"`
+	Time   time.Time `json:"time,omitzero"`
 	App    string    `json:"app"`
 	Worker int       `json:"worker"`
 	Stream string    `json:"stream"`

@@ -41,6 +41,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/status", handle(s.status))
 	mux.Handle("GET /v1/events", handle(s.events))
 	mux.Handle("GET /v1/logs", handle(s.logs))
+	mux.Handle("POST /v1/logs/reopen", handle(s.logsReopen))
 	mux.Handle("POST /v1/reload", handle(s.reload))
 	mux.Handle("POST /v1/diff", handle(s.diff))
 	mux.Handle("POST /v1/stop", handle(s.stop))

@@ -151,14 +151,23 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) error {
 		}
 		defer sub.Close()
 	}
-	st := newStreamer(w)
 	var last uint64
-	tail := s.Logs.Tail(lq.app, lq.worker, lq.lines)
-	out := make([]any, 0, len(tail))
-	for _, l := range tail {
-		last = l.Seq
-		out = append(out, logLine(l))
+	var out []any
+	if lines, at, ok := s.fileTail(r.Context(), lq); ok {
+		// The ring has rolled past: the files answer, up to the line
+		// the ring had last then.
+		last = at
+		for _, l := range lines {
+			out = append(out, l)
+		}
+	} else {
+		tail := s.Logs.Tail(lq.app, lq.worker, lq.lines)
+		for _, l := range tail {
+			last = l.Seq
+			out = append(out, logLine(l))
+		}
 	}
+	st := newStreamer(w)
 	if st.batch(out...) != nil || !lq.follow {
 		return nil
 	}

@@ -111,6 +111,13 @@ func (s *Store) Add(app string, worker int, stream string, text []byte) {
 	s.subs.Publish(l)
 }
 
+// LastSeq returns the Seq of the last line stored (0 before the first).
+func (s *Store) LastSeq() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seq
+}
+
 // evictLocked forgets the ring written to least recently.
 func (s *Store) evictLocked() {
 	var oldest key

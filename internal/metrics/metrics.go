@@ -167,6 +167,8 @@ var (
 		"Connections paddock accepted and handed to the worker (rr, sticky), by app and worker id.", []string{"app", "worker"}, nil)
 	descLostOutput = prometheus.NewDesc("paddock_output_lost_lines_total",
 		"Workers' lines that could not be written to paddock's stdout or stderr (a broken pipe, a full disk).", []string{"stream"}, nil)
+	descLogDropped = prometheus.NewDesc("paddock_log_dropped_lines_total",
+		"Workers' lines that could not be written to their app's log file (logs:): its queue was full (a slow or blocked disk) or a write failed (a full disk), by app.", []string{"app"}, nil)
 	descResident = prometheus.NewDesc("paddock_worker_resident_bytes",
 		"Resident memory of the worker's process group (the worker and the processes it started in its group), as last read from /proc, by app and worker id.", []string{"app", "worker"}, nil)
 	descCPU = prometheus.NewDesc("paddock_worker_cpu_seconds_total",
@@ -186,7 +188,7 @@ var (
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDesired, descRunning, descReady, descOverride, descHanded, descLostOutput, descResident, descCPU, descUp,
+	for _, d := range []*prometheus.Desc{descDesired, descRunning, descReady, descOverride, descHanded, descLostOutput, descLogDropped, descResident, descCPU, descUp,
 		descCrashLooping, descStalled, descHealth, descRelayed} {
 		ch <- d
 	}
@@ -203,6 +205,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
 	for stream, n := range st.LostOutput {
 		ch <- prometheus.MustNewConstMetric(descLostOutput, prometheus.CounterValue, float64(n), stream)
+	}
+	for app, n := range st.LogDropped {
+		ch <- prometheus.MustNewConstMetric(descLogDropped, prometheus.CounterValue, float64(n), app)
 	}
 	for _, a := range st.Apps {
 		ch <- prometheus.MustNewConstMetric(descDesired, prometheus.GaugeValue, float64(a.Instances), a.Name)

@@ -43,6 +43,7 @@ func (o *owner) apply(set *manifest.Set) ([]manifest.Change, error) {
 	}
 	o.rememberRemovedDeps(set)
 	o.set = set
+	o.configureLogs(set)
 	for name := range o.specs {
 		if _, ok := set.Apps[name]; !ok {
 			delete(o.specs, name)

@@ -61,6 +61,15 @@ const (
 	// dropped meanwhile.
 	EventOutputRestored = "output-restored"
 
+	// EventLogDropped: writing to a log file (`logs:`) fails, or cannot
+	// keep up (its queue is full): the lines for it are dropped and
+	// counted from now on (Detail names the file, its apps and why); App
+	// is set when the file is one app's.
+	EventLogDropped = "log-dropped"
+	// EventLogResumed: the log file takes lines again; Lost lines were
+	// dropped meanwhile.
+	EventLogResumed = "log-resumed"
+
 	// EventRelayDropped: a worker does not read its IPC channel (it holds
 	// ipc.RelayQueueLen messages unread), so the messages relayed to it
 	// (ipc.relay) are dropped and counted, from this one on.
@@ -165,7 +174,7 @@ func (e Event) attrs() []any {
 	if e.Stream != "" {
 		a = append(a, slog.String("stream", e.Stream))
 	}
-	if e.Type == EventOutputRestored || e.Type == EventRelayResumed {
+	if e.Type == EventOutputRestored || e.Type == EventRelayResumed || e.Type == EventLogResumed {
 		a = append(a, slog.Int64("lost", e.Lost))
 	}
 	if e.Attempt != 0 {

@@ -62,7 +62,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	testkit.ParseFlags(testkit.DefaultParallel)
-	goleak.VerifyTestMain(m)
+	// lumberjack v2.2.1 starts a goroutine per log file that compresses
+	// and removes rotated files, and never ends it.
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("gopkg.in/natefinch/lumberjack%2ev2.(*Logger).millRun"))
 }
 
 // helper runs one worker behaviour:
@@ -249,6 +251,18 @@ func helper(mode string) {
 			n, _ := strconv.Atoi(os.Getenv("GROW_MIB"))
 			growMemory(n)
 		}
+		serve()
+	case mode == "echo-usr1":
+		// Each SIGUSR1: a numbered line on stdout and on stderr.
+		id, n := os.Getenv("PADDOCK_WORKER_ID"), 0
+		var mu sync.Mutex
+		onUSR1(func() {
+			mu.Lock()
+			n++
+			fmt.Printf("usr1 %d from %s\n", n, id)
+			fmt.Fprintf(os.Stderr, "usr1 %d on stderr from %s\n", n, id)
+			mu.Unlock()
+		})
 		serve()
 	case mode == "print":
 		id := os.Getenv("PADDOCK_WORKER_ID")

@@ -36,6 +36,8 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 		s.stopHelpers(h)
 		o.release() // closes every dispatcher, waiting for its Run
 		h.stopDispatch()
+		// The workers' output is all copied: write what is queued.
+		s.logs.Close(outputDrain)
 	}()
 	if err := s.startListening(h); err != nil {
 		return err
@@ -221,6 +223,8 @@ func (o *owner) loop(done <-chan struct{}, h *runHelpers) error {
 		case <-o.sup.outputChanged:
 			o.reportOutput()
 			o.refreshExits()
+		case <-o.sup.logsChanged:
+			o.reportLogs()
 		case <-o.sup.usageSampled:
 			o.checkMemory()
 		case <-o.prober.report:

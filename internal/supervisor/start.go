@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/paddock-sh/paddock/internal/ipc"
+	"github.com/paddock-sh/paddock/internal/logfile"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/procs"
 	"github.com/paddock-sh/paddock/reconcile"
@@ -152,11 +153,16 @@ type workerOutput struct {
 	pipes          []*os.File // the write ends, paddock's copies
 	prefixers      []*procs.LinePrefixer
 	tail           *outputTail
+	// pid is the worker's, for its lines in log files; set before the
+	// prefixers run.
+	pid int
 }
 
 // openOutput returns where worker id of app writes: a pipe for each of
 // stdout and stderr. Every line read from them goes to paddock's own
-// stream, to the worker's tail and to Options.OnOutput.
+// stream, to the worker's tail, to the app's log file (`logs:`) and to
+// Options.OnOutput; the last two in one step, so that `paddock logs`
+// reading the file and the ring (OnOutput) sees each line once.
 func (o *owner) openOutput(app *manifest.App, id int) (*workerOutput, error) {
 	out := &workerOutput{tail: newOutputTail(2, o.sup.outputChanged)}
 	prefix := ""
@@ -171,13 +177,15 @@ func (o *owner) openOutput(app *manifest.App, id int) (*workerOutput, error) {
 			return nil, err
 		}
 		lp.Exact = !app.Silent
-		tail, tap := out.tail, o.opts.OnOutput
+		tail, tap, files := out.tail, o.opts.OnOutput, o.sup.logs
 		stream, name := [2]string{"stdout", "stderr"}[i], app.Name
 		lp.Tap = func(line []byte) {
 			tail.add(line)
+			var alongside func()
 			if tap != nil {
-				tap(name, id, stream, line)
+				alongside = func() { tap(name, id, stream, line) }
 			}
+			files.Write(logfile.Line{App: name, Worker: id, PID: out.pid, Stream: stream, Text: string(line)}, alongside)
 		}
 		out.pipes = append(out.pipes, wr)
 		out.prefixers = append(out.prefixers, lp)
@@ -211,6 +219,7 @@ func (o *owner) started(w *worker, proc process, pid int, startedAt time.Time, c
 		o.sup.channelsWG.Go(func() { o.sup.runChannel(ch, name) })
 	}
 	w.tail = out.tail
+	out.pid = pid
 	for _, lp := range out.prefixers {
 		o.copiers.start(lp, out.tail.streamDone)
 	}

@@ -72,6 +72,10 @@ type Status struct {
 	// Relay counts the relayed messages (ipc.relay) of each app that
 	// relayed one since paddock started (apps removed since included).
 	Relay map[string]RelayCounts
+	// LogDropped counts, by app, the lines that could not be written to
+	// its log file (`logs:`) since paddock started: dropped because the
+	// file's queue was full or a write failed.
+	LogDropped map[string]int64
 }
 
 // Status returns the apps and workers as they are now, with the resource
@@ -94,6 +98,7 @@ func (o *owner) status() Status {
 	for _, out := range []*outputStream{o.sup.stdout, o.sup.stderr} {
 		st.LostOutput[out.name] = out.lost.Load()
 	}
+	st.LogDropped = o.sup.logs.Dropped()
 	if o.set == nil {
 		return st
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/paddock-sh/paddock/internal/ipc"
+	"github.com/paddock-sh/paddock/internal/logfile"
 	"github.com/paddock-sh/paddock/internal/notify"
 	"github.com/paddock-sh/paddock/internal/procstat"
 	"github.com/paddock-sh/paddock/manifest"
@@ -80,6 +81,10 @@ type Options struct {
 	// its newline), from the goroutine copying that stream (stream is
 	// "stdout" or "stderr"). It must not keep line.
 	OnOutput func(app string, worker int, stream string, line []byte)
+	// LogFormat is the format of the lines written to the apps' log
+	// files (`logs:`): logfile.FormatText ("app/id | line", the default)
+	// or logfile.FormatJSON (`paddock run --log-format json`).
+	LogFormat string
 	// OnReload, when set, is told the result of every reload: "applied",
 	// "unchanged" or "failed".
 	OnReload func(result string)
@@ -166,6 +171,10 @@ type Supervisor struct {
 	usage        *procstat.Sampler
 	usageSampled chan struct{}
 	usageFailing atomic.Bool
+	// logs writes the workers' lines to the apps' log files; logsChanged
+	// is poked when one starts or stops dropping lines.
+	logs        *logfile.Set
+	logsChanged chan struct{}
 
 	// own is the state Run's goroutine owns; other goroutines reach it
 	// only through do.
@@ -195,8 +204,10 @@ type owner struct {
 	shutting bool // every worker is being stopped
 	forced   bool // a worker needed SIGKILL during shutdown
 	copiers  outputCopiers
-	// outputReports is what was last reported of stdout and stderr.
+	// outputReports is what was last reported of stdout and stderr;
+	// logFiles is what each app's log files were last configured to.
 	outputReports map[string]outputReport
+	logFiles      map[string]logfile.App
 	notify        *notify.Socket
 	// pool holds the listening sockets; appSockets the references that
 	// each app of the current set holds, in `listen:` order.
@@ -303,7 +314,14 @@ func New(opts Options) *Supervisor {
 		ipcIn:          make(chan ipc.Message, 256),
 		ipcFaults:      make(chan struct{}, 1),
 		usageSampled:   make(chan struct{}, 1),
+		logsChanged:    make(chan struct{}, 1),
 	}
+	s.logs = logfile.New(logfile.Options{Format: opts.LogFormat, Logger: opts.Logger, OnChange: func() {
+		select {
+		case s.logsChanged <- struct{}{}:
+		default:
+		}
+	}})
 	s.usage = &procstat.Sampler{Interval: opts.SampleInterval, Source: opts.usageSource, OnSample: s.sampled}
 	s.own = newOwner(s)
 	return s
