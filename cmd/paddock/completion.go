@@ -10,7 +10,7 @@ import (
 
 // commands lists the commands, for help and completion.
 var commands = []string{"run", "validate", "status", "events", "scale", "restart", "reload", "diff",
-	"send", "signal", "logs", "stop", "completion", "version", "help"}
+	"send", "signal", "logs", "stop", "top", "completion", "version", "help"}
 
 // The completion scripts complete commands, flags, and app names (from
 // the running supervisor, through the hidden command __apps).

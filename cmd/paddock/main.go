@@ -3,7 +3,7 @@
 //
 //	paddock run [PATH...]       supervise the apps in PATH (default paddock.yaml)
 //	paddock validate [PATH...]  check manifests without running anything
-//	paddock status, events, scale, restart, reload, diff, send, signal, logs, stop
+//	paddock status, events, scale, restart, reload, diff, send, signal, logs, stop, top
 //	                            steer a running supervisor through its control socket
 //	paddock completion SHELL    print a completion script
 //	paddock version             print the version
@@ -65,6 +65,8 @@ or the default path; exit 1 when no supervisor answers):
   paddock logs [-f] [--lines N] [APP[/WORKER]]
                                       recent output of the workers
   paddock stop                        graceful shutdown, as SIGTERM
+  paddock top [--interval D]          live dashboard: workers, CPU, memory, events; keys
+                                      to scale, restart, signal, follow logs
 
   paddock completion bash|zsh|fish    print a shell completion script
   paddock version                     print the version
@@ -87,6 +89,7 @@ var dispatch = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"signal":     cmdSignal,
 	"logs":       cmdLogs,
 	"stop":       cmdStop,
+	"top":        cmdTop,
 	"completion": cmdCompletion,
 	"__apps":     cmdApps,
 	"version":    cmdVersion,
