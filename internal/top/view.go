@@ -517,7 +517,11 @@ func (m *Model) footer() string {
 	case m.mode == modeLogs:
 		return m.sty.dim.Render("Esc back  q quit")
 	}
-	return m.sty.dim.Render("↑↓ select  s scale  r restart  x signal  l logs  ? help  q quit")
+	keys := "↑↓ select  s scale  r restart  x signal  l logs  ? help  q quit"
+	if ansi.StringWidth(keys) > m.width {
+		keys = "? help  q quit"
+	}
+	return m.sty.dim.Render(keys)
 }
 
 func (m *Model) promptLine() string {
