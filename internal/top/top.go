@@ -73,13 +73,7 @@ func Run(ctx context.Context, c *control.Client, first *control.StatusResponse, 
 	be.wg.Add(1)
 	go func() {
 		defer be.wg.Done()
-		err := c.Events(ctx, "", nil, func(e control.Event) bool {
-			p.Send(eventMsg(e))
-			return true
-		})
-		if ctx.Err() == nil {
-			p.Send(eventsEndedMsg{err: err})
-		}
+		be.followEvents()
 	}()
 	_, err := p.Run()
 	cancel()
@@ -133,4 +127,34 @@ func (b *clientBackend) follow(app string, worker, gen int) (stop func()) {
 		}
 	}()
 	return cancel
+}
+
+// followEvents sends the events to the program until ctx ends or the
+// supervisor is gone. A stream that ends while the supervisor still
+// answers (a connection cut) is opened again, the events missed
+// meanwhile noted; one that ends because the supervisor stopped (cleanly,
+// or cut in the middle of a chunk) ends the dashboard.
+func (b *clientBackend) followEvents() {
+	for b.ctx.Err() == nil {
+		err := b.c.Events(b.ctx, "", nil, func(e control.Event) bool {
+			b.send(eventMsg(e))
+			return true
+		})
+		if b.ctx.Err() != nil {
+			return
+		}
+		if _, serr := b.c.Status(b.ctx); serr != nil {
+			var nr *control.NotRunningError
+			if errors.As(serr, &nr) || errors.As(err, &nr) {
+				err = nil // gone: stopped
+			}
+			b.send(eventsEndedMsg{err: err})
+			return
+		}
+		detail := "the events stream ended; opened again (events meanwhile not shown)"
+		if err != nil {
+			detail = "the events stream failed (" + err.Error() + "); opened again (events meanwhile not shown)"
+		}
+		b.send(eventMsg{Time: time.Now(), Type: control.EventLost, Detail: detail})
+	}
 }
