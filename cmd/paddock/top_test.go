@@ -315,9 +315,13 @@ func TestTopScreen(t *testing.T) {
 	p.keys("s", "4", "Enter")
 	p.waitScreen("the fourth worker ready", `hello/4 +running +yes`)
 	p.keys("j", "j")
-	// Enough readings for the sparklines to show a few bars.
-	s := p.waitScreen("eight readings", `hello/1 .*[▁▂▃▄▅▆▇█]{8}`)
-	if err := os.WriteFile(*topScreen, []byte(strings.TrimRight(s, "\n")+"\n"), 0o644); err != nil {
+	// Enough readings to fill the sparklines (6 bars at 80 columns).
+	s := p.waitScreen("six readings", `hello/1 .*[▁▂▃▄▅▆▇█]{6}`)
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	if err := os.WriteFile(*topScreen, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	p.keys("q")
