@@ -127,15 +127,71 @@ func (p *tmuxPane) waitExit() int {
 	return code
 }
 
-// webWorkers returns web's live workers, in the status's order.
-func webWorkers(st control.StatusResponse) []control.Worker {
-	var out []control.Worker
-	for _, w := range st.Workers {
-		if w.App == "web" && w.PID != 0 && w.State == "running" {
-			out = append(out, w)
+// webOf returns the app web (nil when there is none) and its live
+// workers, in the status's order.
+func webOf(st control.StatusResponse) (*control.App, []control.Worker) {
+	var app *control.App
+	for i := range st.Apps {
+		if st.Apps[i].Name == "web" {
+			app = &st.Apps[i]
 		}
 	}
-	return out
+	var ws []control.Worker
+	for _, w := range st.Workers {
+		if w.App == "web" && w.PID != 0 && w.State == "running" {
+			ws = append(ws, w)
+		}
+	}
+	return app, ws
+}
+
+// topRestart: r, y in top restart web: every worker is replaced by one of
+// a new generation, and top says so.
+func topRestart(t *testing.T, p *tmuxPane, sock string) {
+	t.Helper()
+	before, _ := webOf(statusOf(t, sock))
+	p.keys("r")
+	p.waitScreen("the restart's question", `rolling restart of web\? y/n`)
+	p.keys("y")
+	var gen string
+	testkit.WaitFor(t, "web restarted: every worker of a new generation, no rollout", func() bool {
+		a, ws := webOf(statusOf(t, sock))
+		if a == nil || a.Rollout != nil || a.Ready != 3 || len(ws) != 3 || a.Generation == before.Generation {
+			return false
+		}
+		gen = a.Generation
+		return ws[0].Generation == gen && ws[1].Generation == gen && ws[2].Generation == gen
+	})
+	p.waitScreen("the restart's outcome", `web: rolling restart of 3 workers \(generation `+gen+`\)`)
+}
+
+// topSignal: x, Enter on web's first worker in top sends it SIGTERM: its
+// process exits, a new worker takes its place, and top shows the exit.
+func topSignal(t *testing.T, p *tmuxPane, sock string) {
+	t.Helper()
+	_, ws := webOf(statusOf(t, sock))
+	victim := ws[0]
+	// top reads the status every 200ms: wait until it shows what the
+	// supervisor's status said, before selecting by position.
+	p.waitScreen("the restarted workers", fmt.Sprintf(`\n[> ] +web +ok +3/3 .*\n +web/%d +running .*\n +web/%d +running .*\n +web/%d +running .*\n── events`,
+		ws[0].ID, ws[1].ID, ws[2].ID))
+	p.keys("g", "j", "j", "j") // idle, idle/1, web, its first worker
+	p.waitScreen("the first worker selected", fmt.Sprintf(`(?m)^> +web/%d `, victim.ID))
+	p.keys("x")
+	p.waitScreen("the signal prompt", fmt.Sprintf(`signal web/%d: TERM`, victim.ID))
+	p.keys("Enter")
+	waitDead(t, victim.PID)
+	testkit.WaitFor(t, "a new worker in place of the one signalled", func() bool {
+		_, ws := webOf(statusOf(t, sock))
+		for _, w := range ws {
+			if w.PID == victim.PID {
+				return false
+			}
+		}
+		return len(ws) == 3
+	})
+	p.waitScreen("the signal's outcome and the exit event", fmt.Sprintf(`exit web/%d pid=%d signal=SIGTERM`, victim.ID, victim.PID),
+		fmt.Sprintf(`signalled web/%d with TERM`, victim.ID))
 }
 
 // colour matches an escape sequence that sets a colour (SGR 30-38, 40-48,
@@ -166,7 +222,7 @@ apps:
 `))
 	defer r.cmd.Process.Kill()
 	p := startTmux(t, 80, 24, []string{"NO_COLOR=1"}, "--socket", sock, "--interval", "200ms")
-	s := p.waitScreen("the apps and workers", `NAME +STATE +READY +CPU +MEM +RESTARTS +UPTIME +CONNS\n`,
+	p.waitScreen("the apps and workers", `NAME +STATE +READY +CPU +MEM +RESTARTS +UPTIME +CONNS\n`,
 		`\n  web +ok +2/2 .*\n +web/\d+ +running +yes .*\n +web/\d+ +running +yes `, `\n> idle +ok +1/1 .*\n +idle/1 +running +yes `, `── events`)
 	if raw := p.tmux("capture-pane", "-p", "-e"); colour.MatchString(raw) {
 		t.Errorf("colours with NO_COLOR: %q", raw)
@@ -175,60 +231,13 @@ apps:
 	p.keys("j", "j", "j", "s", "3", "Enter") // from idle to web
 	testkit.WaitFor(t, "web scaled to 3", func() bool {
 		st := statusOf(t, sock)
-		return st.Apps[1].Name == "web" && st.Apps[1].Instances == 3 && len(webWorkers(st)) == 3 ||
-			st.Apps[0].Name == "web" && st.Apps[0].Instances == 3 && len(webWorkers(st)) == 3
+		a, ws := webOf(st)
+		return a != nil && a.Instances == 3 && len(ws) == 3
 	})
 	p.waitScreen("the scale's outcome", `web +ok +3/3 `, `web: 2 → 3 workers`)
 
-	var beforeGen string
-	for _, a := range statusOf(t, sock).Apps {
-		if a.Name == "web" {
-			beforeGen = a.Generation
-		}
-	}
-	p.keys("r")
-	p.waitScreen("the restart's question", `rolling restart of web\? y/n`)
-	p.keys("y")
-	var gen string
-	testkit.WaitFor(t, "web restarted: every worker of a new generation, no rollout", func() bool {
-		st := statusOf(t, sock)
-		for _, a := range st.Apps {
-			if a.Name == "web" {
-				gen = a.Generation
-				ws := webWorkers(st)
-				return a.Rollout == nil && len(ws) == 3 && gen != beforeGen && ws[0].Generation == gen &&
-					ws[1].Generation == gen && ws[2].Generation == gen && a.Ready == 3
-			}
-		}
-		return false
-	})
-	p.waitScreen("the restart's outcome", `web: rolling restart of 3 workers \(generation `+gen+`\)`)
-
-	// Select web's first worker and send it SIGTERM.
-	ws := webWorkers(statusOf(t, sock))
-	victim := ws[0]
-	// top reads the status every 200ms: wait until it shows what the
-	// supervisor's status said, before selecting by position.
-	settled := fmt.Sprintf(`\n[> ] +web +ok +3/3 .*\n +web/%d +running .*\n +web/%d +running .*\n +web/%d +running .*\n── events`,
-		ws[0].ID, ws[1].ID, ws[2].ID)
-	p.waitScreen("the restarted workers", settled)
-	p.keys("g", "j", "j", "j") // idle, idle/1, web, its first worker
-	p.waitScreen("the first worker selected", fmt.Sprintf(`(?m)^> +web/%d `, victim.ID))
-	p.keys("x")
-	p.waitScreen("the signal prompt", fmt.Sprintf(`signal web/%d: TERM`, victim.ID))
-	p.keys("Enter")
-	waitDead(t, victim.PID)
-	testkit.WaitFor(t, "a new worker in place of the one signalled", func() bool {
-		ws := webWorkers(statusOf(t, sock))
-		for _, w := range ws {
-			if w.PID == victim.PID {
-				return false
-			}
-		}
-		return len(ws) == 3
-	})
-	p.waitScreen("the signal's outcome and the exit event", fmt.Sprintf(`exit web/%d pid=%d signal=SIGTERM`, victim.ID, victim.PID),
-		fmt.Sprintf(`signalled web/%d with TERM`, victim.ID))
+	topRestart(t, p, sock)
+	topSignal(t, p, sock)
 
 	p.keys("g", "j", "j", "l") // web
 	p.waitScreen("the logs pane", `^logs of web \(following; Esc back\)`, `\nweb/\d+ \| web worker \d+ says hello`)
@@ -239,7 +248,7 @@ apps:
 	if code := p.waitExit(); code != 0 {
 		t.Errorf("top exited %d after q, want 0\n%s", code, p.screen())
 	}
-	if s = p.tmux("capture-pane", "-p", "-J", "-S", "-"); !strings.Contains(s, "top exited 0") || strings.Contains(s, "── events") {
+	if s := p.tmux("capture-pane", "-p", "-J", "-S", "-"); !strings.Contains(s, "top exited 0") || strings.Contains(s, "── events") {
 		t.Errorf("the screen after q:\n%s", s)
 	}
 }
