@@ -521,3 +521,36 @@ func TestFitDropOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestEverySize: whatever the terminal's size, in every mode, the screen
+// has exactly its height in lines and no line is wider than it.
+func TestEverySize(t *testing.T) {
+	m, _ := newFixtureModel(t, 80, 24)
+	for _, mode := range []string{"", "?", "s", "l"} {
+		m, _ = newFixtureModel(t, 80, 24)
+		if mode != "" {
+			keys(m, "j", mode)
+		}
+		for w := 1; w <= 130; w++ {
+			for h := 1; h <= 40; h++ {
+				m.Update(tea.WindowSizeMsg{Width: w, Height: h})
+				s := m.View()
+				lines := strings.Split(s, "\n")
+				if len(lines) != h {
+					t.Fatalf("mode %q at %dx%d: %d lines", mode, w, h, len(lines))
+				}
+				for _, l := range lines {
+					if ansi.StringWidth(l) > w {
+						t.Fatalf("mode %q at %dx%d: a line %d wide: %q", mode, w, h, ansi.StringWidth(l), l)
+					}
+				}
+			}
+		}
+	}
+	// No app, no worker: the header alone.
+	m = newModel(Options{Location: time.UTC}, &fakeBackend{}, &control.StatusResponse{}, t0)
+	keys(m, "j", "s", "x", "l")
+	if s := m.View(); !strings.Contains(s, "0 apps, 0 workers") || m.mode != modeTable {
+		t.Errorf("with nothing running:\n%s", s)
+	}
+}

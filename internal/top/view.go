@@ -293,6 +293,9 @@ func (m *Model) View() string {
 	} else {
 		lines = append(lines, m.body()...)
 	}
+	if len(lines) > m.height-1 { // a terminal too short for even the table's header
+		lines = lines[:max(m.height-1, 0)]
+	}
 	lines = append(lines, m.footer())
 	for i, l := range lines {
 		lines[i] = ansi.Truncate(l, m.width, "")
@@ -545,6 +548,7 @@ func (m *Model) promptLine() string {
 
 // logLines draws the last n lines of the logs pane.
 func (m *Model) logLines(n int) []string {
+	n = max(n, 0)
 	lines := m.logs.lines
 	if m.logs.ended != "" {
 		lines = append(lines[:len(lines):len(lines)], "("+m.logs.ended+")")
