@@ -531,18 +531,28 @@ func TestEverySize(t *testing.T) {
 		if mode != "" {
 			keys(m, "j", mode)
 		}
+		var sizes [][2]int
 		for w := 1; w <= 130; w++ {
-			for h := 1; h <= 40; h++ {
-				m.Update(tea.WindowSizeMsg{Width: w, Height: h})
-				s := m.View()
-				lines := strings.Split(s, "\n")
-				if len(lines) != h {
-					t.Fatalf("mode %q at %dx%d: %d lines", mode, w, h, len(lines))
-				}
-				for _, l := range lines {
-					if ansi.StringWidth(l) > w {
-						t.Fatalf("mode %q at %dx%d: a line %d wide: %q", mode, w, h, ansi.StringWidth(l), l)
-					}
+			for _, h := range []int{1, 2, 3, 4, 5, 8, 24} {
+				sizes = append(sizes, [2]int{w, h})
+			}
+		}
+		for h := 1; h <= 40; h++ {
+			for _, w := range []int{1, 10, 40, 80, 130} {
+				sizes = append(sizes, [2]int{w, h})
+			}
+		}
+		for _, size := range sizes {
+			w, h := size[0], size[1]
+			m.Update(tea.WindowSizeMsg{Width: w, Height: h})
+			s := m.View()
+			lines := strings.Split(s, "\n")
+			if len(lines) != h {
+				t.Fatalf("mode %q at %dx%d: %d lines", mode, w, h, len(lines))
+			}
+			for _, l := range lines {
+				if ansi.StringWidth(l) > w {
+					t.Fatalf("mode %q at %dx%d: a line %d wide: %q", mode, w, h, ansi.StringWidth(l), l)
 				}
 			}
 		}
