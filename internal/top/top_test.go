@@ -525,9 +525,8 @@ func TestFitDropOrder(t *testing.T) {
 // TestEverySize: whatever the terminal's size, in every mode, the screen
 // has exactly its height in lines and no line is wider than it.
 func TestEverySize(t *testing.T) {
-	m, _ := newFixtureModel(t, 80, 24)
 	for _, mode := range []string{"", "?", "s", "l"} {
-		m, _ = newFixtureModel(t, 80, 24)
+		m, _ := newFixtureModel(t, 80, 24)
 		if mode != "" {
 			keys(m, "j", mode)
 		}
@@ -558,7 +557,7 @@ func TestEverySize(t *testing.T) {
 		}
 	}
 	// No app, no worker: the header alone.
-	m = newModel(Options{Location: time.UTC}, &fakeBackend{}, &control.StatusResponse{}, t0)
+	m := newModel(Options{Location: time.UTC}, &fakeBackend{}, &control.StatusResponse{}, t0)
 	keys(m, "j", "s", "x", "l")
 	if s := m.View(); !strings.Contains(s, "0 apps, 0 workers") || m.mode != modeTable {
 		t.Errorf("with nothing running:\n%s", s)
