@@ -26,6 +26,7 @@ run: build
 top-screen: build
 	$(GO) test -count=1 -run '^TestTopScreen$$' ./cmd/paddock -top.screen=$(CURDIR)/docs/top-screen.txt
 	@cat docs/top-screen.txt
+	@echo "copy it into README.md (Watching it live): TestREADMEShowsTopScreen checks"
 
 ## test: no build output tracked, gofmt and vet, the npm packages of the
 ## tests that run npm libraries, the race-enabled test suite, and a short run

@@ -336,3 +336,20 @@ func TestTopScreen(t *testing.T) {
 	p.keys("q")
 	p.waitExit()
 }
+
+// TestREADMEShowsTopScreen: the README's Operating section shows the
+// screen make top-screen wrote last (docs/top-screen.txt), not an older
+// one.
+func TestREADMEShowsTopScreen(t *testing.T) {
+	screen, err := os.ReadFile("../../docs/top-screen.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "```\n"+string(screen)+"```\n") {
+		t.Error("README.md does not show docs/top-screen.txt as it is: after make top-screen, copy it into the README's Watching it live section")
+	}
+}
