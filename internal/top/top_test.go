@@ -273,12 +273,16 @@ func TestSelect(t *testing.T) {
 func TestScroll(t *testing.T) {
 	m, _ := newFixtureModel(t, 80, 9)
 	keys(m, "G")
-	if s := m.View(); !strings.Contains(s, ">   queue/2") {
-		t.Errorf("the last row selected is not shown:\n%s", s)
+	if s := m.View(); !strings.Contains(s, ">   queue/2") || !strings.Contains(s, "rows 7-8 of 8") {
+		t.Errorf("the last row selected is not shown, or not said where:\n%s", s)
 	}
 	keys(m, "g")
-	if s := m.View(); !strings.Contains(s, "> web ") {
-		t.Errorf("the first row selected is not shown:\n%s", s)
+	if s := m.View(); !strings.Contains(s, "> web ") || !strings.Contains(s, "rows 1-2 of 8") {
+		t.Errorf("the first row selected is not shown, or not said where:\n%s", s)
+	}
+	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+	if s := m.View(); strings.Contains(s, "rows ") {
+		t.Errorf("every row shown, yet said which:\n%s", s)
 	}
 }
 

@@ -326,21 +326,30 @@ func (m *Model) scroll() {
 	m.offset = max(min(m.offset, len(m.rows)-shown), 0)
 }
 
+// titleLine is the first line: the supervisor, and at the right (what
+// fits of it) which rows the table shows when some are out of sight, and
+// the interval; in the logs pane, whose logs and how many lines.
 func (m *Model) titleLine() string {
 	st := m.st
 	left := fmt.Sprintf("paddock top · pid %d · up %s · %s, %s", st.Supervisor.PID,
 		formatAge(m.at.Sub(st.Supervisor.StartedAt)), plural.Count(len(st.Apps), "app"),
 		plural.Count(len(st.Workers), "worker"))
-	right := "every " + m.opts.Interval.String()
+	every := "every " + m.opts.Interval.String()
+	rights := []string{every}
+	if table, _ := m.heights(); table-1 < len(m.rows) && table > 1 {
+		rows := fmt.Sprintf("rows %d-%d of %d", m.offset+1, min(m.offset+table-1, len(m.rows)), len(m.rows))
+		rights = []string{rows + " · " + every, rows}
+	}
 	if m.mode == modeLogs {
 		left = "logs of " + m.logs.target.String() + " (following; Esc back)"
-		right = plural.Count(len(m.logs.lines), "line")
+		rights = []string{plural.Count(len(m.logs.lines), "line")}
 	}
-	pad := m.width - ansi.StringWidth(left) - ansi.StringWidth(right)
-	if pad < 2 {
-		return m.sty.title.Render(left)
+	for _, right := range rights {
+		if pad := m.width - ansi.StringWidth(left) - ansi.StringWidth(right); pad >= 2 {
+			return m.sty.title.Render(left + strings.Repeat(" ", pad) + right)
+		}
 	}
-	return m.sty.title.Render(left + strings.Repeat(" ", pad) + right)
+	return m.sty.title.Render(left)
 }
 
 // body draws the table and, under it, the events or the help.
