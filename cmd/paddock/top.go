@@ -12,6 +12,7 @@ import (
 
 	"github.com/charmbracelet/x/term"
 	"github.com/muesli/termenv"
+	"github.com/spf13/cobra"
 
 	"github.com/paddock-sh/paddock/internal/control"
 	"github.com/paddock-sh/paddock/internal/top"
@@ -23,19 +24,37 @@ type topOptions struct {
 	interval time.Duration // --interval between status reads
 }
 
-func cmdTop(args []string, stdout, stderr io.Writer) int {
-	fs, sock := newClientFlagSet("top", "top [--interval D]", stderr)
-	interval := fs.Duration("interval", top.DefaultInterval, "read the status this often (one sparkline bar per reading)")
-	if code := parse(fs, args); code >= 0 {
-		return code
+// newTopCmd returns `paddock top`.
+func newTopCmd(stdout, stderr io.Writer) *cobra.Command {
+	var o topOptions
+	var sock *string
+	c := &cobra.Command{
+		Use:   "top [--interval D]",
+		Short: "Live dashboard: workers, CPU, memory, events; keys to act",
+		Long: `A live dashboard of the running supervisor in the terminal: apps and workers
+with state, readiness, CPU and memory (with a sparkline of the readings),
+restarts, uptime, connections handed out, rollouts, and the latest events.
+Keys: arrows or j/k select; s scales the app, r restarts it (rolling), x sends
+a signal to the worker (or the app's workers), l follows the logs, ? explains,
+q or Ctrl-C quits. NO_COLOR (or a terminal without colours): no colour.
+Exit 0 on q and when the supervisor stops; 1 when none answers; 2 when
+stdout or stdin is not a terminal.`,
+		Args:              cobra.NoArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE: func(*cobra.Command, []string) error {
+			if o.interval <= 0 {
+				fmt.Fprintln(stderr, "paddock top: --interval must be above 0")
+				return exit(exitUsage)
+			}
+			o.socket = *sock
+			ctx, cancel := clientContext(0)
+			defer cancel()
+			return exit(runTop(ctx, o, stdout, stderr))
+		},
 	}
-	if fs.NArg() > 0 || *interval <= 0 {
-		fmt.Fprintln(stderr, "paddock top: no arguments expected, and --interval must be above 0")
-		return exitUsage
-	}
-	ctx, cancel := clientContext(0)
-	defer cancel()
-	return runTop(ctx, topOptions{socket: *sock, interval: *interval}, stdout, stderr)
+	sock = socketFlag(c)
+	c.Flags().DurationVar(&o.interval, "interval", top.DefaultInterval, "read the status this often (one sparkline bar per reading)")
+	return c
 }
 
 // runTop shows the dashboard on stdout, which must be a terminal, with

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/paddock-sh/paddock/internal/bytesize"
 	"github.com/paddock-sh/paddock/internal/control"
 )
 
@@ -58,27 +59,13 @@ func formatCPU(p *float64) string {
 	return fmt.Sprintf("%.0f%%", *p)
 }
 
-// formatMem prints a size in bytes with a binary unit in at most five
-// characters: 512B, 8.4Mi, 84Mi, 1.2Gi; "-" when there is none.
+// formatMem prints a size in bytes as bytesize.Format does (8.4Mi, 84Mi);
+// "-" when there is none.
 func formatMem(n *int64) string {
 	if n == nil {
 		return "-"
 	}
-	v := float64(*n)
-	if v < 1024 {
-		return strconv.FormatInt(*n, 10) + "B"
-	}
-	unit := ""
-	for _, u := range []string{"Ki", "Mi", "Gi", "Ti"} {
-		v, unit = v/1024, u
-		if v < 1024 {
-			break
-		}
-	}
-	if v < 10 {
-		return fmt.Sprintf("%.1f%s", v, unit)
-	}
-	return fmt.Sprintf("%.0f%s", v, unit)
+	return bytesize.Format(*n)
 }
 
 // formatAge prints a duration as ps does, short: 45s, 3m12s, 2h5m, 4d3h.
