@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 10s
 
-.PHONY: all build run test test-node npm-deps check-files vet race fuzz-smoke fuzz mutate bench bench-go bench-http clean docs-cli
+.PHONY: all build run test test-node npm-deps check-files vet race fuzz-smoke fuzz mutate bench bench-go bench-http top-screen clean docs-cli
 
 all: build
 
@@ -19,6 +19,14 @@ build:
 ## run: build, then supervise examples/hello.yaml (Ctrl-C stops it cleanly).
 run: build
 	exec $(BIN)/paddock run examples/hello.yaml
+
+## top-screen: the 80x24 screen of paddock top against examples/hello.yaml,
+## captured under tmux (needs tmux: apt-get install tmux), into
+## docs/top-screen.txt, which the README shows.
+top-screen: build
+	$(GO) test -count=1 -run '^TestTopScreen$$' ./cmd/paddock -top.screen=$(CURDIR)/docs/top-screen.txt
+	@cat docs/top-screen.txt
+	@echo "copy it into README.md (Watching it live): TestREADMEShowsTopScreen checks"
 
 ## test: no build output tracked, gofmt and vet, the npm packages of the
 ## tests that run npm libraries, the race-enabled test suite, and a short run

@@ -69,7 +69,7 @@ because a critical app failed.`,
 		newStatusCmd(stdout, stderr), newEventsCmd(stdout, stderr), newScaleCmd(stdout, stderr),
 		newRestartCmd(stdout, stderr), newReloadCmd(stdout, stderr), newDiffCmd(stdout, stderr),
 		newSendCmd(stdout, stderr), newSignalCmd(stdout, stderr), newLogsCmd(stdout, stderr),
-		newStopCmd(stdout, stderr))
+		newStopCmd(stdout, stderr), newTopCmd(stdout, stderr))
 	root.AddCommand(newCompletionCmd(root, stdout), newVersionCmd(stdout))
 	return root
 }

@@ -3,7 +3,7 @@
 //
 //	paddock run [PATH...]       supervise the apps in PATH (default paddock.yaml)
 //	paddock validate [PATH...]  check manifests without running anything
-//	paddock status, events, scale, restart, reload, diff, send, signal, logs, stop
+//	paddock status, events, scale, restart, reload, diff, send, signal, logs, stop, top
 //	                            steer a running supervisor through its control socket
 //	paddock completion SHELL    print a completion script
 //	paddock version             print the version
