@@ -1,0 +1,209 @@
+package statuspage
+
+// GET /api/events: the page's live stream, as Server-Sent Events.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/paddock-sh/paddock/internal/control"
+	"github.com/paddock-sh/paddock/internal/fanout"
+	"github.com/paddock-sh/paddock/internal/supervisor"
+)
+
+// Timing of the stream. refreshDelay: after events, the status is sent
+// again this much later (events of one change come in bursts; one status
+// answers the burst). writeTimeout: a browser that stops reading is cut
+// off after this long, freeing its queues. keepAlive: a comment line this
+// often keeps proxies from closing an idle stream.
+const (
+	refreshDelay = 250 * time.Millisecond
+	writeTimeout = 30 * time.Second
+	keepAlive    = 15 * time.Second
+)
+
+// The stream's messages (the "event:" field of each), each with a JSON
+// "data:" line:
+//
+//	status  {"now": ms, "status": <GET /api/status>}, at once, at every
+//	        reading of the history, and shortly after events
+//	sample  a Sample: the points of a reading of the history
+//	event   a supervisor event, as GET /v1/events sends it (less output lines)
+//	lost    {"lost": n}: n events this slow viewer missed
+const (
+	msgStatus = "status"
+	msgSample = "sample"
+	msgEvent  = "event"
+	msgLost   = "lost"
+)
+
+// statusMessage is the data of a status message: Now lets the page count
+// uptimes with the server's clock.
+type statusMessage struct {
+	Now    int64                  `json:"now"`
+	Status control.StatusResponse `json:"status"`
+}
+
+// sse writes Server-Sent Events, each flushed within writeTimeout.
+type sse struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (s *sse) send(name string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_ = s.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if _, err := fmt.Fprintf(s.w, "event: %s\ndata: %s\n\n", name, data); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
+
+func (s *sse) comment(text string) error {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if _, err := fmt.Fprintf(s.w, ": %s\n\n", text); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
+
+// viewer is one browser following the stream: its followers of the
+// history's readings and of the supervisor's events.
+type viewer struct {
+	p      *Page
+	out    *sse
+	ticks  *fanout.Follower[tick]
+	events *fanout.Follower[supervisor.Event]
+}
+
+func (p *Page) serveEvents(w http.ResponseWriter, r *http.Request) {
+	v, err := p.follow()
+	if err != nil {
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	defer v.leave()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	w.WriteHeader(http.StatusOK)
+	v.out = &sse{w: w, rc: http.NewResponseController(w)}
+	p.poke() // a reading for the charts now, not an interval from now
+	_ = v.run(r.Context())
+}
+
+// follow starts following the readings and the events, or fails when
+// MaxViewers (or the hub's control.MaxFollowers) already follow.
+func (p *Page) follow() (*viewer, error) {
+	ticks, err := p.ticks.Follow(nil)
+	if err != nil {
+		return nil, fmt.Errorf("%d viewers already follow the status page: close one and reload", MaxViewers)
+	}
+	events, err := p.Events.Follow("")
+	if err != nil {
+		ticks.Leave()
+		return nil, fmt.Errorf("%d clients already follow the events: close one and reload", control.MaxFollowers)
+	}
+	return &viewer{p: p, ticks: ticks, events: events}, nil
+}
+
+func (v *viewer) leave() {
+	v.ticks.Leave()
+	v.events.Leave()
+}
+
+// run writes the stream until ctx ends (the browser went away), the
+// supervisor stops or a write fails. Whatever wakes it, the events waiting
+// are written before any status, so that the page never sees a status
+// older than an event it then applies.
+func (v *viewer) run(ctx context.Context) error {
+	if err := v.sendStatus(ctx); err != nil {
+		return err
+	}
+	refresh := time.NewTimer(time.Hour)
+	refresh.Stop()
+	defer refresh.Stop()
+	alive := time.NewTicker(keepAlive)
+	defer alive.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-v.p.Done:
+			return nil
+		case <-alive.C:
+			if err := v.out.comment("keep-alive"); err != nil {
+				return err
+			}
+			continue
+		case <-v.events.Ready():
+		case <-v.ticks.Ready():
+		case <-refresh.C:
+			if err := v.sendEvents(refresh); err != nil {
+				return err
+			}
+			if err := v.sendStatus(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := v.sendEvents(refresh); err != nil {
+			return err
+		}
+		if err := v.sendTicks(); err != nil {
+			return err
+		}
+	}
+}
+
+// sendEvents writes the events waiting; when there were any, it arms
+// refresh to send the status they changed.
+func (v *viewer) sendEvents(refresh *time.Timer) error {
+	events, dropped := v.events.Take()
+	if dropped > 0 {
+		if err := v.out.send(msgLost, map[string]int{"lost": dropped}); err != nil {
+			return err
+		}
+	}
+	for _, e := range events {
+		if err := v.out.send(msgEvent, redactEvent(control.FromEvent(e))); err != nil {
+			return err
+		}
+	}
+	if len(events) > 0 || dropped > 0 {
+		refresh.Reset(refreshDelay)
+	}
+	return nil
+}
+
+// sendTicks writes the readings waiting: the points of each, and the
+// status of the last.
+func (v *viewer) sendTicks() error {
+	ticks, _ := v.ticks.Take()
+	for _, t := range ticks {
+		if err := v.out.send(msgSample, t.sample); err != nil {
+			return err
+		}
+	}
+	if len(ticks) == 0 {
+		return nil
+	}
+	last := ticks[len(ticks)-1]
+	return v.out.send(msgStatus, statusMessage{Now: last.sample.T, Status: last.status})
+}
+
+// sendStatus reads the status now and writes it.
+func (v *viewer) sendStatus(ctx context.Context) error {
+	st, err := v.p.status(ctx)
+	if err != nil {
+		return err // the browser went away, or the supervisor stopped
+	}
+	return v.out.send(msgStatus, statusMessage{Now: time.Now().UnixMilli(), Status: st})
+}
