@@ -76,6 +76,7 @@ type Page struct {
 
 // tick is one reading of the history, handed to the streams.
 type tick struct {
+	read   time.Time // when reading the status began
 	status control.StatusResponse
 	sample Sample
 }
@@ -183,6 +184,7 @@ func (p *Page) poke() {
 // sample reads the status once, records its resource use and hands it to
 // the streams.
 func (p *Page) sample(ctx context.Context) {
+	read := time.Now()
 	st, err := p.status(ctx)
 	if err != nil {
 		p.Logger.Debug("status page: reading the status", "err", err)
@@ -190,7 +192,7 @@ func (p *Page) sample(ctx context.Context) {
 	}
 	smp := sampleOf(st, time.Now())
 	p.hist.record(smp)
-	p.ticks.Publish(tick{status: st, sample: smp})
+	p.ticks.Publish(tick{read: read, status: st, sample: smp})
 }
 
 // status returns the status as the page shows it: the control API's,

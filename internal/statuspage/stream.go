@@ -80,6 +80,9 @@ type viewer struct {
 	out    *sse
 	ticks  *fanout.Follower[tick]
 	events *fanout.Follower[supervisor.Event]
+	// floor is the newest of the times of the events sent and of the
+	// readings of the statuses sent: a status read before it is old news.
+	floor time.Time
 }
 
 func (p *Page) serveEvents(w http.ResponseWriter, r *http.Request) {
@@ -121,8 +124,9 @@ func (v *viewer) leave() {
 
 // run writes the stream until ctx ends (the browser went away), the
 // supervisor stops or a write fails. Whatever wakes it, the events waiting
-// are written before any status, so that the page never sees a status
-// older than an event it then applies.
+// are written first; refreshDelay after events, the status is read again.
+// A status is never sent that was read before an event already sent: the
+// page never goes back to a state older than one it was told of.
 func (v *viewer) run(ctx context.Context) error {
 	if err := v.sendStatus(ctx); err != nil {
 		return err
@@ -130,9 +134,11 @@ func (v *viewer) run(ctx context.Context) error {
 	refresh := time.NewTimer(time.Hour)
 	refresh.Stop()
 	defer refresh.Stop()
+	armed := false
 	alive := time.NewTicker(keepAlive)
 	defer alive.Stop()
 	for {
+		refreshNow := false
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -146,45 +152,52 @@ func (v *viewer) run(ctx context.Context) error {
 		case <-v.events.Ready():
 		case <-v.ticks.Ready():
 		case <-refresh.C:
-			if err := v.sendEvents(refresh); err != nil {
-				return err
-			}
-			if err := v.sendStatus(ctx); err != nil {
-				return err
-			}
-			continue
+			armed, refreshNow = false, true
 		}
-		if err := v.sendEvents(refresh); err != nil {
+		sent, err := v.sendEvents()
+		if err != nil {
 			return err
+		}
+		if sent && !armed && !refreshNow {
+			refresh.Reset(refreshDelay)
+			armed = true
 		}
 		if err := v.sendTicks(); err != nil {
 			return err
 		}
+		if refreshNow {
+			if err := v.sendStatus(ctx); err != nil {
+				return err
+			}
+		}
 	}
 }
 
-// sendEvents writes the events waiting; when there were any, it arms
-// refresh to send the status they changed.
-func (v *viewer) sendEvents(refresh *time.Timer) error {
+// sendEvents writes the events waiting and reports whether there were
+// any (or lost ones).
+func (v *viewer) sendEvents() (bool, error) {
 	events, dropped := v.events.Take()
 	if dropped > 0 {
+		// The events lost may be newer than any reading: none is sent
+		// until the status is read again.
+		v.floor = time.Now()
 		if err := v.out.send(msgLost, map[string]int{"lost": dropped}); err != nil {
-			return err
+			return true, err
 		}
 	}
 	for _, e := range events {
+		if e.Time.After(v.floor) {
+			v.floor = e.Time
+		}
 		if err := v.out.send(msgEvent, redactEvent(control.FromEvent(e))); err != nil {
-			return err
+			return true, err
 		}
 	}
-	if len(events) > 0 || dropped > 0 {
-		refresh.Reset(refreshDelay)
-	}
-	return nil
+	return len(events) > 0 || dropped > 0, nil
 }
 
 // sendTicks writes the readings waiting: the points of each, and the
-// status of the last.
+// status of the last when it was read after every event and status sent.
 func (v *viewer) sendTicks() error {
 	ticks, _ := v.ticks.Take()
 	for _, t := range ticks {
@@ -196,14 +209,22 @@ func (v *viewer) sendTicks() error {
 		return nil
 	}
 	last := ticks[len(ticks)-1]
+	if !last.read.After(v.floor) {
+		return nil // older than what was sent; the refresh after an event sends a newer one
+	}
+	v.floor = last.read
 	return v.out.send(msgStatus, statusMessage{Now: last.sample.T, Status: last.status})
 }
 
 // sendStatus reads the status now and writes it.
 func (v *viewer) sendStatus(ctx context.Context) error {
+	read := time.Now()
 	st, err := v.p.status(ctx)
 	if err != nil {
 		return err // the browser went away, or the supervisor stopped
+	}
+	if read.After(v.floor) {
+		v.floor = read
 	}
 	return v.out.send(msgStatus, statusMessage{Now: time.Now().UnixMilli(), Status: st})
 }
