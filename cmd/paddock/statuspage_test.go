@@ -182,9 +182,9 @@ func waitPage(t *testing.T, b *browser, what string, cond func(rows []workerRow)
 // TestStatusPageInBrowser: the status page, in a real browser against a
 // real paddock, shows the apps and workers as the status API does; a worker
 // killed with SIGKILL shows as exited, then its replacement (a new worker,
-// with a new pid) appears;
-// the page loads nothing but its own origin's files, under its
-// Content-Security-Policy, without an error. It keeps a screenshot.
+// with a new pid) appears; the page loads nothing but its own origin's
+// files, under its Content-Security-Policy, without an error. It keeps a
+// screenshot.
 func TestStatusPageInBrowser(t *testing.T) {
 	b := newBrowser(t)
 	sock := socketPath(t)
@@ -196,7 +196,31 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if err := chromedp.Do(b.ctx, chromedp.Navigate(base)); err != nil {
 		t.Fatalf("opening %s: %v", base, err)
 	}
-	// What a person sees: each worker paddock runs, with its pid, running.
+	seesWorkers(t, b, ws)
+	var victim control.Worker
+	for _, w := range ws {
+		victim = w
+		break
+	}
+	replacement := seesReplacement(t, b, ws, victim)
+	// The replacement the page shows is the one paddock runs.
+	if w, ok := liveWorkers(statusOf(t, sock), "web")[atoiSuffix(replacement.Key)]; !ok || fmt.Sprint(w.PID) != replacement.PID {
+		t.Errorf("the page shows %s with pid %s; paddock's status says %+v", replacement.Key, replacement.PID, w)
+	}
+	events := eval[string](t, b, `document.querySelector("#events").innerText`)
+	if want := fmt.Sprintf("pid %d · signal SIGKILL", victim.PID); !strings.Contains(events, want) {
+		t.Errorf("the events do not show the exit (%q):\n%s", want, events)
+	}
+
+	waitSamples(t, b)
+	writeScreenshot(t, b)
+	b.check(t, base)
+}
+
+// seesWorkers waits until the page shows each web worker of ws, with its
+// pid, running, and checks the apps table: what a person sees.
+func seesWorkers(t *testing.T, b *browser, ws map[int]control.Worker) {
+	t.Helper()
 	rows := waitPage(t, b, "both web workers running", func(rows []workerRow) bool {
 		running := 0
 		for _, w := range ws {
@@ -206,10 +230,10 @@ func TestStatusPageInBrowser(t *testing.T) {
 				}
 			}
 		}
-		return running == 2
+		return running == len(ws)
 	})
-	if len(rows) != 3 {
-		t.Errorf("%d worker rows, want 3 (web ×2, queue):\n%v", len(rows), rows)
+	if len(rows) != len(ws)+1 {
+		t.Errorf("%d worker rows, want %d (web, queue):\n%v", len(rows), len(ws)+1, rows)
 	}
 	apps := eval[string](t, b, `document.querySelector("#apps").innerText`)
 	for _, want := range []string{"web", "2/2", "queue", "1/1"} {
@@ -217,14 +241,16 @@ func TestStatusPageInBrowser(t *testing.T) {
 			t.Errorf("the apps table does not show %q:\n%s", want, apps)
 		}
 	}
+}
 
-	// Kill one worker for real; record every state its row shows.
-	var victim control.Worker
-	for _, w := range ws {
-		victim = w
-		break
-	}
+// seesReplacement kills victim with SIGKILL, waits until the page shows
+// the web workers running again with a new one in its place, and checks
+// that the victim's row showed it exited meanwhile. It returns the new
+// worker's row.
+func seesReplacement(t *testing.T, b *browser, ws map[int]control.Worker, victim control.Worker) workerRow {
+	t.Helper()
 	key := fmt.Sprintf("web/%d", victim.ID)
+	// Every state the victim's row shows, from now on.
 	eval[bool](t, b, fmt.Sprintf(`(() => {
 		window.seen = [];
 		const note = () => {
@@ -237,17 +263,16 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	// paddock replaces it with a new worker (a new id and pid): the
-	// page's web rows are again two running workers, the victim gone.
+	// paddock replaces it with a new worker (a new id and pid).
 	var replacement workerRow
 	waitPage(t, b, key+" replaced by a new running worker", func(rows []workerRow) bool {
-		var web []workerRow
+		replacement = workerRow{}
+		web := 0
 		for _, row := range rows {
-			if strings.HasPrefix(row.Key, "web/") {
-				web = append(web, row)
+			if !strings.HasPrefix(row.Key, "web/") {
+				continue
 			}
-		}
-		for _, row := range web {
+			web++
 			if row.Key == key || row.State != "running" {
 				return false
 			}
@@ -255,7 +280,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 				replacement = row
 			}
 		}
-		return len(web) == 2 && replacement.Key != ""
+		return web == len(ws) && replacement.Key != ""
 	})
 	seen := eval[[]string](t, b, "window.seen")
 	exited := false
@@ -265,18 +290,14 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if !exited {
 		t.Errorf("the page never showed %s as exited before its replacement; its row showed: %q", key, seen)
 	}
-	// The replacement the page shows is the one paddock runs.
-	if w, ok := liveWorkers(statusOf(t, sock), "web")[atoiSuffix(replacement.Key)]; !ok || fmt.Sprint(w.PID) != replacement.PID {
-		t.Errorf("the page shows %s with pid %s; paddock's status says %+v", replacement.Key, replacement.PID, w)
-	}
-	events := eval[string](t, b, `document.querySelector("#events").innerText`)
-	if want := fmt.Sprintf("pid %d · signal SIGKILL", victim.PID); !strings.Contains(events, want) {
-		t.Errorf("the events do not show the exit (%q):\n%s", want, events)
-	}
+	return replacement
+}
 
-	waitSamples(t, b)
-	writeScreenshot(t, b)
-
+// check fails the test when the page asked for anything but base's files,
+// or the browser reported an error (an exception, a console error, a
+// Content-Security-Policy violation).
+func (b *browser) check(t *testing.T, base string) {
+	t.Helper()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, u := range b.requests {
@@ -301,13 +322,7 @@ func pageURL(t *testing.T, r *running) string {
 	t.Helper()
 	var url string
 	testkit.WaitFor(t, "the status page's address in the log", func() bool {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		for _, m := range r.logs {
-			if m["msg"] == "serving the status page" {
-				url, _ = m["url"].(string)
-			}
-		}
+		url, _ = r.logValue("serving the status page", "url")
 		return url != ""
 	})
 	return url
@@ -367,48 +382,62 @@ func TestHTTPAddrSharesMetricsListener(t *testing.T) {
 	if !strings.HasPrefix(base, "http://127.0.0.1:") {
 		t.Errorf("--http-addr :0 serves %s, want loopback (127.0.0.1)", base)
 	}
-	r.mu.Lock()
-	var metricsURLs []string
-	for _, m := range r.logs {
-		if m["msg"] == "serving metrics" {
-			metricsURLs = append(metricsURLs, m["url"].(string))
-		}
+	if urls := r.loggedAll("serving metrics", "url"); len(urls) != 1 || urls[0] != base+"metrics" {
+		t.Errorf("metrics served at %q, want only %smetrics", urls, base)
 	}
-	r.mu.Unlock()
-	if len(metricsURLs) != 1 || metricsURLs[0] != base+"metrics" {
-		t.Errorf("metrics served at %q, want only %smetrics", metricsURLs, base)
-	}
-	get := func(path string) (int, string) {
-		resp, err := http.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
-	}
-	if code, body := get("metrics"); code != 200 || !strings.Contains(body, `paddock_workers_ready{app="web"} 1`) {
+	if code, body := httpGet(t, base+"metrics"); code != 200 || !strings.Contains(body, `paddock_workers_ready{app="web"} 1`) {
 		t.Errorf("GET /metrics: %d\n%s", code, body)
 	}
-	code, body := get("api/status")
+	code, body := httpGet(t, base+"api/status")
 	var st control.StatusResponse
 	if code != 200 || json.Unmarshal([]byte(body), &st) != nil || len(st.Workers) != 1 {
 		t.Errorf("GET /api/status: %d %s", code, body)
 	}
 	for _, method := range []string{"POST", "PUT", "DELETE", "PATCH"} {
 		for _, path := range []string{"", "metrics", "api/status", "v1/stop"} {
-			req, _ := http.NewRequest(method, base+path, strings.NewReader("{}"))
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusMethodNotAllowed {
-				t.Errorf("%s /%s: %d, want 405", method, path, resp.StatusCode)
+			if code := httpDo(t, method, base+path); code != http.StatusMethodNotAllowed {
+				t.Errorf("%s /%s: %d, want 405", method, path, code)
 			}
 		}
 	}
 	if st := statusOf(t, sock); len(st.Workers) != 1 || st.Workers[0].State != "running" {
 		t.Errorf("after the refused requests: %+v", st.Workers)
 	}
+}
+
+// loggedAll returns the field of each log record with message msg.
+func (r *running) loggedAll(msg, field string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, m := range r.logs {
+		if m["msg"] == msg {
+			v, _ := m[field].(string)
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// httpDo sends a request with a JSON body and returns the status code.
+func httpDo(t *testing.T, method, url string) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader("{}"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -80,6 +80,9 @@ type viewer struct {
 	out    *sse
 	ticks  *fanout.Follower[tick]
 	events *fanout.Follower[supervisor.Event]
+	// refresh fires refreshDelay after events, when armed.
+	refresh *time.Timer
+	armed   bool
 	// floor is the newest of the times of the events sent and of the
 	// readings of the statuses sent: a status read before it is old news.
 	floor time.Time
@@ -131,10 +134,9 @@ func (v *viewer) run(ctx context.Context) error {
 	if err := v.sendStatus(ctx); err != nil {
 		return err
 	}
-	refresh := time.NewTimer(time.Hour)
-	refresh.Stop()
-	defer refresh.Stop()
-	armed := false
+	v.refresh = time.NewTimer(time.Hour)
+	v.refresh.Stop()
+	defer v.refresh.Stop()
 	alive := time.NewTicker(keepAlive)
 	defer alive.Stop()
 	for {
@@ -151,26 +153,33 @@ func (v *viewer) run(ctx context.Context) error {
 			continue
 		case <-v.events.Ready():
 		case <-v.ticks.Ready():
-		case <-refresh.C:
-			armed, refreshNow = false, true
+		case <-v.refresh.C:
+			v.armed, refreshNow = false, true
 		}
-		sent, err := v.sendEvents()
-		if err != nil {
+		if err := v.send(ctx, refreshNow); err != nil {
 			return err
-		}
-		if sent && !armed && !refreshNow {
-			refresh.Reset(refreshDelay)
-			armed = true
-		}
-		if err := v.sendTicks(); err != nil {
-			return err
-		}
-		if refreshNow {
-			if err := v.sendStatus(ctx); err != nil {
-				return err
-			}
 		}
 	}
+}
+
+// send writes the events waiting, then the readings waiting, then, when
+// refreshNow, the status read now. Events arm the refresh.
+func (v *viewer) send(ctx context.Context, refreshNow bool) error {
+	sent, err := v.sendEvents()
+	if err != nil {
+		return err
+	}
+	if sent && !v.armed && !refreshNow {
+		v.refresh.Reset(refreshDelay)
+		v.armed = true
+	}
+	if err := v.sendTicks(); err != nil {
+		return err
+	}
+	if refreshNow {
+		return v.sendStatus(ctx)
+	}
+	return nil
 }
 
 // sendEvents writes the events waiting and reports whether there were
