@@ -441,3 +441,41 @@ func httpDo(t *testing.T, method, url string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// TestHTTPAddrAndMetricsAddrApart: --http-addr and --metrics-addr naming
+// different addresses get a listener each: the page's serves /metrics too,
+// the other /metrics alone; both are read-only.
+func TestHTTPAddrAndMetricsAddrApart(t *testing.T) {
+	t.Parallel()
+	sock := socketPath(t)
+	manifest := writeManifest(t, fmt.Sprintf(sleepers, 1))
+	r := startWithSocket(t, sock, "--http-addr", "127.0.0.1:0", "--metrics-addr", "localhost:0", manifest)
+	waitWorkers(t, sock, "web", 1)
+	base := pageURL(t, r)
+	var urls []string
+	testkit.WaitFor(t, "the metrics address in the log", func() bool {
+		urls = r.loggedAll("serving metrics", "url")
+		return len(urls) > 0
+	})
+	if len(urls) != 1 || urls[0] == base+"metrics" {
+		t.Fatalf("metrics served at %q; want one listener of its own, not %s", urls, base)
+	}
+	metricsBase := strings.TrimSuffix(urls[0], "metrics")
+	for _, tc := range []struct {
+		url  string
+		want int
+	}{
+		{base + "metrics", 200},
+		{base + "api/status", 200},
+		{metricsBase + "metrics", 200},
+		{metricsBase, 404},
+		{metricsBase + "api/status", 404},
+	} {
+		if code, _ := httpGet(t, tc.url); code != tc.want {
+			t.Errorf("GET %s: %d, want %d", tc.url, code, tc.want)
+		}
+	}
+	if code := httpDo(t, "POST", metricsBase+"metrics"); code != http.StatusMethodNotAllowed {
+		t.Errorf("POST %smetrics: %d, want 405", metricsBase, code)
+	}
+}
