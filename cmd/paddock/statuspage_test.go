@@ -182,7 +182,8 @@ func waitPage(t *testing.T, b *browser, what string, cond func(rows []workerRow)
 // TestStatusPageInBrowser: the status page, in a real browser against a
 // real paddock, shows the apps and workers as the status API does; a worker
 // killed with SIGKILL shows as exited, then its replacement (a new worker,
-// with a new pid) appears; the page loads nothing but its own origin's
+// with a new pid) appears; a rolling update that stalls shows as stalled;
+// the page loads nothing but its own origin's
 // files, under its Content-Security-Policy, without an error. It keeps a
 // screenshot.
 func TestStatusPageInBrowser(t *testing.T) {
@@ -212,9 +213,37 @@ func TestStatusPageInBrowser(t *testing.T) {
 		t.Errorf("the events do not show the exit (%q):\n%s", want, events)
 	}
 
+	seesStalledRollout(t, b, manifest)
+
 	waitSamples(t, b)
 	writeScreenshot(t, b)
 	b.check(t, base)
+}
+
+// seesStalledRollout changes web's manifest to a release that crashes at
+// start, and waits until the page shows its rolling update stalled, the
+// old workers still running.
+func seesStalledRollout(t *testing.T, b *browser, manifest string) {
+	t.Helper()
+	bad := strings.Replace(browserApps, `args: ["-c", "while`, `args: ["-c", "echo bad release; exit 3", "while`, 1)
+	if err := testkit.WriteFile(manifest, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var text string
+	testkit.WaitFor(t, "the stalled rollout of web on the page", func() bool {
+		text = eval[string](t, b, `document.querySelector("#rollouts-section").hidden ? "" : document.querySelector("#rollouts").innerText`)
+		return strings.Contains(text, "web") && strings.Contains(text, "stalled")
+	})
+	rows := eval[[]workerRow](t, b, readRows)
+	running := 0
+	for _, row := range rows {
+		if strings.HasPrefix(row.Key, "web/") && row.State == "running" {
+			running++
+		}
+	}
+	if running != 2 {
+		t.Errorf("with web's rollout stalled (%s), the page shows %d web workers running, want the 2 old ones:\n%+v", text, running, rows)
+	}
 }
 
 // seesWorkers waits until the page shows each web worker of ws, with its

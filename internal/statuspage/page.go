@@ -23,12 +23,15 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/paddock-sh/paddock/internal/control"
 	"github.com/paddock-sh/paddock/internal/fanout"
 	"github.com/paddock-sh/paddock/internal/procstat"
+	"github.com/paddock-sh/paddock/internal/supervisor"
 )
 
 //go:embed assets
@@ -231,11 +234,25 @@ func redactExit(e *control.ExitInfo) *control.ExitInfo {
 }
 
 // redactEvent converts a supervisor event for the page, without output
-// lines.
-func redactEvent(e control.Event) control.Event {
-	e.Lines, e.LastExit = nil, redactExit(e.LastExit)
-	return e
+// lines: neither the lines it carries nor those its detail quotes (a
+// rollout-stalled event's "its last line").
+func redactEvent(e supervisor.Event) control.Event {
+	ce := control.FromEvent(e)
+	ce.Lines, ce.LastExit = nil, redactExit(ce.LastExit)
+	if st := e.Stall; st != nil {
+		lines := st.Lines
+		if st.Exit != nil {
+			lines = append(lines[:len(lines):len(lines)], st.Exit.Lines...)
+		}
+		for _, l := range lines {
+			ce.Detail = strings.ReplaceAll(ce.Detail, strconv.Quote(l), outputNotShown)
+		}
+	}
+	return ce
 }
+
+// outputNotShown stands for an output line in an event's detail.
+const outputNotShown = `"(output not shown here: paddock logs)"`
 
 func (p *Page) serveStatus(w http.ResponseWriter, r *http.Request) {
 	p.ask()

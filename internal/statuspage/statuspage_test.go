@@ -372,8 +372,13 @@ func TestStreamEventsThenStatus(t *testing.T) {
 	f.mu.Lock()
 	f.st.Workers[0].PID = 21 // the worker was replaced
 	f.mu.Unlock()
-	hub.Publish(supervisor.Event{Time: time.Now(), Type: supervisor.EventExit, App: "web", Worker: 2, PID: 20, ExitCode: -1, Signal: "SIGKILL",
-		Stall: &supervisor.StallInfo{Lines: []string{"SECRET-LINE"}, Exit: &supervisor.ExitInfo{Lines: []string{"SECRET-LINE"}}}})
+	hub.Publish(supervisor.Event{Time: time.Now(), Type: supervisor.EventRolloutStalled, App: "web",
+		Detail: `web/2 exited; its last line: "SECRET-LINE \"quoted\""; the old workers keep serving`,
+		Stall: &supervisor.StallInfo{Lines: []string{"SECRET-RUNNING"}, Exit: &supervisor.ExitInfo{Lines: []string{`SECRET-LINE "quoted"`}}}})
+	if data := st.next(t, msgEvent); strings.Contains(data, "SECRET") || !strings.Contains(data, "its last line: "+strings.ReplaceAll(outputNotShown, `"`, `\"`)) {
+		t.Fatalf("the rollout-stalled event shows output, or not where it was: %s", data)
+	}
+	hub.Publish(supervisor.Event{Time: time.Now(), Type: supervisor.EventExit, App: "web", Worker: 2, PID: 20, ExitCode: -1, Signal: "SIGKILL"})
 	data := st.next(t, msgEvent)
 	if !strings.Contains(data, `"type":"exit"`) || !strings.Contains(data, `"pid":20`) || strings.Contains(data, "SECRET") {
 		t.Fatalf("the event: %s", data)

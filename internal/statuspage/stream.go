@@ -198,7 +198,7 @@ func (v *viewer) sendEvents() (bool, error) {
 		if e.Time.After(v.floor) {
 			v.floor = e.Time
 		}
-		if err := v.out.send(msgEvent, redactEvent(control.FromEvent(e))); err != nil {
+		if err := v.out.send(msgEvent, redactEvent(e)); err != nil {
 			return true, err
 		}
 	}

@@ -120,8 +120,8 @@ function renderRollouts(st) {
     if (!ro && !a.rolledBack) continue;
     const row = el("div", { class: "rollout", "data-app": a.name }, el("strong", {}, a.name));
     if (ro) {
-      row.append(el("progress", { max: ro.instances, value: ro.newReady }), ro.summary);
-      if (ro.stalled) row.append(" ", el("span", { class: "stalled" }, "stalled: " + ro.stalled));
+      row.append(el("progress", { max: ro.instances, value: ro.newReady }),
+        el("span", { class: ro.stalled ? "stalled" : "" }, ro.summary));
     } else {
       row.append(" ", el("span", { class: "stalled" },
         `rolled back from ${a.rolledBack.from} to ${a.rolledBack.to}: ${a.rolledBack.reason}`));
