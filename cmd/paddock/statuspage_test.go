@@ -222,7 +222,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 
 // seesStalledRollout changes web's manifest to a release that crashes at
 // start, and waits until the page shows its rolling update stalled, the
-// old workers still running.
+// old workers still running, and none of the new one's output.
 func seesStalledRollout(t *testing.T, b *browser, manifest string) {
 	t.Helper()
 	bad := strings.Replace(browserApps, `args: ["-c", "while`, `args: ["-c", "echo bad release; exit 3", "while`, 1)
@@ -234,6 +234,14 @@ func seesStalledRollout(t *testing.T, b *browser, manifest string) {
 		text = eval[string](t, b, `document.querySelector("#rollouts-section").hidden ? "" : document.querySelector("#rollouts").innerText`)
 		return strings.Contains(text, "web") && strings.Contains(text, "stalled")
 	})
+	// The failing worker's output ("bad release") stays behind the
+	// control socket.
+	testkit.WaitFor(t, "the rollout-stalled event on the page", func() bool {
+		return strings.Contains(eval[string](t, b, `document.querySelector("#events").innerText`), "rollout-stalled")
+	})
+	if page := eval[string](t, b, `document.body.innerText`); strings.Contains(page, "bad release") {
+		t.Errorf("the page shows a worker's output:\n%s", page)
+	}
 	rows := eval[[]workerRow](t, b, readRows)
 	running := 0
 	for _, row := range rows {
