@@ -374,7 +374,7 @@ func TestStreamEventsThenStatus(t *testing.T) {
 	f.mu.Unlock()
 	hub.Publish(supervisor.Event{Time: time.Now(), Type: supervisor.EventRolloutStalled, App: "web",
 		Detail: `web/2 exited; its last line: "SECRET-LINE \"quoted\""; the old workers keep serving`,
-		Stall: &supervisor.StallInfo{Lines: []string{"SECRET-RUNNING"}, Exit: &supervisor.ExitInfo{Lines: []string{`SECRET-LINE "quoted"`}}}})
+		Stall:  &supervisor.StallInfo{Lines: []string{"SECRET-RUNNING"}, Exit: &supervisor.ExitInfo{Lines: []string{`SECRET-LINE "quoted"`}}}})
 	if data := st.next(t, msgEvent); strings.Contains(data, "SECRET") || !strings.Contains(data, "its last line: "+strings.ReplaceAll(outputNotShown, `"`, `\"`)) {
 		t.Fatalf("the rollout-stalled event shows output, or not where it was: %s", data)
 	}
