@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 10s
 
-.PHONY: all build run test test-node npm-deps browser-deps status-page-screenshot check-files vet race fuzz-smoke fuzz mutate bench bench-go bench-http clean
+.PHONY: all build run test test-node npm-deps browser-deps status-page-screenshot check-files vet race fuzz-smoke fuzz mutate bench bench-go bench-http clean docs-cli
 
 all: build
 
@@ -83,9 +83,15 @@ vet:
 race:
 	$(GO) test -race -count=1 ./...
 
+## docs-cli: regenerate docs/cli/, the Markdown reference of the command line,
+## from paddock's command tree (cmd/paddock's TestCLIDocs fails when it is stale).
+docs-cli:
+	$(GO) test -count=1 -run '^TestCLIDocs$$' ./cmd/paddock -update
+
 ## fuzz-smoke: each fuzzer for FUZZTIME: the manifest decoder, the IPC wire
 ## (framing and descriptors), a worker's IPC channel, the cluster protocol
-## handler, the relay's reading of messages (ipc.relay), the control API.
+## handler, the relay's reading of messages (ipc.relay), the control API,
+## the JSON to YAML of -o yaml.
 fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./manifest
 	$(GO) test -run='^$$' -fuzz='^FuzzWire$$' -fuzztime=$(FUZZTIME) ./internal/nodeipc
@@ -93,6 +99,7 @@ fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzClusterMessage$$' -fuzztime=$(FUZZTIME) ./internal/supervisor
 	$(GO) test -run='^$$' -fuzz='^FuzzRelayMessage$$' -fuzztime=$(FUZZTIME) ./internal/supervisor
 	$(GO) test -run='^$$' -fuzz='^FuzzControlRequest$$' -fuzztime=$(FUZZTIME) ./internal/control
+	$(GO) test -run='^$$' -fuzz='^FuzzJSONToYAML$$' -fuzztime=$(FUZZTIME) ./cmd/paddock
 
 ## fuzz: a longer fuzzing session, by hand: make fuzz FUZZTIME=10m
 fuzz: fuzz-smoke

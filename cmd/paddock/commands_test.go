@@ -232,31 +232,6 @@ func TestSystemdNotifications(t *testing.T) {
 	}
 }
 
-func TestCompletionScripts(t *testing.T) {
-	t.Parallel()
-	for _, shell := range []string{"bash", "zsh", "fish"} {
-		out, errOut, code := cli(t, socketPath(t), "completion", shell)
-		if code != 0 || !strings.Contains(out, "paddock") || strings.Contains(out, "%!") {
-			t.Errorf("completion %s: exit %d %q\n%s", shell, code, errOut, out)
-		}
-		for _, c := range []string{"status", "restart", "diff", "logs"} {
-			if !strings.Contains(out, c) {
-				t.Errorf("completion %s lacks %s", shell, c)
-			}
-		}
-		if shell == "bash" {
-			check := exec.Command("bash", "-n")
-			check.Stdin = strings.NewReader(out)
-			if b, err := check.CombinedOutput(); err != nil {
-				t.Errorf("bash -n on the bash completion: %v\n%s", err, b)
-			}
-		}
-	}
-	if _, _, code := cli(t, socketPath(t), "completion", "tcsh"); code != 2 {
-		t.Errorf("completion tcsh: exit %d, want 2", code)
-	}
-}
-
 // followLogs runs `paddock logs APP -f --lines 0` against sock until the
 // test ends. saw reports whether what it printed so far holds want; lines
 // returns it.

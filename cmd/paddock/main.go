@@ -7,6 +7,10 @@
 //	                            steer a running supervisor through its control socket
 //	paddock completion SHELL    print a completion script
 //	paddock version             print the version
+//	paddock help [COMMAND]      print the help of paddock or of a command
+//
+// The command tree is in cli.go; each command's file holds its flags and
+// what runs it. docs/cli/ is its reference, generated from it.
 package main
 
 import (
@@ -15,7 +19,8 @@ import (
 	"os"
 	"runtime/debug"
 
-	"github.com/paddock-sh/paddock/internal/suggest"
+	"github.com/spf13/cobra"
+
 	"github.com/paddock-sh/paddock/procs"
 )
 
@@ -43,85 +48,17 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `paddock: a declarative process supervisor.
-
-Usage:
-  paddock run [flags] [PATH...]       run the apps declared in PATH (files or directories;
-                                      default ` + defaultManifest + `)
-  paddock validate [flags] [PATH...]  check manifests; exit 0 when valid, 1 when not,
-                                      2 for usage errors or unreadable paths
-
-Steering a running supervisor (through its control socket: --socket, $PADDOCK_SOCKET,
-or the default path; exit 1 when no supervisor answers):
-  paddock status [--json]             apps and workers: state, readiness, uptime, restarts
-  paddock events [--json] [--app APP] follow events live
-  paddock scale APP N                 run N workers of APP until its manifest instances change
-  paddock restart [--wait] APP        rolling restart of APP with its rollout rules
-  paddock reload                      re-read the manifests now and print what changed
-  paddock diff [PATH...]              what applying PATH would change: exit 0 nothing,
-                                      1 something (or an app runs rolled back), 2 errors
-  paddock send APP[/WORKER] JSON      deliver a message to workers with an IPC channel
-  paddock signal APP[/WORKER] SIGNAL  send a signal to workers
-  paddock logs [-f] [--lines N] [APP[/WORKER]]
-                                      recent output of the workers
-  paddock stop                        graceful shutdown, as SIGTERM
-
-  paddock completion bash|zsh|fish    print a shell completion script
-  paddock version                     print the version
-
-Run 'paddock COMMAND --help' for a command's flags.
-`
-
-// dispatch maps each command to what runs it (commands, in completion.go,
-// lists those shown to users).
-var dispatch = map[string]func(args []string, stdout, stderr io.Writer) int{
-	"run":        cmdRun,
-	"validate":   cmdValidate,
-	"status":     cmdStatus,
-	"events":     cmdEvents,
-	"scale":      cmdScale,
-	"restart":    cmdRestart,
-	"reload":     cmdReload,
-	"diff":       cmdDiff,
-	"send":       cmdSend,
-	"signal":     cmdSignal,
-	"logs":       cmdLogs,
-	"stop":       cmdStop,
-	"completion": cmdCompletion,
-	"__apps":     cmdApps,
-	"version":    cmdVersion,
-}
-
-func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return exitUsage
+// newVersionCmd returns `paddock version` (also `paddock --version`).
+func newVersionCmd(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:               "version",
+		Short:             "Print the version",
+		Args:              cobra.NoArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
+		Run: func(*cobra.Command, []string) {
+			fmt.Fprintln(stdout, "paddock", versionString())
+		},
 	}
-	switch args[0] {
-	case "--version", "-version":
-		return cmdVersion(args[1:], stdout, stderr)
-	case "help", "-h", "--help", "-help":
-		fmt.Fprint(stdout, usage)
-		return exitOK
-	}
-	if cmd, ok := dispatch[args[0]]; ok {
-		return cmd(args[1:], stdout, stderr)
-	}
-	fmt.Fprintf(stderr, "paddock: unknown command %q", args[0])
-	if near := suggest.Closest(args[0], commands, 2); near != "" {
-		fmt.Fprintf(stderr, " (did you mean %q?)", near)
-	}
-	fmt.Fprint(stderr, "\n\n"+usage)
-	return exitUsage
-}
-
-func cmdVersion(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("version", "version", stderr)
-	if code := parse(fs, args); code >= 0 {
-		return code
-	}
-	fmt.Fprintln(stdout, "paddock", versionString())
-	return exitOK
 }
 
 func versionString() string {

@@ -12,18 +12,36 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/paddock-sh/paddock/internal/control"
 	"github.com/paddock-sh/paddock/internal/plural"
 	"github.com/paddock-sh/paddock/manifest"
 )
 
-func cmdReload(args []string, stdout, stderr io.Writer) int {
-	fs, sock := newClientFlagSet("reload", "reload", stderr)
-	if code := parse(fs, args); code >= 0 {
-		return code
+// newReloadCmd returns `paddock reload`.
+func newReloadCmd(stdout, stderr io.Writer) *cobra.Command {
+	var sock *string
+	c := &cobra.Command{
+		Use:   "reload",
+		Short: "Re-read the manifests now and print what changed",
+		Long: `Make the supervisor re-read its manifests now, as SIGHUP does, and print
+what changed. Invalid manifests are not applied: the running set is kept,
+and the errors are printed (exit 1).`,
+		Args:              cobra.NoArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE: func(*cobra.Command, []string) error {
+			return exit(runReload(*sock, stdout, stderr))
+		},
 	}
+	sock = socketFlag(c)
+	return c
+}
+
+// runReload runs paddock reload against the supervisor on sock.
+func runReload(sock string, stdout, stderr io.Writer) int {
 	var resp control.ChangesResponse
-	if err := call(*sock, http.MethodPost, "/v1/reload", nil, &resp); err != nil {
+	if err := call(sock, http.MethodPost, "/v1/reload", nil, &resp); err != nil {
 		var apiErr *control.APIError
 		if errors.As(err, &apiErr) {
 			fmt.Fprintln(stderr, "paddock: the manifests were not applied; the running set is kept:")
@@ -76,17 +94,32 @@ const (
 	exitDiffError   = 2
 )
 
-func cmdDiff(args []string, stdout, stderr io.Writer) int {
-	fs, sock := newClientFlagSet("diff", "diff [--json] [PATH...]", stderr)
-	asJSON := fs.Bool("json", false, "print the changes as JSON")
-	if code := parse(fs, args); code >= 0 {
-		if code == exitUsage {
-			return exitDiffError
-		}
-		return code
+// newDiffCmd returns `paddock diff`.
+func newDiffCmd(stdout, stderr io.Writer) *cobra.Command {
+	var sock *string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "diff [--json] [PATH...]",
+		Short: "Show what applying PATH would change",
+		Long: `Show what applying the manifests PATH (default: the ones the supervisor
+runs) would change, without applying it.
+
+Exit codes: 0 nothing would change; 1 something would (or an app runs rolled
+back); 2 errors (usage errors included).`,
+		RunE: func(_ *cobra.Command, args []string) error {
+			return exit(runDiff(*sock, asJSON, args, stdout, stderr))
+		},
 	}
+	sock = socketFlag(c)
+	c.Flags().BoolVar(&asJSON, "json", false, "print the changes as JSON")
+	return c
+}
+
+// runDiff runs paddock diff of the manifest paths args (none: the running
+// ones) against the supervisor on sock.
+func runDiff(sock string, asJSON bool, args []string, stdout, stderr io.Writer) int {
 	var req control.DiffRequest
-	for _, p := range fs.Args() {
+	for _, p := range args {
 		abs, err := filepath.Abs(p)
 		if err != nil {
 			fmt.Fprintln(stderr, "paddock diff:", err)
@@ -99,11 +132,11 @@ func cmdDiff(args []string, stdout, stderr io.Writer) int {
 		req.Paths = append(req.Paths, abs)
 	}
 	var resp control.ChangesResponse
-	if err := call(*sock, http.MethodPost, "/v1/diff", req, &resp); err != nil {
+	if err := call(sock, http.MethodPost, "/v1/diff", req, &resp); err != nil {
 		report(stderr, err)
 		return exitDiffError
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(resp)
@@ -117,7 +150,7 @@ func cmdDiff(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if len(resp.Changes) == 0 && len(resp.RolledBack) == 0 {
-		if !*asJSON {
+		if !asJSON {
 			fmt.Fprintln(stdout, "no change")
 		}
 		return exitDiffNone

@@ -8,28 +8,46 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/paddock-sh/paddock/internal/control"
 	"github.com/paddock-sh/paddock/internal/plural"
 )
 
-func cmdScale(args []string, stdout, stderr io.Writer) int {
-	fs, sock := newClientFlagSet("scale", "scale APP N", stderr)
-	if code := parse(fs, args); code >= 0 {
-		return code
+// newScaleCmd returns `paddock scale`.
+func newScaleCmd(stdout, stderr io.Writer) *cobra.Command {
+	var sock *string
+	c := &cobra.Command{
+		Use:   "scale APP N",
+		Short: "Run N workers of APP until its manifest instances change",
+		Long: `Run N workers of APP: a runtime override that holds until the manifest's
+instances of APP change (or paddock restarts); scaling to what the manifest
+says removes the override.`,
+		ValidArgsFunction: completeTargets(false),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return exit(runScale(*sock, args, stdout, stderr))
+		},
 	}
-	if fs.NArg() != 2 {
+	sock = socketFlag(c)
+	return c
+}
+
+// runScale runs paddock scale APP N (args) against the supervisor on sock.
+func runScale(sock string, args []string, stdout, stderr io.Writer) int {
+	if len(args) != 2 {
 		fmt.Fprintln(stderr, "paddock scale: want APP N")
 		return exitUsage
 	}
-	app := fs.Arg(0)
-	n, err := strconv.Atoi(fs.Arg(1))
+	app := args[0]
+	n, err := strconv.Atoi(args[1])
 	if err != nil || n < 0 {
-		fmt.Fprintf(stderr, "paddock scale: N must be a worker count >= 0, got %q\n", fs.Arg(1))
+		fmt.Fprintf(stderr, "paddock scale: N must be a worker count >= 0, got %q\n", args[1])
 		return exitUsage
 	}
 	var resp control.ScaleResponse
-	if err := call(*sock, http.MethodPost, appPath(app)+"/scale",
+	if err := call(sock, http.MethodPost, appPath(app)+"/scale",
 		control.ScaleRequest{Instances: &n}, &resp); err != nil {
 		return report(stderr, err)
 	}
@@ -43,21 +61,43 @@ func cmdScale(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func cmdRestart(args []string, stdout, stderr io.Writer) int {
-	fs, sock := newClientFlagSet("restart", "restart [--wait] APP", stderr)
-	wait := fs.Bool("wait", false, "show the rolling restart's progress until it completes (exit 0) or stalls (exit 1)")
-	timeout := timeoutFlag(fs, "with --wait, give up")
-	if code := parse(fs, args); code >= 0 {
-		return code
+// restartOptions are paddock restart's flags.
+type restartOptions struct {
+	socket  *string
+	wait    bool
+	timeout *time.Duration
+}
+
+// newRestartCmd returns `paddock restart`.
+func newRestartCmd(stdout, stderr io.Writer) *cobra.Command {
+	var o restartOptions
+	c := &cobra.Command{
+		Use:   "restart [--wait] APP",
+		Short: "Rolling restart of APP with its rollout rules",
+		Long: `Replace every worker of APP, new first, with the app's rollout rules.
+With --wait, show the progress until the rollout completes (exit 0) or
+stalls or is superseded (exit 1).`,
+		RunE: func(_ *cobra.Command, args []string) error {
+			return exit(runRestart(o, args, stdout, stderr))
+		},
 	}
-	if fs.NArg() != 1 {
+	o.socket = socketFlag(c)
+	c.ValidArgsFunction = completeTargets(false)
+	c.Flags().BoolVar(&o.wait, "wait", false, "show the rolling restart's progress until it completes (exit 0) or stalls (exit 1)")
+	o.timeout = timeoutFlag(c, "with --wait, give up")
+	return c
+}
+
+// runRestart runs paddock restart APP (args).
+func runRestart(o restartOptions, args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
 		fmt.Fprintln(stderr, "paddock restart: want APP")
 		return exitUsage
 	}
-	ctx, cancel := clientContext(*timeout)
+	ctx, cancel := clientContext(*o.timeout)
 	defer cancel()
-	rw := &restartWatch{ctx: ctx, c: control.NewClient(control.SocketPath(*sock)), app: fs.Arg(0), stdout: stdout, code: -1}
-	if !*wait {
+	rw := &restartWatch{ctx: ctx, c: control.NewClient(control.SocketPath(*o.socket)), app: args[0], stdout: stdout, code: -1}
+	if !o.wait {
 		if err := rw.restart(); err != nil {
 			return report(stderr, err)
 		}

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +14,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/paddock-sh/paddock/internal/control"
 	"github.com/paddock-sh/paddock/internal/logbuf"
@@ -40,40 +41,52 @@ type runOptions struct {
 	exitOnFailed        bool
 }
 
-// parseRun parses paddock run's command line into o and returns its flag
-// set, with the manifest paths as arguments; code is -1 to go on.
-func parseRun(args []string, stderr io.Writer) (o runOptions, fs *flag.FlagSet, code int) {
-	fs = newFlagSet("run", "run [flags] [PATH...]", stderr)
+// newRunCmd returns `paddock run`.
+func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
+	var o runOptions
+	c := &cobra.Command{
+		Use:   "run [flags] [PATH...]",
+		Short: "Run the apps declared in PATH (files or directories; default " + defaultManifest + ")",
+		Long: `Run the apps declared in the manifests PATH (files, or directories of them;
+default ` + defaultManifest + `) and keep them as declared until SIGTERM, SIGINT or
+paddock stop. SIGHUP, and with --watch every change to the files, re-reads
+them and applies what changed.
+
+Exit codes: 0 every worker stopped in time; 1 invalid manifests, a failed
+start, or workers that had to be killed; 2 usage errors or unreadable paths;
+3 a critical app failed (critical: true, or --exit-on-failed).`,
+		RunE: func(_ *cobra.Command, args []string) error {
+			return exit(runRun(o, args, stdout, stderr))
+		},
+	}
+	fs := c.Flags()
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&o.watch, "watch", true, "watch the manifests and apply every change (SIGHUP reloads either way)")
 	fs.DurationVar(&o.debounce, "reload-debounce", watch.DefaultDebounce, "apply a change once the manifest files have been quiet this long")
-	o.socket = clientFlags(fs)
+	o.socket = socketFlag(c)
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://HOST:PORT/metrics (default: off)")
 	fs.StringVar(&o.httpAddr, "http-addr", "", "serve the read-only status page at http://HOST:PORT/, and /metrics; :PORT means 127.0.0.1:PORT (default: off)")
 	fs.BoolVar(&o.sysctl, "sysctl", true, "let paddock change sysctls it needs (net.ipv4.tcp_migrate_req for reuseport apps; each change is logged)")
 	fs.StringVar(&o.cgroup, "cgroup", "auto", "auto: start the workers in a cgroup v2 of their own, killed as a whole when paddock stops or dies, when paddock can create one; off: never")
 	fs.BoolVar(&o.exitOnFailed, "exit-on-failed", false, "make every app critical: when one has been crash-looping at backoff.max with no worker up for its failAfter, stop every app and exit 3")
-	if code := parse(fs, args); code >= 0 {
-		return o, fs, code
+	_ = c.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]cobra.Completion{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = c.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]cobra.Completion{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = c.RegisterFlagCompletionFunc("cgroup", cobra.FixedCompletions([]cobra.Completion{"auto", "off"}, cobra.ShellCompDirectiveNoFileComp))
+	return c
+}
+
+// runRun runs paddock run with its options and manifest paths.
+func runRun(o runOptions, args []string, stdout, stderr io.Writer) int {
+	if o.cgroup != "auto" && o.cgroup != "off" {
+		fmt.Fprintf(stderr, "paddock: --cgroup must be auto or off, got %q\n", o.cgroup)
+		return exitUsage
 	}
 	if o.httpAddr != "" {
 		if _, err := statuspage.ListenAddr(o.httpAddr); err != nil {
 			fmt.Fprintf(stderr, "paddock: --http-addr %q: %v\n", o.httpAddr, err)
-			return o, fs, exitUsage
+			return exitUsage
 		}
-	}
-	if o.cgroup != "auto" && o.cgroup != "off" {
-		fmt.Fprintf(stderr, "paddock: --cgroup must be auto or off, got %q\n", o.cgroup)
-		return o, fs, exitUsage
-	}
-	return o, fs, -1
-}
-
-func cmdRun(args []string, stdout, stderr io.Writer) int {
-	o, fs, code := parseRun(args, stderr)
-	if code >= 0 {
-		return code
 	}
 	logger, err := newLogger(stderr, o.logFormat, o.logLevel)
 	if err != nil {
@@ -81,7 +94,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	prepareProcess(logger)
-	manifests, set, code := loadArgs(fs, stderr)
+	manifests, set, code := loadArgs("run", args, stderr)
 	if set == nil {
 		return code
 	}

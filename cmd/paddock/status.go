@@ -12,91 +12,158 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/paddock-sh/paddock/internal/bytesize"
 	"github.com/paddock-sh/paddock/internal/control"
 	"github.com/paddock-sh/paddock/internal/supervisor"
 )
 
-func cmdStatus(args []string, stdout, stderr io.Writer) int {
-	fs, sock := newClientFlagSet("status", "status [--json]", stderr)
-	asJSON := fs.Bool("json", false, "print the whole status as JSON")
-	if code := parse(fs, args); code >= 0 {
-		return code
+// statusOptions are paddock status's flags.
+type statusOptions struct {
+	socket *string
+	output outputFlags
+}
+
+// newStatusCmd returns `paddock status`, also `paddock ls`.
+func newStatusCmd(stdout, stderr io.Writer) *cobra.Command {
+	var o statusOptions
+	c := &cobra.Command{
+		Use:     "status [-o json|yaml|wide]",
+		Aliases: []string{"ls"},
+		Short:   "Apps and workers: state, readiness, uptime, restarts, CPU, memory",
+		Long: `Print the apps and their workers: desired and ready workers, CPU and
+resident memory, state, uptime, restarts, generation; under an app's row, why
+it is stalled, crash-looping or rolled back. -o wide adds what the tables
+leave out; -o json (or --json) and -o yaml print the whole status, with the
+same field names.`,
+		Args:              cobra.NoArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE: func(*cobra.Command, []string) error {
+			return exit(runStatus(o, stdout, stderr))
+		},
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "paddock status: no arguments expected")
+	o.socket = socketFlag(c)
+	o.output.add(c, "print the whole status as JSON (same as -o json)")
+	return c
+}
+
+// runStatus runs paddock status.
+func runStatus(o statusOptions, stdout, stderr io.Writer) int {
+	format, ok := o.output.format(stderr, "status")
+	if !ok {
 		return exitUsage
 	}
 	ctx, cancel := clientContext(0)
 	defer cancel()
-	c := control.NewClient(control.SocketPath(*sock))
-	if *asJSON {
+	c := control.NewClient(control.SocketPath(*o.socket))
+	if format == outputJSON || format == outputYAML {
 		var raw json.RawMessage
 		if err := c.Do(ctx, http.MethodGet, "/v1/status", nil, &raw); err != nil {
 			return report(stderr, err)
 		}
-		stdout.Write(raw)
+		if err := writeDocument(stdout, format, raw); err != nil {
+			return report(stderr, err)
+		}
 		return exitOK
 	}
 	st, err := c.Status(ctx)
 	if err != nil {
 		return report(stderr, err)
 	}
-	writeStatus(stdout, st, time.Now())
+	if format == outputWide {
+		writeStatusWide(stdout, st, time.Now())
+	} else {
+		writeStatus(stdout, st, time.Now())
+	}
 	return exitOK
 }
 
 // writeStatus prints the apps, each with its notes (appNotes) under its
 // row, then the workers, as tables. With short names and one listen
 // address, each line fits in 80 columns: the addresses each worker serves
-// are in --json (workers[].listen).
+// and what else only --json had are in -o wide (writeStatusWide).
 func writeStatus(out io.Writer, st *control.StatusResponse, now time.Time) {
+	writeStatusTables(out, st, now, false)
+}
+
+// writeStatusTables prints the tables of writeStatus, with the columns of
+// -o wide after the others when wide.
+func writeStatusTables(out io.Writer, st *control.StatusResponse, now time.Time, wide bool) {
 	var apps strings.Builder
 	tw := tabwriter.NewWriter(&apps, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "APP\tDESIRED\tREADY\tCPU\tMEM\tPOLICY\tLISTEN\tGENERATION\tROLLOUT\tWAITING")
+	header := []string{"APP", "DESIRED", "READY", "CPU", "MEM", "POLICY", "LISTEN", "GENERATION", "ROLLOUT", "WAITING"}
+	if wide {
+		header = append(header, "RUNNING", "CRITICAL", "SILENT")
+	}
+	writeRow(tw, header)
 	for _, a := range st.Apps {
-		desired := strconv.Itoa(a.Instances)
-		if a.Override {
-			desired += fmt.Sprintf(" (scaled; manifest %d)", a.ManifestInstances)
+		row := appCells(a)
+		if wide {
+			row = append(row, appWideCells(a)...)
 		}
-		rollout := "-"
-		if ro := a.Rollout; ro != nil {
-			// The counts only: why it stalled is said under the row.
-			rollout = fmt.Sprintf("%d/%d new ready, %d old", ro.NewReady, ro.Instances, ro.Old)
-			if ro.Stalled != "" {
-				rollout = "stalled: " + rollout
-			}
-		}
-		gen := a.Generation
-		if a.RolledBack != nil {
-			gen += " (rolled back from " + a.RolledBack.From + ")"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, desired, a.Ready, a.Instances,
-			formatCPU(a.CPUPercent), formatMem(a.RSSBytes), a.SchedulingPolicy,
-			dash(strings.Join(a.Listen, ",")), gen, rollout, dash(a.Waiting))
+		writeRow(tw, row)
 	}
 	tw.Flush()
 	writeAppRows(out, apps.String(), st.Apps, now)
 	fmt.Fprintln(out)
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "APP\tWORKER\tPID\tSTATE\tREADY\tUPTIME\tRESTARTS\tCPU\tMEM\tGENERATION")
+	header = []string{"APP", "WORKER", "PID", "STATE", "READY", "UPTIME", "RESTARTS", "CPU", "MEM", "GENERATION"}
+	if wide {
+		header = append(header, "CPU-TIME", "PROCS", "HANDED-OUT", "LISTEN", "HEALTH", "STATUS")
+	}
+	writeRow(tw, header)
 	for _, w := range st.Workers {
-		pid, uptime := "-", "-"
-		if w.PID != 0 {
-			pid = strconv.Itoa(w.PID)
-			uptime = formatAge(now.Sub(w.StartedAt))
+		row := workerCells(w, now)
+		if wide {
+			row = append(row, workerWideCells(w)...)
 		}
-		state := w.State
-		if w.RestartAt != nil {
-			state += " (restart in " + formatAge(w.RestartAt.Sub(now)) + ")"
-		}
-		ready := "no"
-		if w.Ready {
-			ready = "yes"
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", w.App, w.ID, pid, state, ready, uptime, w.Restarts,
-			formatCPU(w.CPUPercent), formatMem(w.RSSBytes), w.Generation)
+		writeRow(tw, row)
 	}
 	tw.Flush()
+}
+
+// writeRow writes the cells of a table row to tw.
+func writeRow(tw io.Writer, cells []string) {
+	fmt.Fprintln(tw, strings.Join(cells, "\t"))
+}
+
+// appCells are the columns of an app's row in the status table.
+func appCells(a control.App) []string {
+	desired := strconv.Itoa(a.Instances)
+	if a.Override {
+		desired += fmt.Sprintf(" (scaled; manifest %d)", a.ManifestInstances)
+	}
+	rollout := "-"
+	if ro := a.Rollout; ro != nil {
+		// The counts only: why it stalled is said under the row.
+		rollout = fmt.Sprintf("%d/%d new ready, %d old", ro.NewReady, ro.Instances, ro.Old)
+		if ro.Stalled != "" {
+			rollout = "stalled: " + rollout
+		}
+	}
+	gen := a.Generation
+	if a.RolledBack != nil {
+		gen += " (rolled back from " + a.RolledBack.From + ")"
+	}
+	return []string{a.Name, desired, fmt.Sprintf("%d/%d", a.Ready, a.Instances),
+		formatCPU(a.CPUPercent), formatMem(a.RSSBytes), a.SchedulingPolicy,
+		dash(strings.Join(a.Listen, ",")), gen, rollout, dash(a.Waiting)}
+}
+
+// workerCells are the columns of a worker's row in the status table.
+func workerCells(w control.Worker, now time.Time) []string {
+	pid, uptime := "-", "-"
+	if w.PID != 0 {
+		pid = strconv.Itoa(w.PID)
+		uptime = formatAge(now.Sub(w.StartedAt))
+	}
+	state := w.State
+	if w.RestartAt != nil {
+		state += " (restart in " + formatAge(w.RestartAt.Sub(now)) + ")"
+	}
+	return []string{w.App, strconv.Itoa(w.ID), pid, state, yesNo(w.Ready), uptime, strconv.Itoa(w.Restarts),
+		formatCPU(w.CPUPercent), formatMem(w.RSSBytes), w.Generation}
 }
 
 // formatCPU prints a CPU percentage as top does, short: 0.3%, 12%, 150%;
@@ -111,28 +178,13 @@ func formatCPU(p *float64) string {
 	return fmt.Sprintf("%.0f%%", *p)
 }
 
-// formatMem prints a size in bytes with a binary unit, in at most four
-// figures and two letters: 512B, 8.4Mi, 84Mi, 1.2Gi; "-" when there is
-// none.
+// formatMem prints a size in bytes as bytesize.Format does; "-" when
+// there is none.
 func formatMem(n *int64) string {
 	if n == nil {
 		return "-"
 	}
-	v := float64(*n)
-	if v < 1024 {
-		return fmt.Sprintf("%dB", *n)
-	}
-	unit := ""
-	for _, u := range []string{"Ki", "Mi", "Gi", "Ti"} {
-		v, unit = v/1024, u
-		if v < 1024 {
-			break
-		}
-	}
-	if v < 10 {
-		return fmt.Sprintf("%.1f%s", v, unit)
-	}
-	return fmt.Sprintf("%.0f%s", v, unit)
+	return bytesize.Format(*n)
 }
 
 func dash(s string) string {
@@ -159,23 +211,48 @@ func formatAge(d time.Duration) string {
 	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
 }
 
-func cmdEvents(args []string, stdout, stderr io.Writer) int {
-	fs, sock := newClientFlagSet("events", "events [--json] [--app APP]", stderr)
-	asJSON := fs.Bool("json", false, "print each event as a line of JSON")
-	app := fs.String("app", "", "only the events of this app")
-	if code := parse(fs, args); code >= 0 {
-		return code
+// eventsOptions are paddock events's flags.
+type eventsOptions struct {
+	socket *string
+	app    string
+	output outputFlags
+}
+
+// newEventsCmd returns `paddock events`.
+func newEventsCmd(stdout, stderr io.Writer) *cobra.Command {
+	var o eventsOptions
+	c := &cobra.Command{
+		Use:   "events [-o json|yaml|wide] [--app APP]",
+		Short: "Follow events live",
+		Long: `Print the supervisor's events as they happen (starts, exits, restarts,
+rollouts, reloads), one a line, until interrupted. -o wide prints every
+field of each; -o json (or --json) prints each as a line of JSON, -o yaml
+each as a YAML document, with the same field names.`,
+		Args:              cobra.NoArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE: func(*cobra.Command, []string) error {
+			return exit(runEvents(o, stdout, stderr))
+		},
+	}
+	o.socket = socketFlag(c)
+	c.Flags().StringVar(&o.app, "app", "", "only the events of this app")
+	_ = c.RegisterFlagCompletionFunc("app", completeAppFlag)
+	o.output.add(c, "print each event as a line of JSON (same as -o json)")
+	return c
+}
+
+// runEvents runs paddock events.
+func runEvents(o eventsOptions, stdout, stderr io.Writer) int {
+	format, ok := o.output.format(stderr, "events")
+	if !ok {
+		return exitUsage
 	}
 	ctx, cancel := clientContext(0)
 	defer cancel()
-	c := control.NewClient(control.SocketPath(*sock))
-	enc := json.NewEncoder(stdout)
-	err := c.Events(ctx, *app, nil, func(e control.Event) bool {
-		if *asJSON {
-			return enc.Encode(e) == nil
-		}
-		_, err := fmt.Fprintln(stdout, formatEvent(e))
-		return err == nil
+	c := control.NewClient(control.SocketPath(*o.socket))
+	write := eventWriter(stdout, format)
+	err := c.Events(ctx, o.app, nil, func(e control.Event) bool {
+		return write(e) == nil
 	})
 	if err != nil && ctx.Err() == nil {
 		return report(stderr, err)

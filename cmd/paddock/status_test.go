@@ -23,12 +23,7 @@ func TestFormatUsage(t *testing.T) {
 		{formatCPU(f(150.2)), "150%"},
 		{formatMem(nil), "-"},
 		{formatMem(n(512)), "512B"},
-		{formatMem(n(1536)), "1.5Ki"},
-		{formatMem(n(8_800_000)), "8.4Mi"},
-		{formatMem(n(88_080_384)), "84Mi"},
-		{formatMem(n(512 << 20)), "512Mi"},
-		{formatMem(n(1288490188)), "1.2Gi"},
-		{formatMem(n(3 << 40)), "3.0Ti"},
+		{formatMem(n(88_080_384)), "84Mi"}, // the cases are bytesize.Format's
 	} {
 		if tt.got != tt.want {
 			t.Errorf("got %q, want %q", tt.got, tt.want)

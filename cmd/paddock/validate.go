@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/paddock-sh/paddock/internal/control"
 	"github.com/paddock-sh/paddock/internal/plural"
 	"github.com/paddock-sh/paddock/internal/supervisor"
@@ -20,12 +22,30 @@ import (
 	"github.com/paddock-sh/paddock/netshare"
 )
 
-func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	fs, sock := newClientFlagSet("validate", "validate [PATH...]", stderr)
-	if code := parse(fs, args); code >= 0 {
-		return code
+// newValidateCmd returns `paddock validate`.
+func newValidateCmd(stdout, stderr io.Writer) *cobra.Command {
+	var sock *string
+	c := &cobra.Command{
+		Use:   "validate [flags] [PATH...]",
+		Short: "Check manifests without running anything",
+		Long: `Check the manifests PATH (files, or directories of them; default ` + defaultManifest + `)
+as paddock run would, without running anything. Listen addresses in use on
+this host are warnings (beside the supervisor on --socket, not those its own
+apps hold).
+
+Exit codes: 0 valid; 1 invalid; 2 usage errors or unreadable paths.`,
+		RunE: func(_ *cobra.Command, args []string) error {
+			return exit(runValidate(*sock, args, stdout, stderr))
+		},
 	}
-	_, set, code := loadArgs(fs, stderr)
+	sock = socketFlag(c)
+	return c
+}
+
+// runValidate runs paddock validate on the manifest paths args; sock is
+// the control socket of the supervisor whose addresses are no warning.
+func runValidate(sock string, args []string, stdout, stderr io.Writer) int {
+	_, set, code := loadArgs("validate", args, stderr)
 	if set == nil {
 		return code
 	}
@@ -36,7 +56,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	}
 	// Warnings too: the manifests may be validated on another host (CI)
 	// than the one they run on.
-	for _, w := range listenWarnings(set, runningListeners(*sock)) {
+	for _, w := range listenWarnings(set, runningListeners(sock)) {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
 	fmt.Fprintf(stdout, "ok: %s, %s\n", plural.Count(len(set.Apps), "app"), plural.Count(set.Workers(), "worker"))

@@ -181,7 +181,7 @@ apps:
 		{"missing path", []string{"validate", "/nonexistent/paddock.yaml"}, 2, "", []string{"/nonexistent/paddock.yaml"}},
 		{"bad flag", []string{"validate", "--frobnicate", good}, 2, "", []string{"flag provided but not defined"}},
 		{"unknown command", []string{"frobnicate"}, 2, "", []string{"unknown command"}},
-		{"help", []string{"validate", "--help"}, 0, "", []string{"Usage: paddock validate"}},
+		{"help", []string{"validate", "--help"}, 0, "Check the manifests PATH", nil},
 		{"version", []string{"version"}, 0, "paddock ", nil},
 		{"run with invalid manifest starts nothing", []string{"run", bad}, 1, "", []string{"apps.web.instances"}},
 	}

@@ -13,12 +13,34 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/paddock-sh/paddock/internal/control"
 	"github.com/paddock-sh/paddock/internal/plural"
 )
 
-func cmdSend(args []string, stdout, stderr io.Writer) int {
-	sock, app, id, arg, code := targetArgs("send", "JSON", args, stderr)
+// newSendCmd returns `paddock send`.
+func newSendCmd(stdout, stderr io.Writer) *cobra.Command {
+	var sock *string
+	c := &cobra.Command{
+		Use:   "send APP[/WORKER] JSON",
+		Short: "Deliver a message to workers with an IPC channel",
+		Long: `Deliver the JSON message to every worker of APP, or to APP/WORKER, that has
+an IPC channel (a Node cluster worker's process.on('message')). Quote a
+string: paddock send web '"hello"'.`,
+		ValidArgsFunction: completeTargets(true),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return exit(runSend(*sock, args, stdout, stderr))
+		},
+	}
+	sock = socketFlag(c)
+	return c
+}
+
+// runSend runs paddock send APP[/WORKER] JSON (args) against the
+// supervisor on sock.
+func runSend(sock string, args []string, stdout, stderr io.Writer) int {
+	app, id, arg, code := targetArgs("send", "JSON", args, stderr)
 	if code >= 0 {
 		return code
 	}
@@ -28,7 +50,7 @@ func cmdSend(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	var resp control.SendResponse
-	if err := call(*sock, http.MethodPost, appPath(app)+"/send",
+	if err := call(sock, http.MethodPost, appPath(app)+"/send",
 		control.SendRequest{Worker: id, Message: msg}, &resp); err != nil {
 		return report(stderr, err)
 	}
@@ -36,8 +58,27 @@ func cmdSend(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func cmdSignal(args []string, stdout, stderr io.Writer) int {
-	sock, app, id, sigName, code := targetArgs("signal", "SIGNAL", args, stderr)
+// newSignalCmd returns `paddock signal`.
+func newSignalCmd(stdout, stderr io.Writer) *cobra.Command {
+	var sock *string
+	c := &cobra.Command{
+		Use:   "signal APP[/WORKER] SIGNAL",
+		Short: "Send a signal to workers",
+		Long: `Send SIGNAL (HUP, SIGHUP, hup or a number) to every live worker of APP, or
+to APP/WORKER.`,
+		ValidArgsFunction: completeSignalArgs,
+		RunE: func(_ *cobra.Command, args []string) error {
+			return exit(runSignal(*sock, args, stdout, stderr))
+		},
+	}
+	sock = socketFlag(c)
+	return c
+}
+
+// runSignal runs paddock signal APP[/WORKER] SIGNAL (args) against the
+// supervisor on sock.
+func runSignal(sock string, args []string, stdout, stderr io.Writer) int {
+	app, id, sigName, code := targetArgs("signal", "SIGNAL", args, stderr)
 	if code >= 0 {
 		return code
 	}
@@ -46,7 +87,7 @@ func cmdSignal(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	var resp control.SignalResponse
-	if err := call(*sock, http.MethodPost, appPath(app)+"/signal",
+	if err := call(sock, http.MethodPost, appPath(app)+"/signal",
 		control.SignalRequest{Worker: id, Signal: sigName}, &resp); err != nil {
 		return report(stderr, err)
 	}
@@ -58,24 +99,46 @@ func cmdSignal(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func cmdLogs(args []string, stdout, stderr io.Writer) int {
-	fs, sock := newClientFlagSet("logs", "logs [-f] [--lines N] [--json] [APP[/WORKER]]", stderr)
-	follow := fs.Bool("f", false, "follow: print the lines that come next, until interrupted")
-	fs.BoolVar(follow, "follow", false, "same as -f")
-	lines := fs.Int("lines", 100, "how many recent lines to print first")
-	asJSON := fs.Bool("json", false, "print each line as JSON (time, app, worker, stream, text)")
-	if code := parse(fs, args); code >= 0 {
-		return code
+// logsOptions are paddock logs's flags.
+type logsOptions struct {
+	socket *string
+	follow bool
+	lines  int
+	json   bool
+}
+
+// newLogsCmd returns `paddock logs`.
+func newLogsCmd(stdout, stderr io.Writer) *cobra.Command {
+	var o logsOptions
+	c := &cobra.Command{
+		Use:   "logs [-f] [--lines N] [--json] [APP[/WORKER]]",
+		Short: "Recent output of the workers",
+		Long: `Print the recent output lines of every worker, of APP's, or of APP/WORKER's
+(silent or not, kept in memory); with -f, go on with the lines that come
+next until interrupted.`,
+		ValidArgsFunction: completeTargets(true),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return exit(runLogs(o, args, stdout, stderr))
+		},
 	}
-	if fs.NArg() > 1 || *lines < 0 {
+	o.socket = socketFlag(c)
+	c.Flags().BoolVarP(&o.follow, "follow", "f", false, "follow: print the lines that come next, until interrupted")
+	c.Flags().IntVar(&o.lines, "lines", 100, "how many recent lines to print first")
+	c.Flags().BoolVar(&o.json, "json", false, "print each line as JSON (time, app, worker, stream, text)")
+	return c
+}
+
+// runLogs runs paddock logs [APP[/WORKER]] (args).
+func runLogs(o logsOptions, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 1 || o.lines < 0 {
 		fmt.Fprintln(stderr, "paddock logs: want at most one APP[/WORKER] and --lines >= 0")
 		return exitUsage
 	}
 	var app string
 	var id int
-	if fs.NArg() == 1 {
+	if len(args) == 1 {
 		var err error
-		if app, id, err = splitTarget(fs.Arg(0)); err != nil {
+		if app, id, err = splitTarget(args[0]); err != nil {
 			fmt.Fprintln(stderr, "paddock logs:", err)
 			return exitUsage
 		}
@@ -83,8 +146,8 @@ func cmdLogs(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := clientContext(0)
 	defer cancel()
 	enc := json.NewEncoder(stdout)
-	err := control.NewClient(control.SocketPath(*sock)).Logs(ctx, app, id, *lines, *follow, func(l control.LogLine) bool {
-		if *asJSON {
+	err := control.NewClient(control.SocketPath(*o.socket)).Logs(ctx, app, id, o.lines, o.follow, func(l control.LogLine) bool {
+		if o.json {
 			return enc.Encode(l) == nil
 		}
 		if l.Lost > 0 {
@@ -100,20 +163,42 @@ func cmdLogs(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func cmdStop(args []string, stdout, stderr io.Writer) int {
-	fs, sock := newClientFlagSet("stop", "stop [--no-wait] [--timeout D]", stderr)
-	noWait := fs.Bool("no-wait", false, "return once the supervisor started to stop")
-	timeout := timeoutFlag(fs, "give up waiting")
-	if code := parse(fs, args); code >= 0 {
-		return code
+// stopOptions are paddock stop's flags.
+type stopOptions struct {
+	socket  *string
+	noWait  bool
+	timeout *time.Duration
+}
+
+// newStopCmd returns `paddock stop`.
+func newStopCmd(stdout, stderr io.Writer) *cobra.Command {
+	var o stopOptions
+	c := &cobra.Command{
+		Use:   "stop [--no-wait] [--timeout D]",
+		Short: "Graceful shutdown, as SIGTERM",
+		Long: `Stop the supervisor as SIGTERM does: every worker is stopped, then paddock
+exits. Without --no-wait, wait until it has.`,
+		Args:              cobra.NoArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE: func(*cobra.Command, []string) error {
+			return exit(runStop(o, stdout, stderr))
+		},
 	}
-	ctx, cancel := clientContext(*timeout)
+	o.socket = socketFlag(c)
+	c.Flags().BoolVar(&o.noWait, "no-wait", false, "return once the supervisor started to stop")
+	o.timeout = timeoutFlag(c, "give up waiting")
+	return c
+}
+
+// runStop runs paddock stop.
+func runStop(o stopOptions, stdout, stderr io.Writer) int {
+	ctx, cancel := clientContext(*o.timeout)
 	defer cancel()
-	path := control.SocketPath(*sock)
+	path := control.SocketPath(*o.socket)
 	if err := control.NewClient(path).Do(ctx, http.MethodPost, "/v1/stop", nil, nil); err != nil {
 		return report(stderr, err)
 	}
-	if *noWait {
+	if o.noWait {
 		fmt.Fprintln(stdout, "stopping")
 		return exitOK
 	}

@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/paddock-sh/paddock/internal/bytesize"
 	"github.com/paddock-sh/paddock/internal/plural"
 	"github.com/paddock-sh/paddock/internal/procstat"
-	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/reconcile"
 )
 
@@ -124,7 +124,7 @@ func (o *owner) checkMemory() {
 			continue
 		}
 		detail := fmt.Sprintf("resident memory %s (%s) above maxMemory %s in two readings in a row",
-			formatBytes(smp.RSS), plural.Count(smp.Procs, "process"), manifest.FormatSize(limit))
+			bytesize.Format(smp.RSS), plural.Count(smp.Procs, "process"), bytesize.Format(limit))
 		w.Replace = "memory: " + detail
 		o.emit(Event{Type: EventMemoryExceeded, App: w.App, Worker: w.ID, PID: w.pid, Generation: w.Generation,
 			Detail: detail + "; replacing it new first"})
@@ -135,19 +135,4 @@ func (o *owner) checkMemory() {
 // before it both found its process group above limit bytes.
 func memoryExceeded(s procstat.Sample, limit int64) bool {
 	return s.Count >= 2 && s.RSS > limit && s.PrevRSS > limit
-}
-
-// formatBytes writes n bytes in the largest binary unit that keeps a
-// figure of at least 1, with one decimal: 612.3MiB.
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%dB", n)
-	}
-	v, u := float64(n)/unit, 0
-	for v >= unit && u < 3 {
-		v /= unit
-		u++
-	}
-	return fmt.Sprintf("%.1f%s", v, [...]string{"KiB", "MiB", "GiB", "TiB"}[u])
 }

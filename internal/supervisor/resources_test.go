@@ -93,7 +93,7 @@ apps:
 	h.readyAll(h.workers())
 	u.set(h.procs.worker(t, 1).pid, 200*mib, 0)
 	exceeded := h.waitEvent("memory-exceeded", isType(EventMemoryExceeded))
-	if want := "resident memory 200.0MiB (1 process) above maxMemory 100Mi in two readings in a row"; exceeded.Worker != 1 || !strings.HasPrefix(exceeded.Detail, want) {
+	if want := "resident memory 200Mi (1 process) above maxMemory 100Mi in two readings in a row"; exceeded.Worker != 1 || !strings.HasPrefix(exceeded.Detail, want) {
 		t.Fatalf("memory-exceeded: %s, want worker 1's: %q", describe([]Event{exceeded}), want)
 	}
 	next := h.waitEvent("the replacement's fork", isType(EventFork))
@@ -101,7 +101,7 @@ apps:
 		t.Fatalf("with the replacement starting: %s, want 3 serving", summary(ws))
 	}
 	h.ready(next.Worker)
-	h.expectReplaced(1, "memory: resident memory 200.0MiB", 2, next.Worker)
+	h.expectReplaced(1, "memory: resident memory 200Mi", 2, next.Worker)
 	h.noEvent(EventMemoryExceeded, 2, "worker 2 stayed below the limit")
 }
 
