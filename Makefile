@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 10s
 
-.PHONY: all build run test test-node npm-deps check-files vet race fuzz-smoke fuzz mutate bench bench-go bench-http top-screen clean docs-cli
+.PHONY: all build run test test-node npm-deps browser-deps status-page-screenshot check-files vet race fuzz-smoke fuzz mutate bench bench-go bench-http top-screen clean docs-cli
 
 all: build
 
@@ -29,9 +29,9 @@ top-screen: build
 	@echo "copy it into README.md (Watching it live): TestREADMEShowsTopScreen checks"
 
 ## test: no build output tracked, gofmt and vet, the npm packages of the
-## tests that run npm libraries, the race-enabled test suite, and a short run
-## of each fuzzer.
-test: check-files vet npm-deps race fuzz-smoke
+## tests that run npm libraries, the browser of the status page's test, the
+## race-enabled test suite, and a short run of each fuzzer.
+test: check-files vet npm-deps browser-deps race fuzz-smoke
 
 ## npm-deps: the npm packages some tests run (NPM_TEST_DIRS: socket.io and
 ## @socket.io/cluster-adapter for ipc.relay), installed with npm ci from their
@@ -44,6 +44,27 @@ npm-deps: $(addsuffix /node_modules/.package-lock.json,$(NPM_TEST_DIRS))
 %/node_modules/.package-lock.json: %/package-lock.json %/package.json
 	@if ! command -v node >/dev/null 2>&1; then echo "node is not installed: $* not installed, its tests skip"; exit 0; fi; \
 	echo "npm ci in $*"; cd $* && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.package-lock.json
+
+## browser-deps: Debian's chromium, which TestStatusPageInBrowser (cmd/paddock)
+## drives headless to test the status page (--http-addr) as a person sees it;
+## installed with apt-get when CHROMIUM is missing and apt-get can be run (as
+## root). Without a browser that test fails, unless PADDOCK_SKIP_BROWSER=1.
+CHROMIUM ?= /usr/bin/chromium
+browser-deps:
+	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing chromium with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "no $(CHROMIUM), and apt-get cannot install it: TestStatusPageInBrowser fails unless PADDOCK_SKIP_BROWSER=1"; \
+	fi
+
+## status-page-screenshot: docs/status-page.png, the README's picture of the
+## status page, taken by TestStatusPageInBrowser once its charts have 12
+## readings (about a minute). The test alone writes bin/status-page.png.
+status-page-screenshot: browser-deps
+	PADDOCK_SCREENSHOT=$(CURDIR)/docs/status-page.png PADDOCK_SCREENSHOT_SAMPLES=12 \
+		$(GO) test -count=1 -run '^TestStatusPageInBrowser$$' ./cmd/paddock
 
 ## test-node: the Node cluster parity harness (internal/nodecompat), every
 ## case: the worker side of Node's test-cluster-* tests under Node's own

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 	"github.com/paddock-sh/paddock/internal/logbuf"
 	"github.com/paddock-sh/paddock/internal/metrics"
 	"github.com/paddock-sh/paddock/internal/notify"
+	"github.com/paddock-sh/paddock/internal/statuspage"
 	"github.com/paddock-sh/paddock/internal/supervisor"
 	"github.com/paddock-sh/paddock/internal/watch"
 	"github.com/paddock-sh/paddock/manifest"
@@ -35,6 +35,7 @@ type runOptions struct {
 	debounce            time.Duration
 	socket              *string
 	metricsAddr         string
+	httpAddr            string
 	sysctl              bool
 	cgroup              string
 	exitOnFailed        bool
@@ -66,6 +67,7 @@ start, or workers that had to be killed; 2 usage errors or unreadable paths;
 	fs.DurationVar(&o.debounce, "reload-debounce", watch.DefaultDebounce, "apply a change once the manifest files have been quiet this long")
 	o.socket = socketFlag(c)
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://HOST:PORT/metrics (default: off)")
+	fs.StringVar(&o.httpAddr, "http-addr", "", "serve the read-only status page at http://HOST:PORT/, and /metrics; :PORT means 127.0.0.1:PORT (default: off)")
 	fs.BoolVar(&o.sysctl, "sysctl", true, "let paddock change sysctls it needs (net.ipv4.tcp_migrate_req for reuseport apps; each change is logged)")
 	fs.StringVar(&o.cgroup, "cgroup", "auto", "auto: start the workers in a cgroup v2 of their own, killed as a whole when paddock stops or dies, when paddock can create one; off: never")
 	fs.BoolVar(&o.exitOnFailed, "exit-on-failed", false, "make every app critical: when one has been crash-looping at backoff.max with no worker up for its failAfter, stop every app and exit 3")
@@ -80,6 +82,12 @@ func runRun(o runOptions, args []string, stdout, stderr io.Writer) int {
 	if o.cgroup != "auto" && o.cgroup != "off" {
 		fmt.Fprintf(stderr, "paddock: --cgroup must be auto or off, got %q\n", o.cgroup)
 		return exitUsage
+	}
+	if o.httpAddr != "" {
+		if _, err := statuspage.ListenAddr(o.httpAddr); err != nil {
+			fmt.Fprintf(stderr, "paddock: --http-addr %q: %v\n", o.httpAddr, err)
+			return exitUsage
+		}
 	}
 	logger, err := newLogger(stderr, o.logFormat, o.logLevel)
 	if err != nil {
@@ -101,14 +109,12 @@ func runRun(o runOptions, args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	defer ln.Close()
-	var metricsLn net.Listener
-	if o.metricsAddr != "" {
-		if metricsLn, err = net.Listen("tcp", o.metricsAddr); err != nil {
-			fmt.Fprintln(stderr, "paddock: --metrics-addr:", err)
-			return exitFailure
-		}
-		defer metricsLn.Close()
+	httpLns, err := listenHTTP(o, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "paddock:", err)
+		return exitFailure
 	}
+	defer httpLns.close()
 
 	if addr := os.Getenv(pprofEnv); addr != "" {
 		closePprof, err := servePprof(addr, logger)
@@ -124,10 +130,9 @@ func runRun(o runOptions, args []string, stdout, stderr io.Writer) int {
 	r := newRunner(o, manifests, logger, stdout, stderr, reaper)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	defer r.serveControl(ln, socketPath, stop)()
-	if metricsLn != nil {
-		defer r.serveMetrics(metricsLn)()
-	}
+	info := r.supervisorInfo(socketPath)
+	defer r.serveControl(ln, info, stop)()
+	defer r.serveHTTP(httpLns, info)()
 	defer handleSignals(logger, r.sup, stop)()
 
 	openFiles, _ := supervisor.OpenFilesLimit()
@@ -212,14 +217,21 @@ func newRunner(o runOptions, manifests []string, logger *slog.Logger, stdout, st
 	return r
 }
 
-// serveControl answers the control API on ln in a goroutine of its own;
-// stop starts a graceful shutdown. It returns the function that closes the
-// server.
-func (r *runner) serveControl(ln net.Listener, socketPath string, stop func()) (closeServer func()) {
+// supervisorInfo is what the status (control API, status page) says of
+// paddock itself; socketPath is the control socket.
+func (r *runner) supervisorInfo(socketPath string) control.SupervisorInfo {
 	absManifests := make([]string, len(r.manifests))
 	for i, p := range r.manifests {
 		absManifests[i], _ = filepath.Abs(p)
 	}
+	return control.SupervisorInfo{PID: os.Getpid(), Version: versionString(), StartedAt: time.Now(),
+		Manifests: absManifests, Socket: socketPath}
+}
+
+// serveControl answers the control API on ln in a goroutine of its own;
+// stop starts a graceful shutdown. It returns the function that closes the
+// server.
+func (r *runner) serveControl(ln net.Listener, info control.SupervisorInfo, stop func()) (closeServer func()) {
 	srv := &control.Server{
 		Supervisor: r.sup,
 		Events:     r.hub,
@@ -229,9 +241,8 @@ func (r *runner) serveControl(ln net.Listener, socketPath string, stop func()) (
 		},
 		Manifests: r.manifests,
 		Stop:      stop,
-		Info: control.SupervisorInfo{PID: os.Getpid(), Version: versionString(), StartedAt: time.Now(),
-			Manifests: absManifests, Socket: socketPath},
-		Logger: r.logger,
+		Info:      info,
+		Logger:    r.logger,
 	}
 	go func() {
 		if err := srv.Serve(ln); err != nil {
@@ -239,17 +250,6 @@ func (r *runner) serveControl(ln net.Listener, socketPath string, stop func()) (
 		}
 	}()
 	return func() { srv.Close() }
-}
-
-// serveMetrics serves GET /metrics on ln in a goroutine of its own and
-// returns the function that closes the server.
-func (r *runner) serveMetrics(ln net.Listener) (closeServer func()) {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", r.met.Handler())
-	msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = msrv.Serve(ln) }()
-	r.logger.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
-	return func() { msrv.Close() }
 }
 
 // handleSignals holds paddock run's signal policy, in a goroutine of its

@@ -27,9 +27,12 @@ func NewHub() *Hub { return &Hub{hub: fanout.New[supervisor.Event](MaxFollowers,
 // Publish hands e to every follower interested in it.
 func (h *Hub) Publish(e supervisor.Event) { h.hub.Publish(e) }
 
-// follow returns a follower of app's events (every event when app is ""),
-// or fanout.ErrTooManyFollowers.
-func (h *Hub) follow(app string) (*fanout.Follower[supervisor.Event], error) {
+// Follow returns a follower of app's events (every event when app is ""),
+// or fanout.ErrTooManyFollowers when MaxFollowers already follow: GET
+// /v1/events and the status page's stream share the limit. The follower
+// never holds up Publish (a slow one loses events, counted by Take); call
+// Leave when done.
+func (h *Hub) Follow(app string) (*fanout.Follower[supervisor.Event], error) {
 	var filter func(supervisor.Event) bool
 	if app != "" {
 		filter = func(e supervisor.Event) bool { return e.App == app }

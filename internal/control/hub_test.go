@@ -15,11 +15,11 @@ import (
 
 func TestHubFiltersAndCountsDrops(t *testing.T) {
 	h := NewHub()
-	web, err := h.follow("web")
+	web, err := h.Follow("web")
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, err := h.follow("")
+	all, err := h.Follow("")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,7 +93,7 @@ func relay[T any](ctx context.Context, done <-chan struct{}, st *streamer, f fol
 }
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
-	sub, err := s.Events.follow(r.URL.Query().Get("app"))
+	sub, err := s.Events.Follow(r.URL.Query().Get("app"))
 	if err != nil {
 		return tooManyFollowers(err, "events")
 	}
