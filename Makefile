@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 10s
 
-.PHONY: all build run test test-node npm-deps browser-deps status-page-screenshot check-files vet race fuzz-smoke fuzz mutate bench bench-go bench-http top-screen clean docs-cli
+.PHONY: all build run test test-node npm-deps test-deps browser-deps status-page-screenshot check-files vet race fuzz-smoke fuzz mutate bench bench-go bench-http top-screen clean docs-cli
 
 all: build
 
@@ -31,7 +31,7 @@ top-screen: build
 ## test: no build output tracked, gofmt and vet, the npm packages of the
 ## tests that run npm libraries, the browser of the status page's test, the
 ## race-enabled test suite, and a short run of each fuzzer.
-test: check-files vet npm-deps browser-deps race fuzz-smoke
+test: check-files vet npm-deps test-deps race fuzz-smoke
 
 ## npm-deps: the npm packages some tests run (NPM_TEST_DIRS: socket.io and
 ## @socket.io/cluster-adapter for ipc.relay), installed with npm ci from their
@@ -45,19 +45,28 @@ npm-deps: $(addsuffix /node_modules/.package-lock.json,$(NPM_TEST_DIRS))
 	@if ! command -v node >/dev/null 2>&1; then echo "node is not installed: $* not installed, its tests skip"; exit 0; fi; \
 	echo "npm ci in $*"; cd $* && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.package-lock.json
 
-## browser-deps: Debian's chromium, which TestStatusPageInBrowser (cmd/paddock)
-## drives headless to test the status page (--http-addr) as a person sees it;
-## installed with apt-get when CHROMIUM is missing and apt-get can be run (as
-## root). Without a browser that test fails, unless PADDOCK_SKIP_BROWSER=1.
+## test-deps: the Debian packages some tests drive for real: chromium
+## (TestStatusPageInBrowser drives it headless to test the status page of
+## --http-addr as a person sees it), tmux (the end-to-end tests of paddock top
+## type into it and read its screen) and bash-completion (TestCompletion
+## sources the generated bash script with it). Each missing one is installed
+## with apt-get when apt-get can be run (as root). Without chromium or tmux
+## their tests fail, unless PADDOCK_SKIP_BROWSER=1 or PADDOCK_SKIP_TMUX=1.
+## browser-deps is the old name of this target.
 CHROMIUM ?= /usr/bin/chromium
-browser-deps:
-	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+test-deps:
+	@missing=""; \
+	[ -x "$(CHROMIUM)" ] || missing="$$missing chromium"; \
+	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
+	[ -f /usr/share/bash-completion/bash_completion ] || missing="$$missing bash-completion"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
 	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-		echo "installing chromium with apt-get"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		echo "installing with apt-get:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else \
-		echo "no $(CHROMIUM), and apt-get cannot install it: TestStatusPageInBrowser fails unless PADDOCK_SKIP_BROWSER=1"; \
+		echo "missing:$$missing, and apt-get cannot install them: their tests fail unless PADDOCK_SKIP_BROWSER=1 / PADDOCK_SKIP_TMUX=1"; \
 	fi
+browser-deps: test-deps
 
 ## status-page-screenshot: docs/status-page.png, the README's picture of the
 ## status page, taken by TestStatusPageInBrowser once its charts have 12

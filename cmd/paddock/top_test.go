@@ -25,11 +25,15 @@ type tmuxPane struct {
 	dir  string
 }
 
-// needTmux skips the test when tmux is not installed, saying so.
+// needTmux fails the test when tmux is not installed (make test installs
+// it: make test-deps), or skips it when PADDOCK_SKIP_TMUX=1 says to.
 func needTmux(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Skip("tmux is not installed (Debian: apt-get install tmux): the end-to-end test of paddock top needs it")
+		if os.Getenv("PADDOCK_SKIP_TMUX") == "1" {
+			t.Skip("tmux is not installed and PADDOCK_SKIP_TMUX=1: the end-to-end tests of paddock top skip")
+		}
+		t.Fatal("tmux is not installed (make test-deps installs it; Debian: apt-get install tmux): the end-to-end tests of paddock top need it; PADDOCK_SKIP_TMUX=1 skips them")
 	}
 }
 
