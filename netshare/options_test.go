@@ -20,22 +20,25 @@ func TestV6Only(t *testing.T) {
 	} else {
 		l.Close()
 	}
+	// The IPv4 socket comes first, so that the port is ours in both
+	// families: a port the kernel picked for the IPv6-only socket may be
+	// some other test's IPv4 port at that moment.
+	v4, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := v4.Addr().(*net.TCPAddr).Port
 	p := NewPool()
-	l, err := manifest.ParseListen("[::]:0", "")
+	l, err := manifest.ParseListen(fmt.Sprintf("[::]:%d", port), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	v6, err := p.AcquireWith(l, false, "web[on demand]", Options{V6Only: true})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("an IPv6-only [::]:%d beside 0.0.0.0:%[1]d: %v", port, err)
 	}
 	if !v6.V6Only {
 		t.Error("V6Only not reported")
-	}
-	port := v6.Addr.(*net.TCPAddr).Port
-	v4, err := net.Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", port))
-	if err != nil {
-		t.Fatalf("0.0.0.0:%d beside an IPv6-only [::]:%[1]d: %v", port, err)
 	}
 	v4.Close()
 
