@@ -9,9 +9,9 @@ import (
 	"io"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/paddock-sh/paddock/internal/control"
+	"github.com/paddock-sh/paddock/internal/display"
 )
 
 // statusLines is how many of the last output lines of a crash-looping
@@ -30,7 +30,7 @@ func appNotes(a control.App, now time.Time) []string {
 	notes := []string{"crash-loop: " + cl.Summary}
 	if cl.FailAt != nil {
 		notes = append(notes, fmt.Sprintf("critical: unless a worker stays up, paddock stops every app and exits in %s",
-			formatAge(cl.FailAt.Sub(now))))
+			display.Age(cl.FailAt.Sub(now))))
 	}
 	if le := a.LastExit; le != nil {
 		lines := le.Lines
@@ -38,21 +38,10 @@ func appNotes(a control.App, now time.Time) []string {
 			lines = lines[len(lines)-statusLines:]
 		}
 		for _, l := range lines {
-			notes = append(notes, "  | "+printable(l))
+			notes = append(notes, "  | "+display.Printable(l))
 		}
 	}
 	return notes
-}
-
-// printable returns s with its control characters (tabs aside) replaced
-// by U+FFFD.
-func printable(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r != '\t' && (unicode.IsControl(r)) {
-			return unicode.ReplacementChar
-		}
-		return r
-	}, s)
 }
 
 // writeAppRows copies table, the apps' table as printed (a header line,

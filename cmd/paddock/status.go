@@ -14,8 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/paddock-sh/paddock/internal/bytesize"
 	"github.com/paddock-sh/paddock/internal/control"
+	"github.com/paddock-sh/paddock/internal/display"
 	"github.com/paddock-sh/paddock/internal/supervisor"
 )
 
@@ -147,7 +147,7 @@ func appCells(a control.App) []string {
 		gen += " (rolled back from " + a.RolledBack.From + ")"
 	}
 	return []string{a.Name, desired, fmt.Sprintf("%d/%d", a.Ready, a.Instances),
-		formatCPU(a.CPUPercent), formatMem(a.RSSBytes), a.SchedulingPolicy,
+		display.CPU(a.CPUPercent), display.Mem(a.RSSBytes), a.SchedulingPolicy,
 		dash(strings.Join(a.Listen, ",")), gen, rollout, dash(a.Waiting)}
 }
 
@@ -156,35 +156,14 @@ func workerCells(w control.Worker, now time.Time) []string {
 	pid, uptime := "-", "-"
 	if w.PID != 0 {
 		pid = strconv.Itoa(w.PID)
-		uptime = formatAge(now.Sub(w.StartedAt))
+		uptime = display.Age(now.Sub(w.StartedAt))
 	}
 	state := w.State
 	if w.RestartAt != nil {
-		state += " (restart in " + formatAge(w.RestartAt.Sub(now)) + ")"
+		state += " (restart in " + display.Age(w.RestartAt.Sub(now)) + ")"
 	}
 	return []string{w.App, strconv.Itoa(w.ID), pid, state, yesNo(w.Ready), uptime, strconv.Itoa(w.Restarts),
-		formatCPU(w.CPUPercent), formatMem(w.RSSBytes), w.Generation}
-}
-
-// formatCPU prints a CPU percentage as top does, short: 0.3%, 12%, 150%;
-// "-" when there is none.
-func formatCPU(p *float64) string {
-	switch {
-	case p == nil:
-		return "-"
-	case *p < 10:
-		return fmt.Sprintf("%.1f%%", *p)
-	}
-	return fmt.Sprintf("%.0f%%", *p)
-}
-
-// formatMem prints a size in bytes as bytesize.Format does; "-" when
-// there is none.
-func formatMem(n *int64) string {
-	if n == nil {
-		return "-"
-	}
-	return bytesize.Format(*n)
+		display.CPU(w.CPUPercent), display.Mem(w.RSSBytes), w.Generation}
 }
 
 func dash(s string) string {
@@ -192,23 +171,6 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// formatAge prints a duration the way ps and kubectl do: 45s, 3m12s, 2h5m,
-// 4d3h.
-func formatAge(d time.Duration) string {
-	if d < 0 {
-		d = 0
-	}
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm%ds", int(d.Minutes()), int(d.Seconds())%60)
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
-	}
-	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
 }
 
 // eventsOptions are paddock events's flags.
@@ -327,7 +289,7 @@ func deployNotes(a control.App) []string {
 			lines = lines[len(lines)-statusLines:]
 		}
 		for _, l := range lines {
-			notes = append(notes, "  | "+printable(l))
+			notes = append(notes, "  | "+display.Printable(l))
 		}
 	}
 	if rb := a.RolledBack; rb != nil {

@@ -9,28 +9,6 @@ import (
 	"github.com/paddock-sh/paddock/internal/control"
 )
 
-func TestFormatUsage(t *testing.T) {
-	f := func(v float64) *float64 { return &v }
-	n := func(v int64) *int64 { return &v }
-	for _, tt := range []struct {
-		got, want string
-	}{
-		{formatCPU(nil), "-"},
-		{formatCPU(f(0)), "0.0%"},
-		{formatCPU(f(0.26)), "0.3%"},
-		{formatCPU(f(9.94)), "9.9%"},
-		{formatCPU(f(12.4)), "12%"},
-		{formatCPU(f(150.2)), "150%"},
-		{formatMem(nil), "-"},
-		{formatMem(n(512)), "512B"},
-		{formatMem(n(88_080_384)), "84Mi"}, // the cases are bytesize.Format's
-	} {
-		if tt.got != tt.want {
-			t.Errorf("got %q, want %q", tt.got, tt.want)
-		}
-	}
-}
-
 // TestStatusTableWidth: with the usual names (an app of three letters, one
 // listen address, pids of five digits), the status tables show CPU and
 // memory per app and per worker; the table of workers fits in 80 columns,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/paddock-sh/paddock/internal/ondemand"
 )
 
 // DefaultInterval is how often a Sampler reads /proc unless told
@@ -67,7 +69,7 @@ type Sampler struct {
 	mu     sync.Mutex
 	groups map[int]*group
 	asked  time.Time // the last Latest
-	wake   chan struct{}
+	loop   ondemand.Loop
 	once   sync.Once
 }
 
@@ -81,7 +83,6 @@ type group struct {
 
 func (s *Sampler) init() {
 	s.once.Do(func() {
-		s.wake = make(chan struct{}, 1)
 		if s.groups == nil {
 			s.groups = map[int]*group{}
 		}
@@ -103,12 +104,7 @@ func (s *Sampler) hold() time.Duration {
 }
 
 // poke wakes Run without blocking.
-func (s *Sampler) poke() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
+func (s *Sampler) poke() { s.loop.Poke() }
 
 // Watch adds the process group pgid, whose leader started at started, to
 // the groups read. continuous says a rule depends on its readings: Run
@@ -187,30 +183,13 @@ func (s *Sampler) Latest(pgids []int) (map[int]Sample, error) {
 // Call it once, in a goroutine of its own.
 func (s *Sampler) Run(ctx context.Context) {
 	s.init()
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		if s.active() {
-			continuous := s.hasContinuous()
-			err := s.read(nil)
-			if continuous && s.OnSample != nil {
-				s.OnSample(err)
-			}
-			timer.Reset(s.interval())
-			select {
-			case <-ctx.Done():
-				return
-			case <-timer.C:
-			}
-			continue
+	s.loop.Run(ctx, s.interval(), s.active, func() {
+		continuous := s.hasContinuous()
+		err := s.read(nil)
+		if continuous && s.OnSample != nil {
+			s.OnSample(err)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.wake:
-		}
-	}
+	})
 }
 
 // active reports whether Run is to read now.

@@ -30,6 +30,7 @@ import (
 
 	"github.com/paddock-sh/paddock/internal/control"
 	"github.com/paddock-sh/paddock/internal/fanout"
+	"github.com/paddock-sh/paddock/internal/ondemand"
 	"github.com/paddock-sh/paddock/internal/procstat"
 	"github.com/paddock-sh/paddock/internal/supervisor"
 )
@@ -71,7 +72,7 @@ type Page struct {
 	once  sync.Once
 	hist  *history
 	ticks *fanout.Hub[tick]
-	wake  chan struct{}
+	loop  ondemand.Loop
 
 	mu    sync.Mutex
 	asked time.Time
@@ -102,7 +103,6 @@ func (p *Page) init() {
 		// A viewer's queue holds a few readings: one that falls behind
 		// only loses old ones, and the next status replaces them anyway.
 		p.ticks = fanout.New[tick](MaxViewers, 4)
-		p.wake = make(chan struct{}, 1)
 	})
 }
 
@@ -136,26 +136,7 @@ func (p *Page) Register(mux *http.ServeMux) {
 // nothing. Call it once, in a goroutine of its own.
 func (p *Page) Run(ctx context.Context) {
 	p.init()
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		if p.active() {
-			p.sample(ctx)
-			timer.Reset(p.Interval)
-			select {
-			case <-ctx.Done():
-				return
-			case <-timer.C:
-			}
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-p.wake:
-		}
-	}
+	p.loop.Run(ctx, p.Interval, p.active, func() { p.sample(ctx) })
 }
 
 // active reports whether Run is to read now: a viewer follows the stream,
@@ -177,12 +158,7 @@ func (p *Page) ask() {
 	p.poke()
 }
 
-func (p *Page) poke() {
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
-}
+func (p *Page) poke() { p.loop.Poke() }
 
 // sample reads the status once, records its resource use and hands it to
 // the streams.

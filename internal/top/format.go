@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/paddock-sh/paddock/internal/bytesize"
 	"github.com/paddock-sh/paddock/internal/control"
+	"github.com/paddock-sh/paddock/internal/display"
 )
 
 // sparkBars are the eight heights of a sparkline's bar, lowest first.
@@ -47,41 +47,6 @@ func sparkline(h []sample, width int, floor float64) string {
 	return b.String()
 }
 
-// formatCPU prints a CPU percentage in at most four characters: 0.3%,
-// 12%, 150%; "-" when there is none.
-func formatCPU(p *float64) string {
-	switch {
-	case p == nil:
-		return "-"
-	case *p < 10:
-		return fmt.Sprintf("%.1f%%", *p)
-	}
-	return fmt.Sprintf("%.0f%%", *p)
-}
-
-// formatMem prints a size in bytes as bytesize.Format does (8.4Mi, 84Mi);
-// "-" when there is none.
-func formatMem(n *int64) string {
-	if n == nil {
-		return "-"
-	}
-	return bytesize.Format(*n)
-}
-
-// formatAge prints a duration as ps does, short: 45s, 3m12s, 2h5m, 4d3h.
-func formatAge(d time.Duration) string {
-	d = max(d, 0)
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm%ds", int(d.Minutes()), int(d.Seconds())%60)
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
-	}
-	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
-}
-
 // formatEvent prints an event on one short line: time, type, app/worker,
 // then what matters of the rest (pid, exit code or signal, delay, detail).
 func formatEvent(e control.Event, loc *time.Location) string {
@@ -112,16 +77,14 @@ func formatEvent(e control.Event, loc *time.Location) string {
 	if e.Detail != "" {
 		b.WriteString(" " + e.Detail)
 	}
-	return strings.Map(printable, b.String())
+	return printable(b.String())
 }
 
-// printable replaces control characters, which would move the cursor or
-// change colours, with a visible mark.
-func printable(r rune) rune {
-	if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-		return '?'
-	}
-	return r
+// printable returns s with its control characters replaced
+// (display.Printable) and its tabs as spaces: one line of a cell, which
+// neither moves the cursor nor changes colours.
+func printable(s string) string {
+	return strings.ReplaceAll(display.Printable(s), "\t", " ")
 }
 
 // appState says in a word how an app fares: crashing, stalled (its

@@ -497,7 +497,7 @@ func (m *Model) promptKey(k tea.KeyMsg) tea.Cmd {
 			p.input = "" // typing replaces the offered choice
 		}
 		if len(p.input) < 16 {
-			p.input += strings.Map(printable, string(k.Runes))
+			p.input += printable(string(k.Runes))
 		}
 	}
 	return nil
@@ -596,7 +596,7 @@ func (m *Model) logLine(msg logMsg) {
 	if l.Lost > 0 {
 		text = fmt.Sprintf("(%s lost: this reader fell behind)", plural.Count(l.Lost, "line"))
 	}
-	m.logs.lines = append(m.logs.lines, strings.Map(printable, text))
+	m.logs.lines = append(m.logs.lines, printable(text))
 	if n := len(m.logs.lines) - maxLogs; n > 0 {
 		m.logs.lines = slices.Delete(m.logs.lines, 0, n)
 	}

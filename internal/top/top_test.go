@@ -391,7 +391,7 @@ func TestLogs(t *testing.T) {
 	m.Update(logMsg{gen: gen, line: control.LogLine{App: "web", Worker: 1, Text: "GET / 200\x1b[31m"}})
 	m.Update(logMsg{gen: gen - 1, line: control.LogLine{App: "web", Worker: 1, Text: "stale"}})
 	s := m.View()
-	if !strings.Contains(s, "web/1 | GET / 200?[31m") || strings.Contains(s, "stale") || !strings.HasPrefix(s, "logs of web/1") {
+	if !strings.Contains(s, "web/1 | GET / 200\ufffd[31m") || strings.Contains(s, "stale") || !strings.HasPrefix(s, "logs of web/1") {
 		t.Errorf("the logs pane:\n%s", s)
 	}
 	checkScreen(t, s, 80, 24)

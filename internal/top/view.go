@@ -9,6 +9,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 	"github.com/muesli/termenv"
 
+	"github.com/paddock-sh/paddock/internal/display"
 	"github.com/paddock-sh/paddock/internal/plural"
 )
 
@@ -132,21 +133,21 @@ func readyCell(m *Model, r row) cell {
 func cpuCell(m *Model, r row) cell {
 	if r.worker == 0 {
 		if a := m.app(r.app); a != nil {
-			return cell{text: formatCPU(a.CPUPercent)}
+			return cell{text: display.CPU(a.CPUPercent)}
 		}
 		return cell{text: "-"}
 	}
-	return cell{text: formatCPU(m.worker(r.key).CPUPercent)}
+	return cell{text: display.CPU(m.worker(r.key).CPUPercent)}
 }
 
 func memCell(m *Model, r row) cell {
 	if r.worker == 0 {
 		if a := m.app(r.app); a != nil {
-			return cell{text: formatMem(a.RSSBytes)}
+			return cell{text: display.Mem(a.RSSBytes)}
 		}
 		return cell{text: "-"}
 	}
-	return cell{text: formatMem(m.worker(r.key).RSSBytes)}
+	return cell{text: display.Mem(m.worker(r.key).RSSBytes)}
 }
 
 func restartsCell(m *Model, r row) cell {
@@ -169,11 +170,11 @@ func uptimeCell(m *Model, r row) cell {
 	w := m.worker(r.key)
 	if w.PID == 0 {
 		if w.RestartAt != nil {
-			return cell{text: "in " + formatAge(w.RestartAt.Sub(m.at))}
+			return cell{text: "in " + display.Age(w.RestartAt.Sub(m.at))}
 		}
 		return cell{text: "-"}
 	}
-	return cell{text: formatAge(m.at.Sub(w.StartedAt))}
+	return cell{text: display.Age(m.at.Sub(w.StartedAt))}
 }
 
 // handsOut reports whether paddock hands the app's connections to its
@@ -332,7 +333,7 @@ func (m *Model) scroll() {
 func (m *Model) titleLine() string {
 	st := m.st
 	left := fmt.Sprintf("paddock top · pid %d · up %s · %s, %s", st.Supervisor.PID,
-		formatAge(m.at.Sub(st.Supervisor.StartedAt)), plural.Count(len(st.Apps), "app"),
+		display.Age(m.at.Sub(st.Supervisor.StartedAt)), plural.Count(len(st.Apps), "app"),
 		plural.Count(len(st.Workers), "worker"))
 	every := "every " + m.opts.Interval.String()
 	rights := []string{every}
