@@ -163,6 +163,9 @@ func TestGettingStarted(t *testing.T) {
 	}
 	blocks := fencedBlocks(string(page))
 	checkGuideQuotes(t, blocks)
+	if t.Failed() {
+		t.FailNow()
+	}
 	var cmds []string
 	for _, b := range blocks {
 		if b.lang != "sh" {
