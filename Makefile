@@ -67,7 +67,7 @@ test-deps:
 		echo "installing with apt-get:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else \
-		echo "missing:$$missing, and apt-get cannot install them: their tests fail unless PADDOCK_SKIP_BROWSER=1 / PADDOCK_SKIP_TMUX=1"; \
+		echo "missing:$$missing, and apt-get cannot install them: their tests fail unless PADDOCK_SKIP_BROWSER=1 / PADDOCK_SKIP_TMUX=1 / PADDOCK_SKIP_SYSTEMD=1"; \
 	fi
 browser-deps: test-deps
 
