@@ -64,36 +64,16 @@ func schemaFields(t *testing.T, raw map[string]any) map[string]field {
 			t.Fatalf("schema: %s nests too deep", path)
 		}
 		p = resolve(p)
-		f := field{}
-		if d, ok := p["default"]; ok {
-			f.def, f.hasDef = d, true
-		}
 		forms := []map[string]any{p}
 		for _, o := range anyList(p["oneOf"]) {
 			if m, ok := o.(map[string]any); ok {
 				forms = append(forms, resolve(m))
 			}
 		}
+		f := fieldOf(p, forms)
 		for _, form := range forms {
-			for _, e := range anyList(form["enum"]) {
-				if s, ok := e.(string); ok {
-					f.enum = append(f.enum, s)
-				}
-			}
-			if form["type"] == "integer" || form["type"] == nil {
-				if v, ok := form["minimum"].(float64); ok {
-					f.min = &v
-				}
-				if v, ok := form["maximum"].(float64); ok {
-					f.max = &v
-				}
-			}
-			props, ok := form["properties"].(map[string]any)
-			if !ok {
-				continue
-			}
+			props, _ := form["properties"].(map[string]any)
 			for k, v := range props {
-				f.parent = true
 				walk(join(path, k), v.(map[string]any), depth+1)
 			}
 		}
@@ -103,6 +83,34 @@ func schemaFields(t *testing.T, raw map[string]any) map[string]field {
 	}
 	walk("", lookup(t, raw, "$defs", "app").(map[string]any), 0)
 	return out
+}
+
+// fieldOf returns what a property's schema p, and the forms it may take
+// (p and its oneOf members, resolved), say of its value.
+func fieldOf(p map[string]any, forms []map[string]any) field {
+	f := field{}
+	if d, ok := p["default"]; ok {
+		f.def, f.hasDef = d, true
+	}
+	for _, form := range forms {
+		for _, e := range anyList(form["enum"]) {
+			if s, ok := e.(string); ok {
+				f.enum = append(f.enum, s)
+			}
+		}
+		if form["type"] == "integer" || form["type"] == nil {
+			if v, ok := form["minimum"].(float64); ok {
+				f.min = &v
+			}
+			if v, ok := form["maximum"].(float64); ok {
+				f.max = &v
+			}
+		}
+		if _, ok := form["properties"].(map[string]any); ok {
+			f.parent = true
+		}
+	}
+	return f
 }
 
 func join(a, b string) string {
@@ -296,6 +304,20 @@ func childrenDocumented(name string, fields map[string]field, documented map[str
 // checkRow compares what one row states of a field with the schema.
 func checkRow(t *testing.T, at, name string, r row, f field) {
 	t.Helper()
+	checkDefault(t, at, name, r, f)
+	checkEnum(t, at, name, r, f)
+	lo, hi := statedBounds(r.typ)
+	if lo != nil && (f.min == nil || *f.min != *lo) {
+		t.Errorf("%s: %s: the README's minimum is %v, the schema's %v", at, name, *lo, deref(f.min))
+	}
+	if hi != nil && (f.max == nil || *f.max != *hi) {
+		t.Errorf("%s: %s: the README's maximum is %v, the schema's %v", at, name, *hi, deref(f.max))
+	}
+}
+
+// checkDefault compares the default a row states with the schema's.
+func checkDefault(t *testing.T, at, name string, r row, f field) {
+	t.Helper()
 	if d, ok := statedDefault(r.def); ok {
 		if f.hasDef && render(f.def) != d {
 			t.Errorf("%s: %s: the README's default is %q, the schema's %q", at, name, d, render(f.def))
@@ -303,22 +325,24 @@ func checkRow(t *testing.T, at, name string, r row, f field) {
 	} else if statedNoDefault(r.def) && f.hasDef {
 		t.Errorf("%s: %s: the README says no default (%s), the schema's is %q", at, name, r.def, render(f.def))
 	}
-	if enum, ok := statedEnum(r.typ); ok && len(f.enum) > 0 {
-		a, b := slices.Clone(enum), slices.Clone(f.enum)
-		slices.Sort(a)
-		slices.Sort(b)
-		if !slices.Equal(a, b) {
-			t.Errorf("%s: %s: the README allows %q, the schema %q", at, name, enum, f.enum)
-		}
-	} else if ok && len(f.enum) == 0 {
+}
+
+// checkEnum compares the values a row allows with the schema's enum.
+func checkEnum(t *testing.T, at, name string, r row, f field) {
+	t.Helper()
+	enum, ok := statedEnum(r.typ)
+	if !ok {
+		return
+	}
+	if len(f.enum) == 0 {
 		t.Errorf("%s: %s: the README lists values %q, the schema has no enum", at, name, enum)
+		return
 	}
-	lo, hi := statedBounds(r.typ)
-	if lo != nil && (f.min == nil || *f.min != *lo) {
-		t.Errorf("%s: %s: the README's minimum is %v, the schema's %v", at, name, *lo, deref(f.min))
-	}
-	if hi != nil && (f.max == nil || *f.max != *hi) {
-		t.Errorf("%s: %s: the README's maximum is %v, the schema's %v", at, name, *hi, deref(f.max))
+	a, b := slices.Clone(enum), slices.Clone(f.enum)
+	slices.Sort(a)
+	slices.Sort(b)
+	if !slices.Equal(a, b) {
+		t.Errorf("%s: %s: the README allows %q, the schema %q", at, name, enum, f.enum)
 	}
 }
 

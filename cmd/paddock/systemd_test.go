@@ -139,26 +139,7 @@ func TestSystemdUnitVerify(t *testing.T) {
 // main process alone (KillMode=mixed): STOPPING=1 and exit 0.
 func TestSystemdUnitLifecycle(t *testing.T) {
 	t.Parallel()
-	var start, reload []string
-	for _, s := range readUnit(t, systemdUnit) {
-		switch s.key {
-		case "ExecStart":
-			start = strings.Fields(s.value)
-		case "ExecReload":
-			reload = strings.Fields(s.value)
-		case "Type":
-			if s.value != "notify" {
-				t.Fatalf("Type=%s: this test speaks the notify protocol", s.value)
-			}
-		case "KillMode":
-			if s.value != "mixed" {
-				t.Fatalf("KillMode=%s: this test signals paddock alone, as mixed does", s.value)
-			}
-		}
-	}
-	if len(start) < 2 || start[0] != unitBin || len(reload) < 2 || reload[0] != unitBin {
-		t.Fatalf("the unit's ExecStart %q and ExecReload %q are not paddock commands", start, reload)
-	}
+	start, reload := unitCommands(t)
 	// The manifest directory the unit names, here a temporary one.
 	dir := t.TempDir()
 	manifests := start[len(start)-1]
@@ -169,22 +150,7 @@ func TestSystemdUnitLifecycle(t *testing.T) {
 	}
 	write("apps:\n  web:\n    exec: /bin/sleep\n    args: [1000]\n    instances: 2\n")
 	notifySock := filepath.Join(t.TempDir(), "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifySock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	var notes testkit.Buffer
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			notes.Write(append(buf[:n:n], '\n'))
-		}
-	}()
+	notes := notifyReceiver(t, notifySock)
 	sock := socketPath(t)
 	env := append(os.Environ(), control.SocketEnv+"="+sock, "NOTIFY_SOCKET="+notifySock)
 	replace := func(args []string) []string {
@@ -240,4 +206,53 @@ func TestSystemdUnitLifecycle(t *testing.T) {
 		t.Errorf("paddock exited %d after SIGTERM, want 0", code)
 	}
 	notes.WaitFor(t, "STOPPING=1")
+}
+
+// unitCommands returns the unit's ExecStart and ExecReload, split in
+// words, after checking the settings TestSystemdUnitLifecycle acts out.
+func unitCommands(t *testing.T) (start, reload []string) {
+	t.Helper()
+	for _, s := range readUnit(t, systemdUnit) {
+		switch s.key {
+		case "ExecStart":
+			start = strings.Fields(s.value)
+		case "ExecReload":
+			reload = strings.Fields(s.value)
+		case "Type":
+			if s.value != "notify" {
+				t.Fatalf("Type=%s: this test speaks the notify protocol", s.value)
+			}
+		case "KillMode":
+			if s.value != "mixed" {
+				t.Fatalf("KillMode=%s: this test signals paddock alone, as mixed does", s.value)
+			}
+		}
+	}
+	if len(start) < 2 || start[0] != unitBin || len(reload) < 2 || reload[0] != unitBin {
+		t.Fatalf("the unit's ExecStart %q and ExecReload %q are not paddock commands", start, reload)
+	}
+	return start, reload
+}
+
+// notifyReceiver listens on a datagram socket at path, as systemd's
+// NOTIFY_SOCKET, and returns what arrives, a datagram a line.
+func notifyReceiver(t *testing.T, path string) *testkit.Buffer {
+	t.Helper()
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	notes := &testkit.Buffer{}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			notes.Write(append(buf[:n:n], '\n'))
+		}
+	}()
+	return notes
 }
