@@ -79,9 +79,9 @@ var hostiles = []hostile{
 		}
 		return "zero.yaml"
 	}},
-	{"10000 files, one app each, all on one port", func(t *testing.T, dir string) string {
+	{"many files (2000 short, 10000 long), one app each, all on one port", func(t *testing.T, dir string) string {
 		defer testkit.HoldForks()()
-		for i := range 10000 {
+		for i := range size(2000, 10000) {
 			content := fmt.Sprintf("apps:\n  many%d:\n    exec: /bin/sleep\n    args: [\"100000\"]\n    listen: [\"127.0.0.1:1\"]\n", i)
 			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("many%05d.yaml", i)), []byte(content), 0o644); err != nil {
 				t.Fatal(err)

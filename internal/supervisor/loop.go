@@ -32,6 +32,12 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 	o := s.own
 	h := s.startReaping(ctx)
 	defer close(s.ended)
+	go s.stdout.write()
+	go s.stderr.write()
+	defer func() {
+		s.stdout.stop()
+		s.stderr.stop()
+	}()
 	defer func() {
 		s.stopHelpers(h)
 		o.release() // closes every dispatcher, waiting for its Run

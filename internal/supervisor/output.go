@@ -35,6 +35,9 @@ type outputStream struct {
 	mu   sync.Mutex
 	// pending counts the lines queued and not yet written.
 	pending int
+	// quit ends the writer (stop), once it is idle.
+	quit     chan struct{}
+	quitOnce sync.Once
 	// failing says the last line was lost; lastErr is why.
 	failing bool
 	lastErr error
@@ -53,8 +56,7 @@ var errOutputStalled = errors.New("the reader does not keep up: the queue is ful
 
 func newOutputStream(name string, w io.Writer, changed chan<- struct{}) *outputStream {
 	o := &outputStream{name: name, w: w, changed: changed,
-		queue: make(chan []byte, outputQueue), idle: make(chan struct{}, 1)}
-	go o.write()
+		queue: make(chan []byte, outputQueue), idle: make(chan struct{}, 1), quit: make(chan struct{})}
 	return o
 }
 
@@ -73,15 +75,25 @@ func (o *outputStream) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// write writes the queued lines out, for the life of the process (the
-// stream is paddock's stdout or stderr, which outlive every supervisor).
+// write writes the queued lines out, until stop (Run starts it, and
+// stops it as it returns, once the queue was flushed). A writer blocked
+// for ever by a reader that never reads again stays, as the process's
+// own stdout would.
 func (o *outputStream) write() {
-	for line := range o.queue {
-		_, err := o.w.Write(line)
-		o.result(err)
-		o.done()
+	for {
+		select {
+		case line := <-o.queue:
+			_, err := o.w.Write(line)
+			o.result(err)
+			o.done()
+		case <-o.quit:
+			return
+		}
 	}
 }
+
+// stop ends the writer once it is idle.
+func (o *outputStream) stop() { o.quitOnce.Do(func() { close(o.quit) }) }
 
 // done counts one queued line as handled, and signals idle when none is
 // left.
