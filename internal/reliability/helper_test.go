@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/paddock-sh/paddock/internal/notify"
 	"github.com/paddock-sh/paddock/internal/testkit"
@@ -190,7 +191,7 @@ func (l *load) count(err error) {
 		l.failed.Add(1)
 		l.mu.Lock()
 		if len(l.errs) < 5 {
-			l.errs = append(l.errs, err.Error())
+			l.errs = append(l.errs, time.Now().UTC().Format("15:04:05.000000")+" "+err.Error())
 		}
 		l.mu.Unlock()
 	}

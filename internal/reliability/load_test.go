@@ -44,6 +44,10 @@ func TestRollingUpdatesUnderLoad(t *testing.T) {
 			writeFile(t, manifest, webApp(policy, port))
 			s := startPaddock(t, nil, manifest)
 			s.waitRunning("web", 2)
+			// Load starts once both workers are ready: what a connection
+			// queued before any rr worker listens meets is not this
+			// trial's (docs/reliability.md).
+			s.waitReady("web", 2)
 			l := startLoad(fmt.Sprintf("127.0.0.1:%d", port), 4)
 			defer l.stop()
 			l.waitAnswered(t, 100)
