@@ -201,19 +201,32 @@ func checkDeployment(t *testing.T, d k8sDoc, configMaps map[string]k8sDoc) {
 	}
 	healthPort := checkProbes(t, *pc, healthAddr)
 	preStop := checkPreStop(t, *pc)
+	stop := checkManifestSource(t, pod, *pc, paths[0], healthPort, configMaps)
+	if pod.TerminationGracePeriodSeconds == nil {
+		t.Fatal("no terminationGracePeriodSeconds")
+	}
+	grace := time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
+	if need := preStop + stop + stopMargin; grace < need {
+		t.Errorf("terminationGracePeriodSeconds %s < preStop %s + longest stop %s + margin %s", grace, preStop, stop, stopMargin)
+	}
+	checkSecurity(t, pod, *pc)
+}
 
-	// Where the manifests come from: a ConfigMap mounted at the path, or
-	// an emptyDir mounted above it where git-sync keeps its link.
+// checkManifestSource checks where the container's manifests (at p) come
+// from, a ConfigMap mounted at p or an emptyDir above it where git-sync
+// keeps its link, and returns the longest stop of their apps.
+func checkManifestSource(t *testing.T, pod podSpec, pc container, p, healthPort string, configMaps map[string]k8sDoc) time.Duration {
+	t.Helper()
 	var stop time.Duration
-	mount, rel := mountOf(t, *pc, paths[0])
+	mount, rel := mountOf(t, pc, p)
 	vol := volumeOf(t, pod, mount.Name)
 	switch {
 	case vol.ConfigMap != nil:
 		if rel != "" {
-			t.Errorf("paddock reads %s, a directory inside the ConfigMap's mount %s; want the mount itself", paths[0], mount.MountPath)
+			t.Errorf("paddock reads %s, a directory inside the ConfigMap's mount %s; want the mount itself", p, mount.MountPath)
 		}
-		if paths[0] != imageEntrypoint[2] {
-			t.Errorf("the ConfigMap is mounted at %s, want the image's ENTRYPOINT directory %s", paths[0], imageEntrypoint[2])
+		if p != imageEntrypoint[2] {
+			t.Errorf("the ConfigMap is mounted at %s, want the image's ENTRYPOINT directory %s", p, imageEntrypoint[2])
 		}
 		cm, ok := configMaps[vol.ConfigMap.Name]
 		if !ok {
@@ -221,7 +234,7 @@ func checkDeployment(t *testing.T, d k8sDoc, configMaps map[string]k8sDoc) {
 		}
 		set := validateConfigMap(t, cm)
 		stop = stopBound(set)
-		checkAutoHasCPULimit(t, set, *pc)
+		checkAutoHasCPULimit(t, set, pc)
 		for _, a := range set.Apps {
 			for _, l := range a.Listen {
 				if port := l.Port(); port != 0 && strconv.Itoa(port) == healthPort {
@@ -240,15 +253,13 @@ func checkDeployment(t *testing.T, d k8sDoc, configMaps map[string]k8sDoc) {
 	if !mount.ReadOnly {
 		t.Errorf("the manifests' mount %s is writable by paddock; want readOnly", mount.MountPath)
 	}
+	return stop
+}
 
-	if pod.TerminationGracePeriodSeconds == nil {
-		t.Fatal("no terminationGracePeriodSeconds")
-	}
-	grace := time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
-	if need := preStop + stop + stopMargin; grace < need {
-		t.Errorf("terminationGracePeriodSeconds %s < preStop %s + longest stop %s + margin %s", grace, preStop, stop, stopMargin)
-	}
-
+// checkSecurity: non-root, read-only root filesystem, no privilege
+// escalation, requests and a memory limit.
+func checkSecurity(t *testing.T, pod podSpec, pc container) {
+	t.Helper()
 	if nonRoot := pc.SecurityContext.RunAsNonRoot; !isTrue(nonRoot) && !isTrue(pod.SecurityContext.RunAsNonRoot) {
 		t.Error("runAsNonRoot is not set: paddock must not run as root")
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -86,7 +87,16 @@ apps:
 	if err := testkit.WriteFile(flag, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	body = waitHTTP(t, base+"readyz", 200)
+	checkAllReady(t, base)
+	checkDrain(t, r, base, filepath.Join(dir, "api.started"))
+	r.wait()
+}
+
+// checkAllReady waits for /readyz to be 200 with both apps, and checks the
+// methods and the other routes of the health listener.
+func checkAllReady(t *testing.T, base string) {
+	t.Helper()
+	body := waitHTTP(t, base+"readyz", 200)
 	if body != "ok: 2 apps ready\napi: 1/1 available\nweb: 1/1 available\n" {
 		t.Errorf("GET /readyz, all ready: %q", body)
 	}
@@ -105,6 +115,18 @@ apps:
 		t.Errorf("GET /metrics on the health listener: %d", code)
 	}
 
+}
+
+// checkDrain sends paddock SIGTERM, with a worker that ignores it (once it
+// wrote the file started): /readyz
+// says paddock is stopping, /livez stays 200, /healthz is 503; a second
+// SIGTERM ends it.
+func checkDrain(t *testing.T, r *running, base, started string) {
+	t.Helper()
+	testkit.WaitFor(t, "api to ignore SIGTERM", func() bool {
+		_, err := os.Stat(started)
+		return err == nil
+	})
 	// The drain: api ignores SIGTERM and has an hour to stop.
 	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -122,7 +144,6 @@ apps:
 	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	r.wait()
 }
 
 // TestHealthAddrSharesListeners: --health-addr naming --http-addr's address
