@@ -118,6 +118,7 @@ fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzControlRequest$$' -fuzztime=$(FUZZTIME) ./internal/control
 	$(GO) test -run='^$$' -fuzz='^FuzzJSONToYAML$$' -fuzztime=$(FUZZTIME) ./cmd/paddock
 	$(GO) test -run='^$$' -fuzz='^FuzzParseLine$$' -fuzztime=$(FUZZTIME) ./internal/logfile
+	$(GO) test -run='^$$' -fuzz='^FuzzReadyz$$' -fuzztime=$(FUZZTIME) ./internal/healthz
 
 ## fuzz: a longer fuzzing session, by hand: make fuzz FUZZTIME=10m
 fuzz: fuzz-smoke

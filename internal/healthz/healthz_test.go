@@ -140,3 +140,33 @@ func TestPathsRegistered(t *testing.T) {
 		}
 	}
 }
+
+// FuzzReadyz: any query string gets a 200 or a 503 with a verdict on its
+// first line, never a panic; an app asked for that does not run is never
+// ready.
+func FuzzReadyz(f *testing.F) {
+	for _, q := range []string{"", "app=web", "app=web,api&app=job", "app=%zz", "app=,,", "app=web&app=web", "x=1;app=api"} {
+		f.Add(q)
+	}
+	rd := supervisor.Readiness{Apps: []supervisor.AppReadiness{apiReady, webHalf}}
+	mux := http.NewServeMux()
+	(&Handler{Readiness: fixed(rd)}).Register(mux)
+	f.Fuzz(func(t *testing.T, query string) {
+		req := httptest.NewRequest(http.MethodGet, "/readyz", nil)
+		req.URL.RawQuery = query
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		body := rec.Body.String()
+		switch {
+		case rec.Code == 200 && strings.HasPrefix(body, "ok: "):
+			for _, name := range askedApps(req) {
+				if name != "api" {
+					t.Fatalf("?%s: 200 with %q asked:\n%s", query, name, body)
+				}
+			}
+		case rec.Code == 503 && strings.HasPrefix(body, "not ready: "):
+		default:
+			t.Fatalf("?%s: %d %q", query, rec.Code, body)
+		}
+	})
+}
