@@ -108,7 +108,8 @@ docs-cli:
 ## fuzz-smoke: each fuzzer for FUZZTIME: the manifest decoder, the IPC wire
 ## (framing and descriptors), a worker's IPC channel, the cluster protocol
 ## handler, the relay's reading of messages (ipc.relay), the control API,
-## the JSON to YAML of -o yaml, a log file's line read back (paddock logs).
+## the JSON to YAML of -o yaml, a log file's line read back (paddock logs),
+## the query of /readyz.
 fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./manifest
 	$(GO) test -run='^$$' -fuzz='^FuzzWire$$' -fuzztime=$(FUZZTIME) ./internal/nodeipc
