@@ -179,3 +179,20 @@ apps:
 		t.Errorf("Readiness after Run returned: %v, want ErrNotRunning", err)
 	}
 }
+
+// TestReadinessMinReadyTime: a ready worker counts as available only once
+// it has been ready for minReadyTime.
+func TestReadinessMinReadyTime(t *testing.T) {
+	t.Parallel()
+	h := start(t, `
+apps:
+  web:
+    exec: $SELF
+    env: {PADDOCK_TEST_HELPER: serve}
+    minReadyTime: 1h
+`)
+	h.waitWorkers("web ready", func(ws []WorkerInfo) bool { return len(ws) == 1 && ws[0].Ready })
+	if web := appReadiness(t, h.readiness(), "web"); web.Ready() || web.Available != 0 || web.Why() != "0/1 available" {
+		t.Fatalf("web ready for less than its minReadyTime: %+v", web)
+	}
+}
