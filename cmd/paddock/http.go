@@ -1,8 +1,10 @@
 package main
 
-// paddock run's HTTP listeners: --http-addr (the status page, /metrics)
-// and --metrics-addr (/metrics alone, when it names another address).
-// Both answer only GET and HEAD.
+// paddock run's HTTP listeners: --http-addr (the status page, /metrics),
+// --metrics-addr (/metrics, when it names another address) and
+// --health-addr (/livez, /healthz, /readyz, when it names another
+// address). Every listener serves the health endpoints and /metrics, and
+// answers only GET and HEAD.
 
 import (
 	"context"
@@ -13,15 +15,18 @@ import (
 	"time"
 
 	"github.com/paddock-sh/paddock/internal/control"
+	"github.com/paddock-sh/paddock/internal/healthz"
 	"github.com/paddock-sh/paddock/internal/statuspage"
 )
 
-// httpListeners are the listeners of --http-addr and --metrics-addr; nil
-// for a flag not given, and metrics nil as well when --metrics-addr names
-// --http-addr's address (shared: one listener serves both).
+// httpListeners are the listeners of --http-addr, --metrics-addr and
+// --health-addr; nil for a flag not given, and nil as well for a flag that
+// names the address of one before it (one listener serves both): metrics
+// when --metrics-addr names --http-addr's address (shared), health when
+// --health-addr names --http-addr's or --metrics-addr's (healthShared).
 type httpListeners struct {
-	page, metrics net.Listener
-	shared        bool
+	page, metrics, health net.Listener
+	shared, healthShared  bool
 }
 
 // listenHTTP opens o's HTTP listeners. It warns when the status page is
@@ -51,21 +56,31 @@ func listenHTTP(o runOptions, logger *slog.Logger) (httpListeners, error) {
 		}
 		l.metrics = ln
 	}
+	l.healthShared = o.healthAddr != "" && (sameAddr(o.healthAddr, o.httpAddr) || o.healthAddr == o.metricsAddr)
+	if o.healthAddr != "" && !l.healthShared {
+		ln, err := net.Listen("tcp", o.healthAddr)
+		if err != nil {
+			l.close()
+			return l, fmt.Errorf("--health-addr: %w", err)
+		}
+		l.health = ln
+	}
 	return l, nil
 }
 
-// sameAddr reports whether --metrics-addr names --http-addr's address, as
-// written or as --http-addr means it (":9100" is 127.0.0.1:9100 there).
-func sameAddr(metricsAddr, httpAddr string) bool {
+// sameAddr reports whether addr (--metrics-addr's, --health-addr's) names
+// --http-addr's address, as written or as --http-addr means it (":9100"
+// is 127.0.0.1:9100 there).
+func sameAddr(addr, httpAddr string) bool {
 	if httpAddr == "" {
 		return false
 	}
-	addr, err := statuspage.ListenAddr(httpAddr)
-	return metricsAddr == httpAddr || (err == nil && metricsAddr == addr)
+	page, err := statuspage.ListenAddr(httpAddr)
+	return addr == httpAddr || (err == nil && addr == page)
 }
 
 func (l httpListeners) close() {
-	for _, ln := range []net.Listener{l.page, l.metrics} {
+	for _, ln := range []net.Listener{l.page, l.metrics, l.health} {
 		if ln != nil {
 			ln.Close()
 		}
@@ -105,6 +120,10 @@ func (r *runner) serveHTTP(l httpListeners, info control.SupervisorInfo) (closeA
 		closers = append(closers, r.serve(l.metrics, r.httpMux(nil)))
 		r.logger.Info("serving metrics", "url", "http://"+l.metrics.Addr().String()+"/metrics")
 	}
+	if l.health != nil {
+		closers = append(closers, r.serve(l.health, r.httpMux(nil)))
+		r.logger.Info("serving health endpoints", "url", "http://"+l.health.Addr().String()+"/readyz")
+	}
 	return func() {
 		for _, c := range closers {
 			c()
@@ -112,12 +131,13 @@ func (r *runner) serveHTTP(l httpListeners, info control.SupervisorInfo) (closeA
 	}
 }
 
-// httpMux returns the routes of an HTTP listener: /metrics, and the
-// status page when page is not nil; only GET and HEAD pass. Endpoints for
-// every HTTP listener (health checks) go here, one line each.
+// httpMux returns the routes of an HTTP listener: /metrics, the health
+// endpoints, and the status page when page is not nil; only GET and HEAD
+// pass. Endpoints for every HTTP listener go here, one line each.
 func (r *runner) httpMux(page *statuspage.Page) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", r.met.Handler())
+	(&healthz.Handler{Readiness: r.sup.Readiness}).Register(mux)
 	if page != nil {
 		page.Register(mux)
 	}

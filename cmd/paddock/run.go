@@ -36,6 +36,7 @@ type runOptions struct {
 	socket              *string
 	metricsAddr         string
 	httpAddr            string
+	healthAddr          string
 	sysctl              bool
 	cgroup              string
 	exitOnFailed        bool
@@ -68,6 +69,7 @@ start, or workers that had to be killed; 2 usage errors or unreadable paths;
 	o.socket = socketFlag(c)
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://HOST:PORT/metrics (default: off)")
 	fs.StringVar(&o.httpAddr, "http-addr", "", "serve the read-only status page at http://HOST:PORT/, and /metrics; :PORT means 127.0.0.1:PORT (default: off)")
+	fs.StringVar(&o.healthAddr, "health-addr", "", "serve the health endpoints /livez, /healthz and /readyz (and /metrics) at http://HOST:PORT; :PORT means every address, for a kubelet's probes (default: off)")
 	fs.BoolVar(&o.sysctl, "sysctl", true, "let paddock change sysctls it needs (net.ipv4.tcp_migrate_req for reuseport apps; each change is logged)")
 	fs.StringVar(&o.cgroup, "cgroup", "auto", "auto: start the workers in a cgroup v2 of their own, killed as a whole when paddock stops or dies, when paddock can create one; off: never")
 	fs.BoolVar(&o.exitOnFailed, "exit-on-failed", false, "make every app critical: when one has been crash-looping at backoff.max with no worker up for its failAfter, stop every app and exit 3")
@@ -86,6 +88,12 @@ func runRun(o runOptions, args []string, stdout, stderr io.Writer) int {
 	if o.httpAddr != "" {
 		if _, err := statuspage.ListenAddr(o.httpAddr); err != nil {
 			fmt.Fprintf(stderr, "paddock: --http-addr %q: %v\n", o.httpAddr, err)
+			return exitUsage
+		}
+	}
+	if o.healthAddr != "" {
+		if _, _, err := net.SplitHostPort(o.healthAddr); err != nil {
+			fmt.Fprintf(stderr, "paddock: --health-addr %q: %v\n", o.healthAddr, err)
 			return exitUsage
 		}
 	}
