@@ -7,9 +7,11 @@ package importer
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -148,9 +150,21 @@ func comment(s string) string {
 	}
 	lines := strings.Split(s, "\n")
 	for i, l := range lines {
-		lines[i] = "# " + l
+		lines[i] = "# " + strings.Map(printable, l)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// printable keeps the runes YAML allows in a comment and makes the
+// others (control characters, invalid UTF-8) a '?': comments quote the
+// source, which may hold anything.
+func printable(r rune) rune {
+	switch {
+	case r == '\t', r >= 0x20 && r <= 0x7e, r == 0x85, r >= 0xa0 && r <= 0xd7ff,
+		r >= 0xe000 && r <= 0xfffd && r != 0xfeff, r >= 0x10000 && r <= 0x10ffff:
+		return r
+	}
+	return '?'
 }
 
 // YAML writes m as a paddock manifest.
@@ -180,6 +194,11 @@ func (m *Manifest) YAML() ([]byte, error) {
 	}
 	key := toNode("apps")
 	key.HeadComment = comment(strings.Join(head, "\n"))
+	for i := 0; i+1 < len(apps.Content); i += 2 {
+		if err := checkUTF8(apps.Content[i+1], "apps."+apps.Content[i].Value); err != nil {
+			return nil, err
+		}
+	}
 	doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{
 		Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{key, apps},
 	}}}
@@ -193,6 +212,36 @@ func (m *Manifest) YAML() ([]byte, error) {
 		return nil, fmt.Errorf("write manifest: %w", err)
 	}
 	return b.Bytes(), nil
+}
+
+// ErrNotUTF8 is returned for a value a YAML manifest cannot hold.
+var ErrNotUTF8 = errors.New("not UTF-8: a YAML manifest cannot hold it")
+
+// checkUTF8 reports the first value under n, at path, that is not UTF-8.
+func checkUTF8(n *yaml.Node, path string) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if !utf8.ValidString(n.Value) {
+			return fmt.Errorf("%s: %q: %w", path, n.Value, ErrNotUTF8)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if err := checkUTF8(c, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if !utf8.ValidString(k.Value) {
+				return fmt.Errorf("%s: key %q: %w", path, k.Value, ErrNotUTF8)
+			}
+			if err := checkUTF8(n.Content[i+1], path+"."+k.Value); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 var nameBad = regexp.MustCompile(`[^a-z0-9-]+`)

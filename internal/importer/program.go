@@ -70,6 +70,9 @@ func (p *program) convert(numprocs int, global *Env) error {
 			continue
 		}
 		if err := h.fn(p, v); err != nil {
+			if h.key == "command" {
+				return err // no exec: no app
+			}
 			p.note("supervisord %s=%s: not converted: %v", h.key, short(v), err)
 		}
 	}

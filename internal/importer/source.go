@@ -57,6 +57,8 @@ function load() {
   }
 }
 Promise.resolve().then(load).then(v => {
+  // require() of an ES module (Node >= 20.19) gives its namespace.
+  if (v && typeof v === 'object' && v[Symbol.toStringTag] === 'Module' && v.default !== undefined) v = v.default;
   process.stdout.write(JSON.stringify(v === undefined ? null : v));
 }, e => {
   process.stderr.write(String(e && e.stack || e) + '\n');
