@@ -110,7 +110,7 @@ var supervisordSectionNotes = map[string]string{
 	"ctlplugin":        "paddock has no client plugins.",
 	"eventlistener":    "not supported: paddock has no event listener protocol on a program's stdin/stdout. Follow `paddock events --json` (or the API's event stream) from a program of your own instead.",
 	"fcgi-program":     "not supported: paddock hands sockets as systemd does (listen:, LISTEN_FDS from fd 3), not on fd 0 as FastCGI programs expect; run the program with a listen: address and a wrapper that moves the socket to fd 0, or as a plain HTTP server.",
-	"group":            "paddock has no groups: each program is an app; `paddock restart a b c` acts on several; put a group's apps in a manifest file of their own.",
+	"group":            "paddock has no groups: each program is an app (paddock restart APP acts on one); put a group's apps in a manifest file of their own.",
 }
 
 // supervisordDaemonNotes say why [supervisord]'s own settings have no
