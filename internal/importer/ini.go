@@ -124,75 +124,85 @@ func stripInlineComment(s string) string {
 func expand(s string, vars map[string]string) (string, error) {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
-		if s[i] != '%' {
+		switch {
+		case s[i] != '%':
 			b.WriteByte(s[i])
-			continue
-		}
-		if i+1 < len(s) && s[i+1] == '%' {
+		case i+1 < len(s) && s[i+1] == '%':
 			b.WriteByte('%')
 			i++
-			continue
-		}
-		if i+1 >= len(s) || s[i+1] != '(' {
-			return "", fmt.Errorf("%% not followed by (name) or %%: write %%%% for a %%")
-		}
-		end := strings.IndexByte(s[i+2:], ')')
-		if end < 0 {
-			return "", fmt.Errorf("%%( without )")
-		}
-		name := s[i+2 : i+2+end]
-		j := i + 2 + end + 1
-		k := j
-		for k < len(s) && strings.IndexByte("#0- +", s[k]) >= 0 {
-			k++
-		}
-		flags := s[j:k]
-		w := k
-		for w < len(s) && s[w] >= '0' && s[w] <= '9' {
-			w++
-		}
-		width, _ := strconv.Atoi(s[k:w])
-		if w < len(s) && s[w] == '.' {
-			w++
-			for w < len(s) && s[w] >= '0' && s[w] <= '9' {
-				w++
-			}
-		}
-		if w >= len(s) || strings.IndexByte("sdir", s[w]) < 0 {
-			return "", fmt.Errorf("%%(%s) without a conversion (s or d)", name)
-		}
-		if width > 1000 {
-			return "", fmt.Errorf("%%(%s): width %d is too large", name, width)
-		}
-		v, ok := vars[name]
-		if !ok {
-			return "", fmt.Errorf("%%(%s)s: no such expansion (supervisord has program_name, process_num, group_name, host_node_name, numprocs, here, ENV_x)", name)
-		}
-		if s[w] != 's' && s[w] != 'r' {
-			n, err := strconv.Atoi(v)
+		default:
+			v, end, err := expandOne(s, i, vars)
 			if err != nil {
-				return "", fmt.Errorf("%%(%s)%c: %q is not a number", name, s[w], v)
+				return "", err
 			}
-			v = strconv.Itoa(n)
-			if strings.Contains(flags, "0") && !strings.Contains(flags, "-") && len(v) < width {
-				if n < 0 {
-					v = "-" + strings.Repeat("0", width-len(v)) + v[1:]
-				} else {
-					v = strings.Repeat("0", width-len(v)) + v
-				}
-			}
+			b.WriteString(v)
+			i = end
 		}
-		if len(v) < width {
-			if strings.Contains(flags, "-") {
-				v += strings.Repeat(" ", width-len(v))
-			} else {
-				v = strings.Repeat(" ", width-len(v)) + v
-			}
-		}
-		b.WriteString(v)
-		i = w
 	}
 	return b.String(), nil
+}
+
+// expandOne expands the expression at s[i] ('%'), returning its value and
+// the index of its last byte.
+func expandOne(s string, i int, vars map[string]string) (string, int, error) {
+	if i+1 >= len(s) || s[i+1] != '(' {
+		return "", 0, fmt.Errorf("%% not followed by (name) or %%: write %%%% for a %%")
+	}
+	end := strings.IndexByte(s[i+2:], ')')
+	if end < 0 {
+		return "", 0, fmt.Errorf("%%( without )")
+	}
+	name := s[i+2 : i+2+end]
+	j := i + 2 + end + 1
+	k := j + len(s[j:]) - len(strings.TrimLeft(s[j:], "#0- +"))
+	flags := s[j:k]
+	w := k + len(s[k:]) - len(strings.TrimLeft(s[k:], "0123456789"))
+	width, _ := strconv.Atoi(s[k:w])
+	if w < len(s) && s[w] == '.' {
+		w++
+		w += len(s[w:]) - len(strings.TrimLeft(s[w:], "0123456789"))
+	}
+	if w >= len(s) || strings.IndexByte("sdir", s[w]) < 0 {
+		return "", 0, fmt.Errorf("%%(%s) without a conversion (s or d)", name)
+	}
+	if width > 1000 || w-k > 4 {
+		return "", 0, fmt.Errorf("%%(%s): the width is too large", name)
+	}
+	v, ok := vars[name]
+	if !ok {
+		return "", 0, fmt.Errorf("%%(%s)s: no such expansion (supervisord has program_name, process_num, group_name, host_node_name, numprocs, here, ENV_x)", name)
+	}
+	v, err := format(v, flags, width, s[w])
+	if err != nil {
+		return "", 0, fmt.Errorf("%%(%s)%c: %w", name, s[w], err)
+	}
+	return v, w, nil
+}
+
+// format writes v as Python's % does with flags, width and conversion
+// (s or r: as is; d or i: a number, zero-padded with the 0 flag).
+func format(v, flags string, width int, conv byte) (string, error) {
+	if conv != 's' && conv != 'r' {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return "", fmt.Errorf("%q is not a number", v)
+		}
+		v = strconv.Itoa(n)
+		if strings.Contains(flags, "0") && !strings.Contains(flags, "-") && len(v) < width {
+			sign := ""
+			if n < 0 {
+				sign, v = "-", v[1:]
+			}
+			v = sign + strings.Repeat("0", width-len(v)-len(sign)) + v
+		}
+	}
+	if pad := width - len(v); pad > 0 {
+		if strings.Contains(flags, "-") {
+			return v + strings.Repeat(" ", pad), nil
+		}
+		return strings.Repeat(" ", pad) + v, nil
+	}
+	return v, nil
 }
 
 // parseEnvironment reads supervisord's environment= value:
@@ -201,49 +211,67 @@ func expand(s string, vars map[string]string) (string, error) {
 // removed, nothing inside is interpreted).
 func parseEnvironment(s string) (*Env, error) {
 	env := &Env{}
-	i := 0
-	skip := func() {
-		for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
-			i++
-		}
-	}
+	sc := &envScanner{s: s}
 	for {
-		skip()
-		if i >= len(s) {
+		sc.blanks()
+		if sc.i >= len(s) {
 			return env, nil
 		}
-		start := i
-		for i < len(s) && s[i] != '=' && s[i] != ',' && s[i] != ' ' && s[i] != '\t' && s[i] != '\n' {
-			i++
-		}
-		key := s[start:i]
-		skip()
-		if key == "" || i >= len(s) || s[i] != '=' {
-			return nil, fmt.Errorf("environment: expected KEY=value at %q", short(s[start:]))
-		}
-		i++
-		skip()
-		var val string
-		if i < len(s) && (s[i] == '"' || s[i] == '\'') {
-			q := s[i]
-			end := strings.IndexByte(s[i+1:], q)
-			if end < 0 {
-				return nil, fmt.Errorf("environment: %s: no closing %c", key, q)
-			}
-			val = s[i+1 : i+1+end]
-			i += end + 2
-		} else {
-			start := i
-			for i < len(s) && s[i] != ',' && s[i] != ' ' && s[i] != '\t' && s[i] != '\n' {
-				i++
-			}
-			val = s[start:i]
+		key, val, err := sc.pair()
+		if err != nil {
+			return nil, fmt.Errorf("environment: %w", err)
 		}
 		env.Put(key, val)
-		skip()
-		if i < len(s) && s[i] != ',' {
+		sc.blanks()
+		if sc.i < len(s) && s[sc.i] != ',' {
 			return nil, fmt.Errorf("environment: %s: a value with blanks needs quotes: %s=\"...\"", key, key)
 		}
-		i++
+		sc.i++
 	}
+}
+
+// envScanner reads environment= pairs.
+type envScanner struct {
+	s string
+	i int
+}
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func (sc *envScanner) blanks() {
+	for sc.i < len(sc.s) && isBlank(sc.s[sc.i]) {
+		sc.i++
+	}
+}
+
+// word reads up to a blank or one of stop.
+func (sc *envScanner) word(stop string) string {
+	start := sc.i
+	for sc.i < len(sc.s) && !isBlank(sc.s[sc.i]) && strings.IndexByte(stop, sc.s[sc.i]) < 0 {
+		sc.i++
+	}
+	return sc.s[start:sc.i]
+}
+
+// pair reads KEY=value or KEY="value".
+func (sc *envScanner) pair() (string, string, error) {
+	start := sc.i
+	key := sc.word("=,")
+	sc.blanks()
+	if key == "" || sc.i >= len(sc.s) || sc.s[sc.i] != '=' {
+		return "", "", fmt.Errorf("expected KEY=value at %q", short(sc.s[start:]))
+	}
+	sc.i++
+	sc.blanks()
+	if sc.i < len(sc.s) && (sc.s[sc.i] == '"' || sc.s[sc.i] == '\'') {
+		q := sc.s[sc.i]
+		end := strings.IndexByte(sc.s[sc.i+1:], q)
+		if end < 0 {
+			return "", "", fmt.Errorf("%s: no closing %c", key, q)
+		}
+		val := sc.s[sc.i+1 : sc.i+1+end]
+		sc.i += end + 2
+		return key, val, nil
+	}
+	return key, sc.word(","), nil
 }

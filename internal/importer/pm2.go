@@ -182,9 +182,6 @@ var pm2Notes = map[string]string{
 	"combine_logs":               "paddock writes one file per app, each line prefixed with its worker (app/id | line).",
 }
 
-// pm2LogKeys are converted together into logs:.
-var pm2LogKeys = []string{"out_file", "output", "error_file", "error", "err_file", "log_file", "log", "disable_logs"}
-
 func convertPM2App(src map[string]any, i int, taken map[string]bool, opts PM2Options) (*App, error) {
 	p := &pm2App{app: &App{}, src: src, done: map[string]bool{}, opts: opts}
 	if _, ok := src["script"]; !ok {
@@ -550,29 +547,38 @@ func (p *pm2App) autostart(v any) error {
 	return nil
 }
 
+// logFile returns the file name of the first of keys set, and that key,
+// marking them converted.
+func (p *pm2App) logFile(keys ...string) (string, string) {
+	for _, k := range keys {
+		if v, ok := p.src[k]; ok {
+			p.done[k] = true
+			if s, ok := v.(string); ok {
+				return s, k
+			}
+			p.app.Note("pm2 %s: %s: not converted: not a file name.", k, short(v))
+		}
+	}
+	return "", ""
+}
+
+// logsDisabled reads disable_logs.
+func (p *pm2App) logsDisabled() bool {
+	v, ok := p.src["disable_logs"]
+	if !ok {
+		return false
+	}
+	p.done["disable_logs"] = true
+	b, _ := truthy(v)
+	return b
+}
+
 // logs converts PM2's log files into logs:.
 func (p *pm2App) logs() {
-	get := func(keys ...string) (string, string) {
-		for _, k := range keys {
-			if v, ok := p.src[k]; ok {
-				p.done[k] = true
-				if s, ok := v.(string); ok {
-					return s, k
-				}
-				p.app.Note("pm2 %s: %s: not converted: not a file name.", k, short(v))
-			}
-		}
-		return "", ""
-	}
-	out, outKey := get("out_file", "output")
-	errf, errKey := get("error_file", "err_file", "error")
-	all, allKey := get("log_file", "log")
-	disabled := false
-	if v, ok := p.src["disable_logs"]; ok {
-		p.done["disable_logs"] = true
-		disabled, _ = truthy(v)
-	}
-	if disabled || (out == "/dev/null" && errf == "/dev/null" && all == "") {
+	out, outKey := p.logFile("out_file", "output")
+	errf, errKey := p.logFile("error_file", "err_file", "error")
+	all, allKey := p.logFile("log_file", "log")
+	if p.logsDisabled() || (out == "/dev/null" && errf == "/dev/null" && all == "") {
 		p.app.Set("logs", false, "pm2 disable_logs or out_file/error_file: /dev/null: no files (lines still go to paddock's stdout)")
 		return
 	}

@@ -247,6 +247,29 @@ func (p *program) stopsignal(v string) error {
 	return nil
 }
 
+// logFile is the file a *_logfile value names, or "" for AUTO, NONE and
+// paddock's own stdout or stderr.
+func logFile(v string) string {
+	switch u := strings.ToUpper(v); {
+	case u == "", u == "AUTO", u == "NONE", strings.HasPrefix(u, "/DEV/STD"), strings.HasPrefix(u, "/DEV/FD/"), strings.HasPrefix(u, "/PROC/SELF/FD/"):
+		return ""
+	}
+	return v
+}
+
+// explainLog comments a *_logfile value that names no file.
+func (p *program) explainLog(key, v string, set bool) {
+	switch u := strings.ToUpper(v); {
+	case !set:
+	case u == "AUTO":
+		p.note("supervisord %s=AUTO: supervisord kept a file in childlogdir; paddock keeps the recent lines in memory (paddock logs %s); add logs: for files.", key, p.app.Name)
+	case u == "NONE":
+		p.note("supervisord %s=NONE: paddock still copies the lines to its own stdout/stderr; it writes no file.", key)
+	case logFile(v) == "":
+		p.note("supervisord %s=%s: paddock copies every worker's lines to its own stdout and stderr: nothing to write.", key, v)
+	}
+}
+
 // logs converts supervisord's log files into logs:.
 func (p *program) logs() {
 	redirect := false
@@ -259,65 +282,58 @@ func (p *program) logs() {
 	}
 	out, outSet := p.get("stdout_logfile")
 	errf, errSet := p.get("stderr_logfile")
-	file := func(v string, set bool) string {
-		switch strings.ToUpper(v) {
-		case "", "AUTO", "NONE":
-			return ""
-		case "/DEV/STDOUT", "/DEV/STDERR", "/DEV/FD/1", "/DEV/FD/2", "/PROC/SELF/FD/1", "/PROC/SELF/FD/2":
-			return ""
-		}
-		return v
-	}
-	outFile, errFile := file(out, outSet), file(errf, errSet)
-	explain := func(key, v string, set bool) {
-		switch u := strings.ToUpper(v); {
-		case !set:
-		case u == "AUTO":
-			p.note("supervisord %s=AUTO: supervisord kept a file in childlogdir; paddock keeps the recent lines in memory (paddock logs %s); add logs: for files.", key, p.app.Name)
-		case u == "NONE":
-			p.note("supervisord %s=NONE: paddock still copies the lines to its own stdout/stderr; it writes no file.", key)
-		case strings.HasPrefix(u, "/DEV/") || strings.HasPrefix(u, "/PROC/SELF/FD/"):
-			p.note("supervisord %s=%s: paddock copies every worker's lines to its own stdout and stderr: nothing to write.", key, v)
-		}
-	}
-	explain("stdout_logfile", out, outSet)
-	logs := []field{}
-	prefix := "stdout"
-	var c string
+	p.explainLog("stdout_logfile", out, outSet)
+	outFile, errFile := logFile(out), logFile(errf)
+	var logs []field
+	prefix, c := "stdout", ""
 	switch {
 	case outFile != "" && (redirect || errFile == "" || errFile == outFile):
-		logs = append(logs, field{key: "file", value: toNode(outFile)})
-		c = "supervisord stdout_logfile"
-		if redirect {
-			c += ", redirect_stderr=true"
-		} else if errFile == "" {
-			explain("stderr_logfile", errf, errSet)
-			if !errSet || strings.ToUpper(errf) == "AUTO" {
-				p.note("supervisord stderr_logfile unset: paddock writes stderr into %s too (streams: merged).", outFile)
-			}
-		}
-		if redirect && errSet {
-			p.note("supervisord stderr_logfile=%s: not converted: redirect_stderr=true sends stderr to stdout's file.", short(errf))
-		}
+		logs = []field{{key: "file", value: toNode(outFile)}}
+		c = p.mergedLogs(outFile, errf, errSet, redirect)
 	case outFile != "":
-		logs = append(logs, field{key: "file", value: toNode(outFile)}, field{key: "streams", value: toNode("separate")})
+		logs = []field{{key: "file", value: toNode(outFile)}, {key: "streams", value: toNode("separate")}}
 		c = "supervisord stdout_logfile, stderr_logfile"
 		if want := manifest.StderrPath(outFile); want != errFile {
 			p.note("supervisord stderr_logfile=%s: paddock names the stderr file after file: %s (.stderr before the extension).", errFile, want)
 		}
 	case errFile != "":
 		prefix = "stderr"
-		logs = append(logs, field{key: "file", value: toNode(errFile)})
+		logs = []field{{key: "file", value: toNode(errFile)}}
 		c = "supervisord stderr_logfile: paddock writes stdout there too"
 	default:
-		explain("stderr_logfile", errf, errSet)
-		for _, k := range programLogKeys[2:] {
-			if v, ok := p.get(k); ok && k != "stderr_logfile" {
+		p.explainLog("stderr_logfile", errf, errSet)
+		for _, k := range programLogKeys {
+			if v, ok := p.get(k); ok && strings.HasSuffix(k, "s") {
 				p.note("supervisord %s=%s: not converted: no log file.", k, short(v))
 			}
 		}
 		return
 	}
+	p.app.Set("logs", p.rotation(logs, prefix), c)
+}
+
+// mergedLogs comments stderr going into stdout's file, and returns the
+// comment of logs:.
+func (p *program) mergedLogs(outFile, errf string, errSet, redirect bool) string {
+	c := "supervisord stdout_logfile"
+	switch {
+	case redirect:
+		c += ", redirect_stderr=true"
+		if errSet {
+			p.note("supervisord stderr_logfile=%s: not converted: redirect_stderr=true sends stderr to stdout's file.", short(errf))
+		}
+	case logFile(errf) == "":
+		p.explainLog("stderr_logfile", errf, errSet)
+		if !errSet || strings.ToUpper(errf) == "AUTO" {
+			p.note("supervisord stderr_logfile unset: paddock writes stderr into %s too (streams: merged).", outFile)
+		}
+	}
+	return c
+}
+
+// rotation adds maxSize and maxFiles from prefix's *_maxbytes and
+// *_backups, and comments the other stream's.
+func (p *program) rotation(logs []field, prefix string) []field {
 	if v, ok := p.get(prefix + "_logfile_maxbytes"); ok {
 		logs = p.maxBytes(logs, prefix+"_logfile_maxbytes", v)
 	}
@@ -335,7 +351,7 @@ func (p *program) logs() {
 			p.note("supervisord %s=%s: not converted: paddock rotates an app's files alike (as %s's).", k, short(v), prefix)
 		}
 	}
-	p.app.Set("logs", logs, c)
+	return logs
 }
 
 func (p *program) maxBytes(logs []field, key, v string) []field {

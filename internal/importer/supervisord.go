@@ -146,31 +146,9 @@ func ConvertSupervisord(secs []*iniSection, source string, opts SupervisordOptio
 			env["ENV_"+k] = v
 		}
 	}
-	var global *Env
-	for _, s := range secs {
-		if s.Name != "supervisord" {
-			continue
-		}
-		for _, k := range s.Keys {
-			if k.Name != "environment" {
-				reason, ok := supervisordDaemonNotes[k.Name]
-				if !ok {
-					reason = "not a setting paddock import knows."
-				}
-				m.Notes = append(m.Notes, fmt.Sprintf("supervisord [supervisord] %s: not converted: %s", k.Name, reason))
-				continue
-			}
-			vars := withHere(env, s.File)
-			v, err := expand(k.Value, vars)
-			if err == nil {
-				global, err = parseEnvironment(v)
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s:%d: [supervisord] environment: %w", s.File, k.Line, err))
-				continue
-			}
-			m.Notes = append(m.Notes, "supervisord [supervisord] environment: given to every app in its env (an app's own environment wins).")
-		}
+	global, err := daemonSection(m, secs, env)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	taken := map[string]bool{}
 	for _, s := range secs {
@@ -200,6 +178,49 @@ func ConvertSupervisord(secs []*iniSection, source string, opts SupervisordOptio
 		return nil, err
 	}
 	return m, nil
+}
+
+// daemonSection converts the [supervisord] sections: its environment is
+// returned (for every program), its other settings become notes of m.
+func daemonSection(m *Manifest, secs []*iniSection, env map[string]string) (*Env, error) {
+	var global *Env
+	for _, s := range secs {
+		if s.Name != "supervisord" {
+			continue
+		}
+		for _, k := range s.Keys {
+			if k.Name != "environment" {
+				reason, ok := supervisordDaemonNotes[k.Name]
+				if !ok {
+					reason = "not a setting paddock import knows."
+				}
+				m.Notes = append(m.Notes, fmt.Sprintf("supervisord [supervisord] %s: not converted: %s", k.Name, reason))
+				continue
+			}
+			v, err := expand(k.Value, withHere(env, s.File))
+			if err == nil {
+				global, err = parseEnvironment(v)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: [supervisord] environment: %w", s.File, k.Line, err)
+			}
+			m.Notes = append(m.Notes, "supervisord [supervisord] environment: given to every app in its env (an app's own environment wins).")
+		}
+	}
+	return global, nil
+}
+
+// sectionInt reads key of s as a whole number >= least; def when unset.
+func sectionInt(s *iniSection, key string, def, least int) (int, error) {
+	k := s.Get(key)
+	if k == nil {
+		return def, nil
+	}
+	n, err := strconv.Atoi(k.Value)
+	if err != nil || n < least {
+		return 0, fmt.Errorf("%s:%d: [%s] %s: not a number >= %d: %q", s.File, k.Line, s.Name, key, least, k.Value)
+	}
+	return n, nil
 }
 
 func withHere(vars map[string]string, file string) map[string]string {
@@ -248,21 +269,13 @@ func convertProgram(s *iniSection, name string, taken map[string]bool, env map[s
 		host, _ = os.Hostname()
 	}
 	vars["host_node_name"] = host
-	numprocs := 1
-	if k := s.Get("numprocs"); k != nil {
-		n, err := strconv.Atoi(k.Value)
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("%s:%d: [%s] numprocs: not a number >= 1: %q", s.File, k.Line, s.Name, k.Value)
-		}
-		numprocs = n
+	numprocs, err := sectionInt(s, "numprocs", 1, 1)
+	if err != nil {
+		return nil, err
 	}
-	start := 0
-	if k := s.Get("numprocs_start"); k != nil {
-		n, err := strconv.Atoi(k.Value)
-		if err != nil || n < 0 {
-			return nil, fmt.Errorf("%s:%d: [%s] numprocs_start: not a number >= 0: %q", s.File, k.Line, s.Name, k.Value)
-		}
-		start = n
+	start, err := sectionInt(s, "numprocs_start", 0, 0)
+	if err != nil {
+		return nil, err
 	}
 	vars["numprocs"] = strconv.Itoa(numprocs)
 	vars["process_num"] = strconv.Itoa(start)

@@ -25,53 +25,69 @@ func SplitWords(s string) ([]string, error) {
 	inWord := false
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+		if c == ' ' || c == '\t' || c == '\n' || c == '\r' {
 			if inWord {
 				words = append(words, cur.String())
 				cur.Reset()
 				inWord = false
 			}
-		case c == '\\':
-			inWord = true
+			continue
+		}
+		inWord = true
+		var err error
+		switch c {
+		case '\\':
 			if i+1 < len(s) {
 				i++
 				if s[i] != '\n' {
 					cur.WriteByte(s[i])
 				}
 			}
-		case c == '\'':
-			inWord = true
-			end := strings.IndexByte(s[i+1:], '\'')
-			if end < 0 {
-				return nil, ErrUnclosedQuote
-			}
-			cur.WriteString(s[i+1 : i+1+end])
-			i += end + 1
-		case c == '"':
-			inWord = true
-			i++
-			for ; i < len(s) && s[i] != '"'; i++ {
-				if s[i] == '\\' && i+1 < len(s) && strings.IndexByte("\\\"$`\n", s[i+1]) >= 0 {
-					i++
-					if s[i] == '\n' {
-						continue
-					}
-				}
-				cur.WriteByte(s[i])
-			}
-			if i >= len(s) {
-				return nil, ErrUnclosedQuote
-			}
+		case '\'':
+			i, err = singleQuoted(s, i, &cur)
+		case '"':
+			i, err = doubleQuoted(s, i, &cur)
 		default:
-			inWord = true
 			cur.WriteByte(c)
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 	if inWord {
 		words = append(words, cur.String())
 	}
 	return words, nil
+}
+
+// singleQuoted copies the text of the quote opened at s[i] and returns the
+// index of its closing quote.
+func singleQuoted(s string, i int, cur *strings.Builder) (int, error) {
+	end := strings.IndexByte(s[i+1:], '\'')
+	if end < 0 {
+		return 0, ErrUnclosedQuote
+	}
+	cur.WriteString(s[i+1 : i+1+end])
+	return i + 1 + end, nil
+}
+
+// doubleQuoted copies the text of the quote opened at s[i], a backslash
+// escaping \\, \", \$, \` and a newline, and returns the index of its
+// closing quote.
+func doubleQuoted(s string, i int, cur *strings.Builder) (int, error) {
+	for i++; i < len(s) && s[i] != '"'; i++ {
+		if s[i] == '\\' && i+1 < len(s) && strings.IndexByte("\\\"$`\n", s[i+1]) >= 0 {
+			i++
+			if s[i] == '\n' {
+				continue
+			}
+		}
+		cur.WriteByte(s[i])
+	}
+	if i >= len(s) {
+		return 0, ErrUnclosedQuote
+	}
+	return i, nil
 }
 
 // shellLike returns the shell syntax found in words (a pipe, a redirection,
