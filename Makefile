@@ -49,7 +49,9 @@ npm-deps: $(addsuffix /node_modules/.package-lock.json,$(NPM_TEST_DIRS))
 ## (TestStatusPageInBrowser drives it headless to test the status page of
 ## --http-addr as a person sees it), tmux (the end-to-end tests of paddock top
 ## type into it and read its screen) and bash-completion (TestCompletion
-## sources the generated bash script with it). Each missing one is installed
+## sources the generated bash script with it) and systemd (TestSystemdUnitVerify
+## runs systemd-analyze verify on deploy/systemd/paddock.service; without it
+## the test fails unless PADDOCK_SKIP_SYSTEMD=1). Each missing one is installed
 ## with apt-get when apt-get can be run (as root). Without chromium or tmux
 ## their tests fail, unless PADDOCK_SKIP_BROWSER=1 or PADDOCK_SKIP_TMUX=1.
 ## browser-deps is the old name of this target.
@@ -59,12 +61,13 @@ test-deps:
 	[ -x "$(CHROMIUM)" ] || missing="$$missing chromium"; \
 	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
 	[ -f /usr/share/bash-completion/bash_completion ] || missing="$$missing bash-completion"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		echo "installing with apt-get:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else \
-		echo "missing:$$missing, and apt-get cannot install them: their tests fail unless PADDOCK_SKIP_BROWSER=1 / PADDOCK_SKIP_TMUX=1"; \
+		echo "missing:$$missing, and apt-get cannot install them: their tests fail unless PADDOCK_SKIP_BROWSER=1 / PADDOCK_SKIP_TMUX=1 / PADDOCK_SKIP_SYSTEMD=1"; \
 	fi
 browser-deps: test-deps
 
