@@ -121,7 +121,8 @@ docs-cli:
 ## (framing and descriptors), a worker's IPC channel, the cluster protocol
 ## handler, the relay's reading of messages (ipc.relay), the control API,
 ## the JSON to YAML of -o yaml, a log file's line read back (paddock logs),
-## the query of /readyz.
+## the query of /readyz, the supervisord INI reader and converter (paddock
+## import).
 fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./manifest
 	$(GO) test -run='^$$' -fuzz='^FuzzWire$$' -fuzztime=$(FUZZTIME) ./internal/nodeipc
@@ -132,6 +133,7 @@ fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzJSONToYAML$$' -fuzztime=$(FUZZTIME) ./cmd/paddock
 	$(GO) test -run='^$$' -fuzz='^FuzzParseLine$$' -fuzztime=$(FUZZTIME) ./internal/logfile
 	$(GO) test -run='^$$' -fuzz='^FuzzReadyz$$' -fuzztime=$(FUZZTIME) ./internal/healthz
+	$(GO) test -run='^$$' -fuzz='^FuzzSupervisord$$' -fuzztime=$(FUZZTIME) ./internal/importer
 
 ## fuzz: a longer fuzzing session, by hand: make fuzz FUZZTIME=10m
 fuzz: fuzz-smoke

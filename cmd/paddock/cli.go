@@ -64,7 +64,7 @@ because a critical app failed.`,
 	)
 	root.CompletionOptions.DisableDefaultCmd = true // newCompletionCmd instead
 	root.SetHelpCommand(newHelpCmd(root))
-	addGroup(root, groupRun, newRunCmd(stdout, stderr), newValidateCmd(stdout, stderr))
+	addGroup(root, groupRun, newRunCmd(stdout, stderr), newValidateCmd(stdout, stderr), newImportCmd(stdout, stderr))
 	addGroup(root, groupSteer,
 		newStatusCmd(stdout, stderr), newEventsCmd(stdout, stderr), newScaleCmd(stdout, stderr),
 		newRestartCmd(stdout, stderr), newReloadCmd(stdout, stderr), newDiffCmd(stdout, stderr),
