@@ -135,6 +135,10 @@ type Event struct {
 	// FromGeneration, on rollout-rollback, is the generation whose rolling
 	// update stalled; Generation the one the app returns to.
 	FromGeneration string
+	// Revision, on apply, reload and reload-failed, is the revision of the
+	// manifests' source applied or rejected (see Options.Revision); empty
+	// when none is known.
+	Revision string
 }
 
 // attrs returns the event as slog attributes, leaving out empty ones.
@@ -154,6 +158,9 @@ func (e Event) attrs() []any {
 	}
 	if e.FromGeneration != "" {
 		a = append(a, slog.String("fromGeneration", e.FromGeneration))
+	}
+	if e.Revision != "" {
+		a = append(a, slog.String("revision", e.Revision))
 	}
 	if e.Type == EventExit {
 		if e.Signal != "" {
