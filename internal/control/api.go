@@ -393,4 +393,16 @@ type LogLine struct {
 type ErrorResponse struct {
 	Error  string   `json:"error"`
 	Errors []string `json:"errors,omitempty"`
+	// Details places each manifest error (one with a file) for CI
+	// annotations: `paddock diff --format github`.
+	Details []ErrorDetail `json:"details,omitempty"`
+}
+
+// ErrorDetail is one manifest error of an ErrorResponse, by parts.
+type ErrorDetail struct {
+	File    string `json:"file"`
+	Line    int    `json:"line,omitempty"`
+	Col     int    `json:"col,omitempty"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
 }
