@@ -108,7 +108,9 @@ docs-cli:
 ## fuzz-smoke: each fuzzer for FUZZTIME: the manifest decoder, the IPC wire
 ## (framing and descriptors), a worker's IPC channel, the cluster protocol
 ## handler, the relay's reading of messages (ipc.relay), the control API,
-## the JSON to YAML of -o yaml, a log file's line read back (paddock logs).
+## the JSON to YAML of -o yaml, a log file's line read back (paddock logs),
+## the GitHub workflow commands of --format github, a repository's .git
+## read for the manifests' revision.
 fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./manifest
 	$(GO) test -run='^$$' -fuzz='^FuzzWire$$' -fuzztime=$(FUZZTIME) ./internal/nodeipc
@@ -118,6 +120,8 @@ fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzControlRequest$$' -fuzztime=$(FUZZTIME) ./internal/control
 	$(GO) test -run='^$$' -fuzz='^FuzzJSONToYAML$$' -fuzztime=$(FUZZTIME) ./cmd/paddock
 	$(GO) test -run='^$$' -fuzz='^FuzzParseLine$$' -fuzztime=$(FUZZTIME) ./internal/logfile
+	$(GO) test -run='^$$' -fuzz='^FuzzGitHubCommand$$' -fuzztime=$(FUZZTIME) ./internal/annotate
+	$(GO) test -run='^$$' -fuzz='^FuzzGitDir$$' -fuzztime=$(FUZZTIME) ./internal/revision
 
 ## fuzz: a longer fuzzing session, by hand: make fuzz FUZZTIME=10m
 fuzz: fuzz-smoke

@@ -289,3 +289,38 @@ func TestBrokenGitDir(t *testing.T) {
 		}
 	})
 }
+
+// FuzzGitDir: whatever HEAD, a loose ref, packed-refs and a .git file
+// hold, OfPath returns a commit hash or an error, and never reads outside
+// the repository's directories.
+func FuzzGitDir(f *testing.F) {
+	f.Add("ref: refs/heads/main\n", "", "# pack-refs with: peeled fully-peeled sorted \n0123456789abcdef0123456789abcdef01234567 refs/heads/main\n", false)
+	f.Add("ref: refs/heads/x\n", "ref: refs/heads/x\n", "", false)
+	f.Add("0123456789abcdef0123456789abcdef01234567\n", "", "", true)
+	f.Add("ref: refs/heads/../../../x\n", "", "^0123\n", false)
+	f.Fuzz(func(t *testing.T, head, loose, packed string, gitFile bool) {
+		dir := t.TempDir()
+		gitDir := filepath.Join(dir, ".git")
+		if gitFile {
+			gitDir = filepath.Join(dir, "real-gitdir")
+			if err := os.WriteFile(filepath.Join(dir, ".git"), []byte("gitdir: real-gitdir\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.MkdirAll(filepath.Join(gitDir, "refs", "heads"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, content := range map[string]string{"HEAD": head, "refs/heads/x": loose, "packed-refs": packed} {
+			if err := os.WriteFile(filepath.Join(gitDir, filepath.FromSlash(name)), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r, err := OfPath(dir)
+		if err != nil {
+			return
+		}
+		if r.Kind != KindGit || !isHash(r.ID) || r.Source != dir {
+			t.Fatalf("OfPath = %+v", r)
+		}
+	})
+}
