@@ -49,7 +49,9 @@ npm-deps: $(addsuffix /node_modules/.package-lock.json,$(NPM_TEST_DIRS))
 ## (TestStatusPageInBrowser drives it headless to test the status page of
 ## --http-addr as a person sees it), tmux (the end-to-end tests of paddock top
 ## type into it and read its screen) and bash-completion (TestCompletion
-## sources the generated bash script with it). Each missing one is installed
+## sources the generated bash script with it) and git (the revision tests
+## make real repositories with it; paddock itself reads .git without it).
+## Each missing one is installed
 ## with apt-get when apt-get can be run (as root). Without chromium or tmux
 ## their tests fail, unless PADDOCK_SKIP_BROWSER=1 or PADDOCK_SKIP_TMUX=1.
 ## browser-deps is the old name of this target.
@@ -59,6 +61,7 @@ test-deps:
 	[ -x "$(CHROMIUM)" ] || missing="$$missing chromium"; \
 	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
 	[ -f /usr/share/bash-completion/bash_completion ] || missing="$$missing bash-completion"; \
+	command -v git >/dev/null 2>&1 || missing="$$missing git"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		echo "installing with apt-get:$$missing"; \
