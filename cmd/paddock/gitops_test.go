@@ -44,6 +44,15 @@ func commitManifest(t *testing.T, repo, content string) string {
 	return gitCmd(t, repo, "rev-parse", "HEAD")
 }
 
+// gitopsRun is a paddock running a directory of a git work tree, with
+// its metrics served.
+type gitopsRun struct {
+	t          *testing.T
+	r          *running
+	sock, repo string
+	metricsURL string
+}
+
 // TestGitRevisionThroughReloads runs paddock on a directory of a git work
 // tree: status, events and metrics show the commit applied; an invalid
 // commit is rejected (the applied one stays, the rejected one is shown
@@ -53,85 +62,83 @@ func TestGitRevisionThroughReloads(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Fatal("this test needs the git binary (test time only): apt-get install git")
 	}
-	repo := t.TempDir()
-	gitCmd(t, repo, "init", "-q", "-b", "main")
-	first := commitManifest(t, repo, fmt.Sprintf(sleepers, 1))
-	dir := filepath.Join(repo, "deploy")
-
-	sock := socketPath(t)
-	r := startWithSocket(t, sock, "--watch=false", "--metrics-addr", "127.0.0.1:0", dir)
-	waitWorkers(t, sock, "web", 1)
-	m := statusOfCLI(t, sock).Manifests
-	if m.Revision != first || m.Kind != "git" || m.Source != repo || m.AppliedAt == nil || m.Rejected != nil {
-		t.Fatalf("status manifests after start: %+v, want git %s", m, first)
-	}
-	if e := r.find(func(m map[string]any) bool { return m["msg"] == "apply" }); e == nil || e["revision"] != first {
-		t.Errorf("apply event: %v, want revision %s", e, first)
-	}
-	metricsURL := metricsURLOf(t, r)
-	if body := scrapeText(t, metricsURL); !strings.Contains(body, fmt.Sprintf(`paddock_manifest_info{kind="git",revision="%s"} 1`, first)) {
-		t.Errorf("metrics lack paddock_manifest_info of %s:\n%s", first, grepLines(body, "paddock_manifest"))
-	}
+	g := &gitopsRun{t: t, repo: t.TempDir(), sock: socketPath(t)}
+	gitCmd(t, g.repo, "init", "-q", "-b", "main")
+	first := commitManifest(t, g.repo, fmt.Sprintf(sleepers, 1))
+	g.r = startWithSocket(t, g.sock, "--watch=false", "--metrics-addr", "127.0.0.1:0", filepath.Join(g.repo, "deploy"))
+	g.metricsURL = metricsURLOf(t, g.r)
+	waitWorkers(t, g.sock, "web", 1)
+	g.checkApplied(first, "apply")
 
 	// A new commit: reload applies it; status, event and metric follow.
-	second := commitManifest(t, repo, fmt.Sprintf(sleepers, 2))
-	mustCLI(t, sock, "reload")
-	waitWorkers(t, sock, "web", 2)
-	if m := statusOfCLI(t, sock).Manifests; m.Revision != second || m.Rejected != nil {
-		t.Fatalf("status manifests after the second commit: %+v, want %s", m, second)
-	}
-	if e := r.find(func(m map[string]any) bool { return m["msg"] == "reload" && m["revision"] == second }); e == nil {
-		t.Error("no reload event with the second commit's revision")
-	}
-	if out := mustCLI(t, sock, "status"); !strings.Contains(out, "revision: git "+second) {
-		t.Errorf("status text lacks the revision:\n%s", out)
-	}
+	second := commitManifest(t, g.repo, fmt.Sprintf(sleepers, 2))
+	mustCLI(t, g.sock, "reload")
+	waitWorkers(t, g.sock, "web", 2)
+	g.checkApplied(second, "reload")
 
 	// An invalid commit: rejected, the second stays applied.
-	bad := commitManifest(t, repo, "apps:\n  web:\n    exec: /bin/sleep\n    instances: lots\n")
-	if _, errOut, code := cli(t, sock, "reload"); code != 1 {
+	bad := commitManifest(t, g.repo, "apps:\n  web:\n    exec: /bin/sleep\n    instances: lots\n")
+	if _, errOut, code := cli(t, g.sock, "reload"); code != 1 {
 		t.Fatalf("reload of an invalid commit: exit %d, %s", code, errOut)
 	}
-	st := statusOfCLI(t, sock)
-	m = st.Manifests
-	if m.Revision != second || m.Rejected == nil || m.Rejected.Revision != bad || m.Rejected.Kind != "git" ||
-		!strings.Contains(m.Rejected.Error, "apps.web.instances") || m.Rejected.Errors != 1 {
-		t.Fatalf("status manifests after an invalid commit: %+v (rejected %+v), want applied %s, rejected %s", m, m.Rejected, second, bad)
+	g.checkRejected(second, bad)
+
+	// A commit that changes no app (a comment) after the fix: applied,
+	// the rejection cleared, and a reload event tells the new revision.
+	fixed := commitManifest(t, g.repo, fmt.Sprintf(sleepers, 2)+"# fixed\n")
+	if out := mustCLI(t, g.sock, "reload"); !strings.Contains(out, "no change") {
+		t.Errorf("reload of a comment: %q", out)
 	}
-	if e := r.find(func(m map[string]any) bool { return m["msg"] == "reload-failed" }); e == nil || e["revision"] != bad ||
+	g.checkApplied(fixed, "reload")
+}
+
+// checkApplied checks that rev is the revision applied, with no rejection,
+// in status (JSON and text), an event of type event, and the metrics.
+func (g *gitopsRun) checkApplied(rev, event string) {
+	t := g.t
+	t.Helper()
+	if m := statusOfCLI(t, g.sock).Manifests; m.Revision != rev || m.Kind != "git" || m.Source != g.repo || m.AppliedAt == nil || m.Rejected != nil {
+		t.Fatalf("status manifests: %+v (rejected %+v), want git %s in %s, no rejection", m, m.Rejected, rev, g.repo)
+	}
+	if out := mustCLI(t, g.sock, "status"); !strings.HasPrefix(out, "revision: git "+rev+" applied ") || strings.Contains(out, "rejected:") {
+		t.Errorf("status text:\n%s\nwant the revision %s first, no rejection", out, rev)
+	}
+	if e := g.r.find(func(m map[string]any) bool { return m["msg"] == event && m["revision"] == rev }); e == nil {
+		t.Errorf("no %s event with revision %s", event, rev)
+	}
+	body := scrapeText(t, g.metricsURL)
+	if !strings.Contains(body, fmt.Sprintf(`paddock_manifest_info{kind="git",revision="%s"} 1`, rev)) ||
+		strings.Count(body, "paddock_manifest_info{") != 1 || strings.Contains(body, "paddock_manifest_rejected_info{") {
+		t.Errorf("metrics, want one paddock_manifest_info of %s and no rejection:\n%s", rev, grepLines(body, "paddock_manifest"))
+	}
+}
+
+// checkRejected checks that bad is shown rejected, with its error, while
+// applied still runs.
+func (g *gitopsRun) checkRejected(applied, bad string) {
+	t := g.t
+	t.Helper()
+	m := statusOfCLI(t, g.sock).Manifests
+	if m.Revision != applied || m.Rejected == nil || m.Rejected.Revision != bad || m.Rejected.Kind != "git" ||
+		!strings.Contains(m.Rejected.Error, "apps.web.instances") || m.Rejected.Errors != 1 {
+		t.Fatalf("status manifests after an invalid commit: %+v (rejected %+v), want applied %s, rejected %s", m, m.Rejected, applied, bad)
+	}
+	if e := g.r.find(func(m map[string]any) bool { return m["msg"] == "reload-failed" }); e == nil || e["revision"] != bad ||
 		!strings.Contains(fmt.Sprint(e["detail"]), "revision "+bad+" rejected") {
 		t.Errorf("reload-failed event: %v, want revision %s", e, bad)
 	}
-	if out := mustCLI(t, sock, "status"); !strings.Contains(out, "rejected: git "+bad) || !strings.Contains(out, "apps.web.instances") {
-		t.Errorf("status text lacks the rejected revision:\n%s", out)
+	if out := mustCLI(t, g.sock, "status"); !strings.Contains(out, "revision: git "+applied) ||
+		!strings.Contains(out, "rejected: git "+bad) || !strings.Contains(out, "apps.web.instances") {
+		t.Errorf("status text lacks the applied and rejected revisions:\n%s", out)
 	}
-	body := scrapeText(t, metricsURL)
+	body := scrapeText(t, g.metricsURL)
 	for _, want := range []string{
-		fmt.Sprintf(`paddock_manifest_info{kind="git",revision="%s"} 1`, second),
-		fmt.Sprintf(`paddock_manifest_rejected_info{applied_revision="%s",kind="git",revision="%s"} 1`, second, bad),
+		fmt.Sprintf(`paddock_manifest_info{kind="git",revision="%s"} 1`, applied),
+		fmt.Sprintf(`paddock_manifest_rejected_info{applied_revision="%s",kind="git",revision="%s"} 1`, applied, bad),
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s:\n%s", want, grepLines(body, "paddock_manifest"))
 		}
-	}
-	if strings.Count(body, "paddock_manifest_info{") != 1 {
-		t.Errorf("more than one paddock_manifest_info series:\n%s", grepLines(body, "paddock_manifest"))
-	}
-
-	// A commit that changes no app (a comment) after the fix: applied,
-	// the rejection cleared, and a reload event tells the new revision.
-	fixed := commitManifest(t, repo, fmt.Sprintf(sleepers, 2)+"# fixed\n")
-	if out := mustCLI(t, sock, "reload"); !strings.Contains(out, "no change") {
-		t.Errorf("reload of a comment: %q", out)
-	}
-	if m := statusOfCLI(t, sock).Manifests; m.Revision != fixed || m.Rejected != nil {
-		t.Fatalf("status manifests after the fix: %+v, want %s and no rejection", m, fixed)
-	}
-	if e := r.find(func(m map[string]any) bool { return m["msg"] == "reload" && m["revision"] == fixed }); e == nil {
-		t.Error("no reload event for a new revision that changes no app")
-	}
-	if body := scrapeText(t, metricsURL); strings.Contains(body, "paddock_manifest_rejected_info{") {
-		t.Errorf("rejected revision still in the metrics after a fix:\n%s", grepLines(body, "paddock_manifest"))
 	}
 }
 
@@ -212,4 +219,3 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
-

@@ -209,12 +209,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
-	if m := st.Manifests; !m.Revision.IsZero() {
-		ch <- prometheus.MustNewConstMetric(descManifest, prometheus.GaugeValue, 1, m.Revision.ID, m.Revision.Kind)
-	}
-	if r := st.Manifests.Rejected; r != nil {
-		ch <- prometheus.MustNewConstMetric(descManifestRejected, prometheus.GaugeValue, 1, r.Revision.ID, r.Revision.Kind, st.Manifests.Revision.ID)
-	}
+	collectManifests(ch, st.Manifests)
 	for stream, n := range st.LostOutput {
 		ch <- prometheus.MustNewConstMetric(descLostOutput, prometheus.CounterValue, float64(n), stream)
 	}
@@ -261,5 +256,17 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		for result, n := range map[string]int64{supervisor.HealthPass: c.Pass, supervisor.HealthFail: c.Fail, supervisor.HealthTimeout: c.Timeout} {
 			ch <- prometheus.MustNewConstMetric(descHealth, prometheus.CounterValue, float64(n), app, result)
 		}
+	}
+}
+
+// collectManifests sends paddock_manifest_info for the revision that runs,
+// when one is known, and paddock_manifest_rejected_info while the last
+// reload was rejected.
+func collectManifests(ch chan<- prometheus.Metric, m supervisor.ManifestsStatus) {
+	if !m.Revision.IsZero() {
+		ch <- prometheus.MustNewConstMetric(descManifest, prometheus.GaugeValue, 1, m.Revision.ID, m.Revision.Kind)
+	}
+	if r := m.Rejected; r != nil {
+		ch <- prometheus.MustNewConstMetric(descManifestRejected, prometheus.GaugeValue, 1, r.Revision.ID, r.Revision.Kind, m.Revision.ID)
 	}
 }

@@ -153,14 +153,10 @@ func (e Event) attrs() []any {
 	if e.PID != 0 {
 		a = append(a, slog.Int("pid", e.PID))
 	}
-	if e.Generation != "" {
-		a = append(a, slog.String("generation", e.Generation))
-	}
-	if e.FromGeneration != "" {
-		a = append(a, slog.String("fromGeneration", e.FromGeneration))
-	}
-	if e.Revision != "" {
-		a = append(a, slog.String("revision", e.Revision))
+	for _, kv := range [...][2]string{{"generation", e.Generation}, {"fromGeneration", e.FromGeneration}, {"revision", e.Revision}} {
+		if kv[1] != "" {
+			a = append(a, slog.String(kv[0], kv[1]))
+		}
 	}
 	if e.Type == EventExit {
 		if e.Signal != "" {
