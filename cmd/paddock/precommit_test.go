@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -151,47 +152,53 @@ func TestCIDocExamples(t *testing.T) {
 	if len(blocks) < 4 {
 		t.Fatalf("docs/ci.md has %d yaml blocks, want the workflow, GitLab, and two pre-commit examples", len(blocks))
 	}
-	var sawWorkflow, sawGitHubFormat, sawGitLab, sawHook bool
+	var saw ciDocSeen
 	for i, m := range blocks {
-		where := "docs/ci.md yaml block " + string(rune('1'+i))
-		text := m[1]
-		var doc yaml.Node
-		if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
-			// A snippet of a list (the second pre-commit example) is
-			// checked as an item.
-			if err2 := yaml.Unmarshal([]byte(strings.TrimLeft(dedent(text), " ")), &doc); err2 != nil {
-				t.Errorf("%s does not parse: %v", where, err)
-				continue
-			}
-		}
-		var generic map[string]any
-		_ = yaml.Unmarshal([]byte(text), &generic)
-		if _, ok := generic["jobs"]; ok {
-			sawWorkflow = true
-			if _, ok := generic["on"]; !ok {
-				t.Errorf("%s: a workflow without on:", where)
-			}
-		}
-		if _, ok := generic["paddock-validate"]; ok {
-			sawGitLab = true
-		}
-		for _, s := range scalars(&doc) {
-			if s == "paddock-validate" {
-				sawHook = true
-			}
-			if strings.Contains(s, "go install ") && !strings.Contains(s, "github.com/paddock-sh/paddock/cmd/paddock@") {
-				t.Errorf("%s: %q does not install this module's cmd/paddock", where, s)
-			}
-			for _, line := range paddockCommands(s) {
-				checkPaddockCommand(t, where, line)
-				if strings.Contains(line, "--format github") {
-					sawGitHubFormat = true
-				}
-			}
+		saw.check(t, fmt.Sprintf("docs/ci.md yaml block %d", i+1), m[1])
+	}
+	if !saw.workflow || !saw.githubFormat || !saw.gitlab || !saw.hook {
+		t.Errorf("docs/ci.md: workflow %v, --format github %v, GitLab job %v, pre-commit hook %v; want all", saw.workflow, saw.githubFormat, saw.gitlab, saw.hook)
+	}
+}
+
+// ciDocSeen is what the examples of docs/ci.md were found to hold.
+type ciDocSeen struct {
+	workflow, githubFormat, gitlab, hook bool
+}
+
+// check parses the YAML block text of docs/ci.md (where names it) and
+// checks its paddock commands, noting what it holds.
+func (saw *ciDocSeen) check(t *testing.T, where, text string) {
+	t.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
+		// A snippet of a list (the second pre-commit example) is
+		// checked as an item.
+		if err2 := yaml.Unmarshal([]byte(dedent(text)), &doc); err2 != nil {
+			t.Errorf("%s does not parse: %v", where, err)
+			return
 		}
 	}
-	if !sawWorkflow || !sawGitHubFormat || !sawGitLab || !sawHook {
-		t.Errorf("docs/ci.md: workflow %v, --format github %v, GitLab job %v, pre-commit hook %v; want all", sawWorkflow, sawGitHubFormat, sawGitLab, sawHook)
+	var generic map[string]any
+	_ = yaml.Unmarshal([]byte(text), &generic)
+	if _, ok := generic["jobs"]; ok {
+		saw.workflow = true
+		if _, ok := generic["on"]; !ok {
+			t.Errorf("%s: a workflow without on:", where)
+		}
+	}
+	if _, ok := generic["paddock-validate"]; ok {
+		saw.gitlab = true
+	}
+	for _, s := range scalars(&doc) {
+		saw.hook = saw.hook || s == "paddock-validate"
+		if strings.Contains(s, "go install ") && !strings.Contains(s, "github.com/paddock-sh/paddock/cmd/paddock@") {
+			t.Errorf("%s: %q does not install this module's cmd/paddock", where, s)
+		}
+		for _, line := range paddockCommands(s) {
+			checkPaddockCommand(t, where, line)
+			saw.githubFormat = saw.githubFormat || strings.Contains(line, "--format github")
+		}
 	}
 }
 

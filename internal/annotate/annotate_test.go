@@ -110,36 +110,43 @@ func FuzzGitHubCommand(f *testing.F) {
 		if err := WriteGitHub(&b, "paddock", []Finding{in}); err != nil {
 			t.Fatal(err)
 		}
-		out := strings.TrimSuffix(b.String(), "\n")
-		if strings.ContainsAny(out, "\r\n") {
-			t.Fatalf("more than one line: %q", out)
-		}
-		name, props, gotMsg, err := parseCommand(out)
-		if err != nil {
-			t.Fatalf("%q: %v", out, err)
-		}
-		if name != "error" || gotMsg != msg {
-			t.Fatalf("%q: read back %q, %q", out, name, gotMsg)
-		}
-		wantTitle := field
-		if wantTitle == "" {
-			wantTitle = "paddock"
-		}
-		if props["title"] != wantTitle {
-			t.Fatalf("%q: title %q, want %q", out, props["title"], wantTitle)
-		}
-		if file != "" {
-			if props["file"] != file {
-				t.Fatalf("%q: file %q, want %q", out, props["file"], file)
-			}
-			if line > 0 && props["line"] != strconv.Itoa(line) {
-				t.Fatalf("%q: line %q", out, props["line"])
-			}
-		}
+		checkReadBack(t, strings.TrimSuffix(b.String(), "\n"), in)
 		if Unescape(EscapeData(msg)) != msg || Unescape(EscapeProperty(msg)) != msg {
 			t.Fatalf("escaping of %q does not round-trip", msg)
 		}
 	})
+}
+
+// checkReadBack fails t unless out, the command written for in, is one
+// line that the runner reads back to in's values.
+func checkReadBack(t *testing.T, out string, in Finding) {
+	t.Helper()
+	if strings.ContainsAny(out, "\r\n") {
+		t.Fatalf("more than one line: %q", out)
+	}
+	name, props, gotMsg, err := parseCommand(out)
+	if err != nil {
+		t.Fatalf("%q: %v", out, err)
+	}
+	if name != "error" || gotMsg != in.Message {
+		t.Fatalf("%q: read back %q, %q", out, name, gotMsg)
+	}
+	wantTitle := in.Field
+	if wantTitle == "" {
+		wantTitle = "paddock"
+	}
+	if props["title"] != wantTitle {
+		t.Fatalf("%q: title %q, want %q", out, props["title"], wantTitle)
+	}
+	if in.File == "" {
+		return
+	}
+	if props["file"] != in.File {
+		t.Fatalf("%q: file %q, want %q", out, props["file"], in.File)
+	}
+	if in.Line > 0 && props["line"] != strconv.Itoa(in.Line) {
+		t.Fatalf("%q: line %q", out, props["line"])
+	}
 }
 
 func TestRel(t *testing.T) {
