@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 10s
 
-.PHONY: all build run test test-node npm-deps test-deps browser-deps status-page-screenshot check-files vet race fuzz-smoke fuzz mutate bench bench-go bench-http top-screen clean docs-cli
+.PHONY: all build run test test-node npm-deps test-deps browser-deps status-page-screenshot check-files vet race fuzz-smoke fuzz mutate bench bench-go bench-http top-screen clean docs-cli reliability
 
 all: build
 
@@ -91,6 +91,15 @@ test-node:
 	$(GO) test -count=1 -timeout 30m ./internal/nodecompat -run '^TestNodeParity$$' -parity.all \
 		-parity.markdown $(CURDIR)/$(BIN)/node-parity.md; status=$$?; \
 		if [ -f $(BIN)/node-parity.md ]; then cat $(BIN)/node-parity.md; fi; exit $$status
+
+## reliability: the long part of the reliability suite (internal/reliability):
+## the real binary through 50 rolling updates under load per policy, kill -9
+## with 50 workers, a crash loop beside a healthy app for 60 s, 1000 reload
+## cycles, hostile manifest files, a reader of its output that stops reading;
+## prints the report table (docs/reliability.md keeps one). Exits non-zero
+## when anything was lost. make test runs its short part.
+reliability:
+	$(GO) test -count=1 -timeout 60m -v ./internal/reliability -reliability.long
 
 ## check-files: fail when git tracks an executable binary or a file over 1 MiB.
 check-files:
