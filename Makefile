@@ -49,9 +49,11 @@ npm-deps: $(addsuffix /node_modules/.package-lock.json,$(NPM_TEST_DIRS))
 ## (TestStatusPageInBrowser drives it headless to test the status page of
 ## --http-addr as a person sees it), tmux (the end-to-end tests of paddock top
 ## type into it and read its screen) and bash-completion (TestCompletion
-## sources the generated bash script with it) and systemd (TestSystemdUnitVerify
+## sources the generated bash script with it), systemd (TestSystemdUnitVerify
 ## runs systemd-analyze verify on deploy/systemd/paddock.service; without it
-## the test fails unless PADDOCK_SKIP_SYSTEMD=1). Each missing one is installed
+## the test fails unless PADDOCK_SKIP_SYSTEMD=1) and git (the revision tests
+## make real repositories with it; paddock itself reads .git without it).
+## Each missing one is installed
 ## with apt-get when apt-get can be run (as root). Without chromium or tmux
 ## their tests fail, unless PADDOCK_SKIP_BROWSER=1 or PADDOCK_SKIP_TMUX=1.
 ## browser-deps is the old name of this target.
@@ -62,6 +64,7 @@ test-deps:
 	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
 	[ -f /usr/share/bash-completion/bash_completion ] || missing="$$missing bash-completion"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	command -v git >/dev/null 2>&1 || missing="$$missing git"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		echo "installing with apt-get:$$missing"; \
@@ -122,7 +125,8 @@ docs-cli:
 ## handler, the relay's reading of messages (ipc.relay), the control API,
 ## the JSON to YAML of -o yaml, a log file's line read back (paddock logs),
 ## the query of /readyz, the supervisord INI reader and converter (paddock
-## import).
+## import), the GitHub workflow commands of --format github, a repository's
+## .git read for the manifests' revision.
 fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./manifest
 	$(GO) test -run='^$$' -fuzz='^FuzzWire$$' -fuzztime=$(FUZZTIME) ./internal/nodeipc
@@ -134,6 +138,8 @@ fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseLine$$' -fuzztime=$(FUZZTIME) ./internal/logfile
 	$(GO) test -run='^$$' -fuzz='^FuzzReadyz$$' -fuzztime=$(FUZZTIME) ./internal/healthz
 	$(GO) test -run='^$$' -fuzz='^FuzzSupervisord$$' -fuzztime=$(FUZZTIME) ./internal/importer
+	$(GO) test -run='^$$' -fuzz='^FuzzGitHubCommand$$' -fuzztime=$(FUZZTIME) ./internal/annotate
+	$(GO) test -run='^$$' -fuzz='^FuzzGitDir$$' -fuzztime=$(FUZZTIME) ./internal/revision
 
 ## fuzz: a longer fuzzing session, by hand: make fuzz FUZZTIME=10m
 fuzz: fuzz-smoke

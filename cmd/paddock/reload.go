@@ -98,26 +98,41 @@ const (
 func newDiffCmd(stdout, stderr io.Writer) *cobra.Command {
 	var sock *string
 	var asJSON bool
+	var format string
 	c := &cobra.Command{
-		Use:   "diff [--json] [PATH...]",
+		Use:   "diff [--json] [--format text|github|json] [PATH...]",
 		Short: "Show what applying PATH would change",
 		Long: `Show what applying the manifests PATH (default: the ones the supervisor
 runs) would change, without applying it.
 
+--format github prints, on stdout, each change as a GitHub Actions notice and
+each error of invalid manifests as an ::error on its file and line (paths
+relative to the working directory); --format json is --json, and invalid
+manifests print {"valid": false, "findings": [...]} as validate does. See
+docs/ci.md.
+
 Exit codes: 0 nothing would change; 1 something would (or an app runs rolled
 back); 2 errors (usage errors included).`,
 		RunE: func(_ *cobra.Command, args []string) error {
-			return exit(runDiff(*sock, asJSON, args, stdout, stderr))
+			if !validFormat(format) {
+				fmt.Fprintf(stderr, "paddock diff: --format must be text, github or json, got %q\n", format)
+				return exit(exitDiffError)
+			}
+			if asJSON {
+				format = formatJSON
+			}
+			return exit(runDiff(*sock, format, args, stdout, stderr))
 		},
 	}
 	sock = socketFlag(c)
-	c.Flags().BoolVar(&asJSON, "json", false, "print the changes as JSON")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the changes as JSON (--format json)")
+	formatFlag(c, &format)
 	return c
 }
 
 // runDiff runs paddock diff of the manifest paths args (none: the running
 // ones) against the supervisor on sock.
-func runDiff(sock string, asJSON bool, args []string, stdout, stderr io.Writer) int {
+func runDiff(sock, format string, args []string, stdout, stderr io.Writer) int {
 	var req control.DiffRequest
 	for _, p := range args {
 		abs, err := filepath.Abs(p)
@@ -133,10 +148,18 @@ func runDiff(sock string, asJSON bool, args []string, stdout, stderr io.Writer) 
 	}
 	var resp control.ChangesResponse
 	if err := call(sock, http.MethodPost, "/v1/diff", req, &resp); err != nil {
+		var apiErr *control.APIError
+		if format != formatText && errors.As(err, &apiErr) {
+			writeFindings(stdout, format, "paddock diff", false, apiFindings(apiErr))
+			return exitDiffError
+		}
 		report(stderr, err)
 		return exitDiffError
 	}
-	if asJSON {
+	asJSON := format == formatJSON
+	if format == formatGitHub {
+		writeFindings(stdout, format, "paddock diff", true, diffFindings(resp))
+	} else if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(resp)
@@ -150,7 +173,7 @@ func runDiff(sock string, asJSON bool, args []string, stdout, stderr io.Writer) 
 		}
 	}
 	if len(resp.Changes) == 0 && len(resp.RolledBack) == 0 {
-		if !asJSON {
+		if format == formatText {
 			fmt.Fprintln(stdout, "no change")
 		}
 		return exitDiffNone

@@ -21,6 +21,7 @@ import (
 	"github.com/paddock-sh/paddock/internal/logbuf"
 	"github.com/paddock-sh/paddock/internal/metrics"
 	"github.com/paddock-sh/paddock/internal/notify"
+	"github.com/paddock-sh/paddock/internal/revision"
 	"github.com/paddock-sh/paddock/internal/statuspage"
 	"github.com/paddock-sh/paddock/internal/supervisor"
 	"github.com/paddock-sh/paddock/internal/watch"
@@ -196,6 +197,9 @@ func newRunner(o runOptions, manifests []string, logger *slog.Logger, stdout, st
 		Stderr: stderr,
 		Load: func() (*manifest.Set, error) {
 			return manifest.Load(manifests, manifest.CurrentHost())
+		},
+		Revision: func() (revision.Revision, error) {
+			return revision.Of(manifests)
 		},
 		ReloadDebounce: o.debounce,
 		OnEvent: func(e supervisor.Event) {

@@ -90,6 +90,7 @@ func writeStatus(out io.Writer, st *control.StatusResponse, now time.Time) {
 // writeStatusTables prints the tables of writeStatus, with the columns of
 // -o wide after the others when wide.
 func writeStatusTables(out io.Writer, st *control.StatusResponse, now time.Time, wide bool) {
+	writeManifests(out, st.Manifests, now)
 	var apps strings.Builder
 	tw := tabwriter.NewWriter(&apps, 0, 4, 2, ' ', 0)
 	header := []string{"APP", "DESIRED", "READY", "CPU", "MEM", "POLICY", "LISTEN", "GENERATION", "ROLLOUT", "WAITING"}
@@ -310,5 +311,31 @@ func describeExit(app string, ex *control.ExitInfo) string {
 func writeLines(out io.Writer, lines []string) {
 	for _, l := range lines {
 		fmt.Fprintf(out, "    | %s\n", l)
+	}
+}
+
+// writeManifests prints, above the tables, the revision of the manifests
+// that runs and the one last rejected, when there is one:
+//
+//	revision: git 3f2c… applied 12:00:01 (5m ago)
+//	rejected: git 9a1b… at 12:04:10 (1m ago): FILE:3:5: apps.web.instances: … (+1 more)
+func writeManifests(out io.Writer, m control.Manifests, now time.Time) {
+	if m.Revision != "" {
+		line := "revision: " + m.Kind + " " + display.Printable(m.Revision)
+		if m.AppliedAt != nil {
+			line += fmt.Sprintf(" applied %s (%s ago)", m.AppliedAt.Local().Format(time.TimeOnly), display.Age(now.Sub(*m.AppliedAt)))
+		}
+		fmt.Fprintln(out, line)
+	}
+	if r := m.Rejected; r != nil && r.Revision != "" {
+		line := fmt.Sprintf("rejected: %s %s at %s (%s ago): %s", r.Kind, display.Printable(r.Revision),
+			r.At.Local().Format(time.TimeOnly), display.Age(now.Sub(r.At)), display.Printable(r.Error))
+		if r.Errors > 1 {
+			line += fmt.Sprintf(" (+%d more)", r.Errors-1)
+		}
+		fmt.Fprintln(out, line)
+	}
+	if m.Revision != "" || (m.Rejected != nil && m.Rejected.Revision != "") {
+		fmt.Fprintln(out)
 	}
 }

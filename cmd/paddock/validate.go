@@ -25,6 +25,7 @@ import (
 // newValidateCmd returns `paddock validate`.
 func newValidateCmd(stdout, stderr io.Writer) *cobra.Command {
 	var sock *string
+	var format string
 	c := &cobra.Command{
 		Use:   "validate [flags] [PATH...]",
 		Short: "Check manifests without running anything",
@@ -33,12 +34,26 @@ as paddock run would, without running anything. Listen addresses in use on
 this host are warnings (beside the supervisor on --socket, not those its own
 apps hold).
 
+--format github prints each error and warning on stdout as a GitHub Actions
+workflow command (::error file=F,line=L,col=C,title=FIELD::MESSAGE), with the
+paths relative to the working directory, so that they land on the lines of a
+pull request; --format json prints one JSON document ({"valid", "findings":
+[{"severity", "file", "line", "col", "field", "message"}]}). See docs/ci.md.
+
 Exit codes: 0 valid; 1 invalid; 2 usage errors or unreadable paths.`,
 		RunE: func(_ *cobra.Command, args []string) error {
+			if !validFormat(format) {
+				fmt.Fprintf(stderr, "paddock validate: --format must be text, github or json, got %q\n", format)
+				return exit(exitUsage)
+			}
+			if format != formatText {
+				return exit(runValidateCI(*sock, format, args, stdout, stderr))
+			}
 			return exit(runValidate(*sock, args, stdout, stderr))
 		},
 	}
 	sock = socketFlag(c)
+	formatFlag(c, &format)
 	return c
 }
 
@@ -57,7 +72,7 @@ func runValidate(sock string, args []string, stdout, stderr io.Writer) int {
 	// Warnings too: the manifests may be validated on another host (CI)
 	// than the one they run on.
 	for _, w := range listenWarnings(set, runningListeners(sock)) {
-		fmt.Fprintln(stderr, "warning:", w)
+		fmt.Fprintln(stderr, "warning:", w.Error())
 	}
 	fmt.Fprintf(stdout, "ok: %s, %s\n", plural.Count(len(set.Apps), "app"), plural.Count(set.Workers(), "worker"))
 	return exitOK
@@ -106,20 +121,16 @@ func sameListen(l manifest.Listen, bound string) bool {
 // listenWarnings checks each `listen:` address of set on this host with
 // netshare.Check (a TCP address bound for a moment, a unix path only
 // looked at and probed; nothing is left behind) and returns a warning,
-// "FILE:LINE:COL: apps.NAME.listen[I]: ...", for each that another process
-// holds, sorted by position. Other bind failures (a privileged port, an
+// "FILE:LINE:COL: apps.NAME.listen[I]: ..." as a FieldError, for each that
+// another process holds, sorted by position. Other bind failures (a privileged port, an
 // address of another host) are not reported: they depend on who runs
 // paddock and where, more than on the manifests.
 //
 // held lists, by app, the addresses a running supervisor's apps listen on
 // (runningListeners): an address the same app already holds there is the
 // running paddock's own, which a reload keeps, and is not reported.
-func listenWarnings(set *manifest.Set, held map[string][]string) []string {
-	type warning struct {
-		pos manifest.Pos
-		msg string
-	}
-	var ws []warning
+func listenWarnings(set *manifest.Set, held map[string][]string) []*manifest.FieldError {
+	var ws []*manifest.FieldError
 	for _, name := range set.Names() {
 		a := set.Apps[name]
 		for _, l := range a.Listen {
@@ -139,14 +150,9 @@ func listenWarnings(set *manifest.Set, held map[string][]string) []string {
 			if errors.Is(err, unixsock.ErrNotSocket) {
 				msg = fmt.Sprintf("%s: %s exists and is not a socket", l.Raw, l.Address)
 			}
-			fe := &manifest.FieldError{Pos: pos, Field: "apps." + name + "." + key, Msg: msg + "; paddock run would refuse this set here"}
-			ws = append(ws, warning{pos, fe.Error()})
+			ws = append(ws, &manifest.FieldError{Pos: pos, Field: "apps." + name + "." + key, Msg: msg + "; paddock run would refuse this set here"})
 		}
 	}
-	slices.SortStableFunc(ws, func(a, b warning) int { return a.pos.Compare(b.pos) })
-	out := make([]string, len(ws))
-	for i, w := range ws {
-		out[i] = w.msg
-	}
-	return out
+	slices.SortStableFunc(ws, func(a, b *manifest.FieldError) int { return a.Pos.Compare(b.Pos) })
+	return ws
 }

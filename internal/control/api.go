@@ -31,6 +31,48 @@ type StatusResponse struct {
 	// LogDropped counts, by app, the lines that could not be written to
 	// its log file (logs:) since paddock started.
 	LogDropped map[string]int64 `json:"logDropped,omitempty"`
+	// Manifests is the revision of the manifests that runs, and the one
+	// last rejected.
+	Manifests Manifests `json:"manifests"`
+}
+
+// Manifests is the revision of the manifests' source that runs: the commit
+// HEAD names when the manifests are in a git work tree, or the target of
+// the git-sync or ConfigMap `..data` link they are under.
+type Manifests struct {
+	// Revision is the commit hash (kind "git") or the link target's name
+	// (kind "link"); empty, with no kind, when none was found.
+	Revision string `json:"revision,omitempty"`
+	Kind     string `json:"kind,omitempty"`
+	// Source is the work tree or the link.
+	Source string `json:"source,omitempty"`
+	// AppliedAt is when the revision was applied.
+	AppliedAt *time.Time `json:"appliedAt,omitempty"`
+	// Rejected is the last reload rejected since the last one applied.
+	Rejected *RejectedRevision `json:"rejected,omitempty"`
+}
+
+// RejectedRevision is a reload that was not applied.
+type RejectedRevision struct {
+	Revision string    `json:"revision,omitempty"`
+	Kind     string    `json:"kind,omitempty"`
+	At       time.Time `json:"at"`
+	// Error is the first error, Errors how many there were.
+	Error  string `json:"error"`
+	Errors int    `json:"errors"`
+}
+
+// ManifestsFrom converts the supervisor's revisions.
+func ManifestsFrom(m supervisor.ManifestsStatus) Manifests {
+	out := Manifests{Revision: m.Revision.ID, Kind: m.Revision.Kind, Source: m.Revision.Source}
+	if !m.AppliedAt.IsZero() {
+		t := m.AppliedAt
+		out.AppliedAt = &t
+	}
+	if r := m.Rejected; r != nil {
+		out.Rejected = &RejectedRevision{Revision: r.Revision.ID, Kind: r.Revision.Kind, At: r.At, Error: r.Error, Errors: r.Errors}
+	}
+	return out
 }
 
 // SupervisorInfo describes the supervisor process.
@@ -224,6 +266,9 @@ type Event struct {
 	// rollout-rollback: the generation whose rolling update stalled (the
 	// app returns to Generation).
 	FromGeneration string `json:"fromGeneration,omitempty"`
+	// apply, reload, reload-failed: the revision of the manifests applied
+	// or rejected (see Manifests).
+	Revision string `json:"revision,omitempty"`
 }
 
 // EventLost is the type of the line GET /v1/events sends in place of
@@ -233,7 +278,7 @@ const EventLost = "events-lost"
 // FromEvent converts a supervisor event.
 func FromEvent(e supervisor.Event) Event {
 	out := Event{Time: e.Time, Type: e.Type, App: e.App, Worker: e.Worker, PID: e.PID, Generation: e.Generation,
-		Signal: e.Signal, Attempt: e.Attempt, Stream: e.Stream, Lost: e.Lost, Detail: e.Detail, FromGeneration: e.FromGeneration}
+		Signal: e.Signal, Attempt: e.Attempt, Stream: e.Stream, Lost: e.Lost, Detail: e.Detail, FromGeneration: e.FromGeneration, Revision: e.Revision}
 	if e.Type == supervisor.EventExit {
 		code, intended := e.ExitCode, e.Intended
 		out.ExitCode, out.Intended = &code, &intended
@@ -348,4 +393,16 @@ type LogLine struct {
 type ErrorResponse struct {
 	Error  string   `json:"error"`
 	Errors []string `json:"errors,omitempty"`
+	// Details places each manifest error (one with a file) for CI
+	// annotations: `paddock diff --format github`.
+	Details []ErrorDetail `json:"details,omitempty"`
+}
+
+// ErrorDetail is one manifest error of an ErrorResponse, by parts.
+type ErrorDetail struct {
+	File    string `json:"file"`
+	Line    int    `json:"line,omitempty"`
+	Col     int    `json:"col,omitempty"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
 }

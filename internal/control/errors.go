@@ -108,10 +108,21 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // error when it holds several.
 func writeError(w http.ResponseWriter, code int, err error) {
 	body := ErrorResponse{Error: err.Error()}
-	if errs := manifest.Errors(err); len(errs) > 1 {
+	errs := manifest.Errors(err)
+	if len(errs) > 1 {
 		body.Error = plural.Count(len(errs), "error")
 		for _, e := range errs {
 			body.Errors = append(body.Errors, e.Error())
+		}
+	}
+	for _, e := range errs {
+		var fe *manifest.FieldError
+		var pe *manifest.PathError
+		switch {
+		case errors.As(e, &fe):
+			body.Details = append(body.Details, ErrorDetail{File: fe.Pos.File, Line: fe.Pos.Line, Col: fe.Pos.Col, Field: fe.Field, Message: fe.Msg})
+		case errors.As(e, &pe):
+			body.Details = append(body.Details, ErrorDetail{File: pe.Path, Message: pe.Err.Error()})
 		}
 	}
 	writeJSON(w, code, body)

@@ -33,7 +33,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 // StatusFrom converts a supervisor status.
 func StatusFrom(info SupervisorInfo, st supervisor.Status) StatusResponse {
 	resp := StatusResponse{Supervisor: info, Apps: make([]App, 0, len(st.Apps)), Workers: make([]Worker, 0, len(st.Workers)),
-		LostOutput: st.LostOutput, LogDropped: st.LogDropped}
+		LostOutput: st.LostOutput, LogDropped: st.LogDropped, Manifests: ManifestsFrom(st.Manifests)}
 	for _, a := range st.Apps {
 		app := App{Name: a.Name, Instances: a.Instances, ManifestInstances: a.ManifestInstances, Override: a.Override,
 			Running: a.Running, Ready: a.Ready, Generation: a.Generation, SchedulingPolicy: a.SchedulingPolicy,

@@ -185,11 +185,17 @@ var (
 	descRelayed = prometheus.NewDesc("paddock_relayed_messages_total",
 		"Workers' messages relayed to other workers of the app (ipc.relay), by result: delivered (a copy queued to a worker), dropped (a copy a worker that does not read its IPC channel could not take), unrouted (a message for a worker or alias that is no running worker of the app).",
 		[]string{"app", "result"}, nil)
+	descManifest = prometheus.NewDesc("paddock_manifest_info",
+		"1 for the revision of the manifests that runs: the commit HEAD names (kind git) or the git-sync or ConfigMap ..data link's target (kind link); absent when none is known.",
+		[]string{"revision", "kind"}, nil)
+	descManifestRejected = prometheus.NewDesc("paddock_manifest_rejected_info",
+		"1 for the revision of the manifests whose reload was last rejected, while no reload was applied since; absent otherwise. applied_revision is the one that runs instead.",
+		[]string{"revision", "kind", "applied_revision"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDesired, descRunning, descReady, descOverride, descHanded, descLostOutput, descLogDropped, descResident, descCPU, descUp,
-		descCrashLooping, descStalled, descHealth, descRelayed} {
+		descCrashLooping, descStalled, descHealth, descRelayed, descManifest, descManifestRejected} {
 		ch <- d
 	}
 }
@@ -203,6 +209,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
+	collectManifests(ch, st.Manifests)
 	for stream, n := range st.LostOutput {
 		ch <- prometheus.MustNewConstMetric(descLostOutput, prometheus.CounterValue, float64(n), stream)
 	}
@@ -249,5 +256,17 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		for result, n := range map[string]int64{supervisor.HealthPass: c.Pass, supervisor.HealthFail: c.Fail, supervisor.HealthTimeout: c.Timeout} {
 			ch <- prometheus.MustNewConstMetric(descHealth, prometheus.CounterValue, float64(n), app, result)
 		}
+	}
+}
+
+// collectManifests sends paddock_manifest_info for the revision that runs,
+// when one is known, and paddock_manifest_rejected_info while the last
+// reload was rejected.
+func collectManifests(ch chan<- prometheus.Metric, m supervisor.ManifestsStatus) {
+	if !m.Revision.IsZero() {
+		ch <- prometheus.MustNewConstMetric(descManifest, prometheus.GaugeValue, 1, m.Revision.ID, m.Revision.Kind)
+	}
+	if r := m.Rejected; r != nil {
+		ch <- prometheus.MustNewConstMetric(descManifestRejected, prometheus.GaugeValue, 1, r.Revision.ID, r.Revision.Kind, m.Revision.ID)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/paddock-sh/paddock/internal/plural"
+	"github.com/paddock-sh/paddock/internal/revision"
 	"github.com/paddock-sh/paddock/internal/sysctl"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/netshare"
@@ -18,18 +19,33 @@ import (
 // It fails when a new listening address cannot be bound (the errors name
 // the manifest lines, see manifest.Errors; nothing is changed then), or
 // when Run is not running (ctx).
+//
+// The revision that runs (Status.Manifests) stays what it was: Reload
+// applies the revision it read with the set.
 func (s *Supervisor) Apply(ctx context.Context, set *manifest.Set) ([]manifest.Change, error) {
 	var changes []manifest.Change
 	var applyErr error
-	if err := s.do(ctx, func(o *owner) { changes, applyErr = o.apply(set) }); err != nil {
+	if err := s.do(ctx, func(o *owner) { changes, applyErr = o.apply(set, o.revision) }); err != nil {
 		return nil, err
 	}
 	return changes, applyErr
 }
 
-// apply makes set the desired state (see Apply) and reports what
-// changed.
-func (o *owner) apply(set *manifest.Set) ([]manifest.Change, error) {
+// applyRevision is Apply of set read at revision rev: a failure is
+// recorded as rev rejected (by reportReloadFailure), a success as rev
+// applied.
+func (s *Supervisor) applyRevision(ctx context.Context, set *manifest.Set, rev revision.Revision) ([]manifest.Change, error) {
+	var changes []manifest.Change
+	var applyErr error
+	if err := s.do(ctx, func(o *owner) { changes, applyErr = o.apply(set, rev) }); err != nil {
+		return nil, err
+	}
+	return changes, applyErr
+}
+
+// apply makes set, read at revision rev, the desired state (see Apply)
+// and reports what changed; its events carry rev.
+func (o *owner) apply(set *manifest.Set, rev revision.Revision) ([]manifest.Change, error) {
 	if err := o.bind(set); err != nil {
 		return nil, err
 	}
@@ -60,18 +76,19 @@ func (o *owner) apply(set *manifest.Set) ([]manifest.Change, error) {
 	}
 	switch {
 	case first:
-		o.emit(Event{Type: EventApply, Detail: plural.Count(len(set.Apps), "app") + ", " + plural.Count(set.Workers(), "worker")})
+		o.emit(Event{Type: EventApply, Revision: rev.ID, Detail: plural.Count(len(set.Apps), "app") + ", " + plural.Count(set.Workers(), "worker")})
 	case len(changes) == 0:
 		o.opts.Logger.Debug("reload: manifests unchanged")
 	default:
 		for _, c := range changes {
-			ev := Event{Type: EventReload, App: c.App, Detail: c.String()}
+			ev := Event{Type: EventReload, App: c.App, Revision: rev.ID, Detail: c.String()}
 			if a := set.Apps[c.App]; a != nil {
 				ev.Generation = o.specs[c.App].Generation
 			}
 			o.emit(ev)
 		}
 	}
+	o.noteApplied(rev, changes)
 	return changes, nil
 }
 

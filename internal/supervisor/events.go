@@ -135,6 +135,10 @@ type Event struct {
 	// FromGeneration, on rollout-rollback, is the generation whose rolling
 	// update stalled; Generation the one the app returns to.
 	FromGeneration string
+	// Revision, on apply, reload and reload-failed, is the revision of the
+	// manifests' source applied or rejected (see Options.Revision); empty
+	// when none is known.
+	Revision string
 }
 
 // attrs returns the event as slog attributes, leaving out empty ones.
@@ -149,11 +153,10 @@ func (e Event) attrs() []any {
 	if e.PID != 0 {
 		a = append(a, slog.Int("pid", e.PID))
 	}
-	if e.Generation != "" {
-		a = append(a, slog.String("generation", e.Generation))
-	}
-	if e.FromGeneration != "" {
-		a = append(a, slog.String("fromGeneration", e.FromGeneration))
+	for _, kv := range [...][2]string{{"generation", e.Generation}, {"fromGeneration", e.FromGeneration}, {"revision", e.Revision}} {
+		if kv[1] != "" {
+			a = append(a, slog.String(kv[0], kv[1]))
+		}
 	}
 	if e.Type == EventExit {
 		if e.Signal != "" {

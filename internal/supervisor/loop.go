@@ -48,7 +48,7 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 	if err := s.startListening(h); err != nil {
 		return err
 	}
-	if _, err := o.apply(set); err != nil {
+	if _, err := o.apply(set, s.readRevision()); err != nil {
 		return err
 	}
 	return o.loop(ctx.Done(), h)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/paddock-sh/paddock/internal/plural"
+	"github.com/paddock-sh/paddock/internal/revision"
 	"github.com/paddock-sh/paddock/internal/watch"
 	"github.com/paddock-sh/paddock/manifest"
 )
@@ -56,15 +57,15 @@ func (s *Supervisor) Reload(ctx context.Context) ([]manifest.Change, error) {
 		s.sdNotify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
 		defer s.sdNotify("READY=1")
 	}
-	set, err := s.load(ctx)
+	set, rev, err := s.load(ctx)
 	if err == nil {
-		set, err = s.settle(ctx, set)
+		set, rev, err = s.settle(ctx, set, rev)
 	}
 	var changes []manifest.Change
 	if err == nil {
-		changes, err = s.Apply(ctx, set)
+		changes, err = s.applyRevision(ctx, set, rev)
 	}
-	s.reportReload(ctx, changes, err)
+	s.reportReload(ctx, rev, changes, err)
 	return changes, err
 }
 
@@ -73,7 +74,7 @@ func (s *Supervisor) Reload(ctx context.Context) ([]manifest.Change, error) {
 // was given up: ctx done, or Run stopping), and the first reload that
 // succeeds after one says the manifests are valid again. The holder of
 // reloadSem calls it.
-func (s *Supervisor) reportReload(ctx context.Context, changes []manifest.Change, err error) {
+func (s *Supervisor) reportReload(ctx context.Context, rev revision.Revision, changes []manifest.Change, err error) {
 	result := func(r string) {
 		if s.opts.OnReload != nil {
 			s.opts.OnReload(r)
@@ -83,7 +84,7 @@ func (s *Supervisor) reportReload(ctx context.Context, changes []manifest.Change
 	case err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotRunning):
 		result("failed")
 		s.rejected = true
-		s.reportReloadFailure(ctx, err)
+		s.reportReloadFailure(ctx, rev, err)
 	case err != nil:
 	case len(changes) == 0:
 		result("unchanged")
@@ -118,36 +119,38 @@ func changesSummary(changes []manifest.Change) string {
 // runs at a time: a load given up on keeps running until Load returns, and
 // the next load waits for it; its result is dropped, never applied. Run
 // waits for it, as it returns, no longer than readDrain.
-func (s *Supervisor) load(ctx context.Context) (*manifest.Set, error) {
+func (s *Supervisor) load(ctx context.Context) (*manifest.Set, revision.Revision, error) {
+	none := revision.Revision{}
 	select {
 	case <-s.stopping:
-		return nil, ErrNotRunning
+		return nil, none, ErrNotRunning
 	default:
 	}
 	select {
 	case s.loadSlot <- struct{}{}:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, none, ctx.Err()
 	case <-s.stopping:
-		return nil, ErrNotRunning
+		return nil, none, ErrNotRunning
 	}
 	type loaded struct {
 		set *manifest.Set
+		rev revision.Revision
 		err error
 	}
 	done := make(chan loaded, 1)
 	go func() {
 		defer func() { <-s.loadSlot }()
-		set, err := s.opts.Load()
-		done <- loaded{set, err}
+		set, rev, err := s.loadAt()
+		done <- loaded{set, rev, err}
 	}()
 	select {
 	case l := <-done:
-		return l.set, l.err
+		return l.set, l.rev, l.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, none, ctx.Err()
 	case <-s.stopping:
-		return nil, ErrNotRunning
+		return nil, none, ErrNotRunning
 	}
 }
 
@@ -164,17 +167,17 @@ func (s *Supervisor) settleTime() time.Duration {
 // settle returns set once no file in it is suspicious (see Reload), reading
 // the manifests again after the settle time as long as one is and has
 // changed since it was last read.
-func (s *Supervisor) settle(ctx context.Context, set *manifest.Set) (*manifest.Set, error) {
+func (s *Supervisor) settle(ctx context.Context, set *manifest.Set, rev revision.Revision) (*manifest.Set, revision.Revision, error) {
 	var prev *manifest.Set
 	if err := s.do(ctx, func(o *owner) { prev = o.set }); err != nil {
-		return nil, err
+		return nil, rev, err
 	}
 	settle := s.settleTime()
 	seen := map[string]fileMark{} // each suspicious file as last read
 	for {
 		gone := vanished(prev, set)
 		if len(gone) == 0 {
-			return set, nil
+			return set, rev, nil
 		}
 		settled := true
 		for _, file := range sortedKeys(gone) {
@@ -203,23 +206,23 @@ func (s *Supervisor) settle(ctx context.Context, set *manifest.Set) (*manifest.S
 				s.opts.Logger.Info("a manifest file stayed without apps for the settle time: its apps are removed",
 					"file", file, "apps", strings.Join(gone[file], ", "), "settle", settle.String())
 			}
-			return set, nil
+			return set, rev, nil
 		}
 		timer := s.opts.clock.NewTimer(settle)
 		select {
 		case <-timer.C():
 		case <-ctx.Done():
 			timer.Stop()
-			return nil, ctx.Err()
+			return nil, rev, ctx.Err()
 		case <-s.stopping:
 			timer.Stop()
-			return nil, ErrNotRunning
+			return nil, rev, ErrNotRunning
 		}
-		next, err := s.load(ctx)
+		next, nextRev, err := s.load(ctx)
 		if err != nil {
-			return nil, err
+			return nil, nextRev, err
 		}
-		set = next
+		set, rev = next, nextRev
 	}
 }
 
@@ -290,9 +293,12 @@ func sortedKeys[V any](m map[string]V) []string {
 // reportReloadFailure logs every error of a rejected set and emits
 // reload-failed. A set not read because a writer still had a file open is
 // told as such.
-func (s *Supervisor) reportReloadFailure(ctx context.Context, err error) {
+func (s *Supervisor) reportReloadFailure(ctx context.Context, rev revision.Revision, err error) {
 	errs := manifest.Errors(err)
 	detail := fmt.Sprintf("%s; the running set is kept; first: %v", plural.Count(len(errs), "error"), errs[0])
+	if !rev.IsZero() {
+		detail = "revision " + rev.ID + " rejected: " + detail
+	}
 	if manifest.IsOpenForWriting(err) {
 		var busy []string
 		for _, e := range errs {
@@ -312,7 +318,13 @@ func (s *Supervisor) reportReloadFailure(ctx context.Context, err error) {
 			s.opts.Logger.Error("reload rejected", "err", e.Error())
 		}
 	}
-	_ = s.do(ctx, func(o *owner) { o.emit(Event{Type: EventReloadFailed, Detail: detail}) })
+	if !rev.IsZero() && manifest.IsOpenForWriting(err) {
+		detail = "revision " + rev.ID + ": " + detail
+	}
+	_ = s.do(ctx, func(o *owner) {
+		o.noteRejected(rev, errs)
+		o.emit(Event{Type: EventReloadFailed, Revision: rev.ID, Detail: detail})
+	})
 }
 
 // RequestReload asks for a reload without waiting for it; requests made

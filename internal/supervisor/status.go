@@ -76,6 +76,9 @@ type Status struct {
 	// its log file (`logs:`) since paddock started: dropped because the
 	// file's queue was full or a write failed.
 	LogDropped map[string]int64
+	// Manifests is the revision of the manifests that runs, and the one
+	// last rejected (see Options.Revision).
+	Manifests ManifestsStatus
 }
 
 // Status returns the apps and workers as they are now, with the resource
@@ -99,6 +102,7 @@ func (o *owner) status() Status {
 		st.LostOutput[out.name] = out.lost.Load()
 	}
 	st.LogDropped = o.sup.logs.Dropped()
+	st.Manifests = o.manifestsStatus()
 	if o.set == nil {
 		return st
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/paddock-sh/paddock/internal/logfile"
 	"github.com/paddock-sh/paddock/internal/notify"
 	"github.com/paddock-sh/paddock/internal/procstat"
+	"github.com/paddock-sh/paddock/internal/revision"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/netshare"
 	"github.com/paddock-sh/paddock/procs"
@@ -65,6 +66,12 @@ type Options struct {
 	// than 2s. Reload compares the Files of the sets it returns to tell a
 	// file that settled (manifest.Load sets them).
 	Load func() (*manifest.Set, error)
+	// Revision, when set, returns the revision of the manifests' source
+	// (revision.Of of the manifest paths): Reload reads it before and after
+	// each Load, Run before applying its first set. Status, the apply and
+	// reload events, and reload-failed carry it. An error is logged; the
+	// revision returned with it is used.
+	Revision func() (revision.Revision, error)
 	// Watch, when not empty, lists manifest paths to watch: a change, once
 	// the files have been quiet for ReloadDebounce (at the latest 10 ×
 	// ReloadDebounce after the first change) and no process has a changed
@@ -152,9 +159,12 @@ type Supervisor struct {
 	// used by the holder of reloadSem, says the last reload was rejected.
 	reloadSem chan struct{}
 	rejected  bool
-	loadSlot  chan struct{}
-	stopping  chan struct{}
-	stopOnce  sync.Once
+	// revisionErr is the last error of Options.Revision ("" none), so
+	// that one is logged once.
+	revisionErr atomic.Pointer[string]
+	loadSlot    chan struct{}
+	stopping    chan struct{}
+	stopOnce    sync.Once
 	// ipcIn receives the messages of every worker's IPC channel;
 	// channelsWG waits for the channels' goroutines.
 	ipcIn      chan ipc.Message
@@ -186,6 +196,12 @@ type Supervisor struct {
 // is locked: other goroutines hand that goroutine a function to run with it
 // (Supervisor.do). Its methods are those that read or change that state.
 type owner struct {
+	// revision is the revision of the set applied, at appliedAt; rejected
+	// the last reload rejected since (see ManifestsStatus).
+	revision  revision.Revision
+	appliedAt time.Time
+	rejected  *RejectedRevision
+
 	// sup is the Supervisor, for the parts it shares with other
 	// goroutines (output streams, IPC inbox, reload state); opts its
 	// options, read-only.
