@@ -149,10 +149,25 @@ func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(notReady) > 0 {
-		reply(w, http.StatusServiceUnavailable, "not ready: "+strings.Join(notReady, ", ")+"\n"+strings.Join(lines, ""))
+		reply(w, http.StatusServiceUnavailable, "not ready: "+strings.Join(notReady, ", ")+"\n"+strings.Join(lines, "")+revisionLines(rd.Manifests))
 		return
 	}
-	reply(w, http.StatusOK, "ok: "+plural.Count(len(apps), "app")+" ready\n"+strings.Join(lines, ""))
+	reply(w, http.StatusOK, "ok: "+plural.Count(len(apps), "app")+" ready\n"+strings.Join(lines, "")+revisionLines(rd.Manifests))
+}
+
+// revisionLines says which revision of the manifests runs and which was
+// last rejected, when paddock knows (a git work tree, a git-sync or
+// ConfigMap link): what a GitOps operator asks a probe next. Readiness
+// does not depend on them.
+func revisionLines(m supervisor.ManifestsStatus) string {
+	var b strings.Builder
+	if !m.Revision.IsZero() {
+		fmt.Fprintf(&b, "revision: %s %s\n", m.Revision.Kind, m.Revision.ID)
+	}
+	if rj := m.Rejected; rj != nil {
+		fmt.Fprintf(&b, "rejected: %s %s: %s\n", rj.Revision.Kind, rj.Revision.ID, rj.Error)
+	}
+	return b.String()
 }
 
 // askedApps returns the apps named by the request's app parameters, nil

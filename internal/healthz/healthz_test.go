@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paddock-sh/paddock/internal/revision"
 	"github.com/paddock-sh/paddock/internal/supervisor"
 )
 
@@ -73,6 +74,13 @@ func TestEndpoints(t *testing.T) {
 			"not ready: web\nweb: not ready: 1/2 available\napi: 1/1 available\n"},
 		{"readyz asked app unknown", fixed(running), "/readyz?app=nope", 503, "not ready: 1 app unknown\nnope: not in the running manifests\n"},
 		{"readyz empty app parameter means all", fixed(running), "/readyz?app=", 200, "ok: 2 apps ready\napi: 1/1 available\nweb: 2/2 available\n"},
+		{"readyz with the revision", fixed(supervisor.Readiness{Apps: []supervisor.AppReadiness{apiReady},
+			Manifests: supervisor.ManifestsStatus{Revision: revision.Revision{Kind: "git", ID: "3f2c9a"}}}), "/readyz", 200,
+			"ok: 1 app ready\napi: 1/1 available\nrevision: git 3f2c9a\n"},
+		{"readyz not ready, with a rejected revision", fixed(supervisor.Readiness{Apps: []supervisor.AppReadiness{webHalf},
+			Manifests: supervisor.ManifestsStatus{Revision: revision.Revision{Kind: "git", ID: "3f2c9a"},
+				Rejected: &supervisor.RejectedRevision{Revision: revision.Revision{Kind: "git", ID: "9a1b7e"}, Error: "web.yaml:4:16: apps.web.instances: must be an integer", Errors: 1}}}), "/readyz", 503,
+			"not ready: web\nweb: not ready: 1/2 available\nrevision: git 3f2c9a\nrejected: git 9a1b7e: web.yaml:4:16: apps.web.instances: must be an integer\n"},
 		{"readyz stopping", fixed(supervisor.Readiness{Stopping: true, Apps: []supervisor.AppReadiness{webReady}}), "/readyz", 503,
 			"not ready: paddock is stopping\n"},
 		{"readyz loop stuck", blocked, "/readyz", 503, "paddock's loop did not answer within 10ms\n"},

@@ -18,6 +18,9 @@ type Readiness struct {
 	Stopping bool
 	// Apps are the apps of the running set, in name order.
 	Apps []AppReadiness
+	// Manifests is the revision of the manifests that runs, and the one
+	// last rejected, as Status has them.
+	Manifests ManifestsStatus
 }
 
 // AppReadiness is one app's part of Readiness.
@@ -77,7 +80,7 @@ func (s *Supervisor) Readiness(ctx context.Context) (Readiness, error) {
 
 // readiness returns the snapshot Readiness returns.
 func (o *owner) readiness() Readiness {
-	r := Readiness{Stopping: o.shutting}
+	r := Readiness{Stopping: o.shutting, Manifests: o.manifestsStatus()}
 	if o.set == nil {
 		return r
 	}
