@@ -34,11 +34,12 @@ top-screen: build
 test: check-files vet npm-deps test-deps race fuzz-smoke
 
 ## npm-deps: the npm packages some tests run (NPM_TEST_DIRS: socket.io and
-## @socket.io/cluster-adapter for ipc.relay), installed with npm ci from their
+## @socket.io/cluster-adapter for ipc.relay; dockerfile-utils, the linter of
+## the Dockerfile, for internal/dockerfile), installed with npm ci from their
 ## package-lock.json into each directory's node_modules (not tracked), again
 ## only when the lock file changed. Needs npm and the npm registry; without
 ## node on the machine the Node tests skip, and this does nothing.
-NPM_TEST_DIRS := internal/supervisor/testdata/socketio
+NPM_TEST_DIRS := internal/supervisor/testdata/socketio internal/dockerfile/testdata/lint
 npm-deps: $(addsuffix /node_modules/.package-lock.json,$(NPM_TEST_DIRS))
 
 %/node_modules/.package-lock.json: %/package-lock.json %/package.json
@@ -108,7 +109,8 @@ docs-cli:
 ## fuzz-smoke: each fuzzer for FUZZTIME: the manifest decoder, the IPC wire
 ## (framing and descriptors), a worker's IPC channel, the cluster protocol
 ## handler, the relay's reading of messages (ipc.relay), the control API,
-## the JSON to YAML of -o yaml, a log file's line read back (paddock logs).
+## the JSON to YAML of -o yaml, a log file's line read back (paddock logs),
+## the Dockerfile reader.
 fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./manifest
 	$(GO) test -run='^$$' -fuzz='^FuzzWire$$' -fuzztime=$(FUZZTIME) ./internal/nodeipc
@@ -118,6 +120,7 @@ fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzControlRequest$$' -fuzztime=$(FUZZTIME) ./internal/control
 	$(GO) test -run='^$$' -fuzz='^FuzzJSONToYAML$$' -fuzztime=$(FUZZTIME) ./cmd/paddock
 	$(GO) test -run='^$$' -fuzz='^FuzzParseLine$$' -fuzztime=$(FUZZTIME) ./internal/logfile
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/dockerfile
 
 ## fuzz: a longer fuzzing session, by hand: make fuzz FUZZTIME=10m
 fuzz: fuzz-smoke

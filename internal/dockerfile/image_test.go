@@ -119,6 +119,7 @@ func checkTarget(t *testing.T, f *File, s Stage) {
 		t.Errorf("stage %s sets no ENV PATH: the ENTRYPOINT's paddock is found through it", s.Name)
 	}
 	dests := map[string]bool{}
+	found := false
 	for _, in := range s.Find("COPY") {
 		fields := in.Fields()
 		if len(fields) < 2 {
@@ -126,16 +127,11 @@ func checkTarget(t *testing.T, f *File, s Stage) {
 			continue
 		}
 		dest := fields[len(fields)-1]
-		for _, src := range fields[:len(fields)-1] {
-			if from, ok := in.Flag("from"); ok && from == "build" && path.Base(src) == "paddock" {
-				checkBinary(t, f, in, src)
-			}
-		}
 		dests[dest] = true
-	}
-	found := false
-	for _, dir := range pathDirs {
-		found = found || dests[path.Join(dir, "paddock")]
+		if path.Base(dest) == "paddock" && slices.Contains(pathDirs, path.Dir(dest)) {
+			found = true
+			checkBinary(t, f, in, fields[:len(fields)-1])
+		}
 	}
 	if !found {
 		t.Errorf("stage %s copies paddock to none of its PATH directories %q", s.Name, pathDirs)
@@ -158,9 +154,14 @@ func envPath(s Stage) []string {
 	return dirs
 }
 
-// checkBinary checks that the paddock a final stage copies from the build
-// stage is the one its go build writes.
-func checkBinary(t *testing.T, f *File, cp Instruction, src string) {
+// checkBinary checks that the paddock a final stage copies into its PATH
+// comes from the build stage, and is the file its go build writes.
+func checkBinary(t *testing.T, f *File, cp Instruction, srcs []string) {
+	if from, _ := cp.Flag("from"); from != "build" || len(srcs) != 1 {
+		t.Errorf("line %d: COPY %s: want paddock copied --from=build, one file", cp.Line, cp.Args)
+		return
+	}
+	src := srcs[0]
 	args, _ := goBuild(t, f)
 	out := ""
 	for i, a := range args {
