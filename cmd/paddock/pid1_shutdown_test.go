@@ -54,117 +54,147 @@ func TestPID1Shutdown(t *testing.T) {
 // testPID1Shutdown runs the cases of TestPID1Shutdown, paddock in a user
 // namespace of its own or not.
 func testPID1Shutdown(t *testing.T, userns bool) {
-	startPID1 := func(t *testing.T, manifest string, args ...string) (*running, int, string) {
+	start := func(t *testing.T, manifest string, args ...string) (*running, int, string) {
 		t.Helper()
 		return startPID1(t, userns, manifest, args...)
 	}
-	t.Run("SIGTERM within killTimeout exits 0", func(t *testing.T) {
-		// The graceful worker gets SIGTERM and takes its time: it ends only
-		// once the test saw paddock waiting for it, within killTimeout
-		// (1h), and is not killed; paddock then exits 0.
-		t.Parallel()
-		r, pid1, dir := startPID1(t, "apps:"+fmt.Sprintf(pid1Graceful, "yes"))
-		waitUp(t, dir, "graceful", 1)
-		signalPID1(t, pid1, syscall.SIGTERM)
-		testkit.WaitFor(t, "the stopping record", func() bool { return r.logged("stopping") })
-		if r.logged("shutdown") || dead(pid1) {
-			t.Fatal("paddock ended before its worker finished within killTimeout")
-		}
-		if err := testkit.WriteFile(filepath.Join(dir, "release"), nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if code := r.wait(); code != 0 {
-			t.Errorf("exit code %d, want 0 (every worker stopped within its killTimeout)", code)
-		}
-		checkCleaned(t, dir, "graceful")
-		checkExit(t, r, "graceful", "code", 0.0)
-		if r.logged("kill") {
-			t.Error("a worker was killed, although it stopped within its killTimeout")
-		}
-	})
-	t.Run("worker killed after killTimeout exits 1", func(t *testing.T) {
-		// stubborn ignores SIGTERM past its killTimeout (300ms): SIGKILL,
-		// exit 1. graceful, beside it, still stops cleanly.
-		t.Parallel()
-		r, pid1, dir := startPID1(t, "apps:"+fmt.Sprintf(pid1Graceful, "")+fmt.Sprintf(pid1Stubborn, "300ms"))
-		waitUp(t, dir, "graceful", 1)
-		waitUp(t, dir, "stubborn", 1)
-		signalPID1(t, pid1, syscall.SIGTERM)
-		if code := r.wait(); code != 1 {
-			t.Errorf("exit code %d, want 1 (a worker needed SIGKILL)", code)
-		}
-		checkCleaned(t, dir, "graceful")
-		checkExit(t, r, "graceful", "code", 0.0)
-		checkExit(t, r, "stubborn", "signal", "SIGKILL")
-		if r.find(func(m map[string]any) bool { return m["msg"] == "kill" && m["app"] == "stubborn" }) == nil {
-			t.Error("no kill record for stubborn")
-		}
-	})
-	t.Run("second SIGTERM kills at once and exits 1", func(t *testing.T) {
-		// stubborn's killTimeout is 1h: only the second signal ends it.
-		t.Parallel()
-		r, pid1, dir := startPID1(t, "apps:"+fmt.Sprintf(pid1Stubborn, "1h"))
-		waitUp(t, dir, "stubborn", 1)
-		signalPID1(t, pid1, syscall.SIGTERM)
-		testkit.WaitFor(t, "the stopping record", func() bool { return r.logged("stopping") })
-		signalPID1(t, pid1, syscall.SIGTERM)
-		if code := r.wait(); code != 1 {
-			t.Errorf("exit code %d, want 1", code)
-		}
-	})
-	t.Run("SIGINT exits 0", func(t *testing.T) {
-		t.Parallel()
-		r, pid1, dir := startPID1(t, "apps:"+fmt.Sprintf(pid1Graceful, ""))
-		waitUp(t, dir, "graceful", 1)
-		signalPID1(t, pid1, syscall.SIGINT)
-		if code := r.wait(); code != 0 {
-			t.Errorf("exit code %d, want 0", code)
-		}
-		checkCleaned(t, dir, "graceful")
-	})
-	t.Run("SIGHUP reloads", func(t *testing.T) {
-		// Not watching the files: only SIGHUP, which a PID 1 gets only
-		// because paddock handles it, applies the second instance.
-		t.Parallel()
-		manifest := "apps:" + fmt.Sprintf(pid1Graceful, "")
-		r, pid1, dir := startPID1(t, manifest, "--watch=false")
-		waitUp(t, dir, "graceful", 1)
-		path := filepath.Join(dir, "paddock.yaml")
-		scaled := strings.Replace(manifest, "killTimeout: 1h", "killTimeout: 1h\n    instances: 2", 1)
-		if err := testkit.WriteFile(path, []byte(strings.ReplaceAll(scaled, "$DIR", dir)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		signalPID1(t, pid1, syscall.SIGHUP)
-		waitUp(t, dir, "graceful", 2)
-		signalPID1(t, pid1, syscall.SIGTERM)
-		if code := r.wait(); code != 0 {
-			t.Errorf("exit code %d, want 0", code)
-		}
-		checkCleaned(t, dir, "graceful", "graceful")
-	})
-	t.Run("critical app failed exits 3", func(t *testing.T) {
-		// No signal: paddock ends by itself, stopping graceful cleanly.
-		t.Parallel()
-		r, _, _ := startPID1(t, `apps:
+	for _, c := range pid1Cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			c.run(t, start)
+		})
+	}
+}
+
+// pid1Start starts paddock as PID 1 over a manifest: startPID1 with the
+// namespaces of one subtest of TestPID1Shutdown.
+type pid1Start func(t *testing.T, manifest string, args ...string) (*running, int, string)
+
+// pid1Cases are the cases of TestPID1Shutdown, each run as root and in a
+// user namespace.
+var pid1Cases = []struct {
+	name string
+	run  func(t *testing.T, startPID1 pid1Start)
+}{
+	{"SIGTERM within killTimeout exits 0", pid1GracefulWithinKillTimeout},
+	{"worker killed after killTimeout exits 1", pid1KilledAfterKillTimeout},
+	{"second SIGTERM kills at once and exits 1", pid1SecondSIGTERM},
+	{"SIGINT exits 0", pid1SIGINT},
+	{"SIGHUP reloads", pid1SIGHUPReloads},
+	{"critical app failed exits 3", pid1CriticalAppFailed},
+}
+
+// pid1GracefulWithinKillTimeout: SIGTERM within killTimeout exits 0.
+// The graceful worker gets SIGTERM and takes its time: it ends only
+// once the test saw paddock waiting for it, within killTimeout
+// (1h), and is not killed; paddock then exits 0.
+func pid1GracefulWithinKillTimeout(t *testing.T, startPID1 pid1Start) {
+	r, pid1, dir := startPID1(t, "apps:"+fmt.Sprintf(pid1Graceful, "yes"))
+	waitUp(t, dir, "graceful", 1)
+	signalPID1(t, pid1, syscall.SIGTERM)
+	testkit.WaitFor(t, "the stopping record", func() bool { return r.logged("stopping") })
+	if r.logged("shutdown") || dead(pid1) {
+		t.Fatal("paddock ended before its worker finished within killTimeout")
+	}
+	if err := testkit.WriteFile(filepath.Join(dir, "release"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.wait(); code != 0 {
+		t.Errorf("exit code %d, want 0 (every worker stopped within its killTimeout)", code)
+	}
+	checkCleaned(t, dir, "graceful")
+	checkExit(t, r, "graceful", "code", 0.0)
+	if r.logged("kill") {
+		t.Error("a worker was killed, although it stopped within its killTimeout")
+	}
+}
+
+// pid1KilledAfterKillTimeout: worker killed after killTimeout exits 1.
+// stubborn ignores SIGTERM past its killTimeout (300ms): SIGKILL,
+// exit 1. graceful, beside it, still stops cleanly.
+func pid1KilledAfterKillTimeout(t *testing.T, startPID1 pid1Start) {
+	r, pid1, dir := startPID1(t, "apps:"+fmt.Sprintf(pid1Graceful, "")+fmt.Sprintf(pid1Stubborn, "300ms"))
+	waitUp(t, dir, "graceful", 1)
+	waitUp(t, dir, "stubborn", 1)
+	signalPID1(t, pid1, syscall.SIGTERM)
+	if code := r.wait(); code != 1 {
+		t.Errorf("exit code %d, want 1 (a worker needed SIGKILL)", code)
+	}
+	checkCleaned(t, dir, "graceful")
+	checkExit(t, r, "graceful", "code", 0.0)
+	checkExit(t, r, "stubborn", "signal", "SIGKILL")
+	if r.find(func(m map[string]any) bool { return m["msg"] == "kill" && m["app"] == "stubborn" }) == nil {
+		t.Error("no kill record for stubborn")
+	}
+}
+
+// pid1SecondSIGTERM: second SIGTERM kills at once and exits 1.
+// stubborn's killTimeout is 1h: only the second signal ends it.
+func pid1SecondSIGTERM(t *testing.T, startPID1 pid1Start) {
+	r, pid1, dir := startPID1(t, "apps:"+fmt.Sprintf(pid1Stubborn, "1h"))
+	waitUp(t, dir, "stubborn", 1)
+	signalPID1(t, pid1, syscall.SIGTERM)
+	testkit.WaitFor(t, "the stopping record", func() bool { return r.logged("stopping") })
+	signalPID1(t, pid1, syscall.SIGTERM)
+	if code := r.wait(); code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+}
+
+// pid1SIGINT: SIGINT exits 0.
+func pid1SIGINT(t *testing.T, startPID1 pid1Start) {
+	r, pid1, dir := startPID1(t, "apps:"+fmt.Sprintf(pid1Graceful, ""))
+	waitUp(t, dir, "graceful", 1)
+	signalPID1(t, pid1, syscall.SIGINT)
+	if code := r.wait(); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	checkCleaned(t, dir, "graceful")
+}
+
+// pid1SIGHUPReloads: SIGHUP reloads.
+// Not watching the files: only SIGHUP, which a PID 1 gets only
+// because paddock handles it, applies the second instance.
+func pid1SIGHUPReloads(t *testing.T, startPID1 pid1Start) {
+	manifest := "apps:" + fmt.Sprintf(pid1Graceful, "")
+	r, pid1, dir := startPID1(t, manifest, "--watch=false")
+	waitUp(t, dir, "graceful", 1)
+	path := filepath.Join(dir, "paddock.yaml")
+	scaled := strings.Replace(manifest, "killTimeout: 1h", "killTimeout: 1h\n    instances: 2", 1)
+	if err := testkit.WriteFile(path, []byte(strings.ReplaceAll(scaled, "$DIR", dir)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	signalPID1(t, pid1, syscall.SIGHUP)
+	waitUp(t, dir, "graceful", 2)
+	signalPID1(t, pid1, syscall.SIGTERM)
+	if code := r.wait(); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	checkCleaned(t, dir, "graceful", "graceful")
+}
+
+// pid1CriticalAppFailed: critical app failed exits 3.
+// No signal: paddock ends by itself, stopping graceful cleanly.
+func pid1CriticalAppFailed(t *testing.T, startPID1 pid1Start) {
+	r, _, _ := startPID1(t, `apps:
   bad:
     exec: /bin/false
     backoff: {initial: 10ms, max: 50ms}
     critical: true
     failAfter: 1s
 `+fmt.Sprintf(pid1Graceful, ""))
-		if code := r.wait(); code != exitAppFailed {
-			t.Errorf("exit code %d, want %d (a critical app failed)", code, exitAppFailed)
-		}
-		if !r.logged("app-failed") {
-			t.Error("no app-failed record")
-		}
-		// graceful was stopped on purpose, within its killTimeout (by its
-		// handler, or by SIGTERM itself if it came before the trap was set).
-		checkExit(t, r, "graceful", "intended", true)
-		if r.logged("kill") {
-			t.Error("a worker was killed, although every one stops on SIGTERM")
-		}
-	})
+	if code := r.wait(); code != exitAppFailed {
+		t.Errorf("exit code %d, want %d (a critical app failed)", code, exitAppFailed)
+	}
+	if !r.logged("app-failed") {
+		t.Error("no app-failed record")
+	}
+	// graceful was stopped on purpose, within its killTimeout (by its
+	// handler, or by SIGTERM itself if it came before the trap was set).
+	checkExit(t, r, "graceful", "intended", true)
+	if r.logged("kill") {
+		t.Error("a worker was killed, although every one stops on SIGTERM")
+	}
 }
 
 // startPID1 runs paddock run --log-format json (and args) as PID 1 of a new

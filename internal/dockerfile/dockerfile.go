@@ -239,7 +239,7 @@ func (p *parser) line(s string) error {
 	return p.flush()
 }
 
-// directive reads a parser directive (`# escape=`` ` ``, `# syntax=...`)
+// directive reads a parser directive (`# escape=“ ` “, `# syntax=...`)
 // and reports whether the line was one.
 func (p *parser) directive(trimmed string) bool {
 	rest, ok := strings.CutPrefix(trimmed, "#")

@@ -39,7 +39,12 @@ func TestParse(t *testing.T) {
 	if len(run) != 1 || run[0].Args != "CGO_ENABLED=0 go build -o /out/x ./cmd/x" || run[0].Line != 5 {
 		t.Errorf("RUN %+v", run)
 	}
-	final := f.Stages[1]
+	checkFinal(t, f.Stages[1])
+}
+
+// checkFinal checks the final stage of TestParse's file, through the
+// accessors of Stage and Instruction.
+func checkFinal(t *testing.T, final Stage) {
 	if final.Name != "" || final.Base != "scratch" {
 		t.Errorf("final stage %+v", final)
 	}

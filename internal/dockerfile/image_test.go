@@ -101,6 +101,15 @@ func checkTarget(t *testing.T, f *File, s Stage) {
 	if cmd, ok := s.Last("CMD"); ok {
 		t.Errorf("line %d: CMD %s would add arguments to paddock run /etc/paddock", cmd.Line, cmd.Args)
 	}
+	checkUser(t, s)
+	if stop, ok := s.Last("STOPSIGNAL"); ok && stop.Args != "SIGTERM" {
+		t.Errorf("line %d: STOPSIGNAL %s: paddock stops gracefully on SIGTERM", stop.Line, stop.Args)
+	}
+	checkCopies(t, f, s)
+}
+
+// checkUser checks that the stage runs as a numeric user other than root.
+func checkUser(t *testing.T, s Stage) {
 	user, ok := s.Last("USER")
 	uid, gid, _ := strings.Cut(user.Args, ":")
 	if n, err := strconv.Atoi(uid); !ok || err != nil || n <= 0 {
@@ -111,9 +120,11 @@ func checkTarget(t *testing.T, f *File, s Stage) {
 			t.Errorf("line %d: USER %q: the group is not numeric", user.Line, user.Args)
 		}
 	}
-	if stop, ok := s.Last("STOPSIGNAL"); ok && stop.Args != "SIGTERM" {
-		t.Errorf("line %d: STOPSIGNAL %s: paddock stops gracefully on SIGTERM", stop.Line, stop.Args)
-	}
+}
+
+// checkCopies checks that the stage copies the build stage's paddock into
+// a directory of its PATH, and makes /etc/paddock.
+func checkCopies(t *testing.T, f *File, s Stage) {
 	pathDirs := envPath(s)
 	if pathDirs == nil {
 		t.Errorf("stage %s sets no ENV PATH: the ENTRYPOINT's paddock is found through it", s.Name)
@@ -226,6 +237,28 @@ func TestStaticBuild(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %q: %v\n%s", args, err, out)
 	}
+	checkStatic(t, bin)
+	info, err := exec.Command("go", "version", "-m", bin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go version -m: %v\n%s", err, info)
+	}
+	// (With -trimpath, go records no -ldflags: the version is checked by
+	// running the binary, -s by its missing symbol table.)
+	for _, want := range []string{"\tbuild\tCGO_ENABLED=0\n", "\tbuild\t-trimpath=true\n"} {
+		if !strings.Contains(string(info), want) {
+			t.Errorf("go version -m says no %q:\n%s", want, info)
+		}
+	}
+	out, err := exec.Command(bin, "version").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "paddock "+version {
+		t.Errorf("paddock version: %q, %v; want paddock %s", out, err, version)
+	}
+}
+
+// checkStatic checks that the ELF file bin needs no dynamic loader, no
+// shared library, and has no symbol table (-s).
+func checkStatic(t *testing.T, bin string) {
+	t.Helper()
 	e, err := elf.Open(bin)
 	if err != nil {
 		t.Fatal(err)
@@ -244,21 +277,6 @@ func TestStaticBuild(t *testing.T) {
 	}
 	if libs, _ := e.ImportedLibraries(); len(libs) > 0 {
 		t.Errorf("the binary needs %q", libs)
-	}
-	info, err := exec.Command("go", "version", "-m", bin).CombinedOutput()
-	if err != nil {
-		t.Fatalf("go version -m: %v\n%s", err, info)
-	}
-	// (With -trimpath, go records no -ldflags: the version is checked by
-	// running the binary, -s by its missing symbol table.)
-	for _, want := range []string{"\tbuild\tCGO_ENABLED=0\n", "\tbuild\t-trimpath=true\n"} {
-		if !strings.Contains(string(info), want) {
-			t.Errorf("go version -m says no %q:\n%s", want, info)
-		}
-	}
-	out, err := exec.Command(bin, "version").CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != "paddock "+version {
-		t.Errorf("paddock version: %q, %v; want paddock %s", out, err, version)
 	}
 }
 
@@ -361,8 +379,8 @@ func buildInputs(t *testing.T) []string {
 	dec := json.NewDecoder(bytes.NewReader(out))
 	for dec.More() {
 		var p struct {
-			Dir                                  string
-			Module                               *struct{ Main bool }
+			Dir                                   string
+			Module                                *struct{ Main bool }
 			GoFiles, EmbedFiles, SFiles, CgoFiles []string
 		}
 		if err := dec.Decode(&p); err != nil {
