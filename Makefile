@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 10s
 
-.PHONY: all build run test test-node npm-deps test-deps browser-deps status-page-screenshot check-files vet race fuzz-smoke fuzz mutate bench bench-go bench-http top-screen clean docs-cli
+.PHONY: all build run test test-node npm-deps test-deps browser-deps status-page-screenshot check-files vet race fuzz-smoke fuzz mutate bench bench-go bench-http top-screen clean docs-cli reliability
 
 all: build
 
@@ -50,7 +50,9 @@ npm-deps: $(addsuffix /node_modules/.package-lock.json,$(NPM_TEST_DIRS))
 ## (TestStatusPageInBrowser drives it headless to test the status page of
 ## --http-addr as a person sees it), tmux (the end-to-end tests of paddock top
 ## type into it and read its screen) and bash-completion (TestCompletion
-## sources the generated bash script with it). Each missing one is installed
+## sources the generated bash script with it) and systemd (TestSystemdUnitVerify
+## runs systemd-analyze verify on deploy/systemd/paddock.service; without it
+## the test fails unless PADDOCK_SKIP_SYSTEMD=1). Each missing one is installed
 ## with apt-get when apt-get can be run (as root). Without chromium or tmux
 ## their tests fail, unless PADDOCK_SKIP_BROWSER=1 or PADDOCK_SKIP_TMUX=1.
 ## browser-deps is the old name of this target.
@@ -60,12 +62,13 @@ test-deps:
 	[ -x "$(CHROMIUM)" ] || missing="$$missing chromium"; \
 	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
 	[ -f /usr/share/bash-completion/bash_completion ] || missing="$$missing bash-completion"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		echo "installing with apt-get:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else \
-		echo "missing:$$missing, and apt-get cannot install them: their tests fail unless PADDOCK_SKIP_BROWSER=1 / PADDOCK_SKIP_TMUX=1"; \
+		echo "missing:$$missing, and apt-get cannot install them: their tests fail unless PADDOCK_SKIP_BROWSER=1 / PADDOCK_SKIP_TMUX=1 / PADDOCK_SKIP_SYSTEMD=1"; \
 	fi
 browser-deps: test-deps
 
@@ -89,6 +92,15 @@ test-node:
 	$(GO) test -count=1 -timeout 30m ./internal/nodecompat -run '^TestNodeParity$$' -parity.all \
 		-parity.markdown $(CURDIR)/$(BIN)/node-parity.md; status=$$?; \
 		if [ -f $(BIN)/node-parity.md ]; then cat $(BIN)/node-parity.md; fi; exit $$status
+
+## reliability: the long part of the reliability suite (internal/reliability):
+## the real binary through 50 rolling updates under load per policy, kill -9
+## with 50 workers, a crash loop beside a healthy app for 60 s, 1000 reload
+## cycles, hostile manifest files, a reader of its output that stops reading;
+## prints the report table (docs/reliability.md keeps one). Exits non-zero
+## when anything was lost. make test runs its short part.
+reliability:
+	$(GO) test -count=1 -timeout 60m -v ./internal/reliability -reliability.long
 
 ## check-files: fail when git tracks an executable binary or a file over 1 MiB.
 check-files:

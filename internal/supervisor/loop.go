@@ -32,6 +32,12 @@ func (s *Supervisor) Run(ctx context.Context, set *manifest.Set) error {
 	o := s.own
 	h := s.startReaping(ctx)
 	defer close(s.ended)
+	go s.stdout.write()
+	go s.stderr.write()
+	defer func() {
+		s.stdout.stop()
+		s.stderr.stop()
+	}()
 	defer func() {
 		s.stopHelpers(h)
 		o.release() // closes every dispatcher, waiting for its Run
@@ -122,7 +128,8 @@ func (s *Supervisor) stopHelpers(h *runHelpers) {
 // release closes what the owner holds as Run returns: the workers' IPC
 // channels (waiting for their goroutines), the dispatchers, every socket
 // reference, the notify socket; and it waits, up to outputDrain, for the
-// output of the workers to be copied.
+// output of the workers to be copied, and for paddock's stdout and stderr
+// to take what was queued for them.
 func (o *owner) release() {
 	for _, w := range o.workers {
 		if w.cl != nil {
@@ -149,6 +156,8 @@ func (o *owner) release() {
 		o.notify.Close()
 	}
 	o.copiers.drain(outputDrain)
+	o.sup.stdout.flush(outputDrain)
+	o.sup.stderr.flush(outputDrain)
 }
 
 // loop is the owner loop: it plans, carries the plan out, and waits for

@@ -1,6 +1,8 @@
 package supervisor
 
 import (
+	"bytes"
+	"errors"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -15,15 +17,28 @@ import (
 // copy each worker's pipes there.
 
 // outputStream is paddock's stdout or stderr as the copiers of the
-// workers' output write to it: one Write per line, serialized. A line that cannot
-// be written is lost: it is counted, and the goroutine that owns the
-// supervisor's state is poked when writing starts or stops failing, so that
-// it reports it. A broken stream never stops anything else.
+// workers' output write to it: one Write per line. A line is queued, and a
+// goroutine of the stream's own writes the queue out, so that a reader of
+// paddock's output that stops reading (a stalled pipe) never holds up a
+// copier, hence never a worker writing to its pipe. A line that cannot be
+// written (the queue is full, or the write failed) is lost: it is counted,
+// and the goroutine that owns the supervisor's state is poked when writing
+// starts or stops failing, so that it reports it. A broken or stalled
+// stream never stops anything else.
 type outputStream struct {
-	name string // "stdout" or "stderr"
+	name  string // "stdout" or "stderr"
+	w     io.Writer
+	queue chan []byte
+	// idle is signalled (without blocking) each time pending drops to
+	// 0: flush waits on it.
+	idle chan struct{}
 	mu   sync.Mutex
-	w    io.Writer
-	// failing says the last write failed; lastErr is its error.
+	// pending counts the lines queued and not yet written.
+	pending int
+	// quit ends the writer (stop), once it is idle.
+	quit     chan struct{}
+	quitOnce sync.Once
+	// failing says the last line was lost; lastErr is why.
 	failing bool
 	lastErr error
 	// lost counts every line lost since the supervisor started.
@@ -32,15 +47,72 @@ type outputStream struct {
 	changed chan<- struct{}
 }
 
+// outputQueue is how many lines wait for a slow reader of paddock's
+// output before the next is lost.
+const outputQueue = 4096
+
+// errOutputStalled is why a line is lost when the queue is full.
+var errOutputStalled = errors.New("the reader does not keep up: the queue is full")
+
 func newOutputStream(name string, w io.Writer, changed chan<- struct{}) *outputStream {
-	return &outputStream{name: name, w: w, changed: changed}
+	o := &outputStream{name: name, w: w, changed: changed,
+		queue: make(chan []byte, outputQueue), idle: make(chan struct{}, 1), quit: make(chan struct{})}
+	return o
 }
 
-// Write writes one line. It never returns an error: a line that cannot be
-// written is counted as lost instead.
+// Write queues one line. It never blocks and never returns an error: a
+// line that cannot be queued is counted as lost instead.
 func (o *outputStream) Write(p []byte) (int, error) {
 	o.mu.Lock()
-	_, err := o.w.Write(p)
+	o.pending++
+	o.mu.Unlock()
+	select {
+	case o.queue <- bytes.Clone(p):
+	default:
+		o.done()
+		o.result(errOutputStalled)
+	}
+	return len(p), nil
+}
+
+// write writes the queued lines out, until stop (Run starts it, and
+// stops it as it returns, once the queue was flushed). A writer blocked
+// for ever by a reader that never reads again stays, as the process's
+// own stdout would.
+func (o *outputStream) write() {
+	for {
+		select {
+		case line := <-o.queue:
+			_, err := o.w.Write(line)
+			o.result(err)
+			o.done()
+		case <-o.quit:
+			return
+		}
+	}
+}
+
+// stop ends the writer once it is idle.
+func (o *outputStream) stop() { o.quitOnce.Do(func() { close(o.quit) }) }
+
+// done counts one queued line as handled, and signals idle when none is
+// left.
+func (o *outputStream) done() {
+	o.mu.Lock()
+	o.pending--
+	idle := o.pending == 0
+	o.mu.Unlock()
+	if idle {
+		select {
+		case o.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// result records the outcome of one line: err nil, it was written.
+func (o *outputStream) result(err error) {
+	o.mu.Lock()
 	flipped := (err != nil) != o.failing
 	o.failing = err != nil
 	if err != nil {
@@ -54,7 +126,26 @@ func (o *outputStream) Write(p []byte) (int, error) {
 		default:
 		}
 	}
-	return len(p), nil
+}
+
+// flush waits until the queued lines were written, or timeout passed (a
+// reader that stopped reading keeps them).
+func (o *outputStream) flush(timeout time.Duration) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		o.mu.Lock()
+		pending := o.pending
+		o.mu.Unlock()
+		if pending == 0 {
+			return
+		}
+		select {
+		case <-o.idle:
+		case <-t.C:
+			return
+		}
+	}
 }
 
 // state returns whether writes fail now, the last error and the lines lost
