@@ -34,11 +34,12 @@ top-screen: build
 test: check-files vet npm-deps test-deps race fuzz-smoke
 
 ## npm-deps: the npm packages some tests run (NPM_TEST_DIRS: socket.io and
-## @socket.io/cluster-adapter for ipc.relay), installed with npm ci from their
+## @socket.io/cluster-adapter for ipc.relay; dockerfile-utils, the linter of
+## the Dockerfile, for internal/dockerfile), installed with npm ci from their
 ## package-lock.json into each directory's node_modules (not tracked), again
 ## only when the lock file changed. Needs npm and the npm registry; without
 ## node on the machine the Node tests skip, and this does nothing.
-NPM_TEST_DIRS := internal/supervisor/testdata/socketio
+NPM_TEST_DIRS := internal/supervisor/testdata/socketio internal/dockerfile/testdata/lint
 npm-deps: $(addsuffix /node_modules/.package-lock.json,$(NPM_TEST_DIRS))
 
 %/node_modules/.package-lock.json: %/package-lock.json %/package.json
@@ -126,7 +127,7 @@ docs-cli:
 ## the JSON to YAML of -o yaml, a log file's line read back (paddock logs),
 ## the query of /readyz, the supervisord INI reader and converter (paddock
 ## import), the GitHub workflow commands of --format github, a repository's
-## .git read for the manifests' revision.
+## .git read for the manifests' revision, the Dockerfile reader.
 fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./manifest
 	$(GO) test -run='^$$' -fuzz='^FuzzWire$$' -fuzztime=$(FUZZTIME) ./internal/nodeipc
@@ -140,6 +141,7 @@ fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzSupervisord$$' -fuzztime=$(FUZZTIME) ./internal/importer
 	$(GO) test -run='^$$' -fuzz='^FuzzGitHubCommand$$' -fuzztime=$(FUZZTIME) ./internal/annotate
 	$(GO) test -run='^$$' -fuzz='^FuzzGitDir$$' -fuzztime=$(FUZZTIME) ./internal/revision
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/dockerfile
 
 ## fuzz: a longer fuzzing session, by hand: make fuzz FUZZTIME=10m
 fuzz: fuzz-smoke
