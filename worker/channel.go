@@ -25,6 +25,9 @@ type channel struct {
 	mu      sync.Mutex
 	seq     int
 	replies map[int]chan reply
+	// takes holds, by seq, what the reader does with a reply before it
+	// reads the next line (listen's registering of an rr server).
+	takes   map[int]func(*reply)
 	servers map[string]*rrListener // by key, for newconn
 	shared  []net.Listener
 	index   int
@@ -44,6 +47,7 @@ func newChannel(c *nodeipc.Conn) *channel {
 		messages:      make(chan json.RawMessage, 64),
 		disconnecting: make(chan struct{}),
 		replies:       map[int]chan reply{},
+		takes:         map[int]func(*reply){},
 		servers:       map[string]*rrListener{},
 		readDone:      make(chan struct{}),
 	}
@@ -52,6 +56,9 @@ func newChannel(c *nodeipc.Conn) *channel {
 type reply struct {
 	msg    clusterMsg
 	handle *os.File
+	// rr is the round-robin server the reader registered for a listen's
+	// answer (see channel.takes).
+	rr *rrListener
 }
 
 type clusterMsg struct {
@@ -90,6 +97,12 @@ func (c *channel) writeLine(line []byte) error {
 
 // cluster sends a cluster message; with wait set, the reply arrives there.
 func (c *channel) cluster(fields map[string]any, wait chan reply) error {
+	return c.clusterTake(fields, wait, nil)
+}
+
+// clusterTake is cluster, with take, when set, run by the reader on the
+// reply before it is sent to wait and before the next line is read.
+func (c *channel) clusterTake(fields map[string]any, wait chan reply, take func(*reply)) error {
 	c.mu.Lock()
 	if c.gone || (wait != nil && c.leaving) {
 		c.mu.Unlock()
@@ -99,6 +112,9 @@ func (c *channel) cluster(fields map[string]any, wait chan reply) error {
 	c.seq++
 	if wait != nil {
 		c.replies[seq] = wait
+		if take != nil {
+			c.takes[seq] = take
+		}
 	}
 	c.mu.Unlock()
 	fields["cmd"] = "NODE_CLUSTER"
@@ -160,11 +176,16 @@ func (c *channel) handle(l nodeipc.Line) error {
 		c.disconnect()
 	case m.Ack != nil:
 		c.mu.Lock()
-		wait := c.replies[*m.Ack]
+		wait, take := c.replies[*m.Ack], c.takes[*m.Ack]
 		delete(c.replies, *m.Ack)
+		delete(c.takes, *m.Ack)
 		c.mu.Unlock()
 		if wait != nil {
-			wait <- reply{msg: m, handle: handle}
+			r := reply{msg: m, handle: handle}
+			if take != nil {
+				take(&r)
+			}
+			wait <- r
 		} else if handle != nil {
 			handle.Close()
 		}
@@ -214,6 +235,7 @@ func (c *channel) disconnect() {
 	for seq, w := range c.replies {
 		close(w)
 		delete(c.replies, seq)
+		delete(c.takes, seq)
 	}
 	servers := c.servers
 	c.servers = map[string]*rrListener{}
@@ -235,6 +257,7 @@ func (c *channel) close() {
 	for seq, w := range c.replies {
 		close(w)
 		delete(c.replies, seq)
+		delete(c.takes, seq)
 	}
 	c.mu.Unlock()
 	c.closeOnce.Do(func() { close(c.disconnecting) })

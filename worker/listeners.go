@@ -52,7 +52,21 @@ func (c *channel) listen(network, address string) (net.Listener, error) {
 	query := map[string]any{"act": "queryServer", "index": index, "data": nil, "address": addr,
 		"port": port, "addressType": addrType, "backlog": 511}
 	wait := make(chan reply, 1)
-	if err := c.cluster(query, wait); err != nil {
+	// An rr server is registered by the reader as it reads the answer,
+	// before the next line: the supervisor may hand it a connection right
+	// after answering, and a server not registered yet would refuse it (as
+	// Node's worker, which runs the answer's callback before reading on).
+	register := func(r *reply) {
+		if r.msg.Errno != 0 || r.handle != nil {
+			return
+		}
+		r.rr = &rrListener{c: c, key: r.msg.Key, conns: make(chan net.Conn, 64), done: make(chan struct{}),
+			addr: sockAddr(r.msg.Sockname, network, address)}
+		c.mu.Lock()
+		c.servers[r.msg.Key] = r.rr
+		c.mu.Unlock()
+	}
+	if err := c.clusterTake(query, wait, register); err != nil {
 		return nil, err
 	}
 	r, ok := <-wait
@@ -77,11 +91,7 @@ func (c *channel) listen(network, address string) (net.Listener, error) {
 		c.shared = append(c.shared, l)
 		c.mu.Unlock()
 	} else { // rr, sticky: the supervisor hands connections over
-		rl := &rrListener{c: c, key: r.msg.Key, conns: make(chan net.Conn, 64), done: make(chan struct{}), addr: sockAddr(r.msg.Sockname, network, address)}
-		c.mu.Lock()
-		c.servers[r.msg.Key] = rl
-		c.mu.Unlock()
-		l = rl
+		l = r.rr // registered by the reader
 	}
 	query["act"] = "listening"
 	_ = c.cluster(query, nil)
