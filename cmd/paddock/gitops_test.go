@@ -13,21 +13,6 @@ import (
 	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
-// gitCmd runs git in dir (test time only: paddock reads .git itself) and
-// returns its output, trimmed.
-func gitCmd(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
-		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_NOSYSTEM=1", "HOME="+t.TempDir())
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // commitManifest writes content to the manifest file of the work tree
 // repo and commits it; it returns the commit's hash.
 func commitManifest(t *testing.T, repo, content string) string {
@@ -39,9 +24,9 @@ func commitManifest(t *testing.T, repo, content string) string {
 	if err := testkit.WriteFile(p, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	gitCmd(t, repo, "add", "-A")
-	gitCmd(t, repo, "commit", "-q", "-m", "manifest")
-	return gitCmd(t, repo, "rev-parse", "HEAD")
+	testkit.Git(t, repo, "add", "-A")
+	testkit.Git(t, repo, "commit", "-q", "-m", "manifest")
+	return testkit.Git(t, repo, "rev-parse", "HEAD")
 }
 
 // gitopsRun is a paddock running a directory of a git work tree, with
@@ -63,7 +48,7 @@ func TestGitRevisionThroughReloads(t *testing.T) {
 		t.Fatal("this test needs the git binary (test time only): apt-get install git")
 	}
 	g := &gitopsRun{t: t, repo: t.TempDir(), sock: socketPath(t)}
-	gitCmd(t, g.repo, "init", "-q", "-b", "main")
+	testkit.Git(t, g.repo, "init", "-q", "-b", "main")
 	first := commitManifest(t, g.repo, fmt.Sprintf(sleepers, 1))
 	g.r = startWithSocket(t, g.sock, "--watch=false", "--metrics-addr", "127.0.0.1:0", filepath.Join(g.repo, "deploy"))
 	g.metricsURL = metricsURLOf(t, g.r)

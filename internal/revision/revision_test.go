@@ -6,22 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// git runs the git binary in dir (test time only: paddock never runs it)
-// and returns its output, trimmed.
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
-		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_NOSYSTEM=1", "HOME="+t.TempDir())
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
+	"github.com/paddock-sh/paddock/internal/testkit"
+)
 
 // newRepo makes a repository with one commit holding deploy/app.yaml and
 // returns its directory.
@@ -31,7 +18,7 @@ func newRepo(t *testing.T) string {
 		t.Fatal("these tests need the git binary (test time only): apt-get install git")
 	}
 	dir := t.TempDir()
-	git(t, dir, "init", "-q", "-b", "main")
+	testkit.Git(t, dir, "init", "-q", "-b", "main")
 	commitFile(t, dir, "deploy/app.yaml", "apps: {}\n")
 	return dir
 }
@@ -46,9 +33,9 @@ func commitFile(t *testing.T, dir, name, content string) string {
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	git(t, dir, "add", name)
-	git(t, dir, "commit", "-q", "-m", "change "+name)
-	return git(t, dir, "rev-parse", "HEAD")
+	testkit.Git(t, dir, "add", name)
+	testkit.Git(t, dir, "commit", "-q", "-m", "change "+name)
+	return testkit.Git(t, dir, "rev-parse", "HEAD")
 }
 
 func wantRev(t *testing.T, path string, want Revision) {
@@ -64,7 +51,7 @@ func wantRev(t *testing.T, path string, want Revision) {
 
 func TestGitBranchLooseAndPacked(t *testing.T) {
 	repo := newRepo(t)
-	head := git(t, repo, "rev-parse", "HEAD")
+	head := testkit.Git(t, repo, "rev-parse", "HEAD")
 	want := Revision{ID: head, Kind: KindGit, Source: repo}
 	// A directory, a file, and the work tree itself.
 	wantRev(t, filepath.Join(repo, "deploy"), want)
@@ -72,7 +59,7 @@ func TestGitBranchLooseAndPacked(t *testing.T) {
 	wantRev(t, repo, want)
 
 	// The branch packed: no loose ref file any more.
-	git(t, repo, "pack-refs", "--all")
+	testkit.Git(t, repo, "pack-refs", "--all")
 	if _, err := os.Stat(filepath.Join(repo, ".git", "refs", "heads", "main")); !os.IsNotExist(err) {
 		t.Fatalf("refs/heads/main still loose after pack-refs: %v", err)
 	}
@@ -88,43 +75,43 @@ func TestGitBranchLooseAndPacked(t *testing.T) {
 
 func TestGitBranchWithSlashes(t *testing.T) {
 	repo := newRepo(t)
-	git(t, repo, "checkout", "-q", "-b", "team/release")
+	testkit.Git(t, repo, "checkout", "-q", "-b", "team/release")
 	id := commitFile(t, repo, "deploy/app.yaml", "apps: {}\n# release\n")
 	wantRev(t, repo, Revision{ID: id, Kind: KindGit, Source: repo})
-	git(t, repo, "pack-refs", "--all")
+	testkit.Git(t, repo, "pack-refs", "--all")
 	wantRev(t, repo, Revision{ID: id, Kind: KindGit, Source: repo})
 }
 
 func TestGitDetachedHead(t *testing.T) {
 	repo := newRepo(t)
-	first := git(t, repo, "rev-parse", "HEAD")
+	first := testkit.Git(t, repo, "rev-parse", "HEAD")
 	commitFile(t, repo, "deploy/app.yaml", "apps: {}\n# 2\n")
-	git(t, repo, "checkout", "-q", "--detach", first)
+	testkit.Git(t, repo, "checkout", "-q", "--detach", first)
 	wantRev(t, filepath.Join(repo, "deploy"), Revision{ID: first, Kind: KindGit, Source: repo})
 }
 
 func TestGitLinkedWorktree(t *testing.T) {
 	repo := newRepo(t)
 	wt := filepath.Join(t.TempDir(), "wt")
-	git(t, repo, "worktree", "add", "-q", "-b", "other", wt)
+	testkit.Git(t, repo, "worktree", "add", "-q", "-b", "other", wt)
 	id := commitFile(t, wt, "deploy/app.yaml", "apps: {}\n# other\n")
 	if fi, err := os.Stat(filepath.Join(wt, ".git")); err != nil || fi.IsDir() {
 		t.Fatalf("the worktree's .git is not a file: %v", err)
 	}
 	wantRev(t, filepath.Join(wt, "deploy"), Revision{ID: id, Kind: KindGit, Source: wt})
 	// The main work tree keeps its own HEAD.
-	wantRev(t, repo, Revision{ID: git(t, repo, "rev-parse", "main"), Kind: KindGit, Source: repo})
+	wantRev(t, repo, Revision{ID: testkit.Git(t, repo, "rev-parse", "main"), Kind: KindGit, Source: repo})
 	// Its branch packed in the common directory.
-	git(t, repo, "pack-refs", "--all")
+	testkit.Git(t, repo, "pack-refs", "--all")
 	wantRev(t, filepath.Join(wt, "deploy"), Revision{ID: id, Kind: KindGit, Source: wt})
 }
 
 func TestGitSubmodule(t *testing.T) {
 	sub := newRepo(t)
-	subHead := git(t, sub, "rev-parse", "HEAD")
+	subHead := testkit.Git(t, sub, "rev-parse", "HEAD")
 	super := newRepo(t)
-	git(t, super, "-c", "protocol.file.allow=always", "submodule", "add", "-q", sub, "manifests")
-	git(t, super, "commit", "-q", "-m", "add submodule")
+	testkit.Git(t, super, "-c", "protocol.file.allow=always", "submodule", "add", "-q", sub, "manifests")
+	testkit.Git(t, super, "commit", "-q", "-m", "add submodule")
 	dir := filepath.Join(super, "manifests", "deploy")
 	// The submodule's .git is a file pointing into the superproject's .git/modules.
 	wantRev(t, dir, Revision{ID: subHead, Kind: KindGit, Source: filepath.Join(super, "manifests")})
@@ -132,7 +119,7 @@ func TestGitSubmodule(t *testing.T) {
 
 func TestGitUnbornBranchIsAnError(t *testing.T) {
 	dir := t.TempDir()
-	git(t, dir, "init", "-q", "-b", "main")
+	testkit.Git(t, dir, "init", "-q", "-b", "main")
 	if _, err := OfPath(dir); err == nil || !strings.Contains(err.Error(), "refs/heads/main has no commit yet") {
 		t.Fatalf("OfPath of an empty repository: %v", err)
 	}
@@ -168,9 +155,9 @@ func TestGitSyncLayout(t *testing.T) {
 // worktree: the commit comes from git, in full.
 func TestGitSyncV4Layout(t *testing.T) {
 	repo := newRepo(t)
-	head := git(t, repo, "rev-parse", "HEAD")
+	head := testkit.Git(t, repo, "rev-parse", "HEAD")
 	wtDir := filepath.Join(repo, ".worktrees", head)
-	git(t, repo, "worktree", "add", "-q", "--detach", wtDir, head)
+	testkit.Git(t, repo, "worktree", "add", "-q", "--detach", wtDir, head)
 	link := filepath.Join(repo, "current")
 	if err := os.Symlink(filepath.Join(".worktrees", head), link); err != nil {
 		t.Fatal(err)
@@ -233,7 +220,7 @@ func TestNoRevision(t *testing.T) {
 
 func TestOfSeveralPaths(t *testing.T) {
 	a, b := newRepo(t), newRepo(t)
-	ha, hb := git(t, a, "rev-parse", "HEAD"), git(t, b, "rev-parse", "HEAD")
+	ha, hb := testkit.Git(t, a, "rev-parse", "HEAD"), testkit.Git(t, b, "rev-parse", "HEAD")
 	plain := t.TempDir()
 	got, err := Of([]string{plain, a, filepath.Join(a, "deploy"), b})
 	if err != nil {
