@@ -175,26 +175,35 @@ func (c *channel) handle(l nodeipc.Line) error {
 	case m.Act == "disconnect":
 		c.disconnect()
 	case m.Ack != nil:
-		c.mu.Lock()
-		wait, take := c.replies[*m.Ack], c.takes[*m.Ack]
-		delete(c.replies, *m.Ack)
-		delete(c.takes, *m.Ack)
-		c.mu.Unlock()
-		if wait != nil {
-			r := reply{msg: m, handle: handle}
-			if take != nil {
-				take(&r)
-			}
-			wait <- r
-		} else if handle != nil {
-			handle.Close()
-		}
+		c.answer(m, handle)
 	default:
 		if handle != nil {
 			handle.Close()
 		}
 	}
 	return nil
+}
+
+// answer takes the supervisor's answer to a message of the worker's: the
+// reply's take runs first, then the reply goes to the one waiting for it.
+// An answer nobody waits for has its handle closed.
+func (c *channel) answer(m clusterMsg, handle *os.File) {
+	c.mu.Lock()
+	wait, take := c.replies[*m.Ack], c.takes[*m.Ack]
+	delete(c.replies, *m.Ack)
+	delete(c.takes, *m.Ack)
+	c.mu.Unlock()
+	if wait == nil {
+		if handle != nil {
+			handle.Close()
+		}
+		return
+	}
+	r := reply{msg: m, handle: handle}
+	if take != nil {
+		take(&r)
+	}
+	wait <- r
 }
 
 // newconn takes a connection handed over by the supervisor and answers

@@ -115,19 +115,6 @@ func (s *supervisor) waitRunning(app string, n int) map[int]int {
 	return pids
 }
 
-// waitReady waits until app has n ready workers.
-func (s *supervisor) waitReady(app string, n int) {
-	s.t.Helper()
-	testkit.WaitFor(s.t, fmt.Sprintf("%d ready workers of %s", n, app), func() bool {
-		for _, a := range s.status().Apps {
-			if a.Name == app {
-				return a.Ready == n
-			}
-		}
-		return false
-	})
-}
-
 // writeFile writes a manifest or other file of the test, so that no
 // worker forked meanwhile holds it open (testkit.WriteFile).
 func writeFile(t *testing.T, path, content string) {
