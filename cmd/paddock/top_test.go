@@ -66,9 +66,28 @@ func startTmux(t *testing.T, width, height int, env []string, args ...string) *t
 	return p
 }
 
+// tmuxEnv is the environment of the tmux server, and so of every pane's
+// shell: the test's own, without the variables that choose colours
+// (NO_COLOR, CLICOLOR, CLICOLOR_FORCE, COLORTERM), which a CI runner may
+// set and which would decide what the tests mean to decide with env.
+func tmuxEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch name {
+		case "NO_COLOR", "CLICOLOR", "CLICOLOR_FORCE", "COLORTERM":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
 func (p *tmuxPane) tmux(args ...string) string {
 	p.t.Helper()
-	out, err := exec.Command("tmux", append([]string{"-S", p.sock}, args...)...).CombinedOutput()
+	cmd := exec.Command("tmux", append([]string{"-S", p.sock}, args...)...)
+	cmd.Env = tmuxEnv()
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		p.t.Fatalf("tmux %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
