@@ -413,25 +413,55 @@ apps:
 // and no zombie; the health-failed event gives its last line of output.
 // Not parallel: the probe's child, orphaned by the kill, is reaped by the
 // supervisor as paddock reaps every child (startReapingAll).
+//
+// The probe must have started, forked its child and printed its line
+// before the timeout kills it, and a loaded machine can take longer than
+// any one timeout to start the probe: when the event shows it was killed
+// before that (no stamp or no line), the test runs again with a timeout
+// four times as long, so no slow start fails it and every pass checks
+// the whole of the promise.
 func TestExecProbeTimeoutKillsItsGroup(t *testing.T) {
-	h := startReapingAll(t, `
+	for timeout := 500 * time.Millisecond; ; timeout *= 4 {
+		if probeTimeoutKillsItsGroup(t, timeout) {
+			return
+		}
+		if timeout > time.Minute {
+			t.Fatalf("no probe started within %s", timeout)
+		}
+		t.Logf("the probe had not started its child and printed its line within %s: again with %s", timeout, 4*timeout)
+	}
+}
+
+// probeTimeoutKillsItsGroup runs TestExecProbeTimeoutKillsItsGroup's
+// case with a probe timeout; false when the probe was killed before it
+// had started.
+func probeTimeoutKillsItsGroup(t *testing.T, timeout time.Duration) bool {
+	dir := t.TempDir()
+	h := startReapingAll(t, fmt.Sprintf(`
 apps:
   web:
     exec: $SELF
     healthCheck:
       exec: [$SELF, "probe:hang"]
       interval: 1h
-      timeout: 500ms
+      timeout: %s
       failureThreshold: 1
-    env: {PADDOCK_TEST_HELPER: serve, STAMP_DIR: $DIR}
-`)
+    env: {PADDOCK_TEST_HELPER: serve, STAMP_DIR: %s}
+`, timeout, dir))
+	defer h.stop()
 	e := h.waitEvent("health-failed", isType(EventHealthFailed))
-	if !strings.Contains(e.Detail, "no exit within the timeout, killed: checking the database, please wait") {
-		t.Errorf("health-failed detail %q lacks the timeout and the last line", e.Detail)
+	if !strings.Contains(e.Detail, "no exit within the timeout, killed") {
+		t.Fatalf("health-failed detail %q, want a timeout", e.Detail)
 	}
-	stamps, err := filepath.Glob(filepath.Join(h.dir, "hang-probe.*"))
-	if err != nil || len(stamps) != 1 {
-		t.Fatalf("hang probes %v (%v), want 1", stamps, err)
+	stamps, err := filepath.Glob(filepath.Join(dir, "hang-probe.*"))
+	if err != nil || len(stamps) > 1 {
+		t.Fatalf("hang probes %v (%v), want at most 1", stamps, err)
+	}
+	if c := h.healthCounts("web"); c.Timeout != 1 || c.Pass+c.Fail != 0 {
+		t.Errorf("probes %+v, want 1 timeout", c)
+	}
+	if len(stamps) == 0 || !strings.Contains(e.Detail, "killed: checking the database, please wait") {
+		return false
 	}
 	b, err := os.ReadFile(stamps[0])
 	if err != nil {
@@ -443,9 +473,7 @@ apps:
 	}
 	waitGone(t, probe, "the timed-out probe")
 	waitGone(t, child, "the timed-out probe's child")
-	if c := h.healthCounts("web"); c.Timeout != 1 || c.Pass+c.Fail != 0 {
-		t.Errorf("probes %+v, want 1 timeout", c)
-	}
+	return true
 }
 
 // TestExecProbeOutputIsBounded: a probe that writes a mebibyte is read to

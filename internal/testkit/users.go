@@ -54,14 +54,16 @@ func CopyBinary(t testing.TB, path string, mode os.FileMode) string {
 
 // CopyFile copies the file from to path to, with mode (whatever the
 // umask), and returns to.
+//
+// cp writes the copy, not this process: a descriptor open for writing in
+// a test process is inherited by every child another test forks until
+// that child execs, and executing the copy meanwhile fails with "text
+// file busy" (ETXTBSY, go.dev/issue/22315), which the tests that run a
+// copied binary saw under load. cp's descriptor is closed when cp exits.
 func CopyFile(t testing.TB, from, to string, mode os.FileMode) string {
 	t.Helper()
-	b, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, b, mode); err != nil {
-		t.Fatal(err)
+	if out, err := exec.Command("cp", "--", from, to).CombinedOutput(); err != nil {
+		t.Fatalf("cp %s %s: %v\n%s", from, to, err, out)
 	}
 	if err := os.Chmod(to, mode); err != nil {
 		t.Fatal(err)
