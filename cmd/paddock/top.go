@@ -75,7 +75,7 @@ func runTop(ctx context.Context, o topOptions, stdout, stderr io.Writer) int {
 	}
 	err = top.Run(ctx, c, st, top.Options{
 		Interval: o.interval,
-		Color:    termenv.NewOutput(out).EnvColorProfile() != termenv.Ascii,
+		Color:    colourTerminal(out),
 		Input:    os.Stdin,
 		Output:   out,
 	})
@@ -86,4 +86,14 @@ func runTop(ctx context.Context, o topOptions, stdout, stderr io.Writer) int {
 		return report(stderr, err)
 	}
 	return exitOK
+}
+
+// colourTerminal says whether top draws in colour on out, a terminal: not
+// with NO_COLOR or CLICOLOR=0 (unless CLICOLOR_FORCE), nor when $TERM
+// names a terminal without colours. termenv is told out is a terminal
+// (runTop checked): by itself it takes any $CI to mean "not a terminal",
+// which holds for a CI job's piped log, not for a dashboard that needs a
+// terminal to run at all.
+func colourTerminal(out *os.File) bool {
+	return termenv.NewOutput(out, termenv.WithTTY(true)).EnvColorProfile() != termenv.Ascii
 }

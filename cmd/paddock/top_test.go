@@ -376,3 +376,32 @@ func TestREADMEShowsTopScreen(t *testing.T) {
 		t.Error("README.md does not show docs/top-screen.txt as it is: after make top-screen, copy it into the README's Watching it live section")
 	}
 }
+
+// TestColourTerminal: top's choice of colour follows NO_COLOR, CLICOLOR
+// and $TERM, and not $CI (which termenv alone takes for "not a
+// terminal"): the tmux tests see it end to end in one environment, this
+// in each.
+func TestColourTerminal(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		want bool
+	}{
+		{map[string]string{"TERM": "xterm-256color"}, true},
+		{map[string]string{"TERM": "xterm-256color", "CI": "true"}, true},
+		{map[string]string{"TERM": "screen", "COLORTERM": "truecolor"}, true},
+		{map[string]string{"TERM": "xterm-256color", "NO_COLOR": "1"}, false},
+		{map[string]string{"TERM": "xterm-256color", "CLICOLOR": "0"}, false},
+		{map[string]string{"TERM": "dumb"}, false},
+		{map[string]string{"TERM": ""}, false},
+	} {
+		for _, name := range []string{"TERM", "CI", "COLORTERM", "NO_COLOR", "CLICOLOR", "CLICOLOR_FORCE"} {
+			t.Setenv(name, c.env[name])
+			if _, set := c.env[name]; !set {
+				os.Unsetenv(name)
+			}
+		}
+		if got := colourTerminal(os.Stdout); got != c.want {
+			t.Errorf("%v: colour %v, want %v", c.env, got, c.want)
+		}
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -18,7 +17,7 @@ import (
 
 	"github.com/paddock-sh/paddock/internal/notify"
 	"github.com/paddock-sh/paddock/internal/testkit"
-	gworker "github.com/paddock-sh/paddock/worker"
+	"github.com/paddock-sh/paddock/internal/testkit/httpworker"
 )
 
 // helperEnv names the helper mode the test binary runs as a worker.
@@ -47,55 +46,19 @@ func helper(mode string) int {
 }
 
 func serveHTTP() int {
-	term := make(chan os.Signal, 1)
-	signal.Notify(term, syscall.SIGTERM)
-	var l net.Listener
-	var err error
-	cluster := os.Getenv("NODE_CHANNEL_FD") != ""
-	if cluster {
-		l, err = gworker.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
-	} else {
-		f := os.NewFile(3, "listen")
-		l, err = net.FileListener(f)
-		f.Close()
-	}
+	l, cluster, err := httpworker.Listen()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 9
 	}
-	id, version := os.Getenv("PADDOCK_WORKER_ID"), os.Getenv("VERSION")
-	var conns sync.WaitGroup
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			fmt.Fprintf(w, "%s %d %s\n", id, os.Getpid(), version)
-		}),
-		ConnState: func(_ net.Conn, st http.ConnState) {
-			switch st {
-			case http.StateNew:
-				conns.Add(1)
-			case http.StateClosed, http.StateHijacked:
-				conns.Done()
-			}
-		},
-	}
-	served := make(chan struct{})
-	go func() { srv.Serve(l); close(served) }()
+	told := httpworker.Told(cluster)
+	srv := httpworker.Serve(l, os.Getenv("VERSION"))
 	if sent, err := notify.Send("READY=1"); !sent || err != nil {
 		fmt.Fprintln(os.Stderr, "notify:", sent, err)
 		return 6
 	}
-	var disconnect <-chan struct{}
-	if cluster {
-		disconnect = gworker.Disconnecting()
-	}
-	select {
-	case <-term:
-	case <-disconnect:
-	}
-	srv.SetKeepAlivesEnabled(false)
-	l.Close()
-	<-served
-	conns.Wait()
+	<-told
+	srv.Leave()
 	return 0
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/paddock-sh/paddock/internal/notify"
 	"github.com/paddock-sh/paddock/internal/testkit"
+	"github.com/paddock-sh/paddock/internal/testkit/httpworker"
 	"github.com/paddock-sh/paddock/manifest"
 	"github.com/paddock-sh/paddock/procs"
 	gworker "github.com/paddock-sh/paddock/worker"
@@ -716,7 +717,7 @@ func serveHTTP() {
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "%s %d %s\n", id, os.Getpid(), os.Getenv("LISTEN_PID"))
 		}),
-		ConnState: trackConns(&conns),
+		ConnState: httpworker.TrackConns(&conns),
 	}
 	var listeners []net.Listener
 	var serving sync.WaitGroup
@@ -803,7 +804,7 @@ func serveGoWorker() {
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "%d %d %s\n", gworker.ID(), os.Getpid(), os.Getenv("VERSION"))
 		}),
-		ConnState: trackConns(&conns),
+		ConnState: httpworker.TrackConns(&conns),
 	}
 	srv.SetKeepAlivesEnabled(true)
 	served := make(chan struct{})
@@ -819,19 +820,6 @@ func serveGoWorker() {
 	<-served
 	conns.Wait()
 	os.Exit(0)
-}
-
-// trackConns returns a ConnState hook that counts the server's open
-// connections in conns, so that a worker leaving can wait for them.
-func trackConns(conns *sync.WaitGroup) func(net.Conn, http.ConnState) {
-	return func(_ net.Conn, st http.ConnState) {
-		switch st {
-		case http.StateNew:
-			conns.Add(1)
-		case http.StateClosed, http.StateHijacked:
-			conns.Done()
-		}
-	}
 }
 
 // pingWatchdog is the watchdog-ping worker: READY=1, then WATCHDOG=1 from

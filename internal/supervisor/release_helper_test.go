@@ -2,16 +2,11 @@ package supervisor
 
 import (
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/signal"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/paddock-sh/paddock/internal/notify"
-	gworker "github.com/paddock-sh/paddock/worker"
+	"github.com/paddock-sh/paddock/internal/testkit/httpworker"
 )
 
 // serveRelease is one release of an HTTP server, good or bad as $RELEASE
@@ -34,32 +29,13 @@ func serveRelease() {
 		fmt.Fprintf(os.Stderr, "release %s: cannot start\n", version)
 		os.Exit(3)
 	}
-	term := make(chan os.Signal, 1)
-	signal.Notify(term, syscall.SIGTERM)
-	var l net.Listener
-	var err error
-	cluster := os.Getenv("NODE_CHANNEL_FD") != ""
-	if cluster {
-		l, err = gworker.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
-	} else {
-		f := os.NewFile(3, "listen")
-		l, err = net.FileListener(f)
-		f.Close()
-	}
+	l, cluster, err := httpworker.Listen()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(9)
 	}
-	id := os.Getenv("PADDOCK_WORKER_ID")
-	var conns sync.WaitGroup
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			fmt.Fprintf(w, "%s %d %s\n", id, os.Getpid(), version)
-		}),
-		ConnState: trackConns(&conns),
-	}
-	served := make(chan struct{})
-	go func() { srv.Serve(l); close(served) }()
+	told := httpworker.Told(cluster)
+	srv := httpworker.Serve(l, version)
 	var crash <-chan time.Time
 	if release != "never-ready" {
 		if sent, err := notify.Send("READY=1"); !sent || err != nil {
@@ -71,21 +47,13 @@ func serveRelease() {
 	if release == "exit-after-ready" {
 		crash = time.After(200 * time.Millisecond)
 	}
-	var disconnect <-chan struct{}
-	if cluster {
-		disconnect = gworker.Disconnecting()
-	}
 	code := 0
 	select {
-	case <-term:
-	case <-disconnect:
+	case <-told:
 	case <-crash:
 		fmt.Fprintf(os.Stderr, "release %s: giving up 200ms after ready\n", version)
 		code = 1
 	}
-	srv.SetKeepAlivesEnabled(false)
-	l.Close()
-	<-served // no connection is accepted after this
-	conns.Wait()
+	srv.Leave()
 	os.Exit(code)
 }
