@@ -49,8 +49,11 @@ npm-deps: $(addsuffix /node_modules/.package-lock.json,$(NPM_TEST_DIRS))
 ## test-deps: the Debian packages some tests drive for real: chromium
 ## (TestStatusPageInBrowser drives it headless to test the status page of
 ## --http-addr as a person sees it), tmux (the end-to-end tests of paddock top
-## type into it and read its screen) and bash-completion (TestCompletion
-## sources the generated bash script with it), systemd (TestSystemdUnitVerify
+## type into it and read its screen; TestCompletionZsh types into zsh in it),
+## bash-completion (TestCompletion sources the generated bash script with it),
+## zsh and fish (TestCompletionZsh and TestCompletionFish complete with their
+## generated scripts in those shells; without them the tests fail unless
+## PADDOCK_SKIP_SHELLS=1), systemd (TestSystemdUnitVerify
 ## runs systemd-analyze verify on deploy/systemd/paddock.service; without it
 ## the test fails unless PADDOCK_SKIP_SYSTEMD=1) and git (the revision tests
 ## make real repositories with it; paddock itself reads .git without it).
@@ -64,6 +67,8 @@ test-deps:
 	[ -x "$(CHROMIUM)" ] || missing="$$missing chromium"; \
 	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
 	[ -f /usr/share/bash-completion/bash_completion ] || missing="$$missing bash-completion"; \
+	command -v zsh >/dev/null 2>&1 || missing="$$missing zsh"; \
+	command -v fish >/dev/null 2>&1 || missing="$$missing fish"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	command -v git >/dev/null 2>&1 || missing="$$missing git"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
@@ -71,7 +76,7 @@ test-deps:
 		echo "installing with apt-get:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else \
-		echo "missing:$$missing, and apt-get cannot install them: their tests fail unless PADDOCK_SKIP_BROWSER=1 / PADDOCK_SKIP_TMUX=1 / PADDOCK_SKIP_SYSTEMD=1"; \
+		echo "missing:$$missing, and apt-get cannot install them: their tests fail unless PADDOCK_SKIP_BROWSER=1 / PADDOCK_SKIP_TMUX=1 / PADDOCK_SKIP_SYSTEMD=1 / PADDOCK_SKIP_SHELLS=1"; \
 	fi
 browser-deps: test-deps
 
