@@ -442,6 +442,30 @@ func TestHTTPAddrSharesMetricsListener(t *testing.T) {
 	}
 }
 
+// TestHTTPAddrWarnsBeyondLoopback: a status page bound beyond loopback
+// (0.0.0.0) is served and paddock warns, once, that it has no
+// authentication; bound to loopback it does not warn.
+func TestHTTPAddrWarnsBeyondLoopback(t *testing.T) {
+	t.Parallel()
+	const warning = "the status page is reachable from other machines and has no authentication: " +
+		"bind it to loopback and put a reverse proxy with authentication and TLS in front (see README, Status page)"
+	for _, c := range []struct {
+		addr string
+		warn bool
+	}{{"0.0.0.0:0", true}, {"127.0.0.1:0", false}, {":0", false}} {
+		sock := socketPath(t)
+		r := startWithSocket(t, sock, "--http-addr", c.addr, writeManifest(t, fmt.Sprintf(sleepers, 1)))
+		waitWorkers(t, sock, "web", 1)
+		base := pageURL(t, r) // logged after the warning
+		if code, _ := httpGet(t, base); code != 200 {
+			t.Errorf("--http-addr %s: GET / %d", c.addr, code)
+		}
+		if got := r.loggedAll(warning, "addr"); len(got) != map[bool]int{true: 1, false: 0}[c.warn] {
+			t.Errorf("--http-addr %s (serving %s): warned %d times, want the warning %v", c.addr, base, len(got), c.warn)
+		}
+	}
+}
+
 // loggedAll returns the field of each log record with message msg.
 func (r *running) loggedAll(msg, field string) []string {
 	r.mu.Lock()
