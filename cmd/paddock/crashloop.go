@@ -12,6 +12,7 @@ import (
 
 	"github.com/paddock-sh/paddock/internal/control"
 	"github.com/paddock-sh/paddock/internal/display"
+	"github.com/paddock-sh/paddock/internal/plural"
 )
 
 // statusLines is how many of the last output lines of a crash-looping
@@ -48,14 +49,19 @@ func appNotes(a control.App, now time.Time) []string {
 // then one line per app of apps, in order), to out with each app's notes
 // indented under its row. The rows keep the columns the table gave them:
 // notes printed into the table would break its alignment.
-func writeAppRows(out io.Writer, table string, apps []control.App, now time.Time) {
+func writeAppRows(out io.Writer, table string, apps []control.App, logDropped map[string]int64, now time.Time) {
 	sc := bufio.NewScanner(strings.NewReader(table))
 	for i := -1; sc.Scan(); i++ {
 		fmt.Fprintln(out, sc.Text())
 		if i < 0 || i >= len(apps) {
 			continue
 		}
-		for _, n := range append(appNotes(apps[i], now), deployNotes(apps[i])...) {
+		notes := append(appNotes(apps[i], now), deployNotes(apps[i])...)
+		if n := logDropped[apps[i].Name]; n > 0 {
+			notes = append(notes, fmt.Sprintf("logs: %s dropped since paddock started: its log file could not keep up (a full or slow disk); writing resumes by itself",
+				plural.Count(int(n), "line")))
+		}
+		for _, n := range notes {
 			fmt.Fprintln(out, "  "+n)
 		}
 	}

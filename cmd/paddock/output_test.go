@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -50,6 +51,9 @@ func TestBrokenOutputDoesNotStopSupervision(t *testing.T) {
 			st := statusOf(t, sock)
 			if len(st.Workers) != 1 || st.Workers[0].Restarts != 0 || st.Workers[0].PID == 0 {
 				t.Fatalf("the worker did not keep running as it was: %+v", st.Workers)
+			}
+			if table := mustCLI(t, sock, "status"); !regexp.MustCompile(`\npaddock's stdout: \d+ lines of the workers' output lost since paddock started`).MatchString(table) {
+				t.Errorf("status does not say that output was lost:\n%s", table)
 			}
 			pid := st.Workers[0].PID
 			// Supervision goes on: a worker killed now is replaced.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/paddock-sh/paddock/internal/control"
 	"github.com/paddock-sh/paddock/internal/display"
+	"github.com/paddock-sh/paddock/internal/plural"
 	"github.com/paddock-sh/paddock/internal/supervisor"
 )
 
@@ -106,7 +107,7 @@ func writeStatusTables(out io.Writer, st *control.StatusResponse, now time.Time,
 		writeRow(tw, row)
 	}
 	tw.Flush()
-	writeAppRows(out, apps.String(), st.Apps, now)
+	writeAppRows(out, apps.String(), st.Apps, st.LogDropped, now)
 	fmt.Fprintln(out)
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	header = []string{"APP", "WORKER", "PID", "STATE", "READY", "UPTIME", "RESTARTS", "CPU", "MEM", "GENERATION"}
@@ -122,6 +123,19 @@ func writeStatusTables(out io.Writer, st *control.StatusResponse, now time.Time,
 		writeRow(tw, row)
 	}
 	tw.Flush()
+	writeLostOutput(out, st.LostOutput)
+}
+
+// writeLostOutput says, under the tables, how many of the workers' lines
+// paddock could not write to its own stdout or stderr (a reader that went
+// away or stalled, a full disk): they are counted, never silently lost.
+func writeLostOutput(out io.Writer, lost map[string]int64) {
+	for _, stream := range []string{"stdout", "stderr"} {
+		if n := lost[stream]; n > 0 {
+			fmt.Fprintf(out, "\npaddock's %s: %s of the workers' output lost since paddock started (its reader stalled or went away, or a full disk)\n",
+				stream, plural.Count(int(n), "line"))
+		}
+	}
 }
 
 // writeRow writes the cells of a table row to tw.

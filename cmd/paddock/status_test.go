@@ -45,3 +45,35 @@ func TestStatusTableWidth(t *testing.T) {
 	}
 	t.Logf("\n%s", out.String())
 }
+
+// TestWriteStatusLostLines: lines dropped from an app's log file are said
+// under its row, lines paddock could not write to its stdout or stderr
+// under the tables; nothing when none was lost.
+func TestWriteStatusLostLines(t *testing.T) {
+	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	st := &control.StatusResponse{
+		Apps: []control.App{{Name: "api", Instances: 1, SchedulingPolicy: "none", Generation: "aaaaaaaa"},
+			{Name: "web", Instances: 1, SchedulingPolicy: "none", Generation: "bbbbbbbb"}},
+		LogDropped: map[string]int64{"web": 1834, "api": 0},
+		LostOutput: map[string]int64{"stdout": 1, "stderr": 0},
+	}
+	var b strings.Builder
+	writeStatus(&b, st, now)
+	want := "APP  DESIRED  READY  CPU  MEM  POLICY  LISTEN  GENERATION  ROLLOUT  WAITING\n" +
+		"api  1        0/1    -    -    none    -       aaaaaaaa    -        -\n" +
+		"web  1        0/1    -    -    none    -       bbbbbbbb    -        -\n" +
+		"  logs: 1834 lines dropped since paddock started: its log file could not keep up (a full or slow disk); writing resumes by itself\n" +
+		"\n" +
+		"APP  WORKER  PID  STATE  READY  UPTIME  RESTARTS  CPU  MEM  GENERATION\n" +
+		"\n" +
+		"paddock's stdout: 1 line of the workers' output lost since paddock started (its reader stalled or went away, or a full disk)\n"
+	if b.String() != want {
+		t.Errorf("status:\n%s\nwant:\n%s", b.String(), want)
+	}
+	b.Reset()
+	st.LogDropped, st.LostOutput = nil, map[string]int64{"stdout": 0, "stderr": 0}
+	writeStatus(&b, st, now)
+	if strings.Contains(b.String(), "lost") || strings.Contains(b.String(), "dropped") {
+		t.Errorf("status with nothing lost:\n%s", b.String())
+	}
+}
