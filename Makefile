@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 10s
 
-.PHONY: all build run test test-node npm-deps test-deps browser-deps status-page-screenshot check-files vet race fuzz-smoke fuzz mutate bench bench-go bench-http top-screen clean docs-cli reliability
+.PHONY: all build run test test-node npm-deps test-deps browser-deps status-page-screenshot check-files vet race fuzz-smoke fuzz mutate bench bench-go bench-http top-screen clean docs-cli reliability k8s-schema
 
 all: build
 
@@ -31,7 +31,7 @@ top-screen: build
 ## test: no build output tracked, gofmt and vet, the npm packages of the
 ## tests that run npm libraries, the browser of the status page's test, the
 ## race-enabled test suite, and a short run of each fuzzer.
-test: check-files vet npm-deps test-deps race fuzz-smoke
+test: check-files vet npm-deps test-deps race k8s-schema fuzz-smoke
 
 ## npm-deps: the npm packages some tests run (NPM_TEST_DIRS: socket.io and
 ## @socket.io/cluster-adapter for ipc.relay; dockerfile-utils, the linter of
@@ -120,6 +120,13 @@ vet:
 
 race:
 	$(GO) test -race -count=1 ./...
+
+## k8s-schema: the Kubernetes files under deploy/kubernetes decoded strictly
+## into the Kubernetes API's Go types (k8s.io/api): an unknown or misspelled
+## field, or a value of the wrong type, fails. A module of its own
+## (internal/tools/k8sschema), so that paddock's does not depend on k8s.io/api.
+k8s-schema:
+	cd internal/tools/k8sschema && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 ## docs-cli: regenerate docs/cli/, the Markdown reference of the command line,
 ## from paddock's command tree (cmd/paddock's TestCLIDocs fails when it is stale).
