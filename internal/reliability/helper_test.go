@@ -46,12 +46,12 @@ func helper(mode string) int {
 }
 
 func serveHTTP() int {
-	l, cluster, err := httpworker.Listen()
+	told := httpworker.Told()
+	l, err := httpworker.Listen()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 9
 	}
-	told := httpworker.Told(cluster)
 	srv := httpworker.Serve(l, os.Getenv("VERSION"))
 	if sent, err := notify.Send("READY=1"); !sent || err != nil {
 		fmt.Fprintln(os.Stderr, "notify:", sent, err)

@@ -29,12 +29,12 @@ func serveRelease() {
 		fmt.Fprintf(os.Stderr, "release %s: cannot start\n", version)
 		os.Exit(3)
 	}
-	l, cluster, err := httpworker.Listen()
+	told := httpworker.Told()
+	l, err := httpworker.Listen()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(9)
 	}
-	told := httpworker.Told(cluster)
 	srv := httpworker.Serve(l, version)
 	var crash <-chan time.Time
 	if release != "never-ready" {

@@ -19,28 +19,31 @@ import (
 	"github.com/paddock-sh/paddock/worker"
 )
 
-// Listen returns the worker's listener: as a cluster worker (paddock set
-// NODE_CHANNEL_FD) worker.Listen of 127.0.0.1:$PORT, otherwise descriptor
-// 3, the first of LISTEN_FDS. cluster says which.
-func Listen() (l net.Listener, cluster bool, err error) {
-	if os.Getenv("NODE_CHANNEL_FD") != "" {
-		l, err = worker.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
-		return l, true, err
+// cluster says whether paddock runs this worker as a cluster worker (it
+// set NODE_CHANNEL_FD).
+func cluster() bool { return os.Getenv("NODE_CHANNEL_FD") != "" }
+
+// Listen returns the worker's listener: as a cluster worker
+// worker.Listen of 127.0.0.1:$PORT, otherwise descriptor 3, the first of
+// LISTEN_FDS.
+func Listen() (net.Listener, error) {
+	if cluster() {
+		return worker.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
 	}
 	f := os.NewFile(3, "listen")
 	defer f.Close()
-	l, err = net.FileListener(f)
-	return l, false, err
+	return net.FileListener(f)
 }
 
 // Told returns a channel closed when the worker is told to leave: SIGTERM,
-// or for a cluster worker paddock's disconnect. Call it before the worker
-// says it is ready, so that an early SIGTERM is not fatal.
-func Told(cluster bool) <-chan struct{} {
+// or for a cluster worker paddock's disconnect. Call it first, before
+// Listen (a cluster worker's asks paddock) and before the worker says it
+// is ready, so that a SIGTERM in between is not fatal.
+func Told() <-chan struct{} {
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
 	var disconnect <-chan struct{}
-	if cluster {
+	if cluster() {
 		disconnect = worker.Disconnecting()
 	}
 	told := make(chan struct{})
