@@ -265,37 +265,7 @@ func yamlDocuments(s string) []map[string]any {
 // $PADDOCK_SOCKET or --socket; with none answering, nothing.
 func TestCompletion(t *testing.T) {
 	t.Parallel()
-	sock := socketPath(t)
-	startWithSocket(t, sock, writeManifest(t, twoApps))
-	web := waitWorkers(t, sock, "web", 2)
-	waitWorkers(t, sock, "api", 1)
-	var webIDs []string
-	for id := range web {
-		webIDs = append(webIDs, fmt.Sprintf("web/%d", id))
-	}
-	slices.Sort(webIDs)
-	nobody := filepath.Join(t.TempDir(), "nobody.sock")
-
-	for _, tt := range []struct {
-		name string
-		sock string // $PADDOCK_SOCKET
-		args []string
-		want []string
-	}{
-		{"scale", sock, []string{"scale", ""}, []string{"api", "web"}},
-		{"restart", sock, []string{"restart", "w"}, []string{"web"}},
-		{"send", sock, []string{"send", ""}, []string{"api", "web"}},
-		{"signal", sock, []string{"signal", ""}, []string{"api", "web"}},
-		{"signal's signal", sock, []string{"signal", "web", "US"}, []string{"USR1", "USR2"}},
-		{"logs", sock, []string{"logs", "-f", ""}, []string{"api", "web"}},
-		{"logs workers", sock, []string{"logs", "web/"}, webIDs},
-		{"signal workers", sock, []string{"signal", "web/"}, webIDs},
-		{"events --app", sock, []string{"events", "--app", ""}, []string{"api", "web"}},
-		{"--socket", nobody, []string{"logs", "--socket", sock, ""}, []string{"api", "web"}},
-		{"no supervisor", nobody, []string{"logs", ""}, nil},
-		{"status -o", sock, []string{"status", "-o", ""}, []string{"json", "wide", "yaml"}},
-		{"commands", sock, []string{"st"}, []string{"status", "stop"}},
-	} {
+	for _, tt := range completionCases(t) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			out, errOut, code := cli(t, tt.sock, append([]string{"__complete"}, tt.args...)...)

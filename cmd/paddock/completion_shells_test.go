@@ -35,10 +35,11 @@ type completionCase struct {
 	want []string
 }
 
-// shellCompletionCases are TestCompletion's cases that every shell runs:
-// apps and workers from the supervisor on $PADDOCK_SOCKET or --socket,
-// nothing when no supervisor answers, a flag's values, commands.
-func shellCompletionCases(t *testing.T) []completionCase {
+// completionCases are the cases every completion test runs (`paddock
+// __complete` and each shell): apps and workers from the supervisor on
+// $PADDOCK_SOCKET or --socket, nothing when no supervisor answers, a flag's
+// values, signals, commands. It starts the supervisor they ask.
+func completionCases(t *testing.T) []completionCase {
 	sock := socketPath(t)
 	startWithSocket(t, sock, writeManifest(t, twoApps))
 	web := waitWorkers(t, sock, "web", 2)
@@ -52,8 +53,12 @@ func shellCompletionCases(t *testing.T) []completionCase {
 	return []completionCase{
 		{"scale", sock, []string{"scale", ""}, []string{"api", "web"}},
 		{"restart", sock, []string{"restart", "w"}, []string{"web"}},
+		{"send", sock, []string{"send", ""}, []string{"api", "web"}},
+		{"signal", sock, []string{"signal", ""}, []string{"api", "web"}},
 		{"signal's signal", sock, []string{"signal", "web", "US"}, []string{"USR1", "USR2"}},
+		{"logs", sock, []string{"logs", "-f", ""}, []string{"api", "web"}},
 		{"logs workers", sock, []string{"logs", "web/"}, webIDs},
+		{"signal workers", sock, []string{"signal", "web/"}, webIDs},
 		{"events --app", sock, []string{"events", "--app", ""}, []string{"api", "web"}},
 		{"--socket", nobody, []string{"logs", "--socket", sock, ""}, []string{"api", "web"}},
 		{"no supervisor", nobody, []string{"logs", ""}, nil},
@@ -92,7 +97,7 @@ func TestCompletionFish(t *testing.T) {
 	t.Parallel()
 	needShell(t, "fish")
 	script := completionScript(t, "fish")
-	for _, tt := range shellCompletionCases(t) {
+	for _, tt := range completionCases(t) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			line := strings.Join(append([]string{"paddock"}, tt.args...), " ")
@@ -127,7 +132,7 @@ func TestCompletionZsh(t *testing.T) {
 	needShell(t, "zsh")
 	needTmux(t)
 	script := completionScript(t, "zsh")
-	for _, tt := range shellCompletionCases(t) {
+	for _, tt := range completionCases(t) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			z := startZsh(t, tt.sock, script)
