@@ -33,6 +33,9 @@ const (
 	// maxInflated bounds the bytes inflated for one object, its delta
 	// chain included, so a chain of large deltas cannot exhaust memory.
 	maxInflated = 256 << 20
+	// preallocate bounds what is allocated ahead of the bytes read
+	// for an object whose header declares its size.
+	preallocate = 1 << 20
 	// maxAlternates bounds the alternate object directories followed.
 	maxAlternates = 8
 )
@@ -212,11 +215,17 @@ func (s *store) inflate(r io.Reader, size int64) ([]byte, error) {
 		return nil, fmt.Errorf("more than %d bytes inflated for one object", maxInflated)
 	}
 	s.budget -= size
-	data := make([]byte, size)
-	if _, err := io.ReadFull(r, data); err != nil {
-		return nil, fmt.Errorf("content shorter than its %d bytes: %w", size, err)
+	// Grown as read, not allocated from the declared size: a few corrupt
+	// bytes that declare 64 MiB cost what they inflate to.
+	var b bytes.Buffer
+	b.Grow(int(min(size, preallocate)))
+	if _, err := b.ReadFrom(io.LimitReader(r, size)); err != nil {
+		return nil, fmt.Errorf("content: %w", err)
 	}
-	return data, nil
+	if int64(b.Len()) != size {
+		return nil, fmt.Errorf("content of %d bytes, not %d", b.Len(), size)
+	}
+	return b.Bytes(), nil
 }
 
 // loadPacks opens the index of every packfile of s's directories, once.
@@ -539,7 +548,7 @@ func applyDelta(base, delta []byte, limit int64) ([]byte, error) {
 	if dstSize < 0 || dstSize > limit {
 		return nil, fmt.Errorf("delta: result of %d bytes, more than the %d read", dstSize, limit)
 	}
-	out := make([]byte, 0, dstSize)
+	out := make([]byte, 0, min(dstSize, preallocate))
 	for len(d) > 0 {
 		cmd := d[0]
 		d = d[1:]
