@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/paddock-sh/paddock/internal/testkit"
@@ -198,8 +199,9 @@ func TestModifiedSeveralFiles(t *testing.T) {
 	}
 }
 
-// TestModifiedUnknown: a store that cannot be read makes Modified
-// unknown, never an error or a panic.
+// TestModifiedUnknown: a store that cannot be read, or a manifest that
+// is not a regular file, makes Modified unknown, never an error, a panic
+// or a read that blocks (a FIFO).
 func TestModifiedUnknown(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -239,6 +241,24 @@ func TestModifiedUnknown(t *testing.T) {
 				}
 				return b
 			})
+		}},
+		{"loose objects FIFOs", false, func(t *testing.T, repo string) {
+			ids := []string{testkit.Git(t, repo, "rev-parse", "HEAD"), testkit.Git(t, repo, "rev-parse", "HEAD^{tree}")}
+			corruptEach(t, repo, "objects/??/*", nil)
+			for _, id := range ids {
+				if err := syscall.Mkfifo(filepath.Join(repo, ".git", "objects", id[:2], id[2:]), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+		{"manifest a FIFO", false, func(t *testing.T, repo string) {
+			p := filepath.Join(repo, "deploy", "app.yaml")
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			if err := syscall.Mkfifo(p, 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}},
 		{"objects directory gone", false, func(t *testing.T, repo string) {
 			if err := os.RemoveAll(filepath.Join(repo, ".git", "objects")); err != nil {

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // This file reads git's object store (loose objects and packfiles with
@@ -72,6 +73,30 @@ func parseID(s string) (objectID, error) {
 	return id, nil
 }
 
+// openRegular opens file for reading if it is a regular file once links
+// are followed, without blocking on its kind (a FIFO put where an object
+// or a manifest is expected): anything else is an error, a directory's
+// wrapping syscall.EISDIR.
+func openRegular(file string) (*os.File, error) {
+	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		if fi.IsDir() {
+			return nil, &os.PathError{Op: "read", Path: file, Err: syscall.EISDIR}
+		}
+		return nil, fmt.Errorf("%s: not a regular file (%s)", file, fi.Mode().Type())
+	}
+	return f, nil
+}
+
 // hashObject returns the name git gives an object of type typ with data.
 func hashObject(typ string, data []byte) objectID {
 	h := sha1.New()
@@ -101,11 +126,11 @@ func openStore(commonDir string) (*store, error) {
 	s := &store{dirs: []string{main}}
 	// objects/info/alternates: one objects directory a line, relative to
 	// the objects directory; alternates of alternates are not followed.
-	b, err := os.ReadFile(filepath.Join(main, "info", "alternates"))
+	b, err := readSmall(filepath.Join(main, "info", "alternates"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(b, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || line[0] == '#' {
 			continue
@@ -150,7 +175,7 @@ func (s *store) readDepth(id objectID, depth int) (string, []byte, error) {
 	}
 	for _, dir := range s.dirs {
 		hexID := id.String()
-		f, err := os.Open(filepath.Join(dir, hexID[:2], hexID[2:]))
+		f, err := openRegular(filepath.Join(dir, hexID[:2], hexID[2:]))
 		if err == nil {
 			typ, data, err := s.readLoose(f)
 			f.Close()
@@ -271,7 +296,7 @@ const (
 // openPack opens the index idxPath and its packfile and checks the
 // index's header, fanout table and size.
 func openPack(idxPath string) (*pack, error) {
-	idx, err := os.Open(idxPath)
+	idx, err := openRegular(idxPath)
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +335,7 @@ func (p *pack) open(idxPath string) error {
 	if min := int64(idxNames) + int64(p.count)*(sha1.Size+4+4) + 2*sha1.Size; p.idxSize < min {
 		return fmt.Errorf("%d bytes, too short for %d objects", p.idxSize, p.count)
 	}
-	p.data, err = os.Open(strings.TrimSuffix(idxPath, ".idx") + ".pack")
+	p.data, err = openRegular(strings.TrimSuffix(idxPath, ".idx") + ".pack")
 	if err != nil {
 		return err
 	}

@@ -281,7 +281,7 @@ func fileDiffers(s *store, head objectID, abs, rel string) (bool, error) {
 		}
 		content = []byte(target)
 	} else {
-		f, err := os.Open(abs)
+		f, err := openRegular(abs)
 		if err != nil {
 			return false, err
 		}
@@ -449,7 +449,7 @@ func isDirErr(err error) bool { return errors.Is(err, syscall.EISDIR) }
 // packedRef returns the hash packed-refs gives name, "" when it lists
 // none or does not exist.
 func packedRef(file, name string) (string, error) {
-	f, err := os.Open(file)
+	f, err := openRegular(file)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}
@@ -506,9 +506,10 @@ func isHash(s string) bool {
 	return true
 }
 
-// readSmall reads file, at most maxRefFile bytes.
+// readSmall reads file, at most maxRefFile bytes; a file that is not
+// regular (a FIFO) is an error, not a read that blocks.
 func readSmall(file string) (string, error) {
-	f, err := os.Open(file)
+	f, err := openRegular(file)
 	if err != nil {
 		return "", err
 	}
