@@ -12,6 +12,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -268,17 +269,22 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 // could be compared with the commit, and paddock_manifest_rejected_info
 // while the last reload was rejected.
 func collectManifests(ch chan<- prometheus.Metric, m supervisor.ManifestsStatus) {
+	id, kind := labelValue(m.Revision.ID), labelValue(m.Revision.Kind)
 	if !m.Revision.IsZero() {
-		ch <- prometheus.MustNewConstMetric(descManifest, prometheus.GaugeValue, 1, m.Revision.ID, m.Revision.Kind)
+		ch <- prometheus.MustNewConstMetric(descManifest, prometheus.GaugeValue, 1, id, kind)
 	}
 	if m.Revision.Kind == revision.KindGit && !m.Revision.ModifiedUnknown {
 		v := 0.0
 		if m.Revision.Modified != "" {
 			v = 1
 		}
-		ch <- prometheus.MustNewConstMetric(descManifestModified, prometheus.GaugeValue, v, m.Revision.ID, m.Revision.Kind, m.Revision.Modified)
+		ch <- prometheus.MustNewConstMetric(descManifestModified, prometheus.GaugeValue, v, id, kind, labelValue(m.Revision.Modified))
 	}
 	if r := m.Rejected; r != nil {
-		ch <- prometheus.MustNewConstMetric(descManifestRejected, prometheus.GaugeValue, 1, r.Revision.ID, r.Revision.Kind, m.Revision.ID)
+		ch <- prometheus.MustNewConstMetric(descManifestRejected, prometheus.GaugeValue, 1, labelValue(r.Revision.ID), labelValue(r.Revision.Kind), id)
 	}
 }
+
+// labelValue is s made valid UTF-8, as a label value must be (a link
+// target's or a file's name need not be): MustNewConstMetric would panic.
+func labelValue(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
