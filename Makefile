@@ -139,7 +139,8 @@ docs-cli:
 ## the JSON to YAML of -o yaml, a log file's line read back (paddock logs),
 ## the query of /readyz, the supervisord INI reader and converter (paddock
 ## import), the GitHub workflow commands of --format github, a repository's
-## .git read for the manifests' revision, the Dockerfile reader.
+## .git read for the manifests' revision, its object store (loose objects,
+## packfile entries, deltas), the Dockerfile reader.
 ## scripts/fuzz.sh runs each, and runs again a fuzzer that failed only with
 ## Go's own end-of-fuzztime race (go.dev/issue/75804, fixed in Go 1.27).
 fuzz-smoke:
@@ -155,6 +156,8 @@ fuzz-smoke:
 	@./scripts/fuzz.sh $(GO) $(FUZZTIME) FuzzSupervisord ./internal/importer
 	@./scripts/fuzz.sh $(GO) $(FUZZTIME) FuzzGitHubCommand ./internal/annotate
 	@./scripts/fuzz.sh $(GO) $(FUZZTIME) FuzzGitDir ./internal/revision
+	@./scripts/fuzz.sh $(GO) $(FUZZTIME) FuzzObjects ./internal/revision
+	@./scripts/fuzz.sh $(GO) $(FUZZTIME) FuzzDelta ./internal/revision
 	@./scripts/fuzz.sh $(GO) $(FUZZTIME) FuzzParse ./internal/dockerfile
 
 ## fuzz: a longer fuzzing session, by hand: make fuzz FUZZTIME=10m

@@ -77,6 +77,70 @@ func TestGitRevisionThroughReloads(t *testing.T) {
 	g.checkApplied(fixed, "reload")
 }
 
+// TestGitModifiedInPlace: a manifest edited in place, not committed, is
+// applied and shown as modified against the commit (status text and
+// JSON, the reload event, the metric); once committed, it is not.
+func TestGitModifiedInPlace(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Fatal("this test needs the git binary (test time only): apt-get install git")
+	}
+	g := &gitopsRun{t: t, repo: t.TempDir(), sock: socketPath(t)}
+	testkit.Git(t, g.repo, "init", "-q", "-b", "main")
+	first := commitManifest(t, g.repo, fmt.Sprintf(sleepers, 1))
+	g.r = startWithSocket(t, g.sock, "--watch=false", "--metrics-addr", "127.0.0.1:0", filepath.Join(g.repo, "deploy"))
+	g.metricsURL = metricsURLOf(t, g.r)
+	waitWorkers(t, g.sock, "web", 1)
+	g.checkApplied(first, "apply")
+	g.checkModified(first, "")
+
+	// Edited in place: the same commit, the file modified.
+	if err := testkit.WriteFile(filepath.Join(g.repo, "deploy", "paddock.yaml"), []byte(fmt.Sprintf(sleepers, 2)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, g.sock, "reload")
+	waitWorkers(t, g.sock, "web", 2)
+	g.checkModified(first, "deploy/paddock.yaml")
+	if e := g.r.find(func(m map[string]any) bool {
+		return m["msg"] == "reload" && m["revision"] == first && strings.HasSuffix(fmt.Sprint(m["detail"]), " (modified: deploy/paddock.yaml)")
+	}); e == nil {
+		t.Errorf("no reload event of %s saying deploy/paddock.yaml is modified", first)
+	}
+
+	// Committed as it is: no app changes, the file is no longer modified.
+	second := commitManifest(t, g.repo, fmt.Sprintf(sleepers, 2))
+	if out := mustCLI(t, g.sock, "reload"); !strings.Contains(out, "no change") {
+		t.Errorf("reload of the commit of what runs: %q", out)
+	}
+	g.checkApplied(second, "reload")
+	g.checkModified(second, "")
+}
+
+// checkModified checks that rev runs with the manifest files modified
+// against it ("" none) in status (JSON and text) and the metrics.
+func (g *gitopsRun) checkModified(rev, modified string) {
+	t := g.t
+	t.Helper()
+	if m := statusOfCLI(t, g.sock).Manifests; m.Revision != rev || m.Modified != modified || m.ModifiedUnknown {
+		t.Errorf("status manifests: %+v, want %s modified %q", m, rev, modified)
+	}
+	out := mustCLI(t, g.sock, "status")
+	line, _, _ := strings.Cut(out, "\n")
+	if !strings.HasPrefix(line, "revision: git "+rev+" applied ") ||
+		(modified == "") == strings.HasSuffix(line, " (modified: "+modified+")") || (modified == "" && strings.Contains(line, "modified")) {
+		t.Errorf("status text's revision line: %q, want %s modified %q", line, rev, modified)
+	}
+	v := 0
+	if modified != "" {
+		v = 1
+	}
+	body := scrapeText(t, g.metricsURL)
+	if want := fmt.Sprintf(`paddock_manifest_modified{files="%s",kind="git",revision="%s"} %d`, modified, rev, v); !strings.Contains(body, want) ||
+		strings.Count(body, "paddock_manifest_modified{") != 1 {
+		t.Errorf("metrics, want %s:\n%s", want, grepLines(body, "paddock_manifest"))
+	}
+}
+
 // checkApplied checks that rev is the revision applied, with no rejection,
 // in status (JSON and text), an event of type event, and the metrics.
 func (g *gitopsRun) checkApplied(rev, event string) {

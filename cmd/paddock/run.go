@@ -199,7 +199,10 @@ func newRunner(o runOptions, manifests []string, logger *slog.Logger, stdout, st
 			return manifest.Load(manifests, manifest.CurrentHost())
 		},
 		Revision: func() (revision.Revision, error) {
-			return revision.Of(manifests)
+			// The files Load reads, so that those edited in place or
+			// not committed are told (Revision.Modified).
+			files, _ := manifest.Files(manifests)
+			return revision.OfFiles(manifests, files)
 		},
 		ReloadDebounce: o.debounce,
 		OnEvent: func(e supervisor.Event) {

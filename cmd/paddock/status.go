@@ -331,14 +331,19 @@ func writeLines(out io.Writer, lines []string) {
 // writeManifests prints, above the tables, the revision of the manifests
 // that runs and the one last rejected, when there is one:
 //
-//	revision: git 3f2c… applied 12:00:01 (5m ago)
+//	revision: git 3f2c… applied 12:00:01 (5m ago) (modified: deploy/web.yaml)
 //	rejected: git 9a1b… at 12:04:10 (1m ago): FILE:3:5: apps.web.instances: … (+1 more)
+//
+// "(modified: …)" names the manifest files that differ from the commit
+// (edited in place, or not committed), "(modified: unknown)" says that
+// could not be told.
 func writeManifests(out io.Writer, m control.Manifests, now time.Time) {
 	if m.Revision != "" {
 		line := "revision: " + m.Kind + " " + display.Printable(m.Revision)
 		if m.AppliedAt != nil {
 			line += fmt.Sprintf(" applied %s (%s ago)", m.AppliedAt.Local().Format(time.TimeOnly), display.Age(now.Sub(*m.AppliedAt)))
 		}
+		line += modifiedText(m.Modified, m.ModifiedUnknown)
 		fmt.Fprintln(out, line)
 	}
 	if r := m.Rejected; r != nil && r.Revision != "" {
@@ -347,9 +352,23 @@ func writeManifests(out io.Writer, m control.Manifests, now time.Time) {
 		if r.Errors > 1 {
 			line += fmt.Sprintf(" (+%d more)", r.Errors-1)
 		}
+		line += modifiedText(r.Modified, r.ModifiedUnknown)
 		fmt.Fprintln(out, line)
 	}
 	if m.Revision != "" || (m.Rejected != nil && m.Rejected.Revision != "") {
 		fmt.Fprintln(out)
 	}
+}
+
+// modifiedText is what a revision line adds for the manifest files that
+// differ from the commit: " (modified: a.yaml,b.yaml)", " (modified:
+// unknown)", or "".
+func modifiedText(modified string, unknown bool) string {
+	switch {
+	case unknown:
+		return " (modified: unknown)"
+	case modified != "":
+		return " (modified: " + display.Printable(modified) + ")"
+	}
+	return ""
 }

@@ -77,3 +77,35 @@ func TestWriteStatusLostLines(t *testing.T) {
 		t.Errorf("status with nothing lost:\n%s", b.String())
 	}
 }
+
+// TestWriteManifestsModified: the revision and rejected lines end with
+// the manifest files modified against the commit, or "unknown", after
+// the text they had before.
+func TestWriteManifestsModified(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 5, 0, 0, time.UTC)
+	applied := now.Add(-5 * time.Minute)
+	cases := []struct {
+		name string
+		m    control.Manifests
+		want string // the first line, after its applied time
+	}{
+		{"clean", control.Manifests{Revision: "3f2c", Kind: "git", AppliedAt: &applied}, "(5m0s ago)"},
+		{"modified", control.Manifests{Revision: "3f2c", Kind: "git", AppliedAt: &applied, Modified: "deploy/web.yaml,x.yml"},
+			"(5m0s ago) (modified: deploy/web.yaml,x.yml)"},
+		{"unknown", control.Manifests{Revision: "3f2c", Kind: "git", AppliedAt: &applied, ModifiedUnknown: true}, "(5m0s ago) (modified: unknown)"},
+		{"rejected modified", control.Manifests{Revision: "3f2c", Kind: "git", AppliedAt: &applied,
+			Rejected: &control.RejectedRevision{Revision: "3f2c", Kind: "git", At: now, Error: "bad", Errors: 1, Modified: "web.yaml"}},
+			"(5m0s ago)\nrejected: git 3f2c at " + now.Local().Format(time.TimeOnly) + " (0s ago): bad (modified: web.yaml)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var b strings.Builder
+			writeManifests(&b, c.m, now)
+			got := strings.TrimSuffix(b.String(), "\n\n")
+			prefix := "revision: git 3f2c applied " + applied.Local().Format(time.TimeOnly) + " "
+			if got != prefix+c.want {
+				t.Fatalf("got\n%q\nwant\n%q", got, prefix+c.want)
+			}
+		})
+	}
+}

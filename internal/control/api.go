@@ -46,6 +46,14 @@ type Manifests struct {
 	Kind     string `json:"kind,omitempty"`
 	// Source is the work tree or the link.
 	Source string `json:"source,omitempty"`
+	// Modified (kind "git") lists the manifest files read that differ
+	// from the commit (edited in place, or not committed), relative to
+	// the work tree, comma-separated; empty when they match it.
+	Modified string `json:"modified,omitempty"`
+	// ModifiedUnknown (kind "git") is true when whether the manifest
+	// files differ from the commit could not be told (its objects could
+	// not be read): Modified is then empty but means nothing.
+	ModifiedUnknown bool `json:"modifiedUnknown,omitempty"`
 	// AppliedAt is when the revision was applied.
 	AppliedAt *time.Time `json:"appliedAt,omitempty"`
 	// Rejected is the last reload rejected since the last one applied.
@@ -54,9 +62,13 @@ type Manifests struct {
 
 // RejectedRevision is a reload that was not applied.
 type RejectedRevision struct {
-	Revision string    `json:"revision,omitempty"`
-	Kind     string    `json:"kind,omitempty"`
-	At       time.Time `json:"at"`
+	Revision string `json:"revision,omitempty"`
+	Kind     string `json:"kind,omitempty"`
+	// Modified and ModifiedUnknown are as in Manifests, of the files
+	// whose reload was rejected.
+	Modified        string    `json:"modified,omitempty"`
+	ModifiedUnknown bool      `json:"modifiedUnknown,omitempty"`
+	At              time.Time `json:"at"`
 	// Error is the first error, Errors how many there were.
 	Error  string `json:"error"`
 	Errors int    `json:"errors"`
@@ -64,13 +76,15 @@ type RejectedRevision struct {
 
 // ManifestsFrom converts the supervisor's revisions.
 func ManifestsFrom(m supervisor.ManifestsStatus) Manifests {
-	out := Manifests{Revision: m.Revision.ID, Kind: m.Revision.Kind, Source: m.Revision.Source}
+	out := Manifests{Revision: m.Revision.ID, Kind: m.Revision.Kind, Source: m.Revision.Source,
+		Modified: m.Revision.Modified, ModifiedUnknown: m.Revision.ModifiedUnknown}
 	if !m.AppliedAt.IsZero() {
 		t := m.AppliedAt
 		out.AppliedAt = &t
 	}
 	if r := m.Rejected; r != nil {
-		out.Rejected = &RejectedRevision{Revision: r.Revision.ID, Kind: r.Revision.Kind, At: r.At, Error: r.Error, Errors: r.Errors}
+		out.Rejected = &RejectedRevision{Revision: r.Revision.ID, Kind: r.Revision.Kind, Modified: r.Revision.Modified,
+			ModifiedUnknown: r.Revision.ModifiedUnknown, At: r.At, Error: r.Error, Errors: r.Errors}
 	}
 	return out
 }

@@ -162,7 +162,11 @@ func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 func revisionLines(m supervisor.ManifestsStatus) string {
 	var b strings.Builder
 	if !m.Revision.IsZero() {
-		fmt.Fprintf(&b, "revision: %s %s\n", m.Revision.Kind, m.Revision.ID)
+		fmt.Fprintf(&b, "revision: %s %s", m.Revision.Kind, m.Revision.ID)
+		if mod := m.Revision.ModifiedText(); mod != "" {
+			fmt.Fprintf(&b, " (modified: %s)", mod)
+		}
+		b.WriteString("\n")
 	}
 	if rj := m.Rejected; rj != nil {
 		fmt.Fprintf(&b, "rejected: %s %s: %s\n", rj.Revision.Kind, rj.Revision.ID, rj.Error)

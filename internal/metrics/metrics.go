@@ -12,6 +12,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/paddock-sh/paddock/internal/revision"
 	"github.com/paddock-sh/paddock/internal/supervisor"
 )
 
@@ -191,11 +193,14 @@ var (
 	descManifestRejected = prometheus.NewDesc("paddock_manifest_rejected_info",
 		"1 for the revision of the manifests whose reload was last rejected, while no reload was applied since; absent otherwise. applied_revision is the one that runs instead.",
 		[]string{"revision", "kind", "applied_revision"}, nil)
+	descManifestModified = prometheus.NewDesc("paddock_manifest_modified",
+		"For a git revision that runs: 1 when manifest files read differ from its commit (edited in place, or not committed; files lists them, relative to the work tree, comma-separated), 0 when they all match it; absent when that could not be told, or for a link revision.",
+		[]string{"revision", "kind", "files"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDesired, descRunning, descReady, descOverride, descHanded, descLostOutput, descLogDropped, descResident, descCPU, descUp,
-		descCrashLooping, descStalled, descHealth, descRelayed, descManifest, descManifestRejected} {
+		descCrashLooping, descStalled, descHealth, descRelayed, descManifest, descManifestRejected, descManifestModified} {
 		ch <- d
 	}
 }
@@ -260,13 +265,26 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // collectManifests sends paddock_manifest_info for the revision that runs,
-// when one is known, and paddock_manifest_rejected_info while the last
-// reload was rejected.
+// when one is known, paddock_manifest_modified for a git one whose files
+// could be compared with the commit, and paddock_manifest_rejected_info
+// while the last reload was rejected.
 func collectManifests(ch chan<- prometheus.Metric, m supervisor.ManifestsStatus) {
+	id, kind := labelValue(m.Revision.ID), labelValue(m.Revision.Kind)
 	if !m.Revision.IsZero() {
-		ch <- prometheus.MustNewConstMetric(descManifest, prometheus.GaugeValue, 1, m.Revision.ID, m.Revision.Kind)
+		ch <- prometheus.MustNewConstMetric(descManifest, prometheus.GaugeValue, 1, id, kind)
+	}
+	if m.Revision.Kind == revision.KindGit && !m.Revision.ModifiedUnknown {
+		v := 0.0
+		if m.Revision.Modified != "" {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descManifestModified, prometheus.GaugeValue, v, id, kind, labelValue(m.Revision.Modified))
 	}
 	if r := m.Rejected; r != nil {
-		ch <- prometheus.MustNewConstMetric(descManifestRejected, prometheus.GaugeValue, 1, r.Revision.ID, r.Revision.Kind, m.Revision.ID)
+		ch <- prometheus.MustNewConstMetric(descManifestRejected, prometheus.GaugeValue, 1, labelValue(r.Revision.ID), labelValue(r.Revision.Kind), id)
 	}
 }
+
+// labelValue is s made valid UTF-8, as a label value must be (a link
+// target's or a file's name need not be): MustNewConstMetric would panic.
+func labelValue(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }

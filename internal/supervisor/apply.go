@@ -76,12 +76,12 @@ func (o *owner) apply(set *manifest.Set, rev revision.Revision) ([]manifest.Chan
 	}
 	switch {
 	case first:
-		o.emit(Event{Type: EventApply, Revision: rev.ID, Detail: plural.Count(len(set.Apps), "app") + ", " + plural.Count(set.Workers(), "worker")})
+		o.emit(Event{Type: EventApply, Revision: rev.ID, Detail: plural.Count(len(set.Apps), "app") + ", " + plural.Count(set.Workers(), "worker") + modifiedSuffix(rev)})
 	case len(changes) == 0:
 		o.opts.Logger.Debug("reload: manifests unchanged")
 	default:
 		for _, c := range changes {
-			ev := Event{Type: EventReload, App: c.App, Revision: rev.ID, Detail: c.String()}
+			ev := Event{Type: EventReload, App: c.App, Revision: rev.ID, Detail: c.String() + modifiedSuffix(rev)}
 			if a := set.Apps[c.App]; a != nil {
 				ev.Generation = o.specs[c.App].Generation
 			}

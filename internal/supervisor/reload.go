@@ -323,7 +323,7 @@ func (s *Supervisor) reportReloadFailure(ctx context.Context, rev revision.Revis
 	}
 	_ = s.do(ctx, func(o *owner) {
 		o.noteRejected(rev, errs)
-		o.emit(Event{Type: EventReloadFailed, Revision: rev.ID, Detail: detail})
+		o.emit(Event{Type: EventReloadFailed, Revision: rev.ID, Detail: detail + modifiedSuffix(rev)})
 	})
 }
 

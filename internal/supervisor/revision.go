@@ -76,7 +76,8 @@ func (s *Supervisor) loadAt() (*manifest.Set, revision.Revision, error) {
 }
 
 // noteApplied records rev as the revision that runs: a set from it was
-// applied, with changes. It emits the event that tells a new revision
+// applied, with changes. A revision whose commit is the same but whose
+// modified files differ (an edit in place) is recorded too. It emits the event that tells a new revision
 // whose set changed no app (apply's reload events carry the revision
 // otherwise).
 func (o *owner) noteApplied(rev revision.Revision, changes []manifest.Change) {
@@ -87,8 +88,18 @@ func (o *owner) noteApplied(rev revision.Revision, changes []manifest.Change) {
 	previous := o.revision
 	o.revision, o.appliedAt = rev, o.clock.Now()
 	if len(changes) == 0 && !previous.IsZero() && !rev.IsZero() {
-		o.emit(Event{Type: EventReload, Revision: rev.ID, Detail: "revision " + rev.ID + " applied: no app changed"})
+		o.emit(Event{Type: EventReload, Revision: rev.ID, Detail: "revision " + rev.ID + " applied: no app changed" + modifiedSuffix(rev)})
 	}
+}
+
+// modifiedSuffix is what events that carry rev add to their detail when
+// the manifest files read differ from rev's commit (or that could not be
+// told): " (modified: web.yaml)", " (modified: unknown)"; "" otherwise.
+func modifiedSuffix(rev revision.Revision) string {
+	if m := rev.ModifiedText(); m != "" {
+		return " (modified: " + m + ")"
+	}
+	return ""
 }
 
 // noteRejected records a reload of rev that was rejected with errs.

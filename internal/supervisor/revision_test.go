@@ -12,7 +12,9 @@ import (
 )
 
 // revisions is a fake Options.Revision: it returns the revisions queued,
-// then the last one for ever, and counts the reads.
+// then the last one for ever, and counts the reads. A queued "ID|FILES"
+// is revision ID with FILES modified against it, "ID|?" one whose
+// modified files could not be told.
 type revisions struct {
 	mu    sync.Mutex
 	queue []string
@@ -27,7 +29,11 @@ func (r *revisions) next() (revision.Revision, error) {
 	if len(r.queue) > 1 {
 		r.queue = r.queue[1:]
 	}
-	return revision.Revision{ID: id, Kind: revision.KindGit, Source: "/repo"}, nil
+	id, modified, _ := strings.Cut(id, "|")
+	if modified == "?" {
+		return revision.Revision{ID: id, Kind: revision.KindGit, Source: "/repo", ModifiedUnknown: true}, nil
+	}
+	return revision.Revision{ID: id, Kind: revision.KindGit, Source: "/repo", Modified: modified}, nil
 }
 
 func (r *revisions) set(ids ...string) {
@@ -100,6 +106,62 @@ func TestReloadRevision(t *testing.T) {
 	h.waitEvent("reload with revision ccc", func(e Event) bool { return e.Type == EventReload && e.App == "web" && e.Revision == "ccc" })
 
 	checkRejectedThenFixed(t, h)
+}
+
+// TestReloadModifiedInPlace: a manifest edited in place (the same
+// commit, Modified changed) is applied as any reload and Status shows the
+// new Modified; a Modified that changes while the files are read makes
+// the load run again; committing the edit (a new commit, nothing
+// modified, no app changed) is applied with one event.
+func TestReloadModifiedInPlace(t *testing.T) {
+	t.Parallel()
+	h := &revisionHarness{revs: &revisions{queue: []string{"aaa"}}}
+	h.harness = startWith(t, strings.Replace(revisionValid, "%s", "1", 1), func(hh *harness, o *Options) {
+		path := filepath.Join(hh.dir, "paddock.yaml")
+		o.Load = func() (*manifest.Set, error) {
+			h.loads++
+			return manifest.Load([]string{path}, manifest.CurrentHost())
+		}
+		o.Revision = h.revs.next
+	})
+	h.waitWorkers("1 worker", running("web", 1))
+	steps := []struct {
+		name      string
+		instances string
+		revs      []string
+		changes   int
+		loads     int
+		want      revision.Revision
+		detail    string // of the event for the revision (the app's, or none)
+	}{
+		{"edited in place", "2", []string{"aaa|paddock.yaml"}, 1, 1,
+			revision.Revision{ID: "aaa", Modified: "paddock.yaml"}, "(modified: paddock.yaml)"},
+		{"edited again while read", "3", []string{"aaa|paddock.yaml", "aaa|other.yaml,paddock.yaml"}, 1, 2,
+			revision.Revision{ID: "aaa", Modified: "other.yaml,paddock.yaml"}, "(modified: other.yaml,paddock.yaml)"},
+		{"could not tell", "3", []string{"aaa|?"}, 0, 1,
+			revision.Revision{ID: "aaa", ModifiedUnknown: true}, ""},
+		{"committed", "3", []string{"bbb"}, 0, 1,
+			revision.Revision{ID: "bbb"}, "revision bbb applied: no app changed"},
+	}
+	for _, st := range steps {
+		h.write(strings.Replace(revisionValid, "%s", st.instances, 1))
+		h.revs.set(st.revs...)
+		h.loads = 0
+		ch, err := h.sup.Reload(context.Background())
+		if err != nil || len(ch) != st.changes || h.loads != st.loads {
+			t.Fatalf("%s: reload: %v, %v after %d loads, want %d changes after %d", st.name, ch, err, h.loads, st.changes, st.loads)
+		}
+		want := st.want
+		want.Kind, want.Source = revision.KindGit, "/repo"
+		if m := h.manifests(); m.Revision != want || m.Rejected != nil {
+			t.Fatalf("%s: status %+v, want %+v", st.name, m, want)
+		}
+		if st.detail != "" {
+			h.waitEvent(st.name, func(e Event) bool {
+				return e.Type == EventReload && e.Revision == want.ID && strings.HasSuffix(e.Detail, st.detail)
+			})
+		}
+	}
 }
 
 // checkRejectedThenFixed: an invalid set at ddd is recorded rejected while
