@@ -217,6 +217,29 @@ func TestModifiedUnknown(t *testing.T) {
 		{"loose object of another content", false, func(t *testing.T, repo string) {
 			corruptEach(t, repo, "objects/??/*", func([]byte) []byte { return deflate(t, "blob 3\x00abc") })
 		}},
+		{"loose commit swapped for another valid commit", false, func(t *testing.T, repo string) {
+			// HEAD's commit file holds the previous commit's: read
+			// without checking its name, it names a tree where
+			// app.yaml differs, and the answer would be a wrong
+			// "modified: deploy/app.yaml".
+			before := testkit.Git(t, repo, "rev-parse", "HEAD")
+			if err := os.WriteFile(filepath.Join(repo, "deploy", "app.yaml"), []byte("apps: {next: {exec: /bin/true}}\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			testkit.Git(t, repo, "commit", "-q", "-am", "next")
+			head := testkit.Git(t, repo, "rev-parse", "HEAD")
+			prev, err := os.ReadFile(filepath.Join(repo, ".git", "objects", before[:2], before[2:]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			headFile := filepath.Join(repo, ".git", "objects", head[:2], head[2:])
+			if err := os.Chmod(headFile, 0o644); err != nil { // git writes objects read-only
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(headFile, prev, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}},
 		{"loose object missing", false, func(t *testing.T, repo string) {
 			corruptEach(t, repo, "objects/??/*", nil)
 		}},
