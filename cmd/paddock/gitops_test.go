@@ -38,12 +38,12 @@ type gitopsRun struct {
 	metricsURL string
 }
 
-// TestGitRevisionThroughReloads runs paddock on a directory of a git work
-// tree: status, events and metrics show the commit applied; an invalid
-// commit is rejected (the applied one stays, the rejected one is shown
-// with its error); a fixed commit clears the rejection.
-func TestGitRevisionThroughReloads(t *testing.T) {
-	t.Parallel()
+// startGitops commits a manifest of one worker to deploy/ of a new git
+// work tree, runs paddock on that directory (no watching: the test
+// reloads; metrics on), and checks that the commit was applied; it
+// returns the run and the commit.
+func startGitops(t *testing.T) (*gitopsRun, string) {
+	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Fatal("this test needs the git binary (test time only): apt-get install git")
 	}
@@ -54,6 +54,16 @@ func TestGitRevisionThroughReloads(t *testing.T) {
 	g.metricsURL = metricsURLOf(t, g.r)
 	waitWorkers(t, g.sock, "web", 1)
 	g.checkApplied(first, "apply")
+	return g, first
+}
+
+// TestGitRevisionThroughReloads runs paddock on a directory of a git work
+// tree: status, events and metrics show the commit applied; an invalid
+// commit is rejected (the applied one stays, the rejected one is shown
+// with its error); a fixed commit clears the rejection.
+func TestGitRevisionThroughReloads(t *testing.T) {
+	t.Parallel()
+	g, _ := startGitops(t)
 
 	// A new commit: reload applies it; status, event and metric follow.
 	second := commitManifest(t, g.repo, fmt.Sprintf(sleepers, 2))
@@ -82,16 +92,7 @@ func TestGitRevisionThroughReloads(t *testing.T) {
 // JSON, the reload event, the metric); once committed, it is not.
 func TestGitModifiedInPlace(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Fatal("this test needs the git binary (test time only): apt-get install git")
-	}
-	g := &gitopsRun{t: t, repo: t.TempDir(), sock: socketPath(t)}
-	testkit.Git(t, g.repo, "init", "-q", "-b", "main")
-	first := commitManifest(t, g.repo, fmt.Sprintf(sleepers, 1))
-	g.r = startWithSocket(t, g.sock, "--watch=false", "--metrics-addr", "127.0.0.1:0", filepath.Join(g.repo, "deploy"))
-	g.metricsURL = metricsURLOf(t, g.r)
-	waitWorkers(t, g.sock, "web", 1)
-	g.checkApplied(first, "apply")
+	g, first := startGitops(t)
 	g.checkModified(first, "")
 
 	// Edited in place: the same commit, the file modified.

@@ -70,12 +70,11 @@ func (h *revisionHarness) manifests() ManifestsStatus {
 	return st.Manifests
 }
 
-// TestReloadRevision: the revision read with a set is the one applied,
-// shown by Status and carried by the events; a rejected set records its
-// revision and error, the applied one staying; a revision that changed
-// while the files were read makes the load run again.
-func TestReloadRevision(t *testing.T) {
-	t.Parallel()
+// startRevisionHarness starts a supervisor of one worker whose revisions
+// come from a queue (revisions.next, first "aaa") and whose loads are
+// counted.
+func startRevisionHarness(t *testing.T) *revisionHarness {
+	t.Helper()
 	h := &revisionHarness{revs: &revisions{queue: []string{"aaa"}}}
 	h.harness = startWith(t, strings.Replace(revisionValid, "%s", "1", 1), func(hh *harness, o *Options) {
 		path := filepath.Join(hh.dir, "paddock.yaml")
@@ -86,6 +85,16 @@ func TestReloadRevision(t *testing.T) {
 		o.Revision = h.revs.next
 	})
 	h.waitWorkers("1 worker", running("web", 1))
+	return h
+}
+
+// TestReloadRevision: the revision read with a set is the one applied,
+// shown by Status and carried by the events; a rejected set records its
+// revision and error, the applied one staying; a revision that changed
+// while the files were read makes the load run again.
+func TestReloadRevision(t *testing.T) {
+	t.Parallel()
+	h := startRevisionHarness(t)
 	if m := h.manifests(); m.Revision.ID != "aaa" || m.AppliedAt.IsZero() || m.Rejected != nil {
 		t.Fatalf("after Run: %+v", m)
 	}
@@ -115,16 +124,7 @@ func TestReloadRevision(t *testing.T) {
 // modified, no app changed) is applied with one event.
 func TestReloadModifiedInPlace(t *testing.T) {
 	t.Parallel()
-	h := &revisionHarness{revs: &revisions{queue: []string{"aaa"}}}
-	h.harness = startWith(t, strings.Replace(revisionValid, "%s", "1", 1), func(hh *harness, o *Options) {
-		path := filepath.Join(hh.dir, "paddock.yaml")
-		o.Load = func() (*manifest.Set, error) {
-			h.loads++
-			return manifest.Load([]string{path}, manifest.CurrentHost())
-		}
-		o.Revision = h.revs.next
-	})
-	h.waitWorkers("1 worker", running("web", 1))
+	h := startRevisionHarness(t)
 	steps := []struct {
 		name      string
 		instances string
