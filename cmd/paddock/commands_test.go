@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,13 +132,8 @@ func TestMetricsEndpoint(t *testing.T) {
 		return url != ""
 	})
 	scrape := func() string {
-		resp, err := http.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
+		_, body := httpGet(t, url)
+		return body
 	}
 	body := scrape()
 	for _, want := range []string{

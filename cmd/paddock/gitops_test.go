@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -135,7 +133,7 @@ func (g *gitopsRun) checkModified(rev, modified string) {
 	if modified != "" {
 		v = 1
 	}
-	body := scrapeText(t, g.metricsURL)
+	_, body := httpGet(t, g.metricsURL)
 	if want := fmt.Sprintf(`paddock_manifest_modified{files="%s",kind="git",revision="%s"} %d`, modified, rev, v); !strings.Contains(body, want) ||
 		strings.Count(body, "paddock_manifest_modified{") != 1 {
 		t.Errorf("metrics, want %s:\n%s", want, grepLines(body, "paddock_manifest"))
@@ -156,7 +154,7 @@ func (g *gitopsRun) checkApplied(rev, event string) {
 	if e := g.r.find(func(m map[string]any) bool { return m["msg"] == event && m["revision"] == rev }); e == nil {
 		t.Errorf("no %s event with revision %s", event, rev)
 	}
-	body := scrapeText(t, g.metricsURL)
+	_, body := httpGet(t, g.metricsURL)
 	if !strings.Contains(body, fmt.Sprintf(`paddock_manifest_info{kind="git",revision="%s"} 1`, rev)) ||
 		strings.Count(body, "paddock_manifest_info{") != 1 || strings.Contains(body, "paddock_manifest_rejected_info{") {
 		t.Errorf("metrics, want one paddock_manifest_info of %s and no rejection:\n%s", rev, grepLines(body, "paddock_manifest"))
@@ -181,7 +179,7 @@ func (g *gitopsRun) checkRejected(applied, bad string) {
 		!strings.Contains(out, "rejected: git "+bad) || !strings.Contains(out, "apps.web.instances") {
 		t.Errorf("status text lacks the applied and rejected revisions:\n%s", out)
 	}
-	body := scrapeText(t, g.metricsURL)
+	_, body := httpGet(t, g.metricsURL)
 	for _, want := range []string{
 		fmt.Sprintf(`paddock_manifest_info{kind="git",revision="%s"} 1`, applied),
 		fmt.Sprintf(`paddock_manifest_rejected_info{applied_revision="%s",kind="git",revision="%s"} 1`, applied, bad),
@@ -242,21 +240,6 @@ func metricsURLOf(t *testing.T, r *running) string {
 		return url != ""
 	})
 	return url
-}
-
-// scrapeText GETs the metrics at url.
-func scrapeText(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // grepLines returns the lines of s that contain sub.

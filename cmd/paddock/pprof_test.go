@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -34,28 +32,15 @@ func TestPprofServer(t *testing.T) {
 		}
 		return url != ""
 	})
-	get := func(url string) (int, []byte) {
-		t.Helper()
-		resp, err := http.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode, b
-	}
 	url = strings.Replace(url, "seconds=5", "seconds=1", 1)
-	if code, b := get(url); code != http.StatusOK || !bytes.HasPrefix(b, []byte{0x1f, 0x8b}) {
+	if code, b := httpGet(t, url); code != http.StatusOK || !strings.HasPrefix(b, "\x1f\x8b") {
 		t.Errorf("GET %s: %d, %d bytes starting %q, want 200 and a gzip stream", url, code, len(b), b[:min(len(b), 8)])
 	}
 	base := strings.TrimSuffix(url, "/profile?seconds=1")
-	if code, b := get(base + "/goroutine?debug=1"); code != http.StatusOK || !strings.Contains(string(b), "goroutine profile:") {
+	if code, b := httpGet(t, base+"/goroutine?debug=1"); code != http.StatusOK || !strings.Contains(b, "goroutine profile:") {
 		t.Errorf("goroutine profile: %d %.200s", code, b)
 	}
-	if code, _ := get(base + "/nothing"); code != http.StatusNotFound {
+	if code, _ := httpGet(t, base+"/nothing"); code != http.StatusNotFound {
 		t.Errorf("an unknown profile: %d, want 404", code)
 	}
 }

@@ -480,6 +480,7 @@ func (r *running) loggedAll(msg, field string) []string {
 	return out
 }
 
+// httpGet GETs url and returns the status code and the whole body.
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -487,7 +488,10 @@ func httpGet(t *testing.T, url string) (int, string) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return resp.StatusCode, string(body)
 }
 
