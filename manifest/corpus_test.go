@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/paddock-sh/paddock/internal/testkit"
 	"github.com/paddock-sh/paddock/manifest"
 )
 
@@ -90,20 +91,8 @@ func TestInvalidCorpus(t *testing.T) {
 			}
 			got := strings.Join(lines, "\n") + "\n"
 
-			golden := filepath.Join(dir, name+".golden")
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("Load(%s) errors differ from %s\ngot:\n%s\nwant:\n%s", path, golden, got, want)
-			}
+			t.Logf("the errors of Load(%s)", path)
+			testkit.Golden(t, filepath.Join(dir, name+".golden"), []byte(got), *update)
 		})
 	}
 }

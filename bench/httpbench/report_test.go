@@ -5,10 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden with the output of this code")
@@ -63,19 +64,7 @@ func TestReportGolden(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
 			report(&out, options{rounds: tc.rounds}, m, configs, tc.results)
-			path := filepath.Join("testdata", tc.name+".golden")
-			if *update {
-				if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(out.Bytes(), want) {
-				t.Errorf("report differs from %s:\n%s", path, out.String())
-			}
+			testkit.Golden(t, filepath.Join("testdata", tc.name+".golden"), out.Bytes(), *update)
 		})
 	}
 }

@@ -15,19 +15,7 @@ import (
 // -update` rewrites it (with docs/cli/, as the flag says).
 func ciGolden(t *testing.T, name, got string) {
 	t.Helper()
-	p := filepath.Join("testdata", "ci", name)
-	if *update {
-		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs:\ngot:\n%s\nwant:\n%s", p, got, want)
-	}
+	testkit.Golden(t, filepath.Join("testdata", "ci", name), []byte(got), *update)
 }
 
 // ciRepo writes a repository-like directory: deploy/web.yaml invalid

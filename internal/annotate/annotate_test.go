@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 
+	"github.com/paddock-sh/paddock/internal/testkit"
 	"github.com/paddock-sh/paddock/manifest"
 )
 
@@ -21,19 +22,7 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 // golden compares got with testdata/name, or rewrites it with -update.
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs:\ngot:\n%s\nwant:\n%s", p, got, want)
-	}
+	testkit.Golden(t, filepath.Join("testdata", name), []byte(got), *update)
 }
 
 func sampleErrors(dir string) error {

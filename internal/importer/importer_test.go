@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/paddock-sh/paddock/internal/testkit"
 	"github.com/paddock-sh/paddock/manifest"
 )
 
@@ -175,22 +176,8 @@ func iniKeys(t *testing.T, file string) []string {
 func TestGolden(t *testing.T) {
 	for _, c := range convertAll(t) {
 		t.Run(c.golden, func(t *testing.T) {
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(c.golden), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(c.golden, c.out, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(c.golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -run TestGolden -update)", err)
-			}
-			if !bytes.Equal(c.out, want) {
-				t.Errorf("%s converts to\n%s\nwant (%s)\n%s", c.file, c.out, c.golden, want)
-			}
+			t.Logf("the conversion of %s", c.file)
+			testkit.Golden(t, c.golden, c.out, *update)
 		})
 	}
 }

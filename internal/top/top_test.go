@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/paddock-sh/paddock/internal/control"
+	"github.com/paddock-sh/paddock/internal/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -135,20 +135,7 @@ func checkScreen(t *testing.T, screen string, width, height int) {
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test -update writes it)", err)
-	}
-	if got+"\n" != string(want) {
-		t.Errorf("the screen differs from %s (go test -update rewrites it):\n%s", path, got)
-	}
+	testkit.Golden(t, filepath.Join("testdata", name), []byte(got+"\n"), *update)
 }
 
 // Test80x24Shows: at 80×24 the screen shows what the dashboard promises:
