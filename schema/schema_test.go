@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -161,15 +162,6 @@ func yamlKeys(typ reflect.Type) []string {
 	return keys
 }
 
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // diff returns the elements of a missing from b.
 func diff(a, b []string) []string {
 	var out []string
@@ -202,7 +194,7 @@ func TestFieldsInStep(t *testing.T) {
 		if !ok {
 			t.Fatalf("schema: %s is not an object", strings.Join(c.path, "."))
 		}
-		schemaKeys := sortedKeys(props)
+		schemaKeys := slices.Sorted(maps.Keys(props))
 		if len(goKeys) == 0 {
 			t.Fatalf("%s has no yaml tags", c.typ)
 		}
@@ -228,14 +220,14 @@ func TestFieldsInStep(t *testing.T) {
 func TestSchemaKeysDecode(t *testing.T) {
 	raw := rawSchema(t)
 	appProps := lookup(t, raw, "$defs", "app", "properties").(map[string]any)
-	for _, k := range sortedKeys(appProps) {
+	for _, k := range slices.Sorted(maps.Keys(appProps)) {
 		src := fmt.Sprintf("apps:\n  web:\n    exec: x\n    %s: null\n", k)
 		if _, err := manifest.Decode("t.yaml", []byte(src)); err != nil && strings.Contains(err.Error(), "unknown") {
 			t.Errorf("app key %s: %v", k, err)
 		}
 	}
 	boProps := lookup(t, raw, "$defs", "backoff", "properties").(map[string]any)
-	for _, k := range sortedKeys(boProps) {
+	for _, k := range slices.Sorted(maps.Keys(boProps)) {
 		src := fmt.Sprintf("apps:\n  web:\n    exec: x\n    backoff: {%s: 1s}\n", k)
 		if _, err := manifest.Decode("t.yaml", []byte(src)); err != nil && strings.Contains(err.Error(), "unknown") {
 			t.Errorf("backoff key %s: %v", k, err)
@@ -404,7 +396,7 @@ func TestNoAdditionalProperties(t *testing.T) {
 					t.Errorf("schema %s: properties without additionalProperties: false", path)
 				}
 			}
-			for _, k := range sortedKeys(v) {
+			for _, k := range slices.Sorted(maps.Keys(v)) {
 				walk(path+"/"+k, v[k])
 			}
 		case []any:

@@ -3,13 +3,14 @@ package importer
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/paddock-sh/paddock/manifest"
+	"maps"
 	"path"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/paddock-sh/paddock/manifest"
 )
 
 // PM2Options are the choices of a PM2 conversion.
@@ -53,7 +54,7 @@ func ConvertPM2(eco any, source string, opts PM2Options) (*Manifest, error) {
 		default:
 			return nil, fmt.Errorf("%s: apps: not a list of apps: %s", source, short(a))
 		}
-		for _, k := range sortedKeys(x) {
+		for _, k := range slices.Sorted(maps.Keys(x)) {
 			if k == "apps" {
 				continue
 			}
@@ -86,15 +87,6 @@ func pm2TopNote(k string, v any) string {
 			"  then `paddock reload` (or let paddock watch the manifests) for a rolling update."
 	}
 	return fmt.Sprintf("pm2 %s: %s: not converted: not an app; paddock reads only apps.", k, short(v))
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // pm2App is one app being converted.
@@ -212,7 +204,7 @@ func convertPM2App(src map[string]any, i int, taken map[string]bool, opts PM2Opt
 		}
 	}
 	p.logs()
-	for _, k := range sortedKeys(src) {
+	for _, k := range slices.Sorted(maps.Keys(src)) {
 		if p.done[k] {
 			continue
 		}
@@ -376,7 +368,7 @@ func (p *pm2App) envFrom(v any, from string) error {
 		p.vars = &Env{}
 	}
 	var skipped []string
-	for _, k := range sortedKeys(obj) {
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
 		switch x := obj[k].(type) {
 		case string, json.Number, bool:
 			p.vars.Put(k, display(x))

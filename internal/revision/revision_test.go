@@ -26,13 +26,7 @@ func newRepo(t *testing.T) string {
 // commitFile writes name in the work tree dir and commits it.
 func commitFile(t *testing.T, dir, name, content string) string {
 	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, dir, name, content)
 	testkit.Git(t, dir, "add", name)
 	testkit.Git(t, dir, "commit", "-q", "-m", "change "+name)
 	return testkit.Git(t, dir, "rev-parse", "HEAD")
